@@ -1,0 +1,52 @@
+# Maillage — one-command set-up: `make run` starts the demo Pôle, `make test` runs the test suite.
+# Both install everything they need on a fresh machine (Python 3.11, Java 17, Maven; no Docker).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test unit integration e2e bench demo schemas lint system-deps kafka-jars clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+system-deps:
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	  echo "installing Java 17 and Maven from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven; }
+
+kafka-jars: system-deps $(BIN)/.installed
+	$(BIN)/python -c "from maillage.core.kafka_local import ensure_jars; print('Kafka jars in', ensure_jars())"
+
+run: kafka-jars
+	$(BIN)/maillage up
+
+demo: $(BIN)/.installed
+	$(BIN)/maillage demo
+
+test: kafka-jars
+	$(BIN)/pytest
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest -m unit
+
+integration: kafka-jars
+	$(BIN)/pytest -m integration
+
+e2e: kafka-jars
+	$(BIN)/pytest -m e2e
+
+bench: kafka-jars
+	$(BIN)/maillage bench
+
+schemas: $(BIN)/.installed
+	$(BIN)/maillage schemas
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check services tests
+
+clean:
+	rm -rf $(VENV) var bench-results

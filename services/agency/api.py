@@ -1,0 +1,68 @@
+"""REST routes of the agency service: parse, call one use case, return its result."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, status
+
+from maillage.agency import contracts as c
+from maillage.agency import services
+from maillage.agency.deps import Context, IdempotencyKey
+from maillage.core.envelope import SUBJECT_REF
+from maillage.core.problems import PROBLEM_JSON
+
+PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}
+ERRORS = {400: PROBLEM, 404: PROBLEM, 409: PROBLEM, 413: PROBLEM, 422: PROBLEM}
+
+router = APIRouter(prefix="/v1", responses=ERRORS)  # type: ignore[arg-type]
+
+
+@router.post("/consents", status_code=status.HTTP_201_CREATED, tags=["consents"])
+async def register_consent(body: c.ConsentIn, ctx: Context, key: IdempotencyKey = None) -> c.ConsentOut:
+    return await services.register_consent(ctx, body, idempotency_key=key)
+
+
+@router.post("/consents/{consent_id}/withdraw", tags=["consents"])
+async def withdraw_consent(consent_id: UUID, ctx: Context) -> c.ConsentOut:
+    return await services.withdraw_consent(ctx, consent_id)
+
+
+@router.get("/consents", tags=["consents"])
+async def list_consents(
+    ctx: Context, subject_ref: Annotated[str, Query(pattern=SUBJECT_REF.pattern)]
+) -> list[c.ConsentOut]:
+    return await services.list_consents(ctx, subject_ref)
+
+
+@router.post("/referrals", status_code=status.HTTP_202_ACCEPTED, tags=["referrals"])
+async def send_referral(body: c.ReferralIn, ctx: Context, key: IdempotencyKey = None) -> c.ReferralAccepted:
+    return await services.send_referral(ctx, body, idempotency_key=key)
+
+
+@router.get("/referrals/{referral_id}", tags=["referrals"])
+async def get_referral(referral_id: str, ctx: Context) -> c.ReferralOut:
+    return await services.get_referral(ctx, referral_id)
+
+
+@router.post("/referrals/{referral_id}/response", tags=["referrals"])
+async def respond_to_referral(referral_id: str, body: c.ReferralResponseIn, ctx: Context) -> c.ReferralOut:
+    return await services.respond_to_referral(ctx, referral_id, body)
+
+
+@router.post("/alerts", status_code=status.HTTP_202_ACCEPTED, tags=["alerts"])
+async def raise_alert(body: c.AlertIn, ctx: Context, key: IdempotencyKey = None) -> c.AcceptedEvent:
+    return await services.raise_alert(ctx, body, idempotency_key=key)
+
+
+@router.get("/inbox", tags=["inbox"])
+async def inbox(
+    ctx: Context, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> c.InboxPage:
+    return await services.inbox(ctx, cursor=cursor, limit=limit)
+
+
+@router.get("/events/{event_id}", tags=["events"])
+async def event_fate(event_id: str, ctx: Context) -> c.EventFate:
+    return await services.event_fate(ctx, event_id)

@@ -1,0 +1,73 @@
+"""Composition root of one agency service: settings → engine, Kafka clients, relay, consumer → FastAPI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from maillage.agency.api import router
+from maillage.agency.handlers import AgencyHandlers
+from maillage.agency.models import TABLES
+from maillage.agency.services import AgencyContext
+from maillage.agency.settings import AgencySettings
+from maillage.core import bus
+from maillage.core.db import create_schema, make_engine, session_factory
+from maillage.core.http import install_common
+from maillage.core.lifecycle import TaskGroup
+from maillage.core.outbox import OutboxRelay
+
+
+def create_app(settings: AgencySettings) -> FastAPI:
+    agency = settings.network.agency(settings.agency_id)
+    topics = settings.topics
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.db_url())
+        await create_schema(engine, TABLES)
+        sessions = session_factory(engine)
+        producer = bus.producer(settings.bootstrap)
+        await producer.start()
+        relay = OutboxRelay(sessions, producer)
+        ctx = AgencyContext(agency=agency, network=settings.network, topics=topics,
+                            sessions=sessions, relay=relay)
+        consumer = bus.consumer(settings.bootstrap, topics.deliver(agency.id), topics.status,
+                                group_id=f"{topics.prefix}maillage.agency.{agency.id}")
+        await consumer.start()
+        handlers = AgencyHandlers(ctx, producer)
+        tasks = TaskGroup()
+        tasks.start(relay.run(), name="outbox-relay")
+        tasks.start(bus.consume_forever(consumer, handlers.handle, name="deliveries"), name="deliveries")
+
+        async def ready() -> bool:
+            async with engine.connect() as conn:
+                await conn.execute(text("select 1"))
+            return tasks.healthy and bool(consumer.assignment())
+
+        app.state.context = ctx
+        app.state.ready = ready
+        try:
+            yield
+        finally:
+            await tasks.stop()
+            await consumer.stop()
+            await producer.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title=f"Maillage agency service — {agency.name}",
+        version="1",
+        summary="Consented referrals and safety alerts between agencies, through the consent gateway.",
+        lifespan=lifespan,
+    )
+
+    async def ready() -> bool:
+        check = getattr(app.state, "ready", None)
+        return bool(check and await check())
+
+    install_common(app, max_body_bytes=settings.max_body_bytes, ready=ready)
+    app.include_router(router)
+    return app

@@ -1,0 +1,140 @@
+"""Request and response bodies of the agency API (the OpenAPI contract partner systems code against)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from maillage.core.envelope import SUBJECT_REF
+from maillage.core.events import (
+    AlertKind,
+    DeclineReason,
+    LongText,
+    PersonalData,
+    RecipientId,
+    ReferralDecision,
+)
+from maillage.core.vocabulary import Category, LegalBasis, Purpose, Role, Severity
+
+
+def _subject_ref(value: str) -> str:
+    if not SUBJECT_REF.match(value):
+        raise ValueError("subject_ref must be 8 to 64 letters, digits, '-' or '_'")
+    return value
+
+
+SubjectRef = Annotated[str, AfterValidator(_subject_ref)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ConsentIn(Body):
+    subject_ref: SubjectRef
+    categories: tuple[Category, ...] = Field(min_length=1)
+    recipients: tuple[RecipientId, ...] = Field(min_length=1, description="Sectors or agency ids.")
+    purposes: tuple[Purpose, ...] = Field(min_length=1)
+    valid_until: datetime | None = None
+
+
+class ConsentOut(Body):
+    consent_id: UUID
+    subject_ref: str
+    categories: list[Category]
+    recipients: list[str]
+    purposes: list[Purpose]
+    valid_until: datetime | None
+    granted_at: datetime
+    withdrawn_at: datetime | None
+    event_id: str
+
+
+class ReferralIn(Body):
+    subject_ref: SubjectRef
+    subject_role: Role
+    recipient: RecipientId = Field(description="A sector, or a named agency id.")
+    purpose: Purpose = Purpose.REFERRAL
+    categories_needed: tuple[Category, ...] = ()
+    data: PersonalData
+
+
+class AcceptedEvent(Body):
+    event_id: str
+    status_url: str
+
+
+class ReferralAccepted(AcceptedEvent):
+    referral_id: str
+
+
+class ReferralResponseIn(Body):
+    decision: ReferralDecision
+    decline_reason: DeclineReason | None = None
+    comment: LongText | None = None
+
+
+class ReferralOut(Body):
+    referral_id: str
+    direction: str
+    counterpart: str
+    subject_ref: str
+    subject_role: Role
+    state: str
+    decline_reason: str | None
+    updated_at: datetime
+
+
+class AlertIn(Body):
+    subject_ref: SubjectRef
+    subject_role: Role
+    severity: Severity
+    kind: AlertKind
+    recipients: tuple[RecipientId, ...] = Field(min_length=1, description="Sectors or agency ids.")
+    legal_basis: LegalBasis = LegalBasis.CONSENT
+    purpose: Purpose = Purpose.SAFETY_PLANNING
+    justification: LongText | None = Field(
+        default=None, description="Required when legal_basis is `danger` (Penal Code art. 458bis).")
+    data: PersonalData
+
+
+class RecipientOutcome(Body):
+    recipient: str
+    sector: str | None
+    outcome: str
+    legal_basis: str | None
+    delivered: list[str]
+    removed: dict[str, str]
+    reason: str | None
+    review: bool
+    decided_at: datetime
+
+
+class EventFate(Body):
+    event_id: str
+    type: str
+    subject_ref: str
+    created_at: datetime
+    state: str = Field(description="`pending` until the gateway has decided, then `decided` or `rejected`.")
+    recipients: list[RecipientOutcome]
+
+
+class InboxEntry(Body):
+    event_id: str
+    type: str
+    source_agency: str
+    subject_ref: str
+    subject_role: str
+    legal_basis: str
+    purpose: str
+    sent_at: datetime
+    received_at: datetime
+    data: dict[str, Any]
+
+
+class InboxPage(Body):
+    items: list[InboxEntry]
+    next_cursor: str | None

@@ -1,0 +1,104 @@
+"""Kafka handlers of the agency: what the gateway delivers to it, and the fate of what it sent."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import orjson
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from pydantic import ValidationError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.agency.models import InboxItem, RecipientStatus, ReferralRow, ReferralState
+from maillage.agency.referrals import state_after_response
+from maillage.agency.services import AgencyContext
+from maillage.core.bus import dead_letter_headers, header
+from maillage.core.db import unit_of_work
+from maillage.core.envelope import Envelope, EnvelopeError
+from maillage.core.events import PAYLOAD_MODELS, EventPayload, EventType, ReferralResponded
+from maillage.core.status import SOURCE_HEADER, StatusReport
+
+log = logging.getLogger(__name__)
+Record = ConsumerRecord[bytes, bytes]
+
+
+class AgencyHandlers:
+    def __init__(self, ctx: AgencyContext, dlq_producer: AIOKafkaProducer) -> None:
+        self.ctx = ctx
+        self.dlq = dlq_producer
+
+    async def handle(self, records: list[Record]) -> None:
+        deliveries = [r for r in records if r.topic == self.ctx.topics.deliver(self.ctx.agency.id)]
+        statuses = [r for r in records if r.topic == self.ctx.topics.status
+                    and header(list(r.headers), SOURCE_HEADER) == self.ctx.agency.id]
+        async with unit_of_work(self.ctx.sessions) as session:
+            await self._store_deliveries(session, deliveries)
+            await self._store_statuses(session, statuses)
+
+    async def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
+        headers = dead_letter_headers(reason=reason, detail=detail, topic=record.topic,
+                                      partition=record.partition, offset=record.offset,
+                                      original=list(record.headers))
+        await self.dlq.send_and_wait(self.ctx.topics.dlq, record.value, key=record.key, headers=headers)
+        log.warning("dead letter", extra={"reason": reason, "topic": record.topic, "offset": record.offset})
+
+    async def _parse(self, record: Record) -> tuple[Envelope, EventPayload] | None:
+        try:
+            envelope = Envelope.from_kafka(key=record.key, value=record.value, headers=list(record.headers))
+            payload = PAYLOAD_MODELS[envelope.type].model_validate(orjson.loads(envelope.data))
+        except EnvelopeError as exc:
+            await self._dead_letter(record, exc.reason, exc.detail)
+            return None
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            await self._dead_letter(record, "schema", type(exc).__name__)
+            return None
+        return envelope, payload
+
+    async def _store_deliveries(self, session: AsyncSession, records: list[Record]) -> None:
+        parsed = [p for r in records if (p := await self._parse(r)) is not None]
+        ids = [env.id for env, _ in parsed]
+        known = set((await session.exec(select(InboxItem.event_id).where(col(InboxItem.event_id).in_(ids)))).all())
+        now = self.ctx.clock()
+        for envelope, payload in parsed:
+            if envelope.id in known:
+                continue  # a redelivered record: stored once
+            known.add(envelope.id)
+            session.add(InboxItem(
+                event_id=envelope.id, type=envelope.type.value, source_agency=envelope.agency_id,
+                subject_ref=envelope.subject, subject_role=envelope.subjectrole.value,
+                legal_basis=envelope.legalbasis.value, purpose=envelope.purpose.value,
+                sent_at=envelope.time, received_at=now,
+                data=payload.model_dump(mode="json", exclude_none=True)))
+            await self._follow_referral(session, envelope, payload, now=now)
+
+    async def _follow_referral(self, session: AsyncSession, envelope: Envelope, payload: EventPayload,
+                               *, now: datetime) -> None:
+        if envelope.type is EventType.REFERRAL_CREATED:
+            if await session.get(ReferralRow, envelope.id) is None:
+                session.add(ReferralRow(referral_id=envelope.id, direction="in", counterpart=envelope.agency_id,
+                                        subject_ref=envelope.subject, subject_role=envelope.subjectrole.value,
+                                        state=ReferralState.RECEIVED, updated_at=now))
+        elif isinstance(payload, ReferralResponded):
+            row = await session.get(ReferralRow, str(payload.referral_id))
+            if row is not None and row.direction == "out":
+                row.state = state_after_response(payload.decision)
+                row.decline_reason = payload.decline_reason.value if payload.decline_reason else None
+                row.updated_at = now
+                session.add(row)
+
+    async def _store_statuses(self, session: AsyncSession, records: list[Record]) -> None:
+        for record in records:
+            try:
+                report = StatusReport.model_validate_json(record.value or b"")
+            except ValidationError:
+                await self._dead_letter(record, "schema", "status report")
+                continue
+            existing = set((await session.exec(select(RecipientStatus.recipient)
+                                               .where(RecipientStatus.event_id == report.event_id))).all())
+            for line in report.recipients:
+                if line.recipient in existing:
+                    continue
+                session.add(RecipientStatus(event_id=report.event_id, decided_at=report.decided_at,
+                                            **line.model_dump(mode="json")))

@@ -1,0 +1,295 @@
+"""The agency's use cases. Each runs in one unit of work: business rows and outbox rows commit together."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import orjson
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.agency import contracts as c
+from maillage.agency.models import (
+    ConsentRow,
+    IdempotencyRecord,
+    InboxItem,
+    RecipientStatus,
+    ReferralRow,
+    ReferralState,
+    SentEvent,
+)
+from maillage.agency.referrals import InvalidTransition, next_state
+from maillage.core.db import unit_of_work
+from maillage.core.envelope import Envelope, new_event_id, source_of
+from maillage.core.events import (
+    AlertRaised,
+    ConsentGranted,
+    ConsentWithdrawn,
+    EventPayload,
+    ReferralCreated,
+    ReferralDecision,
+    ReferralResponded,
+)
+from maillage.core.network import AgencyConfig, Network
+from maillage.core.outbox import OutboxRelay, enqueue
+from maillage.core.problems import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound, UnknownRecipient
+from maillage.core.topics import Topics
+from maillage.core.vocabulary import LegalBasis, Purpose, Role
+
+T = TypeVar("T", bound=BaseModel)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class AgencyContext:
+    agency: AgencyConfig
+    network: Network
+    topics: Topics
+    sessions: async_sessionmaker[AsyncSession]
+    relay: OutboxRelay
+    clock: Clock = utc_now
+
+
+# --- submitting events --------------------------------------------------------------------------
+
+
+def _submit(
+    session: AsyncSession, ctx: AgencyContext, payload: EventPayload, *,
+    subject_ref: str, role: Role, basis: LegalBasis, purpose: Purpose, recipients: tuple[str, ...],
+) -> str:
+    event_id = new_event_id()
+    now = ctx.clock()
+    envelope = Envelope(
+        id=event_id, source=source_of(ctx.agency.id), type=payload.event_type, time=now,
+        subject=subject_ref, subjectrole=role, legalbasis=basis, purpose=purpose,
+        recipient=",".join(recipients), data=orjson.dumps(payload.model_dump(mode="json", exclude_none=True)),
+    )
+    enqueue(session, envelope, topic=ctx.topics.submitted)
+    session.add(SentEvent(event_id=event_id, type=payload.event_type.value, subject_ref=subject_ref,
+                          recipients=list(recipients), legal_basis=basis.value, created_at=now))
+    return event_id
+
+
+def _check_recipients(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
+    unknown = [r for r in recipients if not ctx.network.knows(r)]
+    if unknown:
+        raise UnknownRecipient(f"Not a sector nor an agency of this network: {', '.join(unknown)}.",
+                               unknown=unknown)
+    if not ctx.network.resolve(recipients, sender=ctx.agency.id):
+        raise UnknownRecipient("No agency other than the sender matches these recipients.")
+
+
+def _status_url(event_id: str) -> str:
+    return f"/v1/events/{event_id}"
+
+
+async def idempotent(
+    ctx: AgencyContext, key: str | None, request: BaseModel, work: Callable[[AsyncSession], Awaitable[T]],
+    response_type: type[T],
+) -> T:
+    """Run `work` once per Idempotency-Key; a repeat with the same body returns the first answer."""
+    if key is None:
+        async with unit_of_work(ctx.sessions) as session:
+            result = await work(session)
+        ctx.relay.notify()
+        return result
+    digest = hashlib.sha256(orjson.dumps(request.model_dump(mode="json"))).hexdigest()
+    scoped_key = f"{type(request).__name__}:{key}"
+    try:
+        async with unit_of_work(ctx.sessions) as session:
+            stored = await session.get(IdempotencyRecord, scoped_key)
+            if stored is None:
+                result = await work(session)
+                session.add(IdempotencyRecord(key=scoped_key, request_hash=digest, status_code=201,
+                                              response=result.model_dump(mode="json"),
+                                              created_at=ctx.clock()))
+    except IntegrityError:  # a concurrent request with the same key won the race
+        async with ctx.sessions() as session:
+            stored = await session.get(IdempotencyRecord, scoped_key)
+        assert stored is not None
+    if stored is None:
+        ctx.relay.notify()
+        return result
+    if stored.request_hash != digest:
+        raise IdempotencyKeyReused("The Idempotency-Key was already used with a different body.")
+    return response_type.model_validate(stored.response)
+
+
+# --- consents -----------------------------------------------------------------------------------
+
+
+def _consent_out(row: ConsentRow) -> c.ConsentOut:
+    return c.ConsentOut.model_validate(row, from_attributes=True)
+
+
+async def register_consent(ctx: AgencyContext, body: c.ConsentIn, *, idempotency_key: str | None
+                           ) -> c.ConsentOut:
+    unknown = [r for r in body.recipients if not ctx.network.knows(r)]
+    if unknown:
+        raise UnknownRecipient(f"Not a sector nor an agency of this network: {', '.join(unknown)}.",
+                               unknown=unknown)
+
+    async def work(session: AsyncSession) -> c.ConsentOut:
+        consent_id = uuid4()
+        payload = ConsentGranted(consent_id=consent_id, categories=body.categories,
+                                 recipients=body.recipients, purposes=body.purposes,
+                                 valid_until=body.valid_until)
+        event_id = _submit(session, ctx, payload, subject_ref=body.subject_ref, role=Role.OTHER,
+                           basis=LegalBasis.CONSENT, purpose=body.purposes[0], recipients=())
+        row = ConsentRow(consent_id=str(consent_id), subject_ref=body.subject_ref,
+                         categories=list(body.categories), recipients=list(body.recipients),
+                         purposes=list(body.purposes), valid_until=body.valid_until,
+                         granted_at=ctx.clock(), event_id=event_id)
+        session.add(row)
+        return _consent_out(row)
+
+    return await idempotent(ctx, idempotency_key, body, work, c.ConsentOut)
+
+
+async def withdraw_consent(ctx: AgencyContext, consent_id: UUID) -> c.ConsentOut:
+    async with unit_of_work(ctx.sessions) as session:
+        row = await session.get(ConsentRow, str(consent_id))
+        if row is None:
+            raise NotFound("No consent with this id was registered by this agency.")
+        if row.withdrawn_at is None:
+            event_id = _submit(session, ctx, ConsentWithdrawn(consent_id=consent_id),
+                               subject_ref=row.subject_ref, role=Role.OTHER, basis=LegalBasis.CONSENT,
+                               purpose=Purpose(row.purposes[0]), recipients=())
+            row.withdrawn_at = ctx.clock()
+            row.event_id = event_id
+            session.add(row)
+        result = _consent_out(row)
+    ctx.relay.notify()
+    return result
+
+
+async def list_consents(ctx: AgencyContext, subject_ref: str) -> list[c.ConsentOut]:
+    async with ctx.sessions() as session:
+        rows = await session.exec(select(ConsentRow).where(ConsentRow.subject_ref == subject_ref)
+                                  .order_by(col(ConsentRow.granted_at)))
+        return [_consent_out(r) for r in rows.all()]
+
+
+# --- referrals ----------------------------------------------------------------------------------
+
+
+async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_key: str | None
+                        ) -> c.ReferralAccepted:
+    _check_recipients(ctx, (body.recipient,))
+
+    async def work(session: AsyncSession) -> c.ReferralAccepted:
+        payload = ReferralCreated(**body.data.model_dump(), categories_needed=body.categories_needed)
+        event_id = _submit(session, ctx, payload, subject_ref=body.subject_ref, role=body.subject_role,
+                           basis=LegalBasis.CONSENT, purpose=body.purpose, recipients=(body.recipient,))
+        session.add(ReferralRow(referral_id=event_id, direction="out", counterpart=body.recipient,
+                                subject_ref=body.subject_ref, subject_role=body.subject_role.value,
+                                state=ReferralState.SENT, updated_at=ctx.clock()))
+        return c.ReferralAccepted(event_id=event_id, referral_id=event_id, status_url=_status_url(event_id))
+
+    return await idempotent(ctx, idempotency_key, body, work, c.ReferralAccepted)
+
+
+async def respond_to_referral(ctx: AgencyContext, referral_id: str, body: c.ReferralResponseIn
+                              ) -> c.ReferralOut:
+    if body.decision is ReferralDecision.DECLINED and body.decline_reason is None:
+        raise InvalidRequest("A declined referral needs a decline_reason.")
+    async with unit_of_work(ctx.sessions) as session:
+        row = await session.get(ReferralRow, referral_id)
+        if row is None or row.direction != "in":
+            raise NotFound("This agency received no referral with this id.")
+        try:
+            row.state = next_state(row.state, body.decision)
+        except InvalidTransition as exc:
+            raise Conflict(str(exc)) from None
+        payload = ReferralResponded(referral_id=UUID(referral_id), decision=body.decision,
+                                    decline_reason=body.decline_reason, narrative=body.comment)
+        _submit(session, ctx, payload, subject_ref=row.subject_ref, role=Role(row.subject_role),
+                basis=LegalBasis.CONSENT, purpose=Purpose.REFERRAL, recipients=(row.counterpart,))
+        row.decline_reason = body.decline_reason.value if body.decline_reason else None
+        row.updated_at = ctx.clock()
+        session.add(row)
+        result = c.ReferralOut.model_validate(row, from_attributes=True)
+    ctx.relay.notify()
+    return result
+
+
+async def get_referral(ctx: AgencyContext, referral_id: str) -> c.ReferralOut:
+    async with ctx.sessions() as session:
+        row = await session.get(ReferralRow, referral_id)
+    if row is None:
+        raise NotFound("This agency has no referral with this id.")
+    return c.ReferralOut.model_validate(row, from_attributes=True)
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+async def raise_alert(ctx: AgencyContext, body: c.AlertIn, *, idempotency_key: str | None) -> c.AcceptedEvent:
+    if body.legal_basis is LegalBasis.DANGER and body.justification is None:
+        raise InvalidRequest("An alert under the danger basis needs a written justification (art. 458bis).")
+    if body.legal_basis not in (LegalBasis.CONSENT, LegalBasis.DANGER):
+        raise InvalidRequest(f"The {body.legal_basis.value} basis is not available yet.")
+    _check_recipients(ctx, body.recipients)
+
+    async def work(session: AsyncSession) -> c.AcceptedEvent:
+        payload = AlertRaised(**body.data.model_dump(), severity=body.severity, kind=body.kind,
+                              justification=body.justification)
+        event_id = _submit(session, ctx, payload, subject_ref=body.subject_ref, role=body.subject_role,
+                           basis=body.legal_basis, purpose=body.purpose, recipients=body.recipients)
+        return c.AcceptedEvent(event_id=event_id, status_url=_status_url(event_id))
+
+    return await idempotent(ctx, idempotency_key, body, work, c.AcceptedEvent)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except ValueError:
+        raise InvalidRequest("The cursor is not one this API gave.") from None
+
+
+async def inbox(ctx: AgencyContext, *, cursor: str | None, limit: int) -> c.InboxPage:
+    after = _decode_cursor(cursor) if cursor else 0
+    async with ctx.sessions() as session:
+        rows = (await session.exec(select(InboxItem).where(col(InboxItem.seq) > after)
+                                   .order_by(col(InboxItem.seq)).limit(limit))).all()
+    items = [c.InboxEntry.model_validate(r, from_attributes=True) for r in rows]
+    next_cursor = _encode_cursor(rows[-1].seq or 0) if len(rows) == limit else None
+    return c.InboxPage(items=items, next_cursor=next_cursor)
+
+
+async def event_fate(ctx: AgencyContext, event_id: str) -> c.EventFate:
+    async with ctx.sessions() as session:
+        sent = await session.get(SentEvent, event_id)
+        if sent is None:
+            raise NotFound("This agency sent no event with this id.")
+        rows = (await session.exec(select(RecipientStatus).where(RecipientStatus.event_id == event_id)
+                                   .order_by(col(RecipientStatus.recipient)))).all()
+    outcomes = [c.RecipientOutcome.model_validate(r, from_attributes=True) for r in rows]
+    state = "pending" if not rows else ("rejected" if rows[0].outcome == "rejected" else "decided")
+    return c.EventFate(event_id=sent.event_id, type=sent.type, subject_ref=sent.subject_ref,
+                       created_at=sent.created_at, state=state, recipients=outcomes)
+
+
+def json_ready(value: Any) -> Any:
+    return orjson.loads(orjson.dumps(value))

@@ -1,0 +1,15 @@
+"""Settings of one agency process."""
+
+from __future__ import annotations
+
+from maillage.core.settings import ServiceSettings
+
+
+class AgencySettings(ServiceSettings):
+    agency_id: str
+    database_url: str | None = None
+    max_body_bytes: int = 64 * 1024
+
+    def db_url(self) -> str:
+        configured = self.database_url or self.network.agency(self.agency_id).database_url
+        return configured or self.sqlite_url(f"agency-{self.agency_id}")

@@ -1,0 +1,96 @@
+"""Kafka plumbing shared by every service: producers, consumers, topic creation, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from maillage.core.envelope import Headers
+
+log = logging.getLogger(__name__)
+
+
+def producer(bootstrap: str, *, transactional_id: str | None = None, **extra: Any) -> AIOKafkaProducer:
+    # acks=all + idempotence: a retried send never duplicates, an acked one is on every in-sync replica.
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+        transactional_id=transactional_id, linger_ms=2, max_batch_size=256 * 1024,
+        request_timeout_ms=30000, **extra)
+
+
+def consumer(bootstrap: str, *topics: str, group_id: str, **extra: Any) -> AIOKafkaConsumer:
+    # Offsets are committed only after the effect is durable (database commit or Kafka transaction).
+    return AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+        auto_offset_reset="earliest", isolation_level="read_committed", fetch_max_wait_ms=50,
+        max_poll_records=1000, **extra)
+
+
+async def ensure_topics(
+    bootstrap: str, names: Iterable[str], *, partitions: int, replication_factor: int, min_insync_replicas: int
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, num_partitions=partitions, replication_factor=replication_factor,
+                     topic_configs={"min.insync.replicas": str(min_insync_replicas)})
+            for name in names if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+def dead_letter_headers(*, reason: str, detail: str, topic: str, partition: int, offset: int,
+                        original: Headers) -> Headers:
+    """Headers of a dead letter: why, and where it came from; the original headers follow, untouched."""
+    return [
+        ("dlq_reason", reason.encode()), ("dlq_detail", detail.encode()[:500]),
+        ("dlq_topic", topic.encode()), ("dlq_partition", str(partition).encode()),
+        ("dlq_offset", str(offset).encode()), *original,
+    ]
+
+
+def header(headers: Headers, name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode(errors="replace")
+    return None
+
+
+BatchHandler = Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
+
+
+async def consume_forever(kafka_consumer: AIOKafkaConsumer, handle: BatchHandler, *, name: str) -> None:
+    """At-least-once loop: handle a batch durably, then commit its offsets. Handlers are idempotent by id."""
+    backoff = 0.5
+    while True:
+        batches = await kafka_consumer.getmany(timeout_ms=500, max_records=1000)
+        records = [r for part in batches.values() for r in part]
+        if not records:
+            continue
+        try:
+            await handle(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - not committed: the batch is read again
+            log.warning("batch not stored, retrying", extra={"consumer": name, "error": type(exc).__name__})
+            for tp in batches:
+                kafka_consumer.seek(tp, batches[tp][0].offset)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+            continue
+        backoff = 0.5
+        await kafka_consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})

@@ -1,0 +1,80 @@
+"""HTTP plumbing shared by every service: body size limit, health probes, problem handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+import orjson
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from maillage.core.problems import (
+    PROBLEM_JSON,
+    PROBLEM_TYPE_BASE,
+    TITLES,
+    NotReady,
+    install_problem_handlers,
+)
+
+
+class BodyLimit:
+    """Refuses bodies over `max_bytes` with 413 before any handler reads them, declared length or not."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        body = orjson.dumps({"type": PROBLEM_TYPE_BASE + "too-large", "title": TITLES["too-large"]["en"],
+                             "status": 413, "detail": f"The limit is {self.max_bytes} bytes.",
+                             "instance": scope.get("path", "")})
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", PROBLEM_JSON.encode()),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def install_common(app: FastAPI, *, max_body_bytes: int, ready: ReadinessCheck) -> None:
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Connected to Kafka and the database",
+             responses={503: {"description": "Not ready"}})
+    async def readyz() -> dict[str, str]:
+        if not await ready():
+            raise NotReady("Kafka or the database is not reachable yet.")
+        return {"status": "ready"}

@@ -1,0 +1,174 @@
+"""A local single-node Apache Kafka broker in KRaft mode, fetched by Maven and run by us."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+KAFKA_VERSION = "4.1.1"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
+LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
+
+
+class KafkaUnavailable(RuntimeError):
+    """The local broker could not be fetched or did not start."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "maillage" / f"kafka-{KAFKA_VERSION}"
+
+
+def ensure_jars() -> Path:
+    """Fetch the broker's jars with Maven once; later calls reuse the cache."""
+    libs = cache_dir() / "libs"
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise KafkaUnavailable("Maven (mvn) is needed to fetch Apache Kafka's jars")
+    staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent if libs.parent.exists() else None))
+    cmd = [
+        "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+        f"-Dkafka.version={KAFKA_VERSION}",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise KafkaUnavailable(f"Maven could not fetch Kafka {KAFKA_VERSION}:\n{result.stdout[-2000:]}")
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    marker.touch()
+    return libs
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _server_properties(*, data_dir: Path, port: int, controller_port: int) -> str:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(data_dir / "logs"),
+        "num.partitions": "3",
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "5",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "5",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.flush.interval.messages": "9223372036854775807",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+@dataclass
+class LocalKafka:
+    """One broker process; `start()` formats its storage, launches it and waits until it answers."""
+
+    data_dir: Path
+    heap: str = "768m"
+    port: int = field(default_factory=free_port)
+    controller_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        libs = ensure_jars()
+        return [
+            "java", f"-Xmx{self.heap}", "-Xms256m", "-XX:+UseG1GC",
+            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.dir={self.data_dir}", "-cp", f"{libs}/*", main, *args,
+        ]
+
+    def start(self, *, timeout: float = 90.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "server.properties"
+        config.write_text(_server_properties(
+            data_dir=self.data_dir, port=self.port, controller_port=self.controller_port))
+        fmt = subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)),
+            capture_output=True, text=True, check=False)
+        if fmt.returncode != 0:
+            raise KafkaUnavailable(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
+        log = (self.data_dir / "broker.out").open("wb")
+        self.process = subprocess.Popen(
+            self._java("kafka.Kafka", str(config)), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        asyncio.run(self._wait_until_ready(timeout))
+
+    async def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise KafkaUnavailable(f"Kafka exited early; see {self.data_dir / 'broker.out'}")
+            if not _listening(self.port):
+                await asyncio.sleep(0.2)
+                continue
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
+            try:
+                await admin.start()
+                await admin.describe_cluster()
+                return
+            except Exception:  # noqa: BLE001 - any failure here means "not ready yet"
+                await asyncio.sleep(0.3)
+            finally:
+                await admin.close()
+        self.stop()
+        raise KafkaUnavailable(f"Kafka did not answer within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> LocalKafka:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,45 @@
+"""Settings shared by every service (pydantic-settings, env prefix MAILLAGE_)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from maillage.core.network import Network, load_network
+from maillage.core.policy import Policy, load_policy
+from maillage.core.topics import Topics
+
+DEFAULT_NETWORK = Path(__file__).resolve().parents[2] / "deploy" / "network.toml"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILLAGE_", extra="ignore")
+
+    network_file: Path = DEFAULT_NETWORK
+    kafka_bootstrap: str = ""
+    topic_prefix: str | None = None
+    data_dir: Path = Path("var")
+    log_level: str = "INFO"
+
+    @cached_property
+    def network(self) -> Network:
+        return load_network(self.network_file)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return load_policy(self.network.policy)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or self.network.kafka.bootstrap or "127.0.0.1:9092"
+
+    @property
+    def topics(self) -> Topics:
+        prefix = self.topic_prefix if self.topic_prefix is not None else self.network.kafka.topic_prefix
+        return Topics(prefix=prefix)
+
+    def sqlite_url(self, name: str) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{name}.db').resolve()}"

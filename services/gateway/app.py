@@ -1,0 +1,61 @@
+"""Composition root of the consent gateway: policy, consent state, transactional Kafka loop, health API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from maillage.core import bus
+from maillage.core.db import create_schema, make_engine, session_factory
+from maillage.core.http import install_common
+from maillage.core.lifecycle import TaskGroup
+from maillage.gateway.handlers import TransactionalLoop
+from maillage.gateway.models import TABLES
+from maillage.gateway.services import Gateway
+from maillage.gateway.settings import GatewaySettings
+
+
+@asynccontextmanager
+async def running_gateway(settings: GatewaySettings) -> AsyncIterator[TransactionalLoop]:
+    """Everything the gateway needs, started; stopped cleanly on exit. Also used by the benchmark."""
+    engine = make_engine(settings.db_url())
+    await create_schema(engine, TABLES)
+    gateway = Gateway(network=settings.network, policy=settings.policy, topics=settings.topics,
+                      sessions=session_factory(engine))
+    await gateway.start()
+    consumer = bus.consumer(settings.bootstrap, settings.topics.submitted, group_id=settings.group_id)
+    producer = bus.producer(settings.bootstrap, transactional_id=settings.transactional_id)
+    await producer.start()
+    await consumer.start()
+    try:
+        yield TransactionalLoop(gateway, consumer, producer, group_id=settings.group_id)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await engine.dispose()
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    tasks = TaskGroup()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running_gateway(settings) as loop:
+            tasks.start(loop.run(), name="gateway-loop")
+            app.state.loop = loop
+            try:
+                yield
+            finally:
+                await tasks.stop()
+
+    app = FastAPI(title="Maillage consent gateway", version="1", lifespan=lifespan,
+                  summary="Decides field by field what each recipient may receive, and audits it.")
+
+    async def ready() -> bool:
+        loop: TransactionalLoop | None = getattr(app.state, "loop", None)
+        return loop is not None and tasks.healthy and bool(loop.consumer.assignment())
+
+    install_common(app, max_body_bytes=settings.max_body_bytes, ready=ready)
+    return app

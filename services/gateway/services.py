@@ -1,0 +1,362 @@
+"""The consent gateway's decisions: for each submitted record, what each recipient receives, and the trace of it.
+
+`Gateway.process` turns a batch of consumed records into the records to publish, after writing the
+consent state, the decisions and the audit chain to the gateway's database in one transaction.
+Publishing them, with the consumed offsets, in one Kafka transaction is the caller's job (handlers.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import ConsumerRecord
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core.audit import GENESIS, chain_hash
+from maillage.core.bus import dead_letter_headers
+from maillage.core.db import unit_of_work
+from maillage.core.disclosure import (
+    DenialReason,
+    Disclosure,
+    Grant,
+    Outcome,
+    Recipient,
+    Removal,
+    basis_for,
+    consented_categories,
+    decide,
+)
+from maillage.core.envelope import Envelope, EnvelopeError, Headers
+from maillage.core.events import (
+    PAYLOAD_MODELS,
+    AlertRaised,
+    ConsentGranted,
+    ConsentWithdrawn,
+    EventPayload,
+    ReferralCreated,
+    ReferralResponded,
+    present_categories,
+    restrict,
+)
+from maillage.core.network import Network
+from maillage.core.policy import Policy
+from maillage.core.status import SOURCE_HEADER, RecipientLine, StatusReport
+from maillage.core.topics import Topics
+from maillage.core.vocabulary import Category, LegalBasis, Purpose, Sector
+from maillage.gateway.models import AuditRow, GrantRow, ProcessedEvent, ReferralRoute, ReviewItem
+
+log = logging.getLogger(__name__)
+Record = ConsumerRecord[bytes, bytes]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers = field(default_factory=list)
+
+
+class Rejected(Exception):
+    """A record the gateway will not process; it goes to the dead-letter topic with `reason`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def record_digest(record: Record) -> str:
+    digest = hashlib.sha256(record.value or b"")
+    for name, value in sorted(record.headers):
+        digest.update(name.encode() + b"\0" + value + b"\0")
+    return digest.hexdigest()
+
+
+def _disclosure_to_json(d: Disclosure) -> dict[str, Any]:
+    return {"agency_id": d.recipient.agency_id, "sector": d.recipient.sector.value, "basis": d.basis.value,
+            "outcome": d.outcome.value, "delivered": sorted(d.delivered),
+            "removed": {k.value: v.value for k, v in d.removed.items()},
+            "reason": d.reason.value if d.reason else None}
+
+
+def _disclosure_from_json(raw: dict[str, Any]) -> Disclosure:
+    return Disclosure(
+        recipient=Recipient(agency_id=raw["agency_id"], sector=Sector(raw["sector"])),
+        basis=LegalBasis(raw["basis"]), outcome=Outcome(raw["outcome"]),
+        delivered=frozenset(Category(c) for c in raw["delivered"]),
+        removed={Category(k): Removal(v) for k, v in raw["removed"].items()},
+        reason=DenialReason(raw["reason"]) if raw["reason"] else None)
+
+
+class State:
+    """What the gateway must remember between records, mirrored from its database."""
+
+    def __init__(self) -> None:
+        self.grants: dict[str, dict[str, Grant]] = {}
+        self.routes: dict[str, ReferralRoute] = {}
+        self.last_seq = 0
+        self.last_hash = GENESIS
+
+    async def load(self, session: AsyncSession) -> None:
+        self.__init__()  # type: ignore[misc]
+        for row in (await session.exec(select(GrantRow).where(col(GrantRow.withdrawn_at).is_(None)))).all():
+            self.grants.setdefault(row.subject_ref, {})[row.consent_id] = _grant(row)
+        for route in (await session.exec(select(ReferralRoute))).all():
+            self.routes[route.referral_id] = route
+        last = (await session.exec(select(AuditRow).order_by(col(AuditRow.seq).desc()).limit(1))).first()
+        if last is not None:
+            self.last_seq, self.last_hash = last.seq, last.hash
+
+
+def _grant(row: GrantRow) -> Grant:
+    return Grant(consent_id=row.consent_id, categories=frozenset(Category(c) for c in row.categories),
+                 recipients=frozenset(row.recipients), purposes=frozenset(Purpose(p) for p in row.purposes),
+                 valid_until=row.valid_until)
+
+
+@dataclass
+class Batch:
+    """What one batch produces: rows for the database, records for Kafka."""
+
+    session: AsyncSession
+    outgoing: list[Outgoing] = field(default_factory=list)
+    memo: dict[str, ProcessedEvent] = field(default_factory=dict)
+
+
+class Gateway:
+    def __init__(self, *, network: Network, policy: Policy, topics: Topics,
+                 sessions: async_sessionmaker[AsyncSession],
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.network = network
+        self.policy = policy
+        self.topics = topics
+        self.sessions = sessions
+        self.clock = clock
+        self.state = State()
+
+    async def start(self) -> None:
+        async with self.sessions() as session:
+            await self.state.load(session)
+
+    async def process(self, records: list[Record]) -> list[Outgoing]:
+        """Decide a batch; its database effects are committed when this returns."""
+        try:
+            async with unit_of_work(self.sessions) as session:
+                batch = Batch(session=session)
+                ids = [_header(r, "ce_id") for r in records]
+                found = await session.exec(select(ProcessedEvent).where(col(ProcessedEvent.event_id).in_(ids)))
+                batch.memo = {p.event_id: p for p in found.all()}
+                for record in records:
+                    await self._process_one(batch, record)
+            return batch.outgoing
+        except Exception:
+            # The transaction rolled back: forget what was applied in memory before retrying.
+            await self.start()
+            raise
+
+    async def _process_one(self, batch: Batch, record: Record) -> None:
+        try:
+            envelope = Envelope.from_kafka(key=record.key, value=record.value, headers=list(record.headers))
+        except EnvelopeError as exc:
+            self._dead_letter(batch, record, exc.reason, exc.detail)
+            return
+        digest = record_digest(record)
+        memo = batch.memo.get(envelope.id)
+        if memo is not None:
+            await self._seen_before(batch, record, envelope, memo, digest)
+            return
+        try:
+            payload = self._payload(envelope)
+            disclosures = await self._decide(batch, envelope, payload)
+        except Rejected as exc:
+            self._dead_letter(batch, record, exc.reason, exc.detail)
+            self._report_rejection(batch, envelope, exc.reason)
+            return
+        processed = ProcessedEvent(event_id=envelope.id, digest=digest, partition=record.partition,
+                                   offset=record.offset, decided_at=self.clock(),
+                                   disclosures=[_disclosure_to_json(d) for d in disclosures])
+        batch.session.add(processed)
+        batch.memo[envelope.id] = processed
+        self._record_audit(batch, envelope, disclosures, payload)
+        self._emit(batch, envelope, payload, disclosures)
+
+    async def _seen_before(self, batch: Batch, record: Record, envelope: Envelope, memo: ProcessedEvent,
+                           digest: str) -> None:
+        if memo.digest != digest:
+            self._dead_letter(batch, record, "replay", "an event with this id and other content was seen")
+        elif (memo.partition, memo.offset) == (record.partition, record.offset):
+            # The same record again after a crash: its Kafka transaction was aborted, so emit the
+            # decisions already taken (and audited) again, rather than deciding anew.
+            payload = self._payload(envelope)
+            self._emit(batch, envelope, payload, [_disclosure_from_json(d) for d in memo.disclosures])
+            rows = await batch.session.exec(select(AuditRow).where(AuditRow.event_id == envelope.id)
+                                            .order_by(col(AuditRow.seq)))
+            for row in rows.all():
+                batch.outgoing.append(Outgoing(self.topics.audit, envelope.id.encode(),
+                                               orjson.dumps(row.model_dump())))
+        # else: the same event published twice (an outbox retry): already delivered, nothing to do.
+
+    def _payload(self, envelope: Envelope) -> EventPayload:
+        try:
+            return PAYLOAD_MODELS[envelope.type].model_validate(orjson.loads(envelope.data))
+        except orjson.JSONDecodeError:
+            raise Rejected("schema", "data is not JSON") from None
+        except ValidationError as exc:
+            fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+            raise Rejected("schema", f"invalid fields: {', '.join(fields)[:300]}") from None
+
+    # --- decisions ------------------------------------------------------------------------------
+
+    async def _decide(self, batch: Batch, envelope: Envelope, payload: EventPayload) -> list[Disclosure]:
+        match payload:
+            case ConsentGranted():
+                await self._grant(batch.session, envelope, payload)
+                return []
+            case ConsentWithdrawn():
+                await self._withdraw(batch.session, envelope, payload)
+                return []
+            case ReferralResponded():
+                return self._decide_response(envelope, payload)
+            case ReferralCreated() | AlertRaised():
+                recipients = self.network.resolve(envelope.recipients, sender=envelope.agency_id)
+                if not recipients:
+                    raise Rejected("unroutable", "no agency matches the recipients")
+                disclosures = [self._decide_for(envelope, payload, r) for r in recipients]
+                if isinstance(payload, ReferralCreated):
+                    self._remember_route(batch.session, envelope, disclosures)
+                return disclosures
+        raise Rejected("schema", f"no rule for {envelope.type.value}")
+
+    def _decide_for(self, envelope: Envelope, payload: EventPayload, recipient: Recipient,
+                    *, closed_loop: bool = False) -> Disclosure:
+        present = present_categories(payload)
+        basis = LegalBasis.CONSENT
+        if isinstance(payload, AlertRaised):
+            basis = basis_for(policy=self.policy, requested=envelope.legalbasis, recipient=recipient,
+                              has_children=Category.CHILDREN in present)
+        grants = self.state.grants.get(envelope.subject, {}).values()
+        consented = consented_categories(grants, recipient=recipient, purpose=envelope.purpose,
+                                         at=envelope.time)
+        return decide(policy=self.policy, role=envelope.subjectrole, present=present, recipient=recipient,
+                      basis=basis, consented=consented, closed_loop=closed_loop)
+
+    def _decide_response(self, envelope: Envelope, payload: ReferralResponded) -> list[Disclosure]:
+        route = self.state.routes.get(str(payload.referral_id))
+        if route is None:
+            raise Rejected("unknown_referral", "no referral with this id went through the gateway")
+        if envelope.agency_id not in route.recipients:
+            raise Rejected("not_a_recipient", "only an agency that received the referral may answer it")
+        sender = self.network.by_id.get(route.sender)
+        if sender is None:
+            raise Rejected("unroutable", "the referral's sender left the network")
+        recipient = Recipient(agency_id=sender.id, sector=sender.sector)
+        return [self._decide_for(envelope, payload, recipient, closed_loop=True)]
+
+    def _remember_route(self, session: AsyncSession, envelope: Envelope, disclosures: list[Disclosure]) -> None:
+        delivered = [d.recipient.agency_id for d in disclosures if d.outcome is not Outcome.DENIED]
+        route = ReferralRoute(referral_id=envelope.id, sender=envelope.agency_id,
+                              subject_ref=envelope.subject, recipients=delivered)
+        session.add(route)
+        self.state.routes[envelope.id] = route
+
+    async def _grant(self, session: AsyncSession, envelope: Envelope, payload: ConsentGranted) -> None:
+        row = GrantRow(consent_id=str(payload.consent_id), subject_ref=envelope.subject,
+                       categories=list(payload.categories), recipients=list(payload.recipients),
+                       purposes=list(payload.purposes), valid_until=payload.valid_until,
+                       granted_by=envelope.agency_id)
+        if await session.get(GrantRow, row.consent_id) is None:
+            session.add(row)
+            self.state.grants.setdefault(envelope.subject, {})[row.consent_id] = _grant(row)
+
+    async def _withdraw(self, session: AsyncSession, envelope: Envelope, payload: ConsentWithdrawn) -> None:
+        row = await session.get(GrantRow, str(payload.consent_id))
+        if row is None or row.subject_ref != envelope.subject:
+            raise Rejected("unknown_consent", "no consent with this id for this subject")
+        if row.withdrawn_at is None:
+            row.withdrawn_at = envelope.time
+            session.add(row)
+        self.state.grants.get(envelope.subject, {}).pop(row.consent_id, None)
+
+    # --- what leaves the gateway ----------------------------------------------------------------
+
+    def _emit(self, batch: Batch, envelope: Envelope, payload: EventPayload,
+              disclosures: list[Disclosure]) -> None:
+        for d in disclosures:
+            if d.outcome is Outcome.DENIED:
+                continue
+            share = restrict(payload, d.delivered).model_dump(mode="json", exclude_none=True)
+            delivered = envelope.readdressed(recipient=d.recipient.agency_id, legalbasis=d.basis,
+                                             data=orjson.dumps(share))
+            key, value, headers = delivered.to_kafka()
+            batch.outgoing.append(Outgoing(self.topics.deliver(d.recipient.agency_id), key, value, headers))
+        lines = [RecipientLine(recipient=d.recipient.agency_id, sector=d.recipient.sector.value,
+                               outcome=d.outcome.value, legal_basis=d.basis.value,
+                               delivered=sorted(d.delivered),
+                               removed={k.value: v.value for k, v in d.removed.items()},
+                               reason=d.reason.value if d.reason else None, review=d.needs_review)
+                 for d in disclosures]
+        if not disclosures:
+            lines = [RecipientLine(recipient="gateway", outcome="recorded")]
+        self._report(batch, envelope.id, envelope.agency_id, envelope.type.value, lines)
+
+    def _report(self, batch: Batch, event_id: str, source: str, event_type: str | None,
+                lines: list[RecipientLine]) -> None:
+        report = StatusReport(event_id=event_id, source=source, type=event_type,
+                              decided_at=self.clock(), recipients=lines)
+        batch.outgoing.append(Outgoing(self.topics.status, event_id.encode(), report.model_dump_json().encode(),
+                                       [(SOURCE_HEADER, source.encode())]))
+
+    def _report_rejection(self, batch: Batch, envelope: Envelope, reason: str) -> None:
+        self._report(batch, envelope.id, envelope.agency_id, envelope.type.value,
+                     [RecipientLine(recipient="gateway", outcome="rejected", reason=reason)])
+
+    def _record_audit(self, batch: Batch, envelope: Envelope, disclosures: list[Disclosure],
+                      payload: EventPayload) -> None:
+        for d in disclosures:
+            self.state.last_seq += 1
+            record: dict[str, Any] = {
+                "seq": self.state.last_seq, "event_id": envelope.id, "event_type": envelope.type.value,
+                "source": envelope.agency_id, "recipient": d.recipient.agency_id,
+                "sector": d.recipient.sector.value, "subject_ref": envelope.subject,
+                "subject_role": envelope.subjectrole.value, "legal_basis": d.basis.value,
+                "outcome": d.outcome.value, "delivered": sorted(d.delivered),
+                "removed": {k.value: v.value for k, v in d.removed.items()},
+                "reason": d.reason.value if d.reason else None, "review": d.needs_review,
+                "policy_sha256": self.policy.sha256, "recorded_at": self.clock().isoformat(),
+            }
+            record["prev_hash"] = self.state.last_hash
+            record["hash"] = chain_hash(record, prev_hash=self.state.last_hash)
+            self.state.last_hash = record["hash"]
+            batch.session.add(AuditRow(**record))
+            batch.outgoing.append(Outgoing(self.topics.audit, envelope.id.encode(), orjson.dumps(record)))
+            if d.needs_review:
+                justification = payload.justification if isinstance(payload, AlertRaised) else None
+                batch.session.add(ReviewItem(event_id=envelope.id, recipient=d.recipient.agency_id,
+                                             source=envelope.agency_id, justification=justification,
+                                             raised_at=self.clock()))
+
+    def _dead_letter(self, batch: Batch, record: Record, reason: str, detail: str) -> None:
+        headers = dead_letter_headers(reason=reason, detail=detail, topic=record.topic,
+                                      partition=record.partition, offset=record.offset,
+                                      original=list(record.headers))
+        key = (_header(record, "ce_id") or f"{record.topic}:{record.partition}:{record.offset}").encode()
+        batch.outgoing.append(Outgoing(self.topics.dlq, key, record.value or b"", headers))
+        log.warning("dead letter", extra={"reason": reason, "partition": record.partition,
+                                          "offset": record.offset})
+
+
+def _header(record: Record, name: str) -> str:
+    for key, value in record.headers:
+        if key == name:
+            return value.decode(errors="replace")
+    return ""
