@@ -123,16 +123,20 @@ class LocalKafka:
         config = self.data_dir / "server.properties"
         config.write_text(_server_properties(
             data_dir=self.data_dir, port=self.port, controller_port=self.controller_port))
-        fmt = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)),
-            capture_output=True, text=True, check=False)
-        if fmt.returncode != 0:
-            raise KafkaUnavailable(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
+        if not (self.data_dir / "logs" / "meta.properties").exists():
+            self._format(config)
         log = (self.data_dir / "broker.out").open("wb")
         self.process = subprocess.Popen(
             self._java("kafka.Kafka", str(config)), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         asyncio.run(self._wait_until_ready(timeout))
+
+    def _format(self, config: Path) -> None:
+        fmt = subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)),
+            capture_output=True, text=True, check=False)
+        if fmt.returncode != 0:
+            raise KafkaUnavailable(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
 
     async def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

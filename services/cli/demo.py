@@ -1,0 +1,129 @@
+"""`maillage demo`: a short scenario played against a running `maillage up`, sender and recipients side by side."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from maillage.core.envelope import new_subject_ref
+from maillage.core.network import Network
+from maillage.core.vocabulary import Category
+
+AMINA = {
+    "identity": {"given_name": "Amina", "family_name": "Exemple", "birth_date": "1991-04-02"},
+    "contact": {"phone": "+32 470 12 34 56", "safe_contact_times": "weekdays 10:00-12:00"},
+    "location": {"address": "(shelter address)", "municipality": "Liège", "in_shelter": True},
+    "children": [{"given_name": "Yanis", "birth_year": 2017, "lives_with_subject": True}],
+    "risk": {"level": "high", "factors": ["threats", "separation"]},
+    "narrative": "Left home with her son after threats; needs housing support and follow-up.",
+}
+
+
+@dataclass
+class Demo:
+    network: Network
+    console: Console
+    timeout: float = 20.0
+
+    def client(self, agency_id: str) -> httpx.Client:
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.network.agency(agency_id).port}", timeout=10)
+
+    def post(self, agency_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.client(agency_id) as client:
+            response = client.post(path, json=body)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{agency_id} {path}: {response.status_code} {response.text}")
+        result: dict[str, Any] = response.json()
+        return result
+
+    def wait_fate(self, agency_id: str, event_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        with self.client(agency_id) as client:
+            while time.monotonic() < deadline:
+                fate: dict[str, Any] = client.get(f"/v1/events/{event_id}").json()
+                if fate["state"] != "pending":
+                    return fate
+                time.sleep(0.1)
+        raise RuntimeError(f"no decision for {event_id} after {self.timeout}s")
+
+    def wait_inbox(self, agency_id: str, event_id: str) -> dict[str, Any] | None:
+        deadline = time.monotonic() + self.timeout
+        with self.client(agency_id) as client:
+            while time.monotonic() < deadline:
+                cursor: str | None = None
+                while True:
+                    page = client.get("/v1/inbox", params={"limit": 500, **({"cursor": cursor} if cursor else {})}).json()
+                    for item in page["items"]:
+                        if item["event_id"] == event_id:
+                            return dict(item)
+                    cursor = page["next_cursor"]
+                    if cursor is None:
+                        break
+                time.sleep(0.1)
+        return None
+
+    def show(self, title: str, sender: str, sent: dict[str, Any], event_id: str) -> None:
+        fate = self.wait_fate(sender, event_id)
+        table = Table(title=title, title_justify="left", show_lines=False)
+        table.add_column("category")
+        table.add_column(f"sent by {sender}")
+        received: dict[str, dict[str, Any] | None] = {}
+        for line in fate["recipients"]:
+            table.add_column(f"{line['recipient']} ({line['sector']})\n{line['outcome']}, {line['legal_basis']}"
+                             + (", review" if line["review"] else ""))
+            received[line["recipient"]] = (self.wait_inbox(line["recipient"], event_id)
+                                           if line["outcome"] != "denied" else None)
+        for category in Category:
+            if category.value not in sent:
+                continue
+            row = [category.value, "sent"]
+            for line in fate["recipients"]:
+                item = received[line["recipient"]]
+                if item is not None and category.value in item["data"]:
+                    row.append("[green]received[/]")
+                else:
+                    reason = line["removed"].get(category.value) or line["reason"] or "removed"
+                    row.append(f"[red]removed[/] ({reason})")
+            table.add_row(*row)
+        self.console.print(table)
+
+    def run(self) -> None:
+        subject = new_subject_ref()
+        self.console.print(f"Subject [bold]{subject}[/] (pseudonymous), a victim known to refuge-liege.\n")
+        self.post("refuge-liege", "/v1/consents", {
+            "subject_ref": subject, "categories": [c.value for c in Category if c != Category.HEALTH],
+            "recipients": ["cpas-seraing", "praxis-meuse"], "purposes": ["referral"]})
+        self.console.print("Consent registered: all but health, to cpas-seraing and praxis-meuse, for referral.\n")
+        for to, title in (("cpas-seraing", "1. Referral to the CPAS (ceiling of `social` applies)"),
+                          ("praxis-meuse", "2. Referral to the perpetrator programme (never location/contact)"),
+                          ("chr-citadelle", "3. Referral to the hospital, which has no consent")):
+            body = {"subject_ref": subject, "subject_role": "victim", "recipient": to, "data": AMINA}
+            event = self.post("refuge-liege", "/v1/referrals", body)
+            self.show(title, "refuge-liege", AMINA, event["event_id"])
+        alert = {"subject_ref": subject, "subject_role": "victim", "severity": "imminent", "kind": "threat",
+                 "recipients": ["police", "justice"], "legal_basis": "danger",
+                 "justification": "Partner announced he will come to the shelter tonight with a knife.",
+                 "data": AMINA}
+        event = self.post("refuge-liege", "/v1/alerts", alert)
+        self.show("4. Imminent-danger alert without consent (art. 458bis)", "refuge-liege",
+                  {**AMINA, "narrative": alert["justification"]}, event["event_id"])
+        first = self.post("refuge-liege", "/v1/referrals", {"subject_ref": subject, "subject_role": "victim",
+                                                             "recipient": "cpas-seraing", "data": AMINA})
+        if self.wait_inbox("cpas-seraing", first["event_id"]) is not None:
+            self.post("cpas-seraing", f"/v1/referrals/{first['event_id']}/response", {"decision": "accepted"})
+            state = self._referral_state("refuge-liege", first["event_id"], "accepted")
+            self.console.print(f"5. The CPAS accepts the referral; refuge-liege sees it as [bold]{state}[/].")
+
+    def _referral_state(self, agency_id: str, referral_id: str, expected: str) -> str:
+        deadline = time.monotonic() + self.timeout
+        with self.client(agency_id) as client:
+            while True:
+                state = str(client.get(f"/v1/referrals/{referral_id}").json()["state"])
+                if state == expected or time.monotonic() > deadline:
+                    return state
+                time.sleep(0.1)

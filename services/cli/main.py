@@ -1,0 +1,138 @@
+"""The `maillage` command."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from maillage.cli import schemas as schema_files
+from maillage.core.network import load_network
+from maillage.core.settings import DEFAULT_NETWORK
+
+app = typer.Typer(no_args_is_help=True, help="Maillage: consented referrals and safety alerts between agencies.")
+serve_app = typer.Typer(help="Run one service in the foreground (used by `maillage up`).")
+app.add_typer(serve_app, name="serve")
+console = Console()
+
+NetworkOption = Annotated[Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE",
+                                             help="The network file describing the Pôle.")]
+PortOption = Annotated[int | None, typer.Option("--port", help="Listen port (default: the network file's).")]
+
+
+def _uvicorn(asgi: object, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(asgi, host="127.0.0.1", port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
+
+
+@serve_app.command("agency")
+def serve_agency(agency_id: str, port: PortOption = None) -> None:
+    """Run one agency's service."""
+    from maillage.agency.app import create_app
+    from maillage.agency.settings import AgencySettings
+    from maillage.core.logs import configure_logging
+
+    settings = AgencySettings(agency_id=agency_id)
+    configure_logging(settings.log_level, service=f"agency:{agency_id}")
+    _uvicorn(create_app(settings), port or settings.network.agency(agency_id).port)
+
+
+@serve_app.command("gateway")
+def serve_gateway(port: PortOption = None) -> None:
+    """Run the consent gateway."""
+    from maillage.core.logs import configure_logging
+    from maillage.gateway.app import create_app
+    from maillage.gateway.settings import GatewaySettings
+
+    settings = GatewaySettings()
+    configure_logging(settings.log_level, service="gateway")
+    _uvicorn(create_app(settings), port or settings.network.gateway.port)
+
+
+@app.command()
+def up(
+    network: NetworkOption = DEFAULT_NETWORK,
+    bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP",
+                                           help="Use this Kafka instead of starting a local one.")] = "",
+    data_dir: Annotated[Path, typer.Option(envvar="MAILLAGE_DATA_DIR")] = Path("var"),
+    kafka_port: Annotated[int, typer.Option(help="Port of the local broker.")] = 19092,
+) -> None:
+    """Start the whole Pôle on this machine; Ctrl-C stops everything it started."""
+    from maillage.cli.up import Supervisor
+
+    net = load_network(network)
+    supervisor = Supervisor(network=net, network_file=network.resolve(), data_dir=data_dir.resolve(),
+                            bootstrap=bootstrap or net.kafka.bootstrap)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with console.status("Starting Kafka…"):
+            supervisor.start_kafka(port=kafka_port)
+        with console.status("Creating topics and starting services…"):
+            supervisor.create_topics()
+            supervisor.start_services()
+            supervisor.wait_ready()
+        _print_listening(supervisor)
+        console.print("Ready. Try [bold]maillage demo[/] in another terminal. Ctrl-C stops everything.")
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    finally:
+        with console.status("Stopping…"):
+            supervisor.stop()
+        console.print("Stopped.")
+
+
+def _print_listening(supervisor: object) -> None:
+    from maillage.cli.up import Supervisor
+
+    assert isinstance(supervisor, Supervisor)
+    table = Table(title=f"{supervisor.network.name} — listening")
+    for column in ("service", "sector", "url", "pid"):
+        table.add_column(column)
+    table.add_row("kafka", "", supervisor.bootstrap, str(supervisor.kafka.process.pid)
+                  if supervisor.kafka and supervisor.kafka.process else "external")
+    for service in supervisor.services:
+        sector = supervisor.network.by_id[service.name].sector.value if service.name in supervisor.network.by_id else ""
+        table.add_row(service.name, sector, service.url, str(service.process.pid))
+    console.print(table)
+
+
+@app.command()
+def demo(network: NetworkOption = DEFAULT_NETWORK) -> None:
+    """Play a short scenario against a running `maillage up` and show what each recipient received."""
+    from maillage.cli.demo import Demo
+
+    try:
+        Demo(network=load_network(network), console=console).run()
+    except Exception as exc:  # noqa: BLE001 - tell the user, not a traceback
+        console.print(f"[red]The demo could not complete: {exc}[/]\nIs `maillage up` running?")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def schemas(check: Annotated[bool, typer.Option(help="Only check that schemas/ is current.")] = False) -> None:
+    """Write the JSON Schema of every event type into schemas/ (generated from the models)."""
+    if check:
+        stale = schema_files.stale()
+        if stale:
+            console.print(f"[red]Stale schemas:[/] {', '.join(stale)} — run `maillage schemas`.")
+            raise typer.Exit(1)
+        console.print("schemas/ is current.")
+        return
+    for name in schema_files.write():
+        console.print(f"wrote schemas/{name}")
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,105 @@
+"""`maillage up`: a whole Pôle on one machine — local Kafka, topics, gateway, one process per agency."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from maillage.core import bus
+from maillage.core.kafka_local import LocalKafka
+from maillage.core.network import Network
+from maillage.core.topics import Topics
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Supervisor:
+    """Starts everything, and on stop() ends all of it: no orphan process is left behind."""
+
+    network: Network
+    network_file: Path
+    data_dir: Path
+    bootstrap: str = ""
+    kafka: LocalKafka | None = None
+    services: list[Service] = field(default_factory=list)
+
+    def start_kafka(self, *, port: int | None = None) -> str:
+        if self.bootstrap:
+            return self.bootstrap
+        self.kafka = LocalKafka(data_dir=self.data_dir / "kafka", **({"port": port} if port else {}))
+        self.kafka.start()
+        self.bootstrap = self.kafka.bootstrap
+        return self.bootstrap
+
+    def create_topics(self) -> None:
+        k = self.network.kafka
+        names = bus_topics(self.network)
+        asyncio.run(bus.ensure_topics(self.bootstrap, names, partitions=k.partitions,
+                                      replication_factor=k.replication_factor,
+                                      min_insync_replicas=k.min_insync_replicas))
+
+    def _spawn(self, name: str, port: int, *args: str) -> None:
+        env = {**os.environ, "MAILLAGE_KAFKA_BOOTSTRAP": self.bootstrap,
+               "MAILLAGE_NETWORK_FILE": str(self.network_file), "MAILLAGE_DATA_DIR": str(self.data_dir)}
+        log = (self.data_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen([sys.executable, "-m", "maillage.cli.main", "serve", *args,
+                                    "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.services.append(Service(name=name, port=port, process=process))
+
+    def start_services(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._spawn("gateway", self.network.gateway.port, "gateway")
+        for agency in self.network.agencies:
+            self._spawn(agency.id, agency.port, "agency", agency.id)
+
+    def wait_ready(self, *, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(self.services)
+        while pending:
+            for service in list(pending):
+                if service.process.poll() is not None:
+                    raise RuntimeError(f"{service.name} exited; see {self.data_dir / service.name}.log")
+                try:
+                    if httpx.get(service.url + "/readyz", timeout=1).status_code == 200:
+                        pending.remove(service)
+                except httpx.HTTPError:
+                    pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready after {timeout:.0f}s: {', '.join(s.name for s in pending)}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for service in self.services:
+            if service.process.poll() is None:
+                service.process.send_signal(signal.SIGTERM)
+        for service in self.services:
+            try:
+                service.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                service.process.wait()
+        self.services.clear()
+        if self.kafka is not None:
+            self.kafka.stop()
+
+
+def bus_topics(network: Network) -> list[str]:
+    return Topics(prefix=network.kafka.topic_prefix).all_for([a.id for a in network.agencies])
