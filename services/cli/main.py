@@ -24,16 +24,17 @@ console = Console()
 NetworkOption = Annotated[Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE",
                                              help="The network file describing the Pôle.")]
 PortOption = Annotated[int | None, typer.Option("--port", help="Listen port (default: the network file's).")]
+HostOption = Annotated[str, typer.Option("--host", envvar="MAILLAGE_LISTEN_HOST", help="Listen address.")]
 
 
-def _uvicorn(asgi: object, port: int) -> None:
+def _uvicorn(asgi: object, *, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(asgi, host="127.0.0.1", port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
+    uvicorn.run(asgi, host=host, port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
 
 
 @serve_app.command("agency")
-def serve_agency(agency_id: str, port: PortOption = None) -> None:
+def serve_agency(agency_id: str, port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
     """Run one agency's service."""
     from maillage.agency.app import create_app
     from maillage.agency.settings import AgencySettings
@@ -41,11 +42,11 @@ def serve_agency(agency_id: str, port: PortOption = None) -> None:
 
     settings = AgencySettings(agency_id=agency_id)
     configure_logging(settings.log_level, service=f"agency:{agency_id}")
-    _uvicorn(create_app(settings), port or settings.network.agency(agency_id).port)
+    _uvicorn(create_app(settings), host=host, port=port or settings.network.agency(agency_id).port)
 
 
 @serve_app.command("gateway")
-def serve_gateway(port: PortOption = None) -> None:
+def serve_gateway(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
     """Run the consent gateway."""
     from maillage.core.logs import configure_logging
     from maillage.gateway.app import create_app
@@ -53,7 +54,27 @@ def serve_gateway(port: PortOption = None) -> None:
 
     settings = GatewaySettings()
     configure_logging(settings.log_level, service="gateway")
-    _uvicorn(create_app(settings), port or settings.network.gateway.port)
+    _uvicorn(create_app(settings), host=host, port=port or settings.network.gateway.port)
+
+
+@app.command()
+def topics(
+    network: NetworkOption = DEFAULT_NETWORK,
+    bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP")] = "",
+) -> None:
+    """Create the network's topics (partitions, replication and min.insync.replicas from the network file)."""
+    import asyncio
+
+    from maillage.cli.up import bus_topics
+    from maillage.core import bus
+
+    net = load_network(network)
+    k = net.kafka
+    names = bus_topics(net)
+    asyncio.run(bus.ensure_topics(bootstrap or k.bootstrap, names, partitions=k.partitions,
+                                  replication_factor=k.replication_factor,
+                                  min_insync_replicas=k.min_insync_replicas))
+    console.print(f"{len(names)} topics present on {bootstrap or k.bootstrap}.")
 
 
 @app.command()

@@ -23,7 +23,47 @@ def rendered() -> dict[str, bytes]:
     status = {"$schema": "https://json-schema.org/draft/2020-12/schema",
               "$id": "https://maillage.be/schemas/maillage.status.json", **StatusReport.model_json_schema()}
     files["maillage.status.json"] = orjson.dumps(status, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    files["asyncapi.json"] = orjson.dumps(asyncapi(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     return {name: content + b"\n" for name, content in files.items()}
+
+
+CE_HEADERS = {
+    "type": "object",
+    "description": "CloudEvents 1.0 attributes in Kafka binary content mode.",
+    "required": ["ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "ce_subject",
+                 "ce_subjectrole", "ce_legalbasis", "ce_purpose"],
+    "properties": {name: {"type": "string"} for name in (
+        "ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "ce_subject", "content-type",
+        "ce_subjectrole", "ce_legalbasis", "ce_purpose", "ce_recipient", "ce_traceparent")},
+}
+
+
+def asyncapi() -> dict[str, object]:
+    """An AsyncAPI 3.0 document of the topics, pointing at the generated payload schemas."""
+    events = {t.value.replace(".", "_"): {"name": t.value, "contentType": "application/json",
+                                          "headers": CE_HEADERS, "payload": {"$ref": f"./{t.value}.json"}}
+              for t in PAYLOAD_MODELS}
+    refs = [{"$ref": f"#/components/messages/{name}"} for name in events]
+    status = {"name": "maillage.status", "contentType": "application/json",
+              "payload": {"$ref": "./maillage.status.json"}}
+    return {
+        "asyncapi": "3.0.0",
+        "info": {"title": "Maillage topics", "version": "1",
+                 "description": "Consented referrals and safety alerts between agencies, through the consent gateway."},
+        "channels": {
+            "submitted": {"address": "maillage.submitted", "messages": {n: m for n, m in zip(events, refs, strict=True)},
+                          "description": "Every event a sender submits, keyed by subject_ref."},
+            "deliver": {"address": "maillage.deliver.{agency_id}",
+                        "parameters": {"agency_id": {"description": "The recipient agency."}},
+                        "messages": {n: m for n, m in zip(events, refs, strict=True)},
+                        "description": "Filtered events for one agency, keyed by subject_ref."},
+            "status": {"address": "maillage.status", "messages": {"status": {"$ref": "#/components/messages/status"}},
+                       "description": "Per-recipient decisions about each submitted event, keyed by event id."},
+            "audit": {"address": "maillage.audit", "description": "Hash-chained decision records, metadata only."},
+            "dlq": {"address": "maillage.dlq", "description": "Records that could not be processed, with dlq_reason."},
+        },
+        "components": {"messages": {**events, "status": status}},
+    }
 
 
 def stale(directory: Path = SCHEMA_DIR) -> list[str]:

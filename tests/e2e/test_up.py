@@ -1,0 +1,68 @@
+"""The whole network as `maillage up` starts it, driven over HTTP, then stopped with Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from maillage.core.envelope import new_subject_ref
+from maillage.core.network import load_network
+from tests.processes import alive, children_of, maillage, network_copy, wait_ready
+
+pytestmark = pytest.mark.e2e
+
+
+def poll(fetch, *, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = fetch()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(kafka_bootstrap: str, tmp_path: Path) -> None:
+    network_file = network_copy(tmp_path, prefix=f"e2e{uuid.uuid4().hex[:8]}.")
+    network = load_network(network_file)
+    up = maillage("up", "--network", str(network_file), "--bootstrap", kafka_bootstrap,
+                  "--data-dir", str(tmp_path / "var"), env={}, log=tmp_path / "up.log")
+    try:
+        wait_ready(f"http://127.0.0.1:{network.gateway.port}", up, timeout=90)
+        for agency in network.agencies:
+            wait_ready(f"http://127.0.0.1:{agency.port}", up, timeout=30)
+        started = children_of(up.pid)
+        refuge = httpx.Client(base_url=f"http://127.0.0.1:{network.agency('refuge-liege').port}")
+        police = httpx.Client(base_url=f"http://127.0.0.1:{network.agency('zp-meuse').port}")
+        subject = new_subject_ref()
+
+        alert = refuge.post("/v1/alerts", json={
+            "subject_ref": subject, "subject_role": "victim", "severity": "imminent", "kind": "weapon",
+            "recipients": ["police"], "legal_basis": "danger", "justification": "He showed a gun.",
+            "data": {"identity": {"given_name": "Lina"}, "location": {"address": "Quai 3, Liège"},
+                     "health": {"notes": "pregnant"}, "narrative": "Neighbours called us."}})
+        assert alert.status_code == 202, alert.text
+        event_id = alert.json()["event_id"]
+
+        def police_inbox():  # type: ignore[no-untyped-def]
+            items = police.get("/v1/inbox").json()["items"]
+            return next((i for i in items if i["event_id"] == event_id), None)
+
+        item = poll(police_inbox)
+        assert set(item["data"]) - {"severity", "kind"} == {"identity", "location"}
+        assert item["legal_basis"] == "danger"
+        fate = poll(lambda: (f := refuge.get(f"/v1/events/{event_id}").json())["state"] != "pending" and f)
+        [line] = fate["recipients"]
+        assert line["recipient"] == "zp-meuse" and line["review"] is True
+        assert line["removed"] == {"health": "outside_danger_rule", "narrative": "outside_danger_rule"}
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=60)
+    assert up.returncode == 0
+    assert len(started) >= len(network.agencies) + 1
+    assert [pid for pid in started if alive(pid)] == [], "Ctrl-C stops every process `up` started"
