@@ -36,6 +36,7 @@ def topic_prefix() -> str:
 async def pole(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> AsyncIterator[Pole]:
     """The demo network's topics under a unique prefix; tests start the gateway and the agencies they need."""
     network = Pole(bootstrap=kafka_bootstrap, prefix=topic_prefix, data_dir=tmp_path / "var")
+    network.create_keys()
     await network.create_topics()
     async with network.stack:
         yield network

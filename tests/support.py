@@ -1,4 +1,4 @@
-"""Test support: an in-process Pôle (gateway and agencies as `maillage up` builds them) on the session's broker."""
+"""Test support: an in-process Pôle (gateway and agencies as `maillage up` builds them) on the test broker."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from fastapi import FastAPI
 from maillage.agency.app import create_app as create_agency_app
 from maillage.agency.settings import AgencySettings
 from maillage.core import bus
+from maillage.core.keys import GATEWAY, ensure_keys
 from maillage.core.settings import DEFAULT_NETWORK
 from maillage.core.topics import Topics
+from maillage.core.trust import Trust
 from maillage.gateway.app import create_app as create_gateway_app
 from maillage.gateway.settings import GatewaySettings
 
@@ -66,6 +68,14 @@ class Pole:
     def gateway_settings(self) -> GatewaySettings:
         return GatewaySettings(**self.common(), transactional_id=f"{self.prefix}gateway")
 
+    def create_keys(self) -> None:
+        settings = self.gateway_settings()
+        ensure_keys(settings.key_dirs, [GATEWAY, *(a.id for a in settings.network.agencies)])
+
+    def trust(self, owner: str) -> Trust:
+        """`owner`'s keys, as its own service holds them (to play a sender or forge one in tests)."""
+        return Trust.load(self.gateway_settings().key_dirs, owner)
+
     async def create_topics(self) -> None:
         settings = self.gateway_settings()
         ids = [a.id for a in settings.network.agencies]
@@ -75,8 +85,8 @@ class Pole:
     async def start_gateway(self) -> httpx.AsyncClient:
         return await self.stack.enter_async_context(serving(create_gateway_app(self.gateway_settings())))
 
-    async def start_agency(self, agency_id: str) -> httpx.AsyncClient:
-        app = create_agency_app(AgencySettings(**self.common(), agency_id=agency_id))
+    async def start_agency(self, agency_id: str, **settings: Any) -> httpx.AsyncClient:
+        app = create_agency_app(AgencySettings(**self.common(), agency_id=agency_id, **settings))
         client = await self.stack.enter_async_context(serving(app))
         self.clients[agency_id] = client
         return client
@@ -98,6 +108,103 @@ class Pole:
         finally:
             await consumer.stop()
         return records
+
+
+    async def read_until(self, topic: str, done: Callable[[list[Any]], bool], *,
+                         timeout: float = 20.0) -> list[Any]:
+        """Every committed record of `topic` from the start, once `done(records)` holds *and* every partition
+        has been read to its end: a marker record proves that what was written before it is all there."""
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
+                                    isolation_level="read_committed", enable_auto_commit=False)
+        await consumer.start()
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+
+        async def more() -> None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s reading {topic}")
+            batches = await consumer.getmany(timeout_ms=200)
+            records.extend(r for part in batches.values() for r in part)
+
+        try:
+            while not done(records) or not consumer.assignment():
+                await more()
+            ends = await consumer.end_offsets(list(consumer.assignment()))
+            for tp, end in ends.items():
+                while await consumer.position(tp) < end:
+                    await more()
+        finally:
+            await consumer.stop()
+        return records
+
+
+def header_of(record: Any, name: str) -> str | None:
+    return bus.header(list(record.headers), name)
+
+
+def has_event(event_id: str) -> Callable[[list[Any]], bool]:
+    """For `Pole.read_until`: true once a record of this event id has been read."""
+    return lambda records: any(header_of(r, "ce_id") == event_id for r in records)
+
+
+# --- the agency API, as a partner system uses it --------------------------------------------------------
+
+# Every one of the eight categorised parts, with values a test can look for in what travels.
+ALL_EIGHT: dict[str, Any] = {
+    "identity": {"given_name": "Amina", "family_name": "Testperson", "national_number": "85010112345"},
+    "contact": {"phone": "+32 470 12 34 56", "email": "amina@example.org"},
+    "location": {"address": "Rue du Refuge 1, 4000 Liège", "municipality": "Liège", "in_shelter": True},
+    "children": [{"given_name": "Noa", "birth_year": 2019, "lives_with_subject": True}],
+    "risk": {"level": "severe", "factors": ["threats", "weapon"]},
+    "judicial": {"protection_order": True, "case_reference": "LI.12.34.5678/26"},
+    "health": {"notes": "Bruises on both arms, seen at the emergency ward."},
+    "narrative": "Left home with her two children after he threatened her with a knife.",
+}
+CATEGORIES = list(ALL_EIGHT)
+
+
+async def consent(pole: Pole, agency: str, subject_ref: str, *, to: list[str], categories: list[str],
+                  purposes: list[str] | None = None) -> dict[str, Any]:
+    response = await pole[agency].post("/v1/consents", json={
+        "subject_ref": subject_ref, "categories": categories, "recipients": to,
+        "purposes": purposes or ["referral"]})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def refer(pole: Pole, agency: str, subject_ref: str, *, to: str, role: str = "victim",
+                data: dict[str, Any] | None = None) -> str:
+    response = await pole[agency].post("/v1/referrals", json={
+        "subject_ref": subject_ref, "subject_role": role, "recipient": to, "data": data or ALL_EIGHT})
+    assert response.status_code == 202, response.text
+    return str(response.json()["event_id"])
+
+
+async def received(pole: Pole, agency: str, event_id: str) -> dict[str, Any]:
+    """The inbox item of this event at this agency, once it has arrived."""
+    async def probe() -> dict[str, Any] | None:
+        return next((i for i in await inbox_of(pole[agency]) if i["event_id"] == event_id), None)
+    return await eventually(probe, what=f"{event_id} in {agency}'s inbox")
+
+
+async def decided(pole: Pole, agency: str, event_id: str) -> dict[str, Any]:
+    """What the gateway decided about an event `agency` sent, once it has."""
+    return await eventually(lambda: fate(pole[agency], event_id), what=f"the fate of {event_id}")
+
+
+def categories_in(data: dict[str, Any]) -> set[str]:
+    """The categorised parts present in an inbox item's data (metadata fields left aside)."""
+    return set(data) & set(CATEGORIES)
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """An RFC 9457 problem body with the given status."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["type"].startswith("https://") and body["title"] and body["status"] == status
+    return body
 
 
 async def inbox_of(client: httpx.AsyncClient) -> list[dict[str, Any]]:

@@ -66,3 +66,13 @@ async def inbox(
 @router.get("/events/{event_id}", tags=["events"])
 async def event_fate(event_id: str, ctx: Context) -> c.EventFate:
     return await services.event_fate(ctx, event_id)
+
+
+@router.post("/webhooks", status_code=status.HTTP_201_CREATED, tags=["webhooks"])
+async def register_webhook(body: c.WebhookIn, ctx: Context) -> c.WebhookCreated:
+    return await services.register_webhook(ctx, body)
+
+
+@router.get("/webhooks/{webhook_id}/deliveries", tags=["webhooks"])
+async def webhook_deliveries(webhook_id: str, ctx: Context) -> list[c.WebhookDeliveryOut]:
+    return await services.webhook_deliveries(ctx, webhook_id)

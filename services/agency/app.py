@@ -13,11 +13,13 @@ from maillage.agency.handlers import AgencyHandlers
 from maillage.agency.models import TABLES
 from maillage.agency.services import AgencyContext
 from maillage.agency.settings import AgencySettings
+from maillage.agency.webhooks import WebhookDispatcher
 from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory
 from maillage.core.http import install_common
 from maillage.core.lifecycle import TaskGroup
 from maillage.core.outbox import OutboxRelay
+from maillage.core.trust import Trust
 
 
 def create_app(settings: AgencySettings) -> FastAPI:
@@ -29,17 +31,20 @@ def create_app(settings: AgencySettings) -> FastAPI:
         engine = make_engine(settings.db_url())
         await create_schema(engine, TABLES)
         sessions = session_factory(engine)
-        producer = bus.producer(settings.bootstrap)
+        producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
         await producer.start()
         relay = OutboxRelay(sessions, producer)
         ctx = AgencyContext(agency=agency, network=settings.network, topics=topics,
-                            sessions=sessions, relay=relay)
+                            sessions=sessions, relay=relay, trust=Trust.load(settings.key_dirs, agency.id))
         consumer = bus.consumer(settings.bootstrap, topics.deliver(agency.id), topics.status,
-                                group_id=f"{topics.prefix}maillage.agency.{agency.id}")
+                                group_id=f"{topics.prefix}maillage.agency.{agency.id}",
+                                auth=settings.kafka_auth)
         await consumer.start()
-        handlers = AgencyHandlers(ctx, producer)
+        webhooks = WebhookDispatcher(sessions, clock=ctx.clock, backoff_base=settings.webhook_backoff_seconds)
+        handlers = AgencyHandlers(ctx, producer, on_inbox=webhooks.notify)
         tasks = TaskGroup()
         tasks.start(relay.run(), name="outbox-relay")
+        tasks.start(webhooks.run(), name="webhooks")
         tasks.start(bus.consume_forever(consumer, handlers.handle, name="deliveries"), name="deliveries")
 
         async def ready() -> bool:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from maillage.core.envelope import SUBJECT_REF
 from maillage.core.events import (
@@ -138,3 +138,29 @@ class InboxEntry(Body):
 class InboxPage(Body):
     items: list[InboxEntry]
     next_cursor: str | None
+
+
+class WebhookIn(Body):
+    url: AnyHttpUrl = Field(description="Where each arrival in the inbox is POSTed, signed.")
+
+
+class WebhookCreated(Body):
+    id: str
+    url: str
+    secret: str = Field(description="HMAC-SHA256 key of the Maillage-Signature header; shown only once.")
+    created_at: datetime
+
+
+class WebhookAttemptOut(Body):
+    attempt: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+
+
+class WebhookDeliveryOut(Body):
+    id: int
+    event_id: str
+    state: str
+    attempts: list[WebhookAttemptOut]
+    next_attempt_at: datetime | None

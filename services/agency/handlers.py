@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 import orjson
@@ -13,10 +14,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency.models import InboxItem, RecipientStatus, ReferralRow, ReferralState
 from maillage.agency.referrals import state_after_response
+from maillage.agency.contracts import InboxEntry
 from maillage.agency.services import AgencyContext
+from maillage.agency.webhooks import enqueue_for_all
 from maillage.core.bus import dead_letter_headers, header
 from maillage.core.db import unit_of_work
 from maillage.core.envelope import Envelope, EnvelopeError
+from maillage.core.keys import GATEWAY
+from maillage.core.trust import SealError, SignatureError
 from maillage.core.events import PAYLOAD_MODELS, EventPayload, EventType, ReferralResponded
 from maillage.core.status import SOURCE_HEADER, StatusReport
 
@@ -25,9 +30,11 @@ Record = ConsumerRecord[bytes, bytes]
 
 
 class AgencyHandlers:
-    def __init__(self, ctx: AgencyContext, dlq_producer: AIOKafkaProducer) -> None:
+    def __init__(self, ctx: AgencyContext, dlq_producer: AIOKafkaProducer,
+                 *, on_inbox: Callable[[], None] | None = None) -> None:
         self.ctx = ctx
         self.dlq = dlq_producer
+        self.on_inbox = on_inbox
 
     async def handle(self, records: list[Record]) -> None:
         deliveries = [r for r in records if r.topic == self.ctx.topics.deliver(self.ctx.agency.id)]
@@ -36,6 +43,8 @@ class AgencyHandlers:
         async with unit_of_work(self.ctx.sessions) as session:
             await self._store_deliveries(session, deliveries)
             await self._store_statuses(session, statuses)
+        if deliveries and self.on_inbox is not None:
+            self.on_inbox()
 
     async def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
         headers = dead_letter_headers(reason=reason, detail=detail, topic=record.topic,
@@ -47,9 +56,16 @@ class AgencyHandlers:
     async def _parse(self, record: Record) -> tuple[Envelope, EventPayload] | None:
         try:
             envelope = Envelope.from_kafka(key=record.key, value=record.value, headers=list(record.headers))
-            payload = PAYLOAD_MODELS[envelope.type].model_validate(orjson.loads(envelope.data))
+            plaintext = self.ctx.trust.verify_and_open(envelope, signer=GATEWAY)
+            payload = PAYLOAD_MODELS[envelope.type].model_validate(orjson.loads(plaintext))
         except EnvelopeError as exc:
             await self._dead_letter(record, exc.reason, exc.detail)
+            return None
+        except SignatureError as exc:
+            await self._dead_letter(record, "signature", str(exc))
+            return None
+        except SealError as exc:
+            await self._dead_letter(record, "sealing", str(exc))
             return None
         except (orjson.JSONDecodeError, ValidationError) as exc:
             await self._dead_letter(record, "schema", type(exc).__name__)
@@ -65,12 +81,15 @@ class AgencyHandlers:
             if envelope.id in known:
                 continue  # a redelivered record: stored once
             known.add(envelope.id)
-            session.add(InboxItem(
+            item = InboxItem(
                 event_id=envelope.id, type=envelope.type.value, source_agency=envelope.agency_id,
                 subject_ref=envelope.subject, subject_role=envelope.subjectrole.value,
                 legal_basis=envelope.legalbasis.value, purpose=envelope.purpose.value,
                 sent_at=envelope.time, received_at=now,
-                data=payload.model_dump(mode="json", exclude_none=True)))
+                data=payload.model_dump(mode="json", exclude_none=True))
+            session.add(item)
+            await enqueue_for_all(session, event_id=envelope.id, now=now,
+                                  body=InboxEntry.model_validate(item, from_attributes=True).model_dump(mode="json"))
             await self._follow_referral(session, envelope, payload, now=now)
 
     async def _follow_referral(self, session: AsyncSession, envelope: Envelope, payload: EventPayload,

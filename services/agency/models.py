@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from maillage.agency.webhooks import TABLES as WEBHOOK_TABLES
 from maillage.core.outbox import OutboxRecord
 
 
@@ -109,4 +110,5 @@ class IdempotencyRecord(SQLModel, table=True):
 
 TABLES: list[type[SQLModel]] = [
     ConsentRow, SentEvent, RecipientStatus, InboxItem, ReferralRow, IdempotencyRecord, OutboxRecord,
+    *WEBHOOK_TABLES,
 ]

@@ -28,6 +28,7 @@ from maillage.agency.models import (
     SentEvent,
 )
 from maillage.agency.referrals import InvalidTransition, next_state
+from maillage.agency.webhooks import Webhook, WebhookAttempt, WebhookDelivery, new_secret
 from maillage.core.db import unit_of_work
 from maillage.core.envelope import Envelope, new_event_id, source_of
 from maillage.core.events import (
@@ -39,10 +40,12 @@ from maillage.core.events import (
     ReferralDecision,
     ReferralResponded,
 )
+from maillage.core.keys import GATEWAY
 from maillage.core.network import AgencyConfig, Network
 from maillage.core.outbox import OutboxRelay, enqueue
 from maillage.core.problems import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound, UnknownRecipient
 from maillage.core.topics import Topics
+from maillage.core.trust import Trust
 from maillage.core.vocabulary import LegalBasis, Purpose, Role
 
 T = TypeVar("T", bound=BaseModel)
@@ -60,6 +63,7 @@ class AgencyContext:
     topics: Topics
     sessions: async_sessionmaker[AsyncSession]
     relay: OutboxRelay
+    trust: Trust
     clock: Clock = utc_now
 
 
@@ -75,9 +79,10 @@ def _submit(
     envelope = Envelope(
         id=event_id, source=source_of(ctx.agency.id), type=payload.event_type, time=now,
         subject=subject_ref, subjectrole=role, legalbasis=basis, purpose=purpose,
-        recipient=",".join(recipients), data=orjson.dumps(payload.model_dump(mode="json", exclude_none=True)),
+        recipient=",".join(recipients), data=b"",
     )
-    enqueue(session, envelope, topic=ctx.topics.submitted)
+    plaintext = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
+    enqueue(session, ctx.trust.seal_and_sign(envelope, plaintext, to=GATEWAY), topic=ctx.topics.submitted)
     session.add(SentEvent(event_id=event_id, type=payload.event_type.value, subject_ref=subject_ref,
                           recipients=list(recipients), legal_basis=basis.value, created_at=now))
     return event_id
@@ -291,5 +296,30 @@ async def event_fate(ctx: AgencyContext, event_id: str) -> c.EventFate:
                        created_at=sent.created_at, state=state, recipients=outcomes)
 
 
-def json_ready(value: Any) -> Any:
-    return orjson.loads(orjson.dumps(value))
+# --- webhooks -----------------------------------------------------------------------------------
+
+
+async def register_webhook(ctx: AgencyContext, body: c.WebhookIn) -> c.WebhookCreated:
+    hook = Webhook(id=str(uuid4()), url=str(body.url), secret=new_secret(), created_at=ctx.clock())
+    async with unit_of_work(ctx.sessions) as session:
+        session.add(hook)
+    return c.WebhookCreated(id=hook.id, url=hook.url, secret=hook.secret, created_at=hook.created_at)
+
+
+async def webhook_deliveries(ctx: AgencyContext, webhook_id: str) -> list[c.WebhookDeliveryOut]:
+    async with ctx.sessions() as session:
+        if await session.get(Webhook, webhook_id) is None:
+            raise NotFound("This agency has no webhook with this id.")
+        deliveries = (await session.exec(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+                                         .order_by(col(WebhookDelivery.id)))).all()
+        ids = [d.id for d in deliveries]
+        attempts = (await session.exec(select(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(ids))
+                                       .order_by(col(WebhookAttempt.id)))).all()
+    by_delivery: dict[int, list[c.WebhookAttemptOut]] = {}
+    for attempt in attempts:
+        by_delivery.setdefault(attempt.delivery_id, []).append(
+            c.WebhookAttemptOut.model_validate(attempt, from_attributes=True))
+    return [c.WebhookDeliveryOut(id=d.id or 0, event_id=d.event_id, state=d.state,
+                                 attempts=by_delivery.get(d.id or 0, []),
+                                 next_attempt_at=d.next_attempt_at if d.state == "pending" else None)
+            for d in deliveries]

@@ -155,5 +155,68 @@ def schemas(check: Annotated[bool, typer.Option(help="Only check that schemas/ i
         console.print(f"wrote schemas/{name}")
 
 
+@app.command()
+def bench(
+    events: Annotated[int, typer.Option(help="Referral events for the throughput runs.")] = 20_000,
+    rate: Annotated[float, typer.Option(help="Referrals per second in the latency run.")] = 200.0,
+    duration: Annotated[float, typer.Option(help="Seconds of the latency run.")] = 10.0,
+    network: NetworkOption = DEFAULT_NETWORK,
+    bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP",
+                                           help="Use this Kafka instead of starting a local one.")] = "",
+    out_dir: Annotated[Path, typer.Option(help="Where the JSON report goes.")] = Path("bench-results"),
+) -> None:
+    """Measure gateway throughput beside a bare Kafka passthrough, and referral latency."""
+    from maillage.cli.bench import BenchOptions, run_bench
+
+    options = BenchOptions(events=events, rate=rate, duration=duration, network_file=network,
+                           bootstrap=bootstrap, out_dir=out_dir)
+    _, path = run_bench(options, console=console)
+    console.print(f"Report written to {path}")
+
+
+acl_app = typer.Typer(help="Kafka principals and their least-privilege ACLs, from the network file.")
+app.add_typer(acl_app, name="acl")
+
+
+@acl_app.command("apply")
+def acl_apply(
+    admin_password: Annotated[str, typer.Option(
+        envvar="MAILLAGE_KAFKA_ADMIN_PASSWORD", prompt=True, hide_input=True,
+        help="The super user's password: from the environment or the prompt, not the command line.")],
+    admin_user: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_ADMIN_USERNAME",
+                                            help="A super user of the cluster.")] = "admin",
+    network: NetworkOption = DEFAULT_NETWORK,
+    bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP")] = "",
+    keys_dir: Annotated[Path | None, typer.Option(
+        help="Private key directory, outside git (default: $MAILLAGE_DATA_DIR/keys/private).")] = None,
+) -> None:
+    """Create a SCRAM-SHA-512 principal per agency and for the gateway, and their ACLs. Idempotent.
+
+    Passwords: generated on first use, kept (mode 0600) in KEYS_DIR/<principal>/kafka.password, never printed.
+
+    A service connects as MAILLAGE_KAFKA_USERNAME=<principal>, MAILLAGE_KAFKA_PASSWORD=<that file's content>.
+    """
+    import asyncio
+
+    from maillage.core.acl import AccessError, apply_access
+    from maillage.core.kafka_auth import KafkaAuth
+    from maillage.gateway.settings import GatewaySettings
+
+    settings = GatewaySettings(network_file=network)
+    try:
+        files = asyncio.run(apply_access(
+            settings.network, settings.topics, bootstrap=bootstrap or settings.bootstrap,
+            admin=KafkaAuth(username=admin_user, password=admin_password),
+            private_dir=keys_dir or settings.data_dir / "keys" / "private",
+            gateway_transactional_id=settings.transactional_id))
+    except AccessError as exc:
+        console.print(f"[red]Kafka refused the provisioning:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    table = Table("principal", "password file")
+    for principal, path in files.items():
+        table.add_row(f"User:{principal}", str(path))
+    console.print(table)
+
+
 if __name__ == "__main__":
     sys.exit(app())

@@ -15,6 +15,7 @@ import httpx
 
 from maillage.core import bus
 from maillage.core.kafka_local import LocalKafka
+from maillage.core.keys import GATEWAY, KeyDirs, ensure_keys
 from maillage.core.network import Network
 from maillage.core.topics import Topics
 
@@ -64,8 +65,17 @@ class Supervisor:
                                     "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
         self.services.append(Service(name=name, port=port, process=process))
 
+    def ensure_keys(self) -> list[str]:
+        """Keys for the gateway and every agency that has none yet (first run)."""
+        return ensure_keys(self.key_dirs, [GATEWAY, *(a.id for a in self.network.agencies)])
+
+    @property
+    def key_dirs(self) -> KeyDirs:
+        return KeyDirs(private=self.data_dir / "keys" / "private", public=self.data_dir / "keys" / "public")
+
     def start_services(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.ensure_keys()
         self._spawn("gateway", self.network.gateway.port, "gateway")
         for agency in self.network.agencies:
             self._spawn(agency.id, agency.port, "agency", agency.id)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -39,8 +41,23 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+# SQLite has one writer at a time. When two transactions of one process write at once, the second one
+# either sleeps in SQLite's busy handler (1, 2, 5, ... 100 ms steps: hundreds of ms under load) or, if it
+# read first, fails at once with "database is locked". Queueing them on an asyncio lock per engine instead
+# makes them wait exactly as long as the writer before them, no more.
+_sqlite_writers: WeakKeyDictionary[Engine, asyncio.Lock] = WeakKeyDictionary()
+
+
+def _writer_lock(factory: async_sessionmaker[AsyncSession]) -> asyncio.Lock | None:
+    bind = factory.kw.get("bind")
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
+        return None
+    return _sqlite_writers.setdefault(bind.sync_engine, asyncio.Lock())
+
+
 @asynccontextmanager
 async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One transaction: commits when the block ends normally, rolls back otherwise."""
-    async with factory() as session, session.begin():
+    lock = _writer_lock(factory)
+    async with lock or nullcontext(), factory() as session, session.begin():
         yield session

@@ -17,6 +17,7 @@ from maillage.core.vocabulary import LegalBasis, Purpose, Role
 
 SOURCE_PREFIX = "urn:maillage:agency:"
 CONTENT_TYPE = "application/json"
+SEALED_CONTENT_TYPE = "application/vnd.maillage.sealed"
 SUBJECT_REF = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _FORMAT = JSONFormat()
 
@@ -30,6 +31,11 @@ class EnvelopeError(ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+def _timestamp(moment: datetime) -> str:
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def new_event_id() -> str:
@@ -57,6 +63,8 @@ class Envelope:
     recipient: str
     data: bytes
     traceparent: str | None = None
+    sigkid: str | None = None
+    sig: str | None = None
 
     @property
     def agency_id(self) -> str:
@@ -67,17 +75,26 @@ class Envelope:
         return tuple(r for r in self.recipient.split(",") if r)
 
     def readdressed(self, *, recipient: str, legalbasis: LegalBasis, data: bytes) -> Envelope:
-        return replace(self, recipient=recipient, legalbasis=legalbasis, data=data)
+        return replace(self, recipient=recipient, legalbasis=legalbasis, data=data, sigkid=None, sig=None)
 
-    def to_kafka(self) -> tuple[bytes, bytes, Headers]:
-        attributes: dict[str, Any] = {
+    @property
+    def content_type(self) -> str:
+        return SEALED_CONTENT_TYPE if self.sigkid else CONTENT_TYPE
+
+    def attributes(self) -> dict[str, str]:
+        """Every CloudEvents attribute as it travels (strings), the signature included when present."""
+        attributes = {
             "id": self.id, "source": self.source, "type": self.type.value, "specversion": "1.0",
-            "time": self.time, "subject": self.subject, "datacontenttype": CONTENT_TYPE,
+            "time": _timestamp(self.time), "subject": self.subject, "datacontenttype": self.content_type,
             "subjectrole": self.subjectrole.value, "legalbasis": self.legalbasis.value,
             "purpose": self.purpose.value, "recipient": self.recipient,
         }
-        if self.traceparent:
-            attributes["traceparent"] = self.traceparent
+        optional = {"traceparent": self.traceparent, "sigkid": self.sigkid, "sig": self.sig}
+        attributes.update({k: v for k, v in optional.items() if v})
+        return attributes
+
+    def to_kafka(self) -> tuple[bytes, bytes, Headers]:
+        attributes: dict[str, Any] = {**self.attributes(), "time": self.time}
         message = to_binary(CloudEvent(attributes=attributes, data=self.data), _FORMAT,
                             key_mapper=lambda _: self.subject.encode())
         key = message.key if isinstance(message.key, bytes) else str(message.key).encode()
@@ -97,7 +114,7 @@ class Envelope:
                 time=event.get_time() or datetime.now(UTC), subject=event.get_subject() or "",
                 subjectrole=Role(ext("subjectrole")), legalbasis=LegalBasis(ext("legalbasis")),
                 purpose=Purpose(ext("purpose")), recipient=ext("recipient") or "",
-                data=value or b"", traceparent=ext("traceparent"),
+                data=value or b"", traceparent=ext("traceparent"), sigkid=ext("sigkid"), sig=ext("sig"),
             )
         except (ValueError, TypeError) as exc:
             raise EnvelopeError("envelope", f"missing or unknown attribute ({exc})") from exc

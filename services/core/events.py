@@ -7,8 +7,11 @@ ids and dates only, so no free text can hide outside the categories the gateway 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
+from functools import cache
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
@@ -173,14 +176,15 @@ PAYLOAD_MODELS: dict[EventType, type[EventPayload]] = {
 }
 
 
-def field_categories(model: type[BaseModel]) -> dict[str, Category]:
+@cache  # models are frozen classes: read their annotations once, not for every event
+def field_categories(model: type[BaseModel]) -> Mapping[str, Category]:
     """Read each personal field's data category from the model's schema annotations."""
     found: dict[str, Category] = {}
     for name, info in model.model_fields.items():
         extra = info.json_schema_extra
         if isinstance(extra, dict) and CATEGORY_KEY in extra:
             found[name] = Category(str(extra[CATEGORY_KEY]))
-    return found
+    return MappingProxyType(found)
 
 
 def present_categories(payload: EventPayload) -> frozenset[Category]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -16,10 +18,13 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from maillage.core.kafka_auth import SCRAM_MECHANISM, KafkaAuth, client_kwargs, scram_jaas_config
+
 KAFKA_VERSION = "4.1.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
+TOOLS_LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "tools-log4j2.properties"
 
 
 class KafkaUnavailable(RuntimeError):
@@ -55,6 +60,31 @@ def ensure_jars() -> Path:
     return libs
 
 
+async def run_tool(main: str, *args: str) -> tuple[int, str]:
+    """Run one of Kafka's own tools (AclCommand, ConfigCommand...) from the cached jars: exit code, output."""
+    # A tool run is mostly JVM start-up. The client compiler alone and a small serial heap halve it; so
+    # does AppCDS: the first run records the classes it loaded, later runs map them in. Each recording
+    # goes to its own file, renamed into place, so that concurrent first runs cannot mix their archives.
+    archive = cache_dir() / "tools-classes.jsa"
+    recording = None if archive.exists() else archive.with_name(f"tools-classes.{uuid.uuid4().hex}.tmp")
+    cds = f"-XX:ArchiveClassesAtExit={recording}" if recording else f"-XX:SharedArchiveFile={archive}"
+    cmd = [
+        "java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", cds, "-Xlog:cds=off",
+        "-Xlog:cds+dynamic=off", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={TOOLS_LOG4J_CONFIG}", "-cp", f"{ensure_jars()}/*", main, *args,
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await process.communicate()
+    code = await process.wait()
+    if recording is not None and recording.exists():
+        if code == 0:
+            recording.replace(archive)
+        else:
+            recording.unlink()
+    return code, output.decode(errors="replace")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -70,7 +100,48 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _server_properties(*, data_dir: Path, port: int, controller_port: int) -> str:
+def _admin_identity() -> KafkaAuth:
+    return KafkaAuth(username="admin", password=secrets.token_urlsafe(32))
+
+
+@dataclass(frozen=True)
+class ScramSetup:
+    """Secure mode: clients authenticate with SCRAM-SHA-512 and are authorised by ACLs; `admin` is super user.
+
+    The password is generated at run time; it lives in this object, the broker's 0600 config and the
+    `--command-config` files of the Java tools, never on a command line.
+    """
+
+    admin: KafkaAuth = field(default_factory=_admin_identity)
+    iterations: int = 8192
+
+    def format_arguments(self) -> list[str]:
+        # The salted form keeps the password itself out of the process table while StorageTool runs.
+        salt = secrets.token_bytes(32)
+        salted = hashlib.pbkdf2_hmac("sha512", self.admin.password.encode(), salt, self.iterations)
+        b64 = base64.b64encode
+        return ["--add-scram", f"{SCRAM_MECHANISM}=[name={self.admin.username},iterations={self.iterations},"
+                               f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]']
+
+    def server_properties(self, *, port: int, controller_port: int) -> dict[str, str]:
+        return {
+            "listeners": f"SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config":
+                scram_jaas_config(self.admin.username, self.admin.password),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            # The controller listener stays PLAINTEXT on loopback, so the broker reaches its own controller
+            # as ANONYMOUS; clients only ever see the SASL listener, where ANONYMOUS cannot occur.
+            "super.users": f"{self.admin.principal};User:ANONYMOUS",
+        }
+
+
+def _server_properties(*, data_dir: Path, port: int, controller_port: int, sasl: ScramSetup | None) -> str:
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -93,6 +164,8 @@ def _server_properties(*, data_dir: Path, port: int, controller_port: int) -> st
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
     }
+    if sasl is not None:
+        props |= sasl.server_properties(port=port, controller_port=controller_port)
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -104,11 +177,17 @@ class LocalKafka:
     heap: str = "768m"
     port: int = field(default_factory=free_port)
     controller_port: int = field(default_factory=free_port)
+    sasl: ScramSetup | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def admin_auth(self) -> KafkaAuth | None:
+        """The super user's identity in secure mode; `None` on the plaintext broker."""
+        return self.sasl.admin if self.sasl is not None else None
 
     def _java(self, main: str, *args: str) -> list[str]:
         libs = ensure_jars()
@@ -121,8 +200,10 @@ class LocalKafka:
     def start(self, *, timeout: float = 90.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "server.properties"
+        config.touch(mode=0o600)
+        config.chmod(0o600)  # in secure mode it holds the admin's password
         config.write_text(_server_properties(
-            data_dir=self.data_dir, port=self.port, controller_port=self.controller_port))
+            data_dir=self.data_dir, port=self.port, controller_port=self.controller_port, sasl=self.sasl))
         if not (self.data_dir / "logs" / "meta.properties").exists():
             self._format(config)
         log = (self.data_dir / "broker.out").open("wb")
@@ -132,8 +213,9 @@ class LocalKafka:
         asyncio.run(self._wait_until_ready(timeout))
 
     def _format(self, config: Path) -> None:
+        scram = self.sasl.format_arguments() if self.sasl is not None else []
         fmt = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)),
+            self._java("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config), *scram),
             capture_output=True, text=True, check=False)
         if fmt.returncode != 0:
             raise KafkaUnavailable(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
@@ -146,7 +228,8 @@ class LocalKafka:
             if not _listening(self.port):
                 await asyncio.sleep(0.2)
                 continue
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000,
+                                        **client_kwargs(self.admin_auth))
             try:
                 await admin.start()
                 await admin.describe_cluster()

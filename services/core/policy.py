@@ -67,7 +67,8 @@ def parse_policy(raw: bytes) -> Policy:
             version=str(doc["version"]), sha256=hashlib.sha256(raw).hexdigest(),
             ceilings=ceilings, danger=rule, consultation_never=never,
         )
-    except (KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, tomllib.TOMLDecodeError) as exc:
+        # TypeError/AttributeError: a value of the wrong shape (a number where a list or table belongs).
         raise PolicyError(f"invalid policy: {exc}") from exc
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from maillage.core.kafka_auth import KafkaAuth
+from maillage.core.keys import KeyDirs
 from maillage.core.network import Network, load_network
 from maillage.core.policy import Policy, load_policy
 from maillage.core.topics import Topics
@@ -22,6 +25,18 @@ class ServiceSettings(BaseSettings):
     topic_prefix: str | None = None
     data_dir: Path = Path("var")
     log_level: str = "INFO"
+    # SASL/SCRAM identity on a broker that enforces ACLs (`maillage acl apply`); empty: plaintext.
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    # Private keys (0600, never in git) and the public keys every service loads; default under data_dir.
+    key_dir: Path | None = None
+    public_key_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _kafka_password_with_username(self) -> ServiceSettings:
+        if self.kafka_username and not self.kafka_password.get_secret_value():
+            raise ValueError("MAILLAGE_KAFKA_USERNAME is set but MAILLAGE_KAFKA_PASSWORD is empty")
+        return self
 
     @cached_property
     def network(self) -> Network:
@@ -32,6 +47,12 @@ class ServiceSettings(BaseSettings):
         return load_policy(self.network.policy)
 
     @property
+    def kafka_auth(self) -> KafkaAuth | None:
+        if not self.kafka_username:
+            return None
+        return KafkaAuth(username=self.kafka_username, password=self.kafka_password.get_secret_value())
+
+    @property
     def bootstrap(self) -> str:
         return self.kafka_bootstrap or self.network.kafka.bootstrap or "127.0.0.1:9092"
 
@@ -39,6 +60,11 @@ class ServiceSettings(BaseSettings):
     def topics(self) -> Topics:
         prefix = self.topic_prefix if self.topic_prefix is not None else self.network.kafka.topic_prefix
         return Topics(prefix=prefix)
+
+    @property
+    def key_dirs(self) -> KeyDirs:
+        base = self.data_dir / "keys"
+        return KeyDirs(private=self.key_dir or base / "private", public=self.public_key_dir or base / "public")
 
     def sqlite_url(self, name: str) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)

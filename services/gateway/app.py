@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory
 from maillage.core.http import install_common
+from maillage.core.keys import GATEWAY
+from maillage.core.trust import Trust
 from maillage.core.lifecycle import TaskGroup
 from maillage.gateway.handlers import TransactionalLoop
 from maillage.gateway.models import TABLES
@@ -23,10 +25,12 @@ async def running_gateway(settings: GatewaySettings) -> AsyncIterator[Transactio
     engine = make_engine(settings.db_url())
     await create_schema(engine, TABLES)
     gateway = Gateway(network=settings.network, policy=settings.policy, topics=settings.topics,
-                      sessions=session_factory(engine))
+                      sessions=session_factory(engine), trust=Trust.load(settings.key_dirs, GATEWAY))
     await gateway.start()
-    consumer = bus.consumer(settings.bootstrap, settings.topics.submitted, group_id=settings.group_id)
-    producer = bus.producer(settings.bootstrap, transactional_id=settings.transactional_id)
+    consumer = bus.consumer(settings.bootstrap, settings.topics.submitted, group_id=settings.group_id,
+                            auth=settings.kafka_auth)
+    producer = bus.producer(settings.bootstrap, transactional_id=settings.transactional_id,
+                            auth=settings.kafka_auth)
     await producer.start()
     await consumer.start()
     try:

@@ -7,6 +7,7 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from maillage.core.bus import send_batched
 from maillage.gateway.services import Gateway, Outgoing
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,8 @@ class TransactionalLoop:
 
     async def _publish(self, outgoing: list[Outgoing], offsets: dict[TopicPartition, int]) -> None:
         async with self.producer.transaction():
-            futures = [await self.producer.send(o.topic, o.value, key=o.key, headers=o.headers)
-                       for o in outgoing]
+            records = ((o.topic, o.key, o.value, o.headers) for o in outgoing)
+            futures = await send_batched(self.producer, records)
             await self.producer.send_offsets_to_transaction(offsets, self.group_id)
         await asyncio.gather(*futures)
 

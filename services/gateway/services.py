@@ -17,8 +17,9 @@ from typing import Any
 import orjson
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.audit import GENESIS, chain_hash
@@ -51,6 +52,7 @@ from maillage.core.network import Network
 from maillage.core.policy import Policy
 from maillage.core.status import SOURCE_HEADER, RecipientLine, StatusReport
 from maillage.core.topics import Topics
+from maillage.core.trust import SealError, SignatureError, Trust
 from maillage.core.vocabulary import Category, LegalBasis, Purpose, Sector
 from maillage.gateway.models import AuditRow, GrantRow, ProcessedEvent, ReferralRoute, ReviewItem
 
@@ -98,12 +100,30 @@ def _disclosure_from_json(raw: dict[str, Any]) -> Disclosure:
         reason=DenialReason(raw["reason"]) if raw["reason"] else None)
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where a referral went: who may answer it, and to whom the answer goes back."""
+
+    sender: str
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A submitted event already decided (a `ProcessedEvent` row), as the duplicate checks need it."""
+
+    digest: str
+    partition: int
+    offset: int
+    disclosures: list[dict[str, Any]]
+
+
 class State:
     """What the gateway must remember between records, mirrored from its database."""
 
     def __init__(self) -> None:
         self.grants: dict[str, dict[str, Grant]] = {}
-        self.routes: dict[str, ReferralRoute] = {}
+        self.routes: dict[str, Route] = {}
         self.last_seq = 0
         self.last_hash = GENESIS
 
@@ -112,7 +132,7 @@ class State:
         for row in (await session.exec(select(GrantRow).where(col(GrantRow.withdrawn_at).is_(None)))).all():
             self.grants.setdefault(row.subject_ref, {})[row.consent_id] = _grant(row)
         for route in (await session.exec(select(ReferralRoute))).all():
-            self.routes[route.referral_id] = route
+            self.routes[route.referral_id] = Route(sender=route.sender, recipients=tuple(route.recipients))
         last = (await session.exec(select(AuditRow).order_by(col(AuditRow.seq).desc()).limit(1))).first()
         if last is not None:
             self.last_seq, self.last_hash = last.seq, last.hash
@@ -130,13 +150,25 @@ class Batch:
 
     session: AsyncSession
     outgoing: list[Outgoing] = field(default_factory=list)
-    memo: dict[str, ProcessedEvent] = field(default_factory=dict)
+    memo: dict[str, Decided] = field(default_factory=dict)
+    # New rows of the append-only tables, inserted in bulk when the batch ends: building an ORM
+    # object per row cost more than the rest of a decision.
+    rows: dict[type[SQLModel], list[dict[str, Any]]] = field(default_factory=dict)
+
+    def insert(self, table: type[SQLModel], row: dict[str, Any]) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+    async def write_rows(self) -> None:
+        for table, rows in self.rows.items():
+            await self.session.exec(insert(table.__table__), params=rows)  # type: ignore[attr-defined]
+        self.rows.clear()
 
 
 class Gateway:
     def __init__(self, *, network: Network, policy: Policy, topics: Topics,
-                 sessions: async_sessionmaker[AsyncSession],
+                 sessions: async_sessionmaker[AsyncSession], trust: Trust,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.trust = trust
         self.network = network
         self.policy = policy
         self.topics = topics
@@ -155,9 +187,11 @@ class Gateway:
                 batch = Batch(session=session)
                 ids = [_header(r, "ce_id") for r in records]
                 found = await session.exec(select(ProcessedEvent).where(col(ProcessedEvent.event_id).in_(ids)))
-                batch.memo = {p.event_id: p for p in found.all()}
+                batch.memo = {p.event_id: Decided(digest=p.digest, partition=p.partition, offset=p.offset,
+                                                  disclosures=p.disclosures) for p in found.all()}
                 for record in records:
                     await self._process_one(batch, record)
+                await batch.write_rows()
             return batch.outgoing
         except Exception:
             # The transaction rolled back: forget what was applied in memory before retrying.
@@ -167,8 +201,13 @@ class Gateway:
     async def _process_one(self, batch: Batch, record: Record) -> None:
         try:
             envelope = Envelope.from_kafka(key=record.key, value=record.value, headers=list(record.headers))
+            self.trust.verify(envelope, signer=envelope.agency_id)
         except EnvelopeError as exc:
             self._dead_letter(batch, record, exc.reason, exc.detail)
+            return
+        except SignatureError as exc:
+            # Before anything else: an unsigned or forged record is neither decided nor answered.
+            self._dead_letter(batch, record, "signature", str(exc))
             return
         digest = record_digest(record)
         memo = batch.memo.get(envelope.id)
@@ -182,15 +221,16 @@ class Gateway:
             self._dead_letter(batch, record, exc.reason, exc.detail)
             self._report_rejection(batch, envelope, exc.reason)
             return
-        processed = ProcessedEvent(event_id=envelope.id, digest=digest, partition=record.partition,
-                                   offset=record.offset, decided_at=self.clock(),
-                                   disclosures=[_disclosure_to_json(d) for d in disclosures])
-        batch.session.add(processed)
-        batch.memo[envelope.id] = processed
+        decided = Decided(digest=digest, partition=record.partition, offset=record.offset,
+                          disclosures=[_disclosure_to_json(d) for d in disclosures])
+        batch.insert(ProcessedEvent, {"event_id": envelope.id, "digest": digest, "decided_at": self.clock(),
+                                      "partition": record.partition, "offset": record.offset,
+                                      "disclosures": decided.disclosures})
+        batch.memo[envelope.id] = decided
         self._record_audit(batch, envelope, disclosures, payload)
         self._emit(batch, envelope, payload, disclosures)
 
-    async def _seen_before(self, batch: Batch, record: Record, envelope: Envelope, memo: ProcessedEvent,
+    async def _seen_before(self, batch: Batch, record: Record, envelope: Envelope, memo: Decided,
                            digest: str) -> None:
         if memo.digest != digest:
             self._dead_letter(batch, record, "replay", "an event with this id and other content was seen")
@@ -199,6 +239,7 @@ class Gateway:
             # decisions already taken (and audited) again, rather than deciding anew.
             payload = self._payload(envelope)
             self._emit(batch, envelope, payload, [_disclosure_from_json(d) for d in memo.disclosures])
+            await batch.write_rows()
             rows = await batch.session.exec(select(AuditRow).where(AuditRow.event_id == envelope.id)
                                             .order_by(col(AuditRow.seq)))
             for row in rows.all():
@@ -208,7 +249,10 @@ class Gateway:
 
     def _payload(self, envelope: Envelope) -> EventPayload:
         try:
-            return PAYLOAD_MODELS[envelope.type].model_validate(orjson.loads(envelope.data))
+            plaintext = self.trust.open(envelope)
+            return PAYLOAD_MODELS[envelope.type].model_validate(orjson.loads(plaintext))
+        except SealError as exc:
+            raise Rejected("sealing", str(exc)) from None
         except orjson.JSONDecodeError:
             raise Rejected("schema", "data is not JSON") from None
         except ValidationError as exc:
@@ -233,7 +277,7 @@ class Gateway:
                     raise Rejected("unroutable", "no agency matches the recipients")
                 disclosures = [self._decide_for(envelope, payload, r) for r in recipients]
                 if isinstance(payload, ReferralCreated):
-                    self._remember_route(batch.session, envelope, disclosures)
+                    self._remember_route(batch, envelope, disclosures)
                 return disclosures
         raise Rejected("schema", f"no rule for {envelope.type.value}")
 
@@ -262,12 +306,11 @@ class Gateway:
         recipient = Recipient(agency_id=sender.id, sector=sender.sector)
         return [self._decide_for(envelope, payload, recipient, closed_loop=True)]
 
-    def _remember_route(self, session: AsyncSession, envelope: Envelope, disclosures: list[Disclosure]) -> None:
+    def _remember_route(self, batch: Batch, envelope: Envelope, disclosures: list[Disclosure]) -> None:
         delivered = [d.recipient.agency_id for d in disclosures if d.outcome is not Outcome.DENIED]
-        route = ReferralRoute(referral_id=envelope.id, sender=envelope.agency_id,
-                              subject_ref=envelope.subject, recipients=delivered)
-        session.add(route)
-        self.state.routes[envelope.id] = route
+        batch.insert(ReferralRoute, {"referral_id": envelope.id, "sender": envelope.agency_id,
+                                     "subject_ref": envelope.subject, "recipients": delivered})
+        self.state.routes[envelope.id] = Route(sender=envelope.agency_id, recipients=tuple(delivered))
 
     async def _grant(self, session: AsyncSession, envelope: Envelope, payload: ConsentGranted) -> None:
         row = GrantRow(consent_id=str(payload.consent_id), subject_ref=envelope.subject,
@@ -295,8 +338,8 @@ class Gateway:
             if d.outcome is Outcome.DENIED:
                 continue
             share = restrict(payload, d.delivered).model_dump(mode="json", exclude_none=True)
-            delivered = envelope.readdressed(recipient=d.recipient.agency_id, legalbasis=d.basis,
-                                             data=orjson.dumps(share))
+            readdressed = envelope.readdressed(recipient=d.recipient.agency_id, legalbasis=d.basis, data=b"")
+            delivered = self.trust.seal_and_sign(readdressed, orjson.dumps(share), to=d.recipient.agency_id)
             key, value, headers = delivered.to_kafka()
             batch.outgoing.append(Outgoing(self.topics.deliver(d.recipient.agency_id), key, value, headers))
         lines = [RecipientLine(recipient=d.recipient.agency_id, sector=d.recipient.sector.value,
@@ -337,13 +380,13 @@ class Gateway:
             record["prev_hash"] = self.state.last_hash
             record["hash"] = chain_hash(record, prev_hash=self.state.last_hash)
             self.state.last_hash = record["hash"]
-            batch.session.add(AuditRow(**record))
+            batch.insert(AuditRow, record)
             batch.outgoing.append(Outgoing(self.topics.audit, envelope.id.encode(), orjson.dumps(record)))
             if d.needs_review:
                 justification = payload.justification if isinstance(payload, AlertRaised) else None
-                batch.session.add(ReviewItem(event_id=envelope.id, recipient=d.recipient.agency_id,
-                                             source=envelope.agency_id, justification=justification,
-                                             raised_at=self.clock()))
+                batch.insert(ReviewItem, {"event_id": envelope.id, "recipient": d.recipient.agency_id,
+                                          "source": envelope.agency_id, "justification": justification,
+                                          "raised_at": self.clock(), "status": "pending"})
 
     def _dead_letter(self, batch: Batch, record: Record, reason: str, detail: str) -> None:
         headers = dead_letter_headers(reason=reason, detail=detail, topic=record.topic,

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from maillage.core.envelope import Envelope, new_event_id, new_subject_ref, source_of
 from maillage.core.events import ConsentGranted, EventPayload, ReferralCreated
 from maillage.core.kafka_local import free_port
+from maillage.core.trust import Trust
 from maillage.core.vocabulary import Category, LegalBasis, Purpose, Role
 from tests.processes import maillage, wait_ready
 from tests.support import Pole, eventually
@@ -26,12 +27,14 @@ EVENTS = 4000
 RECIPIENTS = ("cpas-seraing", "ecoute-namur")
 
 
-def submitted(payload: EventPayload, *, subject: str, recipient: str = "") -> Envelope:
-    return Envelope(
-        id=new_event_id(), source=source_of("refuge-liege"), type=payload.event_type,
+def submitted(sender: Trust, payload: EventPayload, *, subject: str, recipient: str = "") -> Envelope:
+    """Sealed to the gateway and signed, exactly as refuge-liege's outbox publishes it."""
+    envelope = Envelope(
+        id=new_event_id(), source=source_of(sender.owner), type=payload.event_type,
         time=datetime.now(UTC), subject=subject, subjectrole=Role.VICTIM, legalbasis=LegalBasis.CONSENT,
-        purpose=Purpose.REFERRAL, recipient=recipient,
-        data=orjson.dumps(payload.model_dump(mode="json", exclude_none=True)))
+        purpose=Purpose.REFERRAL, recipient=recipient, data=b"")
+    plaintext = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
+    return sender.seal_and_sign(envelope, plaintext, to="gateway")
 
 
 async def produce_stream(pole: Pole) -> set[str]:
@@ -39,16 +42,17 @@ async def produce_stream(pole: Pole) -> set[str]:
     producer = AIOKafkaProducer(bootstrap_servers=pole.bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     subjects = [new_subject_ref() for _ in range(50)]
+    sender = pole.trust("refuge-liege")
     referral_ids: set[str] = set()
     try:
         for subject in subjects:
             consent = ConsentGranted(consent_id=uuid.uuid4(), categories=(Category.IDENTITY, Category.CONTACT),
                                      recipients=RECIPIENTS, purposes=(Purpose.REFERRAL,))
-            key, value, headers = submitted(consent, subject=subject).to_kafka()
+            key, value, headers = submitted(sender, consent, subject=subject).to_kafka()
             await producer.send(pole.topics.submitted, value, key=key, headers=headers)
         for i in range(EVENTS):
             referral = ReferralCreated(identity={"given_name": f"P{i}"}, contact={"phone": "+32 4 000"})
-            envelope = submitted(referral, subject=subjects[i % len(subjects)], recipient=RECIPIENTS[i % 2])
+            envelope = submitted(sender, referral, subject=subjects[i % len(subjects)], recipient=RECIPIENTS[i % 2])
             key, value, headers = envelope.to_kafka()
             await producer.send(pole.topics.submitted, value, key=key, headers=headers)
             referral_ids.add(envelope.id)

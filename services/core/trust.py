@@ -1,0 +1,61 @@
+"""Trust for one owner (an agency or the gateway): seal and sign what it sends, verify and open what it gets."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+from maillage.core.envelope import Envelope
+from maillage.core.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys
+from maillage.core.sealing import SealError, open_sealed, seal, sealed_kid
+from maillage.core.signing import SignatureError, sign, verify
+
+__all__ = ["SealError", "SignatureError", "Trust"]
+
+REFRESH_EVERY = 5.0
+
+
+@dataclass
+class Trust:
+    dirs: KeyDirs
+    own: OwnKeys
+    public: PublicKeys
+    _refreshed: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def load(cls, dirs: KeyDirs, owner: str) -> Trust:
+        public = PublicKeys.load(dirs)
+        return cls(dirs=dirs, own=OwnKeys.load(dirs, owner, public), public=public)
+
+    @property
+    def owner(self) -> str:
+        return self.own.owner
+
+    def refresh(self) -> None:
+        """Reload the key directories (a key rotated elsewhere), at most once every few seconds."""
+        if time.monotonic() - self._refreshed < REFRESH_EVERY:
+            return
+        self._refreshed = time.monotonic()
+        self.public = PublicKeys.load(self.dirs)
+        self.own = OwnKeys.load(self.dirs, self.owner, self.public)
+
+    def seal_and_sign(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
+        sealed = seal(plaintext, to=self.public.current(to, KeyUse.SEALING), event_id=envelope.id)
+        unsigned = replace(envelope, data=sealed, sigkid=self.own.signing_kid, sig=None)
+        return replace(unsigned, sig=sign(unsigned.attributes(), sealed, key=self.own.signing))
+
+    def verify(self, envelope: Envelope, *, signer: str) -> None:
+        """Raises SignatureError unless `signer` signed exactly these attributes and this data."""
+        if envelope.sigkid and self.public.get(envelope.sigkid, use=KeyUse.SIGNING) is None:
+            self.refresh()
+        verify(envelope.attributes(), envelope.data, keys=self.public, signer=signer)
+
+    def open(self, envelope: Envelope) -> bytes:
+        """The plaintext sealed to this owner; raises SealError."""
+        if sealed_kid(envelope.data) not in self.own.opening:
+            self.refresh()
+        return open_sealed(envelope.data, keys=self.own.opening, owner=self.owner, event_id=envelope.id)
+
+    def verify_and_open(self, envelope: Envelope, *, signer: str) -> bytes:
+        self.verify(envelope, signer=signer)
+        return self.open(envelope)

@@ -1,0 +1,99 @@
+"""The audit chain is tamper-evident: altering, removing or reordering a record shows at that record."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+import rfc8785
+from hypothesis import given
+from hypothesis import strategies as st
+
+from maillage.core.audit import GENESIS, chain_hash, first_broken
+
+pytestmark = pytest.mark.unit
+
+
+def audit_chain(length: int) -> list[dict[str, Any]]:
+    """Records shaped like the gateway's: metadata only, each linked to the previous hash."""
+    records: list[dict[str, Any]] = []
+    prev = GENESIS
+    for seq in range(1, length + 1):
+        record: dict[str, Any] = {
+            "seq": seq, "event_id": f"0190-{seq:04d}", "event_type": "maillage.referral.created.v1",
+            "source": "refuge-liege", "recipient": "cpas-seraing", "sector": "social",
+            "subject_ref": f"s-{seq:08d}", "subject_role": "victim", "legal_basis": "consent",
+            "outcome": "filtered", "delivered": ["identity", "narrative"],
+            "removed": {"location": "above_ceiling"},
+            "reason": None, "review": False, "policy_sha256": "ab" * 32,
+            "recorded_at": f"2026-11-25T12:00:{seq % 60:02d}+00:00", "prev_hash": prev,
+        }
+        record["hash"] = chain_hash(record, prev_hash=prev)
+        prev = record["hash"]
+        records.append(record)
+    return records
+
+
+ALTERATIONS = {
+    "delivered": ["identity", "narrative", "location"],
+    "outcome": "delivered",
+    "recipient": "praxis-meuse",
+    "legal_basis": "danger",
+    "review": True,
+    "removed": {},
+    "policy_sha256": "cd" * 32,
+}
+
+
+def test_an_untouched_chain_is_whole() -> None:
+    assert first_broken(audit_chain(12)) is None
+    assert first_broken([]) is None
+
+
+@given(length=st.integers(1, 12), data=st.data())
+def test_first_broken_finds_an_altered_record(length: int, data: st.DataObject) -> None:
+    records = audit_chain(length)
+    victim = data.draw(st.integers(0, length - 1))
+    field = data.draw(st.sampled_from(sorted(ALTERATIONS)))
+    records[victim] = {**records[victim], field: ALTERATIONS[field]}
+
+    assert first_broken(records) == records[victim]["seq"]
+
+
+def test_rehashing_an_altered_record_breaks_the_link_to_the_next() -> None:
+    records = audit_chain(5)
+    forged = {**records[2], "delivered": ["identity", "location"]}
+    forged["hash"] = chain_hash(forged, prev_hash=forged["prev_hash"])
+    records[2] = forged
+
+    assert first_broken(records) == 4
+
+
+def test_a_removed_record_shows_at_the_one_after_it() -> None:
+    records = audit_chain(5)
+    del records[1]
+
+    assert first_broken(records) == 3
+
+
+def test_reordered_records_are_detected() -> None:
+    records = audit_chain(5)
+    records[1], records[2] = records[2], records[1]
+
+    assert first_broken(records) == 3
+
+
+json_leaves = (st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1)
+               | st.text(alphabet=st.characters(codec="utf-8")))
+json_values = st.recursive(json_leaves, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+
+
+@given(record=st.dictionaries(st.text(max_size=12), json_values, max_size=8))
+def test_record_hash_is_sha256_of_previous_hash_and_rfc8785_form(record: dict[str, Any]) -> None:
+    """Anyone can re-verify the chain with any RFC 8785 implementation, whatever text the records hold."""
+    body = {k: v for k, v in record.items() if k not in ("hash", "prev_hash")}
+    expected = hashlib.sha256(GENESIS.encode() + rfc8785.dumps(body)).hexdigest()
+
+    assert chain_hash(record, prev_hash=GENESIS) == expected
