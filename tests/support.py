@@ -19,6 +19,7 @@ from maillage.agency.settings import AgencySettings
 from maillage.core import bus
 from maillage.core.keys import GATEWAY, ensure_keys
 from maillage.core.settings import DEFAULT_NETWORK
+from maillage.core.tokens import ALL_AGENCY_SCOPES, Scope, mint
 from maillage.core.topics import Topics
 from maillage.core.trust import Trust
 from maillage.gateway.app import create_app as create_gateway_app
@@ -41,10 +42,12 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(app: FastAPI, *, token: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running; the client sends `token` as its bearer unless a test says otherwise."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://agency") as client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with httpx.AsyncClient(transport=transport, base_url="http://agency", headers=headers) as client:
             yield client
 
 
@@ -72,6 +75,10 @@ class Pole:
         settings = self.gateway_settings()
         ensure_keys(settings.key_dirs, [GATEWAY, *(a.id for a in settings.network.agencies)])
 
+    def token(self, agency_id: str, scopes: tuple[Scope, ...] = ALL_AGENCY_SCOPES) -> str:
+        """A token a partner system of `agency_id` would hold."""
+        return mint(self.trust(agency_id).own, subject=f"{agency_id}-case-system", scopes=scopes)
+
     def trust(self, owner: str) -> Trust:
         """`owner`'s keys, as its own service holds them (to play a sender or forge one in tests)."""
         return Trust.load(self.gateway_settings().key_dirs, owner)
@@ -87,7 +94,7 @@ class Pole:
 
     async def start_agency(self, agency_id: str, **settings: Any) -> httpx.AsyncClient:
         app = create_agency_app(AgencySettings(**self.common(), agency_id=agency_id, **settings))
-        client = await self.stack.enter_async_context(serving(app))
+        client = await self.stack.enter_async_context(serving(app, token=self.token(agency_id)))
         self.clients[agency_id] = client
         return client
 

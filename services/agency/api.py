@@ -9,70 +9,77 @@ from fastapi import APIRouter, Query, status
 
 from maillage.agency import contracts as c
 from maillage.agency import services
-from maillage.agency.deps import Context, IdempotencyKey
+from maillage.agency.deps import Allowed, Context, IdempotencyKey
 from maillage.core.envelope import SUBJECT_REF
 from maillage.core.problems import PROBLEM_JSON
+from maillage.core.tokens import Scope
 
 PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}
-ERRORS = {400: PROBLEM, 404: PROBLEM, 409: PROBLEM, 413: PROBLEM, 422: PROBLEM}
+ERRORS = {400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 413: PROBLEM, 422: PROBLEM}
+
+CONSENT_WRITE = [Allowed(Scope.CONSENT_WRITE)]
+EVENTS_WRITE = [Allowed(Scope.EVENTS_WRITE)]
+INBOX_READ = [Allowed(Scope.INBOX_READ)]
 
 router = APIRouter(prefix="/v1", responses=ERRORS)  # type: ignore[arg-type]
 
 
-@router.post("/consents", status_code=status.HTTP_201_CREATED, tags=["consents"])
+@router.post("/consents", status_code=status.HTTP_201_CREATED, tags=["consents"],
+             dependencies=CONSENT_WRITE)
 async def register_consent(body: c.ConsentIn, ctx: Context, key: IdempotencyKey = None) -> c.ConsentOut:
     return await services.register_consent(ctx, body, idempotency_key=key)
 
 
-@router.post("/consents/{consent_id}/withdraw", tags=["consents"])
+@router.post("/consents/{consent_id}/withdraw", tags=["consents"], dependencies=CONSENT_WRITE)
 async def withdraw_consent(consent_id: UUID, ctx: Context) -> c.ConsentOut:
     return await services.withdraw_consent(ctx, consent_id)
 
 
-@router.get("/consents", tags=["consents"])
+@router.get("/consents", tags=["consents"], dependencies=CONSENT_WRITE)
 async def list_consents(
     ctx: Context, subject_ref: Annotated[str, Query(pattern=SUBJECT_REF.pattern)]
 ) -> list[c.ConsentOut]:
     return await services.list_consents(ctx, subject_ref)
 
 
-@router.post("/referrals", status_code=status.HTTP_202_ACCEPTED, tags=["referrals"])
+@router.post("/referrals", status_code=status.HTTP_202_ACCEPTED, tags=["referrals"],
+             dependencies=EVENTS_WRITE)
 async def send_referral(body: c.ReferralIn, ctx: Context, key: IdempotencyKey = None) -> c.ReferralAccepted:
     return await services.send_referral(ctx, body, idempotency_key=key)
 
 
-@router.get("/referrals/{referral_id}", tags=["referrals"])
+@router.get("/referrals/{referral_id}", tags=["referrals"], dependencies=INBOX_READ)
 async def get_referral(referral_id: str, ctx: Context) -> c.ReferralOut:
     return await services.get_referral(ctx, referral_id)
 
 
-@router.post("/referrals/{referral_id}/response", tags=["referrals"])
+@router.post("/referrals/{referral_id}/response", tags=["referrals"], dependencies=EVENTS_WRITE)
 async def respond_to_referral(referral_id: str, body: c.ReferralResponseIn, ctx: Context) -> c.ReferralOut:
     return await services.respond_to_referral(ctx, referral_id, body)
 
 
-@router.post("/alerts", status_code=status.HTTP_202_ACCEPTED, tags=["alerts"])
+@router.post("/alerts", status_code=status.HTTP_202_ACCEPTED, tags=["alerts"], dependencies=EVENTS_WRITE)
 async def raise_alert(body: c.AlertIn, ctx: Context, key: IdempotencyKey = None) -> c.AcceptedEvent:
     return await services.raise_alert(ctx, body, idempotency_key=key)
 
 
-@router.get("/inbox", tags=["inbox"])
+@router.get("/inbox", tags=["inbox"], dependencies=INBOX_READ)
 async def inbox(
     ctx: Context, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> c.InboxPage:
     return await services.inbox(ctx, cursor=cursor, limit=limit)
 
 
-@router.get("/events/{event_id}", tags=["events"])
+@router.get("/events/{event_id}", tags=["events"], dependencies=EVENTS_WRITE)
 async def event_fate(event_id: str, ctx: Context) -> c.EventFate:
     return await services.event_fate(ctx, event_id)
 
 
-@router.post("/webhooks", status_code=status.HTTP_201_CREATED, tags=["webhooks"])
+@router.post("/webhooks", status_code=status.HTTP_201_CREATED, tags=["webhooks"], dependencies=INBOX_READ)
 async def register_webhook(body: c.WebhookIn, ctx: Context) -> c.WebhookCreated:
     return await services.register_webhook(ctx, body)
 
 
-@router.get("/webhooks/{webhook_id}/deliveries", tags=["webhooks"])
+@router.get("/webhooks/{webhook_id}/deliveries", tags=["webhooks"], dependencies=INBOX_READ)
 async def webhook_deliveries(webhook_id: str, ctx: Context) -> list[c.WebhookDeliveryOut]:
     return await services.webhook_deliveries(ctx, webhook_id)

@@ -53,6 +53,7 @@ def create_app(settings: AgencySettings) -> FastAPI:
             return tasks.healthy and bool(consumer.assignment())
 
         app.state.context = ctx
+        app.state.trust = ctx.trust
         app.state.ready = ready
         try:
             yield

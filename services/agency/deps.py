@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
 from maillage.agency.services import AgencyContext
+from maillage.core.auth import require
+from maillage.core.tokens import Scope
 
 
 def _context(request: Request) -> AgencyContext:
@@ -20,3 +22,8 @@ IdempotencyKey = Annotated[
     Header(alias="Idempotency-Key", min_length=1, max_length=200,
            description="Repeat a request safely: the same key and body give the same result, once."),
 ]
+
+
+def Allowed(scope: Scope) -> Any:  # noqa: N802 - reads as a dependency in route decorators
+    """The caller's token is valid, for this agency, and carries `scope`."""
+    return require(scope, audience_owner=lambda request: request.app.state.context.agency.id)

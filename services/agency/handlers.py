@@ -21,6 +21,7 @@ from maillage.core.bus import dead_letter_headers, header
 from maillage.core.db import unit_of_work
 from maillage.core.envelope import Envelope, EnvelopeError
 from maillage.core.keys import GATEWAY
+from maillage.core.metrics import DEAD_LETTERS, EVENTS_RECEIVED
 from maillage.core.trust import SealError, SignatureError
 from maillage.core.events import PAYLOAD_MODELS, EventPayload, EventType, ReferralResponded
 from maillage.core.status import SOURCE_HEADER, StatusReport
@@ -51,6 +52,7 @@ class AgencyHandlers:
                                       partition=record.partition, offset=record.offset,
                                       original=list(record.headers))
         await self.dlq.send_and_wait(self.ctx.topics.dlq, record.value, key=record.key, headers=headers)
+        DEAD_LETTERS.labels(f"agency:{self.ctx.agency.id}", reason).inc()
         log.warning("dead letter", extra={"reason": reason, "topic": record.topic, "offset": record.offset})
 
     async def _parse(self, record: Record) -> tuple[Envelope, EventPayload] | None:
@@ -88,6 +90,7 @@ class AgencyHandlers:
                 sent_at=envelope.time, received_at=now,
                 data=payload.model_dump(mode="json", exclude_none=True))
             session.add(item)
+            EVENTS_RECEIVED.labels(self.ctx.agency.id, envelope.type.value).inc()
             await enqueue_for_all(session, event_id=envelope.id, now=now,
                                   body=InboxEntry.model_validate(item, from_attributes=True).model_dump(mode="json"))
             await self._follow_referral(session, envelope, payload, now=now)

@@ -41,6 +41,7 @@ from maillage.core.events import (
     ReferralResponded,
 )
 from maillage.core.keys import GATEWAY
+from maillage.core.metrics import EVENTS_SUBMITTED
 from maillage.core.network import AgencyConfig, Network
 from maillage.core.outbox import OutboxRelay, enqueue
 from maillage.core.problems import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound, UnknownRecipient
@@ -83,6 +84,7 @@ def _submit(
     )
     plaintext = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
     enqueue(session, ctx.trust.seal_and_sign(envelope, plaintext, to=GATEWAY), topic=ctx.topics.submitted)
+    EVENTS_SUBMITTED.labels(ctx.agency.id, payload.event_type.value).inc()
     session.add(SentEvent(event_id=event_id, type=payload.event_type.value, subject_ref=subject_ref,
                           recipients=list(recipients), legal_basis=basis.value, created_at=now))
     return event_id

@@ -46,9 +46,12 @@ from maillage.core import bus
 from maillage.core.envelope import Envelope, new_event_id, new_subject_ref, source_of
 from maillage.core.events import ConsentGranted, EventPayload, PersonalData, ReferralCreated
 from maillage.core.kafka_local import KAFKA_VERSION, LocalKafka, free_port
+from maillage.core.keys import GATEWAY, KeyDirs, ensure_keys
 from maillage.core.network import Network, load_network
 from maillage.core.settings import DEFAULT_NETWORK
+from maillage.core.tokens import ALL_AGENCY_SCOPES, mint
 from maillage.core.topics import Topics
+from maillage.core.trust import Trust
 from maillage.core.vocabulary import Category, LegalBasis, Purpose, Role
 from maillage.gateway.app import running_gateway
 from maillage.gateway.handlers import TransactionalLoop
@@ -234,16 +237,18 @@ def consent_body(subject: Subject, *, recipient: str) -> dict[str, Any]:
             "recipients": [recipient], "purposes": [Purpose.REFERRAL.value]}
 
 
-def _envelope(payload: EventPayload, *, sender: str, subject_ref: str, role: Role, recipients: tuple[str, ...]
-              ) -> Envelope:
-    # As the agency's `_submit` builds it.
-    return Envelope(id=new_event_id(), source=source_of(sender), type=payload.event_type,
-                    time=datetime.now(UTC), subject=subject_ref, subjectrole=role,
-                    legalbasis=LegalBasis.CONSENT, purpose=Purpose.REFERRAL, recipient=",".join(recipients),
-                    data=orjson.dumps(payload.model_dump(mode="json", exclude_none=True)))
+def _envelope(payload: EventPayload, *, sender: Trust, subject_ref: str, role: Role,
+              recipients: tuple[str, ...]) -> Envelope:
+    # As the agency's `_submit` builds it: sealed to the gateway, signed by the sender.
+    envelope = Envelope(id=new_event_id(), source=source_of(sender.owner), type=payload.event_type,
+                        time=datetime.now(UTC), subject=subject_ref, subjectrole=role,
+                        legalbasis=LegalBasis.CONSENT, purpose=Purpose.REFERRAL,
+                        recipient=",".join(recipients), data=b"")
+    plaintext = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
+    return sender.seal_and_sign(envelope, plaintext, to=GATEWAY)
 
 
-def consent_envelopes(subjects: list[Subject], *, sender: str, recipient: str) -> list[Envelope]:
+def consent_envelopes(subjects: list[Subject], *, sender: Trust, recipient: str) -> list[Envelope]:
     return [
         _envelope(ConsentGranted(consent_id=uuid.uuid4(), categories=CONSENTED, recipients=(recipient,),
                                  purposes=(Purpose.REFERRAL,)),
@@ -252,7 +257,7 @@ def consent_envelopes(subjects: list[Subject], *, sender: str, recipient: str) -
     ]
 
 
-def referral_envelopes(subjects: list[Subject], count: int, rng: random.Random, *, sender: str,
+def referral_envelopes(subjects: list[Subject], count: int, rng: random.Random, *, sender: Trust,
                        recipient: str) -> list[Envelope]:
     envelopes = []
     for _ in range(count):
@@ -329,12 +334,13 @@ async def measure_throughput(
     topics = settings.topics
     scratch = f"{prefix}bench.passthrough"
     await _create_topics(bootstrap, network, topics, extra=(scratch,))
+    sender = Trust.load(_ensure_keys(settings), opts.sender)
     rng = random.Random(20_000)
     subjects = make_subjects(opts.subjects, rng)
     warm, total = len(subjects), len(subjects) + opts.events
     async with _producer(bootstrap) as producer, passthrough(bootstrap, topics.submitted, scratch) as relay:
         await produce(producer, topics.submitted,
-                      consent_envelopes(subjects, sender=opts.sender, recipient=opts.recipient))
+                      consent_envelopes(subjects, sender=sender, recipient=opts.recipient))
         async with running_gateway(settings) as loop:
             console.log(f"warming up on {warm} consents: the gateway and the passthrough join their groups")
             await drain(loop, until=warm)
@@ -342,7 +348,7 @@ async def measure_throughput(
             relay.consumer.pause(*relay.consumer.assignment())
             console.log(f"pre-producing {opts.events:,} referral.created records")
             await produce(producer, topics.submitted, referral_envelopes(
-                subjects, opts.events, rng, sender=opts.sender, recipient=opts.recipient))
+                subjects, opts.events, rng, sender=sender, recipient=opts.recipient))
             console.log("gateway: deciding them")
             gateway_s = await drain(loop, until=total)
         relay.consumer.resume(*relay.consumer.assignment())
@@ -371,6 +377,12 @@ async def passthrough(bootstrap: str, source: str, target: str) -> AsyncIterator
             yield Passthrough(consumer, producer, topic=target)
     finally:
         await consumer.stop()
+
+
+def _ensure_keys(settings: GatewaySettings) -> KeyDirs:
+    """Every owner's keys, where the services of this run will look for them (as `maillage up` does)."""
+    ensure_keys(settings.key_dirs, [GATEWAY, *(a.id for a in settings.network.agencies)])
+    return settings.key_dirs
 
 
 async def _create_topics(bootstrap: str, network: Network, topics: Topics, *, extra: tuple[str, ...] = ()
@@ -470,17 +482,18 @@ class KeepAliveClient:
     # uvicorn closes a connection idle for 5 s; never reuse one idle for that long.
     MAX_IDLE = 2.0
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, headers: dict[str, str]) -> None:
         parsed = httpx.URL(url)
         self.host, self.port = parsed.host, parsed.port or 80
+        self._headers = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
         self._idle: list[tuple[float, Connection]] = []
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         reader, writer = await self._connection()
         try:
-            writer.write(b"POST %s HTTP/1.1\r\nhost: %s:%d\r\ncontent-type: application/json\r\n"
+            writer.write(b"POST %s HTTP/1.1\r\nhost: %s:%d\r\n%scontent-type: application/json\r\n"
                          b"content-length: %d\r\n\r\n%s" % (path.encode(), self.host.encode(), self.port,
-                                                              len(body), body))
+                                                              self._headers, len(body), body))
             head = (await reader.readuntil(b"\r\n\r\n")).lower()
             length = int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
             payload = await reader.readexactly(length)
@@ -560,6 +573,10 @@ def percentile(values: list[float], q: float) -> float:
 async def measure_latency(opts: BenchOptions, network: Network, *, bootstrap: str, prefix: str,
                           data_dir: Path, console: Console) -> Latency:
     await _create_topics(bootstrap, network, Topics(prefix=prefix))
+    keys = _ensure_keys(GatewaySettings(network_file=opts.network_file, data_dir=data_dir))
+    # The bench plays the sender's case-management system, with the token such a system holds.
+    token = mint(Trust.load(keys, opts.sender).own, subject="maillage-bench", scopes=ALL_AGENCY_SCOPES)
+    auth = {"authorization": f"Bearer {token}"}
     env = {"MAILLAGE_KAFKA_BOOTSTRAP": bootstrap, "MAILLAGE_NETWORK_FILE": str(opts.network_file.resolve()),
            "MAILLAGE_DATA_DIR": str(data_dir), "MAILLAGE_TOPIC_PREFIX": prefix,
            "MAILLAGE_TRANSACTIONAL_ID": f"{prefix}gateway", "MAILLAGE_LOG_LEVEL": "WARNING"}
@@ -570,11 +587,12 @@ async def measure_latency(opts: BenchOptions, network: Network, *, bootstrap: st
     console.log("starting the gateway and two agencies as uvicorn servers")
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
     with servers(wanted, env=env, data_dir=data_dir) as running:
-        async with httpx.AsyncClient(base_url=running[opts.sender].url, limits=limits, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=running[opts.sender].url, limits=limits, timeout=30,
+                                     headers=auth) as client:
             for server in running.values():
                 await wait_ready(client, server)
             await _grant_consents(client, subjects, recipient=opts.recipient)
-        load = KeepAliveClient(running[opts.sender].url)
+        load = KeepAliveClient(running[opts.sender].url, headers=auth)
         try:
             latency = await _latency_run(opts, load, subjects, rng, data_dir=data_dir, console=console)
         finally:

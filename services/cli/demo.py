@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from maillage.core.envelope import new_subject_ref
+from maillage.core.keys import KeyDirs, OwnKeys, PublicKeys
 from maillage.core.network import Network
+from maillage.core.tokens import ALL_AGENCY_SCOPES, mint
 from maillage.core.vocabulary import Category
 
 AMINA = {
@@ -28,10 +31,15 @@ AMINA = {
 class Demo:
     network: Network
     console: Console
+    key_dirs: KeyDirs
     timeout: float = 20.0
 
     def client(self, agency_id: str) -> httpx.Client:
-        return httpx.Client(base_url=f"http://127.0.0.1:{self.network.agency(agency_id).port}", timeout=10)
+        """The agency's API as its case-management system calls it, with a fresh token."""
+        own = OwnKeys.load(self.key_dirs, agency_id, PublicKeys.load(self.key_dirs))
+        token = mint(own, subject="demo", scopes=ALL_AGENCY_SCOPES, lifetime=timedelta(minutes=5))
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.network.agency(agency_id).port}", timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})
 
     def post(self, agency_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.client(agency_id) as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from datetime import timedelta
 import sys
 import threading
 from pathlib import Path
@@ -13,8 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from maillage.cli import schemas as schema_files
+from maillage.core.keys import GATEWAY, KeyDirs, OwnKeys, PublicKeys, add_keys, ensure_keys, retire_key
 from maillage.core.network import load_network
 from maillage.core.settings import DEFAULT_NETWORK
+from maillage.core.tokens import Scope, mint
 
 app = typer.Typer(no_args_is_help=True, help="Maillage: consented referrals and safety alerts between agencies.")
 serve_app = typer.Typer(help="Run one service in the foreground (used by `maillage up`).")
@@ -24,6 +27,8 @@ console = Console()
 NetworkOption = Annotated[Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE",
                                              help="The network file describing the Pôle.")]
 PortOption = Annotated[int | None, typer.Option("--port", help="Listen port (default: the network file's).")]
+DataDirOption = Annotated[Path, typer.Option("--data-dir", envvar="MAILLAGE_DATA_DIR",
+                                             help="Keys live in DATA_DIR/keys/{private,public}.")]
 HostOption = Annotated[str, typer.Option("--host", envvar="MAILLAGE_LISTEN_HOST", help="Listen address.")]
 
 
@@ -130,12 +135,12 @@ def _print_listening(supervisor: object) -> None:
 
 
 @app.command()
-def demo(network: NetworkOption = DEFAULT_NETWORK) -> None:
+def demo(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption = Path("var")) -> None:
     """Play a short scenario against a running `maillage up` and show what each recipient received."""
     from maillage.cli.demo import Demo
 
     try:
-        Demo(network=load_network(network), console=console).run()
+        Demo(network=load_network(network), console=console, key_dirs=_key_dirs(data_dir)).run()
     except Exception as exc:  # noqa: BLE001 - tell the user, not a traceback
         console.print(f"[red]The demo could not complete: {exc}[/]\nIs `maillage up` running?")
         raise typer.Exit(1) from None
@@ -220,3 +225,57 @@ def acl_apply(
 
 if __name__ == "__main__":
     sys.exit(app())
+
+
+keys_app = typer.Typer(help="Signing, sealing and token keys of the gateway and every agency.")
+app.add_typer(keys_app, name="keys")
+def _key_dirs(data_dir: Path) -> KeyDirs:
+    return KeyDirs(private=data_dir / "keys" / "private", public=data_dir / "keys" / "public")
+
+
+@keys_app.command("init")
+def keys_init(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption = Path("var")) -> None:
+    """Create keys for the gateway and every agency of the network that has none yet."""
+    net = load_network(network)
+    created = ensure_keys(_key_dirs(data_dir), [GATEWAY, *(a.id for a in net.agencies)])
+    console.print(f"created keys for: {', '.join(created) or 'nobody (all present)'}")
+    console.print(f"private keys (mode 0600, keep out of git): {_key_dirs(data_dir).private}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(agency: Annotated[str, typer.Option(help="Agency id, or `gateway`.")],
+                data_dir: DataDirOption = Path("var")) -> None:
+    """Add a new key of each use; the old key ids stay accepted until retired."""
+    for kid in add_keys(_key_dirs(data_dir), agency):
+        console.print(f"added {kid}")
+
+
+@keys_app.command("retire")
+def keys_retire(agency: Annotated[str, typer.Option(help="Agency id, or `gateway`.")],
+                kid: Annotated[str, typer.Option(help="The key id to stop accepting.")],
+                data_dir: DataDirOption = Path("var")) -> None:
+    """Stop accepting one key id (the newest key of each use cannot be retired)."""
+    try:
+        retire_key(_key_dirs(data_dir), agency, kid)
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"retired {kid}")
+
+
+@app.command()
+def token(
+    agency: Annotated[str, typer.Option(help="The agency whose partner system holds the token.")],
+    scope: Annotated[list[Scope], typer.Option(help="Repeat for several scopes.")],
+    subject: Annotated[str, typer.Option(help="Who holds it (a system or worker id).")] = "dev",
+    minutes: Annotated[int, typer.Option(min=1, max=60, help="Lifetime, one hour at most.")] = 60,
+    data_dir: DataDirOption = Path("var"),
+) -> None:
+    """Mint a development token signed with the agency's token key (printed on stdout)."""
+    dirs = _key_dirs(data_dir)
+    try:
+        own = OwnKeys.load(dirs, agency, PublicKeys.load(dirs))
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/] — run `maillage keys init` first.", highlight=False)
+        raise typer.Exit(1) from None
+    typer.echo(mint(own, subject=subject, scopes=scope, lifetime=timedelta(minutes=minutes)))

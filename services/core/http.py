@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 import orjson
-from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from maillage.core.auth import jwks
 from maillage.core.problems import (
     PROBLEM_JSON,
     PROBLEM_TYPE_BASE,
@@ -76,6 +79,18 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 def install_common(app: FastAPI, *, max_body_bytes: int, ready: ReadinessCheck) -> None:
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    @app.get("/.well-known/jwks.json", tags=["keys"], summary="This service's public keys (JWKS)")
+    async def jwks_document(request: Request) -> dict[str, list[dict[str, str]]]:
+        trust = getattr(request.app.state, "trust", None)
+        if trust is None:
+            raise NotReady("The keys are not loaded yet.")
+        return jwks(trust)
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (metadata only)",
+             response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -34,6 +34,9 @@ TITLES: dict[str, dict[str, str]] = {
                                "nl": "Stuur application/json", "de": "Senden Sie application/json"},
     "http": {"en": "Request refused", "fr": "Requête refusée", "nl": "Verzoek geweigerd",
              "de": "Anfrage abgelehnt"},
+    "unauthorized": {"en": "Authentication required", "fr": "Authentification requise",
+                     "nl": "Authenticatie vereist", "de": "Authentifizierung erforderlich"},
+    "forbidden": {"en": "Not allowed", "fr": "Non autorisé", "nl": "Niet toegestaan", "de": "Nicht erlaubt"},
     "not-ready": {"en": "Not ready yet", "fr": "Pas encore prêt", "nl": "Nog niet klaar",
                   "de": "Noch nicht bereit"},
     "internal": {"en": "The service could not complete the request",
@@ -84,6 +87,14 @@ class IdempotencyKeyReused(MaillageError):
     status, code = 422, "idempotency-key-reused"
 
 
+class Unauthorized(MaillageError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(MaillageError):
+    status, code = 403, "forbidden"
+
+
 class NotReady(MaillageError):
     status, code = 503, "not-ready"
 
@@ -105,7 +116,10 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_maillage_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, MaillageError)
-        return problem(request, status=exc.status, code=exc.code, detail=exc.detail, **exc.extensions)
+        response = problem(request, status=exc.status, code=exc.code, detail=exc.detail, **exc.extensions)
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="maillage"'
+        return response
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -8,6 +8,7 @@ so a sealed payload cannot be moved onto another event.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -59,9 +60,15 @@ def open_sealed(sealed: bytes, *, keys: dict[str, X25519PrivateKey], owner: str,
     start = 2 + sealed[1]
     epk, nonce, ciphertext = sealed[start:start + 32], sealed[start + 32:start + 44], sealed[start + 44:]
     try:
-        own_pk = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        own_pk = _public_bytes(private)
         shared = private.exchange(X25519PublicKey.from_public_bytes(epk))
         return AESGCM(_key(shared, epk=epk, recipient_pk=own_pk)).decrypt(
             nonce, ciphertext, _aad(event_id, owner))
     except (InvalidTag, ValueError):
         raise SealError("the sealed data does not open") from None
+
+
+@lru_cache(maxsize=64)
+def _public_bytes(private: X25519PrivateKey) -> bytes:
+    # Deriving a public key is a scalar multiplication: once per key, not once per event opened.
+    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
+from functools import lru_cache
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from maillage.core.canonical import canonical_json
 from maillage.core.keys import KeyUse, PublicKeys
 
 
@@ -21,7 +22,7 @@ def signed_bytes(attributes: Mapping[str, str], data: bytes) -> bytes:
     """What is signed: every attribute but the signature itself, and a digest of the (sealed) data."""
     body = {k: v for k, v in attributes.items() if k != "sig"}
     body["data_sha256"] = hashlib.sha256(data).hexdigest()
-    return rfc8785.dumps(body)
+    return canonical_json(body)
 
 
 def sign(attributes: Mapping[str, str], data: bytes, *, key: Ed25519PrivateKey) -> str:
@@ -40,6 +41,12 @@ def verify(attributes: Mapping[str, str], data: bytes, *, keys: PublicKeys, sign
         raise SignatureError("signed by another owner than the source")
     try:
         raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
-        Ed25519PublicKey.from_public_bytes(info.raw).verify(raw, signed_bytes(attributes, data))
+        _public_key(info.raw).verify(raw, signed_bytes(attributes, data))
     except (InvalidSignature, ValueError):
         raise SignatureError("invalid signature") from None
+
+
+@lru_cache(maxsize=256)
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    # Loaded once per key rather than for every event verified.
+    return Ed25519PublicKey.from_public_bytes(raw)

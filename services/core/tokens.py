@@ -79,3 +79,6 @@ def verify_token(token: str, *, keys: PublicKeys) -> Principal:
     except ValueError:
         raise TokenError("unknown scope") from None
     return Principal(agency=info.owner, subject=str(claims["sub"]), scopes=scopes)
+
+
+ALL_AGENCY_SCOPES = (Scope.EVENTS_WRITE, Scope.INBOX_READ, Scope.CONSENT_WRITE)

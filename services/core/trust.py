@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from maillage.core.envelope import Envelope
 from maillage.core.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys
@@ -12,7 +11,13 @@ from maillage.core.signing import SignatureError, sign, verify
 
 __all__ = ["SealError", "SignatureError", "Trust"]
 
-REFRESH_EVERY = 5.0
+
+
+def _stamp(dirs: KeyDirs) -> tuple[tuple[str, int], ...]:
+    """Names and modification times of the public key files: cheap to read, changes with any rotation."""
+    if not dirs.public.exists():
+        return ()
+    return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in dirs.public.glob("*.json")))
 
 
 @dataclass
@@ -20,22 +25,23 @@ class Trust:
     dirs: KeyDirs
     own: OwnKeys
     public: PublicKeys
-    _refreshed: float = field(default_factory=time.monotonic)
+    _seen: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def load(cls, dirs: KeyDirs, owner: str) -> Trust:
         public = PublicKeys.load(dirs)
-        return cls(dirs=dirs, own=OwnKeys.load(dirs, owner, public), public=public)
+        return cls(dirs=dirs, own=OwnKeys.load(dirs, owner, public), public=public, _seen=_stamp(dirs))
 
     @property
     def owner(self) -> str:
         return self.own.owner
 
     def refresh(self) -> None:
-        """Reload the key directories (a key rotated elsewhere), at most once every few seconds."""
-        if time.monotonic() - self._refreshed < REFRESH_EVERY:
+        """Reload the key directories if a key was added or retired since (a rotation elsewhere)."""
+        stamp = _stamp(self.dirs)
+        if stamp == self._seen:
             return
-        self._refreshed = time.monotonic()
+        self._seen = stamp
         self.public = PublicKeys.load(self.dirs)
         self.own = OwnKeys.load(self.dirs, self.owner, self.public)
 

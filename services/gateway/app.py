@@ -49,6 +49,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         async with running_gateway(settings) as loop:
             tasks.start(loop.run(), name="gateway-loop")
             app.state.loop = loop
+            app.state.trust = loop.gateway.trust
             try:
                 yield
             finally:

@@ -8,6 +8,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from maillage.core.bus import send_batched
+from maillage.core.metrics import DECISION_SECONDS
 from maillage.gateway.services import Gateway, Outgoing
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,9 @@ class TransactionalLoop:
         if not records:
             return 0
         try:
-            outgoing = await self.gateway.process(records)
-            await self._publish(outgoing, {tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+            with DECISION_SECONDS.time():
+                outgoing = await self.gateway.process(records)
+                await self._publish(outgoing, {tp: recs[-1].offset + 1 for tp, recs in batches.items()})
         except Exception as exc:  # noqa: BLE001 - nothing was committed: read the batch again
             log.warning("batch not published, reading it again", extra={"error": type(exc).__name__})
             self._rewind(batches)

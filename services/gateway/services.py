@@ -48,6 +48,7 @@ from maillage.core.events import (
     present_categories,
     restrict,
 )
+from maillage.core.metrics import DEAD_LETTERS, DECISIONS, REVIEW_QUEUE
 from maillage.core.network import Network
 from maillage.core.policy import Policy
 from maillage.core.status import SOURCE_HEADER, RecipientLine, StatusReport
@@ -342,6 +343,10 @@ class Gateway:
             delivered = self.trust.seal_and_sign(readdressed, orjson.dumps(share), to=d.recipient.agency_id)
             key, value, headers = delivered.to_kafka()
             batch.outgoing.append(Outgoing(self.topics.deliver(d.recipient.agency_id), key, value, headers))
+        for d in disclosures:
+            DECISIONS.labels(envelope.type.value, d.recipient.sector.value, d.outcome.value, d.basis.value).inc()
+            if d.needs_review:
+                REVIEW_QUEUE.labels(d.recipient.sector.value).inc()
         lines = [RecipientLine(recipient=d.recipient.agency_id, sector=d.recipient.sector.value,
                                outcome=d.outcome.value, legal_basis=d.basis.value,
                                delivered=sorted(d.delivered),
@@ -394,6 +399,7 @@ class Gateway:
                                       original=list(record.headers))
         key = (_header(record, "ce_id") or f"{record.topic}:{record.partition}:{record.offset}").encode()
         batch.outgoing.append(Outgoing(self.topics.dlq, key, record.value or b"", headers))
+        DEAD_LETTERS.labels("gateway", reason).inc()
         log.warning("dead letter", extra={"reason": reason, "partition": record.partition,
                                           "offset": record.offset})
 

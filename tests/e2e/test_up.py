@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from maillage.core.envelope import new_subject_ref
-from maillage.core.network import load_network
+from maillage.core.keys import KeyDirs, OwnKeys, PublicKeys
+from maillage.core.network import Network, load_network
+from maillage.core.tokens import ALL_AGENCY_SCOPES, mint
 from tests.processes import alive, children_of, maillage, network_copy, wait_ready
 
 pytestmark = pytest.mark.e2e
@@ -27,6 +29,13 @@ def poll(fetch, *, timeout: float = 30.0):  # type: ignore[no-untyped-def]
     raise AssertionError("timed out")
 
 
+def client_of(network: Network, agency_id: str, dirs: KeyDirs) -> httpx.Client:
+    """The agency's partner system, with a token minted from the keys `maillage up` created."""
+    token = mint(OwnKeys.load(dirs, agency_id, PublicKeys.load(dirs)), subject="e2e", scopes=ALL_AGENCY_SCOPES)
+    return httpx.Client(base_url=f"http://127.0.0.1:{network.agency(agency_id).port}",
+                        headers={"Authorization": f"Bearer {token}"})
+
+
 def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(kafka_bootstrap: str, tmp_path: Path) -> None:
     network_file = network_copy(tmp_path, prefix=f"e2e{uuid.uuid4().hex[:8]}.")
     network = load_network(network_file)
@@ -37,8 +46,9 @@ def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(kafka_bootstrap: str, tmp
         for agency in network.agencies:
             wait_ready(f"http://127.0.0.1:{agency.port}", up, timeout=30)
         started = children_of(up.pid)
-        refuge = httpx.Client(base_url=f"http://127.0.0.1:{network.agency('refuge-liege').port}")
-        police = httpx.Client(base_url=f"http://127.0.0.1:{network.agency('zp-meuse').port}")
+        dirs = KeyDirs(private=tmp_path / "var" / "keys" / "private", public=tmp_path / "var" / "keys" / "public")
+        refuge = client_of(network, "refuge-liege", dirs)
+        police = client_of(network, "zp-meuse", dirs)
         subject = new_subject_ref()
 
         alert = refuge.post("/v1/alerts", json={

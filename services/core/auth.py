@@ -1,0 +1,52 @@
+"""Bearer-token checks shared by every service's API: who is calling, for which agency, with which scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from maillage.core.problems import Forbidden, Unauthorized
+from maillage.core.tokens import Principal, Scope, TokenError, verify_token
+from maillage.core.trust import Trust
+
+_bearer = HTTPBearer(auto_error=False, description="A Maillage token: `maillage token --agency ID --scope ...`")
+
+
+def _verify(trust: Trust, token: str) -> Principal:
+    try:
+        return verify_token(token, keys=trust.public)
+    except TokenError:
+        trust.refresh()  # a key added by a rotation since this service started
+        try:
+            return verify_token(token, keys=trust.public)
+        except TokenError as exc:
+            raise Unauthorized(f"The bearer token is not acceptable ({exc}).") from None
+
+
+def require(scope: Scope, *, audience_owner: Callable[[Request], str]) -> Any:
+    """A FastAPI dependency: a valid token of the service's own agency carrying `scope`."""
+
+    async def check(request: Request,
+                    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+        if credentials is None:
+            raise Unauthorized("A bearer token is required.")
+        trust: Trust = request.app.state.trust
+        principal = _verify(trust, credentials.credentials)
+        if principal.agency != audience_owner(request):
+            raise Forbidden("This token was issued for another agency.")
+        if scope not in principal.scopes:
+            raise Forbidden(f"This token lacks the {scope.value} scope.")
+        return principal
+
+    return Depends(check)
+
+
+def jwks(trust: Trust) -> dict[str, list[dict[str, str]]]:
+    """This service's own public keys (token, signing, sealing), every valid key id included."""
+    return {"keys": [k.to_jwk() for k in trust.public.by_kid.values() if k.owner == trust.owner]}
+
+
+__all__ = ["Principal", "Scope", "jwks", "require"]

@@ -1,0 +1,22 @@
+"""Prometheus metrics of every service: counts and timings by type, sector, outcome — never content."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_SUBMITTED = Counter(
+    "maillage_events_submitted_total", "Events an agency submitted, by type.", ["agency", "type"])
+EVENTS_RECEIVED = Counter(
+    "maillage_events_received_total", "Events an agency received from the gateway, by type.", ["agency", "type"])
+DECISIONS = Counter(
+    "maillage_gateway_decisions_total", "Per-recipient decisions of the gateway.",
+    ["type", "sector", "outcome", "legal_basis"])
+DECISION_SECONDS = Histogram(
+    "maillage_gateway_batch_seconds", "Time to decide and publish one batch of submitted records.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+DEAD_LETTERS = Counter(
+    "maillage_dead_letters_total", "Records sent to the dead-letter topic, by service and reason.",
+    ["service", "reason"])
+REVIEW_QUEUE = Counter(
+    "maillage_danger_disclosures_total", "Disclosures under the danger basis (each enters the review queue).",
+    ["sector"])
