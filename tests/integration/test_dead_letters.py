@@ -171,3 +171,22 @@ async def test_same_event_published_again_is_not_delivered_twice(
     assert Counter(header_of(r, "ce_id") for r in deliveries) == {event_id: 1, later_id: 1}
     letters = await pole.read_until(pole.topics.dlq, lambda records: True)
     assert letters == []  # an outbox retry is not an attack
+
+
+async def test_recipient_refuses_a_delivery_not_signed_by_the_gateway(
+    pole: Pole, producer: AIOKafkaProducer,
+) -> None:
+    subject = await start(pole)
+    # Someone with write access to the delivery topic, holding refuge-liege's keys, writes straight to cpas.
+    forged = referral_envelope(subject)
+    key, value, headers = pole.trust("refuge-liege").seal_and_sign(
+        forged, b'{"narrative": "Trust me."}', to="cpas-seraing").to_kafka()
+
+    await producer.send_and_wait(pole.topics.deliver("cpas-seraing"), value, key=key, headers=headers)
+
+    [letter] = await pole.read_until(pole.topics.dlq, lambda records: len(records) >= 1)
+    assert header_of(letter, "dlq_reason") == "signature"
+    assert header_of(letter, "dlq_topic") == pole.topics.deliver("cpas-seraing")
+    later_id = await refer(pole, "refuge-liege", subject, to="cpas-seraing")
+    await received(pole, "cpas-seraing", later_id)
+    assert [i["event_id"] for i in await inbox_of(pole["cpas-seraing"])] == [later_id]
