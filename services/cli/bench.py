@@ -708,7 +708,7 @@ def print_report(report: Report, console: Console) -> None:
     if g and p:
         table.add_row("gateway throughput", f"{g.events_per_s:,.0f} events/s",
                       f">= {TARGET_GATEWAY_EVENTS_PER_S:,.0f}", _mark(verdicts["gateway_events_per_s"]))
-        table.add_row("  referral.created events, seconds", f"{g.records:,} in {g.seconds:.2f} s", "", "")
+        table.add_row("  referral.created events", f"{g.records:,} in {g.seconds:.2f} s", "", "")
         outcomes = ", ".join(f"{n:,} {outcome}" for outcome, n in sorted(report.gateway_outcomes.items()))
         table.add_row("  decisions recorded", outcomes, "", "")
         table.add_row("bare passthrough throughput", f"{p.events_per_s:,.0f} events/s", "", "")
