@@ -11,7 +11,7 @@ from maillage.core.auth import require
 from maillage.core.tokens import Scope
 
 
-def _context(request: Request) -> AgencyContext:
+async def _context(request: Request) -> AgencyContext:
     ctx: AgencyContext = request.app.state.context
     return ctx
 

@@ -111,16 +111,21 @@ class AgencyHandlers:
                 session.add(row)
 
     async def _store_statuses(self, session: AsyncSession, records: list[Record]) -> None:
+        reports = []
         for record in records:
             try:
-                report = StatusReport.model_validate_json(record.value or b"")
+                reports.append(StatusReport.model_validate_json(record.value or b""))
             except ValidationError:
                 await self._dead_letter(record, "schema", "status report")
-                continue
-            existing = set((await session.exec(select(RecipientStatus.recipient)
-                                               .where(RecipientStatus.event_id == report.event_id))).all())
+        if not reports:
+            return
+        rows = await session.exec(select(RecipientStatus.event_id, RecipientStatus.recipient)
+                                  .where(col(RecipientStatus.event_id).in_([r.event_id for r in reports])))
+        seen = set(rows.all())
+        for report in reports:
             for line in report.recipients:
-                if line.recipient in existing:
-                    continue
+                if (report.event_id, line.recipient) in seen:
+                    continue  # a redelivered status report: stored once
+                seen.add((report.event_id, line.recipient))
                 session.add(RecipientStatus(event_id=report.event_id, decided_at=report.decided_at,
                                             **line.model_dump(mode="json")))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from maillage.core.keys import KeyUse
 from maillage.core.problems import Forbidden, Unauthorized
 from maillage.core.tokens import Principal, Scope, TokenError, verify_token
 from maillage.core.trust import Trust
@@ -15,7 +17,40 @@ from maillage.core.trust import Trust
 _bearer = HTTPBearer(auto_error=False, description="A Maillage token: `maillage token --agency ID --scope ...`")
 
 
-def _verify(trust: Trust, token: str) -> Principal:
+class TokenCache:
+    """Tokens already verified, until they expire: a partner system reuses one token for many calls,
+    and an Ed25519 check per request was a large part of a request's cost. A retired key id voids them."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.entries: dict[str, tuple[Principal, float]] = {}
+
+    def get(self, token: str, trust: Trust) -> Principal | None:
+        entry = self.entries.get(token)
+        if entry is None:
+            return None
+        principal, expires = entry
+        if time.time() >= expires or trust.public.get(principal.kid, use=KeyUse.TOKENS) is None:
+            del self.entries[token]
+            return None
+        return principal
+
+    def put(self, token: str, principal: Principal) -> None:
+        if len(self.entries) >= self.size:
+            self.entries.clear()
+        self.entries[token] = (principal, principal.expires_at)
+
+
+def _verify(trust: Trust, token: str, cache: TokenCache) -> Principal:
+    cached = cache.get(token, trust)
+    if cached is not None:
+        return cached
+    principal = _verify_uncached(trust, token)
+    cache.put(token, principal)
+    return principal
+
+
+def _verify_uncached(trust: Trust, token: str) -> Principal:
     try:
         return verify_token(token, keys=trust.public)
     except TokenError:
@@ -26,6 +61,13 @@ def _verify(trust: Trust, token: str) -> Principal:
             raise Unauthorized(f"The bearer token is not acceptable ({exc}).") from None
 
 
+def _cache_of(request: Request) -> TokenCache:
+    cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
+    if cache is None:
+        cache = request.app.state.token_cache = TokenCache()
+    return cache
+
+
 def require(scope: Scope, *, audience_owner: Callable[[Request], str]) -> Any:
     """A FastAPI dependency: a valid token of the service's own agency carrying `scope`."""
 
@@ -34,7 +76,7 @@ def require(scope: Scope, *, audience_owner: Callable[[Request], str]) -> Any:
         if credentials is None:
             raise Unauthorized("A bearer token is required.")
         trust: Trust = request.app.state.trust
-        principal = _verify(trust, credentials.credentials)
+        principal = _verify(trust, credentials.credentials, _cache_of(request))
         if principal.agency != audience_owner(request):
             raise Forbidden("This token was issued for another agency.")
         if scope not in principal.scopes:

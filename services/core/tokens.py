@@ -38,6 +38,8 @@ class Principal:
     agency: str
     subject: str
     scopes: frozenset[Scope]
+    kid: str = ""
+    expires_at: float = 0.0
 
 
 def issuer_of(owner: str) -> str:
@@ -78,7 +80,8 @@ def verify_token(token: str, *, keys: PublicKeys) -> Principal:
         scopes = frozenset(Scope(s) for s in str(claims.get("scope", "")).split())
     except ValueError:
         raise TokenError("unknown scope") from None
-    return Principal(agency=info.owner, subject=str(claims["sub"]), scopes=scopes)
+    return Principal(agency=info.owner, subject=str(claims["sub"]), scopes=scopes, kid=info.kid,
+                     expires_at=float(claims["exp"]))
 
 
 ALL_AGENCY_SCOPES = (Scope.EVENTS_WRITE, Scope.INBOX_READ, Scope.CONSENT_WRITE)

@@ -38,6 +38,7 @@ async def running_gateway(settings: GatewaySettings) -> AsyncIterator[Transactio
     finally:
         await consumer.stop()
         await producer.stop()
+        gateway.close()
         await engine.dispose()
 
 

@@ -7,12 +7,14 @@ Publishing them, with the consumed offsets, in one Kafka transaction is the call
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiokafka import ConsumerRecord
@@ -59,6 +61,13 @@ from maillage.gateway.models import AuditRow, GrantRow, ProcessedEvent, Referral
 
 log = logging.getLogger(__name__)
 Record = ConsumerRecord[bytes, bytes]
+T = TypeVar("T")
+U = TypeVar("U")
+CRYPTO_THREADS = 2
+
+
+def _apply(work: Callable[[T], U], items: list[T]) -> list[U]:
+    return [work(item) for item in items]
 
 
 @dataclass(frozen=True)
@@ -145,12 +154,33 @@ def _grant(row: GrantRow) -> Grant:
                  valid_until=row.valid_until)
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A record as the crypto threads left it: its envelope once the signature holds, and its plaintext."""
+
+    envelope: Envelope | None = None
+    refusal: tuple[str, str] | None = None  # (reason, detail) when it is no valid signed envelope
+    plaintext: bytes | None = None
+    seal_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ToSeal:
+    """A recipient's share, waiting for the crypto threads to seal and sign it into `outgoing[index]`."""
+
+    index: int
+    envelope: Envelope
+    plaintext: bytes
+    recipient: str
+
+
 @dataclass
 class Batch:
     """What one batch produces: rows for the database, records for Kafka."""
 
     session: AsyncSession
-    outgoing: list[Outgoing] = field(default_factory=list)
+    outgoing: list[Outgoing | None] = field(default_factory=list)
+    to_seal: list[ToSeal] = field(default_factory=list)
     memo: dict[str, Decided] = field(default_factory=dict)
     # New rows of the append-only tables, inserted in bulk when the batch ends: building an ORM
     # object per row cost more than the rest of a decision.
@@ -176,13 +206,45 @@ class Gateway:
         self.sessions = sessions
         self.clock = clock
         self.state = State()
+        # pyca/cryptography releases the GIL: checking, opening and sealing a batch's records in
+        # threads runs on both cores while the decisions themselves stay in order on the event loop.
+        self.crypto = ThreadPoolExecutor(max_workers=CRYPTO_THREADS, thread_name_prefix="gateway-crypto")
 
     async def start(self) -> None:
         async with self.sessions() as session:
             await self.state.load(session)
 
+    def close(self) -> None:
+        self.crypto.shutdown(wait=True)
+
+    async def _in_threads(self, work: Callable[[T], U], items: list[T]) -> list[U]:
+        loop = asyncio.get_running_loop()
+        size = max(1, -(-len(items) // CRYPTO_THREADS))
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        done = await asyncio.gather(*(loop.run_in_executor(self.crypto, _apply, work, c) for c in chunks))
+        return [result for chunk in done for result in chunk]
+
+    def _open(self, record: Record) -> Opened:
+        try:
+            envelope = Envelope.from_kafka(key=record.key, value=record.value, headers=list(record.headers))
+            self.trust.verify(envelope, signer=envelope.agency_id)
+        except EnvelopeError as exc:
+            return Opened(refusal=(exc.reason, exc.detail))
+        except SignatureError as exc:
+            return Opened(refusal=("signature", str(exc)))
+        try:
+            return Opened(envelope=envelope, plaintext=self.trust.open(envelope))
+        except SealError as exc:
+            return Opened(envelope=envelope, seal_error=str(exc))
+
+    def _seal(self, job: ToSeal) -> tuple[int, Outgoing]:
+        delivered = self.trust.seal_and_sign(job.envelope, job.plaintext, to=job.recipient)
+        key, value, headers = delivered.to_kafka()
+        return job.index, Outgoing(self.topics.deliver(job.recipient), key, value, headers)
+
     async def process(self, records: list[Record]) -> list[Outgoing]:
         """Decide a batch; its database effects are committed when this returns."""
+        opened = await self._in_threads(self._open, records)
         try:
             async with unit_of_work(self.sessions) as session:
                 batch = Batch(session=session)
@@ -190,33 +252,31 @@ class Gateway:
                 found = await session.exec(select(ProcessedEvent).where(col(ProcessedEvent.event_id).in_(ids)))
                 batch.memo = {p.event_id: Decided(digest=p.digest, partition=p.partition, offset=p.offset,
                                                   disclosures=p.disclosures) for p in found.all()}
-                for record in records:
-                    await self._process_one(batch, record)
+                for record, state in zip(records, opened, strict=True):
+                    await self._process_one(batch, record, state)
                 await batch.write_rows()
-            return batch.outgoing
+            for index, sealed in await self._in_threads(self._seal, batch.to_seal):
+                batch.outgoing[index] = sealed
+            return [o for o in batch.outgoing if o is not None]
         except Exception:
             # The transaction rolled back: forget what was applied in memory before retrying.
             await self.start()
             raise
 
-    async def _process_one(self, batch: Batch, record: Record) -> None:
-        try:
-            envelope = Envelope.from_kafka(key=record.key, value=record.value, headers=list(record.headers))
-            self.trust.verify(envelope, signer=envelope.agency_id)
-        except EnvelopeError as exc:
-            self._dead_letter(batch, record, exc.reason, exc.detail)
-            return
-        except SignatureError as exc:
+    async def _process_one(self, batch: Batch, record: Record, opened: Opened) -> None:
+        if opened.envelope is None:
             # Before anything else: an unsigned or forged record is neither decided nor answered.
-            self._dead_letter(batch, record, "signature", str(exc))
+            reason, detail = opened.refusal or ("envelope", "unreadable")
+            self._dead_letter(batch, record, reason, detail)
             return
+        envelope = opened.envelope
         digest = record_digest(record)
         memo = batch.memo.get(envelope.id)
         if memo is not None:
-            await self._seen_before(batch, record, envelope, memo, digest)
+            await self._seen_before(batch, record, opened, memo, digest)
             return
         try:
-            payload = self._payload(envelope)
+            payload = self._payload(opened)
             disclosures = await self._decide(batch, envelope, payload)
         except Rejected as exc:
             self._dead_letter(batch, record, exc.reason, exc.detail)
@@ -231,14 +291,16 @@ class Gateway:
         self._record_audit(batch, envelope, disclosures, payload)
         self._emit(batch, envelope, payload, disclosures)
 
-    async def _seen_before(self, batch: Batch, record: Record, envelope: Envelope, memo: Decided,
+    async def _seen_before(self, batch: Batch, record: Record, opened: Opened, memo: Decided,
                            digest: str) -> None:
+        envelope = opened.envelope
+        assert envelope is not None
         if memo.digest != digest:
             self._dead_letter(batch, record, "replay", "an event with this id and other content was seen")
         elif (memo.partition, memo.offset) == (record.partition, record.offset):
             # The same record again after a crash: its Kafka transaction was aborted, so emit the
             # decisions already taken (and audited) again, rather than deciding anew.
-            payload = self._payload(envelope)
+            payload = self._payload(opened)
             self._emit(batch, envelope, payload, [_disclosure_from_json(d) for d in memo.disclosures])
             await batch.write_rows()
             rows = await batch.session.exec(select(AuditRow).where(AuditRow.event_id == envelope.id)
@@ -248,12 +310,11 @@ class Gateway:
                                                orjson.dumps(row.model_dump())))
         # else: the same event published twice (an outbox retry): already delivered, nothing to do.
 
-    def _payload(self, envelope: Envelope) -> EventPayload:
+    def _payload(self, opened: Opened) -> EventPayload:
+        if opened.envelope is None or opened.plaintext is None:
+            raise Rejected("sealing", opened.seal_error or "not sealed to the gateway")
         try:
-            plaintext = self.trust.open(envelope)
-            return PAYLOAD_MODELS[envelope.type].model_validate(orjson.loads(plaintext))
-        except SealError as exc:
-            raise Rejected("sealing", str(exc)) from None
+            return PAYLOAD_MODELS[opened.envelope.type].model_validate(orjson.loads(opened.plaintext))
         except orjson.JSONDecodeError:
             raise Rejected("schema", "data is not JSON") from None
         except ValidationError as exc:
@@ -340,9 +401,9 @@ class Gateway:
                 continue
             share = restrict(payload, d.delivered).model_dump(mode="json", exclude_none=True)
             readdressed = envelope.readdressed(recipient=d.recipient.agency_id, legalbasis=d.basis, data=b"")
-            delivered = self.trust.seal_and_sign(readdressed, orjson.dumps(share), to=d.recipient.agency_id)
-            key, value, headers = delivered.to_kafka()
-            batch.outgoing.append(Outgoing(self.topics.deliver(d.recipient.agency_id), key, value, headers))
+            batch.to_seal.append(ToSeal(index=len(batch.outgoing), envelope=readdressed,
+                                        plaintext=orjson.dumps(share), recipient=d.recipient.agency_id))
+            batch.outgoing.append(None)
         for d in disclosures:
             DECISIONS.labels(envelope.type.value, d.recipient.sector.value, d.outcome.value, d.basis.value).inc()
             if d.needs_review:
