@@ -24,6 +24,6 @@ IdempotencyKey = Annotated[
 ]
 
 
-def Allowed(scope: Scope) -> Any:  # noqa: N802 - reads as a dependency in route decorators
+def Allowed(scope: Scope) -> Any:
     """The caller's token is valid, for this agency, and carries `scope`."""
     return require(scope, audience_owner=lambda request: request.app.state.context.agency.id)

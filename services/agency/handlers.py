@@ -12,19 +12,19 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.agency.contracts import InboxEntry
 from maillage.agency.models import InboxItem, RecipientStatus, ReferralRow, ReferralState
 from maillage.agency.referrals import state_after_response
-from maillage.agency.contracts import InboxEntry
 from maillage.agency.services import AgencyContext
 from maillage.agency.webhooks import enqueue_for_all
 from maillage.core.bus import dead_letter_headers, header
 from maillage.core.db import unit_of_work
 from maillage.core.envelope import Envelope, EnvelopeError
+from maillage.core.events import PAYLOAD_MODELS, EventPayload, EventType, ReferralResponded
 from maillage.core.keys import GATEWAY
 from maillage.core.metrics import DEAD_LETTERS, EVENTS_RECEIVED
-from maillage.core.trust import SealError, SignatureError
-from maillage.core.events import PAYLOAD_MODELS, EventPayload, EventType, ReferralResponded
 from maillage.core.status import SOURCE_HEADER, StatusReport
+from maillage.core.trust import SealError, SignatureError
 
 log = logging.getLogger(__name__)
 Record = ConsumerRecord[bytes, bytes]

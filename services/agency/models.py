@@ -6,15 +6,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from maillage.agency.webhooks import TABLES as WEBHOOK_TABLES
+from maillage.core.db import json_field
 from maillage.core.outbox import OutboxRecord
-
-
-def _json(**kwargs: Any) -> Any:
-    return Field(sa_column=Column(JSON, nullable=False), **kwargs)
 
 
 class ConsentRow(SQLModel, table=True):
@@ -22,9 +19,9 @@ class ConsentRow(SQLModel, table=True):
 
     consent_id: str = Field(primary_key=True)
     subject_ref: str = Field(index=True)
-    categories: list[str] = _json()
-    recipients: list[str] = _json()
-    purposes: list[str] = _json()
+    categories: list[str] = json_field()
+    recipients: list[str] = json_field()
+    purposes: list[str] = json_field()
     valid_until: datetime | None = None
     granted_at: datetime
     withdrawn_at: datetime | None = None
@@ -37,7 +34,7 @@ class SentEvent(SQLModel, table=True):
     event_id: str = Field(primary_key=True)
     type: str
     subject_ref: str = Field(index=True)
-    recipients: list[str] = _json()
+    recipients: list[str] = json_field()
     legal_basis: str
     created_at: datetime
 
@@ -54,8 +51,8 @@ class RecipientStatus(SQLModel, table=True):
     sector: str | None = None
     outcome: str
     legal_basis: str | None = None
-    delivered: list[str] = _json(default_factory=list)
-    removed: dict[str, str] = _json(default_factory=dict)
+    delivered: list[str] = json_field(default_factory=list)
+    removed: dict[str, str] = json_field(default_factory=dict)
     reason: str | None = None
     review: bool = False
     decided_at: datetime
@@ -74,7 +71,7 @@ class InboxItem(SQLModel, table=True):
     purpose: str
     sent_at: datetime
     received_at: datetime
-    data: dict[str, Any] = _json()
+    data: dict[str, Any] = json_field()
 
 
 class ReferralState(StrEnum):
@@ -104,7 +101,7 @@ class IdempotencyRecord(SQLModel, table=True):
     key: str = Field(primary_key=True)
     request_hash: str
     status_code: int
-    response: dict[str, Any] = _json()
+    response: dict[str, Any] = json_field()
     created_at: datetime
 
 

@@ -10,6 +10,7 @@ A receiver recomputes it with the secret it got at registration and refuses stal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -121,10 +122,8 @@ class WebhookDispatcher:
         try:
             while True:
                 if not await self.send_due():
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll)
-                    except TimeoutError:
-                        pass
                     self._wakeup.clear()
         finally:
             await self.client.aclose()

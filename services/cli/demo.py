@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -65,7 +65,8 @@ class Demo:
             while time.monotonic() < deadline:
                 cursor: str | None = None
                 while True:
-                    page = client.get("/v1/inbox", params={"limit": 500, **({"cursor": cursor} if cursor else {})}).json()
+                    params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+                    page = client.get("/v1/inbox", params=params).json()
                     for item in page["items"]:
                         if item["event_id"] == event_id:
                             return dict(item)

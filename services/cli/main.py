@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import signal
-from datetime import timedelta
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -141,7 +141,7 @@ def demo(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption = Pat
 
     try:
         Demo(network=load_network(network), console=console, key_dirs=_key_dirs(data_dir)).run()
-    except Exception as exc:  # noqa: BLE001 - tell the user, not a traceback
+    except Exception as exc:
         console.print(f"[red]The demo could not complete: {exc}[/]\nIs `maillage up` running?")
         raise typer.Exit(1) from None
 

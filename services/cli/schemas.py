@@ -44,6 +44,7 @@ def asyncapi() -> dict[str, object]:
                                           "headers": CE_HEADERS, "payload": {"$ref": f"./{t.value}.json"}}
               for t in PAYLOAD_MODELS}
     refs = [{"$ref": f"#/components/messages/{name}"} for name in events]
+    messages = dict(zip(events, refs, strict=True))
     status = {"name": "maillage.status", "contentType": "application/json",
               "payload": {"$ref": "./maillage.status.json"}}
     return {
@@ -51,11 +52,11 @@ def asyncapi() -> dict[str, object]:
         "info": {"title": "Maillage topics", "version": "1",
                  "description": "Consented referrals and safety alerts between agencies, through the consent gateway."},
         "channels": {
-            "submitted": {"address": "maillage.submitted", "messages": {n: m for n, m in zip(events, refs, strict=True)},
+            "submitted": {"address": "maillage.submitted", "messages": messages,
                           "description": "Every event a sender submits, keyed by subject_ref."},
             "deliver": {"address": "maillage.deliver.{agency_id}",
                         "parameters": {"agency_id": {"description": "The recipient agency."}},
-                        "messages": {n: m for n, m in zip(events, refs, strict=True)},
+                        "messages": messages,
                         "description": "Filtered events for one agency, keyed by subject_ref."},
             "status": {"address": "maillage.status", "messages": {"status": {"$ref": "#/components/messages/status"}},
                        "description": "Per-recipient decisions about each submitted event, keyed by event id."},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -41,6 +41,9 @@ class TokenCache:
         self.entries[token] = (principal, principal.expires_at)
 
 
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
 def _verify(trust: Trust, token: str, cache: TokenCache) -> Principal:
     cached = cache.get(token, trust)
     if cached is not None:
@@ -71,8 +74,7 @@ def _cache_of(request: Request) -> TokenCache:
 def require(scope: Scope, *, audience_owner: Callable[[Request], str]) -> Any:
     """A FastAPI dependency: a valid token of the service's own agency carrying `scope`."""
 
-    async def check(request: Request,
-                    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    async def check(request: Request, credentials: BearerCredentials) -> Principal:
         if credentials is None:
             raise Unauthorized("A bearer token is required.")
         trust: Trust = request.app.state.trust

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -57,10 +58,8 @@ async def ensure_topics(
             for name in names if name not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()
 
@@ -130,7 +129,7 @@ async def consume_forever(kafka_consumer: AIOKafkaConsumer, handle: BatchHandler
             await handle(records)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - not committed: the batch is read again
+        except Exception as exc:
             log.warning("batch not stored, retrying", extra={"consumer": name, "error": type(exc).__name__})
             for tp in batches:
                 kafka_consumer.seek(tp, batches[tp][0].offset)

@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, event
+from sqlalchemy import JSON, Column, Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -61,3 +61,8 @@ async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
     lock = _writer_lock(factory)
     async with lock or nullcontext(), factory() as session, session.begin():
         yield session
+
+
+def json_field(**kwargs: Any) -> Any:
+    """A sqlmodel field stored as a JSON column (lists of categories, maps of removals...)."""
+    return Field(sa_column=Column(JSON, nullable=False), **kwargs)

@@ -105,7 +105,7 @@ class Envelope:
         try:
             event = from_binary(KafkaMessage(headers=dict(headers), key=key, value=value or b""),
                                 _FORMAT, CloudEvent)
-        except Exception as exc:  # noqa: BLE001 - the SDK raises many types for one meaning
+        except Exception as exc:
             raise EnvelopeError("envelope", f"not a CloudEvent in binary mode ({type(exc).__name__})") from exc
         ext = event.get_extension
         try:

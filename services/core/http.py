@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
+
 import orjson
+from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maillage.core.auth import jwks
@@ -52,10 +54,8 @@ class BodyLimit:
             if not too_large:
                 await send(message)
 
-        try:
+        with contextlib.suppress(_TooLarge):
             await self.app(scope, limited_receive, guarded_send)
-        except _TooLarge:
-            pass
         if too_large:
             await self._refuse(scope, send)
 

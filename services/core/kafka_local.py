@@ -234,7 +234,7 @@ class LocalKafka:
                 await admin.start()
                 await admin.describe_cluster()
                 return
-            except Exception:  # noqa: BLE001 - any failure here means "not ready yet"
+            except Exception:
                 await asyncio.sleep(0.3)
             finally:
                 await admin.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -68,16 +69,14 @@ class OutboxRelay:
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - broker or database trouble: wait and retry
+            except Exception as exc:
                 log.warning("outbox relay retrying", extra={"error": type(exc).__name__})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             if published < self._batch_size:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self._idle_poll)
-                except TimeoutError:
-                    pass
                 self._wakeup.clear()
 
     async def publish_pending(self) -> int:

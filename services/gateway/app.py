@@ -11,8 +11,8 @@ from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory
 from maillage.core.http import install_common
 from maillage.core.keys import GATEWAY
-from maillage.core.trust import Trust
 from maillage.core.lifecycle import TaskGroup
+from maillage.core.trust import Trust
 from maillage.gateway.handlers import TransactionalLoop
 from maillage.gateway.models import TABLES
 from maillage.gateway.services import Gateway

@@ -39,7 +39,7 @@ class TransactionalLoop:
             with DECISION_SECONDS.time():
                 outgoing = await self.gateway.process(records)
                 await self._publish(outgoing, {tp: recs[-1].offset + 1 for tp, recs in batches.items()})
-        except Exception as exc:  # noqa: BLE001 - nothing was committed: read the batch again
+        except Exception as exc:
             log.warning("batch not published, reading it again", extra={"error": type(exc).__name__})
             self._rewind(batches)
             await asyncio.sleep(0.5)

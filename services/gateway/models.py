@@ -5,12 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-
-def _json(**kwargs: Any) -> Any:
-    return Field(sa_column=Column(JSON, nullable=False), **kwargs)
+from maillage.core.db import json_field
 
 
 class GrantRow(SQLModel, table=True):
@@ -18,9 +15,9 @@ class GrantRow(SQLModel, table=True):
 
     consent_id: str = Field(primary_key=True)
     subject_ref: str = Field(index=True)
-    categories: list[str] = _json()
-    recipients: list[str] = _json()
-    purposes: list[str] = _json()
+    categories: list[str] = json_field()
+    recipients: list[str] = json_field()
+    purposes: list[str] = json_field()
     valid_until: datetime | None = None
     granted_by: str
     withdrawn_at: datetime | None = None
@@ -35,7 +32,7 @@ class ProcessedEvent(SQLModel, table=True):
     digest: str
     partition: int
     offset: int
-    disclosures: list[dict[str, Any]] = _json()
+    disclosures: list[dict[str, Any]] = json_field()
     decided_at: datetime
 
 
@@ -45,7 +42,7 @@ class ReferralRoute(SQLModel, table=True):
     referral_id: str = Field(primary_key=True)
     sender: str
     subject_ref: str
-    recipients: list[str] = _json()
+    recipients: list[str] = json_field()
 
 
 class AuditRow(SQLModel, table=True):
@@ -63,8 +60,8 @@ class AuditRow(SQLModel, table=True):
     subject_role: str
     legal_basis: str
     outcome: str
-    delivered: list[str] = _json()
-    removed: dict[str, str] = _json()
+    delivered: list[str] = json_field()
+    removed: dict[str, str] = json_field()
     reason: str | None = None
     review: bool = False
     policy_sha256: str
