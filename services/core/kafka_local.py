@@ -197,7 +197,20 @@ class LocalKafka:
             f"-Dkafka.logs.dir={self.data_dir}", "-cp", f"{libs}/*", main, *args,
         ]
 
-    def start(self, *, timeout: float = 90.0) -> None:
+    def start(self, *, timeout: float = 90.0, attempts: int = 3) -> None:
+        """Start the broker; a port taken between choosing it and binding it means new ports, not failure."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_once(timeout)
+                return
+            except KafkaUnavailable:
+                out = self.data_dir / "broker.out"
+                bind_failed = out.exists() and "BindException" in out.read_text(errors="replace")
+                if not bind_failed or attempt == attempts:
+                    raise
+                self.port, self.controller_port = free_port(), free_port()
+
+    def _start_once(self, timeout: float) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "server.properties"
         config.touch(mode=0o600)
@@ -224,7 +237,8 @@ class LocalKafka:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise KafkaUnavailable(f"Kafka exited early; see {self.data_dir / 'broker.out'}")
+                tail = (self.data_dir / "broker.out").read_text(errors="replace")[-1500:]
+                raise KafkaUnavailable(f"Kafka exited early ({self.data_dir / 'broker.out'}):\n{tail}")
             if not _listening(self.port):
                 await asyncio.sleep(0.2)
                 continue
