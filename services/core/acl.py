@@ -8,7 +8,6 @@ network and the topic names. Applying it uses Kafka's own tools from the cached 
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import tempfile
 from collections import defaultdict
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from maillage.core.kafka_auth import KafkaAuth
 from maillage.core.kafka_local import run_tool
+from maillage.core.keys import write_private
 from maillage.core.network import Network
 from maillage.core.topics import Topics
 
@@ -140,20 +140,12 @@ def ensure_password(private_dir: Path, owner: str) -> str:
     if path.exists():
         return path.read_text().strip()
     password = secrets.token_urlsafe(32)
-    _write_secret(path, password + "\n")
+    write_private(path, (password + "\n").encode())
     return password
 
 
 def load_kafka_auth(private_dir: Path, owner: str) -> KafkaAuth:
     return KafkaAuth(username=owner, password=password_file(private_dir, owner).read_text().strip())
-
-
-def _write_secret(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
 
 
 @dataclass(frozen=True)
@@ -168,7 +160,7 @@ class KafkaAdminTools:
         # A properties file, not --add-config: the password stays out of the process table. The file
         # form takes the credential without the brackets that the command-line form wants.
         config = self.command_config.parent / f"{user.username}.scram.properties"
-        _write_secret(config, f"{user.mechanism}=iterations={SCRAM_ITERATIONS},password={user.password}\n")
+        write_private(config, f"{user.mechanism}=iterations={SCRAM_ITERATIONS},password={user.password}\n".encode())
         try:
             await self._run("kafka.admin.ConfigCommand", "--alter", "--entity-type", "users",
                             "--entity-name", user.username, "--add-config-file", str(config),
@@ -200,7 +192,7 @@ def _gist(output: str) -> str:
 def admin_tools(bootstrap: str, admin: KafkaAuth) -> Iterator[KafkaAdminTools]:
     with tempfile.TemporaryDirectory(prefix="maillage-acl-") as work:
         command_config = Path(work) / "admin.properties"
-        _write_secret(command_config, admin.java_client_properties())
+        write_private(command_config, admin.java_client_properties().encode())
         yield KafkaAdminTools(bootstrap=bootstrap, command_config=command_config,
                               admin_password=admin.password)
 

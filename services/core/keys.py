@@ -84,7 +84,8 @@ def _new_kid(owner: str, use: KeyUse) -> str:
     return f"{owner}.{use.value}.{datetime.now(UTC):%Y%m%d}.{secrets.token_hex(3)}"
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
+    """A secret file: its directory 0700, the file 0600 from the moment it exists."""
     path.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.parent.mkdir(exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -115,7 +116,7 @@ def add_keys(dirs: KeyDirs, owner: str) -> list[str]:
         kid = _new_kid(owner, use)
         private: Ed25519PrivateKey | X25519PrivateKey = (
             X25519PrivateKey.generate() if use is KeyUse.SEALING else Ed25519PrivateKey.generate())
-        _write_private(dirs.owner_private(owner) / f"{kid}.key", _raw_private(private))
+        write_private(dirs.owner_private(owner) / f"{kid}.key", _raw_private(private))
         keys.append(PublicKeyInfo(owner=owner, kid=kid, use=use, raw=_raw_public(private.public_key()),
                                   created=created))
         kids.append(kid)
