@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -18,27 +17,13 @@ from maillage.agency.app import create_app as create_agency_app
 from maillage.agency.settings import AgencySettings
 from maillage.core import bus
 from maillage.core.keys import GATEWAY, ensure_keys
+from maillage.core.polling import eventually
 from maillage.core.settings import DEFAULT_NETWORK
 from maillage.core.tokens import ALL_AGENCY_SCOPES, Scope, mint
 from maillage.core.topics import Topics
 from maillage.core.trust import Trust
 from maillage.gateway.app import create_app as create_gateway_app
 from maillage.gateway.settings import GatewaySettings
-
-T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0,
-                     what: str = "condition") -> T:
-    """Poll `probe` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager

@@ -28,12 +28,12 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -48,6 +48,7 @@ from maillage.core.events import ConsentGranted, EventPayload, PersonalData, Ref
 from maillage.core.kafka_local import KAFKA_VERSION, LocalKafka, free_port
 from maillage.core.keys import GATEWAY, KeyDirs, ensure_keys
 from maillage.core.network import Network, load_network
+from maillage.core.polling import eventually
 from maillage.core.settings import DEFAULT_NETWORK
 from maillage.core.tokens import ALL_AGENCY_SCOPES, mint
 from maillage.core.topics import Topics
@@ -56,8 +57,6 @@ from maillage.core.vocabulary import Category, LegalBasis, Purpose, Role
 from maillage.gateway.app import running_gateway
 from maillage.gateway.handlers import TransactionalLoop
 from maillage.gateway.settings import GatewaySettings
-
-T = TypeVar("T")
 
 TARGET_GATEWAY_EVENTS_PER_S = 2000.0
 TARGET_RATIO = 0.3
@@ -446,18 +445,6 @@ async def wait_ready(client: httpx.AsyncClient, server: Server, *, timeout: floa
             return False
 
     await eventually(ready, timeout=timeout, what=f"{server.name} to be ready")
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float, what: str, every: float = 0.1
-                     ) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(every)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.audit import GENESIS, chain_hash
-from maillage.core.bus import dead_letter_headers
+from maillage.core.bus import dead_letter_headers, header
 from maillage.core.db import unit_of_work
 from maillage.core.disclosure import (
     DenialReason,
@@ -248,7 +248,7 @@ class Gateway:
         try:
             async with unit_of_work(self.sessions) as session:
                 batch = Batch(session=session)
-                ids = [_header(r, "ce_id") for r in records]
+                ids = [header(list(r.headers), "ce_id") or "" for r in records]
                 found = await session.exec(select(ProcessedEvent).where(col(ProcessedEvent.event_id).in_(ids)))
                 batch.memo = {p.event_id: Decided(digest=p.digest, partition=p.partition, offset=p.offset,
                                                   disclosures=p.disclosures) for p in found.all()}
@@ -458,15 +458,8 @@ class Gateway:
         headers = dead_letter_headers(reason=reason, detail=detail, topic=record.topic,
                                       partition=record.partition, offset=record.offset,
                                       original=list(record.headers))
-        key = (_header(record, "ce_id") or f"{record.topic}:{record.partition}:{record.offset}").encode()
+        key = (header(list(record.headers), "ce_id") or f"{record.topic}:{record.partition}:{record.offset}").encode()
         batch.outgoing.append(Outgoing(self.topics.dlq, key, record.value or b"", headers))
         DEAD_LETTERS.labels("gateway", reason).inc()
         log.warning("dead letter", extra={"reason": reason, "partition": record.partition,
                                           "offset": record.offset})
-
-
-def _header(record: Record, name: str) -> str:
-    for key, value in record.headers:
-        if key == name:
-            return value.decode(errors="replace")
-    return ""
