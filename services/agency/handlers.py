@@ -79,6 +79,7 @@ class AgencyHandlers:
         ids = [env.id for env, _ in parsed]
         known = set((await session.exec(select(InboxItem.event_id).where(col(InboxItem.event_id).in_(ids)))).all())
         now = self.ctx.clock()
+        for_webhooks: list[tuple[str, dict[str, object]]] = []
         for envelope, payload in parsed:
             if envelope.id in known:
                 continue  # a redelivered record: stored once
@@ -91,17 +92,18 @@ class AgencyHandlers:
                 data=payload.model_dump(mode="json", exclude_none=True))
             session.add(item)
             EVENTS_RECEIVED.labels(self.ctx.agency.id, envelope.type.value).inc()
-            await enqueue_for_all(session, event_id=envelope.id, now=now,
-                                  body=InboxEntry.model_validate(item, from_attributes=True).model_dump(mode="json"))
+            for_webhooks.append(
+                (envelope.id, InboxEntry.model_validate(item, from_attributes=True).model_dump(mode="json")))
             await self._follow_referral(session, envelope, payload, now=now)
+        await enqueue_for_all(session, for_webhooks, now=now)
 
     async def _follow_referral(self, session: AsyncSession, envelope: Envelope, payload: EventPayload,
                                *, now: datetime) -> None:
         if envelope.type is EventType.REFERRAL_CREATED:
-            if await session.get(ReferralRow, envelope.id) is None:
-                session.add(ReferralRow(referral_id=envelope.id, direction="in", counterpart=envelope.agency_id,
-                                        subject_ref=envelope.subject, subject_role=envelope.subjectrole.value,
-                                        state=ReferralState.RECEIVED, updated_at=now))
+            # New to the inbox in this transaction, so new to the referrals too: no need to look.
+            session.add(ReferralRow(referral_id=envelope.id, direction="in", counterpart=envelope.agency_id,
+                                    subject_ref=envelope.subject, subject_role=envelope.subjectrole.value,
+                                    state=ReferralState.RECEIVED, updated_at=now))
         elif isinstance(payload, ReferralResponded):
             row = await session.get(ReferralRow, str(payload.referral_id))
             if row is not None and row.direction == "out":

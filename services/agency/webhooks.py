@@ -89,14 +89,17 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-async def enqueue_for_all(session: AsyncSession, *, event_id: str, body: dict[str, object], now: datetime
-                          ) -> None:
-    """Within the caller's transaction: one pending delivery per active webhook."""
+async def enqueue_for_all(session: AsyncSession, deliveries: list[tuple[str, dict[str, object]]], *,
+                          now: datetime) -> None:
+    """Within the caller's transaction: one pending delivery per active webhook and (event id, body)."""
+    if not deliveries:
+        return
     hooks = (await session.exec(select(Webhook).where(col(Webhook.active).is_(True)))).all()
-    payload = orjson.dumps(body)
-    for hook in hooks:
-        session.add(WebhookDelivery(webhook_id=hook.id, event_id=event_id, body=payload,
-                                    next_attempt_at=now, created_at=now))
+    for event_id, body in deliveries if hooks else ():
+        payload = orjson.dumps(body)
+        for hook in hooks:
+            session.add(WebhookDelivery(webhook_id=hook.id, event_id=event_id, body=payload,
+                                        next_attempt_at=now, created_at=now))
 
 
 def backoff(attempt: int, *, base: float) -> timedelta:

@@ -81,6 +81,7 @@ class BenchOptions:
     network_file: Path = DEFAULT_NETWORK
     bootstrap: str = ""
     out_dir: Path = Path("bench-results")
+    parts: tuple[str, ...] = ("throughput", "latency")
 
 
 @dataclass(frozen=True)
@@ -769,11 +770,13 @@ async def _measure(report: Report, opts: BenchOptions, network: Network, *, boot
     (data_dir / "throughput").mkdir()
     (data_dir / "latency").mkdir()
     try:
-        report.gateway, report.passthrough, report.gateway_outcomes = await measure_throughput(
-            opts, network, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir / "throughput",
-            console=console)
-        report.latency = await measure_latency(opts, network, bootstrap=bootstrap, prefix=f"{prefix}lat.",
-                                               data_dir=data_dir / "latency", console=console)
+        if "throughput" in opts.parts:
+            report.gateway, report.passthrough, report.gateway_outcomes = await measure_throughput(
+                opts, network, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir / "throughput",
+                console=console)
+        if "latency" in opts.parts:
+            report.latency = await measure_latency(opts, network, bootstrap=bootstrap, prefix=f"{prefix}lat.",
+                                                   data_dir=data_dir / "latency", console=console)
     finally:
         if opts.bootstrap:  # someone else's broker: leave no bench topics behind
             await _delete_topics(bootstrap, prefix=prefix)

@@ -27,8 +27,10 @@ def producer(bootstrap: str, *, transactional_id: str | None = None, auth: Kafka
         # Right after a commit the coordinator answers the next transaction's AddOffsetsToTxn with
         # CONCURRENT_TRANSACTIONS until its markers are written (KAFKA-5477); aiokafka then waits the
         # whole retry backoff (100 ms by default) before asking again, which was most of a referral's
-        # latency through the gateway. The Java client waits 20 ms in that case; so do we, everywhere.
-        extra.setdefault("retry_backoff_ms", 20)
+        # latency through the gateway. The Java client waits 20 ms in that case; on a local broker the
+        # markers are written within a few ms, and 5 ms halved the 90th percentile of a transaction
+        # (33 → 18 ms, measured with one producer and one consumer on this machine).
+        extra.setdefault("retry_backoff_ms", 5)
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
         transactional_id=transactional_id, linger_ms=2, max_batch_size=256 * 1024,
