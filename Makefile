@@ -17,6 +17,9 @@ system-deps:
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 	  echo "installing Java 17 and Maven from Debian's packages"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven; }
+	@test -x /usr/bin/chromium || { \
+	  echo "installing Chromium (headless browser tests drive it through Playwright) from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
 
 kafka-jars: system-deps $(BIN)/.installed
 	$(BIN)/python -c "from maillage.core.kafka_local import ensure_jars; print('Kafka jars in', ensure_jars())"
@@ -49,4 +52,4 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check services tests
 
 clean:
-	rm -rf $(VENV) var bench-results
+	rm -rf $(VENV) var bench-results test-artifacts

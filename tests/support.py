@@ -214,3 +214,29 @@ async def inbox_of(client: httpx.AsyncClient) -> list[dict[str, Any]]:
 async def fate(client: httpx.AsyncClient, event_id: str) -> dict[str, Any] | None:
     body = (await client.get(f"/v1/events/{event_id}")).json()
     return body if body["state"] != "pending" else None
+
+
+# --- servers on a real port (WebSockets, streams, a browser) ---------------------------------------------
+
+
+@asynccontextmanager
+async def listening(app: Any) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a free port of this machine, lifespan included; yields its base URL."""
+    import asyncio
+
+    import uvicorn
+
+    from maillage.core.kafka_local import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
+                                           ws_ping_interval=None))
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: asyncio.sleep(0, server.started or task.done()), what="the server to listen")
+        if task.done():
+            task.result()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

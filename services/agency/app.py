@@ -13,13 +13,13 @@ from maillage.agency.handlers import AgencyHandlers
 from maillage.agency.models import TABLES
 from maillage.agency.services import AgencyContext
 from maillage.agency.settings import AgencySettings
-from maillage.agency.webhooks import WebhookDispatcher
 from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory
 from maillage.core.http import install_common
 from maillage.core.lifecycle import TaskGroup
 from maillage.core.outbox import OutboxRelay
 from maillage.core.trust import Trust
+from maillage.core.webhooks import WebhookDispatcher
 
 
 def create_app(settings: AgencySettings) -> FastAPI:

@@ -101,6 +101,14 @@ class AlertIn(Body):
     data: PersonalData
 
 
+class AlertProgressOut(Body):
+    state: str = Field(description="`escalated` (a further level was paged), `unacknowledged` (every level was "
+                                   "paged in vain) or `acknowledged` (a worker took it in hand).")
+    level: int = Field(description="The escalation level reached, or of the worker who acknowledged.")
+    escalated_at: datetime | None
+    acknowledged_at: datetime | None
+
+
 class RecipientOutcome(Body):
     recipient: str
     sector: str | None
@@ -111,6 +119,8 @@ class RecipientOutcome(Body):
     reason: str | None
     review: bool
     decided_at: datetime
+    alert: AlertProgressOut | None = Field(
+        default=None, description="For an alert: what the recipient's on-call workers did with it.")
 
 
 class EventFate(Body):

@@ -13,18 +13,25 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency.contracts import InboxEntry
-from maillage.agency.models import InboxItem, RecipientStatus, ReferralRow, ReferralState
+from maillage.agency.models import AlertProgress, InboxItem, RecipientStatus, ReferralRow, ReferralState
 from maillage.agency.referrals import state_after_response
 from maillage.agency.services import AgencyContext
-from maillage.agency.webhooks import enqueue_for_all
 from maillage.core.bus import dead_letter_headers, header
 from maillage.core.db import unit_of_work
 from maillage.core.envelope import Envelope, EnvelopeError
-from maillage.core.events import PAYLOAD_MODELS, EventPayload, EventType, ReferralResponded
+from maillage.core.events import (
+    PAYLOAD_MODELS,
+    AlertAcknowledged,
+    AlertEscalated,
+    EventPayload,
+    EventType,
+    ReferralResponded,
+)
 from maillage.core.keys import GATEWAY
 from maillage.core.metrics import DEAD_LETTERS, EVENTS_RECEIVED
 from maillage.core.status import SOURCE_HEADER, StatusReport
 from maillage.core.trust import SealError, SignatureError
+from maillage.core.webhooks import enqueue_for_all
 
 log = logging.getLogger(__name__)
 Record = ConsumerRecord[bytes, bytes]
@@ -104,6 +111,8 @@ class AgencyHandlers:
             session.add(ReferralRow(referral_id=envelope.id, direction="in", counterpart=envelope.agency_id,
                                     subject_ref=envelope.subject, subject_role=envelope.subjectrole.value,
                                     state=ReferralState.RECEIVED, updated_at=now))
+        elif isinstance(payload, AlertAcknowledged | AlertEscalated):
+            await self._follow_alert(session, envelope.agency_id, payload)
         elif isinstance(payload, ReferralResponded):
             row = await session.get(ReferralRow, str(payload.referral_id))
             if row is not None and row.direction == "out":
@@ -111,6 +120,21 @@ class AgencyHandlers:
                 row.decline_reason = payload.decline_reason.value if payload.decline_reason else None
                 row.updated_at = now
                 session.add(row)
+
+    async def _follow_alert(self, session: AsyncSession, recipient: str,
+                            payload: AlertAcknowledged | AlertEscalated) -> None:
+        row = await session.get(AlertProgress, (str(payload.alert_id), recipient))
+        if row is None:
+            row = AlertProgress(alert_id=str(payload.alert_id), recipient=recipient, state="", level=payload.level)
+        if row.state == "acknowledged":
+            return  # final: a late escalation notice changes nothing
+        row.level = payload.level
+        if isinstance(payload, AlertAcknowledged):
+            row.state, row.acknowledged_at = "acknowledged", payload.acknowledged_at
+        else:
+            row.state = "unacknowledged" if payload.exhausted else "escalated"
+            row.escalated_at = payload.escalated_at
+        session.add(row)
 
     async def _store_statuses(self, session: AsyncSession, records: list[Record]) -> None:
         reports = []

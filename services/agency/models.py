@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from maillage.agency.webhooks import TABLES as WEBHOOK_TABLES
 from maillage.core.db import json_field
 from maillage.core.outbox import OutboxRecord
+from maillage.core.webhooks import TABLES as WEBHOOK_TABLES
 
 
 class ConsentRow(SQLModel, table=True):
@@ -56,6 +56,19 @@ class RecipientStatus(SQLModel, table=True):
     reason: str | None = None
     review: bool = False
     decided_at: datetime
+
+
+class AlertProgress(SQLModel, table=True):
+    """What became of an alert this agency raised, at one recipient agency: the dispatcher's word."""
+
+    __tablename__ = "alert_progress"
+
+    alert_id: str = Field(primary_key=True)
+    recipient: str = Field(primary_key=True)
+    state: str  # escalated | unacknowledged | acknowledged (final)
+    level: int
+    escalated_at: datetime | None = None
+    acknowledged_at: datetime | None = None
 
 
 class InboxItem(SQLModel, table=True):
@@ -106,6 +119,6 @@ class IdempotencyRecord(SQLModel, table=True):
 
 
 TABLES: list[type[SQLModel]] = [
-    ConsentRow, SentEvent, RecipientStatus, InboxItem, ReferralRow, IdempotencyRecord, OutboxRecord,
+    ConsentRow, SentEvent, RecipientStatus, AlertProgress, InboxItem, ReferralRow, IdempotencyRecord, OutboxRecord,
     *WEBHOOK_TABLES,
 ]

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency import contracts as c
 from maillage.agency.models import (
+    AlertProgress,
     ConsentRow,
     IdempotencyRecord,
     InboxItem,
@@ -28,7 +29,6 @@ from maillage.agency.models import (
     SentEvent,
 )
 from maillage.agency.referrals import InvalidTransition, next_state
-from maillage.agency.webhooks import Webhook, WebhookAttempt, WebhookDelivery, new_secret
 from maillage.core.db import unit_of_work
 from maillage.core.envelope import Envelope, new_event_id, source_of
 from maillage.core.events import (
@@ -48,6 +48,7 @@ from maillage.core.problems import Conflict, IdempotencyKeyReused, InvalidReques
 from maillage.core.topics import Topics
 from maillage.core.trust import Trust
 from maillage.core.vocabulary import LegalBasis, Purpose, Role
+from maillage.core.webhooks import Webhook, WebhookAttempt, WebhookDelivery, new_secret
 
 T = TypeVar("T", bound=BaseModel)
 Clock = Callable[[], datetime]
@@ -292,7 +293,12 @@ async def event_fate(ctx: AgencyContext, event_id: str) -> c.EventFate:
             raise NotFound("This agency sent no event with this id.")
         rows = (await session.exec(select(RecipientStatus).where(RecipientStatus.event_id == event_id)
                                    .order_by(col(RecipientStatus.recipient)))).all()
+        progress = {p.recipient: p for p in
+                    (await session.exec(select(AlertProgress).where(AlertProgress.alert_id == event_id))).all()}
     outcomes = [c.RecipientOutcome.model_validate(r, from_attributes=True) for r in rows]
+    outcomes = [o.model_copy(update={"alert": c.AlertProgressOut.model_validate(progress[o.recipient],
+                                                                              from_attributes=True)})
+                if o.recipient in progress else o for o in outcomes]
     state = "pending" if not rows else ("rejected" if rows[0].outcome == "rejected" else "decided")
     return c.EventFate(event_id=sent.event_id, type=sent.type, subject_ref=sent.subject_ref,
                        created_at=sent.created_at, state=state, recipients=outcomes)

@@ -62,6 +62,18 @@ def serve_gateway(port: PortOption = None, host: HostOption = "127.0.0.1") -> No
     _uvicorn(create_app(settings), host=host, port=port or settings.network.gateway.port)
 
 
+@serve_app.command("dispatcher")
+def serve_dispatcher(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
+    """Run the on-call dispatcher of the agencies with an on-call policy."""
+    from maillage.core.logs import configure_logging
+    from maillage.dispatcher.app import create_app
+    from maillage.dispatcher.settings import DispatcherSettings
+
+    settings = DispatcherSettings()
+    configure_logging(settings.log_level, service="dispatcher")
+    _uvicorn(create_app(settings), host=host, port=port or settings.network.dispatcher.port)
+
+
 @app.command()
 def topics(
     network: NetworkOption = DEFAULT_NETWORK,

@@ -79,6 +79,8 @@ class Supervisor:
         self._spawn("gateway", self.network.gateway.port, "gateway")
         for agency in self.network.agencies:
             self._spawn(agency.id, agency.port, "agency", agency.id)
+        if self.network.dispatched:
+            self._spawn("dispatcher", self.network.dispatcher.port, "dispatcher")
 
     def wait_ready(self, *, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

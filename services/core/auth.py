@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from maillage.core.keys import KeyUse
@@ -64,33 +64,41 @@ def _verify_uncached(trust: Trust, token: str) -> Principal:
             raise Unauthorized(f"The bearer token is not acceptable ({exc}).") from None
 
 
-def _cache_of(request: Request) -> TokenCache:
+def _cache_of(request: Request | WebSocket) -> TokenCache:
     cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
     if cache is None:
         cache = request.app.state.token_cache = TokenCache()
     return cache
 
 
-def require(scope: Scope, *, audience_owner: Callable[[Request], str]) -> Any:
-    """A FastAPI dependency: a valid token of the service's own agency carrying `scope`."""
+def authenticate(request: Request | WebSocket, token: str | None, scope: Scope, *,
+                 owners: Collection[str]) -> Principal:
+    """A valid token, issued by one of `owners` (the agencies this service serves), carrying `scope`."""
+    if not token:
+        raise Unauthorized("A bearer token is required.")
+    principal = _verify(request.app.state.trust, token, _cache_of(request))
+    if principal.agency not in owners:
+        raise Forbidden("This token was issued for another agency.")
+    if scope not in principal.scopes:
+        raise Forbidden(f"This token lacks the {scope.value} scope.")
+    return principal
+
+
+def require(scope: Scope, *, audience_owner: Callable[[Request], str | Collection[str]]) -> Any:
+    """A FastAPI dependency: a valid token of the service's own agency (or agencies) carrying `scope`."""
 
     async def check(request: Request, credentials: BearerCredentials) -> Principal:
-        if credentials is None:
-            raise Unauthorized("A bearer token is required.")
-        trust: Trust = request.app.state.trust
-        principal = _verify(trust, credentials.credentials, _cache_of(request))
-        if principal.agency != audience_owner(request):
-            raise Forbidden("This token was issued for another agency.")
-        if scope not in principal.scopes:
-            raise Forbidden(f"This token lacks the {scope.value} scope.")
-        return principal
+        owners = audience_owner(request)
+        return authenticate(request, credentials.credentials if credentials else None, scope,
+                            owners=(owners,) if isinstance(owners, str) else owners)
 
     return Depends(check)
 
 
-def jwks(trust: Trust) -> dict[str, list[dict[str, str]]]:
+def jwks(trust: Trust, *, owners: Collection[str] | None = None) -> dict[str, list[dict[str, str]]]:
     """This service's own public keys (token, signing, sealing), every valid key id included."""
-    return {"keys": [k.to_jwk() for k in trust.public.by_kid.values() if k.owner == trust.owner]}
+    mine = set(owners) if owners is not None else {trust.owner}
+    return {"keys": [k.to_jwk() for k in trust.public.by_kid.values() if k.owner in mine]}
 
 
-__all__ = ["Principal", "Scope", "jwks", "require"]
+__all__ = ["Principal", "Scope", "authenticate", "jwks", "require"]

@@ -99,6 +99,8 @@ class EventType(StrEnum):
     REFERRAL_CREATED = "maillage.referral.created.v1"
     REFERRAL_RESPONDED = "maillage.referral.responded.v1"
     ALERT_RAISED = "maillage.alert.raised.v1"
+    ALERT_ACKNOWLEDGED = "maillage.alert.acknowledged.v1"
+    ALERT_ESCALATED = "maillage.alert.escalated.v1"
 
 
 class EventPayload(Frozen):
@@ -170,9 +172,30 @@ class AlertRaised(PersonalData, EventPayload):
         Category.NARRATIVE, "Why the danger is serious and imminent (required under `danger`).")
 
 
+class AlertAcknowledged(EventPayload):
+    """A worker of a recipient agency read the alert and took it in hand (emitted by the dispatcher)."""
+
+    event_type: ClassVar[EventType] = EventType.ALERT_ACKNOWLEDGED
+    alert_id: UUID = metadata("Event id of the alert acknowledged.")
+    acknowledged_at: datetime = metadata("When a worker acknowledged it.")
+    level: int = metadata("The escalation level of the worker who acknowledged it (1 is the first).", ge=1)
+
+
+class AlertEscalated(EventPayload):
+    """No one acknowledged the alert in time: the next level was paged, or every level was exhausted."""
+
+    event_type: ClassVar[EventType] = EventType.ALERT_ESCALATED
+    alert_id: UUID = metadata("Event id of the alert escalated.")
+    escalated_at: datetime = metadata("When the time of the previous level ran out.")
+    level: int = metadata("The level now paged; the last level again when every level is exhausted.", ge=1)
+    exhausted: bool = metadata("Every level was paged and no one acknowledged: the fallback was called.",
+                               default=False)
+
+
 PAYLOAD_MODELS: dict[EventType, type[EventPayload]] = {
     model.event_type: model
-    for model in (ConsentGranted, ConsentWithdrawn, ReferralCreated, ReferralResponded, AlertRaised)
+    for model in (ConsentGranted, ConsentWithdrawn, ReferralCreated, ReferralResponded, AlertRaised,
+                  AlertAcknowledged, AlertEscalated)
 }
 
 
@@ -202,7 +225,7 @@ def restrict(payload: EventPayload, allowed: frozenset[Category]) -> EventPayloa
 
 
 __all__ = [
-    "PAYLOAD_MODELS", "AlertRaised", "ConsentGranted", "ConsentWithdrawn", "EventPayload", "EventType",
-    "PersonalData", "ReferralCreated", "ReferralResponded", "Sector", "field_categories",
-    "present_categories", "restrict",
+    "PAYLOAD_MODELS", "AlertAcknowledged", "AlertEscalated", "AlertRaised", "ConsentGranted", "ConsentWithdrawn",
+    "EventPayload", "EventType", "PersonalData", "ReferralCreated", "ReferralResponded", "Sector",
+    "field_categories", "present_categories", "restrict",
 ]

@@ -85,7 +85,8 @@ def install_common(app: FastAPI, *, max_body_bytes: int, ready: ReadinessCheck) 
         trust = getattr(request.app.state, "trust", None)
         if trust is None:
             raise NotReady("The keys are not loaded yet.")
-        return jwks(trust)
+        # A service speaking for several agencies (the dispatcher) publishes the keys of each.
+        return jwks(trust, owners=getattr(request.app.state, "key_owners", None))
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics (metadata only)",
              response_class=PlainTextResponse)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_SUBMITTED = Counter(
     "maillage_events_submitted_total", "Events an agency submitted, by type.", ["agency", "type"])
@@ -20,3 +20,17 @@ DEAD_LETTERS = Counter(
 REVIEW_QUEUE = Counter(
     "maillage_danger_disclosures_total", "Disclosures under the danger basis (each enters the review queue).",
     ["sector"])
+
+ALERTS_RECEIVED = Counter(
+    "maillage_oncall_alerts_received_total", "Alerts the dispatcher received for an agency, by severity.",
+    ["agency", "severity"])
+ALERT_PAGES = Counter(
+    "maillage_oncall_pages_total", "Workers paged, by agency and escalation level.", ["agency", "level"])
+ALERT_ESCALATIONS = Counter(
+    "maillage_oncall_escalations_total", "Alerts escalated past a level, and alerts with every level exhausted.",
+    ["agency", "outcome"])
+ALERT_ACK_SECONDS = Histogram(
+    "maillage_alert_acknowledgement_seconds", "Time from an alert's arrival to its acknowledgement.",
+    ["severity"], buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600))
+ONCALL_CONNECTIONS = Gauge(
+    "maillage_oncall_connections", "Live worker connections (WebSocket and SSE), by agency.", ["agency"])

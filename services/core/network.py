@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import time
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from maillage.core.disclosure import Recipient
 from maillage.core.events import RecipientId
-from maillage.core.vocabulary import Sector
+from maillage.core.vocabulary import Sector, Severity
 
 
 class NetworkError(ValueError):
@@ -43,12 +46,83 @@ class GatewayConfig(_Model):
     database_url: str | None = None
 
 
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+WEEK = tuple(Weekday)
+
+
+class Shift(_Model):
+    """Who is on call, on which days, from `start` to `end` local time; an `end` at or before `start`
+    runs past midnight into the next day; no `end` means until midnight."""
+
+    workers: tuple[str, ...] = Field(min_length=1)
+    days: tuple[Weekday, ...] = WEEK
+    start: time = time(0)
+    end: time | None = None
+
+
+class OncallLevel(_Model):
+    name: str
+    shifts: tuple[Shift, ...] = Field(min_length=1)
+
+
+DEFAULT_ESCALATE_AFTER = {Severity.IMMINENT: 120, Severity.HIGH: 600, Severity.INFO: 3600}
+
+
+class OncallPolicy(_Model):
+    """One agency's rota and escalation policy: ordered levels, and per severity the seconds a level
+    has before the next is paged; when every level is exhausted, `fallback_url` is called."""
+
+    levels: tuple[OncallLevel, ...] = Field(min_length=1)
+    escalate_after: dict[Severity, int] = Field(default_factory=lambda: dict(DEFAULT_ESCALATE_AFTER))
+    fallback_url: AnyHttpUrl | None = None
+
+    @field_validator("escalate_after")
+    @classmethod
+    def _every_severity(cls, value: dict[Severity, int]) -> dict[Severity, int]:
+        merged = DEFAULT_ESCALATE_AFTER | value
+        if any(seconds <= 0 for seconds in merged.values()):
+            raise ValueError("escalation delays must be positive numbers of seconds")
+        return merged
+
+
+class DispatcherConfig(_Model):
+    port: int = Field(default=8709, ge=0, le=65535)
+    database_url: str | None = None
+    # The agencies whose alerts it serves; empty: every agency with an on-call policy.
+    agencies: tuple[str, ...] = ()
+    timezone: str = "Europe/Brussels"
+    # The same subject's alerts to one agency within this many seconds are grouped, not paged again.
+    group_window_seconds: int = Field(default=600, ge=0)
+    # After a restart, how long workers have to reconnect before "no one connected" escalates at once.
+    reconnect_grace_seconds: int = Field(default=30, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
 class Network(_Model):
     name: str
     policy: Path
     kafka: KafkaConfig = KafkaConfig()
     gateway: GatewayConfig = GatewayConfig()
+    dispatcher: DispatcherConfig = DispatcherConfig()
     agencies: tuple[AgencyConfig, ...]
+    oncall: dict[str, OncallPolicy] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Network:
@@ -59,7 +133,18 @@ class Network(_Model):
         clashes = {i for i in ids if i in set(Sector)}
         if clashes:
             raise ValueError(f"agency ids must not be sector names: {sorted(clashes)}")
+        strangers = sorted(set(self.oncall) - set(ids))
+        if strangers:
+            raise ValueError(f"on-call policies for agencies not in the network: {strangers}")
+        unserved = sorted(set(self.dispatcher.agencies) - set(self.oncall))
+        if unserved:
+            raise ValueError(f"the dispatcher serves agencies without an on-call policy: {unserved}")
         return self
+
+    @property
+    def dispatched(self) -> tuple[str, ...]:
+        """The agencies whose alerts the dispatcher serves."""
+        return self.dispatcher.agencies or tuple(self.oncall)
 
     @cached_property
     def by_id(self) -> dict[str, AgencyConfig]:

@@ -1,4 +1,4 @@
-"""The gateway's own tables: consent state, decisions already taken, referral routes, the audit chain."""
+"""The gateway's own tables: consent state, decisions already taken, return routes, the audit chain."""
 
 from __future__ import annotations
 
@@ -36,10 +36,12 @@ class ProcessedEvent(SQLModel, table=True):
     decided_at: datetime
 
 
-class ReferralRoute(SQLModel, table=True):
-    __tablename__ = "gateway_referral"
+class ReturnRoute(SQLModel, table=True):
+    """Who sent a referral or an alert, and who received it: the way back for its answers."""
 
-    referral_id: str = Field(primary_key=True)
+    __tablename__ = "gateway_return_route"
+
+    event_id: str = Field(primary_key=True)
     sender: str
     subject_ref: str
     recipients: list[str] = json_field()
@@ -84,4 +86,4 @@ class ReviewItem(SQLModel, table=True):
     status: str = "pending"
 
 
-TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReferralRoute, AuditRow, ReviewItem]
+TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReturnRoute, AuditRow, ReviewItem]

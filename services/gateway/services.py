@@ -41,6 +41,8 @@ from maillage.core.disclosure import (
 from maillage.core.envelope import Envelope, EnvelopeError, Headers
 from maillage.core.events import (
     PAYLOAD_MODELS,
+    AlertAcknowledged,
+    AlertEscalated,
     AlertRaised,
     ConsentGranted,
     ConsentWithdrawn,
@@ -57,7 +59,7 @@ from maillage.core.status import SOURCE_HEADER, RecipientLine, StatusReport
 from maillage.core.topics import Topics
 from maillage.core.trust import SealError, SignatureError, Trust
 from maillage.core.vocabulary import Category, LegalBasis, Purpose, Sector
-from maillage.gateway.models import AuditRow, GrantRow, ProcessedEvent, ReferralRoute, ReviewItem
+from maillage.gateway.models import AuditRow, GrantRow, ProcessedEvent, ReturnRoute, ReviewItem
 
 log = logging.getLogger(__name__)
 Record = ConsumerRecord[bytes, bytes]
@@ -112,7 +114,7 @@ def _disclosure_from_json(raw: dict[str, Any]) -> Disclosure:
 
 @dataclass(frozen=True)
 class Route:
-    """Where a referral went: who may answer it, and to whom the answer goes back."""
+    """Where a referral or an alert went: who may answer it, and to whom the answer goes back."""
 
     sender: str
     recipients: tuple[str, ...]
@@ -141,8 +143,8 @@ class State:
         self.__init__()  # type: ignore[misc]
         for row in (await session.exec(select(GrantRow).where(col(GrantRow.withdrawn_at).is_(None)))).all():
             self.grants.setdefault(row.subject_ref, {})[row.consent_id] = _grant(row)
-        for route in (await session.exec(select(ReferralRoute))).all():
-            self.routes[route.referral_id] = Route(sender=route.sender, recipients=tuple(route.recipients))
+        for route in (await session.exec(select(ReturnRoute))).all():
+            self.routes[route.event_id] = Route(sender=route.sender, recipients=tuple(route.recipients))
         last = (await session.exec(select(AuditRow).order_by(col(AuditRow.seq).desc()).limit(1))).first()
         if last is not None:
             self.last_seq, self.last_hash = last.seq, last.hash
@@ -332,14 +334,15 @@ class Gateway:
                 await self._withdraw(batch.session, envelope, payload)
                 return []
             case ReferralResponded():
-                return self._decide_response(envelope, payload)
+                return self._decide_answer(envelope, payload, str(payload.referral_id), what="referral")
+            case AlertAcknowledged() | AlertEscalated():
+                return self._decide_answer(envelope, payload, str(payload.alert_id), what="alert")
             case ReferralCreated() | AlertRaised():
                 recipients = self.network.resolve(envelope.recipients, sender=envelope.agency_id)
                 if not recipients:
                     raise Rejected("unroutable", "no agency matches the recipients")
                 disclosures = [self._decide_for(envelope, payload, r) for r in recipients]
-                if isinstance(payload, ReferralCreated):
-                    self._remember_route(batch, envelope, disclosures)
+                self._remember_route(batch, envelope, disclosures)
                 return disclosures
         raise Rejected("schema", f"no rule for {envelope.type.value}")
 
@@ -356,21 +359,23 @@ class Gateway:
         return decide(policy=self.policy, role=envelope.subjectrole, present=present, recipient=recipient,
                       basis=basis, consented=consented, closed_loop=closed_loop)
 
-    def _decide_response(self, envelope: Envelope, payload: ReferralResponded) -> list[Disclosure]:
-        route = self.state.routes.get(str(payload.referral_id))
+    def _decide_answer(self, envelope: Envelope, payload: EventPayload, answered: str, *, what: str
+                       ) -> list[Disclosure]:
+        """An answer (a referral's response, an alert's acknowledgement) goes back to the sender only."""
+        route = self.state.routes.get(answered)
         if route is None:
-            raise Rejected("unknown_referral", "no referral with this id went through the gateway")
+            raise Rejected(f"unknown_{what}", f"no {what} with this id went through the gateway")
         if envelope.agency_id not in route.recipients:
-            raise Rejected("not_a_recipient", "only an agency that received the referral may answer it")
+            raise Rejected("not_a_recipient", f"only an agency that received the {what} may answer it")
         sender = self.network.by_id.get(route.sender)
         if sender is None:
-            raise Rejected("unroutable", "the referral's sender left the network")
+            raise Rejected("unroutable", f"the {what}'s sender left the network")
         recipient = Recipient(agency_id=sender.id, sector=sender.sector)
         return [self._decide_for(envelope, payload, recipient, closed_loop=True)]
 
     def _remember_route(self, batch: Batch, envelope: Envelope, disclosures: list[Disclosure]) -> None:
         delivered = [d.recipient.agency_id for d in disclosures if d.outcome is not Outcome.DENIED]
-        batch.insert(ReferralRoute, {"referral_id": envelope.id, "sender": envelope.agency_id,
+        batch.insert(ReturnRoute, {"event_id": envelope.id, "sender": envelope.agency_id,
                                      "subject_ref": envelope.subject, "recipients": delivered})
         self.state.routes[envelope.id] = Route(sender=envelope.agency_id, recipients=tuple(delivered))
 

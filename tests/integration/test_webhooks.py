@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from maillage.agency.webhooks import SIGNATURE_HEADER, verify_signature
 from maillage.core.envelope import new_subject_ref
 from maillage.core.kafka_local import free_port
+from maillage.core.webhooks import SIGNATURE_HEADER, verify_signature
 from tests.support import Pole, consent, eventually, refer
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,251 @@
+"""The dispatcher's routes: the worker's page, live streams (WebSocket and SSE), acknowledgements.
+
+Socket messages, server → worker (JSON text frames):
+  {"type": "hello", "worker", "agency", "levels": [..]}       once signed in
+  {"type": "snapshot", "alerts": [alert, ...]}                 every alert still open for the worker
+  {"type": "alert", "alert": alert}                            the worker is paged (new alert or escalation)
+  {"type": "update", "alert": alert}                           an alert the worker sees changed (grouped, escalated)
+  {"type": "acknowledged", "alert_id", "acknowledged_at", "level", "by_you"}
+  {"type": "acked", "alert": alert}                            the answer to the worker's own "ack"
+  {"type": "error", "status", "code", "title", "detail"}      a refused message; the socket stays open
+  {"type": "pong"}
+worker → server: {"type": "auth", "token"} (when no Authorization header), {"type": "ack", "alert_id"},
+{"type": "ping"}. The SSE stream (`GET /v1/stream`) sends the same messages, each as an event named by its type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
+import orjson
+from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, StreamingResponse
+
+from maillage.core.auth import authenticate, require
+from maillage.core.problems import PROBLEM_JSON, TITLES, MaillageError, preferred_language
+from maillage.core.tokens import Principal, Scope
+from maillage.dispatcher.escalation import Dispatcher
+from maillage.dispatcher.live import Connection, Message, Worker
+
+STATIC = Path(__file__).parent / "static"
+PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}
+ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
+KEEPALIVE_SECONDS = 15.0
+LOGIN_ATTEMPTS = 5
+LOGIN_SECONDS = 60.0
+
+router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
+
+
+def _dispatcher(request: Request) -> Dispatcher:
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    return dispatcher
+
+
+def _served(request: Request) -> tuple[str, ...]:
+    return tuple(request.app.state.dispatcher.served)
+
+
+def _everyone(request: Request) -> tuple[str, ...]:
+    return tuple(request.app.state.dispatcher.network.by_id)
+
+
+Served = Annotated[Dispatcher, Depends(_dispatcher)]
+OnCall = Annotated[Principal, require(Scope.ALERTS_ACK, audience_owner=_served)]
+Operator = Annotated[Principal, require(Scope.MONITOR_READ, audience_owner=_everyone)]
+
+
+def _worker(principal: Principal) -> Worker:
+    return Worker(agency=principal.agency, id=principal.subject)
+
+
+@router.get("/oncall", include_in_schema=False)
+async def oncall_page() -> FileResponse:
+    return FileResponse(STATIC / "oncall.html", media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-store", "Content-Security-Policy": (
+                            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+                            "connect-src 'self'; img-src 'self' data:")})
+
+
+@router.get("/v1/me", tags=["on-call"], summary="Who this worker is and at which levels they are on call now")
+async def me(principal: OnCall, dispatcher: Served) -> dict[str, Any]:
+    return _hello(dispatcher, _worker(principal))
+
+
+@router.get("/v1/alerts", tags=["on-call"], summary="Every alert still open for this worker")
+async def open_alerts(principal: OnCall, dispatcher: Served) -> dict[str, Any]:
+    return {"items": await dispatcher.open_for(_worker(principal))}
+
+
+@router.get("/v1/alerts/unacknowledged", tags=["operators"],
+            summary="Alerts every level let pass (metadata only)")
+async def unacknowledged(_: Operator, dispatcher: Served) -> dict[str, Any]:
+    return {"items": await dispatcher.unacknowledged()}
+
+
+@router.post("/v1/alerts/{alert_id}/ack", tags=["on-call"], summary="Acknowledge an alert: I take it in hand")
+async def acknowledge(alert_id: UUID, principal: OnCall, dispatcher: Served) -> dict[str, Any]:
+    return await dispatcher.acknowledge(_worker(principal), str(alert_id))
+
+
+@router.get("/v1/stream", tags=["on-call"], summary="Server-Sent Events: the open alerts, then every page",
+            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+async def stream(principal: OnCall, dispatcher: Served) -> StreamingResponse:
+    worker = _worker(principal)
+    connection = dispatcher.live.connect(worker)
+    dispatcher.wake()
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield _sse(_hello(dispatcher, worker))
+            yield _sse({"type": "snapshot", "alerts": await dispatcher.open_for(worker)})
+            async for message in _messages(connection, expires_at=principal.expires_at):
+                yield _sse(message) if message else b": keep-alive\n\n"
+        finally:
+            dispatcher.live.disconnect(connection)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _sse(message: Message) -> bytes:
+    return b"event: " + str(message["type"]).encode() + b"\ndata: " + orjson.dumps(message) + b"\n\n"
+
+
+async def _messages(connection: Connection, *, expires_at: float) -> AsyncIterator[Message]:
+    """The connection's messages; an empty one every KEEPALIVE_SECONDS of silence; an error when the token expires."""
+    while True:
+        left = expires_at - time.time()
+        if left <= 0:
+            yield _error(401, "unauthorized", "The token expired: sign in again.", "en")
+            return
+        try:
+            message = await asyncio.wait_for(connection.queue.get(), timeout=min(KEEPALIVE_SECONDS, left))
+        except TimeoutError:
+            yield {}
+            continue
+        if message is None:  # dropped: the client was too slow; it will reconnect and get a snapshot
+            return
+        yield message
+
+
+def _hello(dispatcher: Dispatcher, worker: Worker) -> Message:
+    return {"type": "hello", "worker": worker.id, "agency": worker.agency,
+            "agency_name": dispatcher.network.agency(worker.agency).name,
+            "levels": list(dispatcher.levels_of(worker))}
+
+
+def _error(status: int, code: str, detail: str, language: str, **extra: Any) -> Message:
+    return {"type": "error", "status": status, "code": code,
+            "title": TITLES.get(code, TITLES["http"])[language], "detail": detail, **extra}
+
+
+# --- WebSocket ----------------------------------------------------------------------------------
+
+
+@router.websocket("/v1/ws")
+async def socket(websocket: WebSocket) -> None:
+    dispatcher: Dispatcher = websocket.app.state.dispatcher
+    language = preferred_language(websocket.headers.get("accept-language"))
+    scheme, _, bearer = websocket.headers.get("authorization", "").partition(" ")
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        principal = await _sign_in(websocket, dispatcher, bearer if scheme.lower() == "bearer" else None,
+                                   language)
+        if principal is None:
+            return
+        worker = _worker(principal)
+        connection = dispatcher.live.connect(worker)
+        dispatcher.wake()
+        pump = asyncio.create_task(_pump(websocket, connection, expires_at=principal.expires_at))
+        try:
+            connection.send(_hello(dispatcher, worker))
+            connection.send({"type": "snapshot", "alerts": await dispatcher.open_for(worker)})
+            while True:
+                raw = await _receive(websocket)
+                if raw is None:
+                    return
+                connection.send(await _answer(dispatcher, worker, raw, language))
+        finally:
+            dispatcher.live.disconnect(connection)
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await pump
+
+
+async def _receive(websocket: WebSocket) -> str | bytes | None:
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        return None
+    return message.get("text") if message.get("text") is not None else message.get("bytes", b"")
+
+
+async def _sign_in(websocket: WebSocket, dispatcher: Dispatcher, token: str | None,
+                   language: str) -> Principal | None:
+    """With the handshake's Authorization header, or an `auth` message; a refusal lets the worker try again."""
+    owners = tuple(dispatcher.served)
+    deadline = time.monotonic() + LOGIN_SECONDS
+    for _ in range(LOGIN_ATTEMPTS):
+        if token is None:
+            try:
+                raw = await asyncio.wait_for(_receive(websocket), timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if raw is None:
+                return None
+            message = _parse(raw)
+            if not isinstance(message, dict) or message.get("type") != "auth":
+                await websocket.send_json(_error(401, "unauthorized", "Sign in first: send "
+                                                 '{"type": "auth", "token": "…"}.', language))
+                continue
+            token = str(message.get("token") or "")
+        try:
+            return authenticate(websocket, token, Scope.ALERTS_ACK, owners=owners)
+        except MaillageError as exc:
+            await websocket.send_json(_error(exc.status, exc.code, exc.detail, language))
+            token = None
+    await websocket.send_json(_error(401, "unauthorized", "Too many attempts; connect again.", language))
+    await websocket.close(code=1008)
+    return None
+
+
+async def _pump(websocket: WebSocket, connection: Connection, *, expires_at: float) -> None:
+    async for message in _messages(connection, expires_at=expires_at):
+        if message:
+            await websocket.send_text(orjson.dumps(message).decode())
+    await websocket.close(code=4401 if expires_at <= time.time() else 1013)
+
+
+def _parse(raw: str | bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+async def _answer(dispatcher: Dispatcher, worker: Worker, raw: str | bytes, language: str) -> Message:
+    message = _parse(raw)
+    if not isinstance(message, dict):
+        return _error(400, "malformed-json", "Each message must be a JSON object.", language)
+    kind = message.get("type")
+    if kind == "ping":
+        return {"type": "pong"}
+    if kind == "auth":
+        return _error(409, "conflict", "Already signed in.", language)
+    if kind != "ack":
+        return _error(422, "validation", 'Unknown message type; expected "ack" or "ping".', language)
+    try:
+        alert_id = str(UUID(str(message.get("alert_id"))))
+    except ValueError:
+        return _error(422, "validation", "alert_id must be an alert's id.", language)
+    try:
+        return {"type": "acked", "alert": await dispatcher.acknowledge(worker, alert_id)}
+    except MaillageError as exc:
+        return _error(exc.status, exc.code, exc.detail, language, alert_id=alert_id)
+

@@ -1,0 +1,125 @@
+"""Composition root of the dispatcher: settings → database, Kafka clients, the on-call engine → FastAPI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core import bus
+from maillage.core.db import create_schema, make_engine, session_factory, unit_of_work
+from maillage.core.http import install_common
+from maillage.core.keys import write_private
+from maillage.core.lifecycle import TaskGroup
+from maillage.core.outbox import OutboxRelay
+from maillage.core.trust import Trust
+from maillage.core.webhooks import Webhook, WebhookDispatcher, new_secret
+from maillage.dispatcher.api import router
+from maillage.dispatcher.clock import Clock
+from maillage.dispatcher.escalation import Dispatcher, Served, fallback_webhook_id
+from maillage.dispatcher.handlers import DeliveryHandler
+from maillage.dispatcher.live import Live
+from maillage.dispatcher.models import TABLES
+from maillage.dispatcher.rota import Rota
+from maillage.dispatcher.settings import DispatcherSettings
+
+FALLBACK_SECRET_FILE = "dispatcher-fallback.secret"
+
+
+def fallback_secret(settings: DispatcherSettings) -> str:
+    """The HMAC secret of the fallback webhooks: configured, or made once and kept beside the private keys."""
+    configured = settings.fallback_secret.get_secret_value()
+    if configured:
+        return configured
+    path = settings.key_dirs.private / FALLBACK_SECRET_FILE
+    if not path.exists():
+        write_private(path, new_secret().encode())
+    return path.read_text().strip()
+
+
+def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> FastAPI:
+    network = settings.network
+    topics = settings.topics
+    agencies = network.dispatched
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.db_url())
+        await create_schema(engine, TABLES)
+        sessions = session_factory(engine)
+        served = {a: Served(agency=network.agency(a),
+                            rota=Rota(network.oncall[a], timezone=network.dispatcher.timezone),
+                            trust=Trust.load(settings.key_dirs, a)) for a in agencies}
+        await _register_fallbacks(sessions, served, secret=fallback_secret(settings))
+        producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
+        await producer.start()
+        relay = OutboxRelay(sessions, producer)
+        webhooks = WebhookDispatcher(sessions, clock=lambda: datetime.now(UTC))
+        dispatcher = Dispatcher(network=network, topics=topics, sessions=sessions, served=served, live=Live(),
+                                relay=relay, clock=clock, on_fallback=webhooks.notify)
+        await dispatcher.start()
+        consumer = bus.consumer(settings.bootstrap, *(topics.deliver(a) for a in agencies),
+                                group_id=settings.group_id, auth=settings.kafka_auth)
+        await consumer.start()
+        handler = DeliveryHandler(dispatcher, topics, producer)
+        tasks = TaskGroup()
+        tasks.start(relay.run(), name="outbox-relay")
+        tasks.start(webhooks.run(), name="fallback-webhooks")
+        tasks.start(dispatcher.run(), name="escalation")
+        tasks.start(bus.consume_forever(consumer, handler.handle, name="alerts"), name="alerts")
+
+        async def ready() -> bool:
+            async with engine.connect() as conn:
+                await conn.execute(text("select 1"))
+            return tasks.healthy and bool(consumer.assignment())
+
+        app.state.dispatcher = dispatcher
+        app.state.trust = next(iter(served.values())).trust if served else None
+        app.state.key_owners = tuple(served)
+        app.state.ready = ready
+        try:
+            yield
+        finally:
+            await tasks.stop()
+            await consumer.stop()
+            await producer.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Maillage on-call dispatcher",
+        version="1",
+        summary="Safety alerts reach an on-call worker live, are acknowledged, and escalate.",
+        lifespan=lifespan,
+    )
+
+    async def ready() -> bool:
+        check = getattr(app.state, "ready", None)
+        return bool(check and await check())
+
+    install_common(app, max_body_bytes=settings.max_body_bytes, ready=ready)
+    app.include_router(router)
+    return app
+
+
+async def _register_fallbacks(sessions: async_sessionmaker[AsyncSession], served: dict[str, Served], *,
+                              secret: str) -> None:
+    """One webhook row per agency with a fallback URL, so its calls are signed, retried and traced."""
+    async with unit_of_work(sessions) as session:
+        for agency_id, s in served.items():
+            url = s.rota.policy.fallback_url
+            hook = await session.get(Webhook, fallback_webhook_id(agency_id))
+            if url is None:
+                if hook is not None:
+                    hook.active = False
+                    session.add(hook)
+                continue
+            if hook is None:
+                hook = Webhook(id=fallback_webhook_id(agency_id), url=str(url), secret=secret,
+                               created_at=datetime.now(UTC))
+            hook.url, hook.secret, hook.active = str(url), secret, True
+            session.add(hook)

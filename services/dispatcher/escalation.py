@@ -1,0 +1,392 @@
+"""The on-call engine: an alert is paged level by level until a worker acknowledges it.
+
+Every change (a new alert, a level passed, an acknowledgement) is one database transaction that also
+writes, through the outbox, the `alert.escalated` / `alert.acknowledged` events for the sender; the
+workers are told once it has committed. Timers are deadlines in the database, read against an
+injected clock, so a restart loses none and a test advances time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core.db import unit_of_work
+from maillage.core.envelope import Envelope, new_event_id, source_of
+from maillage.core.events import AlertAcknowledged, AlertEscalated, AlertRaised, EventPayload
+from maillage.core.keys import GATEWAY
+from maillage.core.metrics import ALERT_ACK_SECONDS, ALERT_ESCALATIONS, ALERT_PAGES, ALERTS_RECEIVED
+from maillage.core.network import AgencyConfig, Network
+from maillage.core.outbox import OutboxRelay, enqueue
+from maillage.core.problems import Conflict, NotFound
+from maillage.core.topics import Topics
+from maillage.core.trust import Trust
+from maillage.core.vocabulary import LegalBasis, Purpose, Role, Severity
+from maillage.core.webhooks import WebhookDelivery
+from maillage.dispatcher.clock import RECHECK, Clock, SystemClock
+from maillage.dispatcher.live import Live, Message, Worker
+from maillage.dispatcher.models import AlertState, OncallAlert, Page
+from maillage.dispatcher.rota import Rota
+
+log = logging.getLogger(__name__)
+
+SEVERITY_RANK = {Severity.INFO: 0, Severity.HIGH: 1, Severity.IMMINENT: 2}
+SHOWN = (AlertState.OPEN, AlertState.UNACKNOWLEDGED)
+
+
+def fallback_webhook_id(agency_id: str) -> str:
+    return f"fallback:{agency_id}"
+
+
+@dataclass(frozen=True)
+class Served:
+    """An agency whose alerts this dispatcher serves: its rota, and its keys (it speaks for the agency)."""
+
+    agency: AgencyConfig
+    rota: Rota
+    trust: Trust
+
+
+@dataclass
+class Notices:
+    """What to tell, once the transaction that decided it has committed."""
+
+    messages: list[tuple[str, str, Message]] = field(default_factory=list)  # (agency, worker, message)
+    pages: list[tuple[str, str, str]] = field(default_factory=list)  # (agency, alert id, worker)
+    events: bool = False
+    fallbacks: bool = False
+
+    def tell(self, agency: str, worker: str, message: Message) -> None:
+        self.messages.append((agency, worker, message))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+class Dispatcher:
+    def __init__(self, *, network: Network, topics: Topics, sessions: async_sessionmaker[AsyncSession],
+                 served: dict[str, Served], live: Live, relay: OutboxRelay | None = None,
+                 clock: Clock | None = None, on_fallback: Any = None) -> None:
+        self.network = network
+        self.config = network.dispatcher
+        self.topics = topics
+        self.sessions = sessions
+        self.served = served
+        self.live = live
+        self.relay = relay
+        self.clock: Clock = clock or SystemClock()
+        self.on_fallback = on_fallback
+        self.started_at = self.clock.now()
+        self._wake = asyncio.Event()
+        self._paged: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._grace_over = self.config.reconnect_grace_seconds == 0
+
+    async def start(self) -> None:
+        async with self.sessions() as session:
+            for page in (await session.exec(select(Page))).all():
+                self._paged[(page.agency_id, page.alert_id)].add(page.worker)
+
+    def wake(self) -> None:
+        """Something changed (a worker connected, time moved): look at the timers again."""
+        self._wake.set()
+
+    # --- what a worker sees ---------------------------------------------------------------------
+
+    def levels_of(self, worker: Worker) -> tuple[int, ...]:
+        return self.served[worker.agency].rota.levels_of(worker.id, self.clock.now())
+
+    def visible(self, alert: OncallAlert, worker: Worker, levels: tuple[int, ...]) -> bool:
+        """An open alert is for a worker of its agency on call at its level or below, or already paged for it."""
+        return (alert.agency_id == worker.agency and alert.state in SHOWN
+                and ((bool(levels) and min(levels) <= alert.level)
+                     or worker.id in self._paged.get((alert.agency_id, alert.alert_id), ())))
+
+    def view(self, alert: OncallAlert) -> dict[str, Any]:
+        served = self.served[alert.agency_id]
+        source = self.network.by_id.get(alert.source_agency)
+        return {
+            "alert_id": alert.alert_id, "agency": alert.agency_id, "source_agency": alert.source_agency,
+            "source_name": source.name if source else alert.source_agency,
+            "severity": alert.severity, "kind": alert.kind, "state": alert.state.value,
+            "level": alert.level, "level_name": served.rota.level_name(alert.level), "levels": served.rota.depth,
+            "raised_at": _iso(alert.raised_at), "received_at": _iso(alert.received_at),
+            "deadline": _iso(alert.deadline), "grouped": alert.grouped,
+            "subject_ref": alert.subject_ref, "subject_role": alert.subject_role, "data": alert.data,
+            "acknowledged_at": _iso(alert.acknowledged_at), "acknowledged_by": alert.acknowledged_by,
+        }
+
+    async def open_for(self, worker: Worker) -> list[dict[str, Any]]:
+        """Every alert still open for this worker, the most severe and oldest first."""
+        levels = self.levels_of(worker)
+        async with self.sessions() as session:
+            rows = (await session.exec(
+                select(OncallAlert).where(OncallAlert.agency_id == worker.agency,
+                                          col(OncallAlert.state).in_(SHOWN))
+                .order_by(col(OncallAlert.received_at)))).all()
+        shown = [a for a in rows if self.visible(a, worker, levels)]
+        shown.sort(key=lambda a: -SEVERITY_RANK[Severity(a.severity)])
+        return [self.view(a) for a in shown]
+
+    async def unacknowledged(self) -> list[dict[str, Any]]:
+        """For operators: alerts every level let pass, without any personal data."""
+        async with self.sessions() as session:
+            rows = (await session.exec(select(OncallAlert).where(OncallAlert.state == AlertState.UNACKNOWLEDGED)
+                                       .order_by(col(OncallAlert.received_at)))).all()
+        return [{"alert_id": a.alert_id, "agency": a.agency_id, "source_agency": a.source_agency,
+                 "severity": a.severity, "kind": a.kind, "levels_paged": a.level, "grouped": a.grouped,
+                 "received_at": _iso(a.received_at)} for a in rows]
+
+    # --- alerts arriving ------------------------------------------------------------------------
+
+    async def receive(self, session: AsyncSession, agency_id: str, envelope: Envelope, payload: AlertRaised,
+                      notices: Notices) -> None:
+        """Store a delivered alert (once per agency and id) and page its first level, or group it."""
+        known = await session.exec(select(OncallAlert.id).where(OncallAlert.agency_id == agency_id,
+                                                                OncallAlert.alert_id == envelope.id))
+        if known.first() is not None:
+            return  # a redelivered record
+        now = self.clock.now()
+        alert = OncallAlert(
+            agency_id=agency_id, alert_id=envelope.id, source_agency=envelope.agency_id,
+            subject_ref=envelope.subject, subject_role=envelope.subjectrole.value,
+            severity=payload.severity.value, kind=payload.kind.value,
+            data=payload.model_dump(mode="json", exclude_none=True, exclude={"severity", "kind"}),
+            raised_at=envelope.time, received_at=now, state=AlertState.OPEN, level_started_at=now)
+        ALERTS_RECEIVED.labels(agency_id, alert.severity).inc()
+        primary = await self._group_for(session, alert, now)
+        if primary is not None:
+            alert.state, alert.group_of, alert.deadline = AlertState.GROUPED, primary.alert_id, None
+            session.add(alert)
+            self._join(primary, alert)
+            session.add(primary)
+            self._tell_update(primary, notices)
+            return
+        session.add(alert)
+        await self._page_from(session, alert, 1, now, notices)
+
+    async def _group_for(self, session: AsyncSession, alert: OncallAlert, now: datetime) -> OncallAlert | None:
+        window = timedelta(seconds=self.config.group_window_seconds)
+        found = await session.exec(
+            select(OncallAlert).where(OncallAlert.agency_id == alert.agency_id,
+                                      OncallAlert.subject_ref == alert.subject_ref,
+                                      col(OncallAlert.state).in_(SHOWN), col(OncallAlert.group_of).is_(None),
+                                      OncallAlert.received_at >= now - window)
+            .order_by(col(OncallAlert.received_at)).limit(1))
+        return found.first()
+
+    def _join(self, primary: OncallAlert, member: OncallAlert) -> None:
+        primary.grouped += 1
+        if SEVERITY_RANK[Severity(member.severity)] > SEVERITY_RANK[Severity(primary.severity)]:
+            primary.severity = member.severity
+            if primary.state is AlertState.OPEN and primary.deadline is not None:
+                # A more severe alert about the same person: the current level has less time.
+                primary.deadline = min(primary.deadline, primary.level_started_at + self._delay(primary))
+
+    def _delay(self, alert: OncallAlert) -> timedelta:
+        policy = self.served[alert.agency_id].rota.policy
+        return timedelta(seconds=policy.escalate_after[Severity(alert.severity)])
+
+    # --- levels ---------------------------------------------------------------------------------
+
+    def _in_grace(self, now: datetime) -> bool:
+        return not self._grace_over and now < self.started_at + timedelta(
+            seconds=self.config.reconnect_grace_seconds)
+
+    async def _page_from(self, session: AsyncSession, alert: OncallAlert, level: int, now: datetime,
+                         notices: Notices) -> None:
+        """Page `level`; a level with no one connected passes at once to the next; past the last, exhausted."""
+        served = self.served[alert.agency_id]
+        while level <= served.rota.depth:
+            alert.level, alert.level_started_at = level, now
+            alert.deadline = now + self._delay(alert)
+            session.add(alert)
+            targets = served.rota.on_call(level, now) & self.live.connected(alert.agency_id)
+            if targets or self._in_grace(now):
+                # Within the grace after a restart, workers are reconnecting: the deadline decides.
+                await self._page(session, alert, targets, now, notices)
+                return
+            if level == served.rota.depth:
+                break
+            level += 1
+            await self._escalated(session, alert, level, now, notices, exhausted=False)
+        await self._exhaust(session, alert, now, notices)
+
+    async def _page(self, session: AsyncSession, alert: OncallAlert, targets: frozenset[str], now: datetime,
+                    notices: Notices) -> None:
+        already = self._paged.get((alert.agency_id, alert.alert_id), set())
+        for worker in sorted(targets - already):
+            session.add(Page(agency_id=alert.agency_id, alert_id=alert.alert_id, level=alert.level,
+                             worker=worker, paged_at=now))
+            notices.pages.append((alert.agency_id, alert.alert_id, worker))
+            notices.tell(alert.agency_id, worker, {"type": "alert", "alert": self.view(alert)})
+            ALERT_PAGES.labels(alert.agency_id, str(alert.level)).inc()
+        for worker in already & self.live.connected(alert.agency_id):
+            notices.tell(alert.agency_id, worker, {"type": "update", "alert": self.view(alert)})
+
+    async def _escalated(self, session: AsyncSession, alert: OncallAlert, level: int, now: datetime,
+                         notices: Notices, *, exhausted: bool) -> None:
+        ALERT_ESCALATIONS.labels(alert.agency_id, "exhausted" if exhausted else "escalated").inc()
+        for member in [alert, *await self._members(session, alert)]:
+            self._emit(session, member, AlertEscalated(alert_id=member.alert_id, escalated_at=now, level=level,
+                                                       exhausted=exhausted))
+        notices.events = True
+
+    async def _exhaust(self, session: AsyncSession, alert: OncallAlert, now: datetime, notices: Notices) -> None:
+        alert.state, alert.deadline = AlertState.UNACKNOWLEDGED, None
+        session.add(alert)
+        await self._escalated(session, alert, alert.level, now, notices, exhausted=True)
+        policy = self.served[alert.agency_id].rota.policy
+        if policy.fallback_url is not None:
+            body = {"type": "maillage.oncall.unacknowledged", "agency": alert.agency_id,
+                    "alert_id": alert.alert_id, "severity": alert.severity, "kind": alert.kind,
+                    "levels_paged": alert.level, "grouped": alert.grouped,
+                    "received_at": _iso(alert.received_at), "exhausted_at": _iso(now)}
+            # Webhook attempts run on the real clock, whatever clock paces the escalation.
+            real_now = SystemClock().now()
+            session.add(WebhookDelivery(webhook_id=fallback_webhook_id(alert.agency_id), event_id=alert.alert_id,
+                                        body=orjson.dumps(body), next_attempt_at=real_now, created_at=real_now))
+            notices.fallbacks = True
+        log.warning("alert unacknowledged at every level",
+                    extra={"agency": alert.agency_id, "alert": alert.alert_id, "levels": alert.level})
+        self._tell_update(alert, notices)
+
+    async def _members(self, session: AsyncSession, alert: OncallAlert) -> list[OncallAlert]:
+        if alert.grouped == 1:
+            return []
+        rows = await session.exec(select(OncallAlert).where(OncallAlert.agency_id == alert.agency_id,
+                                                            OncallAlert.group_of == alert.alert_id))
+        return list(rows.all())
+
+    def _tell_update(self, alert: OncallAlert, notices: Notices) -> None:
+        for worker in self.live.connected(alert.agency_id):
+            who = Worker(alert.agency_id, worker)
+            if self.visible(alert, who, self.levels_of(who)):
+                notices.tell(alert.agency_id, worker, {"type": "update", "alert": self.view(alert)})
+
+    def _emit(self, session: AsyncSession, alert: OncallAlert, payload: EventPayload) -> None:
+        """An event back to the alert's sender, signed by the served agency and sealed to the gateway."""
+        envelope = Envelope(
+            id=new_event_id(), source=source_of(alert.agency_id), type=payload.event_type, time=self.clock.now(),
+            subject=alert.subject_ref, subjectrole=Role(alert.subject_role), legalbasis=LegalBasis.CONSENT,
+            purpose=Purpose.SAFETY_PLANNING, recipient=alert.source_agency, data=b"")
+        plaintext = orjson.dumps(payload.model_dump(mode="json"))
+        sealed = self.served[alert.agency_id].trust.seal_and_sign(envelope, plaintext, to=GATEWAY)
+        enqueue(session, sealed, topic=self.topics.submitted)
+
+    # --- time passing ---------------------------------------------------------------------------
+
+    async def run_due(self) -> None:
+        """Escalate every alert whose level ran out of time (and, once the grace after a start is over,
+        every alert whose level has no one connected)."""
+        now = self.clock.now()
+        notices = Notices()
+        grace_ending = not self._grace_over and not self._in_grace(now)
+        async with unit_of_work(self.sessions) as session:
+            rows = (await session.exec(
+                select(OncallAlert).where(OncallAlert.state == AlertState.OPEN,
+                                          col(OncallAlert.group_of).is_(None))
+                .order_by(col(OncallAlert.received_at)))).all()
+            for alert in rows:
+                if alert.agency_id not in self.served:
+                    continue
+                rota = self.served[alert.agency_id].rota
+                deserted = grace_ending and not (rota.on_call(alert.level, now)
+                                                 & self.live.connected(alert.agency_id))
+                if not (deserted or (alert.deadline is not None and alert.deadline <= now)):
+                    continue
+                if alert.level < rota.depth:
+                    await self._escalated(session, alert, alert.level + 1, now, notices, exhausted=False)
+                    await self._page_from(session, alert, alert.level + 1, now, notices)
+                else:
+                    await self._exhaust(session, alert, now, notices)
+        if grace_ending:
+            self._grace_over = True
+        self._after(notices)
+
+    async def next_deadline(self) -> datetime:
+        now = self.clock.now()
+        wakeup = now + RECHECK
+        if not self._grace_over:
+            wakeup = min(wakeup, self.started_at + timedelta(seconds=self.config.reconnect_grace_seconds))
+        async with self.sessions() as session:
+            first = (await session.exec(
+                select(OncallAlert.deadline).where(OncallAlert.state == AlertState.OPEN,
+                                                   col(OncallAlert.deadline).is_not(None))
+                .order_by(col(OncallAlert.deadline)).limit(1))).first()
+        return min(wakeup, first) if first is not None else wakeup
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            await self.run_due()
+            await self.clock.wait(await self.next_deadline(), self._wake)
+
+    # --- acknowledgement ------------------------------------------------------------------------
+
+    async def acknowledge(self, worker: Worker, alert_id: str) -> dict[str, Any]:
+        notices = Notices()
+        async with unit_of_work(self.sessions) as session:
+            alert = await self._alert_for(session, worker, alert_id)
+            if alert.state is AlertState.ACKNOWLEDGED:
+                if alert.acknowledged_by == worker.id:
+                    return self.view(alert)  # the same tap twice
+                raise Conflict("Someone else already acknowledged this alert.")
+            now = self.clock.now()
+            levels = self.levels_of(worker)
+            level = min(levels) if levels else alert.level
+            for member in [alert, *await self._members(session, alert)]:
+                member.state, member.deadline = AlertState.ACKNOWLEDGED, None
+                member.acknowledged_at, member.acknowledged_by, member.acknowledged_level = now, worker.id, level
+                session.add(member)
+                self._emit(session, member, AlertAcknowledged(alert_id=member.alert_id, acknowledged_at=now,
+                                                              level=level))
+                ALERT_ACK_SECONDS.labels(member.severity).observe((now - member.received_at).total_seconds())
+            notices.events = True
+            for other in self.live.connected(alert.agency_id):
+                notices.tell(alert.agency_id, other, {
+                    "type": "acknowledged", "alert_id": alert.alert_id, "acknowledged_at": _iso(now),
+                    "level": level, "by_you": other == worker.id})
+            view = self.view(alert)
+        self._after(notices)
+        return view
+
+    async def _alert_for(self, session: AsyncSession, worker: Worker, alert_id: str) -> OncallAlert:
+        found = (await session.exec(select(OncallAlert).where(OncallAlert.agency_id == worker.agency,
+                                                              OncallAlert.alert_id == alert_id))).first()
+        if found is not None and found.group_of is not None:
+            found = (await session.exec(select(OncallAlert).where(OncallAlert.agency_id == worker.agency,
+                                                                  OncallAlert.alert_id == found.group_of))).first()
+        if found is None:
+            raise NotFound("There is no alert with this id for you.")
+        if found.state is AlertState.ACKNOWLEDGED:
+            return found
+        if not self.visible(found, worker, self.levels_of(worker)):
+            raise NotFound("There is no alert with this id for you.")
+        return found
+
+    # --- after a commit -------------------------------------------------------------------------
+
+    def _after(self, notices: Notices) -> None:
+        for agency, alert_id, worker in notices.pages:
+            self._paged[(agency, alert_id)].add(worker)
+        for agency, worker, message in notices.messages:
+            self.live.send(agency, worker, message)
+        if notices.events and self.relay is not None:
+            self.relay.notify()
+        if notices.fallbacks and self.on_fallback is not None:
+            self.on_fallback()
+
+    def committed(self, notices: Notices) -> None:
+        """Called by the delivery handler once the transaction of `receive` has committed."""
+        self._after(notices)
+        self.wake()

@@ -1,0 +1,74 @@
+"""Workers connected right now (WebSocket or SSE), and what is pushed to them.
+
+Each connection has its own queue; the socket or stream task drains it. A slow or dead client
+fills only its own queue: when it is full the connection is dropped, and the worker gets every
+open alert again on reconnecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from maillage.core.metrics import ONCALL_CONNECTIONS
+
+Message = dict[str, Any]
+QUEUE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Worker:
+    agency: str
+    id: str
+
+
+@dataclass(eq=False)
+class Connection:
+    worker: Worker
+    queue: asyncio.Queue[Message | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+
+    def send(self, message: Message) -> bool:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def close(self) -> None:
+        while True:  # make room for the end-of-stream mark
+            try:
+                self.queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                self.queue.get_nowait()
+
+
+class Live:
+    def __init__(self) -> None:
+        self._by_agency: dict[str, dict[str, set[Connection]]] = defaultdict(lambda: defaultdict(set))
+
+    def connect(self, worker: Worker) -> Connection:
+        connection = Connection(worker)
+        self._by_agency[worker.agency][worker.id].add(connection)
+        ONCALL_CONNECTIONS.labels(worker.agency).inc()
+        return connection
+
+    def disconnect(self, connection: Connection) -> None:
+        workers = self._by_agency[connection.worker.agency]
+        mine = workers.get(connection.worker.id)
+        if mine is not None and connection in mine:
+            mine.discard(connection)
+            ONCALL_CONNECTIONS.labels(connection.worker.agency).dec()
+            if not mine:
+                del workers[connection.worker.id]
+
+    def connected(self, agency: str) -> frozenset[str]:
+        return frozenset(self._by_agency[agency])
+
+    def send(self, agency: str, worker: str, message: Message) -> None:
+        for connection in list(self._by_agency[agency].get(worker, ())):
+            if not connection.send(message):
+                connection.close()
+                self.disconnect(connection)

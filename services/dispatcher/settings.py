@@ -1,0 +1,21 @@
+"""Settings of the dispatcher process."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from maillage.core.settings import ServiceSettings
+
+
+class DispatcherSettings(ServiceSettings):
+    database_url: str | None = None
+    max_body_bytes: int = 16 * 1024
+    # The HMAC secret of the fallback webhooks; empty: one is made on first start and kept in the key dir.
+    fallback_secret: SecretStr = SecretStr("")
+
+    def db_url(self) -> str:
+        return self.database_url or self.network.dispatcher.database_url or self.sqlite_url("dispatcher")
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.topics.prefix}maillage.dispatcher"

@@ -1,0 +1,53 @@
+"""Headless browser tests: Playwright for Python driving Debian's Chromium (`make system-deps` installs it).
+
+We never run `playwright install`; the browser is the system's /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from playwright.async_api import Page, async_playwright
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+# Root in a container: Chromium's sandbox refuses to start as root (Playwright already passes --no-sandbox unless
+# asked for the sandbox; we say it anyway), and a container's /dev/shm is often too small for Chromium.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage"]
+
+
+def chromium_executable() -> str:
+    """Debian's Chromium; `MAILLAGE_CHROMIUM` overrides it."""
+    path = os.environ.get("MAILLAGE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no Chromium at {path}: run `make system-deps` (apt-get install chromium)")
+    return path
+
+
+@asynccontextmanager
+async def chromium_page(viewport: tuple[int, int] = (390, 844), *, timeout_ms: float = 10_000) -> AsyncIterator[Page]:
+    """A fresh page in a headless Chromium, closed with its browser on exit."""
+    width, height = viewport
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium_executable(), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = await browser.new_context(viewport={"width": width, "height": height})
+            context.set_default_timeout(timeout_ms)
+            yield await context.new_page()
+        finally:
+            await browser.close()
+
+
+def screenshot_path(name: str) -> Path:
+    """Where a test saves its screenshot `name` (`.png` added): test-artifacts/ at the repo root."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).removesuffix(".png")
+    return ARTIFACTS / f"{stem}.png"
