@@ -142,7 +142,8 @@ def _print_listening(supervisor: object) -> None:
                   if supervisor.kafka and supervisor.kafka.process else "external")
     for service in supervisor.services:
         sector = supervisor.network.by_id[service.name].sector.value if service.name in supervisor.network.by_id else ""
-        table.add_row(service.name, sector, service.url, str(service.process.pid))
+        url = f"{service.url}/oncall (workers' page)" if service.name == "dispatcher" else service.url
+        table.add_row(service.name, sector, url, str(service.process.pid))
     console.print(table)
 
 

@@ -25,6 +25,7 @@ from maillage.core.network import Network
 from maillage.core.topics import Topics
 
 GATEWAY_PRINCIPAL = "gateway"
+DISPATCHER_PRINCIPAL = "dispatcher"
 PASSWORD_FILE = "kafka.password"
 SCRAM_ITERATIONS = 8192
 
@@ -89,15 +90,32 @@ def gateway_grants(agency_ids: Sequence[str], topics: Topics, *, transactional_i
     ]
 
 
+def dispatcher_group(topics: Topics) -> str:
+    return f"{topics.prefix}maillage.dispatcher"
+
+
+def dispatcher_grants(served: Sequence[str], topics: Topics) -> list[Grant]:
+    """The dispatcher reads the deliveries of the agencies it serves, and submits their acknowledgements."""
+    return [
+        Grant(DISPATCHER_PRINCIPAL, Operation.WRITE, Resource.TOPIC, topics.submitted),
+        Grant(DISPATCHER_PRINCIPAL, Operation.WRITE, Resource.TOPIC, topics.dlq),
+        Grant(DISPATCHER_PRINCIPAL, Operation.READ, Resource.GROUP, dispatcher_group(topics)),
+        *(Grant(DISPATCHER_PRINCIPAL, Operation.READ, Resource.TOPIC, topics.deliver(a)) for a in served),
+    ]
+
+
 def access_plan(network: Network, topics: Topics, *, gateway_transactional_id: str) -> list[Grant]:
     agency_ids = [a.id for a in network.agencies]
     grants = [g for a in agency_ids for g in agency_grants(a, topics)]
     grants += gateway_grants(agency_ids, topics, transactional_id=gateway_transactional_id)
+    if network.dispatched:
+        grants += dispatcher_grants(network.dispatched, topics)
     return sorted(set(grants))
 
 
 def principals(network: Network) -> list[str]:
-    return [*(a.id for a in network.agencies), GATEWAY_PRINCIPAL]
+    return [*(a.id for a in network.agencies), GATEWAY_PRINCIPAL, *([DISPATCHER_PRINCIPAL] if network.dispatched
+                                                                    else [])]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from maillage.core.acl import (
+    DISPATCHER_PRINCIPAL,
     GATEWAY_PRINCIPAL,
     AclBatch,
     Grant,
@@ -62,9 +63,19 @@ def test_the_gateway_owns_its_transactional_id_and_group() -> None:
     assert not any(g.resource is Resource.TRANSACTIONAL_ID for g in PLAN if g.user != GATEWAY_PRINCIPAL)
 
 
+def test_the_dispatcher_reads_only_the_deliveries_of_the_agencies_it_serves() -> None:
+    for agency in NETWORK.agencies:
+        assert allowed(DISPATCHER_PRINCIPAL, Operation.READ, Resource.TOPIC, TOPICS.deliver(agency.id)) == (
+            agency.id in NETWORK.dispatched)
+    assert allowed(DISPATCHER_PRINCIPAL, Operation.WRITE, Resource.TOPIC, TOPICS.submitted)
+    assert not any(g.operation is Operation.WRITE and g.name.startswith(f"{TOPICS.prefix}maillage.deliver.")
+                   for g in PLAN if g.user == DISPATCHER_PRINCIPAL)
+
+
 def test_the_demo_network_needs_few_acl_command_runs() -> None:
-    # Each run is a JVM start: per agency one, plus the grants shared by all agencies and the gateway's.
-    assert len(batches(PLAN)) <= len(NETWORK.agencies) + 5
+    # Each run is a JVM start: per agency one, plus the grants shared by all agencies, the gateway's and the
+    # dispatcher's, plus one per delivery topic the dispatcher reads beside its agency.
+    assert len(batches(PLAN)) <= len(NETWORK.agencies) + 6 + len(NETWORK.dispatched)
 
 
 def test_a_batch_is_a_command_line_for_acl_command() -> None:
