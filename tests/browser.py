@@ -31,15 +31,20 @@ def chromium_executable() -> str:
 
 
 @asynccontextmanager
-async def chromium_page(viewport: tuple[int, int] = (390, 844), *, timeout_ms: float = 10_000) -> AsyncIterator[Page]:
-    """A fresh page in a headless Chromium, closed with its browser on exit."""
+async def chromium_page(viewport: tuple[int, int] = (390, 844), *, timeout_ms: float = 10_000,
+                        locale: str | None = None, timezone_id: str | None = None) -> AsyncIterator[Page]:
+    """A fresh page in a headless Chromium, closed with its browser on exit.
+
+    `locale` sets navigator.language and Accept-Language (e.g. "fr-BE"); `timezone_id` the page's time zone.
+    """
     width, height = viewport
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=chromium_executable(), headless=True, args=CHROMIUM_ARGS
         )
         try:
-            context = await browser.new_context(viewport={"width": width, "height": height})
+            context = await browser.new_context(viewport={"width": width, "height": height}, locale=locale,
+                                                timezone_id=timezone_id)
             context.set_default_timeout(timeout_ms)
             yield await context.new_page()
         finally:

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, StreamingResponse
 
 from maillage.core.auth import authenticate, require
-from maillage.core.problems import PROBLEM_JSON, TITLES, MaillageError, preferred_language
+from maillage.core.problems import LANGUAGES, PROBLEM_JSON, TITLES, MaillageError, preferred_language
 from maillage.core.tokens import Principal, Scope
 from maillage.dispatcher.escalation import Dispatcher
 from maillage.dispatcher.live import Connection, Message, Worker
@@ -70,7 +70,8 @@ async def oncall_page() -> FileResponse:
     return FileResponse(STATIC / "oncall.html", media_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-store", "Content-Security-Policy": (
                             "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-                            "connect-src 'self'; img-src 'self' data:")})
+                            "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"),
+                                 "X-Frame-Options": "DENY"})
 
 
 @router.get("/v1/me", tags=["on-call"], summary="Who this worker is and at which levels they are on call now")
@@ -104,7 +105,7 @@ async def stream(principal: OnCall, dispatcher: Served) -> StreamingResponse:
     async def events() -> AsyncIterator[bytes]:
         try:
             yield _sse(_hello(dispatcher, worker))
-            yield _sse({"type": "snapshot", "alerts": await dispatcher.open_for(worker)})
+            yield _sse(_snapshot(dispatcher, await dispatcher.open_for(worker)))
             async for message in _messages(connection, expires_at=principal.expires_at):
                 yield _sse(message) if message else b": keep-alive\n\n"
         finally:
@@ -125,11 +126,18 @@ async def _messages(connection: Connection, *, expires_at: float) -> AsyncIterat
         if left <= 0:
             yield _error(401, "unauthorized", "The token expired: sign in again.", "en")
             return
+        # No asyncio.wait_for here: it wraps every wait in a new task, and an alert pushed to hundreds of
+        # sockets wakes hundreds of these loops at once. A message already waiting needs no timer at all.
         try:
-            message = await asyncio.wait_for(connection.queue.get(), timeout=min(KEEPALIVE_SECONDS, left))
-        except TimeoutError:
-            yield {}
-            continue
+            message = connection.queue.get_nowait()
+            await asyncio.sleep(0)  # still let the other connections' tasks run between two messages
+        except asyncio.QueueEmpty:
+            try:
+                async with asyncio.timeout(min(KEEPALIVE_SECONDS, left)):
+                    message = await connection.queue.get()
+            except TimeoutError:
+                yield {}
+                continue
         if message is None:  # dropped: the client was too slow; it will reconnect and get a snapshot
             return
         yield message
@@ -138,7 +146,12 @@ async def _messages(connection: Connection, *, expires_at: float) -> AsyncIterat
 def _hello(dispatcher: Dispatcher, worker: Worker) -> Message:
     return {"type": "hello", "worker": worker.id, "agency": worker.agency,
             "agency_name": dispatcher.network.agency(worker.agency).name,
-            "levels": list(dispatcher.levels_of(worker))}
+            "levels": list(dispatcher.levels_of(worker)), "now": dispatcher.clock.now().isoformat()}
+
+
+def _snapshot(dispatcher: Dispatcher, alerts: list[dict[str, Any]]) -> Message:
+    # The server's time beside the alerts' times: a phone with a wrong clock still shows true ages.
+    return {"type": "snapshot", "alerts": alerts, "now": dispatcher.clock.now().isoformat()}
 
 
 def _error(status: int, code: str, detail: str, language: str, **extra: Any) -> Message:
@@ -161,12 +174,15 @@ async def socket(websocket: WebSocket) -> None:
         if principal is None:
             return
         worker = _worker(principal)
-        connection = dispatcher.live.connect(worker)
+        connection = dispatcher.live.connect(worker)  # before the snapshot is read: no page falls between
         dispatcher.wake()
-        pump = asyncio.create_task(_pump(websocket, connection, expires_at=principal.expires_at))
+        pump: asyncio.Task[None] | None = None
         try:
-            connection.send(_hello(dispatcher, worker))
-            connection.send({"type": "snapshot", "alerts": await dispatcher.open_for(worker)})
+            snapshot = _snapshot(dispatcher, await dispatcher.open_for(worker))
+            # Sent before anything queued meanwhile, so a later change always comes after the snapshot.
+            await websocket.send_text(orjson.dumps(_hello(dispatcher, worker)).decode())
+            await websocket.send_text(orjson.dumps(snapshot).decode())
+            pump = asyncio.create_task(_pump(websocket, connection, expires_at=principal.expires_at))
             while True:
                 raw = await _receive(websocket)
                 if raw is None:
@@ -174,9 +190,10 @@ async def socket(websocket: WebSocket) -> None:
                 connection.send(await _answer(dispatcher, worker, raw, language))
         finally:
             dispatcher.live.disconnect(connection)
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                await pump
+            if pump is not None:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                    await pump
 
 
 async def _receive(websocket: WebSocket) -> str | bytes | None:
@@ -200,6 +217,8 @@ async def _sign_in(websocket: WebSocket, dispatcher: Dispatcher, token: str | No
             if raw is None:
                 return None
             message = _parse(raw)
+            if isinstance(message, dict) and message.get("lang") in LANGUAGES:
+                language = str(message["lang"])  # a browser cannot set Accept-Language on a socket
             if not isinstance(message, dict) or message.get("type") != "auth":
                 await websocket.send_json(_error(401, "unauthorized", "Sign in first: send "
                                                  '{"type": "auth", "token": "…"}.', language))

@@ -344,6 +344,10 @@ class Dispatcher:
             now = self.clock.now()
             levels = self.levels_of(worker)
             level = min(levels) if levels else alert.level
+            # Those who saw it are told it is taken in hand; no one else hears of it.
+            watchers = [other for other in self.live.connected(alert.agency_id)
+                        if other == worker.id or self.visible(alert, Worker(alert.agency_id, other),
+                                                              self.levels_of(Worker(alert.agency_id, other)))]
             for member in [alert, *await self._members(session, alert)]:
                 member.state, member.deadline = AlertState.ACKNOWLEDGED, None
                 member.acknowledged_at, member.acknowledged_by, member.acknowledged_level = now, worker.id, level
@@ -352,7 +356,7 @@ class Dispatcher:
                                                               level=level))
                 ALERT_ACK_SECONDS.labels(member.severity).observe((now - member.received_at).total_seconds())
             notices.events = True
-            for other in self.live.connected(alert.agency_id):
+            for other in watchers:
                 notices.tell(alert.agency_id, other, {
                     "type": "acknowledged", "alert_id": alert.alert_id, "acknowledged_at": _iso(now),
                     "level": level, "by_you": other == worker.id})
