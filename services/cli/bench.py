@@ -11,6 +11,14 @@ topic prefix and a temporary data directory, and leaves nothing behind but its J
   referrals are POSTed at a fixed rate on an open-loop schedule (each at its own time, whatever the
   previous answers), and each one's latency runs from the clock read just before its request to the
   `received_at` the recipient stored in its own database (same machine, same clock).
+- On-call (`--only oncall`, not run by default): the gateway, the sender and the dispatcher run as real
+  servers on a copy of the network file in which the police zone's level 1 is 500 workers on call at all
+  times (no escalation, no grouping during a run). The workers' WebSockets are spread over a few child
+  processes (`bench_sockets.py`) so that one client event loop does not become the queue being measured;
+  danger alerts are POSTed at a fixed rate, open loop, and each (alert, worker) latency runs from the
+  clock read just before the POST to the moment that worker's socket handed over the `alert` message.
+  The CPU of every process involved is read from /proc, so the report says how busy the machine was and
+  how much of it the bench's own sockets took.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -42,18 +51,19 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
+from maillage.cli.bench_sockets import Arrivals, SocketFleet, lags_within
 from maillage.core import bus
 from maillage.core.envelope import Envelope, new_event_id, new_subject_ref, source_of
 from maillage.core.events import ConsentGranted, EventPayload, PersonalData, ReferralCreated
 from maillage.core.kafka_local import KAFKA_VERSION, LocalKafka, free_port
 from maillage.core.keys import GATEWAY, KeyDirs, ensure_keys
-from maillage.core.network import Network, load_network
+from maillage.core.network import Network, NetworkError, load_network
 from maillage.core.polling import eventually
 from maillage.core.settings import DEFAULT_NETWORK
-from maillage.core.tokens import ALL_AGENCY_SCOPES, mint
+from maillage.core.tokens import ALL_AGENCY_SCOPES, Scope, mint
 from maillage.core.topics import Topics
 from maillage.core.trust import Trust
-from maillage.core.vocabulary import Category, LegalBasis, Purpose, Role
+from maillage.core.vocabulary import Category, LegalBasis, Purpose, Role, Severity
 from maillage.gateway.app import running_gateway
 from maillage.gateway.handlers import TransactionalLoop
 from maillage.gateway.settings import GatewaySettings
@@ -61,6 +71,7 @@ from maillage.gateway.settings import GatewaySettings
 TARGET_GATEWAY_EVENTS_PER_S = 2000.0
 TARGET_RATIO = 0.3
 TARGET_P99_MS = 100.0
+TARGET_ONCALL_P99_MS = 250.0
 
 # A victim-support association orients a woman to a CPAS: the consent opens five categories; the
 # social sector's ceiling then removes her location, and her risk assessment was never consented,
@@ -82,6 +93,15 @@ class BenchOptions:
     bootstrap: str = ""
     out_dir: Path = Path("bench-results")
     parts: tuple[str, ...] = ("throughput", "latency")
+    # The on-call part (`--only oncall`): alerts POSTed to the sender, pushed to this many workers' sockets.
+    workers: int = 500
+    alert_rate: float = 20.0
+    oncall_duration: float = 10.0
+    socket_processes: int = 2
+    ws_compression: bool = True  # the workers offer permessage-deflate, as browsers do
+
+
+PARTS = ("throughput", "latency", "oncall")
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,55 @@ class Latency:
         return self.sent == self.accepted == self.arrived
 
 
+@dataclass(frozen=True)
+class Oncall:
+    """POST /v1/alerts on the sender → the `alert` message on each on-call worker's WebSocket."""
+
+    workers: int
+    connected: int
+    socket_processes: int
+    ws_compression: bool
+    rate: float
+    duration: float
+    warmup: float
+    sent: int
+    accepted: int
+    stored: int  # alerts in the dispatcher's database
+    reached_some: int  # alerts at least one worker got
+    reached_all: int  # alerts every connected worker got
+    pairs_expected: int  # accepted alerts x connected workers
+    pairs_missing: int
+    every_pair: Spread  # one figure per (alert, worker): the requirement's measure
+    first_worker: Spread  # per alert, the first worker to get it
+    last_worker: Spread  # per alert, the last worker to get it
+    every_pair_from_schedule: Spread
+    send_lag_max_ms: float
+    # Each stage from the end of the one before, from the timestamps each service stored.
+    stages: dict[str, Spread]
+    failures: dict[str, int]
+    # Where the CPU went while the alerts were sent: % of one core per process, and the machine's busy %.
+    cpu_percent: dict[str, float]
+    machine_busy_percent: float
+    # The machine's busy time that none of the processes above account for (% of one core): other work on
+    # the machine during the run, which takes cores from the services and skews every figure.
+    others_percent: float
+    # CPU ms per alert and process, from the first POST until the last alert reached every socket, and how
+    # long after the last POST that was (a dispatcher that keeps up drains within a fraction of a second).
+    cpu_ms_per_alert: dict[str, float]
+    drain_seconds: float
+    # How late a 10 ms timer fired in the socket processes while the alerts were sent: whether the
+    # client kept up (a late client stamps arrivals late, so it can only make the figures worse).
+    client_loop_lag: Spread
+    sockets_closed: int
+    other_messages: int
+    connect_seconds: float
+
+    @property
+    def complete(self) -> bool:
+        return (self.sent == self.accepted == self.stored and self.connected == self.workers
+                and self.pairs_missing == 0)
+
+
 @dataclass
 class Report:
     started_at: str
@@ -137,6 +206,7 @@ class Report:
     passthrough: Throughput | None = None
     gateway_outcomes: dict[str, int] = field(default_factory=dict)
     latency: Latency | None = None
+    oncall: Oncall | None = None
 
     @property
     def ratio(self) -> float:
@@ -151,6 +221,8 @@ class Report:
             "ratio": self.ratio >= TARGET_RATIO,
             "latency_p99_ms": bool(self.latency and self.latency.complete
                                    and self.latency.total.p99_ms <= TARGET_P99_MS),
+            "oncall_p99_ms": bool(self.oncall and self.oncall.complete
+                                  and self.oncall.every_pair.p99_ms <= TARGET_ONCALL_P99_MS),
         }
 
     def to_json(self) -> bytes:
@@ -161,7 +233,7 @@ class Report:
                 doc[name]["events_per_s"] = round(part.events_per_s, 1)
         doc["ratio"] = round(self.ratio, 3)
         doc["targets"] = {"gateway_events_per_s": TARGET_GATEWAY_EVENTS_PER_S, "ratio": TARGET_RATIO,
-                          "latency_p99_ms": TARGET_P99_MS}
+                          "latency_p99_ms": TARGET_P99_MS, "oncall_p99_ms": TARGET_ONCALL_P99_MS}
         doc["pass"] = self.verdicts()
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str)
 
@@ -508,7 +580,8 @@ class KeepAliveClient:
         self._idle.clear()
 
 
-async def open_loop(client: KeepAliveClient, bodies: list[bytes], *, rate: float) -> list[Sent]:
+async def open_loop(client: KeepAliveClient, bodies: list[bytes], *, rate: float, path: str = "/v1/referrals"
+                    ) -> list[Sent]:
     """POST each body at its own scheduled time, whatever earlier answers do (no coordinated omission)."""
     loop = asyncio.get_running_loop()
     start_mono = loop.time() + 0.05
@@ -520,15 +593,15 @@ async def open_loop(client: KeepAliveClient, bodies: list[bytes], *, rate: float
         if delay > 0:
             await asyncio.sleep(delay)
         due_at = datetime.fromtimestamp(start_wall + i / rate, UTC)
-        tasks.append(asyncio.create_task(_post(client, body, due=due, due_at=due_at)))
+        tasks.append(asyncio.create_task(_post(client, path, body, due=due, due_at=due_at)))
     return list(await asyncio.gather(*tasks))
 
 
-async def _post(client: KeepAliveClient, body: bytes, *, due: float, due_at: datetime) -> Sent:
+async def _post(client: KeepAliveClient, path: str, body: bytes, *, due: float, due_at: datetime) -> Sent:
     lag = asyncio.get_running_loop().time() - due
     sent_at = datetime.now(UTC)
     try:
-        status, answer = await client.post("/v1/referrals", body)
+        status, answer = await client.post(path, body)
     except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
         return Sent(event_id=None, sent_at=sent_at, due_at=due_at, lag_s=lag, error=type(exc).__name__)
     if status != 202:
@@ -536,12 +609,12 @@ async def _post(client: KeepAliveClient, body: bytes, *, due: float, due_at: dat
     return Sent(event_id=orjson.loads(answer)["event_id"], sent_at=sent_at, due_at=due_at, lag_s=lag)
 
 
-def stored_times(db: Path, table: str, column: str) -> dict[str, datetime]:
+def stored_times(db: Path, table: str, column: str, *, key: str = "event_id") -> dict[str, datetime]:
     """event_id → a timestamp a service stored in its own database (read-only, while it runs)."""
     if not db.exists():
         return {}
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = conn.execute(f"select event_id, {column} from {table}").fetchall()
+        rows = conn.execute(f"select {key}, {column} from {table}").fetchall()
     return {event_id: _utc(value) for event_id, value in rows}
 
 
@@ -659,6 +732,229 @@ async def _arrivals(sent: list[Sent], inbox: Path, *, timeout: float) -> dict[st
         await asyncio.sleep(0.2)
 
 
+# --- on-call: POST /v1/alerts → a worker's WebSocket -------------------------------------------
+
+ONCALL_AGENCY = "zp-meuse"
+NEVER_ESCALATE = 86_400  # seconds: nothing escalates (nor pages anyone else) during a run
+JUSTIFICATION = "He announced he would come to the shelter tonight with a knife."
+
+
+def worker_ids(count: int) -> list[str]:
+    width = max(3, len(str(count)))
+    return [f"bench-w{i:0{width}d}" for i in range(1, count + 1)]
+
+
+def oncall_network(source: Path, directory: Path, *, workers: list[str]) -> Path:
+    """A copy of the network file in which the police zone's level 1 is `workers`, all on call at all
+    times, with no escalation and no grouping during a run, and no reconnect grace."""
+    import tomli_w
+
+    doc = tomllib.loads(source.read_text())
+    doc["policy"] = str(load_network(source).policy)
+    dispatcher = doc.setdefault("dispatcher", {})
+    dispatcher["group_window_seconds"] = 0
+    dispatcher["reconnect_grace_seconds"] = 0
+    dispatcher.pop("database_url", None)
+    police = doc.get("oncall", {}).get(ONCALL_AGENCY)
+    if police is None:
+        raise NetworkError(f"{source}: the on-call bench needs an on-call policy for {ONCALL_AGENCY!r}")
+    if dispatcher.get("agencies") and ONCALL_AGENCY not in dispatcher["agencies"]:
+        dispatcher["agencies"] = [*dispatcher["agencies"], ONCALL_AGENCY]
+    police["escalate_after"] = {severity.value: NEVER_ESCALATE for severity in Severity}
+    police.pop("fallback_url", None)
+    police["levels"][0]["shifts"] = [{"workers": workers}]  # every day, 00:00 to midnight
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "network.toml"
+    path.write_bytes(tomli_w.dumps(doc).encode())
+    return path
+
+
+def alert_body(subject: Subject, rng: random.Random) -> dict[str, Any]:
+    """A victim-support association's danger alert (art. 458bis) to the police zone; each about a new
+    person (a fresh subject_ref), so the dispatcher pages every one rather than grouping them."""
+    data = {"identity": subject.data["identity"], "location": subject.data["location"],
+            "risk": {"level": "severe", "factors": rng.sample(FACTORS, k=rng.randint(1, 3))}}
+    return {"subject_ref": new_subject_ref(), "subject_role": Role.VICTIM.value, "severity": "imminent",
+            "kind": "threat", "recipients": [ONCALL_AGENCY], "legal_basis": LegalBasis.DANGER.value,
+            "justification": JUSTIFICATION, "data": data}
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    at: float  # time.monotonic()
+    seconds: dict[str, float]  # CPU seconds used so far, per process
+    machine: tuple[float, float]  # (busy, total) jiffies over every core
+
+
+class CpuMeter:
+    """CPU seconds of named processes and of the whole machine (Linux /proc), sampled when asked."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid}
+
+    def sample(self) -> CpuSample:
+        return CpuSample(at=time.monotonic(), seconds={name: _cpu_seconds(pid) for name, pid in self.pids.items()},
+                         machine=_machine_ticks())
+
+    @staticmethod
+    def percent(a: CpuSample, b: CpuSample) -> tuple[dict[str, float], float]:
+        """% of one core per process, and % of all cores busy, from `a` to `b`."""
+        wall = max(b.at - a.at, 1e-9)
+        used = {name: round(100 * (b.seconds[name] - a.seconds[name]) / wall, 1) for name in a.seconds}
+        machine = 100 * (b.machine[0] - a.machine[0]) / max(b.machine[1] - a.machine[1], 1e-9)
+        return used, round(machine, 1)
+
+    @staticmethod
+    def used(a: CpuSample, b: CpuSample) -> dict[str, float]:
+        return {name: b.seconds[name] - a.seconds[name] for name in a.seconds}
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _machine_ticks() -> tuple[float, float]:
+    """(busy, total) jiffies over every core, from /proc/stat."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return (math.nan, math.nan)
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])  # without guest time, already counted in user
+    return (total - idle, total)
+
+
+async def measure_oncall(opts: BenchOptions, *, bootstrap: str, prefix: str, data_dir: Path, console: Console,
+                         kafka_pid: int | None = None) -> Oncall:
+    workers = worker_ids(opts.workers)
+    network_file = oncall_network(opts.network_file, data_dir / "network", workers=workers)
+    network = load_network(network_file)
+    network.agency(opts.sender)
+    await _create_topics(bootstrap, network, Topics(prefix=prefix))
+    keys = _ensure_keys(GatewaySettings(network_file=network_file, data_dir=data_dir))
+    token = mint(Trust.load(keys, opts.sender).own, subject="maillage-bench", scopes=ALL_AGENCY_SCOPES)
+    auth = {"authorization": f"Bearer {token}"}
+    police = Trust.load(keys, ONCALL_AGENCY).own
+    tokens = [(w, mint(police, subject=w, scopes=(Scope.ALERTS_ACK,))) for w in workers]
+    env = {"MAILLAGE_KAFKA_BOOTSTRAP": bootstrap, "MAILLAGE_NETWORK_FILE": str(network_file.resolve()),
+           "MAILLAGE_DATA_DIR": str(data_dir), "MAILLAGE_TOPIC_PREFIX": prefix,
+           "MAILLAGE_TRANSACTIONAL_ID": f"{prefix}gateway", "MAILLAGE_LOG_LEVEL": "WARNING"}
+    wanted = [("gateway", ["gateway"]), (opts.sender, ["agency", opts.sender]), ("dispatcher", ["dispatcher"])]
+    console.log(f"starting the gateway, {opts.sender} and the dispatcher as uvicorn servers")
+    with servers(wanted, env=env, data_dir=data_dir) as running:
+        async with httpx.AsyncClient(timeout=30) as client:
+            for server in running.values():
+                await wait_ready(client, server)
+        url = running["dispatcher"].url.replace("http", "ws", 1) + "/v1/ws"
+        processes = max(1, min(opts.socket_processes, len(workers)))
+        console.log(f"connecting {len(workers)} workers' WebSockets from {processes} processes")
+        connect_started = time.monotonic()
+        fleet = SocketFleet(url, tokens, processes=processes, compression=opts.ws_compression)
+        load = KeepAliveClient(running[opts.sender].url, headers=auth)
+        try:
+            connected, errors = await fleet.ready()
+            connect_s = time.monotonic() - connect_started
+            if errors:
+                console.log(f"[yellow]{len(errors)} workers could not sign in[/], e.g. {errors[0]}")
+            pids = {"bench (load generator)": os.getpid(), "kafka": kafka_pid,
+                    **{f"sockets {i}": pid for i, pid in enumerate(fleet.pids)},
+                    **{name: s.process.pid for name, s in running.items()}}
+            return await _oncall_run(opts, load, fleet, connected=connected, connect_s=connect_s,
+                                     meter=CpuMeter(pids), data_dir=data_dir, console=console)
+        finally:
+            load.close()
+            fleet.close()
+
+
+async def _oncall_run(opts: BenchOptions, load: KeepAliveClient, fleet: SocketFleet, *, connected: int,
+                      connect_s: float, meter: CpuMeter, data_dir: Path, console: Console) -> Oncall:
+    rng = random.Random(500)
+    people = make_subjects(50, rng)
+
+    def bodies(seconds: float) -> list[bytes]:
+        return [orjson.dumps(alert_body(rng.choice(people), rng)) for _ in range(round(seconds * opts.alert_rate))]
+
+    console.log(f"warming up: {opts.warmup:g}s at {opts.alert_rate:g} alerts/s to {connected} workers")
+    warm = await open_loop(load, bodies(opts.warmup), rate=opts.alert_rate, path="/v1/alerts")
+    before = await fleet.wait_for(sum(s.event_id is not None for s in warm) * connected, timeout=60)
+    console.log(f"measuring: {opts.oncall_duration:g}s at {opts.alert_rate:g} alerts/s, open loop")
+    measured = bodies(opts.oncall_duration)
+    sending = meter.sample()
+    started = time.time()
+    sent = await open_loop(load, measured, rate=opts.alert_rate, path="/v1/alerts")
+    ended = time.time()
+    sent_all = meter.sample()
+    accepted = [s for s in sent if s.event_id is not None]
+    got = await fleet.wait_for(before + len(accepted) * connected, timeout=60)
+    drained = meter.sample()
+    if got < before + len(accepted) * connected:
+        console.log(f"[yellow]{before + len(accepted) * connected - got} (alert, worker) pairs never arrived[/]")
+    seen = await fleet.stop()
+    cpu, busy = CpuMeter.percent(sending, sent_all)
+    # From the first POST until the last alert reached every socket: the work these alerts cost.
+    per_alert = {name: round(1000 * seconds / max(len(accepted), 1), 1)
+                 for name, seconds in CpuMeter.used(sending, drained).items()}
+    return _oncall_figures(opts, sent, seen, connected=connected, connect_s=connect_s, cpu=cpu, busy=busy,
+                           cpu_ms_per_alert=per_alert, drain_s=drained.at - sent_all.at, window=(started, ended),
+                           data_dir=data_dir)
+
+
+def _oncall_figures(opts: BenchOptions, sent: list[Sent], seen: Arrivals, *, connected: int, connect_s: float,
+                    cpu: dict[str, float], busy: float, cpu_ms_per_alert: dict[str, float], drain_s: float,
+                    window: tuple[float, float], data_dir: Path) -> Oncall:
+    accepted = {s.event_id: s for s in sent if s.event_id is not None}
+    per_alert: dict[str, list[float]] = {event_id: [] for event_id in accepted}
+    for arrivals in seen.by_worker.values():
+        for alert_id, at in arrivals.items():
+            if alert_id in per_alert:
+                per_alert[alert_id].append(at)
+    pairs, from_schedule = [], []
+    for event_id, times in per_alert.items():
+        start, due = accepted[event_id].sent_at.timestamp(), accepted[event_id].due_at.timestamp()
+        pairs += [(at - start) * 1000 for at in times]
+        from_schedule += [(at - due) * 1000 for at in times]
+    reached = {event_id: times for event_id, times in per_alert.items() if times}
+    received = stored_times(data_dir / "dispatcher.db", "oncall_alert", "received_at", key="alert_id")
+    return Oncall(
+        workers=opts.workers, connected=connected, socket_processes=opts.socket_processes,
+        ws_compression=opts.ws_compression, rate=opts.alert_rate,
+        duration=opts.oncall_duration, warmup=opts.warmup, sent=len(sent), accepted=len(accepted),
+        stored=sum(event_id in received for event_id in accepted), reached_some=len(reached),
+        reached_all=sum(len(times) == connected for times in per_alert.values()),
+        pairs_expected=len(accepted) * connected, pairs_missing=len(accepted) * connected - len(pairs),
+        every_pair=Spread.of(pairs),
+        first_worker=Spread.of([(min(t) - accepted[i].sent_at.timestamp()) * 1000 for i, t in reached.items()]),
+        last_worker=Spread.of([(max(t) - accepted[i].sent_at.timestamp()) * 1000 for i, t in reached.items()]),
+        every_pair_from_schedule=Spread.of(from_schedule),
+        send_lag_max_ms=round(max((s.lag_s for s in sent), default=0.0) * 1000, 1),
+        stages=_oncall_stages(accepted, reached, received, data_dir=data_dir, sender=opts.sender),
+        failures=dict(Counter(s.error for s in sent if s.error)), cpu_percent=cpu, machine_busy_percent=busy,
+        others_percent=round(busy * (os.cpu_count() or 1) - sum(cpu.values()), 1),
+        cpu_ms_per_alert=cpu_ms_per_alert, drain_seconds=round(drain_s, 2),
+        client_loop_lag=Spread.of([lag * 1000 for lag in lags_within(seen.lags, *window)]),
+        sockets_closed=len(seen.closed), other_messages=seen.other, connect_seconds=round(connect_s, 1))
+
+
+def _oncall_stages(accepted: dict[str, Sent], reached: dict[str, list[float]], received: dict[str, datetime], *,
+                   data_dir: Path, sender: str) -> dict[str, Spread]:
+    stored = stored_times(data_dir / f"agency-{sender}.db", "sent_event", "created_at")
+    decided = stored_times(data_dir / "gateway.db", "gateway_processed", "decided_at")
+    ids = [i for i in reached if i in stored and i in decided and i in received]
+    at = {i: datetime.fromtimestamp(min(reached[i]), UTC) for i in ids}
+    last = {i: datetime.fromtimestamp(max(reached[i]), UTC) for i in ids}
+    return {
+        "sender stored it": Spread.of([_ms(stored[i], accepted[i].sent_at) for i in ids]),
+        "gateway decided it": Spread.of([_ms(decided[i], stored[i]) for i in ids]),
+        "dispatcher received it": Spread.of([_ms(received[i], decided[i]) for i in ids]),
+        "first worker got it": Spread.of([_ms(at[i], received[i]) for i in ids]),
+        "last worker got it": Spread.of([_ms(last[i], at[i]) for i in ids]),
+    }
+
+
 # --- the machine and the report -----------------------------------------------------------------
 
 
@@ -715,11 +1011,47 @@ def print_report(report: Report, console: Console) -> None:
         for stage, spread in lat.stages.items():  # each stage from the end of the one before
             table.add_row(f"  then {stage}", f"p50 {spread.p50_ms:,.0f}, p99 {spread.p99_ms:,.0f} ms",
                           "", "")
+    if report.oncall:
+        _oncall_rows(table, report.oncall, verdicts["oncall_p99_ms"])
     console.print(table)
     m = report.machine
     console.print(f"Machine: {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['cpu']}; Python {m['python']}; "
                   f"Kafka {m['kafka']}; {m['platform']}; load average {m['load_before']} before, "
                   f"{m.get('load_after', '?')} after")
+
+
+def _oncall_rows(table: Table, o: Oncall, ok: bool) -> None:
+    table.add_row(f"POST /v1/alerts → worker's socket, {o.connected} workers, {o.rate:g} alerts/s for "
+                  f"{o.duration:g} s" + ("" if o.ws_compression else " (no permessage-deflate)"), "", "", "")
+    table.add_row("  p50, every (alert, worker)", f"{o.every_pair.p50_ms:,.1f} ms", "", "")
+    table.add_row("  p99, every (alert, worker)", f"{o.every_pair.p99_ms:,.1f} ms",
+                  f"<= {TARGET_ONCALL_P99_MS:g} ms", _mark(ok))
+    table.add_row("  max, every (alert, worker)", f"{o.every_pair.max_ms:,.1f} ms", "", "")
+    table.add_row("  first worker per alert", f"p50 {o.first_worker.p50_ms:,.1f}, p99 {o.first_worker.p99_ms:,.1f} ms",
+                  "", "")
+    table.add_row("  last worker per alert", f"p50 {o.last_worker.p50_ms:,.1f}, p99 {o.last_worker.p99_ms:,.1f} ms",
+                  "", "")
+    table.add_row("  sent / accepted / in the dispatcher", f"{o.sent} / {o.accepted} / {o.stored}", "", "")
+    table.add_row("  alerts that reached every / some worker", f"{o.reached_all} / {o.reached_some}", "", "")
+    table.add_row("  (alert, worker) pairs missing", f"{o.pairs_missing:,} of {o.pairs_expected:,}", "0",
+                  _mark(o.pairs_missing == 0))
+    if o.connected != o.workers or o.sockets_closed:
+        table.add_row("  workers connected / sockets closed early", f"{o.connected} / {o.sockets_closed}",
+                      str(o.workers), _mark(False))
+    if o.failures:
+        table.add_row("  refused or failed", ", ".join(f"{n} {why}" for why, n in o.failures.items()), "", "")
+    for stage, spread in o.stages.items():
+        table.add_row(f"  then {stage}", f"p50 {spread.p50_ms:,.0f}, p99 {spread.p99_ms:,.0f} ms", "", "")
+    table.add_row("  load generator: send lag max", f"{o.send_lag_max_ms:,.1f} ms", "", "")
+    table.add_row(f"  socket clients ({o.socket_processes} processes): loop lag",
+                  f"p99 {o.client_loop_lag.p99_ms:,.1f}, max {o.client_loop_lag.max_ms:,.1f} ms", "", "")
+    cpu = ", ".join(f"{name} {pct:.0f}%" for name, pct in sorted(o.cpu_percent.items(), key=lambda kv: -kv[1]))
+    table.add_row("  CPU while sending (% of one core)", cpu, "", "")
+    table.add_row("  machine busy while sending", f"{o.machine_busy_percent:.0f}% of all cores, of which other "
+                  f"processes {max(o.others_percent, 0):.0f}% of one core", "", "")
+    per_alert = ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(o.cpu_ms_per_alert.items(), key=lambda kv: -kv[1]))
+    table.add_row("  CPU ms per alert (until all delivered)", per_alert, "", "")
+    table.add_row("  last POST → last alert on every socket", f"{o.drain_seconds:.2f} s", "", "")
 
 
 def _mark(ok: bool) -> str:
@@ -754,7 +1086,8 @@ def run_bench(opts: BenchOptions, *, console: Console) -> tuple[Report, Path]:
             kafka_version = KAFKA_VERSION if kafka else f"external ({bootstrap})"
             report = Report(started_at=datetime.now(UTC).isoformat(timespec="seconds"),
                             options=_options_json(opts), machine=describe_machine(kafka=kafka_version))
-            _run(_measure(report, opts, network, bootstrap=bootstrap, data_dir=data_dir, console=console))
+            _run(_measure(report, opts, network, bootstrap=bootstrap, data_dir=data_dir, console=console,
+                          kafka_pid=kafka.process.pid if kafka and kafka.process else None))
             report.machine["load_after"] = _load()
         finally:
             if kafka is not None:
@@ -764,11 +1097,12 @@ def run_bench(opts: BenchOptions, *, console: Console) -> tuple[Report, Path]:
 
 
 async def _measure(report: Report, opts: BenchOptions, network: Network, *, bootstrap: str, data_dir: Path,
-                   console: Console) -> None:
+                   console: Console, kafka_pid: int | None = None) -> None:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     report.options["topic_prefix"] = prefix
     (data_dir / "throughput").mkdir()
     (data_dir / "latency").mkdir()
+    (data_dir / "oncall").mkdir()
     try:
         if "throughput" in opts.parts:
             report.gateway, report.passthrough, report.gateway_outcomes = await measure_throughput(
@@ -777,6 +1111,9 @@ async def _measure(report: Report, opts: BenchOptions, network: Network, *, boot
         if "latency" in opts.parts:
             report.latency = await measure_latency(opts, network, bootstrap=bootstrap, prefix=f"{prefix}lat.",
                                                    data_dir=data_dir / "latency", console=console)
+        if "oncall" in opts.parts:
+            report.oncall = await measure_oncall(opts, bootstrap=bootstrap, prefix=f"{prefix}oncall.",
+                                                 data_dir=data_dir / "oncall", console=console, kafka_pid=kafka_pid)
     finally:
         if opts.bootstrap:  # someone else's broker: leave no bench topics behind
             await _delete_topics(bootstrap, prefix=prefix)

@@ -32,10 +32,10 @@ DataDirOption = Annotated[Path, typer.Option("--data-dir", envvar="MAILLAGE_DATA
 HostOption = Annotated[str, typer.Option("--host", envvar="MAILLAGE_LISTEN_HOST", help="Listen address.")]
 
 
-def _uvicorn(asgi: object, *, host: str, port: int) -> None:
+def _uvicorn(asgi: object, *, host: str, port: int, **options: object) -> None:
     import uvicorn
 
-    uvicorn.run(asgi, host=host, port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
+    uvicorn.run(asgi, host=host, port=port, log_config=None, access_log=False, **options)  # type: ignore[arg-type]
 
 
 @serve_app.command("agency")
@@ -71,7 +71,10 @@ def serve_dispatcher(port: PortOption = None, host: HostOption = "127.0.0.1") ->
 
     settings = DispatcherSettings()
     configure_logging(settings.log_level, service="dispatcher")
-    _uvicorn(create_app(settings), host=host, port=port or settings.network.dispatcher.port)
+    # Pages are small JSON frames pushed to hundreds of sockets at once: compressing each one
+    # (permessage-deflate) cost more time than it saves on the wire (see the README's on-call benchmark).
+    _uvicorn(create_app(settings), host=host, port=port or settings.network.dispatcher.port,
+             ws_per_message_deflate=False)
 
 
 @app.command()
@@ -182,12 +185,31 @@ def bench(
     bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP",
                                            help="Use this Kafka instead of starting a local one.")] = "",
     out_dir: Annotated[Path, typer.Option(help="Where the JSON report goes.")] = Path("bench-results"),
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="Run only these parts (repeatable): throughput, latency, oncall. "
+                       "Default: throughput and latency; oncall runs only when named.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="On-call workers connected by WebSocket (oncall).")] = 500,
+    alert_rate: Annotated[float, typer.Option(min=0.1, help="Alerts per second (oncall).")] = 20.0,
+    oncall_duration: Annotated[float, typer.Option(min=1, help="Seconds of alerts measured (oncall), "
+                                                               "after a 2 s warm-up.")] = 10.0,
+    socket_processes: Annotated[int, typer.Option(min=1, help="Processes the workers' sockets are "
+                                                             "spread over (oncall).")] = 2,
+    ws_compression: Annotated[bool, typer.Option(help="Workers offer permessage-deflate, as browsers do "
+                                                      "(oncall).")] = True,
 ) -> None:
-    """Measure gateway throughput beside a bare Kafka passthrough, and referral latency."""
-    from maillage.cli.bench import BenchOptions, run_bench
+    """Measure gateway throughput beside a bare Kafka passthrough, referral latency, and (--only oncall)
+    alert latency to on-call workers' sockets."""
+    from maillage.cli.bench import PARTS, BenchOptions, run_bench
 
+    unknown = sorted(set(only or ()) - set(PARTS))
+    if unknown:
+        raise typer.BadParameter(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}",
+                                 param_hint="--only")
+    parts = tuple(p for p in PARTS if p in only) if only else BenchOptions.parts
     options = BenchOptions(events=events, rate=rate, duration=duration, network_file=network,
-                           bootstrap=bootstrap, out_dir=out_dir)
+                           bootstrap=bootstrap, out_dir=out_dir, parts=parts, workers=workers,
+                           alert_rate=alert_rate, oncall_duration=oncall_duration,
+                           socket_processes=socket_processes, ws_compression=ws_compression)
     _, path = run_bench(options, console=console)
     console.print(f"Report written to {path}")
 

@@ -228,7 +228,9 @@ class LocalKafka:
     def _format(self, config: Path) -> None:
         scram = self.sasl.format_arguments() if self.sasl is not None else []
         fmt = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config), *scram),
+            # `--cluster-id=` form: a base64 id may start with "-", which a separate argument would not survive.
+            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(config),
+                       *scram),
             capture_output=True, text=True, check=False)
         if fmt.returncode != 0:
             raise KafkaUnavailable(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")

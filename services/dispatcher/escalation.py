@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -224,12 +225,17 @@ class Dispatcher:
     async def _page(self, session: AsyncSession, alert: OncallAlert, targets: frozenset[str], now: datetime,
                     notices: Notices) -> None:
         already = self._paged.get((alert.agency_id, alert.alert_id), set())
-        for worker in sorted(targets - already):
-            session.add(Page(agency_id=alert.agency_id, alert_id=alert.alert_id, level=alert.level,
-                             worker=worker, paged_at=now))
-            notices.pages.append((alert.agency_id, alert.alert_id, worker))
-            notices.tell(alert.agency_id, worker, {"type": "alert", "alert": self.view(alert)})
-            ALERT_PAGES.labels(alert.agency_id, str(alert.level)).inc()
+        fresh = sorted(targets - already)
+        if fresh:
+            # One multi-row INSERT, not one ORM object (and one INSERT ... RETURNING) per worker.
+            await session.exec(insert(Page.__table__), params=[  # type: ignore[attr-defined]
+                {"agency_id": alert.agency_id, "alert_id": alert.alert_id, "level": alert.level, "worker": worker,
+                 "paged_at": now} for worker in fresh])
+            paged = {"type": "alert", "alert": self.view(alert)}  # the same message for every worker
+            for worker in fresh:
+                notices.pages.append((alert.agency_id, alert.alert_id, worker))
+                notices.tell(alert.agency_id, worker, paged)
+            ALERT_PAGES.labels(alert.agency_id, str(alert.level)).inc(len(fresh))
         for worker in already & self.live.connected(alert.agency_id):
             notices.tell(alert.agency_id, worker, {"type": "update", "alert": self.view(alert)})
 
@@ -292,10 +298,10 @@ class Dispatcher:
         notices = Notices()
         grace_ending = not self._grace_over and not self._in_grace(now)
         async with unit_of_work(self.sessions) as session:
-            rows = (await session.exec(
-                select(OncallAlert).where(OncallAlert.state == AlertState.OPEN,
-                                          col(OncallAlert.group_of).is_(None))
-                .order_by(col(OncallAlert.received_at)))).all()
+            due = select(OncallAlert).where(OncallAlert.state == AlertState.OPEN, col(OncallAlert.group_of).is_(None))
+            if not grace_ending:  # only then can an alert whose deadline is still ahead escalate
+                due = due.where(col(OncallAlert.deadline) <= now)
+            rows = (await session.exec(due.order_by(col(OncallAlert.received_at)))).all()
             for alert in rows:
                 if alert.agency_id not in self.served:
                     continue
