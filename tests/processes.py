@@ -25,6 +25,7 @@ def network_copy(directory: Path, *, prefix: str) -> Path:
     doc["kafka"]["topic_prefix"] = prefix
     doc["gateway"]["port"] = free_port()
     doc["dispatcher"]["port"] = free_port()
+    doc["monitor"]["port"] = free_port()
     for agency in doc["agencies"]:
         agency["port"] = free_port()
     path = directory / "network.toml"

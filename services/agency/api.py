@@ -12,7 +12,7 @@ from maillage.agency import services
 from maillage.agency.deps import Allowed, Context, IdempotencyKey
 from maillage.core.envelope import SUBJECT_REF
 from maillage.core.problems import PROBLEM_JSON
-from maillage.core.tokens import Scope
+from maillage.core.tokens import Principal, Scope, staff_ref
 
 PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}
 ERRORS = {400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 413: PROBLEM, 422: PROBLEM}
@@ -58,9 +58,10 @@ async def respond_to_referral(referral_id: str, body: c.ReferralResponseIn, ctx:
     return await services.respond_to_referral(ctx, referral_id, body)
 
 
-@router.post("/alerts", status_code=status.HTTP_202_ACCEPTED, tags=["alerts"], dependencies=EVENTS_WRITE)
-async def raise_alert(body: c.AlertIn, ctx: Context, key: IdempotencyKey = None) -> c.AcceptedEvent:
-    return await services.raise_alert(ctx, body, idempotency_key=key)
+@router.post("/alerts", status_code=status.HTTP_202_ACCEPTED, tags=["alerts"])
+async def raise_alert(body: c.AlertIn, ctx: Context, caller: Annotated[Principal, Allowed(Scope.EVENTS_WRITE)],
+                      key: IdempotencyKey = None) -> c.AcceptedEvent:
+    return await services.raise_alert(ctx, body, idempotency_key=key, raised_by=staff_ref(caller))
 
 
 @router.get("/inbox", tags=["inbox"], dependencies=INBOX_READ)

@@ -33,7 +33,7 @@ def create_app(settings: AgencySettings) -> FastAPI:
         sessions = session_factory(engine)
         producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
         await producer.start()
-        relay = OutboxRelay(sessions, producer)
+        relay = OutboxRelay(sessions, producer, name=f"agency:{agency.id}")
         ctx = AgencyContext(agency=agency, network=settings.network, topics=topics,
                             sessions=sessions, relay=relay, trust=Trust.load(settings.key_dirs, agency.id))
         consumer = bus.consumer(settings.bootstrap, topics.deliver(agency.id), topics.status,

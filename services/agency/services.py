@@ -245,7 +245,8 @@ async def get_referral(ctx: AgencyContext, referral_id: str) -> c.ReferralOut:
 # --- alerts -------------------------------------------------------------------------------------
 
 
-async def raise_alert(ctx: AgencyContext, body: c.AlertIn, *, idempotency_key: str | None) -> c.AcceptedEvent:
+async def raise_alert(ctx: AgencyContext, body: c.AlertIn, *, idempotency_key: str | None,
+                      raised_by: str | None = None) -> c.AcceptedEvent:
     if body.legal_basis is LegalBasis.DANGER and body.justification is None:
         raise InvalidRequest("An alert under the danger basis needs a written justification (art. 458bis).")
     if body.legal_basis not in (LegalBasis.CONSENT, LegalBasis.DANGER):
@@ -254,7 +255,7 @@ async def raise_alert(ctx: AgencyContext, body: c.AlertIn, *, idempotency_key: s
 
     async def work(session: AsyncSession) -> c.AcceptedEvent:
         payload = AlertRaised(**body.data.model_dump(), severity=body.severity, kind=body.kind,
-                              justification=body.justification)
+                              justification=body.justification, raised_by=raised_by)
         event_id = _submit(session, ctx, payload, subject_ref=body.subject_ref, role=body.subject_role,
                            basis=body.legal_basis, purpose=body.purpose, recipients=body.recipients)
         return c.AcceptedEvent(event_id=event_id, status_url=_status_url(event_id))

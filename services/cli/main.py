@@ -14,6 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from maillage.cli import schemas as schema_files
+from maillage.cli.audit import audit_app, disclosures_app
+from maillage.cli.operators import dlq_app
+from maillage.cli.operators import status as operator_status
 from maillage.core.keys import GATEWAY, KeyDirs, OwnKeys, PublicKeys, add_keys, ensure_keys, retire_key
 from maillage.core.network import load_network
 from maillage.core.settings import DEFAULT_NETWORK
@@ -22,6 +25,10 @@ from maillage.core.tokens import Scope, mint
 app = typer.Typer(no_args_is_help=True, help="Maillage: consented referrals and safety alerts between agencies.")
 serve_app = typer.Typer(help="Run one service in the foreground (used by `maillage up`).")
 app.add_typer(serve_app, name="serve")
+app.add_typer(audit_app, name="audit")
+app.add_typer(disclosures_app)
+app.add_typer(dlq_app, name="dlq")
+app.command("status")(operator_status)
 console = Console()
 
 NetworkOption = Annotated[Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE",
@@ -75,6 +82,18 @@ def serve_dispatcher(port: PortOption = None, host: HostOption = "127.0.0.1") ->
     # (permessage-deflate) cost more time than it saves on the wire (see the README's on-call benchmark).
     _uvicorn(create_app(settings), host=host, port=port or settings.network.dispatcher.port,
              ws_per_message_deflate=False)
+
+
+@serve_app.command("monitor")
+def serve_monitor(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
+    """Run the operators' monitor (dashboard at /dashboard)."""
+    from maillage.core.logs import configure_logging
+    from maillage.monitor.app import create_app
+    from maillage.monitor.settings import MonitorSettings
+
+    settings = MonitorSettings()
+    configure_logging(settings.log_level, service="monitor")
+    _uvicorn(create_app(settings), host=host, port=port or settings.network.monitor.port)
 
 
 @app.command()
@@ -145,7 +164,8 @@ def _print_listening(supervisor: object) -> None:
                   if supervisor.kafka and supervisor.kafka.process else "external")
     for service in supervisor.services:
         sector = supervisor.network.by_id[service.name].sector.value if service.name in supervisor.network.by_id else ""
-        url = f"{service.url}/oncall (workers' page)" if service.name == "dispatcher" else service.url
+        url = {"dispatcher": f"{service.url}/oncall (workers' page)",
+               "monitor": f"{service.url}/dashboard (operators)"}.get(service.name, service.url)
         table.add_row(service.name, sector, url, str(service.process.pid))
     console.print(table)
 
@@ -258,8 +278,6 @@ def acl_apply(
     console.print(table)
 
 
-if __name__ == "__main__":
-    sys.exit(app())
 
 
 keys_app = typer.Typer(help="Signing, sealing and token keys of the gateway and every agency.")
@@ -314,3 +332,7 @@ def token(
         console.print(f"[red]{exc}[/] — run `maillage keys init` first.", highlight=False)
         raise typer.Exit(1) from None
     typer.echo(mint(own, subject=subject, scopes=scope, lifetime=timedelta(minutes=minutes)))
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -81,6 +81,7 @@ class Supervisor:
             self._spawn(agency.id, agency.port, "agency", agency.id)
         if self.network.dispatched:
             self._spawn("dispatcher", self.network.dispatcher.port, "dispatcher")
+        self._spawn("monitor", self.network.monitor.port, "monitor")
 
     def wait_ready(self, *, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

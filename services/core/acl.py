@@ -95,9 +95,11 @@ def dispatcher_group(topics: Topics) -> str:
 
 
 def dispatcher_grants(served: Sequence[str], topics: Topics) -> list[Grant]:
-    """The dispatcher reads the deliveries of the agencies it serves, and submits their acknowledgements."""
+    """The dispatcher reads the deliveries of the agencies it serves, submits their acknowledgements, and
+    reports to operators on the status topic what became of each alert (metadata only)."""
     return [
         Grant(DISPATCHER_PRINCIPAL, Operation.WRITE, Resource.TOPIC, topics.submitted),
+        Grant(DISPATCHER_PRINCIPAL, Operation.WRITE, Resource.TOPIC, topics.status),
         Grant(DISPATCHER_PRINCIPAL, Operation.WRITE, Resource.TOPIC, topics.dlq),
         Grant(DISPATCHER_PRINCIPAL, Operation.READ, Resource.GROUP, dispatcher_group(topics)),
         *(Grant(DISPATCHER_PRINCIPAL, Operation.READ, Resource.TOPIC, topics.deliver(a)) for a in served),

@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from maillage.core.keys import KeyUse
 from maillage.core.problems import Forbidden, Unauthorized
 from maillage.core.tokens import Principal, Scope, TokenError, verify_token
-from maillage.core.trust import Trust
+from maillage.core.trust import PublicTrust, Trust
 
 _bearer = HTTPBearer(auto_error=False, description="A Maillage token: `maillage token --agency ID --scope ...`")
 
@@ -25,7 +25,7 @@ class TokenCache:
         self.size = size
         self.entries: dict[str, tuple[Principal, float]] = {}
 
-    def get(self, token: str, trust: Trust) -> Principal | None:
+    def get(self, token: str, trust: Trust | PublicTrust) -> Principal | None:
         entry = self.entries.get(token)
         if entry is None:
             return None
@@ -44,7 +44,7 @@ class TokenCache:
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _verify(trust: Trust, token: str, cache: TokenCache) -> Principal:
+def _verify(trust: Trust | PublicTrust, token: str, cache: TokenCache) -> Principal:
     cached = cache.get(token, trust)
     if cached is not None:
         return cached
@@ -53,7 +53,7 @@ def _verify(trust: Trust, token: str, cache: TokenCache) -> Principal:
     return principal
 
 
-def _verify_uncached(trust: Trust, token: str) -> Principal:
+def _verify_uncached(trust: Trust | PublicTrust, token: str) -> Principal:
     try:
         return verify_token(token, keys=trust.public)
     except TokenError:
@@ -95,7 +95,7 @@ def require(scope: Scope, *, audience_owner: Callable[[Request], str | Collectio
     return Depends(check)
 
 
-def jwks(trust: Trust, *, owners: Collection[str] | None = None) -> dict[str, list[dict[str, str]]]:
+def jwks(trust: Trust | PublicTrust, *, owners: Collection[str] | None = None) -> dict[str, list[dict[str, str]]]:
     """This service's own public keys (token, signing, sealing), every valid key id included."""
     mine = set(owners) if owners is not None else {trust.owner}
     return {"keys": [k.to_jwk() for k in trust.public.by_kid.values() if k.owner in mine]}

@@ -170,6 +170,9 @@ class AlertRaised(PersonalData, EventPayload):
     kind: AlertKind = metadata("What happened.")
     justification: LongText | None = categorised(
         Category.NARRATIVE, "Why the danger is serious and imminent (required under `danger`).")
+    raised_by: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")] | None = metadata(
+        "Pseudonymous reference of who raised it: a danger disclosure's reviewer must be someone else.",
+        default=None)
 
 
 class AlertAcknowledged(EventPayload):

@@ -34,3 +34,13 @@ ALERT_ACK_SECONDS = Histogram(
     ["severity"], buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600))
 ONCALL_CONNECTIONS = Gauge(
     "maillage_oncall_connections", "Live worker connections (WebSocket and SSE), by agency.", ["agency"])
+
+CONSUMER_LAG = Gauge(
+    "maillage_consumer_lag_records", "Records not yet consumed, per consumer group and topic (from the broker).",
+    ["group", "topic"])
+REVIEWS_PENDING = Gauge(
+    "maillage_review_queue_pending", "Disclosures under the danger basis awaiting a second person's review.")
+ALERTS_UNACKNOWLEDGED = Gauge(
+    "maillage_alerts_unacknowledged", "Alerts every on-call level let pass, not acknowledged since.")
+OUTBOX_BACKLOG = Gauge(
+    "maillage_outbox_backlog", "Outbox rows not yet published to Kafka, by service.", ["service"])

@@ -115,12 +115,18 @@ class DispatcherConfig(_Model):
         return value
 
 
+class MonitorConfig(_Model):
+    port: int = Field(default=8710, ge=0, le=65535)
+    database_url: str | None = None
+
+
 class Network(_Model):
     name: str
     policy: Path
     kafka: KafkaConfig = KafkaConfig()
     gateway: GatewayConfig = GatewayConfig()
     dispatcher: DispatcherConfig = DispatcherConfig()
+    monitor: MonitorConfig = MonitorConfig()
     agencies: tuple[AgencyConfig, ...]
     oncall: dict[str, OncallPolicy] = Field(default_factory=dict)
 

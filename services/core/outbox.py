@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.db import unit_of_work
 from maillage.core.envelope import Envelope
+from maillage.core.metrics import OUTBOX_BACKLOG
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,20 @@ def enqueue(session: AsyncSession, envelope: Envelope, *, topic: str) -> None:
         headers=orjson.dumps([(k, v.decode()) for k, v in headers]), created_at=datetime.now(UTC)))
 
 
+def enqueue_record(session: AsyncSession, *, event_id: str, topic: str, key: bytes, value: bytes,
+                   headers: list[tuple[str, bytes]]) -> None:
+    """Add a plain record (metadata only, no envelope) to the outbox inside the caller's transaction."""
+    session.add(OutboxRecord(
+        event_id=event_id, topic=topic, key=key, value=value,
+        headers=orjson.dumps([(k, v.decode()) for k, v in headers]), created_at=datetime.now(UTC)))
+
+
 class OutboxRelay:
     """Publishes outbox rows in order; a broker outage delays them, never loses them."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer,
-                 *, batch_size: int = 500, idle_poll: float = 1.0) -> None:
+                 *, batch_size: int = 500, idle_poll: float = 1.0, name: str = "service") -> None:
+        self._backlog = OUTBOX_BACKLOG.labels(name)
         self._sessions = sessions
         self._producer = producer
         self._batch_size = batch_size
@@ -84,6 +94,7 @@ class OutboxRelay:
             rows = (await session.exec(
                 select(OutboxRecord).where(col(OutboxRecord.published_at).is_(None))
                 .order_by(col(OutboxRecord.id)).limit(self._batch_size))).all()
+        self._backlog.set(len(rows))  # at least this many wait (all of them, below a full batch)
         if not rows:
             return 0
         futures = [
@@ -97,4 +108,6 @@ class OutboxRelay:
             await session.exec(  # type: ignore[call-overload]
                 update(OutboxRecord).where(col(OutboxRecord.id).in_([r.id for r in rows]))
                 .values(published_at=datetime.now(UTC)))
+        if len(rows) < self._batch_size:
+            self._backlog.set(0)
         return len(rows)

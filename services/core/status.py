@@ -7,6 +7,22 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 SOURCE_HEADER = "maillage_source"
+DISPATCHER_SOURCE = "dispatcher"  # the dispatcher's on-call reports, for the operators' monitor
+
+
+class OncallReport(BaseModel):
+    """What became of an alert at an agency's on-call rota (metadata only)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str = "oncall"
+    agency: str
+    alert_id: str
+    severity: str
+    state: str  # unacknowledged (every level paged in vain) | acknowledged
+    levels_paged: int
+    received_at: datetime
+    at: datetime
 
 
 class RecipientLine(BaseModel):

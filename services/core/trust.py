@@ -9,7 +9,7 @@ from maillage.core.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys
 from maillage.core.sealing import SealError, open_sealed, seal, sealed_kid
 from maillage.core.signing import SignatureError, sign, verify
 
-__all__ = ["SealError", "SignatureError", "Trust"]
+__all__ = ["PublicTrust", "SealError", "SignatureError", "Trust"]
 
 
 
@@ -65,3 +65,23 @@ class Trust:
     def verify_and_open(self, envelope: Envelope, *, signer: str) -> bytes:
         self.verify(envelope, signer=signer)
         return self.open(envelope)
+
+
+@dataclass
+class PublicTrust:
+    """The public keys alone, for a service that checks tokens but holds no keys of its own (the monitor)."""
+
+    dirs: KeyDirs
+    public: PublicKeys
+    _seen: tuple[tuple[str, int], ...] = ()
+    owner: str = ""
+
+    @classmethod
+    def load(cls, dirs: KeyDirs) -> PublicTrust:
+        return cls(dirs=dirs, public=PublicKeys.load(dirs), _seen=_stamp(dirs))
+
+    def refresh(self) -> None:
+        stamp = _stamp(self.dirs)
+        if stamp != self._seen:
+            self._seen = stamp
+            self.public = PublicKeys.load(self.dirs)

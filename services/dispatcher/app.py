@@ -58,7 +58,7 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         await _register_fallbacks(sessions, served, secret=fallback_secret(settings))
         producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
         await producer.start()
-        relay = OutboxRelay(sessions, producer)
+        relay = OutboxRelay(sessions, producer, name="dispatcher")
         webhooks = WebhookDispatcher(sessions, clock=lambda: datetime.now(UTC))
         dispatcher = Dispatcher(network=network, topics=topics, sessions=sessions, served=served, live=Live(),
                                 relay=relay, clock=clock, on_fallback=webhooks.notify)

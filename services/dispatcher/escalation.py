@@ -27,8 +27,9 @@ from maillage.core.events import AlertAcknowledged, AlertEscalated, AlertRaised,
 from maillage.core.keys import GATEWAY
 from maillage.core.metrics import ALERT_ACK_SECONDS, ALERT_ESCALATIONS, ALERT_PAGES, ALERTS_RECEIVED
 from maillage.core.network import AgencyConfig, Network
-from maillage.core.outbox import OutboxRelay, enqueue
+from maillage.core.outbox import OutboxRelay, enqueue, enqueue_record
 from maillage.core.problems import Conflict, NotFound
+from maillage.core.status import DISPATCHER_SOURCE, SOURCE_HEADER, OncallReport
 from maillage.core.topics import Topics
 from maillage.core.trust import Trust
 from maillage.core.vocabulary import LegalBasis, Purpose, Role, Severity
@@ -262,6 +263,7 @@ class Dispatcher:
             session.add(WebhookDelivery(webhook_id=fallback_webhook_id(alert.agency_id), event_id=alert.alert_id,
                                         body=orjson.dumps(body), next_attempt_at=real_now, created_at=real_now))
             notices.fallbacks = True
+        self._report(session, alert, now)
         log.warning("alert unacknowledged at every level",
                     extra={"agency": alert.agency_id, "alert": alert.alert_id, "levels": alert.level})
         self._tell_update(alert, notices)
@@ -278,6 +280,14 @@ class Dispatcher:
             who = Worker(alert.agency_id, worker)
             if self.visible(alert, who, self.levels_of(who)):
                 notices.tell(alert.agency_id, worker, {"type": "update", "alert": self.view(alert)})
+
+    def _report(self, session: AsyncSession, alert: OncallAlert, now: datetime) -> None:
+        """For operators, through the outbox: an alert acknowledged, or unacknowledged at every level."""
+        report = OncallReport(agency=alert.agency_id, alert_id=alert.alert_id, severity=alert.severity,
+                              state=alert.state.value, levels_paged=alert.level, received_at=alert.received_at,
+                              at=now)
+        enqueue_record(session, event_id=alert.alert_id, topic=self.topics.status, key=alert.alert_id.encode(),
+                       value=report.model_dump_json().encode(), headers=[(SOURCE_HEADER, DISPATCHER_SOURCE.encode())])
 
     def _emit(self, session: AsyncSession, alert: OncallAlert, payload: EventPayload) -> None:
         """An event back to the alert's sender, signed by the served agency and sealed to the gateway."""
@@ -361,6 +371,7 @@ class Dispatcher:
                 self._emit(session, member, AlertAcknowledged(alert_id=member.alert_id, acknowledged_at=now,
                                                               level=level))
                 ALERT_ACK_SECONDS.labels(member.severity).observe((now - member.received_at).total_seconds())
+            self._report(session, alert, now)
             notices.events = True
             for other in watchers:
                 notices.tell(alert.agency_id, other, {

@@ -1,4 +1,4 @@
-"""Composition root of the consent gateway: policy, consent state, transactional Kafka loop, health API."""
+"""Composition root of the consent gateway: policy, consent state, transactional Kafka loop, audit and health API."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from maillage.core.http import install_common
 from maillage.core.keys import GATEWAY
 from maillage.core.lifecycle import TaskGroup
 from maillage.core.trust import Trust
+from maillage.gateway import api
 from maillage.gateway.handlers import TransactionalLoop
 from maillage.gateway.models import TABLES
 from maillage.gateway.services import Gateway
@@ -51,6 +52,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             tasks.start(loop.run(), name="gateway-loop")
             app.state.loop = loop
             app.state.trust = loop.gateway.trust
+            app.state.sessions = loop.gateway.sessions
+            app.state.network = settings.network
             try:
                 yield
             finally:
@@ -64,4 +67,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return loop is not None and tasks.healthy and bool(loop.consumer.assignment())
 
     install_common(app, max_body_bytes=settings.max_body_bytes, ready=ready)
+    app.include_router(api.router)
     return app

@@ -66,6 +66,7 @@ class AuditRow(SQLModel, table=True):
     removed: dict[str, str] = json_field()
     reason: str | None = None
     review: bool = False
+    raised_by: str | None = None  # a danger alert's raiser (pseudonymous), for the four-eyes review
     policy_sha256: str
     recorded_at: str  # ISO 8601 exactly as hashed
     prev_hash: str

@@ -308,8 +308,9 @@ class Gateway:
             rows = await batch.session.exec(select(AuditRow).where(AuditRow.event_id == envelope.id)
                                             .order_by(col(AuditRow.seq)))
             for row in rows.all():
+                unset = {"raised_by"} if row.raised_by is None else None  # as it was hashed
                 batch.outgoing.append(Outgoing(self.topics.audit, envelope.id.encode(),
-                                               orjson.dumps(row.model_dump())))
+                                               orjson.dumps(row.model_dump(exclude=unset))))
         # else: the same event published twice (an outbox retry): already delivered, nothing to do.
 
     def _payload(self, opened: Opened) -> EventPayload:
@@ -448,6 +449,9 @@ class Gateway:
                 "reason": d.reason.value if d.reason else None, "review": d.needs_review,
                 "policy_sha256": self.policy.sha256, "recorded_at": self.clock().isoformat(),
             }
+            if isinstance(payload, AlertRaised) and payload.raised_by:
+                # Only when known, so that records without it hash as they always did.
+                record["raised_by"] = payload.raised_by
             record["prev_hash"] = self.state.last_hash
             record["hash"] = chain_hash(record, prev_hash=self.state.last_hash)
             self.state.last_hash = record["hash"]

@@ -39,10 +39,15 @@ def test_an_agency_reads_only_its_own_delivery_topic() -> None:
                 reader.id == owner.id)
 
 
-def test_only_the_gateway_writes_delivery_status_and_audit_topics() -> None:
-    written = {TOPICS.status, TOPICS.audit, *(TOPICS.deliver(a.id) for a in NETWORK.agencies)}
+def test_only_the_gateway_writes_delivery_and_audit_topics() -> None:
+    written = {TOPICS.audit, *(TOPICS.deliver(a.id) for a in NETWORK.agencies)}
     writers = {g.user for g in PLAN if g.operation is Operation.WRITE and g.name in written}
     assert writers == {GATEWAY_PRINCIPAL}
+
+
+def test_status_is_written_by_the_gateway_and_the_dispatchers_reports_only() -> None:
+    writers = {g.user for g in PLAN if g.operation is Operation.WRITE and g.name == TOPICS.status}
+    assert writers == {GATEWAY_PRINCIPAL, DISPATCHER_PRINCIPAL}
 
 
 def test_an_agency_submits_reads_status_and_uses_only_its_own_group() -> None:
@@ -75,7 +80,7 @@ def test_the_dispatcher_reads_only_the_deliveries_of_the_agencies_it_serves() ->
 def test_the_demo_network_needs_few_acl_command_runs() -> None:
     # Each run is a JVM start: per agency one, plus the grants shared by all agencies, the gateway's and the
     # dispatcher's, plus one per delivery topic the dispatcher reads beside its agency.
-    assert len(batches(PLAN)) <= len(NETWORK.agencies) + 6 + len(NETWORK.dispatched)
+    assert len(batches(PLAN)) <= len(NETWORK.agencies) + 7 + len(NETWORK.dispatched)
 
 
 def test_a_batch_is_a_command_line_for_acl_command() -> None:

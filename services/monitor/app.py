@@ -1,0 +1,74 @@
+"""Composition root of the monitor: its database, a consumer of audit/status/dlq, lag polling → FastAPI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from maillage.core import bus
+from maillage.core.db import create_schema, make_engine, session_factory
+from maillage.core.http import install_common
+from maillage.core.lifecycle import TaskGroup
+from maillage.core.trust import PublicTrust
+from maillage.monitor.api import router
+from maillage.monitor.ingest import Ingest
+from maillage.monitor.models import TABLES
+from maillage.monitor.service import Monitor
+from maillage.monitor.settings import MonitorSettings
+
+
+def create_app(settings: MonitorSettings) -> FastAPI:
+    topics = settings.topics
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.db_url())
+        await create_schema(engine, TABLES)
+        sessions = session_factory(engine)
+        producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
+        await producer.start()
+        monitor = Monitor(network=settings.network, topics=topics, sessions=sessions, bootstrap=settings.bootstrap,
+                          producer=producer, auth=settings.kafka_auth, lag_interval=settings.lag_interval_seconds)
+        consumer = bus.consumer(settings.bootstrap, topics.audit, topics.status, topics.dlq,
+                                group_id=settings.group_id, auth=settings.kafka_auth)
+        await consumer.start()
+        ingest = Ingest(sessions, topics)
+
+        async def handle(records: list) -> None:  # type: ignore[type-arg]
+            await ingest.handle(records)
+            monitor.refresh_gauges_soon()
+
+        tasks = TaskGroup()
+        tasks.start(bus.consume_forever(consumer, handle, name="monitor"), name="monitor")
+        tasks.start(monitor.watch(), name="lag")
+
+        async def ready() -> bool:
+            async with engine.connect() as conn:
+                await conn.execute(text("select 1"))
+            return tasks.healthy and bool(consumer.assignment())
+
+        app.state.monitor = monitor
+        app.state.trust = PublicTrust.load(settings.key_dirs)
+        app.state.key_owners = ()
+        app.state.ready = ready
+        try:
+            yield
+        finally:
+            await tasks.stop()
+            await consumer.stop()
+            await producer.stop()
+            await engine.dispose()
+
+    app = FastAPI(title="Maillage monitor", version="1", lifespan=lifespan,
+                  summary="The flow of events for operators: decisions, lag, dead letters, reviews — never content.")
+
+    async def ready() -> bool:
+        check = getattr(app.state, "ready", None)
+        return bool(check and await check())
+
+    install_common(app, max_body_bytes=settings.max_body_bytes, ready=ready)
+    app.include_router(router)
+    return app

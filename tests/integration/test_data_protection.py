@@ -1,0 +1,160 @@
+"""Data-protection officers: the audit chain verified over the gateway's API and from a copy of its database,
+and who received what about a person, metadata only — on a real broker and the gateway's real SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from typer.testing import CliRunner, Result
+
+from maillage.cli.main import app as cli
+from maillage.core.db import make_engine, session_factory
+from maillage.core.envelope import new_subject_ref
+from maillage.core.tokens import Scope
+from maillage.gateway.app import create_app as create_gateway_app
+from maillage.gateway.reports import verify_chain
+from tests.support import Pole, assert_problem, consent, decided, listening, refer
+
+pytestmark = pytest.mark.integration
+
+SENDER = "refuge-liege"
+AUDIT_READ = (Scope.AUDIT_READ,)
+# Values of ALL_EIGHT that must never appear in what an auditor reads.
+PERSONAL_VALUES = ["Amina", "Testperson", "85010112345", "+32 470", "amina@example.org", "Rue du Refuge",
+                   "Noa", "LI.12.34.5678/26", "Bruises", "knife"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def gateway_db(pole: Pole) -> Path:
+    return pole.data_dir / "gateway.db"
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    """The `maillage` command, in a thread: it runs its own event loop."""
+    wide = {"COLUMNS": "250", **(env or {})}
+    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=wide)
+
+
+def said(result: Result) -> str:
+    return " ".join(result.output.split())
+
+
+async def referrals_decided(pole: Pole, subject: str, *recipients: str) -> list[str]:
+    events = [await refer(pole, SENDER, subject, to=to) for to in recipients]
+    for event_id in events:
+        await decided(pole, SENDER, event_id)
+    return events
+
+
+def tamper(db: Path, *, event_id: str) -> int:
+    """Widen what one recipient is recorded as having received, as someone covering a leak might."""
+    with sqlite3.connect(db) as conn:
+        [(seq,)] = conn.execute("SELECT seq FROM gateway_audit WHERE event_id = ?", (event_id,)).fetchall()
+        conn.execute("UPDATE gateway_audit SET delivered = ? WHERE seq = ?",
+                     (orjson.dumps(["identity", "location"]).decode(), seq))
+    return int(seq)
+
+
+async def test_an_altered_audit_record_is_named_by_the_api_and_by_the_cli(pole: Pole) -> None:
+    gateway = await pole.start_gateway()
+    await pole.start_agency(SENDER)
+    subject = new_subject_ref()
+    await consent(pole, SENDER, subject, to=["cpas-seraing", "chr-citadelle"],
+                  categories=["identity", "contact", "health", "narrative"])
+    events = await referrals_decided(pole, subject, "cpas-seraing", "chr-citadelle", "zp-meuse", "cpas-seraing")
+    token = pole.token("cpas-seraing", AUDIT_READ)
+    database = f"sqlite+aiosqlite:///{gateway_db(pole)}"
+
+    whole = (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()
+    assert whole == {"records": 4, "intact": True, "first_broken": None,
+                     "policy_sha256s": [pole.gateway_settings().policy.sha256]}
+    untouched = await run_cli("audit", "verify", "--database", database)
+    assert untouched.exit_code == 0, untouched.output
+    assert "4 audit records: intact" in said(untouched)
+
+    seq = tamper(gateway_db(pole), event_id=events[1])
+
+    broken = (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()
+    assert broken["records"] == 4 and broken["intact"] is False
+    assert broken["first_broken"]["seq"] == seq
+    assert broken["first_broken"]["event_id"] == events[1]
+    engine = make_engine(database)
+    try:
+        assert (await verify_chain(session_factory(engine), chunk=1)).model_dump() == broken
+    finally:
+        await engine.dispose()
+    from_copy = await run_cli("audit", "verify", "--database", database)
+    assert from_copy.exit_code == 1, from_copy.output
+    assert f"broken. First broken record: seq {seq}, event {events[1]}," in said(from_copy)
+
+
+async def test_disclosures_list_who_received_what_about_a_person_and_nothing_of_the_person(pole: Pole) -> None:
+    url = await pole.stack.enter_async_context(listening(create_gateway_app(pole.gateway_settings())))
+    await pole.start_agency(SENDER)
+    subject, someone_else = new_subject_ref(), new_subject_ref()
+    for person in (subject, someone_else):
+        await consent(pole, SENDER, person, to=["cpas-seraing"],
+                      categories=["identity", "contact", "location", "narrative"])
+    shared, _denied = await referrals_decided(pole, subject, "cpas-seraing", "zp-meuse")
+    await referrals_decided(pole, someone_else, "cpas-seraing")
+    [decision] = (await decided(pole, SENDER, shared))["recipients"]
+    token = pole.token("parquet-liege", AUDIT_READ)
+
+    async with httpx.AsyncClient(base_url=url, headers=bearer(token)) as auditor:
+        response = await auditor.get(f"/v1/disclosures/{subject}")
+        nobody = (await auditor.get(f"/v1/disclosures/{new_subject_ref()}")).json()
+
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["subject_ref"] == subject
+    [line] = report["disclosures"]  # not the police zone, which had no consent; not the other person's
+    assert line["event_id"] == shared
+    assert line["recipient"] == "cpas-seraing" and line["recipient_name"]
+    assert line["sector"] == "social" and line["legal_basis"] == "consent" and line["review"] is False
+    assert line["event_type"] == "maillage.referral.created.v1" and line["source"] == SENDER
+    assert line["delivered"] == ["contact", "identity", "narrative"] == decision["delivered"]
+    assert line["removed"] == decision["removed"] and line["removed"]["location"] == "above_ceiling"
+    assert line["recorded_at"]
+    assert nobody == {"subject_ref": nobody["subject_ref"], "disclosures": []}
+    assert not [value for value in PERSONAL_VALUES if value in response.text]
+
+    env = {"MAILLAGE_TOKEN": token}
+    listed = await run_cli("disclosures", subject, "--gateway", url, env=env)
+    assert listed.exit_code == 0, listed.output
+    assert f"Disclosures about {subject}" in said(listed) and "(cpas-seraing)" in said(listed)
+    assert "zp-meuse" not in listed.output and token not in listed.output
+    none_listed = await run_cli("disclosures", new_subject_ref(), "--gateway", url, env=env)
+    assert none_listed.exit_code == 0 and "No disclosure recorded" in said(none_listed)
+    verified = await run_cli("audit", "verify", "--gateway", url, env=env)
+    assert verified.exit_code == 0 and "3 audit records: intact" in said(verified)
+
+
+async def test_the_audit_api_needs_an_audit_read_token_from_an_agency_of_the_network(pole: Pole) -> None:
+    gateway = await pole.start_gateway()
+    subject = new_subject_ref()
+    routes = ["/v1/audit/verify", f"/v1/disclosures/{subject}"]
+    wrong_scope = bearer(pole.token("cpas-seraing", (Scope.INBOX_READ, Scope.EVENTS_WRITE)))
+    right = bearer(pole.token("cpas-seraing", AUDIT_READ))
+
+    for route in routes:
+        anonymous = await gateway.get(route)
+        assert_problem(anonymous, 401)
+        assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+        assert_problem(await gateway.get(route, headers={"Authorization": "Bearer not-a-token"}), 401)
+        forbidden: dict[str, Any] = assert_problem(await gateway.get(route, headers=wrong_scope), 403)
+        assert "audit:read" in forbidden["detail"]
+        assert (await gateway.get(route, headers=right)).status_code == 200
+
+    assert_problem(await gateway.get("/v1/disclosures/short", headers=right), 422)
+    assert_problem(await gateway.get("/v1/disclosures/has%20a%20space%20in%20it", headers=right), 422)
+    # The check comes before the path is even looked at: no token learns nothing about the format.
+    assert_problem(await gateway.get("/v1/disclosures/short"), 401)

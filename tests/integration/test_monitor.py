@@ -1,0 +1,202 @@
+"""The operators' monitor: the flow of events, lag, dead letters with replay, four-eyes reviews, unanswered alerts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from maillage.core.envelope import new_subject_ref
+from maillage.core.tokens import Scope, mint
+from maillage.dispatcher.clock import ManualClock
+from tests.monitor import as_operator, monitor, operator_token
+from tests.oncall import IMMINENT_DELAY, WEDNESDAY_10H, dispatcher, oncall_network, raise_alert
+from tests.support import Pole, assert_problem, consent, decided, eventually, refer
+
+pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def raw_producer(pole: Pole) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=pole.bootstrap)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+async def items(client: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
+    response = await client.get(path)
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()["items"]
+    return found
+
+
+async def test_operators_see_flow_decisions_lag_and_dead_letters(pole: Pole) -> None:
+    await pole.start_gateway()
+    await pole.start_agency("refuge-liege")
+    await pole.start_agency("cpas-seraing")
+    subject = new_subject_ref()
+    await consent(pole, "refuge-liege", subject, to=["cpas-seraing"], categories=["identity", "contact"])
+    await refer(pole, "refuge-liege", subject, to="cpas-seraing")
+    denied = await refer(pole, "refuge-liege", new_subject_ref(), to="cpas-seraing")
+    await decided(pole, "refuge-liege", denied)
+    async with raw_producer(pole) as producer:  # a record without any envelope
+        await producer.send_and_wait(pole.topics.submitted, b"not an event", key=b"s-nobodyatall")
+
+    async with monitor(pole) as running, as_operator(running, operator_token(pole)) as client:
+        async def seen() -> list[dict[str, Any]] | None:
+            rows = await items(client, "/v1/decisions")
+            dead = await items(client, "/v1/dead-letters")
+            return rows if len(rows) >= 2 and dead else None
+        rows = await eventually(seen, what="the decisions and the dead letter at the monitor")
+        outcomes = {(r["type"], r["sector"], r["outcome"], r["legal_basis"]): r["count"] for r in rows}
+        assert outcomes[("maillage.referral.created.v1", "social", "filtered", "consent")] == 1
+        assert outcomes[("maillage.referral.created.v1", "social", "denied", "consent")] == 1
+        assert next(r for r in rows if r["outcome"] == "filtered")["categories_removed"] > 0
+
+        overview = (await client.get("/v1/overview")).json()
+        assert (overview["decisions"]["filtered"], overview["decisions"]["denied"]) == (1, 1)
+        assert overview["dead_letters_waiting"] == 1
+        flow = (await client.get("/v1/flow?minutes=10&bucket_seconds=60")).json()
+        social = next(s for s in flow["series"] if s["sector"] == "social")
+        assert sum(social["filtered"]) == 1 and sum(social["denied"]) == 1
+        assert len(flow["times"]) == 10
+
+        [dead] = await items(client, "/v1/dead-letters")
+        assert (dead["reason"], dead["service"], dead["topic"], dead["replayable"]) == \
+            ("envelope", "gateway", "maillage.submitted", True)
+
+        async def lag_known() -> list[dict[str, Any]] | None:
+            groups = (await client.get("/v1/lag")).json()["groups"]
+            gateway = [g for g in groups if g["group"] == "maillage.gateway"]
+            return gateway if gateway and gateway[0]["lag"] == 0 else None
+        [gateway] = await eventually(lag_known, what="the gateway's group at lag 0")
+        assert gateway["topic"] == "maillage.submitted"
+        metrics = (await client.get("/metrics")).text
+        assert 'maillage_consumer_lag_records{group="maillage.gateway",topic="maillage.submitted"} 0.0' in metrics
+        assert "Testperson" not in str(overview) + str(rows) + str(flow) + str(dead)
+
+
+async def test_a_dead_letter_replayed_needs_the_act_scope_and_goes_through_the_gateway_again(pole: Pole) -> None:
+    await pole.start_gateway()
+    async with raw_producer(pole) as producer:
+        await producer.send_and_wait(pole.topics.submitted, b"still not an event", key=b"s-nobodyatall",
+                                     headers=[("ce_id", b"0197a0a0-0000-7000-8000-00000000dead")])
+    async with monitor(pole) as running, as_operator(running, operator_token(pole)) as reader, \
+            as_operator(running, operator_token(pole, "operator-ben", act=True)) as actor:
+        [dead] = await eventually(lambda: items(reader, "/v1/dead-letters"), what="the dead letter")
+        refused = await reader.post(f"/v1/dead-letters/{dead['id']}/replay")
+        assert "monitor:act" in assert_problem(refused, 403)["detail"]
+
+        replayed = await actor.post(f"/v1/dead-letters/{dead['id']}/replay")
+        assert replayed.status_code == 202, replayed.text
+        assert replayed.json()["replays"] == 1 and replayed.json()["replayed_at"]
+
+        async def twice() -> list[dict[str, Any]] | None:
+            rows = [d for d in await items(reader, "/v1/dead-letters")
+                    if d["event_id"] == "0197a0a0-0000-7000-8000-00000000dead"]
+            return rows if len(rows) == 2 else None
+        # Republished as it was first sent, the gateway refuses it again, for the same reason.
+        assert {d["reason"] for d in await eventually(twice, what="the replayed record refused again")} == {
+            "envelope"}
+        assert_problem(await actor.post("/v1/dead-letters/999999/replay"), 404)
+
+
+async def test_a_danger_disclosure_is_approved_by_a_second_person_only(pole: Pole) -> None:
+    await pole.start_gateway()
+    await pole.start_agency("refuge-liege")
+    alert_id = await raise_alert(pole, new_subject_ref())
+    await decided(pole, "refuge-liege", alert_id)
+    # The partner system that raised it holds the token pole.token() mints: same agency, same subject.
+    raiser = mint(pole.trust("refuge-liege").own, subject="refuge-liege-case-system",
+                  scopes=(Scope.MONITOR_READ, Scope.MONITOR_ACT))
+    async with monitor(pole) as running, as_operator(running, raiser) as same_person, \
+            as_operator(running, operator_token(pole, "operator-claire", act=True)) as second:
+        [review] = await eventually(lambda: items(second, "/v1/reviews"), what="the review")
+        assert (review["event_id"], review["recipient"], review["sector"]) == (alert_id, "zp-meuse", "police")
+
+        refused = await same_person.post(f"/v1/reviews/{review['id']}/approve")
+        assert "second person" in assert_problem(refused, 403)["detail"]
+        approved = await second.post(f"/v1/reviews/{review['id']}/approve")
+        assert approved.status_code == 200 and approved.json()["status"] == "approved"
+        assert_problem(await second.post(f"/v1/reviews/{review['id']}/approve"), 409)
+        assert await items(second, "/v1/reviews") == []
+        assert "maillage_review_queue_pending 0.0" in (await second.get("/metrics")).text
+
+
+async def test_alerts_no_one_acknowledged_reach_the_operators(pole: Pole, tmp_path: Path) -> None:
+    pole.network_file = oncall_network(tmp_path / "net")
+    await pole.start_gateway()
+    await pole.start_agency("refuge-liege")
+    clock = ManualClock(WEDNESDAY_10H)
+    async with dispatcher(pole, clock) as on_call, monitor(pole) as running, \
+            as_operator(running, operator_token(pole)) as client:
+        alert_id = await raise_alert(pole, new_subject_ref())
+        await eventually(lambda: _stored(on_call, alert_id), what="the alert at the dispatcher")
+        clock.advance(IMMINENT_DELAY)  # no worker connected anywhere: every level passes at once
+        await on_call.dispatcher.run_due()
+        [unanswered] = await eventually(lambda: items(client, "/v1/alerts/unacknowledged"),
+                                        what="the unanswered alert at the monitor")
+        assert (unanswered["alert_id"], unanswered["agency"], unanswered["levels_paged"]) == (alert_id, "zp-meuse", 3)
+        assert set(unanswered) == {"agency", "alert_id", "severity", "levels_paged", "received_at", "since"}
+
+
+async def _stored(on_call: Any, alert_id: str) -> bool:
+    from sqlmodel import select
+
+    from maillage.dispatcher.models import OncallAlert
+
+    async with on_call.dispatcher.sessions() as session:
+        return (await session.exec(select(OncallAlert).where(OncallAlert.alert_id == alert_id))).first() is not None
+
+
+async def test_every_route_needs_an_operators_token(pole: Pole) -> None:
+    async with monitor(pole) as running, httpx.AsyncClient(base_url=running.url) as anonymous:
+        for path in ("/v1/overview", "/v1/flow", "/v1/decisions", "/v1/lag", "/v1/dead-letters", "/v1/reviews",
+                     "/v1/alerts/unacknowledged"):
+            assert_problem(await anonymous.get(path), 401)
+        agency_system = pole.token("refuge-liege")  # an agency's partner system is no operator
+        assert_problem(await anonymous.get("/v1/overview", headers={"Authorization": f"Bearer {agency_system}"}),
+                       403)
+        assert (await anonymous.get("/healthz")).status_code == 200
+
+
+async def test_the_command_line_lists_and_replays_dead_letters_and_shows_status(pole: Pole, tmp_path: Path) -> None:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from maillage.cli.main import app
+    from tests.processes import network_copy
+
+    await pole.start_gateway()
+    async with raw_producer(pole) as producer:
+        await producer.send_and_wait(pole.topics.submitted, b"not an event either", key=b"s-nobodyatall")
+    runner = CliRunner()
+    async with monitor(pole) as running, as_operator(running, operator_token(pole)) as client:
+        await eventually(lambda: items(client, "/v1/dead-letters"), what="the dead letter")
+        token = operator_token(pole, "operator-dan", act=True)
+
+        def cli(*args: str) -> Any:
+            return runner.invoke(app, [*args, "--monitor", running.url, "--token", token])
+        listed = await asyncio.to_thread(cli, "dlq", "list")
+        assert listed.exit_code == 0, listed.output
+        assert "envelope" in listed.output and "gateway" in listed.output
+        replayed = await asyncio.to_thread(cli, "dlq", "replay", "--reason", "envelope")
+        assert replayed.exit_code == 0 and "Replayed 1 of 1" in replayed.output, replayed.output
+        no_token = await asyncio.to_thread(runner.invoke, app, ["dlq", "list", "--monitor", running.url])
+        assert no_token.exit_code == 2 and "token" in no_token.output
+
+        network = network_copy(tmp_path / "net", prefix=pole.prefix)
+        shown = await asyncio.to_thread(runner.invoke, app, ["status", "--network", str(network),
+                                                              "--bootstrap", pole.bootstrap])
+        assert shown.exit_code == 0, shown.output
+        assert "maillage.gateway" in shown.output and "consumer lag" in shown.output
+        assert "down" in shown.output, "services of the copied network are not running: said so"
