@@ -8,9 +8,9 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
@@ -119,13 +119,41 @@ def header(headers: Headers, name: str) -> str | None:
 BatchHandler = Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
 
 
+class SkippedOffsets:
+    """Commits the positions a consumer reached without records to hand over: a transaction's commit
+    marker takes an offset of its own, so a group that read everything would otherwise always show a
+    lag of one per partition (and start again one record early after a restart)."""
+
+    def __init__(self, kafka_consumer: AIOKafkaConsumer) -> None:
+        self.consumer = kafka_consumer
+        self.committed: dict[TopicPartition, int] = {}
+
+    def note(self, offsets: dict[TopicPartition, int]) -> None:
+        self.committed.update(offsets)
+
+    async def commit_when_idle(self) -> None:
+        moved: dict[TopicPartition, int] = {}
+        for tp in self.consumer.assignment():
+            if tp not in self.committed:
+                self.committed[tp] = await self.consumer.committed(tp) or 0
+            position = await self.consumer.position(tp)
+            if position > self.committed[tp]:
+                moved[tp] = position
+        if moved:
+            await self.consumer.commit(moved)
+            self.note(moved)
+
+
 async def consume_forever(kafka_consumer: AIOKafkaConsumer, handle: BatchHandler, *, name: str) -> None:
     """At-least-once loop: handle a batch durably, then commit its offsets. Handlers are idempotent by id."""
     backoff = 0.5
+    skipped = SkippedOffsets(kafka_consumer)
     while True:
         batches = await kafka_consumer.getmany(timeout_ms=500, max_records=1000)
         records = [r for part in batches.values() for r in part]
         if not records:
+            with contextlib.suppress(KafkaError):  # a rebalance meanwhile: the next idle turn does it
+                await skipped.commit_when_idle()
             continue
         try:
             await handle(records)
@@ -139,4 +167,6 @@ async def consume_forever(kafka_consumer: AIOKafkaConsumer, handle: BatchHandler
             backoff = min(backoff * 2, 10.0)
             continue
         backoff = 0.5
-        await kafka_consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+        offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
+        await kafka_consumer.commit(offsets)
+        skipped.note(offsets)

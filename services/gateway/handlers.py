@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
-from maillage.core.bus import send_batched
+from maillage.core.bus import SkippedOffsets, send_batched
 from maillage.core.metrics import DECISION_SECONDS
 from maillage.gateway.services import Gateway, Outgoing
 
@@ -25,6 +27,7 @@ class TransactionalLoop:
         self.group_id = group_id
         self.max_records = max_records
         self.processed = 0
+        self.skipped = SkippedOffsets(consumer)
 
     async def run(self) -> None:
         while True:
@@ -34,16 +37,20 @@ class TransactionalLoop:
         batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_records)
         records = [r for part in batches.values() for r in part]
         if not records:
+            with contextlib.suppress(KafkaError):
+                await self.skipped.commit_when_idle()
             return 0
         try:
             with DECISION_SECONDS.time():
                 outgoing = await self.gateway.process(records)
-                await self._publish(outgoing, {tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+                offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
+                await self._publish(outgoing, offsets)
         except Exception as exc:
             log.warning("batch not published, reading it again", extra={"error": type(exc).__name__})
             self._rewind(batches)
             await asyncio.sleep(0.5)
             return 0
+        self.skipped.note(offsets)
         self.processed += len(records)
         return len(records)
 

@@ -406,6 +406,7 @@ class Gateway:
             if d.outcome is Outcome.DENIED:
                 continue
             share = restrict(payload, d.delivered).model_dump(mode="json", exclude_none=True)
+            share.pop("raised_by", None)  # for the four-eyes review (in the audit record), not for recipients
             readdressed = envelope.readdressed(recipient=d.recipient.agency_id, legalbasis=d.basis, data=b"")
             batch.to_seal.append(ToSeal(index=len(batch.outgoing), envelope=readdressed,
                                         plaintext=orjson.dumps(share), recipient=d.recipient.agency_id))

@@ -1,23 +1,39 @@
-"""Sealed data: a marker put in every field of every event appears in no topic, no log line and no metric."""
+"""Sealed data: a marker put in every field of every event appears in no topic, no log line, no metric, and
+nowhere an operator looks (the monitor's JSON API and dashboard, the dispatcher's operator view)."""
 
 from __future__ import annotations
 
 import signal
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from maillage.core.envelope import new_subject_ref
 from maillage.core.keys import KeyDirs
-from maillage.core.network import load_network
+from maillage.core.network import Network, load_network
+from maillage.core.polling import eventually
+from maillage.core.tokens import Scope, mint
+from maillage.core.trust import Trust
 from tests.e2e.test_up import client_of, poll
 from tests.processes import maillage, network_copy, wait_ready
 
 pytestmark = pytest.mark.e2e
+
+
+@asynccontextmanager
+async def started_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
 
 
 def everything_marked(marker: str) -> dict[str, object]:
@@ -56,6 +72,19 @@ async def raw_records(bootstrap: str, prefix: str) -> list[bytes]:
     return blobs
 
 
+async def operator_views(network: Network, token: str) -> list[str]:
+    """Every page and JSON answer the monitor gives an operator, and the dispatcher's view for operators."""
+    monitor = f"http://127.0.0.1:{network.monitor.port}"
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=monitor, headers=auth, timeout=30) as client:
+        pages = [(await client.get(path)).text for path in (
+            "/dashboard", "/v1/overview", "/v1/flow", "/v1/decisions", "/v1/lag", "/v1/dead-letters",
+            "/v1/reviews?pending=false", "/v1/alerts/unacknowledged", "/openapi.json")]
+        dispatcher = f"http://127.0.0.1:{network.dispatcher.port}"
+        pages.append((await client.get(f"{dispatcher}/v1/alerts/unacknowledged")).text)
+    return pages
+
+
 async def test_marker_in_every_field_is_nowhere_but_in_the_recipients_inbox(kafka_bootstrap: str,
                                                                            tmp_path: Path) -> None:
     marker = f"MRK{uuid.uuid4().hex[:12]}"
@@ -67,8 +96,8 @@ async def test_marker_in_every_field_is_nowhere_but_in_the_recipients_inbox(kafk
                   "--data-dir", str(data_dir), env={}, log=tmp_path / "up.log")
     try:
         wait_ready(f"http://127.0.0.1:{network.gateway.port}", up, timeout=90)
-        for agency in network.agencies:
-            wait_ready(f"http://127.0.0.1:{agency.port}", up, timeout=30)
+        for port in (*(a.port for a in network.agencies), network.dispatcher.port, network.monitor.port):
+            wait_ready(f"http://127.0.0.1:{port}", up, timeout=30)
         dirs = KeyDirs(private=data_dir / "keys" / "private", public=data_dir / "keys" / "public")
         refuge, cpas, police = (client_of(network, a, dirs) for a in ("refuge-liege", "cpas-seraing", "zp-meuse"))
         subject = new_subject_ref()
@@ -94,8 +123,26 @@ async def test_marker_in_every_field_is_nowhere_but_in_the_recipients_inbox(kafk
         assert response.status_code == 200
         poll(lambda: refuge.get(f"/v1/referrals/{referral}").json()["state"] == "declined")
 
+        # A record no one can read, its value a person's details in clear: the monitor lists the dead
+        # letter, never its value.
+        stray = f"STRAY{uuid.uuid4().hex[:12]}"
+        async with started_producer(kafka_bootstrap) as producer:
+            await producer.send_and_wait(f"{prefix}maillage.submitted", f'{{"name": "{stray}"}}'.encode(),
+                                         key=b"s-strayrecord", headers=[("ce_subject", stray.encode())])
+        operator = mint(Trust.load(dirs, "cpas-seraing").own, subject="operator",
+                        scopes=(Scope.MONITOR_READ, Scope.MONITOR_ACT))
+
+        async def monitored() -> bool:
+            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {operator}"}) as client:
+                monitor = f"http://127.0.0.1:{network.monitor.port}"
+                decisions = (await client.get(f"{monitor}/v1/decisions")).json()["items"]
+                dead = (await client.get(f"{monitor}/v1/dead-letters")).json()["items"]
+                return len(decisions) >= 2 and any(d["reason"] == "envelope" for d in dead)
+        await eventually(monitored, timeout=60, what="the monitor to see the decisions and the dead letter")
+        views = await operator_views(network, operator)
         metrics = [httpx.get(f"http://127.0.0.1:{port}/metrics").text
-                   for port in [network.gateway.port, *(a.port for a in network.agencies)]]
+                   for port in [network.gateway.port, *(a.port for a in network.agencies),
+                                network.dispatcher.port, network.monitor.port]]
         records = await raw_records(kafka_bootstrap, prefix)
     finally:
         up.send_signal(signal.SIGINT)
@@ -104,5 +151,7 @@ async def test_marker_in_every_field_is_nowhere_but_in_the_recipients_inbox(kafk
     assert len(records) > 20 and all("maillage_" in m for m in metrics), "the places searched are not empty"
     assert not [r for r in records if marker.encode() in r], "Kafka holds only ciphertext of personal data"
     assert not [m for m in metrics if marker in m], "metrics carry no content"
+    assert any("danger" in v for v in views) and any("envelope" in v for v in views), "operators see the flow"
+    assert not [v for v in views if marker in v or stray in v], "operators never see content"
     logs = [p.read_bytes() for p in [tmp_path / "up.log", *data_dir.glob("*.log")]]
     assert len(logs) > 2 and not [log for log in logs if marker.encode() in log], "logs carry no content"
