@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import ConsoleMessage, Dialog, Page, async_playwright
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -56,3 +56,19 @@ def screenshot_path(name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).removesuffix(".png")
     return ARTIFACTS / f"{stem}.png"
+
+
+def watch_for_problems(page: Page, problems: list[str]) -> None:
+    """Collect what a user would notice or an attacker would need: script errors, CSP refusals, dialogs."""
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            problems.append(message.text)
+
+    async def on_dialog(dialog: Dialog) -> None:
+        problems.append(f"a dialog opened: {dialog.message}")
+        await dialog.dismiss()
+
+    page.on("console", on_console)
+    page.on("dialog", on_dialog)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
@@ -13,16 +11,12 @@ from maillage.core.tokens import Scope, mint
 from maillage.monitor.app import create_app
 from maillage.monitor.service import Monitor
 from maillage.monitor.settings import MonitorSettings
-from tests.support import Pole, eventually, listening
+from tests.support import Pole, Served, served_when_ready
 
 OPERATOR_AGENCY = "cpas-seraing"  # any agency of the network may issue an operator's token
 
 
-@dataclass
-class RunningMonitor:
-    url: str
-    app: Any
-
+class RunningMonitor(Served):
     @property
     def monitor(self) -> Monitor:
         monitor: Monitor = self.app.state.monitor
@@ -31,13 +25,8 @@ class RunningMonitor:
 
 @asynccontextmanager
 async def monitor(pole: Pole) -> AsyncIterator[RunningMonitor]:
-    app = create_app(MonitorSettings(**pole.common(), lag_interval_seconds=0.5))
-    async with listening(app) as url:
-        async with httpx.AsyncClient(base_url=url) as client:
-            async def ready() -> bool:
-                return (await client.get("/readyz")).status_code == 200
-            await eventually(ready, what="the monitor to be ready")
-        yield RunningMonitor(url=url, app=app)
+    async with served_when_ready(create_app(MonitorSettings(**pole.common(), lag_interval_seconds=0.5))) as served:
+        yield RunningMonitor(url=served.url, app=served.app)
 
 
 def operator_token(pole: Pole, who: str = "operator-anne", *, act: bool = False, agency: str = OPERATOR_AGENCY

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import tomli_w
 from websockets.asyncio.client import ClientConnection, connect
@@ -23,7 +22,7 @@ from maillage.dispatcher.app import create_app
 from maillage.dispatcher.clock import ManualClock
 from maillage.dispatcher.escalation import Dispatcher
 from maillage.dispatcher.settings import DispatcherSettings
-from tests.support import ALL_EIGHT, Pole, eventually, listening
+from tests.support import ALL_EIGHT, Pole, Served, eventually, served_when_ready
 
 # A Wednesday, 10:00 in Brussels: the demo police zone's day shift is on call at level 1.
 WEDNESDAY_10H = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -47,11 +46,14 @@ def oncall_network(directory: Path, *, grace: int = 0, fallback_url: str | None 
     return path
 
 
-@dataclass
-class Running:
-    url: str
-    app: Any
+async def start_pole(pole: Pole, tmp_path: Path, **network: Any) -> None:
+    """The on-call test network, its gateway and the agency that raises alerts (refuge-liege)."""
+    pole.network_file = oncall_network(tmp_path / "net", **network)
+    await pole.start_gateway()
+    await pole.start_agency("refuge-liege")
 
+
+class Running(Served):
     @property
     def dispatcher(self) -> Dispatcher:
         engine: Dispatcher = self.app.state.dispatcher
@@ -60,16 +62,8 @@ class Running:
 
 @asynccontextmanager
 async def dispatcher(pole: Pole, clock: ManualClock) -> AsyncIterator[Running]:
-    settings = DispatcherSettings(**pole.common())
-    app = create_app(settings, clock=clock)
-    async with listening(app) as url:
-        async with httpx.AsyncClient(base_url=url) as client:
-            await eventually(lambda: _ready(client), what="the dispatcher to be ready")
-        yield Running(url=url, app=app)
-
-
-async def _ready(client: httpx.AsyncClient) -> bool:
-    return (await client.get("/readyz")).status_code == 200
+    async with served_when_ready(create_app(DispatcherSettings(**pole.common()), clock=clock)) as served:
+        yield Running(url=served.url, app=served.app)
 
 
 def worker_token(pole: Pole, worker: str, *, agency: str = POLICE, scopes: tuple[Scope, ...] = (Scope.ALERTS_ACK,)

@@ -219,6 +219,25 @@ async def fate(client: httpx.AsyncClient, event_id: str) -> dict[str, Any] | Non
 # --- servers on a real port (WebSockets, streams, a browser) ---------------------------------------------
 
 
+@dataclass
+class Served:
+    """A service on a real port: its base URL, and its app (to reach its state in a test)."""
+
+    url: str
+    app: Any
+
+
+@asynccontextmanager
+async def served_when_ready(app: Any) -> AsyncIterator[Served]:
+    """`app` listening on a free port, once its `/readyz` says so."""
+    async with listening(app) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            async def ready() -> bool:
+                return (await client.get("/readyz")).status_code == 200
+            await eventually(ready, what=f"{url} to be ready")
+        yield Served(url=url, app=app)
+
+
 @asynccontextmanager
 async def listening(app: Any) -> AsyncIterator[str]:
     """`app` served by uvicorn on a free port of this machine, lifespan included; yields its base URL."""

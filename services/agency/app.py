@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from maillage.agency.api import router
 from maillage.agency.handlers import AgencyHandlers
@@ -16,7 +15,7 @@ from maillage.agency.settings import AgencySettings
 from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory
 from maillage.core.http import install_common
-from maillage.core.lifecycle import TaskGroup
+from maillage.core.lifecycle import TaskGroup, readiness
 from maillage.core.outbox import OutboxRelay
 from maillage.core.trust import Trust
 from maillage.core.webhooks import WebhookDispatcher
@@ -47,14 +46,9 @@ def create_app(settings: AgencySettings) -> FastAPI:
         tasks.start(webhooks.run(), name="webhooks")
         tasks.start(bus.consume_forever(consumer, handlers.handle, name="deliveries"), name="deliveries")
 
-        async def ready() -> bool:
-            async with engine.connect() as conn:
-                await conn.execute(text("select 1"))
-            return tasks.healthy and bool(consumer.assignment())
-
         app.state.context = ctx
         app.state.trust = ctx.trust
-        app.state.ready = ready
+        app.state.ready = readiness(engine, tasks, consumer)
         try:
             yield
         finally:
@@ -70,10 +64,6 @@ def create_app(settings: AgencySettings) -> FastAPI:
         lifespan=lifespan,
     )
 
-    async def ready() -> bool:
-        check = getattr(app.state, "ready", None)
-        return bool(check and await check())
-
-    install_common(app, max_body_bytes=settings.max_body_bytes, ready=ready)
+    install_common(app, max_body_bytes=settings.max_body_bytes)
     app.include_router(router)
     return app

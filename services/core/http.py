@@ -76,7 +76,14 @@ class _TooLarge(Exception):
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-def install_common(app: FastAPI, *, max_body_bytes: int, ready: ReadinessCheck) -> None:
+def install_common(app: FastAPI, *, max_body_bytes: int, ready: ReadinessCheck | None = None) -> None:
+    """Problem bodies, the body limit, and the routes every service has. Readiness is `ready`, or else
+    the check the lifespan puts in `app.state.ready` once it has started (not ready before)."""
+    if ready is None:
+        async def ready() -> bool:
+            check: ReadinessCheck | None = getattr(app.state, "ready", None)
+            return bool(check and await check())
+
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 

@@ -5,10 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 log = logging.getLogger(__name__)
+
+
+def readiness(engine: AsyncEngine, tasks: TaskGroup, consumer: AIOKafkaConsumer) -> Callable[[], Awaitable[bool]]:
+    """Ready: the database answers, every background task runs, and the consumer has its partitions."""
+
+    async def ready() -> bool:
+        async with engine.connect() as conn:
+            await conn.execute(text("select 1"))
+        return tasks.healthy and bool(consumer.assignment())
+
+    return ready
 
 
 class TaskGroup:

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,7 +14,7 @@ from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory, unit_of_work
 from maillage.core.http import install_common
 from maillage.core.keys import write_private
-from maillage.core.lifecycle import TaskGroup
+from maillage.core.lifecycle import TaskGroup, readiness
 from maillage.core.outbox import OutboxRelay
 from maillage.core.trust import Trust
 from maillage.core.webhooks import Webhook, WebhookDispatcher, new_secret
@@ -73,15 +72,10 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         tasks.start(dispatcher.run(), name="escalation")
         tasks.start(bus.consume_forever(consumer, handler.handle, name="alerts"), name="alerts")
 
-        async def ready() -> bool:
-            async with engine.connect() as conn:
-                await conn.execute(text("select 1"))
-            return tasks.healthy and bool(consumer.assignment())
-
         app.state.dispatcher = dispatcher
         app.state.trust = next(iter(served.values())).trust if served else None
         app.state.key_owners = tuple(served)
-        app.state.ready = ready
+        app.state.ready = readiness(engine, tasks, consumer)
         try:
             yield
         finally:
@@ -97,11 +91,7 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         lifespan=lifespan,
     )
 
-    async def ready() -> bool:
-        check = getattr(app.state, "ready", None)
-        return bool(check and await check())
-
-    install_common(app, max_body_bytes=settings.max_body_bytes, ready=ready)
+    install_common(app, max_body_bytes=settings.max_body_bytes)
     app.include_router(router)
     return app
 

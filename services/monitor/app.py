@@ -6,12 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory
 from maillage.core.http import install_common
-from maillage.core.lifecycle import TaskGroup
+from maillage.core.lifecycle import TaskGroup, readiness
 from maillage.core.trust import PublicTrust
 from maillage.monitor.api import router
 from maillage.monitor.ingest import Ingest
@@ -45,15 +44,10 @@ def create_app(settings: MonitorSettings) -> FastAPI:
         tasks.start(bus.consume_forever(consumer, handle, name="monitor"), name="monitor")
         tasks.start(monitor.watch(), name="lag")
 
-        async def ready() -> bool:
-            async with engine.connect() as conn:
-                await conn.execute(text("select 1"))
-            return tasks.healthy and bool(consumer.assignment())
-
         app.state.monitor = monitor
         app.state.trust = PublicTrust.load(settings.key_dirs)
         app.state.key_owners = ()
-        app.state.ready = ready
+        app.state.ready = readiness(engine, tasks, consumer)
         try:
             yield
         finally:
@@ -65,10 +59,6 @@ def create_app(settings: MonitorSettings) -> FastAPI:
     app = FastAPI(title="Maillage monitor", version="1", lifespan=lifespan,
                   summary="The flow of events for operators: decisions, lag, dead letters, reviews — never content.")
 
-    async def ready() -> bool:
-        check = getattr(app.state, "ready", None)
-        return bool(check and await check())
-
-    install_common(app, max_body_bytes=settings.max_body_bytes, ready=ready)
+    install_common(app, max_body_bytes=settings.max_body_bytes)
     app.include_router(router)
     return app

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from playwright.async_api import ConsoleMessage, Dialog, Page, expect
+from playwright.async_api import Page, expect
 
 from maillage.core.envelope import new_subject_ref
-from tests.browser import chromium_page, screenshot_path
+from tests.browser import chromium_page, screenshot_path, watch_for_problems
 from tests.monitor import as_operator, monitor, operator_token
 from tests.support import ALL_EIGHT, Pole, consent, decided, eventually, refer
 
@@ -131,17 +131,7 @@ async def test_operator_watches_the_flow_replays_a_dead_letter_and_never_sees_pe
         dead_id = seen["dead"]["id"]
         assert (seen["dead"]["reason"], seen["dead"]["replayable"]) == ("envelope", True)
 
-        page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
-
-        def on_console(message: ConsoleMessage) -> None:
-            if message.type == "error" and "Content Security Policy" in message.text:
-                problems.append(message.text)
-
-        async def on_dialog(dialog: Dialog) -> None:
-            problems.append(f"a dialog opened: {dialog.message}")
-            await dialog.dismiss()
-        page.on("console", on_console)
-        page.on("dialog", on_dialog)
+        watch_for_problems(page, problems)
 
         # French from the browser's language; a token the monitor refuses (401) leads back to the sign-in.
         await page.goto(running.url + "/dashboard")

@@ -10,19 +10,19 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.async_api import ConsoleMessage, Dialog, Page, expect
+from playwright.async_api import Page, expect
 
 from maillage.core.envelope import new_subject_ref
 from maillage.dispatcher.clock import ManualClock
-from tests.browser import chromium_page, screenshot_path
+from tests.browser import chromium_page, screenshot_path, watch_for_problems
 from tests.oncall import (
     LEVEL_1,
     POLICE,
     WEDNESDAY_10H,
     alert_progress,
     dispatcher,
-    oncall_network,
     raise_alert,
+    start_pole,
     worker_token,
 )
 from tests.support import Pole
@@ -32,12 +32,6 @@ pytestmark = pytest.mark.e2e
 PHONE = (390, 844)
 DELIVERED_MS = 30_000  # an alert crosses the sender, the gateway and the broker before the dispatcher pages it
 HOSTILE_NAME = '<img src=x onerror="alert(1)">'
-
-
-async def start_pole(pole: Pole, tmp_path: Path) -> None:
-    pole.network_file = oncall_network(tmp_path / "net")
-    await pole.start_gateway()
-    await pole.start_agency("refuge-liege")
 
 
 async def raise_hostile_alert(pole: Pole) -> str:
@@ -62,17 +56,7 @@ async def test_worker_signs_in_sees_an_alert_live_and_acknowledges_it_in_one_tap
     problems: list[str] = []
     async with dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running, \
             chromium_page(PHONE, locale="fr-BE", timezone_id="Europe/Brussels") as page:
-        page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
-
-        def on_console(message: ConsoleMessage) -> None:
-            if message.type == "error" and "Content Security Policy" in message.text:
-                problems.append(message.text)
-
-        async def on_dialog(dialog: Dialog) -> None:
-            problems.append(f"a dialog opened: {dialog.message}")
-            await dialog.dismiss()
-        page.on("console", on_console)
-        page.on("dialog", on_dialog)
+        watch_for_problems(page, problems)
 
         # Signing in: French from the browser's language, the token pasted, the worker greeted.
         await page.goto(running.url + "/oncall")

@@ -23,21 +23,15 @@ from tests.oncall import (
     WEDNESDAY_10H,
     alert_progress,
     dispatcher,
-    oncall_network,
     raise_alert,
     socket,
+    start_pole,
     worker_token,
 )
 from tests.support import Pole
 
 pytestmark = pytest.mark.integration
 SECOND = IMMINENT_DELAY / 120
-
-
-async def start_pole(pole: Pole, tmp_path: Path, **network: object) -> None:
-    pole.network_file = oncall_network(tmp_path / "net", **network)  # type: ignore[arg-type]
-    await pole.start_gateway()
-    await pole.start_agency("refuge-liege")
 
 
 async def test_alert_reaches_level_one_live_and_the_sender_sees_it_acknowledged(pole: Pole, tmp_path: Path) -> None:
