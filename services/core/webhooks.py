@@ -124,7 +124,14 @@ class WebhookDispatcher:
     async def run(self) -> None:
         try:
             while True:
-                if not await self.send_due():
+                try:
+                    sent = await self.send_due()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the database busy or away: the deliveries wait, none is lost
+                    log.warning("webhook turn failed, trying again", extra={"error": type(exc).__name__})
+                    sent = 0
+                if not sent:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll)
                     self._wakeup.clear()

@@ -342,10 +342,19 @@ class Dispatcher:
         return min(wakeup, first) if first is not None else wakeup
 
     async def run(self) -> None:
+        """The escalation timers, for as long as the service runs: a failed turn (the database busy or
+        away) is logged and tried again shortly, never the end of escalation."""
         while True:
             self._wake.clear()
-            await self.run_due()
-            await self.clock.wait(await self.next_deadline(), self._wake)
+            try:
+                await self.run_due()
+                wakeup = await self.next_deadline()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("escalation turn failed, trying again", extra={"error": type(exc).__name__})
+                wakeup = self.clock.now() + timedelta(seconds=1)
+            await self.clock.wait(wakeup, self._wake)
 
     # --- acknowledgement ------------------------------------------------------------------------
 
