@@ -56,14 +56,14 @@ def status(
 
     network = load_network(network_file)
     table = Table(title=f"{network.name} — services")
-    for column in ("service", "sector", "url", "state", "outbox backlog"):
-        table.add_column(column, justify="right" if column == "outbox backlog" else "left")
+    for column in ("service", "sector", "port", "state", "outbox backlog"):
+        table.add_column(column, justify="right" if column in ("port", "outbox backlog") else "left")
     services = _services(network)
     with Progress(console=console, transient=True) as progress, httpx.Client(timeout=2) as client:
         task = progress.add_task("Asking each service…", total=len(services))
         for name, sector, port in services:
             state, backlog = _probe(client, port)
-            table.add_row(name, sector, f"http://127.0.0.1:{port}", state, backlog)
+            table.add_row(name, sector, str(port), state, backlog)
             progress.advance(task)
     console.print(table)
     broker = bootstrap or network.kafka.bootstrap
