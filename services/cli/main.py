@@ -81,7 +81,7 @@ def serve_dispatcher(port: PortOption = None, host: HostOption = "127.0.0.1") ->
     # Pages are small JSON frames pushed to hundreds of sockets at once: compressing each one
     # (permessage-deflate) cost more time than it saves on the wire (see the README's on-call benchmark).
     _uvicorn(create_app(settings), host=host, port=port or settings.network.dispatcher.port,
-             ws_per_message_deflate=False)
+             ws_per_message_deflate=False, ws_max_size=64 * 1024)  # a worker sends small JSON messages only
 
 
 @serve_app.command("monitor")

@@ -26,6 +26,7 @@ from maillage.core.topics import Topics
 
 GATEWAY_PRINCIPAL = "gateway"
 DISPATCHER_PRINCIPAL = "dispatcher"
+MONITOR_PRINCIPAL = "monitor"
 PASSWORD_FILE = "kafka.password"
 SCRAM_ITERATIONS = 8192
 
@@ -106,18 +107,29 @@ def dispatcher_grants(served: Sequence[str], topics: Topics) -> list[Grant]:
     ]
 
 
+def monitor_grants(topics: Topics) -> list[Grant]:
+    """The monitor reads the metadata topics, and replays what the gateway refused onto `submitted`."""
+    return [
+        *(Grant(MONITOR_PRINCIPAL, Operation.READ, Resource.TOPIC, t) for t in (topics.audit, topics.status,
+                                                                              topics.dlq)),
+        Grant(MONITOR_PRINCIPAL, Operation.READ, Resource.GROUP, f"{topics.prefix}maillage.monitor"),
+        Grant(MONITOR_PRINCIPAL, Operation.WRITE, Resource.TOPIC, topics.submitted),
+    ]
+
+
 def access_plan(network: Network, topics: Topics, *, gateway_transactional_id: str) -> list[Grant]:
     agency_ids = [a.id for a in network.agencies]
     grants = [g for a in agency_ids for g in agency_grants(a, topics)]
     grants += gateway_grants(agency_ids, topics, transactional_id=gateway_transactional_id)
     if network.dispatched:
         grants += dispatcher_grants(network.dispatched, topics)
+    grants += monitor_grants(topics)
     return sorted(set(grants))
 
 
 def principals(network: Network) -> list[str]:
-    return [*(a.id for a in network.agencies), GATEWAY_PRINCIPAL, *([DISPATCHER_PRINCIPAL] if network.dispatched
-                                                                    else [])]
+    return [*(a.id for a in network.agencies), GATEWAY_PRINCIPAL, MONITOR_PRINCIPAL,
+            *([DISPATCHER_PRINCIPAL] if network.dispatched else [])]
 
 
 @dataclass(frozen=True)

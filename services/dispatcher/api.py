@@ -99,10 +99,11 @@ async def acknowledge(alert_id: UUID, principal: OnCall, dispatcher: Served) -> 
             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
 async def stream(principal: OnCall, dispatcher: Served) -> StreamingResponse:
     worker = _worker(principal)
-    connection = dispatcher.live.connect(worker)
-    dispatcher.wake()
 
     async def events() -> AsyncIterator[bytes]:
+        # Connected only while the stream runs, so a stream that never starts leaves no phantom worker.
+        connection = dispatcher.live.connect(worker)
+        dispatcher.wake()
         try:
             yield _sse(_hello(dispatcher, worker))
             yield _sse(_snapshot(dispatcher, await dispatcher.open_for(worker)))

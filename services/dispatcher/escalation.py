@@ -113,19 +113,29 @@ class Dispatcher:
                 and ((bool(levels) and min(levels) <= alert.level)
                      or worker.id in self._paged.get((alert.agency_id, alert.alert_id), ())))
 
-    def view(self, alert: OncallAlert) -> dict[str, Any]:
+    def view(self, alert: OncallAlert, members: list[OncallAlert] | None = None) -> dict[str, Any]:
+        """What a worker sees of an alert, with every alert grouped under it (each one acknowledged with it)."""
         served = self.served[alert.agency_id]
         source = self.network.by_id.get(alert.source_agency)
+        level = min(alert.level, served.rota.depth)  # a level removed from the rota since: its last one
         return {
             "alert_id": alert.alert_id, "agency": alert.agency_id, "source_agency": alert.source_agency,
             "source_name": source.name if source else alert.source_agency,
             "severity": alert.severity, "kind": alert.kind, "state": alert.state.value,
-            "level": alert.level, "level_name": served.rota.level_name(alert.level), "levels": served.rota.depth,
+            "level": level, "level_name": served.rota.level_name(level), "levels": served.rota.depth,
             "raised_at": _iso(alert.raised_at), "received_at": _iso(alert.received_at),
             "deadline": _iso(alert.deadline), "grouped": alert.grouped,
             "subject_ref": alert.subject_ref, "subject_role": alert.subject_role, "data": alert.data,
             "acknowledged_at": _iso(alert.acknowledged_at), "acknowledged_by": alert.acknowledged_by,
+            "group": [{"alert_id": m.alert_id, "severity": m.severity, "kind": m.kind,
+                       "source_agency": m.source_agency, "source_name": self._name(m.source_agency),
+                       "raised_at": _iso(m.raised_at), "received_at": _iso(m.received_at), "data": m.data}
+                      for m in members or ()],
         }
+
+    def _name(self, agency_id: str) -> str:
+        agency = self.network.by_id.get(agency_id)
+        return agency.name if agency else agency_id
 
     async def open_for(self, worker: Worker) -> list[dict[str, Any]]:
         """Every alert still open for this worker, the most severe and oldest first."""
@@ -137,7 +147,14 @@ class Dispatcher:
                 .order_by(col(OncallAlert.received_at)))).all()
         shown = [a for a in rows if self.visible(a, worker, levels)]
         shown.sort(key=lambda a: -SEVERITY_RANK[Severity(a.severity)])
-        return [self.view(a) for a in shown]
+        grouped = [a.alert_id for a in shown if a.grouped > 1]
+        members: dict[str, list[OncallAlert]] = defaultdict(list)
+        if grouped:
+            async with self.sessions() as session:
+                for m in (await session.exec(select(OncallAlert).where(
+                        OncallAlert.agency_id == worker.agency, col(OncallAlert.group_of).in_(grouped)))).all():
+                    members[m.group_of or ""].append(m)
+        return [self.view(a, members.get(a.alert_id)) for a in shown]
 
     async def unacknowledged(self) -> list[dict[str, Any]]:
         """For operators: alerts every level let pass, without any personal data."""
@@ -169,9 +186,12 @@ class Dispatcher:
         if primary is not None:
             alert.state, alert.group_of, alert.deadline = AlertState.GROUPED, primary.alert_id, None
             session.add(alert)
-            self._join(primary, alert)
+            graver = self._join(primary, alert)
             session.add(primary)
-            self._tell_update(primary, notices)
+            await session.flush()
+            # Grouped, not paged again; but a graver alert about the same person rings again.
+            self._tell_update(primary, notices, members=await self._members(session, primary),
+                              kind="alert" if graver else "update")
             return
         session.add(alert)
         await self._page_from(session, alert, 1, now, notices)
@@ -181,18 +201,22 @@ class Dispatcher:
         found = await session.exec(
             select(OncallAlert).where(OncallAlert.agency_id == alert.agency_id,
                                       OncallAlert.subject_ref == alert.subject_ref,
-                                      col(OncallAlert.state).in_(SHOWN), col(OncallAlert.group_of).is_(None),
+                                      # Not into one every level already let pass: a new alert pages afresh.
+                                      OncallAlert.state == AlertState.OPEN, col(OncallAlert.group_of).is_(None),
                                       OncallAlert.received_at >= now - window)
             .order_by(col(OncallAlert.received_at)).limit(1))
         return found.first()
 
-    def _join(self, primary: OncallAlert, member: OncallAlert) -> None:
+    def _join(self, primary: OncallAlert, member: OncallAlert) -> bool:
+        """Fold `member` into `primary`; true when it made the group graver."""
         primary.grouped += 1
-        if SEVERITY_RANK[Severity(member.severity)] > SEVERITY_RANK[Severity(primary.severity)]:
-            primary.severity = member.severity
-            if primary.state is AlertState.OPEN and primary.deadline is not None:
-                # A more severe alert about the same person: the current level has less time.
-                primary.deadline = min(primary.deadline, primary.level_started_at + self._delay(primary))
+        if SEVERITY_RANK[Severity(member.severity)] <= SEVERITY_RANK[Severity(primary.severity)]:
+            return False
+        primary.severity = member.severity
+        if primary.deadline is not None:
+            # A more severe alert about the same person: the current level has less time.
+            primary.deadline = min(primary.deadline, primary.level_started_at + self._delay(primary))
+        return True
 
     def _delay(self, alert: OncallAlert) -> timedelta:
         policy = self.served[alert.agency_id].rota.policy
@@ -227,18 +251,19 @@ class Dispatcher:
                     notices: Notices) -> None:
         already = self._paged.get((alert.agency_id, alert.alert_id), set())
         fresh = sorted(targets - already)
+        view = self.view(alert, await self._members(session, alert))  # the same for every worker
         if fresh:
             # One multi-row INSERT, not one ORM object (and one INSERT ... RETURNING) per worker.
             await session.exec(insert(Page.__table__), params=[  # type: ignore[attr-defined]
                 {"agency_id": alert.agency_id, "alert_id": alert.alert_id, "level": alert.level, "worker": worker,
                  "paged_at": now} for worker in fresh])
-            paged = {"type": "alert", "alert": self.view(alert)}  # the same message for every worker
+            paged = {"type": "alert", "alert": view}
             for worker in fresh:
                 notices.pages.append((alert.agency_id, alert.alert_id, worker))
                 notices.tell(alert.agency_id, worker, paged)
             ALERT_PAGES.labels(alert.agency_id, str(alert.level)).inc(len(fresh))
         for worker in already & self.live.connected(alert.agency_id):
-            notices.tell(alert.agency_id, worker, {"type": "update", "alert": self.view(alert)})
+            notices.tell(alert.agency_id, worker, {"type": "update", "alert": view})
 
     async def _escalated(self, session: AsyncSession, alert: OncallAlert, level: int, now: datetime,
                          notices: Notices, *, exhausted: bool) -> None:
@@ -275,11 +300,13 @@ class Dispatcher:
                                                             OncallAlert.group_of == alert.alert_id))
         return list(rows.all())
 
-    def _tell_update(self, alert: OncallAlert, notices: Notices) -> None:
+    def _tell_update(self, alert: OncallAlert, notices: Notices, *, members: list[OncallAlert] | None = None,
+                     kind: str = "update") -> None:
+        message = {"type": kind, "alert": self.view(alert, members)}
         for worker in self.live.connected(alert.agency_id):
             who = Worker(alert.agency_id, worker)
             if self.visible(alert, who, self.levels_of(who)):
-                notices.tell(alert.agency_id, worker, {"type": "update", "alert": self.view(alert)})
+                notices.tell(alert.agency_id, worker, message)
 
     def _report(self, session: AsyncSession, alert: OncallAlert, now: datetime) -> None:
         """For operators, through the outbox: an alert acknowledged, or unacknowledged at every level."""
@@ -308,17 +335,20 @@ class Dispatcher:
         notices = Notices()
         grace_ending = not self._grace_over and not self._in_grace(now)
         async with unit_of_work(self.sessions) as session:
-            due = select(OncallAlert).where(OncallAlert.state == AlertState.OPEN, col(OncallAlert.group_of).is_(None))
-            if not grace_ending:  # only then can an alert whose deadline is still ahead escalate
-                due = due.where(col(OncallAlert.deadline) <= now)
-            rows = (await session.exec(due.order_by(col(OncallAlert.received_at)))).all()
+            rows = (await session.exec(
+                select(OncallAlert).where(OncallAlert.state == AlertState.OPEN, col(OncallAlert.group_of).is_(None),
+                                          col(OncallAlert.agency_id).in_(list(self.served)))
+                .order_by(col(OncallAlert.received_at)))).all()
             for alert in rows:
-                if alert.agency_id not in self.served:
-                    continue
                 rota = self.served[alert.agency_id].rota
-                deserted = grace_ending and not (rota.on_call(alert.level, now)
-                                                 & self.live.connected(alert.agency_id))
+                alert.level = min(alert.level, rota.depth)  # a level removed from the rota since
+                present = rota.on_call(alert.level, now) & self.live.connected(alert.agency_id)
+                deserted = grace_ending and not present
                 if not (deserted or (alert.deadline is not None and alert.deadline <= now)):
+                    # Still this level's time: whoever came on call at it since (a new shift, a worker
+                    # back online) is paged now, once.
+                    if present - self._paged.get((alert.agency_id, alert.alert_id), set()):
+                        await self._page(session, alert, present, now, notices)
                     continue
                 if alert.level < rota.depth:
                     await self._escalated(session, alert, alert.level + 1, now, notices, exhausted=False)
@@ -337,6 +367,7 @@ class Dispatcher:
         async with self.sessions() as session:
             first = (await session.exec(
                 select(OncallAlert.deadline).where(OncallAlert.state == AlertState.OPEN,
+                                                   col(OncallAlert.agency_id).in_(list(self.served)),
                                                    col(OncallAlert.deadline).is_not(None))
                 .order_by(col(OncallAlert.deadline)).limit(1))).first()
         return min(wakeup, first) if first is not None else wakeup

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 
 from maillage.core.envelope import SUBJECT_REF
 from maillage.core.problems import PROBLEM_JSON
+from maillage.core.tokens import staff_ref
 from maillage.gateway import reports
 from maillage.gateway.contracts import ChainReport, DisclosureReport
 from maillage.gateway.deps import AuditReader, NetworkDep, Sessions
@@ -32,8 +33,8 @@ async def verify_audit_chain(principal: AuditReader, sessions: Sessions) -> Chai
                                                   "on which basis (metadata only)")
 async def list_disclosures(subject_ref: Annotated[str, Path(pattern=SUBJECT_REF.pattern)],
                            principal: AuditReader, sessions: Sessions, network: NetworkDep) -> DisclosureReport:
-    report = await reports.disclosures_about(sessions, subject_ref, network=network)
+    report = await reports.disclosures_about(sessions, subject_ref, network=network, by=principal.agency)
     # Who looked at whom: a disclosure report is itself sensitive, so each reading leaves a trace.
-    log.info("disclosure report read", extra={"agency": principal.agency, "by": principal.subject,
+    log.info("disclosure report read", extra={"agency": principal.agency, "by": staff_ref(principal),
                                               "subject_ref": subject_ref, "records": len(report.disclosures)})
     return report

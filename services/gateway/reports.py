@@ -78,10 +78,13 @@ DISCLOSED = (Outcome.DELIVERED.value, Outcome.FILTERED.value)
 
 
 async def disclosures_about(sessions: async_sessionmaker[AsyncSession], subject_ref: str, *,
-                            network: Network) -> DisclosureReport:
-    """Every recipient that received something about `subject_ref`, oldest first; denials left out."""
+                            network: Network, by: str) -> DisclosureReport:
+    """Every recipient that received something about `subject_ref` from agency `by`, oldest first; denials
+    left out. Each agency answers for its own disclosures: another agency's report would tell the reader
+    which agencies (a shelter, say) hold the person's data."""
     async with sessions() as session:
         rows = (await session.exec(select(AuditRow).where(col(AuditRow.subject_ref) == subject_ref)
+                                   .where(col(AuditRow.source) == by)
                                    .where(col(AuditRow.outcome).in_(DISCLOSED))
                                    .order_by(col(AuditRow.seq)))).all()
     return DisclosureReport(subject_ref=subject_ref, disclosures=[_line(row, network) for row in rows])

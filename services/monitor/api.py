@@ -17,7 +17,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from maillage.core.auth import require
-from maillage.core.problems import PROBLEM_JSON, Conflict, Forbidden, NotFound
+from maillage.core.problems import PROBLEM_JSON, Conflict, Forbidden, InvalidRequest, NotFound
 from maillage.core.tokens import Principal, Scope, staff_ref
 from maillage.monitor.models import DeadLetter, Decision, OncallOutcome, Rejection, Review
 from maillage.monitor.service import Monitor
@@ -26,6 +26,7 @@ STATIC = Path(__file__).parent / "static"
 PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}
 ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 OUTCOMES = ("delivered", "filtered", "denied")
+MAX_BUCKETS = 1440
 
 router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
 
@@ -85,12 +86,14 @@ async def overview(_: Reader, monitor: Service, minutes: Minutes = 60) -> dict[s
 @router.get("/v1/flow", tags=["monitor"], summary="Decisions per recipient sector over time")
 async def flow(_: Reader, monitor: Service, minutes: Minutes = 60,
                bucket_seconds: Annotated[int, Query(ge=10, le=86400)] = 60) -> dict[str, Any]:
+    buckets = -(-minutes * 60 // bucket_seconds)
+    if buckets > MAX_BUCKETS:
+        raise InvalidRequest(f"At most {MAX_BUCKETS} points per series: widen bucket_seconds or shorten minutes.")
     now = datetime.now(UTC)
     start = now - timedelta(minutes=minutes)
     async with monitor.sessions() as session:
         rows = (await session.exec(select(Decision.recorded_at, Decision.sector, Decision.outcome)
                                    .where(Decision.recorded_at >= start))).all()
-    buckets = max(1, -(-minutes * 60 // bucket_seconds))
     counts: dict[str, list[Counter[str]]] = defaultdict(lambda: [Counter() for _ in range(buckets)])
     for recorded_at, sector, outcome in rows:
         at = recorded_at if recorded_at.tzinfo else recorded_at.replace(tzinfo=UTC)
@@ -172,8 +175,11 @@ async def approve(review_id: int, _: Reader, actor: Actor, monitor: Service) -> 
             raise NotFound("There is no review with this id.")
         if review.status != "pending":
             raise Conflict("This disclosure was already reviewed.")
-        if review.raised_by is not None and review.raised_by == reviewer:
-            raise Forbidden("The person who raised the alert cannot review its disclosure: a second person must.")
+        # Four eyes: not the person who raised the alert, nor anyone of that agency (which issues its own
+        # staff's tokens, so could name anyone): a second person, elsewhere in the network.
+        if review.raised_by == reviewer or actor.agency == review.source:
+            raise Forbidden("The disclosure must be reviewed by a second person, of another agency than the one "
+                            "that raised the alert.")
         review.status, review.approved_by, review.approved_at = "approved", reviewer, datetime.now(UTC)
         session.add(review)
         answer = _review(review)

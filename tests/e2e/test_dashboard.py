@@ -156,14 +156,14 @@ async def test_operator_watches_the_flow_replays_a_dead_letter_and_never_sees_pe
         await expect(row).to_have_attribute("data-replayed", "false")
         await sign_out(page)
 
-        # Whoever raised the danger alert cannot approve its disclosure: a second person must.
+        # Whoever raised the danger alert cannot approve its disclosure: a second person of another agency must.
         await sign_in(page, operator_token(pole, RAISER, act=True, agency=SENDER))
         review = page.get_by_test_id("review-row")
         await expect(review).to_have_count(1)
         await review.get_by_test_id("approve-button").click()
         await expect(banner).to_have_attribute("data-status", "403")
         await expect(page.get_by_test_id("banner-help")).to_contain_text("deuxième personne")
-        await expect(page.get_by_test_id("banner-detail")).to_contain_text("a second person must")
+        await expect(page.get_by_test_id("banner-detail")).to_contain_text("by a second person")
         await expect(review).to_have_attribute("data-status", "pending")
         await sign_out(page)
 

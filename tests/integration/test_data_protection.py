@@ -107,11 +107,15 @@ async def test_disclosures_list_who_received_what_about_a_person_and_nothing_of_
     shared, _denied = await referrals_decided(pole, subject, "cpas-seraing", "zp-meuse")
     await referrals_decided(pole, someone_else, "cpas-seraing")
     [decision] = (await decided(pole, SENDER, shared))["recipients"]
-    token = pole.token("parquet-liege", AUDIT_READ)
+    token = pole.token(SENDER, AUDIT_READ)  # the sender's data-protection officer answers for its disclosures
 
     async with httpx.AsyncClient(base_url=url, headers=bearer(token)) as auditor:
         response = await auditor.get(f"/v1/disclosures/{subject}")
         nobody = (await auditor.get(f"/v1/disclosures/{new_subject_ref()}")).json()
+    async with httpx.AsyncClient(base_url=url, headers=bearer(pole.token("praxis-meuse", AUDIT_READ))) as other:
+        # Another agency learns nothing of who holds this person's data (a shelter, say).
+        elsewhere = (await other.get(f"/v1/disclosures/{subject}")).json()
+    assert elsewhere["disclosures"] == []
 
     assert response.status_code == 200, response.text
     report = response.json()

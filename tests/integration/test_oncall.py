@@ -161,15 +161,50 @@ async def test_the_same_persons_alerts_are_grouped_not_paged_again(pole: Pole, t
             socket(running, worker_token(pole, LEVEL_1[0])) as first:
         first_id = await raise_alert(pole, subject, severity="high")
         assert (await first.next("alert"))["alert"]["alert_id"] == first_id
-        second_id = await raise_alert(pole, subject, severity="imminent", sender="ecoute-namur")
+        second_id = await raise_alert(pole, subject, severity="high", sender="ecoute-namur")
         update = (await first.next("update"))["alert"]
-        assert (update["alert_id"], update["grouped"], update["severity"]) == (first_id, 2, "imminent")
+        assert (update["alert_id"], update["grouped"], update["severity"]) == (first_id, 2, "high")
+        assert [(m["alert_id"], m["source_agency"]) for m in update["group"]] == [(second_id, "ecoute-namur")]
+        assert update["group"][0]["data"]["identity"]["family_name"] == "Testperson", "its content is shown too"
         assert not [m for m in await first.drain() if m["type"] == "alert"], "not paged a second time"
+
+        third_id = await raise_alert(pole, subject, severity="imminent")
+        graver = (await first.next("alert"))["alert"]  # a graver alert about the same person rings again
+        assert (graver["alert_id"], graver["grouped"], graver["severity"]) == (first_id, 3, "imminent")
 
         await first.send({"type": "ack", "alert_id": first_id})
         await first.next("acked")
-    await alert_progress(pole, "refuge-liege", first_id, state="acknowledged")
-    await alert_progress(pole, "ecoute-namur", second_id, state="acknowledged")
+    for sender, alert_id in (("refuge-liege", first_id), ("ecoute-namur", second_id), ("refuge-liege", third_id)):
+        await alert_progress(pole, sender, alert_id, state="acknowledged")
+
+
+async def test_an_alert_after_one_no_one_answered_is_paged_afresh(pole: Pole, tmp_path: Path) -> None:
+    await start_pole(pole, tmp_path)
+    subject = new_subject_ref()
+    clock = ManualClock(WEDNESDAY_10H)
+    async with dispatcher(pole, clock) as running:
+        unanswered = await raise_alert(pole, subject, severity="high")  # no one connected: every level passes
+        await alert_progress(pole, "refuge-liege", unanswered, state="unacknowledged")
+        async with socket(running, worker_token(pole, LEVEL_1[0])) as first:
+            snapshot = (await first.next("snapshot"))["alerts"]
+            assert [(a["alert_id"], a["state"]) for a in snapshot] == [(unanswered, "unacknowledged")]
+            again = await raise_alert(pole, subject)
+            paged = (await first.next("alert"))["alert"]
+            assert (paged["alert_id"], paged["level"], paged["grouped"]) == (again, 1, 1)
+
+
+async def test_a_worker_coming_on_call_is_paged_for_the_alert_at_their_level(pole: Pole, tmp_path: Path) -> None:
+    await start_pole(pole, tmp_path)
+    async with dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running, \
+            socket(running, worker_token(pole, LEVEL_1[0])) as first:
+        alert_id = await raise_alert(pole, new_subject_ref())
+        await first.next("alert")
+        async with socket(running, worker_token(pole, LEVEL_1[1])) as colleague:
+            assert [a["alert_id"] for a in (await colleague.next("snapshot"))["alerts"]] == [alert_id]
+            await running.dispatcher.run_due()
+            assert (await colleague.next("alert"))["alert"]["alert_id"] == alert_id, "paged, not only listed"
+            await running.dispatcher.run_due()
+            assert not [m for m in await colleague.drain() if m["type"] == "alert"], "and only once"
 
 
 async def test_a_restart_loses_no_alert_and_pages_no_one_twice(pole: Pole, tmp_path: Path) -> None:
