@@ -73,9 +73,15 @@ async def test_worker_signs_in_sees_an_alert_live_and_acknowledges_it_in_one_tap
         await expect(page.get_by_test_id("sign-in")).to_be_hidden()
 
         # An imminent danger is paged: its card appears live, with what the worker needs to act.
-        alert_id = await raise_alert(pole, new_subject_ref())
+        subject = new_subject_ref()
+        alert_id = await raise_alert(pole, subject)
         card = page.locator(f'[data-testid="alert-card"][data-alert-id="{alert_id}"]')
         await expect(card).to_be_visible(timeout=DELIVERED_MS)
+        # A second alert about the same person joins the card, shown with it, not as another page.
+        second_id = await raise_alert(pole, subject, severity="high")
+        await expect(card.locator(f'[data-testid="group-member"][data-alert-id="{second_id}"]')).to_contain_text(
+            "Menaces", timeout=DELIVERED_MS)
+        await expect(card.get_by_test_id("grouped")).to_contain_text("2")
         await expect(card.get_by_test_id("severity")).to_have_text("Danger imminent")
         await expect(card.get_by_test_id("kind")).to_have_text("Menaces")
         await expect(card.get_by_test_id("level")).to_contain_text("Niveau 1 sur 3")
