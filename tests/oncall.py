@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from maillage.core.network import load_network
 from maillage.core.settings import DEFAULT_NETWORK
 from maillage.core.tokens import Scope, mint
-from maillage.dispatcher.app import create_app
+from maillage.dispatcher.app import UVICORN_OPTIONS, create_app
 from maillage.dispatcher.clock import ManualClock
 from maillage.dispatcher.escalation import Dispatcher
 from maillage.dispatcher.settings import DispatcherSettings
@@ -62,7 +62,8 @@ class Running(Served):
 
 @asynccontextmanager
 async def dispatcher(pole: Pole, clock: ManualClock) -> AsyncIterator[Running]:
-    async with served_when_ready(create_app(DispatcherSettings(**pole.common()), clock=clock)) as served:
+    app = create_app(DispatcherSettings(**pole.common()), clock=clock)
+    async with served_when_ready(app, **UVICORN_OPTIONS) as served:
         yield Running(url=served.url, app=served.app)
 
 

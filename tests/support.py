@@ -228,9 +228,10 @@ class Served:
 
 
 @asynccontextmanager
-async def served_when_ready(app: Any) -> AsyncIterator[Served]:
-    """`app` listening on a free port, once its `/readyz` says so."""
-    async with listening(app) as url:
+async def served_when_ready(app: Any, **options: Any) -> AsyncIterator[Served]:
+    """`app` listening on a free port (uvicorn `options` as the service's command gives them), once its
+    `/readyz` says so."""
+    async with listening(app, **options) as url:
         async with httpx.AsyncClient(base_url=url) as client:
             async def ready() -> bool:
                 return (await client.get("/readyz")).status_code == 200
@@ -239,7 +240,7 @@ async def served_when_ready(app: Any) -> AsyncIterator[Served]:
 
 
 @asynccontextmanager
-async def listening(app: Any) -> AsyncIterator[str]:
+async def listening(app: Any, **options: Any) -> AsyncIterator[str]:
     """`app` served by uvicorn on a free port of this machine, lifespan included; yields its base URL."""
     import asyncio
 
@@ -249,7 +250,7 @@ async def listening(app: Any) -> AsyncIterator[str]:
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
-                                           ws_ping_interval=None))
+                                           ws_ping_interval=None, **options))
     task = asyncio.create_task(server.serve())
     try:
         await eventually(lambda: asyncio.sleep(0, server.started or task.done()), what="the server to listen")

@@ -73,15 +73,12 @@ def serve_gateway(port: PortOption = None, host: HostOption = "127.0.0.1") -> No
 def serve_dispatcher(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
     """Run the on-call dispatcher of the agencies with an on-call policy."""
     from maillage.core.logs import configure_logging
-    from maillage.dispatcher.app import create_app
+    from maillage.dispatcher.app import UVICORN_OPTIONS, create_app
     from maillage.dispatcher.settings import DispatcherSettings
 
     settings = DispatcherSettings()
     configure_logging(settings.log_level, service="dispatcher")
-    # Pages are small JSON frames pushed to hundreds of sockets at once: compressing each one
-    # (permessage-deflate) cost more time than it saves on the wire (see the README's on-call benchmark).
-    _uvicorn(create_app(settings), host=host, port=port or settings.network.dispatcher.port,
-             ws_per_message_deflate=False, ws_max_size=64 * 1024)  # a worker sends small JSON messages only
+    _uvicorn(create_app(settings), host=host, port=port or settings.network.dispatcher.port, **UVICORN_OPTIONS)
 
 
 @serve_app.command("monitor")

@@ -31,7 +31,7 @@ from maillage.core.auth import authenticate, require
 from maillage.core.problems import LANGUAGES, PROBLEM_JSON, TITLES, MaillageError, preferred_language
 from maillage.core.tokens import Principal, Scope
 from maillage.dispatcher.escalation import Dispatcher
-from maillage.dispatcher.live import Connection, Message, Worker
+from maillage.dispatcher.live import Connection, Frame, Message, Worker
 
 STATIC = Path(__file__).parent / "static"
 PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}
@@ -103,12 +103,12 @@ async def stream(principal: OnCall, dispatcher: Served) -> StreamingResponse:
     async def events() -> AsyncIterator[bytes]:
         # Connected only while the stream runs, so a stream that never starts leaves no phantom worker.
         connection = dispatcher.live.connect(worker)
-        dispatcher.wake()
+        dispatcher.worker_joined()
         try:
             yield _sse(_hello(dispatcher, worker))
             yield _sse(_snapshot(dispatcher, await dispatcher.open_for(worker)))
-            async for message in _messages(connection, expires_at=principal.expires_at):
-                yield _sse(message) if message else b": keep-alive\n\n"
+            async for frame in _messages(connection, expires_at=principal.expires_at):
+                yield _sse(frame) if frame else b": keep-alive\n\n"
         finally:
             dispatcher.live.disconnect(connection)
 
@@ -116,16 +116,17 @@ async def stream(principal: OnCall, dispatcher: Served) -> StreamingResponse:
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-def _sse(message: Message) -> bytes:
-    return b"event: " + str(message["type"]).encode() + b"\ndata: " + orjson.dumps(message) + b"\n\n"
+def _sse(message: Message | Frame) -> bytes:
+    frame = message if isinstance(message, Frame) else Frame.of(message)
+    return b"event: " + frame.type.encode() + b"\ndata: " + frame.text.encode() + b"\n\n"
 
 
-async def _messages(connection: Connection, *, expires_at: float) -> AsyncIterator[Message]:
-    """The connection's messages; an empty one every KEEPALIVE_SECONDS of silence; an error when the token expires."""
+async def _messages(connection: Connection, *, expires_at: float) -> AsyncIterator[Frame | None]:
+    """The connection's frames; None every KEEPALIVE_SECONDS of silence; an error when the token expires."""
     while True:
         left = expires_at - time.time()
         if left <= 0:
-            yield _error(401, "unauthorized", "The token expired: sign in again.", "en")
+            yield Frame.of(_error(401, "unauthorized", "The token expired: sign in again.", "en"))
             return
         # No asyncio.wait_for here: it wraps every wait in a new task, and an alert pushed to hundreds of
         # sockets wakes hundreds of these loops at once. A message already waiting needs no timer at all.
@@ -137,7 +138,7 @@ async def _messages(connection: Connection, *, expires_at: float) -> AsyncIterat
                 async with asyncio.timeout(min(KEEPALIVE_SECONDS, left)):
                     message = await connection.queue.get()
             except TimeoutError:
-                yield {}
+                yield None
                 continue
         if message is None:  # dropped: the client was too slow; it will reconnect and get a snapshot
             return
@@ -176,7 +177,7 @@ async def socket(websocket: WebSocket) -> None:
             return
         worker = _worker(principal)
         connection = dispatcher.live.connect(worker)  # before the snapshot is read: no page falls between
-        dispatcher.wake()
+        dispatcher.worker_joined()
         pump: asyncio.Task[None] | None = None
         try:
             snapshot = _snapshot(dispatcher, await dispatcher.open_for(worker))
@@ -236,9 +237,9 @@ async def _sign_in(websocket: WebSocket, dispatcher: Dispatcher, token: str | No
 
 
 async def _pump(websocket: WebSocket, connection: Connection, *, expires_at: float) -> None:
-    async for message in _messages(connection, expires_at=expires_at):
-        if message:
-            await websocket.send_text(orjson.dumps(message).decode())
+    async for frame in _messages(connection, expires_at=expires_at):
+        if frame is not None:
+            await websocket.send_text(frame.text)
     await websocket.close(code=4401 if expires_at <= time.time() else 1013)
 
 

@@ -13,6 +13,8 @@ from typing import Protocol
 
 # The rota changes hands at shift boundaries and nobody is notified of that: look again at least this often.
 RECHECK = timedelta(seconds=5)
+# Shifts turn on the minute at most: whoever came on call is paged for what is open within this delay.
+PRESENCE_RECHECK = timedelta(seconds=30)
 
 
 class Clock(Protocol):

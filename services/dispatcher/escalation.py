@@ -34,8 +34,8 @@ from maillage.core.topics import Topics
 from maillage.core.trust import Trust
 from maillage.core.vocabulary import LegalBasis, Purpose, Role, Severity
 from maillage.core.webhooks import WebhookDelivery
-from maillage.dispatcher.clock import RECHECK, Clock, SystemClock
-from maillage.dispatcher.live import Live, Message, Worker
+from maillage.dispatcher.clock import PRESENCE_RECHECK, RECHECK, Clock, SystemClock
+from maillage.dispatcher.live import Frame, Live, Message, Worker
 from maillage.dispatcher.models import AlertState, OncallAlert, Page
 from maillage.dispatcher.rota import Rota
 
@@ -92,6 +92,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._paged: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._grace_over = self.config.reconnect_grace_seconds == 0
+        self._joined = False
+        self._presence_at = self.started_at
 
     async def start(self) -> None:
         async with self.sessions() as session:
@@ -99,7 +101,12 @@ class Dispatcher:
                 self._paged[(page.agency_id, page.alert_id)].add(page.worker)
 
     def wake(self) -> None:
-        """Something changed (a worker connected, time moved): look at the timers again."""
+        """Something changed (an alert arrived, time moved): look at the timers again."""
+        self._wake.set()
+
+    def worker_joined(self) -> None:
+        """A worker connected: page them for what is open at their level, if they were not already."""
+        self._joined = True
         self._wake.set()
 
     # --- what a worker sees ---------------------------------------------------------------------
@@ -334,15 +341,25 @@ class Dispatcher:
         now = self.clock.now()
         notices = Notices()
         grace_ending = not self._grace_over and not self._in_grace(now)
+        # Who is on call and connected changes when a worker joins or a shift turns: only then is every
+        # open alert looked at; otherwise only those whose time ran out.
+        presence = self._joined or grace_ending or now >= self._presence_at
+        if presence:
+            self._joined, self._presence_at = False, now + PRESENCE_RECHECK
         async with unit_of_work(self.sessions) as session:
-            rows = (await session.exec(
-                select(OncallAlert).where(OncallAlert.state == AlertState.OPEN, col(OncallAlert.group_of).is_(None),
-                                          col(OncallAlert.agency_id).in_(list(self.served)))
-                .order_by(col(OncallAlert.received_at)))).all()
+            query = select(OncallAlert).where(OncallAlert.state == AlertState.OPEN, col(OncallAlert.group_of).is_(None),
+                                              col(OncallAlert.agency_id).in_(list(self.served)))
+            if not presence:
+                query = query.where(col(OncallAlert.deadline) <= now)
+            rows = (await session.exec(query.order_by(col(OncallAlert.received_at)))).all()
+            on_call: dict[tuple[str, int], frozenset[str]] = {}
             for alert in rows:
                 rota = self.served[alert.agency_id].rota
                 alert.level = min(alert.level, rota.depth)  # a level removed from the rota since
-                present = rota.on_call(alert.level, now) & self.live.connected(alert.agency_id)
+                key = (alert.agency_id, alert.level)
+                if key not in on_call:
+                    on_call[key] = rota.on_call(alert.level, now) & self.live.connected(alert.agency_id)
+                present = on_call[key]
                 deserted = grace_ending and not present
                 if not (deserted or (alert.deadline is not None and alert.deadline <= now)):
                     # Still this level's time: whoever came on call at it since (a new shift, a worker
@@ -440,8 +457,12 @@ class Dispatcher:
     def _after(self, notices: Notices) -> None:
         for agency, alert_id, worker in notices.pages:
             self._paged[(agency, alert_id)].add(worker)
+        frames: dict[int, Frame] = {}  # one serialisation per message, however many workers it goes to
         for agency, worker, message in notices.messages:
-            self.live.send(agency, worker, message)
+            frame = frames.get(id(message))
+            if frame is None:
+                frame = frames[id(message)] = Frame.of(message)
+            self.live.send(agency, worker, frame)
         if notices.events and self.relay is not None:
             self.relay.notify()
         if notices.fallbacks and self.on_fallback is not None:

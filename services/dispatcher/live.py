@@ -12,6 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from maillage.core.metrics import ONCALL_CONNECTIONS
 
 Message = dict[str, Any]
@@ -24,14 +26,26 @@ class Worker:
     id: str
 
 
+@dataclass(frozen=True)
+class Frame:
+    """A message as it travels, serialised once however many workers it goes to."""
+
+    type: str
+    text: str
+
+    @classmethod
+    def of(cls, message: Message) -> Frame:
+        return cls(type=str(message["type"]), text=orjson.dumps(message).decode())
+
+
 @dataclass(eq=False)
 class Connection:
     worker: Worker
-    queue: asyncio.Queue[Message | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    queue: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 
-    def send(self, message: Message) -> bool:
+    def send(self, message: Message | Frame) -> bool:
         try:
-            self.queue.put_nowait(message)
+            self.queue.put_nowait(message if isinstance(message, Frame) else Frame.of(message))
         except asyncio.QueueFull:
             return False
         return True
@@ -67,7 +81,7 @@ class Live:
     def connected(self, agency: str) -> frozenset[str]:
         return frozenset(self._by_agency[agency])
 
-    def send(self, agency: str, worker: str, message: Message) -> None:
+    def send(self, agency: str, worker: str, message: Message | Frame) -> None:
         for connection in list(self._by_agency[agency].get(worker, ())):
             if not connection.send(message):
                 connection.close()
