@@ -15,7 +15,7 @@ from maillage.agency.settings import AgencySettings
 from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory
 from maillage.core.http import install_common
-from maillage.core.lifecycle import TaskGroup, readiness
+from maillage.core.lifecycle import TaskGroup, readiness, shut_down
 from maillage.core.outbox import OutboxRelay
 from maillage.core.trust import Trust
 from maillage.core.webhooks import WebhookDispatcher
@@ -52,10 +52,7 @@ def create_app(settings: AgencySettings) -> FastAPI:
         try:
             yield
         finally:
-            await tasks.stop()
-            await consumer.stop()
-            await producer.stop()
-            await engine.dispose()
+            await shut_down(tasks, consumer, producer, engine)
 
     app = FastAPI(
         title=f"Maillage agency service — {agency.name}",

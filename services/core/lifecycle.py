@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,6 +24,15 @@ def readiness(engine: AsyncEngine, tasks: TaskGroup, consumer: AIOKafkaConsumer)
         return tasks.healthy and bool(consumer.assignment())
 
     return ready
+
+
+async def shut_down(tasks: TaskGroup, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
+                    engine: AsyncEngine) -> None:
+    """A service's end, in order: its background work first, then Kafka, then the database."""
+    await tasks.stop()
+    await consumer.stop()
+    await producer.stop()
+    await engine.dispose()
 
 
 class TaskGroup:

@@ -14,7 +14,7 @@ from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory, unit_of_work
 from maillage.core.http import install_common
 from maillage.core.keys import write_private
-from maillage.core.lifecycle import TaskGroup, readiness
+from maillage.core.lifecycle import TaskGroup, readiness, shut_down
 from maillage.core.outbox import OutboxRelay
 from maillage.core.trust import Trust
 from maillage.core.webhooks import Webhook, WebhookDispatcher, new_secret
@@ -85,10 +85,7 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         try:
             yield
         finally:
-            await tasks.stop()
-            await consumer.stop()
-            await producer.stop()
-            await engine.dispose()
+            await shut_down(tasks, consumer, producer, engine)
 
     app = FastAPI(
         title="Maillage on-call dispatcher",

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory
 from maillage.core.http import install_common
-from maillage.core.lifecycle import TaskGroup, readiness
+from maillage.core.lifecycle import TaskGroup, readiness, shut_down
 from maillage.core.trust import PublicTrust
 from maillage.monitor.api import router
 from maillage.monitor.ingest import Ingest
@@ -51,10 +51,7 @@ def create_app(settings: MonitorSettings) -> FastAPI:
         try:
             yield
         finally:
-            await tasks.stop()
-            await consumer.stop()
-            await producer.stop()
-            await engine.dispose()
+            await shut_down(tasks, consumer, producer, engine)
 
     app = FastAPI(title="Maillage monitor", version="1", lifespan=lifespan,
                   summary="The flow of events for operators: decisions, lag, dead letters, reviews — never content.")
