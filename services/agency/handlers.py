@@ -48,11 +48,13 @@ class AgencyHandlers:
         deliveries = [r for r in records if r.topic == self.ctx.topics.deliver(self.ctx.agency.id)]
         statuses = [r for r in records if r.topic == self.ctx.topics.status
                     and header(list(r.headers), SOURCE_HEADER) == self.ctx.agency.id]
+        if not deliveries and not statuses:
+            return  # only reports about other agencies' events: nothing to store
         async with unit_of_work(self.ctx.sessions) as session:
-            await self._store_deliveries(session, deliveries)
+            pushes = await self._store_deliveries(session, deliveries)
             await self._store_statuses(session, statuses)
-        if deliveries and self.on_inbox is not None:
-            self.on_inbox()
+        if pushes and self.on_inbox is not None:
+            self.on_inbox()  # webhook deliveries are due now: no need to wait for the next poll
 
     async def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
         headers = dead_letter_headers(reason=reason, detail=detail, topic=record.topic,
@@ -81,8 +83,10 @@ class AgencyHandlers:
             return None
         return envelope, payload
 
-    async def _store_deliveries(self, session: AsyncSession, records: list[Record]) -> None:
+    async def _store_deliveries(self, session: AsyncSession, records: list[Record]) -> int:
         parsed = [p for r in records if (p := await self._parse(r)) is not None]
+        if not parsed:
+            return 0
         ids = [env.id for env, _ in parsed]
         known = set((await session.exec(select(InboxItem.event_id).where(col(InboxItem.event_id).in_(ids)))).all())
         now = self.ctx.clock()
@@ -102,7 +106,7 @@ class AgencyHandlers:
             for_webhooks.append(
                 (envelope.id, InboxEntry.model_validate(item, from_attributes=True).model_dump(mode="json")))
             await self._follow_referral(session, envelope, payload, now=now)
-        await enqueue_for_all(session, for_webhooks, now=now)
+        return await enqueue_for_all(session, for_webhooks, now=now)
 
     async def _follow_referral(self, session: AsyncSession, envelope: Envelope, payload: EventPayload,
                                *, now: datetime) -> None:

@@ -90,16 +90,18 @@ def new_secret() -> str:
 
 
 async def enqueue_for_all(session: AsyncSession, deliveries: list[tuple[str, dict[str, object]]], *,
-                          now: datetime) -> None:
-    """Within the caller's transaction: one pending delivery per active webhook and (event id, body)."""
+                          now: datetime) -> int:
+    """Within the caller's transaction: one pending delivery per active webhook and (event id, body);
+    returns how many were added."""
     if not deliveries:
-        return
+        return 0
     hooks = (await session.exec(select(Webhook).where(col(Webhook.active).is_(True)))).all()
     for event_id, body in deliveries if hooks else ():
         payload = orjson.dumps(body)
         for hook in hooks:
             session.add(WebhookDelivery(webhook_id=hook.id, event_id=event_id, body=payload,
                                         next_attempt_at=now, created_at=now))
+    return len(deliveries) * len(hooks)
 
 
 def backoff(attempt: int, *, base: float) -> timedelta:
