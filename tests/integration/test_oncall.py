@@ -266,3 +266,21 @@ async def test_bad_tokens_unknown_alerts_and_malformed_messages_get_clear_errors
             unknown = await client.post(ack, headers=auth(worker_token(pole, LEVEL_1[0])))
             assert unknown.status_code == 404 and unknown.json()["detail"]
             assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_a_socket_whose_token_expires_is_told_and_closed(pole: Pole, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from websockets.exceptions import ConnectionClosed
+
+    from maillage.core.tokens import mint
+
+    await start_pole(pole, tmp_path)
+    short = mint(pole.trust(POLICE).own, subject=LEVEL_1[0], scopes=(Scope.ALERTS_ACK,),
+                 lifetime=timedelta(seconds=2))
+    async with dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running, socket(running, short) as ws:
+        expired = await ws.next("error", timeout=10)
+        assert expired["status"] == 401 and "sign in again" in expired["detail"]
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.next(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
