@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 from rich.console import Console
 from rich.table import Table
+from websockets.sync.client import ClientConnection, connect
 
 from maillage.core.envelope import new_subject_ref
 from maillage.core.keys import KeyDirs, OwnKeys, PublicKeys
 from maillage.core.network import Network
-from maillage.core.tokens import ALL_AGENCY_SCOPES, mint
+from maillage.core.tokens import ALL_AGENCY_SCOPES, Scope, mint
 from maillage.core.vocabulary import Category
+from maillage.dispatcher.rota import Rota
 
 AMINA = {
     "identity": {"given_name": "Amina", "family_name": "Exemple", "birth_date": "1991-04-02"},
@@ -25,6 +30,20 @@ AMINA = {
     "risk": {"level": "high", "factors": ["threats", "separation"]},
     "narrative": "Left home with her son after threats; needs housing support and follow-up.",
 }
+
+
+@dataclass
+class OnCallWorker:
+    id: str
+    socket: ClientConnection
+
+    def next(self, kind: str, *, timeout: float, alert_id: str | None = None) -> dict[str, Any]:
+        """The next message of this type (for this alert), skipping the others."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message: dict[str, Any] = orjson.loads(self.socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if message["type"] == kind and (alert_id is None or message["alert"]["alert_id"] == alert_id):
+                return message
 
 
 @dataclass
@@ -118,15 +137,53 @@ class Demo:
                  "recipients": ["police", "justice"], "legal_basis": "danger",
                  "justification": "Partner announced he will come to the shelter tonight with a knife.",
                  "data": AMINA}
-        event = self.post("refuge-liege", "/v1/alerts", alert)
-        self.show("4. Imminent-danger alert without consent (art. 458bis)", "refuge-liege",
-                  {**AMINA, "narrative": alert["justification"]}, event["event_id"])
+        with self.on_call_socket("zp-meuse") as officer:
+            event = self.post("refuge-liege", "/v1/alerts", alert)
+            self.show("4. Imminent-danger alert without consent (art. 458bis)", "refuge-liege",
+                      {**AMINA, "narrative": alert["justification"]}, event["event_id"])
+            if officer is not None:
+                self.acknowledge(officer, "refuge-liege", event["event_id"], recipient="zp-meuse")
         first = self.post("refuge-liege", "/v1/referrals", {"subject_ref": subject, "subject_role": "victim",
                                                              "recipient": "cpas-seraing", "data": AMINA})
         if self.wait_inbox("cpas-seraing", first["event_id"]) is not None:
             self.post("cpas-seraing", f"/v1/referrals/{first['event_id']}/response", {"decision": "accepted"})
             state = self._referral_state("refuge-liege", first["event_id"], "accepted")
-            self.console.print(f"5. The CPAS accepts the referral; refuge-liege sees it as [bold]{state}[/].")
+            self.console.print(f"6. The CPAS accepts the referral; refuge-liege sees it as [bold]{state}[/].")
+
+    @contextmanager
+    def on_call_socket(self, agency_id: str) -> Iterator[OnCallWorker | None]:
+        """A worker of `agency_id` on call at level 1 right now, connected to the dispatcher's socket."""
+        if agency_id not in self.network.dispatched:
+            yield None
+            return
+        rota = Rota(self.network.oncall[agency_id], timezone=self.network.dispatcher.timezone)
+        on_call = sorted(rota.on_call(1, datetime.now(UTC)))
+        if not on_call:
+            yield None
+            return
+        own = OwnKeys.load(self.key_dirs, agency_id, PublicKeys.load(self.key_dirs))
+        token = mint(own, subject=on_call[0], scopes=(Scope.ALERTS_ACK,), lifetime=timedelta(minutes=5))
+        url = f"ws://127.0.0.1:{self.network.dispatcher.port}/v1/ws"
+        with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+            worker = OnCallWorker(id=on_call[0], socket=ws)
+            worker.next("snapshot", timeout=self.timeout)
+            yield worker
+
+    def acknowledge(self, worker: OnCallWorker, sender: str, alert_id: str, *, recipient: str) -> None:
+        page = worker.next("alert", timeout=self.timeout, alert_id=alert_id)["alert"]
+        worker.socket.send(orjson.dumps({"type": "ack", "alert_id": alert_id}).decode())
+        worker.next("acked", timeout=self.timeout)
+        deadline = time.monotonic() + self.timeout
+        state = "paged"
+        with self.client(sender) as client:
+            while time.monotonic() < deadline and state != "acknowledged":
+                lines = client.get(f"/v1/events/{alert_id}").json()["recipients"]
+                progress = next((r.get("alert") for r in lines if r["recipient"] == recipient), None)
+                state = progress["state"] if progress else state
+                time.sleep(0.1)
+        self.console.print(f"5. {recipient}'s on-call worker [bold]{worker.id}[/] ({page['level_name']}, level "
+                           f"{page['level']}) is paged live and acknowledges; {sender} sees the alert "
+                           f"[bold]{state}[/].\n")
 
     def _referral_state(self, agency_id: str, referral_id: str, expected: str) -> str:
         deadline = time.monotonic() + self.timeout

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -70,6 +73,15 @@ def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(kafka_bootstrap: str, tmp
         [line] = fate["recipients"]
         assert line["recipient"] == "zp-meuse" and line["review"] is True
         assert line["removed"] == {"health": "outside_danger_rule", "narrative": "outside_danger_rule"}
+
+        # The demo a newcomer plays against it: removals shown, and the alert taken in hand on call.
+        wait_ready(f"http://127.0.0.1:{network.dispatcher.port}", up, timeout=30)
+        demo = subprocess.run([sys.executable, "-m", "maillage.cli.main", "demo", "--network", str(network_file),
+                               "--data-dir", str(tmp_path / "var")], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "COLUMNS": "160"})
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "above_ceiling" in demo.stdout and "is paged live and acknowledges" in demo.stdout
+        assert "sees the alert acknowledged" in demo.stdout and "sees it as accepted" in demo.stdout
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(timeout=60)
