@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from maillage.core.auth import require
+from maillage.core.db import unit_of_work
 from maillage.core.problems import PROBLEM_JSON, Conflict, Forbidden, InvalidRequest, NotFound
 from maillage.core.tokens import Principal, Scope, staff_ref
 from maillage.monitor.models import DeadLetter, Decision, OncallOutcome, Rejection, Review
@@ -169,7 +170,7 @@ def _review(r: Review) -> dict[str, Any]:
              summary="Approve a danger disclosure: a second person, not the one who raised the alert")
 async def approve(review_id: int, _: Reader, actor: Actor, monitor: Service) -> dict[str, Any]:
     reviewer = staff_ref(actor)
-    async with monitor.writing() as session:
+    async with unit_of_work(monitor.sessions) as session:
         review = await session.get(Review, review_id)
         if review is None:
             raise NotFound("There is no review with this id.")

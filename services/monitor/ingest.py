@@ -14,7 +14,7 @@ import orjson
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.bus import header
@@ -126,9 +126,3 @@ def _service_of(topic: str, topics: Topics) -> str:
     if topic == topics.status:
         return "agency"
     return "unknown"
-
-
-async def pending_reviews(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as session:
-        rows = await session.exec(select(Review.id).where(col(Review.status) == "pending"))
-        return len(rows.all())

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.db import unit_of_work
@@ -41,11 +40,6 @@ class Monitor:
         self.lag: list[GroupLag] = []
         self.lag_measured_at: datetime | None = None
         self._wake = asyncio.Event()
-
-    @contextlib.asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncSession]:
-        async with unit_of_work(self.sessions) as session:
-            yield session
 
     def refresh_gauges_soon(self) -> None:
         self._wake.set()
@@ -122,9 +116,3 @@ class Monitor:
             raise Conflict("This dead letter could not be read back from the topic.") from None
         finally:
             await reader.stop()
-
-
-async def waiting_dead_letters(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as session:
-        return int((await session.exec(select(func.count()).select_from(DeadLetter)
-                                       .where(col(DeadLetter.replayed_at).is_(None)))).one())
