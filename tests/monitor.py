@@ -13,8 +13,6 @@ from maillage.monitor.service import Monitor
 from maillage.monitor.settings import MonitorSettings
 from tests.support import Pole, Served, served_when_ready
 
-OPERATOR_AGENCY = "cpas-seraing"  # any agency of the network may issue an operator's token
-
 
 class RunningMonitor(Served):
     @property
@@ -29,10 +27,15 @@ async def monitor(pole: Pole) -> AsyncIterator[RunningMonitor]:
         yield RunningMonitor(url=served.url, app=served.app)
 
 
-def operator_token(pole: Pole, who: str = "operator-anne", *, act: bool = False, agency: str = OPERATOR_AGENCY
-                   ) -> str:
+def operator_token(pole: Pole, who: str = "operator-anne", *, act: bool = False) -> str:
+    """What `maillage token --operator` mints: from the operators' issuer of the network file."""
     scopes = (Scope.MONITOR_READ, Scope.MONITOR_ACT) if act else (Scope.MONITOR_READ,)
-    return mint(pole.trust(agency).own, subject=who, scopes=scopes)
+    return mint(pole.trust(pole.operators).own, subject=who, scopes=scopes)
+
+
+def agency_minted_operator_token(pole: Pole, agency: str, who: str) -> str:
+    """The attack: an agency's token key minting the operators' powers for one of its own staff."""
+    return mint(pole.trust(agency).own, subject=who, scopes=(Scope.MONITOR_READ, Scope.MONITOR_ACT))
 
 
 def as_operator(running: RunningMonitor, token: str) -> httpx.AsyncClient:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from maillage.agency.app import create_app as create_agency_app
 from maillage.agency.settings import AgencySettings
 from maillage.core import bus
-from maillage.core.keys import GATEWAY, ensure_keys
+from maillage.core.keys import ensure_keys
 from maillage.core.polling import eventually
 from maillage.core.settings import DEFAULT_NETWORK
 from maillage.core.tokens import ALL_AGENCY_SCOPES, Scope, mint
@@ -58,11 +58,20 @@ class Pole:
 
     def create_keys(self) -> None:
         settings = self.gateway_settings()
-        ensure_keys(settings.key_dirs, [GATEWAY, *(a.id for a in settings.network.agencies)])
+        ensure_keys(settings.key_dirs, settings.network.key_owners)
 
     def token(self, agency_id: str, scopes: tuple[Scope, ...] = ALL_AGENCY_SCOPES) -> str:
         """A token a partner system of `agency_id` would hold."""
         return mint(self.trust(agency_id).own, subject=f"{agency_id}-case-system", scopes=scopes)
+
+    @property
+    def operators(self) -> str:
+        """The operators' issuer of the network: the only one whose tokens carry the monitor's scopes."""
+        return self.gateway_settings().network.operators.issuer
+
+    def scrape_token(self) -> str:
+        """The bearer secret the services of this Pôle's data directory take at /metrics."""
+        return self.gateway_settings().scrape_token()
 
     def trust(self, owner: str) -> Trust:
         """`owner`'s keys, as its own service holds them (to play a sender or forge one in tests)."""

@@ -17,11 +17,14 @@ from maillage.core.db import create_schema, make_engine, session_factory
 from maillage.core.http import install_common
 from maillage.core.lifecycle import TaskGroup, readiness, shut_down
 from maillage.core.outbox import OutboxRelay
-from maillage.core.trust import Trust
+from maillage.core.private import keep_private
+from maillage.core.tokens import agency_audience
+from maillage.core.trust import Trust, watch_keys
 from maillage.core.webhooks import WebhookDispatcher
 
 
 def create_app(settings: AgencySettings) -> FastAPI:
+    keep_private(settings.data_dir)  # before anything is written: databases, secrets, logs
     agency = settings.network.agency(settings.agency_id)
     topics = settings.topics
 
@@ -35,7 +38,7 @@ def create_app(settings: AgencySettings) -> FastAPI:
         relay = OutboxRelay(sessions, producer, name=f"agency:{agency.id}")
         ctx = AgencyContext(agency=agency, network=settings.network, topics=topics,
                             sessions=sessions, relay=relay, trust=Trust.load(settings.key_dirs, agency.id))
-        consumer = bus.consumer(settings.bootstrap, topics.deliver(agency.id), topics.status,
+        consumer = bus.consumer(settings.bootstrap, topics.deliver(agency.id), topics.status(agency.id),
                                 group_id=f"{topics.prefix}maillage.agency.{agency.id}",
                                 auth=settings.kafka_auth)
         await consumer.start()
@@ -45,6 +48,7 @@ def create_app(settings: AgencySettings) -> FastAPI:
         tasks.start(relay.run(), name="outbox-relay")
         tasks.start(webhooks.run(), name="webhooks")
         tasks.start(bus.consume_forever(consumer, handlers.handle, name="deliveries"), name="deliveries")
+        tasks.start(watch_keys([ctx.trust], every=settings.key_refresh_seconds), name="keys")
 
         app.state.context = ctx
         app.state.trust = ctx.trust
@@ -58,9 +62,10 @@ def create_app(settings: AgencySettings) -> FastAPI:
         title=f"Maillage agency service — {agency.name}",
         version="1",
         summary="Consented referrals and safety alerts between agencies, through the consent gateway.",
-        lifespan=lifespan,
+        lifespan=lifespan, docs_url=None, redoc_url=None,
     )
 
-    install_common(app, max_body_bytes=settings.max_body_bytes)
+    install_common(app, max_body_bytes=settings.max_body_bytes, audience=agency_audience(agency.id),
+                   scrape_token=settings.scrape_token())
     app.include_router(router)
     return app

@@ -22,7 +22,7 @@ from maillage.core.vocabulary import Category, LegalBasis, Purpose, Role, Severi
 
 def _subject_ref(value: str) -> str:
     if not SUBJECT_REF.match(value):
-        raise ValueError("subject_ref must be 8 to 64 letters, digits, '-' or '_'")
+        raise ValueError("subject_ref must be 's-' and 32 lowercase hexadecimal digits (128 random bits)")
     return value
 
 

@@ -26,4 +26,4 @@ IdempotencyKey = Annotated[
 
 def Allowed(scope: Scope) -> Any:
     """The caller's token is valid, for this agency, and carries `scope`."""
-    return require(scope, audience_owner=lambda request: request.app.state.context.agency.id)
+    return require(scope, issuers=lambda request: request.app.state.context.agency.id)

@@ -46,7 +46,7 @@ class AgencyHandlers:
 
     async def handle(self, records: list[Record]) -> None:
         deliveries = [r for r in records if r.topic == self.ctx.topics.deliver(self.ctx.agency.id)]
-        statuses = [r for r in records if r.topic == self.ctx.topics.status
+        statuses = [r for r in records if r.topic == self.ctx.topics.status(self.ctx.agency.id)
                     and header(list(r.headers), SOURCE_HEADER) == self.ctx.agency.id]
         if not deliveries and not statuses:
             return  # only reports about other agencies' events: nothing to store
@@ -60,7 +60,8 @@ class AgencyHandlers:
         headers = dead_letter_headers(reason=reason, detail=detail, topic=record.topic,
                                       partition=record.partition, offset=record.offset,
                                       original=list(record.headers))
-        await self.dlq.send_and_wait(self.ctx.topics.dlq, record.value, key=record.key, headers=headers)
+        await self.dlq.send_and_wait(self.ctx.topics.dead_letters_of(self.ctx.agency.id), record.value,
+                                     key=record.key, headers=headers)
         DEAD_LETTERS.labels(f"agency:{self.ctx.agency.id}", reason).inc()
         log.warning("dead letter", extra={"reason": reason, "topic": record.topic, "offset": record.offset})
 

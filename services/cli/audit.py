@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from maillage.cli.credentials import TokenFileOption, bearer_token
 from maillage.core.envelope import SUBJECT_REF
 from maillage.core.network import NetworkError, load_network
 from maillage.core.settings import DEFAULT_NETWORK
@@ -30,10 +31,6 @@ NetworkOption = Annotated[Path, typer.Option("--network", envvar="MAILLAGE_NETWO
 GatewayOption = Annotated[str | None, typer.Option(
     "--gateway", envvar="MAILLAGE_GATEWAY_URL", show_default=False,
     help="The gateway's base URL (default: http://127.0.0.1:PORT, PORT from the network file).")]
-TokenOption = Annotated[str | None, typer.Option(
-    "--token", envvar="MAILLAGE_TOKEN", show_default=False,
-    help="A token with the audit:read scope from any agency of the network (`maillage token --scope "
-         "audit:read`). Prefer the environment variable: a command line is visible to other users.")]
 
 
 class CannotCheck(Exception):
@@ -59,7 +56,8 @@ def _base_url(gateway: str | None, network: Path) -> str:
 
 def _get(base_url: str, path: str, token: str | None) -> dict[str, Any]:
     if not token:
-        raise CannotCheck("A token with the audit:read scope is needed: set MAILLAGE_TOKEN or pass --token.")
+        raise CannotCheck("A token with the audit:read scope is needed (`maillage token --agency ID --scope "
+                          "audit:read`): set MAILLAGE_TOKEN or pass --token-file.")
     try:
         # Walking millions of records takes a while: wait for the answer, not for the connection.
         response = httpx.get(base_url + path, headers={"Authorization": f"Bearer {token}"},
@@ -86,7 +84,7 @@ def _problem_text(response: httpx.Response) -> str:
 @audit_app.command("verify")
 def verify(
     gateway: GatewayOption = None,
-    token: TokenOption = None,
+    token_file: TokenFileOption = None,
     database: Annotated[str | None, typer.Option(
         "--database", show_default=False,
         help="Verify this gateway database directly, without a running gateway "
@@ -96,7 +94,8 @@ def verify(
     """Walk the audit chain and name the first broken record. Exit code 1 when it is broken, 2 when it
     could not be checked."""
     try:
-        report = _verify_database(database) if database else _verify_online(_base_url(gateway, network), token)
+        report = (_verify_database(database) if database
+                  else _verify_online(_base_url(gateway, network), bearer_token(token_file)))
     except CannotCheck as exc:
         raise _fail(str(exc)) from None
     _print_chain(report)
@@ -173,16 +172,17 @@ def _print_chain(report: ChainReport) -> None:
 def disclosures(
     subject_ref: Annotated[str, typer.Argument(help="The person's pseudonymous reference.")],
     gateway: GatewayOption = None,
-    token: TokenOption = None,
+    token_file: TokenFileOption = None,
     network: NetworkOption = DEFAULT_NETWORK,
 ) -> None:
     """List who received which categories about a person, when, and on which basis (scope audit:read)."""
     if not SUBJECT_REF.fullmatch(subject_ref):
-        raise typer.BadParameter("8 to 64 letters, digits, '-' or '_'.", param_hint="SUBJECT_REF")
+        raise typer.BadParameter("'s-' and 32 lowercase hexadecimal digits.", param_hint="SUBJECT_REF")
     try:
         base_url = _base_url(gateway, network)
         with console.status("Asking the gateway…"):
-            report = DisclosureReport.model_validate(_get(base_url, f"/v1/disclosures/{subject_ref}", token))
+            report = DisclosureReport.model_validate(_get(base_url, f"/v1/disclosures/{subject_ref}",
+                                                                  bearer_token(token_file)))
     except CannotCheck as exc:
         raise _fail(str(exc)) from None
     if not report.disclosures:

@@ -453,7 +453,7 @@ async def passthrough(bootstrap: str, source: str, target: str) -> AsyncIterator
 
 def _ensure_keys(settings: GatewaySettings) -> KeyDirs:
     """Every owner's keys, where the services of this run will look for them (as `maillage up` does)."""
-    ensure_keys(settings.key_dirs, [GATEWAY, *(a.id for a in settings.network.agencies)])
+    ensure_keys(settings.key_dirs, settings.network.key_owners)
     return settings.key_dirs
 
 

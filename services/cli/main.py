@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -17,8 +18,9 @@ from maillage.cli import schemas as schema_files
 from maillage.cli.audit import audit_app, disclosures_app
 from maillage.cli.operators import dlq_app
 from maillage.cli.operators import status as operator_status
-from maillage.core.keys import GATEWAY, KeyDirs, OwnKeys, PublicKeys, add_keys, ensure_keys, retire_key
+from maillage.core.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys, add_keys, ensure_keys, retire_key
 from maillage.core.network import load_network
+from maillage.core.private import PRIVATE_UMASK
 from maillage.core.settings import DEFAULT_NETWORK
 from maillage.core.tokens import Scope, mint
 
@@ -30,6 +32,12 @@ app.add_typer(disclosures_app)
 app.add_typer(dlq_app, name="dlq")
 app.command("status")(operator_status)
 console = Console()
+
+
+@app.callback()
+def _private_by_default() -> None:
+    # Whatever a command writes (keys, databases, logs, the local broker's segments) is its user's alone.
+    os.umask(PRIVATE_UMASK)
 
 NetworkOption = Annotated[Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE",
                                              help="The network file describing the Pôle.")]
@@ -123,6 +131,7 @@ def up(
 ) -> None:
     """Start the whole Pôle on this machine; Ctrl-C stops everything it started."""
     from maillage.cli.up import Supervisor
+    from maillage.gateway.settings import GatewaySettings
 
     net = load_network(network)
     supervisor = Supervisor(network=net, network_file=network.resolve(), data_dir=data_dir.resolve(),
@@ -132,8 +141,9 @@ def up(
     try:
         with console.status("Starting Kafka…"):
             supervisor.start_kafka(port=kafka_port)
-        with console.status("Creating topics and starting services…"):
+        with console.status("Creating topics, principals and ACLs, and starting services…"):
             supervisor.create_topics()
+            supervisor.provision(gateway_transactional_id=GatewaySettings(network_file=network).transactional_id)
             supervisor.start_services()
             supervisor.wait_ready()
         _print_listening(supervisor)
@@ -287,13 +297,13 @@ def _key_dirs(data_dir: Path) -> KeyDirs:
 def keys_init(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption = Path("var")) -> None:
     """Create keys for the gateway and every agency of the network that has none yet."""
     net = load_network(network)
-    created = ensure_keys(_key_dirs(data_dir), [GATEWAY, *(a.id for a in net.agencies)])
+    created = ensure_keys(_key_dirs(data_dir), net.key_owners)
     console.print(f"created keys for: {', '.join(created) or 'nobody (all present)'}")
     console.print(f"private keys (mode 0600, keep out of git): {_key_dirs(data_dir).private}")
 
 
 @keys_app.command("rotate")
-def keys_rotate(agency: Annotated[str, typer.Option(help="Agency id, or `gateway`.")],
+def keys_rotate(agency: Annotated[str, typer.Option(help="Agency id, `gateway`, or the operators' issuer.")],
                 data_dir: DataDirOption = Path("var")) -> None:
     """Add a new key of each use; the old key ids stay accepted until retired."""
     for kid in add_keys(_key_dirs(data_dir), agency):
@@ -301,10 +311,11 @@ def keys_rotate(agency: Annotated[str, typer.Option(help="Agency id, or `gateway
 
 
 @keys_app.command("retire")
-def keys_retire(agency: Annotated[str, typer.Option(help="Agency id, or `gateway`.")],
+def keys_retire(agency: Annotated[str, typer.Option(help="Agency id, `gateway`, or the operators' issuer.")],
                 kid: Annotated[str, typer.Option(help="The key id to stop accepting.")],
                 data_dir: DataDirOption = Path("var")) -> None:
-    """Stop accepting one key id (the newest key of each use cannot be retired)."""
+    """Stop accepting one key id (the newest key of each use cannot be retired). Running services refuse it,
+    and close the live streams opened with it, within MAILLAGE_KEY_REFRESH_SECONDS (60 s by default)."""
     try:
         retire_key(_key_dirs(data_dir), agency, kid)
     except LookupError as exc:
@@ -313,18 +324,33 @@ def keys_retire(agency: Annotated[str, typer.Option(help="Agency id, or `gateway
     console.print(f"retired {kid}")
 
 
+OPERATOR_SCOPES = frozenset({Scope.MONITOR_READ, Scope.MONITOR_ACT})
+
+
 @app.command()
 def token(
-    agency: Annotated[str, typer.Option(help="The agency whose partner system holds the token.")],
     scope: Annotated[list[Scope], typer.Option(help="Repeat for several scopes.")],
+    agency: Annotated[str | None, typer.Option(help="The agency whose partner system (or worker) holds it.")] = None,
+    operator: Annotated[bool, typer.Option("--operator", help="An operator's token, from the operators' issuer "
+                                                              "of the network file (monitor scopes only).")] = False,
     subject: Annotated[str, typer.Option(help="Who holds it (a system or worker id).")] = "dev",
     minutes: Annotated[int, typer.Option(min=1, max=60, help="Lifetime, one hour at most.")] = 60,
+    network: NetworkOption = DEFAULT_NETWORK,
     data_dir: DataDirOption = Path("var"),
 ) -> None:
-    """Mint a development token signed with the agency's token key (printed on stdout)."""
+    """Mint a development token signed with the agency's (or the operators') token key, printed on stdout.
+
+    Its audience is the services its scopes are used at: the agency's own service, the gateway (audit:read),
+    the dispatcher (alerts:ack), the monitor (monitor:*)."""
+    if operator == (agency is not None):
+        raise typer.BadParameter("name one issuer: --agency ID or --operator", param_hint="--agency/--operator")
+    if (set(scope) - OPERATOR_SCOPES) if operator else (set(scope) & OPERATOR_SCOPES):
+        raise typer.BadParameter("monitor scopes come from the operators' issuer only (--operator), and it "
+                                 "grants nothing else", param_hint="--scope")
+    owner = load_network(network).operators.issuer if operator else str(agency)
     dirs = _key_dirs(data_dir)
     try:
-        own = OwnKeys.load(dirs, agency, PublicKeys.load(dirs))
+        own = OwnKeys.load(dirs, owner, PublicKeys.load(dirs), uses=frozenset({KeyUse.TOKENS}))
     except LookupError as exc:
         console.print(f"[red]{exc}[/] — run `maillage keys init` first.", highlight=False)
         raise typer.Exit(1) from None

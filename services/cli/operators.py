@@ -13,14 +13,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from maillage.cli.credentials import TokenFileOption, bearer_token, scrape_secret
 from maillage.core.network import Network, load_network
 from maillage.core.settings import DEFAULT_NETWORK
 
 console = Console()
 NetworkOption = Annotated[Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE",
                                              help="The network file describing the Pôle.")]
-TokenOption = Annotated[str, typer.Option(envvar="MAILLAGE_TOKEN", show_default=False,
-                                          help="An operator's token (monitor:read; monitor:act to replay).")]
 BACKLOG = re.compile(r'^maillage_outbox_backlog\{service="([^"]+)"\} ([0-9.e+]+)$', re.MULTILINE)
 
 dlq_app = typer.Typer(help="Dead letters: what no service could process, and replaying them.")
@@ -35,11 +34,12 @@ def _services(network: Network) -> list[tuple[str, str, int]]:
     return services
 
 
-def _probe(client: httpx.Client, port: int) -> tuple[str, str]:
+def _probe(client: httpx.Client, port: int, *, scrape: str | None) -> tuple[str, str]:
     base = f"http://127.0.0.1:{port}"
     try:
         ready = client.get(f"{base}/readyz").status_code == 200
-        metrics = client.get(f"{base}/metrics").text
+        answer = client.get(f"{base}/metrics", headers={"Authorization": f"Bearer {scrape}"} if scrape else {})
+        metrics = answer.text if answer.status_code == 200 else ""
     except httpx.HTTPError:
         return "[red]down[/]", ""
     backlog = sum(float(value) for _, value in BACKLOG.findall(metrics))
@@ -50,8 +50,11 @@ def _probe(client: httpx.Client, port: int) -> tuple[str, str]:
 def status(
     network_file: NetworkOption = DEFAULT_NETWORK,
     bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP", help="The network's Kafka.")] = "",
+    data_dir: Annotated[Path, typer.Option(envvar="MAILLAGE_DATA_DIR", help="Where `maillage up` keeps the "
+                                           "metrics' scrape secret and the monitor's Kafka password.")] = Path("var"),
 ) -> None:
     """Every service (ready or not, outbox backlog) and every consumer group's lag, as tables."""
+    from maillage.core.acl import MONITOR_PRINCIPAL, load_kafka_auth, password_file
     from maillage.monitor.lag import consumer_lag
 
     network = load_network(network_file)
@@ -62,7 +65,7 @@ def status(
     with Progress(console=console, transient=True) as progress, httpx.Client(timeout=2) as client:
         task = progress.add_task("Asking each service…", total=len(services))
         for name, sector, port in services:
-            state, backlog = _probe(client, port)
+            state, backlog = _probe(client, port, scrape=scrape_secret(data_dir))
             table.add_row(name, sector, str(port), state, backlog)
             progress.advance(task)
     console.print(table)
@@ -72,7 +75,11 @@ def status(
         return
     try:
         with console.status("Reading consumer groups from the broker…"):
-            lags = asyncio.run(consumer_lag(broker, prefix=network.kafka.topic_prefix))
+            private = data_dir / "keys" / "private"
+            # On a secure broker, lag is read as the monitor reads it: its principal may describe every group.
+            auth = (load_kafka_auth(private, MONITOR_PRINCIPAL)
+                    if password_file(private, MONITOR_PRINCIPAL).exists() else None)
+            lags = asyncio.run(consumer_lag(broker, prefix=network.kafka.topic_prefix, auth=auth))
     except Exception as exc:  # an unreachable broker is an answer too
         console.print(f"[red]Consumer lag unavailable:[/] {type(exc).__name__}")
         raise typer.Exit(1) from None
@@ -86,10 +93,11 @@ def status(
     console.print(lag_table)
 
 
-def _monitor_client(network_file: Path, monitor: str, token: str) -> httpx.Client:
+def _monitor_client(network_file: Path, monitor: str, token_file: Path | None) -> httpx.Client:
+    token = bearer_token(token_file)
     if not token:
-        console.print("[red]An operator's token is needed:[/] --token or MAILLAGE_TOKEN "
-                      "(`maillage token --agency ID --scope monitor:read --scope monitor:act`).")
+        console.print("[red]An operator's token is needed:[/] MAILLAGE_TOKEN or --token-file "
+                      "(`maillage token --operator --scope monitor:read --scope monitor:act`).")
         raise typer.Exit(2)
     base = monitor or f"http://127.0.0.1:{load_network(network_file).monitor.port}"
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -108,13 +116,13 @@ MonitorOption = Annotated[str, typer.Option(help="The monitor's URL (default: th
 
 @dlq_app.command("list")
 def dlq_list(
-    token: TokenOption = "",
+    token_file: TokenFileOption = None,
     network_file: NetworkOption = DEFAULT_NETWORK,
     monitor: MonitorOption = "",
     waiting: Annotated[bool, typer.Option(help="Only those not replayed yet.")] = False,
 ) -> None:
     """The dead letters: when, which service refused what, and why (never their content)."""
-    with _monitor_client(network_file, monitor, token) as client:
+    with _monitor_client(network_file, monitor, token_file) as client:
         response = client.get("/v1/dead-letters", params={"waiting": waiting})
     if response.status_code != 200:
         console.print(f"[red]{_refused(response)}[/]")
@@ -134,12 +142,12 @@ def dlq_list(
 def dlq_replay(
     ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (see `maillage dlq list`).")] = None,
     reason: Annotated[str, typer.Option(help="Or: every waiting dead letter with this reason.")] = "",
-    token: TokenOption = "",
+    token_file: TokenFileOption = None,
     network_file: NetworkOption = DEFAULT_NETWORK,
     monitor: MonitorOption = "",
 ) -> None:
     """Publish dead letters again to the topic they came from; the service decides them anew."""
-    with _monitor_client(network_file, monitor, token) as client:
+    with _monitor_client(network_file, monitor, token_file) as client:
         chosen = list(ids or [])
         if reason:
             waiting = client.get("/v1/dead-letters", params={"waiting": True, "limit": 1000})

@@ -1,25 +1,27 @@
 """Kafka least privilege from the network file: a SCRAM principal per agency and the gateway, and their ACLs.
 
 The plan (who may do what on which topic, group and transactional id) is pure data built from the
-network and the topic names. Applying it uses Kafka's own tools from the cached jars (`AclCommand`,
-`ConfigCommand`): aiokafka 0.14's admin client has neither CreateAcls nor AlterUserScramCredentials.
+network and the topic names. Applying it takes two Kafka requests, AlterUserScramCredentials and
+CreateAcls, sent through aiokafka's protocol layer: its admin client has neither call, and Kafka's own
+Java tools cost a JVM start (about a second) per principal and per ACL batch — some forty for the demo.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import secrets
-import tempfile
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
-from functools import partial
 from pathlib import Path
 
-from maillage.core.kafka_auth import KafkaAuth
-from maillage.core.kafka_local import run_tool
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.protocol.admin import CreateAclsRequest_v1
+from aiokafka.protocol.api import Request, RequestStruct, Response
+from aiokafka.protocol.types import CompactArray, CompactBytes, CompactString, Int8, Int16, Int32, Schema, TaggedFields
+
+from maillage.core.kafka_auth import KafkaAuth, client_kwargs
 from maillage.core.keys import write_private
 from maillage.core.network import Network
 from maillage.core.topics import Topics
@@ -36,9 +38,10 @@ class AccessError(RuntimeError):
 
 
 class Operation(StrEnum):
-    # Kafka implies DESCRIBE from READ and WRITE, so it is never granted on its own here.
+    # Kafka implies DESCRIBE from READ and WRITE; it is granted alone only where the monitor reads lag.
     READ = "Read"
     WRITE = "Write"
+    DESCRIBE = "Describe"
 
 
 class Resource(StrEnum):
@@ -68,21 +71,22 @@ def gateway_group(topics: Topics) -> str:
 
 
 def agency_grants(agency_id: str, topics: Topics) -> list[Grant]:
-    """An agency submits events and dead letters, and reads only its own deliveries and the status topic."""
+    """An agency submits events and its own dead letters, and reads only its own deliveries and statuses."""
     # Idempotent producers need no IDEMPOTENT_WRITE on the cluster since Kafka 3.0 (KIP-679): WRITE
-    # on a topic is enough. Status records are metadata only; each agency keeps those about its events.
+    # on a topic is enough. Statuses say who received what about a person: each agency reads only those
+    # about the events it sent; its dead letters go to a topic only it writes, so none can pass for another's.
     return [
         Grant(agency_id, Operation.WRITE, Resource.TOPIC, topics.submitted),
-        Grant(agency_id, Operation.WRITE, Resource.TOPIC, topics.dlq),
+        Grant(agency_id, Operation.WRITE, Resource.TOPIC, topics.dead_letters_of(agency_id)),
         Grant(agency_id, Operation.READ, Resource.TOPIC, topics.deliver(agency_id)),
-        Grant(agency_id, Operation.READ, Resource.TOPIC, topics.status),
+        Grant(agency_id, Operation.READ, Resource.TOPIC, topics.status(agency_id)),
         Grant(agency_id, Operation.READ, Resource.GROUP, agency_group(topics, agency_id)),
     ]
 
 
 def gateway_grants(agency_ids: Sequence[str], topics: Topics, *, transactional_id: str) -> list[Grant]:
-    """The gateway reads submissions and writes every delivery, status, audit record and dead letter."""
-    written = [topics.status, topics.audit, topics.dlq, *(topics.deliver(a) for a in agency_ids)]
+    """The gateway reads submissions and writes every delivery, status, audit record and its dead letters."""
+    written = [topics.audit, topics.dlq, *(t for a in agency_ids for t in (topics.deliver(a), topics.status(a)))]
     return [
         Grant(GATEWAY_PRINCIPAL, Operation.READ, Resource.TOPIC, topics.submitted),
         Grant(GATEWAY_PRINCIPAL, Operation.READ, Resource.GROUP, gateway_group(topics)),
@@ -97,24 +101,32 @@ def dispatcher_group(topics: Topics) -> str:
 
 def dispatcher_grants(served: Sequence[str], topics: Topics) -> list[Grant]:
     """The dispatcher reads the deliveries of the agencies it serves, submits their acknowledgements, and
-    reports to operators on the status topic what became of each alert (metadata only)."""
+    reports to operators what became of each alert (metadata only)."""
     return [
         Grant(DISPATCHER_PRINCIPAL, Operation.WRITE, Resource.TOPIC, topics.submitted),
-        Grant(DISPATCHER_PRINCIPAL, Operation.WRITE, Resource.TOPIC, topics.status),
-        Grant(DISPATCHER_PRINCIPAL, Operation.WRITE, Resource.TOPIC, topics.dlq),
+        Grant(DISPATCHER_PRINCIPAL, Operation.WRITE, Resource.TOPIC, topics.oncall),
+        Grant(DISPATCHER_PRINCIPAL, Operation.WRITE, Resource.TOPIC, topics.dead_letters_of(DISPATCHER_PRINCIPAL)),
         Grant(DISPATCHER_PRINCIPAL, Operation.READ, Resource.GROUP, dispatcher_group(topics)),
         *(Grant(DISPATCHER_PRINCIPAL, Operation.READ, Resource.TOPIC, topics.deliver(a)) for a in served),
     ]
 
 
-def monitor_grants(topics: Topics) -> list[Grant]:
-    """The monitor reads the metadata topics, and replays what the gateway refused onto `submitted`."""
+def monitor_grants(agency_ids: Sequence[str], topics: Topics) -> list[Grant]:
+    """The monitor reads the metadata topics, replays what the gateway refused onto `submitted`, and reads
+    every group's committed offsets and every topic's end (DESCRIBE) to show consumer lag."""
+    read = [topics.audit, topics.oncall, *map(topics.status, agency_ids), *topics.dead_letter_topics(agency_ids)]
+    groups = [gateway_group(topics), dispatcher_group(topics), *(agency_group(topics, a) for a in agency_ids)]
     return [
-        *(Grant(MONITOR_PRINCIPAL, Operation.READ, Resource.TOPIC, t) for t in (topics.audit, topics.status,
-                                                                              topics.dlq)),
-        Grant(MONITOR_PRINCIPAL, Operation.READ, Resource.GROUP, f"{topics.prefix}maillage.monitor"),
+        *(Grant(MONITOR_PRINCIPAL, Operation.READ, Resource.TOPIC, t) for t in read),
+        Grant(MONITOR_PRINCIPAL, Operation.READ, Resource.GROUP, monitor_group(topics)),
         Grant(MONITOR_PRINCIPAL, Operation.WRITE, Resource.TOPIC, topics.submitted),
+        *(Grant(MONITOR_PRINCIPAL, Operation.DESCRIBE, Resource.GROUP, g) for g in groups),
+        *(Grant(MONITOR_PRINCIPAL, Operation.DESCRIBE, Resource.TOPIC, topics.deliver(a)) for a in agency_ids),
     ]
+
+
+def monitor_group(topics: Topics) -> str:
+    return f"{topics.prefix}maillage.monitor"
 
 
 def access_plan(network: Network, topics: Topics, *, gateway_transactional_id: str) -> list[Grant]:
@@ -123,42 +135,13 @@ def access_plan(network: Network, topics: Topics, *, gateway_transactional_id: s
     grants += gateway_grants(agency_ids, topics, transactional_id=gateway_transactional_id)
     if network.dispatched:
         grants += dispatcher_grants(network.dispatched, topics)
-    grants += monitor_grants(topics)
+    grants += monitor_grants(agency_ids, topics)
     return sorted(set(grants))
 
 
 def principals(network: Network) -> list[str]:
     return [*(a.id for a in network.agencies), GATEWAY_PRINCIPAL, MONITOR_PRINCIPAL,
             *([DISPATCHER_PRINCIPAL] if network.dispatched else [])]
-
-
-@dataclass(frozen=True)
-class AclBatch:
-    """One `AclCommand --add`: it grants every user the operation on every resource listed."""
-
-    users: tuple[str, ...]
-    operation: Operation
-    resources: tuple[tuple[Resource, str], ...]
-
-    def grants(self) -> set[Grant]:
-        return {Grant(u, self.operation, kind, name) for u in self.users for kind, name in self.resources}
-
-    def arguments(self) -> list[str]:
-        args = ["--add", "--operation", self.operation.value]
-        args += [a for user in self.users for a in ("--allow-principal", f"User:{user}")]
-        return args + [a for kind, name in self.resources for a in (f"--{kind.value}", name)]
-
-
-def batches(grants: Iterable[Grant]) -> list[AclBatch]:
-    """As few AclCommand runs as give exactly these grants (each run is a cross product, and a JVM start)."""
-    users_of: dict[tuple[Operation, Resource, str], set[str]] = defaultdict(set)
-    for g in grants:
-        users_of[(g.operation, g.resource, g.name)].add(g.user)
-    resources_of: dict[tuple[Operation, tuple[str, ...]], list[tuple[Resource, str]]] = defaultdict(list)
-    for (operation, kind, name), users in users_of.items():
-        resources_of[(operation, tuple(sorted(users)))].append((kind, name))
-    return [AclBatch(users=users, operation=op, resources=tuple(sorted(res)))
-            for (op, users), res in sorted(resources_of.items())]
 
 
 def password_file(private_dir: Path, owner: str) -> Path:
@@ -180,79 +163,92 @@ def load_kafka_auth(private_dir: Path, owner: str) -> KafkaAuth:
     return KafkaAuth(username=owner, password=password_file(private_dir, owner).read_text().strip())
 
 
-@dataclass(frozen=True)
-class KafkaAdminTools:
-    """Kafka's Java tools, authenticated as a super user through a 0600 `--command-config` file."""
-
-    bootstrap: str
-    command_config: Path
-    admin_password: str = field(repr=False)
-
-    async def upsert_user(self, user: KafkaAuth) -> None:
-        # A properties file, not --add-config: the password stays out of the process table. The file
-        # form takes the credential without the brackets that the command-line form wants.
-        config = self.command_config.parent / f"{user.username}.scram.properties"
-        write_private(config, f"{user.mechanism}=iterations={SCRAM_ITERATIONS},password={user.password}\n".encode())
-        try:
-            await self._run("kafka.admin.ConfigCommand", "--alter", "--entity-type", "users",
-                            "--entity-name", user.username, "--add-config-file", str(config),
-                            redact=user.password)
-        finally:
-            config.unlink(missing_ok=True)
-
-    async def add_acls(self, batch: AclBatch) -> None:
-        await self._run("org.apache.kafka.tools.AclCommand", *batch.arguments())
-
-    async def _run(self, main: str, *args: str, redact: str = "") -> None:
-        code, output = await run_tool(main, "--bootstrap-server", self.bootstrap,
-                                      "--command-config", str(self.command_config), *args)
-        if code != 0:
-            # ConfigCommand echoes a credential it rejects.
-            for secret in filter(None, (redact, self.admin_password)):
-                output = output.replace(secret, "[redacted]")
-            raise AccessError(f"{main.rsplit('.', 1)[-1]} failed ({code}): {_gist(output)}")
+# Kafka's wire codes (org.apache.kafka.common.acl / resource): what CreateAcls takes.
+_RESOURCE_CODE = {Resource.TOPIC: 2, Resource.GROUP: 3, Resource.TRANSACTIONAL_ID: 5}
+_OPERATION_CODE = {Operation.READ: 3, Operation.WRITE: 4, Operation.DESCRIBE: 8}
+_LITERAL, _ALLOW, _SCRAM_SHA_512 = 3, 3, 2
 
 
-def _gist(output: str) -> str:
-    """A Java tool's error without its stack frames and logging noise."""
-    noise = ("at ", "... ", "SLF4J:")
-    lines = [line for line in output.splitlines() if line.strip() and not line.lstrip().startswith(noise)]
-    return "\n".join(lines[-4:])
+class _CreateAcls(Request[CreateAclsRequest_v1]):
+    """Every binding of the plan in one CreateAcls request (aiokafka's own builder takes one at a time)."""
+
+    API_KEY = 30
+
+    def __init__(self, grants: Sequence[Grant]) -> None:
+        self.creations = [(_RESOURCE_CODE[g.resource], g.name, _LITERAL, f"User:{g.user}", "*",
+                           _OPERATION_CODE[g.operation], _ALLOW) for g in grants]
+
+    def build(self, request_struct_class: type[CreateAclsRequest_v1]) -> CreateAclsRequest_v1:
+        return request_struct_class(self.creations)
 
 
-@contextmanager
-def admin_tools(bootstrap: str, admin: KafkaAuth) -> Iterator[KafkaAdminTools]:
-    with tempfile.TemporaryDirectory(prefix="maillage-acl-") as work:
-        command_config = Path(work) / "admin.properties"
-        write_private(command_config, admin.java_client_properties().encode())
-        yield KafkaAdminTools(bootstrap=bootstrap, command_config=command_config,
-                              admin_password=admin.password)
+class _AlterScramResponse(Response):
+    API_KEY = 51
+    API_VERSION = 0
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("results", CompactArray(("user", CompactString("utf-8")), ("error_code", Int16),
+                                 ("error_message", CompactString("utf-8")), ("tags", TaggedFields))),
+        ("tags", TaggedFields))
+
+
+class _AlterScramStruct(RequestStruct):
+    FLEXIBLE_VERSION = True
+    API_KEY = 51
+    API_VERSION = 0
+    RESPONSE_TYPE = _AlterScramResponse
+    SCHEMA = Schema(
+        ("deletions", CompactArray(("name", CompactString("utf-8")), ("mechanism", Int8), ("tags", TaggedFields))),
+        ("upsertions", CompactArray(("name", CompactString("utf-8")), ("mechanism", Int8), ("iterations", Int32),
+                                    ("salt", CompactBytes), ("salted_password", CompactBytes),
+                                    ("tags", TaggedFields))),
+        ("tags", TaggedFields))
+
+
+class _AlterScram(Request[_AlterScramStruct]):
+    """AlterUserScramCredentials (KIP-554), which aiokafka's admin client lacks: the salted password is
+    computed here, so the password itself never travels, not even to the broker."""
+
+    API_KEY = 51
+
+    def __init__(self, users: Sequence[KafkaAuth]) -> None:
+        self.upsertions = []
+        for user in users:
+            salt = secrets.token_bytes(32)
+            salted = hashlib.pbkdf2_hmac("sha512", user.password.encode(), salt, SCRAM_ITERATIONS)
+            self.upsertions.append((user.username, _SCRAM_SHA_512, SCRAM_ITERATIONS, salt, salted, {}))
+
+    def build(self, request_struct_class: type[_AlterScramStruct]) -> _AlterScramStruct:
+        return request_struct_class([], self.upsertions, {})
+
+
+async def _provision(bootstrap: str, admin: KafkaAuth, users: Sequence[KafkaAuth], grants: Sequence[Grant]) -> None:
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000, **client_kwargs(admin))
+    await client.start()
+    try:
+        # The admin client sends to any broker; brokers forward both requests to the KRaft controller.
+        scram = await client._send_request(_AlterScram(users))
+        refused = [f"{user}: {message or code}" for user, code, message, _ in scram.results if code]
+        acls = await client._send_request(_CreateAcls(grants))
+        refused += [f"ACL {grants[i]}: {message or code}"
+                    for i, (code, message) in enumerate(acls.creation_responses) if code]
+    except KafkaError as exc:
+        raise AccessError(f"Kafka refused the provisioning ({type(exc).__name__})") from None
+    finally:
+        await client.close()
+    if refused:
+        raise AccessError("; ".join(refused[:5]))
 
 
 async def apply_access(
     network: Network, topics: Topics, *, bootstrap: str, admin: KafkaAuth, private_dir: Path,
-    gateway_transactional_id: str, parallel: int = 3,
+    gateway_transactional_id: str,
 ) -> dict[str, Path]:
     """Create or update every principal's SCRAM credential and add the plan's ACLs; idempotent.
 
     Returns each principal's password file. ACLs that the plan no longer holds are not removed.
     """
     users = [KafkaAuth(username=p, password=ensure_password(private_dir, p)) for p in principals(network)]
-    plan = batches(access_plan(network, topics, gateway_transactional_id=gateway_transactional_id))
-    # Each step is a JVM start (about a second); a few at a time, as a broker on the same machine is busy too.
-    gate = asyncio.Semaphore(parallel)
-    with admin_tools(bootstrap, admin) as tools:
-        steps: list[Callable[[], Awaitable[None]]] = [
-            *(partial(tools.upsert_user, u) for u in users), *(partial(tools.add_acls, b) for b in plan)]
-
-        async def limited(step: Callable[[], Awaitable[None]]) -> None:
-            async with gate:
-                await step()
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for step in steps:
-                    group.create_task(limited(step))
-        except* AccessError as failed:
-            raise AccessError("\n".join(str(e) for e in failed.exceptions)) from None
+    plan = access_plan(network, topics, gateway_transactional_id=gateway_transactional_id)
+    await _provision(bootstrap, admin, users, plan)
     return {u.username: password_file(private_dir, u.username) for u in users}

@@ -30,6 +30,7 @@ class TokenCache:
         if entry is None:
             return None
         principal, expires = entry
+        # A retired key id voids its tokens at once, cached or not (trust.public is reloaded periodically).
         if time.time() >= expires or trust.public.get(principal.kid, use=KeyUse.TOKENS) is None:
             del self.entries[token]
             return None
@@ -44,22 +45,22 @@ class TokenCache:
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _verify(trust: Trust | PublicTrust, token: str, cache: TokenCache) -> Principal:
+def _verify(trust: Trust | PublicTrust, token: str, cache: TokenCache, *, audience: str) -> Principal:
     cached = cache.get(token, trust)
     if cached is not None:
         return cached
-    principal = _verify_uncached(trust, token)
+    principal = _verify_uncached(trust, token, audience=audience)
     cache.put(token, principal)
     return principal
 
 
-def _verify_uncached(trust: Trust | PublicTrust, token: str) -> Principal:
+def _verify_uncached(trust: Trust | PublicTrust, token: str, *, audience: str) -> Principal:
     try:
-        return verify_token(token, keys=trust.public)
+        return verify_token(token, keys=trust.public, audience=audience)
     except TokenError:
         trust.refresh()  # a key added by a rotation since this service started
         try:
-            return verify_token(token, keys=trust.public)
+            return verify_token(token, keys=trust.public, audience=audience)
         except TokenError as exc:
             raise Unauthorized(f"The bearer token is not acceptable ({exc}).") from None
 
@@ -73,22 +74,22 @@ def _cache_of(request: Request | WebSocket) -> TokenCache:
 
 def authenticate(request: Request | WebSocket, token: str | None, scope: Scope, *,
                  owners: Collection[str]) -> Principal:
-    """A valid token, issued by one of `owners` (the agencies this service serves), carrying `scope`."""
+    """A valid token for this service (`app.state.audience`), issued by one of `owners`, carrying `scope`."""
     if not token:
         raise Unauthorized("A bearer token is required.")
-    principal = _verify(request.app.state.trust, token, _cache_of(request))
+    principal = _verify(request.app.state.trust, token, _cache_of(request), audience=request.app.state.audience)
     if principal.agency not in owners:
-        raise Forbidden("This token was issued for another agency.")
+        raise Forbidden("This token was issued by someone this service does not take it from.")
     if scope not in principal.scopes:
         raise Forbidden(f"This token lacks the {scope.value} scope.")
     return principal
 
 
-def require(scope: Scope, *, audience_owner: Callable[[Request], str | Collection[str]]) -> Any:
-    """A FastAPI dependency: a valid token of the service's own agency (or agencies) carrying `scope`."""
+def require(scope: Scope, *, issuers: Callable[[Request], str | Collection[str]]) -> Any:
+    """A FastAPI dependency: a valid token for this service, from one of `issuers`, carrying `scope`."""
 
     async def check(request: Request, credentials: BearerCredentials) -> Principal:
-        owners = audience_owner(request)
+        owners = issuers(request)
         return authenticate(request, credentials.credentials if credentials else None, scope,
                             owners=(owners,) if isinstance(owners, str) else owners)
 

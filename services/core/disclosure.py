@@ -16,9 +16,10 @@ from maillage.core.vocabulary import Category, LegalBasis, Purpose, Role, Sector
 
 @dataclass(frozen=True)
 class Grant:
-    """One consent a person gave, as the gateway holds it."""
+    """One consent a person gave to the agency that obtained it, as the gateway holds it."""
 
     consent_id: str
+    obtained_by: str
     categories: frozenset[Category]
     recipients: frozenset[str]
     purposes: frozenset[Purpose]
@@ -70,10 +71,17 @@ class Disclosure:
 
 
 def consented_categories(
-    grants: Iterable[Grant], *, recipient: Recipient, purpose: Purpose, at: datetime
+    grants: Iterable[Grant], *, discloser: str, recipient: Recipient, purpose: Purpose, at: datetime
 ) -> frozenset[Category]:
+    """What the consents obtained by `discloser` allow it to disclose to `recipient`.
+
+    A consent is given to the agency that obtained it and allows that agency's disclosures only: a
+    recipient registering its own "consent" for the same person must never unlock what the person
+    refused the sender (GDPR art. 7: consent is specific to the controller it was given to)."""
     allowed: frozenset[Category] = frozenset()
     for grant in grants:
+        if grant.obtained_by != discloser:
+            continue
         if grant.covers(agency_id=recipient.agency_id, sector=recipient.sector, purpose=purpose, at=at):
             allowed |= grant.categories
     return allowed

@@ -18,7 +18,9 @@ from maillage.core.vocabulary import LegalBasis, Purpose, Role
 SOURCE_PREFIX = "urn:maillage:agency:"
 CONTENT_TYPE = "application/json"
 SEALED_CONTENT_TYPE = "application/vnd.maillage.sealed"
-SUBJECT_REF = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# "s-" and 128 random bits in hex, as `new_subject_ref` mints them: no room for a name, a birth date or any
+# other free text outside the categories the gateway filters.
+SUBJECT_REF = re.compile(r"^s-[0-9a-f]{32}$")
 _FORMAT = JSONFormat()
 
 Headers = list[tuple[str, bytes]]
@@ -122,4 +124,8 @@ class Envelope:
             raise EnvelopeError("envelope", "source is not a Maillage agency")
         if not SUBJECT_REF.match(envelope.subject):
             raise EnvelopeError("envelope", "subject is not a pseudonymous subject_ref")
+        if key != envelope.subject.encode():
+            # One subject's events are totally ordered only if they share a partition: a record keyed
+            # otherwise could overtake a consent withdrawal about the same person.
+            raise EnvelopeError("key", "the record's key is not its subject")
         return envelope

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -17,6 +18,7 @@ from maillage.core.problems import (
     PROBLEM_TYPE_BASE,
     TITLES,
     NotReady,
+    Unauthorized,
     install_problem_handlers,
 )
 
@@ -73,19 +75,51 @@ class _TooLarge(Exception):
     pass
 
 
+# Every answer may hold personal data (an inbox page, an alert): never cached, never sniffed into another
+# type, never framed, and no referrer leaks a URL onwards. A route that sets its own value keeps it.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"), (b"cache-control", b"no-store"))
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", ())}
+                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-def install_common(app: FastAPI, *, max_body_bytes: int, ready: ReadinessCheck | None = None) -> None:
-    """Problem bodies, the body limit, and the routes every service has. Readiness is `ready`, or else
-    the check the lifespan puts in `app.state.ready` once it has started (not ready before)."""
+def install_common(app: FastAPI, *, max_body_bytes: int, audience: str, scrape_token: str,
+                   ready: ReadinessCheck | None = None) -> None:
+    """Problem bodies, the body limit, security headers, and the routes every service has. Tokens are taken
+    only for `audience`; `/metrics` only with `scrape_token`. Readiness is `ready`, or else the check the
+    lifespan puts in `app.state.ready` once it has started (not ready before)."""
     if ready is None:
         async def ready() -> bool:
             check: ReadinessCheck | None = getattr(app.state, "ready", None)
             return bool(check and await check())
 
+    app.state.audience = audience
+    # Starlette's redirect to the slash-less path builds its URL from the Host header: an open redirect.
+    app.router.redirect_slashes = False
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/.well-known/jwks.json", tags=["keys"], summary="This service's public keys (JWKS)")
     async def jwks_document(request: Request) -> dict[str, list[dict[str, str]]]:
@@ -95,9 +129,15 @@ def install_common(app: FastAPI, *, max_body_bytes: int, ready: ReadinessCheck |
         # A service speaking for several agencies (the dispatcher) publishes the keys of each.
         return jwks(trust, owners=getattr(request.app.state, "key_owners", None))
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (metadata only)",
-             response_class=PlainTextResponse)
-    async def metrics() -> PlainTextResponse:
+    expected = f"Bearer {scrape_token}".encode()
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (metadata only), for the scraper's bearer "
+             "secret", response_class=PlainTextResponse, responses={401: {"description": "No scrape secret"}})
+    async def metrics(request: Request) -> PlainTextResponse:
+        # Counts by agency, sector and outcome say who works with whom: for the operators' scraper only.
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise Unauthorized("The metrics need the scrape secret as a bearer token.")
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")

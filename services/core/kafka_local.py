@@ -19,12 +19,12 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 
 from maillage.core.kafka_auth import SCRAM_MECHANISM, KafkaAuth, client_kwargs, scram_jaas_config
+from maillage.core.keys import ensure_secret
 
 KAFKA_VERSION = "4.1.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
-TOOLS_LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "tools-log4j2.properties"
 
 
 class KafkaUnavailable(RuntimeError):
@@ -60,31 +60,6 @@ def ensure_jars() -> Path:
     return libs
 
 
-async def run_tool(main: str, *args: str) -> tuple[int, str]:
-    """Run one of Kafka's own tools (AclCommand, ConfigCommand...) from the cached jars: exit code, output."""
-    # A tool run is mostly JVM start-up. The client compiler alone and a small serial heap halve it; so
-    # does AppCDS: the first run records the classes it loaded, later runs map them in. Each recording
-    # goes to its own file, renamed into place, so that concurrent first runs cannot mix their archives.
-    archive = cache_dir() / "tools-classes.jsa"
-    recording = None if archive.exists() else archive.with_name(f"tools-classes.{uuid.uuid4().hex}.tmp")
-    cds = f"-XX:ArchiveClassesAtExit={recording}" if recording else f"-XX:SharedArchiveFile={archive}"
-    cmd = [
-        "java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", cds, "-Xlog:cds=off",
-        "-Xlog:cds+dynamic=off", "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={TOOLS_LOG4J_CONFIG}", "-cp", f"{ensure_jars()}/*", main, *args,
-    ]
-    process = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    output, _ = await process.communicate()
-    code = await process.wait()
-    if recording is not None and recording.exists():
-        if code == 0:
-            recording.replace(archive)
-        else:
-            recording.unlink()
-    return code, output.decode(errors="replace")
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -100,20 +75,31 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
+ADMIN_PASSWORD_FILE = "kafka-admin.password"
+
+
 def _admin_identity() -> KafkaAuth:
     return KafkaAuth(username="admin", password=secrets.token_urlsafe(32))
 
 
 @dataclass(frozen=True)
 class ScramSetup:
-    """Secure mode: clients authenticate with SCRAM-SHA-512 and are authorised by ACLs; `admin` is super user.
+    """Secure mode: clients authenticate with SCRAM-SHA-512 and are authorised by ACLs; `admin` is the only
+    super user, on the client listener and on the controller's (SASL/PLAIN there: SCRAM credentials live
+    in the metadata log the controller serves, so they cannot guard the controller itself).
 
-    The password is generated at run time; it lives in this object, the broker's 0600 config and the
-    `--command-config` files of the Java tools, never on a command line.
+    The password lives in this object, the broker's 0600 config and, for a broker that outlives one run
+    (`maillage up`), a 0600 file beside the private keys; never on a command line.
     """
 
     admin: KafkaAuth = field(default_factory=_admin_identity)
     iterations: int = 8192
+
+    @classmethod
+    def kept_in(cls, private_dir: Path) -> ScramSetup:
+        """The same admin password on every start: the broker's metadata already holds its credential."""
+        password = ensure_secret(private_dir / ADMIN_PASSWORD_FILE, lambda: secrets.token_urlsafe(32))
+        return cls(admin=KafkaAuth(username="admin", password=password))
 
     def format_arguments(self) -> list[str]:
         # The salted form keeps the password itself out of the process table while StorageTool runs.
@@ -124,20 +110,24 @@ class ScramSetup:
                                f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]']
 
     def server_properties(self, *, port: int, controller_port: int) -> dict[str, str]:
+        name, password = self.admin.username, self.admin.password
+        plain = (f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{name}" '
+                 f'password="{password}" user_{name}="{password}";')
         return {
             "listeners": f"SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
             "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
             "inter.broker.listener.name": "SASL_PLAINTEXT",
-            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
             "sasl.enabled.mechanisms": SCRAM_MECHANISM,
             "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
             f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config":
-                scram_jaas_config(self.admin.username, self.admin.password),
+                scram_jaas_config(name, password),
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": plain,
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "allow.everyone.if.no.acl.found": "false",
-            # The controller listener stays PLAINTEXT on loopback, so the broker reaches its own controller
-            # as ANONYMOUS; clients only ever see the SASL listener, where ANONYMOUS cannot occur.
-            "super.users": f"{self.admin.principal};User:ANONYMOUS",
+            "super.users": self.admin.principal,
         }
 
 

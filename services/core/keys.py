@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -94,6 +95,21 @@ def write_private(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)
 
 
+def ensure_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in `path` (mode 0600), made with `make` the first time. Several processes may start
+    at once: the file appears whole or not at all, and the first one to appear is everyone's."""
+    if not path.exists():
+        staging = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+        write_private(staging, make().encode())
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass
+        finally:
+            staging.unlink()
+    return path.read_text().strip()
+
+
 def read_public(dirs: KeyDirs, owner: str) -> list[PublicKeyInfo]:
     path = dirs.public_file(owner)
     if not path.exists():
@@ -107,12 +123,19 @@ def _write_public(dirs: KeyDirs, owner: str, keys: list[PublicKeyInfo]) -> None:
     dirs.public_file(owner).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
-def add_keys(dirs: KeyDirs, owner: str) -> list[str]:
-    """Create one new key of each use for `owner`; the older ones stay valid until retired."""
+ALL_USES: tuple[KeyUse, ...] = tuple(KeyUse)
+TOKENS_ONLY: tuple[KeyUse, ...] = (KeyUse.TOKENS,)
+
+
+def add_keys(dirs: KeyDirs, owner: str, uses: tuple[KeyUse, ...] | None = None) -> list[str]:
+    """Create one new key of each use `owner` has (all three unless it has fewer already, or `uses` says);
+    the older ones stay valid until retired."""
     created = datetime.now(UTC).isoformat()
     keys = read_public(dirs, owner)
+    if uses is None:
+        uses = tuple(u for u in KeyUse if any(k.use is u for k in keys)) or ALL_USES
     kids = []
-    for use in KeyUse:
+    for use in uses:
         kid = _new_kid(owner, use)
         private: Ed25519PrivateKey | X25519PrivateKey = (
             X25519PrivateKey.generate() if use is KeyUse.SEALING else Ed25519PrivateKey.generate())
@@ -124,11 +147,11 @@ def add_keys(dirs: KeyDirs, owner: str) -> list[str]:
     return kids
 
 
-def ensure_keys(dirs: KeyDirs, owners: list[str]) -> list[str]:
-    """Create keys for every owner that has none yet; returns the owners created."""
+def ensure_keys(dirs: KeyDirs, owners: Mapping[str, tuple[KeyUse, ...]]) -> list[str]:
+    """Create keys (of the uses given for each) for every owner that has none yet; returns the owners created."""
     missing = [o for o in owners if not read_public(dirs, o)]
     for owner in missing:
-        add_keys(dirs, owner)
+        add_keys(dirs, owner, owners[owner])
     return missing
 
 
@@ -172,18 +195,33 @@ class PublicKeys:
 
 @dataclass(frozen=True)
 class OwnKeys:
-    """One owner's private keys: the newest signs and seals; every one still published can open."""
+    """One owner's private keys, of the uses it was loaded for: the newest signs and seals; every sealing
+    key still published can open. A service that acts for an owner loads only what it needs (the
+    dispatcher signs and opens for the agencies it serves, but must never mint their tokens)."""
 
     owner: str
-    signing_kid: str
-    signing: Ed25519PrivateKey
-    token_kid: str
-    token: Ed25519PrivateKey
-    sealing_kid: str
-    opening: dict[str, X25519PrivateKey]
+    signing_kid: str = ""
+    token_kid: str = ""
+    sealing_kid: str = ""
+    opening: dict[str, X25519PrivateKey] = field(default_factory=dict)
+    _signing: Ed25519PrivateKey | None = None
+    _token: Ed25519PrivateKey | None = None
+
+    @property
+    def signing(self) -> Ed25519PrivateKey:
+        if self._signing is None:
+            raise KeyError_(f"{self.owner}'s signing key is not loaded here")
+        return self._signing
+
+    @property
+    def token(self) -> Ed25519PrivateKey:
+        if self._token is None:
+            raise KeyError_(f"{self.owner}'s token key is not loaded here")
+        return self._token
 
     @classmethod
-    def load(cls, dirs: KeyDirs, owner: str, public: PublicKeys) -> OwnKeys:
+    def load(cls, dirs: KeyDirs, owner: str, public: PublicKeys, *,
+             uses: frozenset[KeyUse] = frozenset(KeyUse)) -> OwnKeys:
         def private(kid: str) -> bytes:
             path = dirs.owner_private(owner) / f"{kid}.key"
             try:
@@ -191,12 +229,15 @@ class OwnKeys:
             except OSError:
                 raise KeyError_(f"private key {kid} of {owner} is missing") from None
 
-        sig = public.current(owner, KeyUse.SIGNING)
-        tok = public.current(owner, KeyUse.TOKENS)
-        enc = public.current(owner, KeyUse.SEALING)
+        def newest(use: KeyUse) -> str:
+            return public.current(owner, use).kid if use in uses and public.of(owner, use) else ""
+
+        if not any(public.of(owner, use) for use in uses):
+            raise KeyError_(f"no key for {owner}")
+        sig, tok, enc = newest(KeyUse.SIGNING), newest(KeyUse.TOKENS), newest(KeyUse.SEALING)
         return cls(
-            owner=owner, signing_kid=sig.kid, signing=Ed25519PrivateKey.from_private_bytes(private(sig.kid)),
-            token_kid=tok.kid, token=Ed25519PrivateKey.from_private_bytes(private(tok.kid)),
-            sealing_kid=enc.kid,
+            owner=owner, signing_kid=sig, token_kid=tok, sealing_kid=enc,
+            _signing=Ed25519PrivateKey.from_private_bytes(private(sig)) if sig else None,
+            _token=Ed25519PrivateKey.from_private_bytes(private(tok)) if tok else None,
             opening={k.kid: X25519PrivateKey.from_private_bytes(private(k.kid))
-                     for k in public.of(owner, KeyUse.SEALING)})
+                     for k in public.of(owner, KeyUse.SEALING)} if enc else {})

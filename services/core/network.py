@@ -13,6 +13,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, 
 
 from maillage.core.disclosure import Recipient
 from maillage.core.events import RecipientId
+from maillage.core.keys import ALL_USES, GATEWAY, TOKENS_ONLY, KeyUse
 from maillage.core.vocabulary import Sector, Severity
 
 
@@ -120,6 +121,13 @@ class MonitorConfig(_Model):
     database_url: str | None = None
 
 
+class OperatorsConfig(_Model):
+    """The operators' token issuer: the only one whose tokens carry the monitor's scopes. An agency mints
+    its own staff's tokens, so it could name anyone an operator; operators' powers come from operators."""
+
+    issuer: RecipientId = "operators"
+
+
 class Network(_Model):
     name: str
     policy: Path
@@ -127,6 +135,7 @@ class Network(_Model):
     gateway: GatewayConfig = GatewayConfig()
     dispatcher: DispatcherConfig = DispatcherConfig()
     monitor: MonitorConfig = MonitorConfig()
+    operators: OperatorsConfig = OperatorsConfig()
     agencies: tuple[AgencyConfig, ...]
     oncall: dict[str, OncallPolicy] = Field(default_factory=dict)
 
@@ -139,6 +148,8 @@ class Network(_Model):
         clashes = {i for i in ids if i in set(Sector)}
         if clashes:
             raise ValueError(f"agency ids must not be sector names: {sorted(clashes)}")
+        if self.operators.issuer in {*ids, "gateway", "dispatcher", "monitor"}:
+            raise ValueError(f"the operators' issuer {self.operators.issuer!r} must not be an agency or service id")
         strangers = sorted(set(self.oncall) - set(ids))
         if strangers:
             raise ValueError(f"on-call policies for agencies not in the network: {strangers}")
@@ -146,6 +157,12 @@ class Network(_Model):
         if unserved:
             raise ValueError(f"the dispatcher serves agencies without an on-call policy: {unserved}")
         return self
+
+    @property
+    def key_owners(self) -> dict[str, tuple[KeyUse, ...]]:
+        """Everyone with keys of their own, and which: the gateway and every agency sign, seal and mint
+        tokens; the operators' issuer only mints tokens."""
+        return {GATEWAY: ALL_USES, self.operators.issuer: TOKENS_ONLY, **{a.id: ALL_USES for a in self.agencies}}
 
     @property
     def dispatched(self) -> tuple[str, ...]:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maillage.core.kafka_auth import KafkaAuth
-from maillage.core.keys import KeyDirs
+from maillage.core.keys import KeyDirs, ensure_secret
 from maillage.core.network import Network, load_network
 from maillage.core.policy import Policy, load_policy
+from maillage.core.private import keep_private
 from maillage.core.topics import Topics
 
+METRICS_TOKEN_FILE = "metrics.token"
 DEFAULT_NETWORK = Path(__file__).resolve().parents[2] / "deploy" / "network.toml"
 
 
@@ -28,15 +31,29 @@ class ServiceSettings(BaseSettings):
     # SASL/SCRAM identity on a broker that enforces ACLs (`maillage acl apply`); empty: plaintext.
     kafka_username: str = ""
     kafka_password: SecretStr = SecretStr("")
+    # Or the password in a 0600 file (what `maillage up` hands its services: no secret in the environment).
+    kafka_password_file: Path | None = None
     # Private keys (0600, never in git) and the public keys every service loads; default under data_dir.
     key_dir: Path | None = None
     public_key_dir: Path | None = None
+    # How often a running service reloads the public keys: a retired key id is refused within this bound.
+    key_refresh_seconds: float = Field(default=60.0, gt=0)
+    # The bearer secret a Prometheus scraper presents at /metrics (`bearer_token_file`); empty: made once
+    # and kept in the private key directory, shared by the services of one data directory.
+    metrics_token: SecretStr = SecretStr("")
 
     @model_validator(mode="after")
     def _kafka_password_with_username(self) -> ServiceSettings:
-        if self.kafka_username and not self.kafka_password.get_secret_value():
-            raise ValueError("MAILLAGE_KAFKA_USERNAME is set but MAILLAGE_KAFKA_PASSWORD is empty")
+        if self.kafka_username and not (self.kafka_password.get_secret_value() or self.kafka_password_file):
+            raise ValueError("MAILLAGE_KAFKA_USERNAME is set but neither MAILLAGE_KAFKA_PASSWORD nor "
+                             "MAILLAGE_KAFKA_PASSWORD_FILE is")
         return self
+
+    def scrape_token(self) -> str:
+        configured = self.metrics_token.get_secret_value()
+        if configured:
+            return configured
+        return ensure_secret(self.key_dirs.private / METRICS_TOKEN_FILE, lambda: secrets.token_urlsafe(32))
 
     @cached_property
     def network(self) -> Network:
@@ -50,7 +67,10 @@ class ServiceSettings(BaseSettings):
     def kafka_auth(self) -> KafkaAuth | None:
         if not self.kafka_username:
             return None
-        return KafkaAuth(username=self.kafka_username, password=self.kafka_password.get_secret_value())
+        password = self.kafka_password.get_secret_value()
+        if not password and self.kafka_password_file is not None:
+            password = self.kafka_password_file.read_text().strip()
+        return KafkaAuth(username=self.kafka_username, password=password)
 
     @property
     def bootstrap(self) -> str:
@@ -67,5 +87,5 @@ class ServiceSettings(BaseSettings):
         return KeyDirs(private=self.key_dir or base / "private", public=self.public_key_dir or base / "public")
 
     def sqlite_url(self, name: str) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        keep_private(self.data_dir)
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{name}.db').resolve()}"

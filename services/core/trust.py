@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from maillage.core.envelope import Envelope
@@ -9,8 +12,8 @@ from maillage.core.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys
 from maillage.core.sealing import SealError, open_sealed, seal, sealed_kid
 from maillage.core.signing import SignatureError, sign, verify
 
-__all__ = ["PublicTrust", "SealError", "SignatureError", "Trust"]
-
+__all__ = ["PublicTrust", "SealError", "SignatureError", "Trust", "watch_keys"]
+log = logging.getLogger(__name__)
 
 
 def _stamp(dirs: KeyDirs) -> tuple[tuple[str, int], ...]:
@@ -26,24 +29,27 @@ class Trust:
     own: OwnKeys
     public: PublicKeys
     _seen: tuple[tuple[str, int], ...] = ()
+    uses: frozenset[KeyUse] = frozenset(KeyUse)
 
     @classmethod
-    def load(cls, dirs: KeyDirs, owner: str) -> Trust:
+    def load(cls, dirs: KeyDirs, owner: str, *, uses: frozenset[KeyUse] = frozenset(KeyUse)) -> Trust:
         public = PublicKeys.load(dirs)
-        return cls(dirs=dirs, own=OwnKeys.load(dirs, owner, public), public=public, _seen=_stamp(dirs))
+        return cls(dirs=dirs, own=OwnKeys.load(dirs, owner, public, uses=uses), public=public, _seen=_stamp(dirs),
+                   uses=uses)
 
     @property
     def owner(self) -> str:
         return self.own.owner
 
-    def refresh(self) -> None:
-        """Reload the key directories if a key was added or retired since (a rotation elsewhere)."""
+    def refresh(self) -> bool:
+        """Reload the key directories if a key was added or retired since (a rotation elsewhere); true if so."""
         stamp = _stamp(self.dirs)
         if stamp == self._seen:
-            return
+            return False
         self._seen = stamp
         self.public = PublicKeys.load(self.dirs)
-        self.own = OwnKeys.load(self.dirs, self.owner, self.public)
+        self.own = OwnKeys.load(self.dirs, self.owner, self.public, uses=self.uses)
+        return True
 
     def seal_and_sign(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
         sealed = seal(plaintext, to=self.public.current(to, KeyUse.SEALING), event_id=envelope.id)
@@ -80,8 +86,26 @@ class PublicTrust:
     def load(cls, dirs: KeyDirs) -> PublicTrust:
         return cls(dirs=dirs, public=PublicKeys.load(dirs), _seen=_stamp(dirs))
 
-    def refresh(self) -> None:
+    def refresh(self) -> bool:
         stamp = _stamp(self.dirs)
-        if stamp != self._seen:
-            self._seen = stamp
-            self.public = PublicKeys.load(self.dirs)
+        if stamp == self._seen:
+            return False
+        self._seen = stamp
+        self.public = PublicKeys.load(self.dirs)
+        return True
+
+
+async def watch_keys(trusts: Sequence[Trust | PublicTrust], *, every: float,
+                     on_change: Callable[[], None] | None = None) -> None:
+    """Reload the keys every `every` seconds: a key retired with `maillage keys retire` is refused by this
+    running service within that bound (its tokens, cached or not, and its signatures), and `on_change`
+    may close what was opened with it (the dispatcher's live streams)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            changed = [trust.refresh() for trust in trusts]
+        except (OSError, ValueError, LookupError) as exc:  # a key file half-written by a rotation: next turn
+            log.warning("keys not reloaded, trying again", extra={"error": type(exc).__name__})
+            continue
+        if any(changed) and on_change is not None:
+            on_change()

@@ -52,13 +52,14 @@ def _served(request: Request) -> tuple[str, ...]:
     return tuple(request.app.state.dispatcher.served)
 
 
-def _everyone(request: Request) -> tuple[str, ...]:
-    return tuple(request.app.state.dispatcher.network.by_id)
+def _operators(request: Request) -> str:
+    issuer: str = request.app.state.dispatcher.network.operators.issuer
+    return issuer
 
 
 Served = Annotated[Dispatcher, Depends(_dispatcher)]
-OnCall = Annotated[Principal, require(Scope.ALERTS_ACK, audience_owner=_served)]
-Operator = Annotated[Principal, require(Scope.MONITOR_READ, audience_owner=_everyone)]
+OnCall = Annotated[Principal, require(Scope.ALERTS_ACK, issuers=_served)]
+Operator = Annotated[Principal, require(Scope.MONITOR_READ, issuers=_operators)]
 
 
 def _worker(principal: Principal) -> Worker:
@@ -102,7 +103,7 @@ async def stream(principal: OnCall, dispatcher: Served) -> StreamingResponse:
 
     async def events() -> AsyncIterator[bytes]:
         # Connected only while the stream runs, so a stream that never starts leaves no phantom worker.
-        connection = dispatcher.live.connect(worker)
+        connection = dispatcher.live.connect(worker, kid=principal.kid)
         dispatcher.worker_joined()
         try:
             yield _sse(_hello(dispatcher, worker))
@@ -141,6 +142,8 @@ async def _messages(connection: Connection, *, expires_at: float) -> AsyncIterat
                 yield None
                 continue
         if message is None:  # dropped: the client was too slow; it will reconnect and get a snapshot
+            if connection.revoked:
+                yield Frame.of(_error(401, "unauthorized", "The token's key was retired: sign in again.", "en"))
             return
         yield message
 
@@ -176,7 +179,7 @@ async def socket(websocket: WebSocket) -> None:
         if principal is None:
             return
         worker = _worker(principal)
-        connection = dispatcher.live.connect(worker)  # before the snapshot is read: no page falls between
+        connection = dispatcher.live.connect(worker, kid=principal.kid)  # before the snapshot: no page falls between
         dispatcher.worker_joined()
         pump: asyncio.Task[None] | None = None
         try:
@@ -240,7 +243,8 @@ async def _pump(websocket: WebSocket, connection: Connection, *, expires_at: flo
     async for frame in _messages(connection, expires_at=expires_at):
         if frame is not None:
             await websocket.send_text(frame.text)
-    await websocket.close(code=4401 if expires_at <= time.time() else 1013)
+    # 4401: sign in again (the token expired, or its key was retired); 1013: too slow, reconnect.
+    await websocket.close(code=4401 if connection.revoked or expires_at <= time.time() else 1013)
 
 
 def _parse(raw: str | bytes) -> Any:

@@ -13,10 +13,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory, unit_of_work
 from maillage.core.http import install_common
-from maillage.core.keys import write_private
+from maillage.core.keys import KeyUse, ensure_secret
 from maillage.core.lifecycle import TaskGroup, readiness, shut_down
 from maillage.core.outbox import OutboxRelay
-from maillage.core.trust import Trust
+from maillage.core.private import keep_private
+from maillage.core.tokens import DISPATCHER_AUDIENCE
+from maillage.core.trust import Trust, watch_keys
 from maillage.core.webhooks import Webhook, WebhookDispatcher, new_secret
 from maillage.dispatcher.api import router
 from maillage.dispatcher.clock import Clock
@@ -27,6 +29,7 @@ from maillage.dispatcher.models import TABLES
 from maillage.dispatcher.rota import Rota
 from maillage.dispatcher.settings import DispatcherSettings
 
+ACTS_FOR = frozenset({KeyUse.SIGNING, KeyUse.SEALING})
 FALLBACK_SECRET_FILE = "dispatcher-fallback.secret"
 # How uvicorn serves the workers' sockets. Pages are small JSON frames pushed to hundreds of sockets at
 # once: compressing each (permessage-deflate) cost more than it saves; the sans-I/O websockets protocol
@@ -41,13 +44,11 @@ def fallback_secret(settings: DispatcherSettings) -> str:
     configured = settings.fallback_secret.get_secret_value()
     if configured:
         return configured
-    path = settings.key_dirs.private / FALLBACK_SECRET_FILE
-    if not path.exists():
-        write_private(path, new_secret().encode())
-    return path.read_text().strip()
+    return ensure_secret(settings.key_dirs.private / FALLBACK_SECRET_FILE, new_secret)
 
 
 def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> FastAPI:
+    keep_private(settings.data_dir)  # before anything is written: databases, secrets, logs
     network = settings.network
     topics = settings.topics
     agencies = network.dispatched
@@ -59,7 +60,8 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         sessions = session_factory(engine)
         served = {a: Served(agency=network.agency(a),
                             rota=Rota(network.oncall[a], timezone=network.dispatcher.timezone),
-                            trust=Trust.load(settings.key_dirs, a)) for a in agencies}
+                            # It signs and opens for the agencies it serves, never mints their tokens.
+                            trust=Trust.load(settings.key_dirs, a, uses=ACTS_FOR)) for a in agencies}
         await _register_fallbacks(sessions, served, secret=fallback_secret(settings))
         producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
         await producer.start()
@@ -77,6 +79,8 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         tasks.start(webhooks.run(), name="fallback-webhooks")
         tasks.start(dispatcher.run(), name="escalation")
         tasks.start(bus.consume_forever(consumer, handler.handle, name="alerts"), name="alerts")
+        tasks.start(watch_keys([s.trust for s in served.values()], every=settings.key_refresh_seconds,
+                               on_change=dispatcher.keys_changed), name="keys")
 
         app.state.dispatcher = dispatcher
         app.state.trust = next(iter(served.values())).trust if served else None
@@ -91,10 +95,11 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         title="Maillage on-call dispatcher",
         version="1",
         summary="Safety alerts reach an on-call worker live, are acknowledged, and escalate.",
-        lifespan=lifespan,
+        lifespan=lifespan, docs_url=None, redoc_url=None,
     )
 
-    install_common(app, max_body_bytes=settings.max_body_bytes)
+    install_common(app, max_body_bytes=settings.max_body_bytes, audience=DISPATCHER_AUDIENCE,
+                   scrape_token=settings.scrape_token())
     app.include_router(router)
     return app
 

@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.core.db import unit_of_work
 from maillage.core.envelope import Envelope, new_event_id, source_of
 from maillage.core.events import AlertAcknowledged, AlertEscalated, AlertRaised, EventPayload
-from maillage.core.keys import GATEWAY
+from maillage.core.keys import GATEWAY, KeyUse
 from maillage.core.metrics import ALERT_ACK_SECONDS, ALERT_ESCALATIONS, ALERT_PAGES, ALERTS_RECEIVED
 from maillage.core.network import AgencyConfig, Network
 from maillage.core.outbox import OutboxRelay, enqueue, enqueue_record
@@ -103,6 +103,14 @@ class Dispatcher:
     def wake(self) -> None:
         """Something changed (an alert arrived, time moved): look at the timers again."""
         self._wake.set()
+
+    def keys_changed(self) -> None:
+        """A key was added or retired: streams opened with a retired token key are closed now."""
+        trust = next(iter(self.served.values())).trust if self.served else None
+        if trust is not None:
+            revoked = self.live.revoke(lambda kid: trust.public.get(kid, use=KeyUse.TOKENS) is not None)
+            if revoked:
+                log.warning("streams closed: their token key was retired", extra={"streams": revoked})
 
     def worker_joined(self) -> None:
         """A worker connected: page them for what is open at their level, if they were not already."""
@@ -320,7 +328,7 @@ class Dispatcher:
         report = OncallReport(agency=alert.agency_id, alert_id=alert.alert_id, severity=alert.severity,
                               state=alert.state.value, levels_paged=alert.level, received_at=alert.received_at,
                               at=now)
-        enqueue_record(session, event_id=alert.alert_id, topic=self.topics.status, key=alert.alert_id.encode(),
+        enqueue_record(session, event_id=alert.alert_id, topic=self.topics.oncall, key=alert.alert_id.encode(),
                        value=report.model_dump_json().encode(), headers=[(SOURCE_HEADER, DISPATCHER_SOURCE.encode())])
 
     def _emit(self, session: AsyncSession, alert: OncallAlert, payload: EventPayload) -> None:

@@ -14,7 +14,7 @@ from maillage.core.envelope import Envelope, EnvelopeError
 from maillage.core.events import AlertRaised, EventType
 from maillage.core.keys import GATEWAY
 from maillage.core.metrics import DEAD_LETTERS
-from maillage.core.topics import Topics
+from maillage.core.topics import DISPATCHER, Topics
 from maillage.core.trust import SealError, SignatureError
 from maillage.dispatcher.escalation import Dispatcher, Notices
 
@@ -63,6 +63,7 @@ class DeliveryHandler:
         headers = dead_letter_headers(reason=reason, detail=detail, topic=record.topic,
                                       partition=record.partition, offset=record.offset,
                                       original=list(record.headers))
-        await self.dlq.send_and_wait(self.topics.dlq, record.value, key=record.key, headers=headers)
+        await self.dlq.send_and_wait(self.topics.dead_letters_of(DISPATCHER), record.value, key=record.key,
+                                     headers=headers)
         DEAD_LETTERS.labels("dispatcher", reason).inc()
         log.warning("dead letter", extra={"reason": reason, "topic": record.topic, "offset": record.offset})

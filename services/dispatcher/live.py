@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,8 @@ class Frame:
 @dataclass(eq=False)
 class Connection:
     worker: Worker
+    kid: str = ""  # the token key that opened it: retiring that key closes the connection
+    revoked: bool = False
     queue: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 
     def send(self, message: Message | Frame) -> bool:
@@ -63,8 +66,8 @@ class Live:
     def __init__(self) -> None:
         self._by_agency: dict[str, dict[str, set[Connection]]] = defaultdict(lambda: defaultdict(set))
 
-    def connect(self, worker: Worker) -> Connection:
-        connection = Connection(worker)
+    def connect(self, worker: Worker, *, kid: str = "") -> Connection:
+        connection = Connection(worker, kid=kid)
         self._by_agency[worker.agency][worker.id].add(connection)
         ONCALL_CONNECTIONS.labels(worker.agency).inc()
         return connection
@@ -77,6 +80,16 @@ class Live:
             ONCALL_CONNECTIONS.labels(connection.worker.agency).dec()
             if not mine:
                 del workers[connection.worker.id]
+
+    def revoke(self, valid: Callable[[str], bool]) -> int:
+        """Close every connection opened with a token key that is no longer valid; how many were."""
+        closed = [c for workers in self._by_agency.values() for mine in workers.values() for c in mine
+                  if not valid(c.kid)]
+        for connection in closed:
+            connection.revoked = True
+            connection.close()
+            self.disconnect(connection)
+        return len(closed)
 
     def connected(self, agency: str) -> frozenset[str]:
         return frozenset(self._by_agency[agency])

@@ -12,7 +12,9 @@ from maillage.core.db import create_schema, make_engine, session_factory
 from maillage.core.http import install_common
 from maillage.core.keys import GATEWAY
 from maillage.core.lifecycle import TaskGroup
-from maillage.core.trust import Trust
+from maillage.core.private import keep_private
+from maillage.core.tokens import GATEWAY_AUDIENCE
+from maillage.core.trust import Trust, watch_keys
 from maillage.gateway import api
 from maillage.gateway.handlers import TransactionalLoop
 from maillage.gateway.models import TABLES
@@ -44,12 +46,14 @@ async def running_gateway(settings: GatewaySettings) -> AsyncIterator[Transactio
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
+    keep_private(settings.data_dir)  # before anything is written: databases, secrets, logs
     tasks = TaskGroup()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running_gateway(settings) as loop:
             tasks.start(loop.run(), name="gateway-loop")
+            tasks.start(watch_keys([loop.gateway.trust], every=settings.key_refresh_seconds), name="keys")
             app.state.loop = loop
             app.state.trust = loop.gateway.trust
             app.state.sessions = loop.gateway.sessions
@@ -59,13 +63,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             finally:
                 await tasks.stop()
 
-    app = FastAPI(title="Maillage consent gateway", version="1", lifespan=lifespan,
+    app = FastAPI(title="Maillage consent gateway", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   summary="Decides field by field what each recipient may receive, and audits it.")
 
     async def ready() -> bool:
         loop: TransactionalLoop | None = getattr(app.state, "loop", None)
         return loop is not None and tasks.healthy and bool(loop.consumer.assignment())
 
-    install_common(app, max_body_bytes=settings.max_body_bytes, ready=ready)
+    install_common(app, max_body_bytes=settings.max_body_bytes, audience=GATEWAY_AUDIENCE,
+                   scrape_token=settings.scrape_token(), ready=ready)
     app.include_router(api.router)
     return app

@@ -34,7 +34,7 @@ NetworkDep = Annotated[Network, Depends(_network)]
 
 def AnyAgency(scope: Scope) -> Any:
     """A valid token carrying `scope`, issued by any agency of the network (the gateway serves them all)."""
-    return require(scope, audience_owner=_network_agencies)
+    return require(scope, issuers=_network_agencies)
 
 
 AuditReader = Annotated[Principal, AnyAgency(Scope.AUDIT_READ)]

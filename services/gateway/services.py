@@ -151,7 +151,8 @@ class State:
 
 
 def _grant(row: GrantRow) -> Grant:
-    return Grant(consent_id=row.consent_id, categories=frozenset(Category(c) for c in row.categories),
+    return Grant(consent_id=row.consent_id, obtained_by=row.granted_by,
+                 categories=frozenset(Category(c) for c in row.categories),
                  recipients=frozenset(row.recipients), purposes=frozenset(Purpose(p) for p in row.purposes),
                  valid_until=row.valid_until)
 
@@ -355,8 +356,8 @@ class Gateway:
             basis = basis_for(policy=self.policy, requested=envelope.legalbasis, recipient=recipient,
                               has_children=Category.CHILDREN in present)
         grants = self.state.grants.get(envelope.subject, {}).values()
-        consented = consented_categories(grants, recipient=recipient, purpose=envelope.purpose,
-                                         at=envelope.time)
+        consented = consented_categories(grants, discloser=envelope.agency_id, recipient=recipient,
+                                         purpose=envelope.purpose, at=envelope.time)
         return decide(policy=self.policy, role=envelope.subjectrole, present=present, recipient=recipient,
                       basis=basis, consented=consented, closed_loop=closed_loop)
 
@@ -391,8 +392,9 @@ class Gateway:
 
     async def _withdraw(self, session: AsyncSession, envelope: Envelope, payload: ConsentWithdrawn) -> None:
         row = await session.get(GrantRow, str(payload.consent_id))
-        if row is None or row.subject_ref != envelope.subject:
-            raise Rejected("unknown_consent", "no consent with this id for this subject")
+        # Only the agency that registered a consent withdraws it; to any other, it does not exist.
+        if row is None or row.subject_ref != envelope.subject or row.granted_by != envelope.agency_id:
+            raise Rejected("unknown_consent", "no consent with this id registered by this agency for this subject")
         if row.withdrawn_at is None:
             row.withdrawn_at = envelope.time
             session.add(row)
@@ -427,9 +429,11 @@ class Gateway:
 
     def _report(self, batch: Batch, event_id: str, source: str, event_type: str | None,
                 lines: list[RecipientLine]) -> None:
+        if source not in self.network.by_id:
+            return  # a sender no longer in the network has no status topic; the audit chain keeps the decision
         report = StatusReport(event_id=event_id, source=source, type=event_type,
                               decided_at=self.clock(), recipients=lines)
-        batch.outgoing.append(Outgoing(self.topics.status, event_id.encode(), report.model_dump_json().encode(),
+        batch.outgoing.append(Outgoing(self.topics.status(source), event_id.encode(), report.model_dump_json().encode(),
                                        [(SOURCE_HEADER, source.encode())]))
 
     def _report_rejection(self, batch: Batch, envelope: Envelope, reason: str) -> None:

@@ -37,13 +37,15 @@ def _monitor(request: Request) -> Monitor:
     return monitor
 
 
-def _agencies(request: Request) -> tuple[str, ...]:
-    return tuple(request.app.state.monitor.network.by_id)
+def _operators(request: Request) -> str:
+    issuer: str = request.app.state.monitor.network.operators.issuer
+    return issuer
 
 
 Service = Annotated[Monitor, Depends(_monitor)]
-Reader = Annotated[Principal, require(Scope.MONITOR_READ, audience_owner=_agencies)]
-Actor = Annotated[Principal, require(Scope.MONITOR_ACT, audience_owner=_agencies)]
+# Operators' tokens come from the operators' issuer only: an agency's token never carries their powers.
+Reader = Annotated[Principal, require(Scope.MONITOR_READ, issuers=_operators)]
+Actor = Annotated[Principal, require(Scope.MONITOR_ACT, issuers=_operators)]
 Minutes = Annotated[int, Query(ge=1, le=60 * 24 * 31, description="How far back, in minutes.")]
 
 

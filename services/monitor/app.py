@@ -11,7 +11,9 @@ from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory
 from maillage.core.http import install_common
 from maillage.core.lifecycle import TaskGroup, readiness, shut_down
-from maillage.core.trust import PublicTrust
+from maillage.core.private import keep_private
+from maillage.core.tokens import MONITOR_AUDIENCE
+from maillage.core.trust import PublicTrust, watch_keys
 from maillage.monitor.api import router
 from maillage.monitor.ingest import Ingest
 from maillage.monitor.models import TABLES
@@ -20,6 +22,7 @@ from maillage.monitor.settings import MonitorSettings
 
 
 def create_app(settings: MonitorSettings) -> FastAPI:
+    keep_private(settings.data_dir)  # before anything is written: databases, secrets, logs
     topics = settings.topics
 
     @asynccontextmanager
@@ -31,10 +34,13 @@ def create_app(settings: MonitorSettings) -> FastAPI:
         await producer.start()
         monitor = Monitor(network=settings.network, topics=topics, sessions=sessions, bootstrap=settings.bootstrap,
                           producer=producer, auth=settings.kafka_auth, lag_interval=settings.lag_interval_seconds)
-        consumer = bus.consumer(settings.bootstrap, topics.audit, topics.status, topics.dlq,
-                                group_id=settings.group_id, auth=settings.kafka_auth)
+        agencies = [a.id for a in settings.network.agencies]
+        consumer = bus.consumer(settings.bootstrap, topics.audit, topics.oncall, *map(topics.status, agencies),
+                                *topics.dead_letter_topics(agencies), group_id=settings.group_id,
+                                auth=settings.kafka_auth)
         await consumer.start()
         ingest = Ingest(sessions, topics)
+        trust = PublicTrust.load(settings.key_dirs)
 
         async def handle(records: list) -> None:  # type: ignore[type-arg]
             await ingest.handle(records)
@@ -43,9 +49,10 @@ def create_app(settings: MonitorSettings) -> FastAPI:
         tasks = TaskGroup()
         tasks.start(bus.consume_forever(consumer, handle, name="monitor"), name="monitor")
         tasks.start(monitor.watch(), name="lag")
+        tasks.start(watch_keys([trust], every=settings.key_refresh_seconds), name="keys")
 
         app.state.monitor = monitor
-        app.state.trust = PublicTrust.load(settings.key_dirs)
+        app.state.trust = trust
         app.state.key_owners = ()
         app.state.ready = readiness(engine, tasks, consumer)
         try:
@@ -53,9 +60,10 @@ def create_app(settings: MonitorSettings) -> FastAPI:
         finally:
             await shut_down(tasks, consumer, producer, engine)
 
-    app = FastAPI(title="Maillage monitor", version="1", lifespan=lifespan,
+    app = FastAPI(title="Maillage monitor", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   summary="The flow of events for operators: decisions, lag, dead letters, reviews — never content.")
 
-    install_common(app, max_body_bytes=settings.max_body_bytes)
+    install_common(app, max_body_bytes=settings.max_body_bytes, audience=MONITOR_AUDIENCE,
+                   scrape_token=settings.scrape_token())
     app.include_router(router)
     return app

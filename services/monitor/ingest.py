@@ -20,8 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.core.bus import header
 from maillage.core.db import unit_of_work
 from maillage.core.envelope import SOURCE_PREFIX
-from maillage.core.status import DISPATCHER_SOURCE, SOURCE_HEADER, OncallReport, StatusReport
-from maillage.core.topics import Topics
+from maillage.core.status import OncallReport, StatusReport
+from maillage.core.topics import DISPATCHER, Topics
 from maillage.monitor.models import DeadLetter, Decision, OncallOutcome, Rejection, Review
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,12 @@ class Ingest:
                 try:
                     if record.topic == self.topics.audit:
                         await self._audit(session, record)
-                    elif record.topic == self.topics.status:
-                        await self._status(session, record)
-                    elif record.topic == self.topics.dlq:
+                    elif record.topic == self.topics.oncall:
+                        await self._oncall(session, OncallReport.model_validate_json(record.value or b""))
+                    elif self.topics.writer_of_dead_letters(record.topic) is not None:
                         await self._dead_letter(session, record)
+                    else:
+                        await self._status(session, record)
                 except (orjson.JSONDecodeError, ValidationError, KeyError, TypeError, ValueError) as exc:
                     # A record the monitor cannot read is counted, never fatal: it only watches.
                     log.warning("record not understood", extra={"topic": record.topic, "offset": record.offset,
@@ -69,10 +71,6 @@ class Ingest:
                                raised_by=raw.get("raised_by"), recorded_at=recorded_at))
 
     async def _status(self, session: AsyncSession, record: Record) -> None:
-        source = header(list(record.headers), SOURCE_HEADER)
-        if source == DISPATCHER_SOURCE:
-            await self._oncall(session, OncallReport.model_validate_json(record.value or b""))
-            return
         report = StatusReport.model_validate_json(record.value or b"")
         rejected = next((line for line in report.recipients if line.outcome == "rejected"), None)
         if rejected is not None and await session.get(Rejection, report.event_id) is None:
@@ -94,7 +92,8 @@ class Ingest:
         session.add(row)
 
     async def _dead_letter(self, session: AsyncSession, record: Record) -> None:
-        found = await session.exec(select(DeadLetter.id).where(DeadLetter.dlq_partition == record.partition,
+        found = await session.exec(select(DeadLetter.id).where(DeadLetter.dlq_topic == record.topic,
+                                                               DeadLetter.dlq_partition == record.partition,
                                                                DeadLetter.dlq_offset == record.offset))
         if found.first() is not None:
             return
@@ -107,8 +106,9 @@ class Ingest:
         partition, offset = read("dlq_partition"), read("dlq_offset")
         source = read("ce_source")
         session.add(DeadLetter(
-            dlq_partition=record.partition, dlq_offset=record.offset, reason=read("dlq_reason") or "unknown",
-            detail=(read("dlq_detail") or "")[:300], service=_service_of(topic, self.topics), topic=topic,
+            dlq_topic=record.topic, dlq_partition=record.partition, dlq_offset=record.offset,
+            reason=read("dlq_reason") or "unknown", detail=(read("dlq_detail") or "")[:300],
+            service=_service_of(record.topic, self.topics), topic=topic,
             partition=int(partition) if partition and partition.isdigit() else None,
             offset=int(offset) if offset and offset.isdigit() else None,
             event_id=read("ce_id"), event_type=read("ce_type"),
@@ -116,13 +116,8 @@ class Ingest:
             at=_when(record)))
 
 
-def _service_of(topic: str, topics: Topics) -> str:
-    """Who refused the record, from the topic it was read from."""
-    if topic == topics.submitted:
-        return "gateway"
-    deliver = topics.deliver("")
-    if topic.startswith(deliver):
-        return f"agency:{topic.removeprefix(deliver)}"
-    if topic == topics.status:
-        return "agency"
-    return "unknown"
+def _service_of(dlq_topic: str, topics: Topics) -> str:
+    """Who refused the record: the writer of the dead-letter topic it lies on (only that writer's principal
+    may write there), never what the record's headers claim."""
+    writer = topics.writer_of_dead_letters(dlq_topic) or "unknown"
+    return writer if writer in ("gateway", DISPATCHER) else f"agency:{writer}"

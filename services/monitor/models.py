@@ -48,14 +48,15 @@ class DeadLetter(SQLModel, table=True):
     """Where a dead letter lies, why, and what it was (type, source): its value stays on the topic."""
 
     __tablename__ = "monitor_dead_letter"
-    __table_args__ = (UniqueConstraint("dlq_partition", "dlq_offset"),)
+    __table_args__ = (UniqueConstraint("dlq_topic", "dlq_partition", "dlq_offset"),)
 
     id: int | None = Field(default=None, primary_key=True)
+    dlq_topic: str  # the dead-letter topic it lies on: its writer is who refused it
     dlq_partition: int
     dlq_offset: int
     reason: str = Field(index=True)
     detail: str
-    service: str  # who refused it: the gateway or an agency (from the topic it came from)
+    service: str  # who refused it: the writer of the dead-letter topic
     topic: str
     partition: int | None = None
     offset: int | None = None

@@ -74,7 +74,7 @@ class Monitor:
     def replayable(self, dead: DeadLetter) -> bool:
         # The monitor may write only where any agency may: the submitted topic. What an agency could not
         # read from its delivery topic is answered at the source (the gateway delivers it again).
-        return dead.topic == self.topics.submitted and dead.partition is not None
+        return dead.dlq_topic == self.topics.dlq and dead.topic == self.topics.submitted and dead.partition is not None
 
     async def replay(self, dead_letter_id: int) -> DeadLetter:
         async with self.sessions() as session:
@@ -100,7 +100,7 @@ class Monitor:
                                   isolation_level="read_committed", **client_kwargs(self.auth))
         await reader.start()
         try:
-            tp = TopicPartition(self.topics.dlq, dead.dlq_partition)
+            tp = TopicPartition(dead.dlq_topic, dead.dlq_partition)
             reader.assign([tp])
             reader.seek(tp, dead.dlq_offset)
             async with asyncio.timeout(10):

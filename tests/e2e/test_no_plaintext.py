@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from maillage.cli.credentials import scrape_secret
 from maillage.core.envelope import new_subject_ref
 from maillage.core.keys import KeyDirs
 from maillage.core.network import Network, load_network
@@ -129,7 +130,7 @@ async def test_marker_in_every_field_is_nowhere_but_in_the_recipients_inbox(kafk
         async with started_producer(kafka_bootstrap) as producer:
             await producer.send_and_wait(f"{prefix}maillage.submitted", f'{{"name": "{stray}"}}'.encode(),
                                          key=b"s-strayrecord", headers=[("ce_subject", stray.encode())])
-        operator = mint(Trust.load(dirs, "cpas-seraing").own, subject="operator",
+        operator = mint(Trust.load(dirs, network.operators.issuer).own, subject="operator",
                         scopes=(Scope.MONITOR_READ, Scope.MONITOR_ACT))
 
         async def monitored() -> bool:
@@ -140,7 +141,8 @@ async def test_marker_in_every_field_is_nowhere_but_in_the_recipients_inbox(kafk
                 return len(decisions) >= 2 and any(d["reason"] == "envelope" for d in dead)
         await eventually(monitored, timeout=60, what="the monitor to see the decisions and the dead letter")
         views = await operator_views(network, operator)
-        metrics = [httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        scrape = {"Authorization": f"Bearer {scrape_secret(data_dir)}"}
+        metrics = [httpx.get(f"http://127.0.0.1:{port}/metrics", headers=scrape).text
                    for port in [network.gateway.port, *(a.port for a in network.agencies),
                                 network.dispatcher.port, network.monitor.port]]
         records = await raw_records(kafka_bootstrap, prefix)

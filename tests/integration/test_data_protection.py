@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 from maillage.cli.main import app as cli
 from maillage.core.db import make_engine, session_factory
 from maillage.core.envelope import new_subject_ref
-from maillage.core.tokens import Scope
+from maillage.core.tokens import Scope, mint
 from maillage.gateway.app import create_app as create_gateway_app
 from maillage.gateway.reports import verify_chain
 from tests.support import Pole, assert_problem, consent, decided, listening, refer
@@ -146,7 +146,9 @@ async def test_the_audit_api_needs_an_audit_read_token_from_an_agency_of_the_net
     gateway = await pole.start_gateway()
     subject = new_subject_ref()
     routes = ["/v1/audit/verify", f"/v1/disclosures/{subject}"]
-    wrong_scope = bearer(pole.token("cpas-seraing", (Scope.INBOX_READ, Scope.EVENTS_WRITE)))
+    # Meant for the gateway, but without the scope; and a partner system's token, meant for its own service.
+    wrong_scope = bearer(mint(pole.trust("cpas-seraing").own, subject="dpo", scopes=(Scope.SUBJECT_ERASE,)))
+    elsewhere = bearer(pole.token("cpas-seraing", (Scope.INBOX_READ, Scope.EVENTS_WRITE)))
     right = bearer(pole.token("cpas-seraing", AUDIT_READ))
 
     for route in routes:
@@ -156,6 +158,7 @@ async def test_the_audit_api_needs_an_audit_read_token_from_an_agency_of_the_net
         assert_problem(await gateway.get(route, headers={"Authorization": "Bearer not-a-token"}), 401)
         forbidden: dict[str, Any] = assert_problem(await gateway.get(route, headers=wrong_scope), 403)
         assert "audit:read" in forbidden["detail"]
+        assert "Audience" in assert_problem(await gateway.get(route, headers=elsewhere), 401)["detail"]
         assert (await gateway.get(route, headers=right)).status_code == 200
 
     assert_problem(await gateway.get("/v1/disclosures/short", headers=right), 422)

@@ -112,7 +112,8 @@ async def test_rejected_event_is_reported_to_its_sender(pole: Pole, producer: AI
 
     await producer.send_and_wait(pole.topics.submitted, value, key=key, headers=headers)
 
-    statuses = await pole.read_until(pole.topics.status, lambda rs: any(r.key == event_id for r in rs))
+    statuses = await pole.read_until(pole.topics.status("refuge-liege"),
+                                     lambda rs: any(r.key == event_id for r in rs))
     [status] = [r for r in statuses if r.key == event_id]
     assert header_of(status, "maillage_source") == "refuge-liege"  # only the sender's service takes it
     [line] = orjson.loads(status.value)["recipients"]
@@ -184,7 +185,8 @@ async def test_recipient_refuses_a_delivery_not_signed_by_the_gateway(
 
     await producer.send_and_wait(pole.topics.deliver("cpas-seraing"), value, key=key, headers=headers)
 
-    [letter] = await pole.read_until(pole.topics.dlq, lambda records: len(records) >= 1)
+    # On the recipient's own dead-letter topic: only its principal writes there.
+    [letter] = await pole.read_until(pole.topics.dead_letters_of("cpas-seraing"), lambda records: len(records) >= 1)
     assert header_of(letter, "dlq_reason") == "signature"
     assert header_of(letter, "dlq_topic") == pole.topics.deliver("cpas-seraing")
     later_id = await refer(pole, "refuge-liege", subject, to="cpas-seraing")

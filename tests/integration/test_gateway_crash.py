@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 
 EVENTS = 4000
 RECIPIENTS = ("cpas-seraing", "ecoute-namur")
+SENDER = "refuge-liege"
 
 
 def submitted(sender: Trust, payload: EventPayload, *, subject: str, recipient: str = "") -> Envelope:
@@ -93,7 +94,7 @@ async def test_gateway_killed_mid_stream_delivers_every_event_exactly_once(pole:
         wait_ready(f"http://127.0.0.1:{port}", second)
         per_recipient = {r: await pole.read_topic(pole.topics.deliver(r), expect=EVENTS // 2, timeout=120)
                          for r in RECIPIENTS}
-        statuses = await pole.read_topic(pole.topics.status, expect=EVENTS + 50, timeout=60)
+        statuses = await pole.read_topic(pole.topics.status(SENDER), expect=EVENTS + 50, timeout=60)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)

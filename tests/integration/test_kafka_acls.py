@@ -104,7 +104,7 @@ async def test_agency_submits_and_reads_its_own_deliveries(secure_kafka: SecureK
         await gateway.send(TOPICS.deliver(A), b"sealed-for-a", key=b"subject-1")
 
     # What the agency service does: its delivery topic and the status topic, in its own group.
-    inbox = bus.consumer(secure_kafka.bootstrap, TOPICS.deliver(A), TOPICS.status,
+    inbox = bus.consumer(secure_kafka.bootstrap, TOPICS.deliver(A), TOPICS.status(A),
                          group_id=agency_group(TOPICS, A), auth=agency)
     async with started(inbox):
         record = await asyncio.wait_for(inbox.getone(), timeout=15)
@@ -118,6 +118,27 @@ async def test_agency_is_refused_another_agencys_deliveries(secure_kafka: Secure
     with pytest.raises(TopicAuthorizationFailedError, match=TOPICS.deliver(B)):
         await snoop.start()
     await snoop.stop()
+
+
+async def test_agency_is_refused_another_agencys_statuses(secure_kafka: SecureKafka) -> None:
+    # The attack: with an event id from its own inbox, a perpetrator programme read which other agencies
+    # (a shelter) received what about the same person from the shared status topic.
+    snoop = bus.consumer(secure_kafka.bootstrap, TOPICS.status(A), group_id=agency_group(TOPICS, B),
+                         auth=secure_kafka.auth(B))
+    with pytest.raises(TopicAuthorizationFailedError, match=TOPICS.status(A)):
+        await snoop.start()
+    await snoop.stop()
+
+
+@pytest.mark.parametrize("topic", [TOPICS.dlq, TOPICS.dead_letters_of(B)])
+async def test_agency_cannot_pass_a_dead_letter_off_as_the_gateways_or_another_agencys(
+    secure_kafka: SecureKafka, topic: str
+) -> None:
+    forger = bus.producer(secure_kafka.bootstrap, auth=secure_kafka.auth(A))
+    async with started(forger):
+        with pytest.raises(TopicAuthorizationFailedError, match=topic):
+            await forger.send_and_wait(topic, b"forged refusal", key=b"event-1")
+        await forger.send_and_wait(TOPICS.dead_letters_of(A), b"its own refusal", key=b"event-1")
 
 
 async def test_agency_is_refused_another_agencys_consumer_group(secure_kafka: SecureKafka) -> None:

@@ -12,9 +12,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from maillage.core.envelope import new_subject_ref
-from maillage.core.tokens import Scope, mint
 from maillage.dispatcher.clock import ManualClock
-from tests.monitor import as_operator, monitor, operator_token
+from tests.monitor import agency_minted_operator_token, as_operator, monitor, operator_token
 from tests.oncall import IMMINENT_DELAY, WEDNESDAY_10H, dispatcher, oncall_network, raise_alert
 from tests.support import Pole, assert_problem, consent, decided, eventually, refer
 
@@ -83,10 +82,10 @@ async def test_operators_see_flow_decisions_lag_and_dead_letters(pole: Pole) -> 
         async def all_caught_up() -> list[dict[str, Any]] | None:
             # Topics written in transactions included: their commit markers are not lag.
             groups = (await client.get("/v1/lag")).json()["groups"]
-            return groups if {g["topic"] for g in groups} >= {"maillage.audit", "maillage.status"} and all(
+            return groups if {g["topic"] for g in groups} >= {"maillage.audit", "maillage.status.refuge-liege"} and all(
                 g["lag"] == 0 for g in groups) else None
         await eventually(all_caught_up, what="every group at lag 0 once all is read")
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get("/metrics", headers={"Authorization": f"Bearer {pole.scrape_token()}"})).text
         assert 'maillage_consumer_lag_records{group="maillage.gateway",topic="maillage.submitted"} 0.0' in metrics
         assert "Testperson" not in str(overview) + str(rows) + str(flow) + str(dead)
 
@@ -116,26 +115,30 @@ async def test_a_dead_letter_replayed_needs_the_act_scope_and_goes_through_the_g
         assert_problem(await actor.post("/v1/dead-letters/999999/replay"), 404)
 
 
-async def test_a_danger_disclosure_is_approved_by_a_second_person_only(pole: Pole) -> None:
+async def test_a_danger_disclosure_is_approved_by_an_operator_never_by_an_agency_token(pole: Pole) -> None:
     await pole.start_gateway()
     await pole.start_agency("refuge-liege")
     alert_id = await raise_alert(pole, new_subject_ref())
     await decided(pole, "refuge-liege", alert_id)
-    # The partner system that raised it holds the token pole.token() mints: same agency, same subject.
-    raiser = mint(pole.trust("refuge-liege").own, subject="refuge-liege-case-system",
-                  scopes=(Scope.MONITOR_READ, Scope.MONITOR_ACT))
-    async with monitor(pole) as running, as_operator(running, raiser) as same_person, \
+    # The attack: an agency mints the operators' powers for its own staff. The raiser's agency, and the
+    # police zone that received the disclosure, both tried to approve it.
+    raiser = agency_minted_operator_token(pole, "refuge-liege", "refuge-liege-case-system")
+    recipient = agency_minted_operator_token(pole, "zp-meuse", "zp-meuse-officer")
+    async with monitor(pole) as running, as_operator(running, raiser) as same_agency, \
+            as_operator(running, recipient) as receiving_agency, \
             as_operator(running, operator_token(pole, "operator-claire", act=True)) as second:
         [review] = await eventually(lambda: items(second, "/v1/reviews"), what="the review")
         assert (review["event_id"], review["recipient"], review["sector"]) == (alert_id, "zp-meuse", "police")
 
-        refused = await same_person.post(f"/v1/reviews/{review['id']}/approve")
-        assert "second person" in assert_problem(refused, 403)["detail"]
+        for agency_token in (same_agency, receiving_agency):
+            assert_problem(await agency_token.post(f"/v1/reviews/{review['id']}/approve"), 403)
+            assert_problem(await agency_token.get("/v1/reviews"), 403)
         approved = await second.post(f"/v1/reviews/{review['id']}/approve")
         assert approved.status_code == 200 and approved.json()["status"] == "approved"
         assert_problem(await second.post(f"/v1/reviews/{review['id']}/approve"), 409)
         assert await items(second, "/v1/reviews") == []
-        assert "maillage_review_queue_pending 0.0" in (await second.get("/metrics")).text
+        scrape = {"Authorization": f"Bearer {pole.scrape_token()}"}
+        assert "maillage_review_queue_pending 0.0" in (await second.get("/metrics", headers=scrape)).text
 
 
 async def test_alerts_no_one_acknowledged_reach_the_operators(pole: Pole, tmp_path: Path) -> None:
@@ -171,7 +174,12 @@ async def test_every_route_needs_an_operators_token(pole: Pole) -> None:
             assert_problem(await anonymous.get(path), 401)
         agency_system = pole.token("refuge-liege")  # an agency's partner system is no operator
         assert_problem(await anonymous.get("/v1/overview", headers={"Authorization": f"Bearer {agency_system}"}),
-                       403)
+                       401)  # not even meant for the monitor (its audience is the agency's own service)
+        # Nor is an agency's token minted with the operators' scopes: operators' powers come from operators.
+        forged = agency_minted_operator_token(pole, "cpas-seraing", "operator-anne")
+        assert_problem(await anonymous.get("/v1/overview", headers={"Authorization": f"Bearer {forged}"}), 403)
+        assert_problem(await anonymous.get("/metrics"), 401)
+        assert_problem(await anonymous.get("/metrics", headers={"Authorization": f"Bearer {forged}"}), 401)
         assert (await anonymous.get("/healthz")).status_code == 200
 
 
@@ -192,14 +200,18 @@ async def test_the_command_line_lists_and_replays_dead_letters_and_shows_status(
         token = operator_token(pole, "operator-dan", act=True)
 
         def cli(*args: str) -> Any:
-            return runner.invoke(app, [*args, "--monitor", running.url, "--token", token])
+            # The token from the environment: a command line is visible to every user of the machine.
+            return runner.invoke(app, [*args, "--monitor", running.url], env={"MAILLAGE_TOKEN": token})
         listed = await asyncio.to_thread(cli, "dlq", "list")
         assert listed.exit_code == 0, listed.output
         assert "envelope" in listed.output and "gateway" in listed.output
         replayed = await asyncio.to_thread(cli, "dlq", "replay", "--reason", "envelope")
         assert replayed.exit_code == 0 and "Replayed 1 of 1" in replayed.output, replayed.output
-        no_token = await asyncio.to_thread(runner.invoke, app, ["dlq", "list", "--monitor", running.url])
+        no_token = await asyncio.to_thread(runner.invoke, app, ["dlq", "list", "--monitor", running.url],
+                                           env={"MAILLAGE_TOKEN": ""})
         assert no_token.exit_code == 2 and "token" in no_token.output
+        on_command_line = await asyncio.to_thread(runner.invoke, app, ["dlq", "list", "--token", token])
+        assert on_command_line.exit_code == 2 and "No such option" in on_command_line.output
 
         network = network_copy(tmp_path / "net", prefix=pole.prefix)
         shown = await asyncio.to_thread(runner.invoke, app, ["status", "--network", str(network),

@@ -13,8 +13,9 @@ import orjson
 import pytest
 
 from maillage.core.envelope import new_subject_ref
-from maillage.core.tokens import Scope
+from maillage.core.tokens import DISPATCHER_AUDIENCE, Scope, mint
 from maillage.dispatcher.clock import ManualClock
+from tests.monitor import agency_minted_operator_token, operator_token
 from tests.oncall import (
     IMMINENT_DELAY,
     LEVEL_1,
@@ -28,7 +29,7 @@ from tests.oncall import (
     start_pole,
     worker_token,
 )
-from tests.support import Pole
+from tests.support import Pole, assert_problem
 
 pytestmark = pytest.mark.integration
 SECOND = IMMINENT_DELAY / 120
@@ -142,10 +143,13 @@ async def test_every_level_exhausted_calls_the_fallback_and_operators_see_it(
             assert "Testperson" not in body.decode(), "the fallback carries no personal data"
             assert (await alert_progress(pole, "refuge-liege", alert_id, state="unacknowledged"))["level"] == 3
 
-            operator = worker_token(pole, "operator", agency="cpas-seraing", scopes=(Scope.MONITOR_READ,))
+            operator = operator_token(pole)
             async with httpx.AsyncClient(base_url=running.url) as client:
                 listed = (await client.get("/v1/alerts/unacknowledged",
                                            headers={"Authorization": f"Bearer {operator}"})).json()["items"]
+                forged = agency_minted_operator_token(pole, "cpas-seraing", "operator")
+                assert_problem(await client.get("/v1/alerts/unacknowledged",
+                                                headers={"Authorization": f"Bearer {forged}"}), 403)
             assert [(a["alert_id"], a["agency"]) for a in listed] == [(alert_id, POLICE)]
             assert "data" not in listed[0] and "subject_ref" not in listed[0]
 
@@ -259,7 +263,10 @@ async def test_bad_tokens_unknown_alerts_and_malformed_messages_get_clear_errors
             ack = "/v1/alerts/0197a0a0-0000-7000-8000-000000000000/ack"
             assert (await client.post(ack)).status_code == 401
             assert (await client.get("/v1/stream", headers=auth("x.y.z"))).status_code == 401
-            no_scope = worker_token(pole, LEVEL_1[0], scopes=(Scope.INBOX_READ,))
+            elsewhere = worker_token(pole, LEVEL_1[0], scopes=(Scope.INBOX_READ,))  # for the agency's own service
+            assert (await client.post(ack, headers=auth(elsewhere))).status_code == 401
+            no_scope = mint(pole.trust(POLICE).own, subject=LEVEL_1[0], scopes=(Scope.INBOX_READ,),
+                            audience=DISPATCHER_AUDIENCE)
             assert (await client.post(ack, headers=auth(no_scope))).status_code == 403
             bad = await client.post("/v1/alerts/not-an-id/ack", headers=auth(worker_token(pole, LEVEL_1[0])))
             assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")

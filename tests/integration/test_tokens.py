@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from maillage.core.keys import KeyUse, add_keys
-from maillage.core.tokens import AUDIENCE, Scope, issuer_of, mint
+from maillage.core.tokens import Scope, agency_audience, issuer_of, mint
 from tests.support import Pole, assert_problem
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ def forged(pole: Pole, **overrides: object) -> str:
     """A token like a real one, signed with the agency's real key, with some claims changed."""
     own = pole.trust(AGENCY).own
     now = datetime.now(UTC)
-    claims = {"iss": issuer_of(AGENCY), "sub": "case-system", "aud": AUDIENCE, "agency": AGENCY,
+    claims = {"iss": issuer_of(AGENCY), "sub": "case-system", "aud": agency_audience(AGENCY), "agency": AGENCY,
               "iat": now, "nbf": now, "exp": now + timedelta(minutes=10), "scope": "inbox:read"}
     claims.update(overrides)
     return jwt.encode(claims, own.token, algorithm="EdDSA", headers={"kid": own.token_kid})
@@ -31,8 +31,8 @@ def forged(pole: Pole, **overrides: object) -> str:
 
 def unsigned(pole: Pole) -> str:
     header = {"alg": "none", "typ": "JWT", "kid": pole.trust(AGENCY).own.token_kid}
-    body = {"iss": issuer_of(AGENCY), "aud": AUDIENCE, "agency": AGENCY, "sub": "x", "scope": "inbox:read",
-            "iat": 0, "nbf": 0, "exp": 4102444800}
+    body = {"iss": issuer_of(AGENCY), "aud": agency_audience(AGENCY), "agency": AGENCY, "sub": "x",
+            "scope": "inbox:read", "iat": 0, "nbf": 0, "exp": 4102444800}
     encode = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")  # noqa: E731
     return f"{encode(header)}.{encode(body)}."
 
@@ -42,8 +42,8 @@ def hs256_with_public_key_as_secret(pole: Pole) -> str:
     public = trust.public.get(trust.own.token_kid, use=KeyUse.TOKENS)
     assert public is not None
     now = datetime.now(UTC)
-    claims = {"iss": issuer_of(AGENCY), "aud": AUDIENCE, "agency": AGENCY, "sub": "x", "scope": "inbox:read",
-              "iat": now, "nbf": now, "exp": now + timedelta(minutes=5)}
+    claims = {"iss": issuer_of(AGENCY), "aud": agency_audience(AGENCY), "agency": AGENCY, "sub": "x",
+              "scope": "inbox:read", "iat": now, "nbf": now, "exp": now + timedelta(minutes=5)}
     # pyjwt refuses PEM-looking secrets for HMAC, so forge by hand, as an attacker would.
     header = {"alg": "HS256", "typ": "JWT", "kid": trust.own.token_kid}
     import hashlib
@@ -106,8 +106,12 @@ async def test_token_without_the_routes_scope_is_refused_with_403(pole: Pole) ->
 async def test_one_agencys_token_never_reads_another_agencys_service(pole: Pole) -> None:
     cpas = await pole.start_agency(AGENCY)
     police_token = pole.token("zp-meuse")
+    # Even minted by the police zone for the CPAS's service on purpose: the CPAS takes its own tokens only.
+    aimed = mint(pole.trust("zp-meuse").own, subject="x", scopes=(Scope.INBOX_READ,),
+                 audience=agency_audience(AGENCY))
 
-    assert_problem(await get_inbox(cpas, police_token), 403)
+    assert "Audience" in assert_problem(await get_inbox(cpas, police_token), 401)["detail"]
+    assert_problem(await get_inbox(cpas, aimed), 403)
 
 
 async def test_probes_and_keys_need_no_token_and_show_only_public_keys(pole: Pole) -> None:

@@ -41,6 +41,7 @@ pytestmark = pytest.mark.unit
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 AGENCY_IDS = ("refuge-liege", "praxis-meuse", "zp-meuse")
+SENDER = "refuge-liege"
 RECIPIENT_TOKENS = (*AGENCY_IDS, *(s.value for s in Sector))
 
 # One realistic value per categorised part; the field of each part is named after its category.
@@ -64,6 +65,7 @@ recipients = st.builds(Recipient, agency_id=st.sampled_from(AGENCY_IDS), sector=
 grants = st.builds(
     Grant,
     consent_id=st.uuids().map(str),
+    obtained_by=st.sampled_from(AGENCY_IDS),
     categories=categories.filter(bool),
     recipients=st.frozensets(st.sampled_from(RECIPIENT_TOKENS), min_size=1, max_size=4),
     purposes=st.frozensets(purposes, min_size=1),
@@ -108,9 +110,12 @@ def alert(parts: frozenset[Category], *, justification: str | None) -> AlertRais
 
 
 def consent_oracle(grants: list[Grant], recipient: Recipient, purpose: Purpose) -> frozenset[Category]:
-    """What the person allowed this recipient for this purpose, at AT, restated independently."""
+    """What the person allowed the sender to give this recipient for this purpose, at AT, restated
+    independently: a consent counts for the agency that obtained it only."""
     allowed: set[Category] = set()
     for grant in grants:
+        if grant.obtained_by != SENDER:
+            continue
         named = recipient.agency_id in grant.recipients or recipient.sector.value in grant.recipients
         valid = grant.valid_until is None or grant.valid_until > AT
         if named and valid and purpose in grant.purposes:
@@ -121,7 +126,7 @@ def consent_oracle(grants: list[Grant], recipient: Recipient, purpose: Purpose) 
 def delivered_share(payload: EventPayload, *, policy: Policy, role: Role, recipient: Recipient,
                     basis: LegalBasis, grants: list[Grant], purpose: Purpose,
                     ) -> tuple[Disclosure, EventPayload]:
-    consented = consented_categories(grants, recipient=recipient, purpose=purpose, at=AT)
+    consented = consented_categories(grants, discloser=SENDER, recipient=recipient, purpose=purpose, at=AT)
     decision = decide(policy=policy, role=role, present=present_categories(payload), recipient=recipient,
                       basis=basis, consented=consented)
     return decision, restrict(payload, decision.delivered)
@@ -201,3 +206,24 @@ def test_restrict_removes_every_personal_field_outside_the_allowed_categories(
     share = restrict(referral(parts), allowed).model_dump(mode="json", exclude_none=True)
 
     assert set(share) - {"categories_needed"} == {c.value for c in parts & allowed}
+
+
+@settings(max_examples=200)
+@given(policy=policies(), role=roles, recipient=recipients, purpose=purposes,
+       own=st.lists(grants, max_size=3), others=st.lists(grants, max_size=3), parts=categories)
+def test_a_consent_registered_by_another_agency_never_widens_the_senders_disclosure(
+    policy: Policy, role: Role, recipient: Recipient, purpose: Purpose, own: list[Grant], others: list[Grant],
+    parts: frozenset[Category],
+) -> None:
+    mine = [Grant(**{**g.__dict__, "obtained_by": SENDER}) for g in own]
+    # What a recipient (or anyone else) registered for the same person, however wide.
+    foreign = [Grant(**{**g.__dict__, "obtained_by": "zp-meuse", "categories": ALL_CATEGORIES,
+                        "recipients": frozenset(RECIPIENT_TOKENS), "valid_until": None}) for g in others]
+    payload = referral(parts)
+
+    alone, _ = delivered_share(payload, policy=policy, role=role, recipient=recipient, basis=LegalBasis.CONSENT,
+                               grants=mine, purpose=purpose)
+    beside, _ = delivered_share(payload, policy=policy, role=role, recipient=recipient, basis=LegalBasis.CONSENT,
+                                grants=mine + foreign, purpose=purpose)
+
+    assert beside == alone
