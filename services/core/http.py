@@ -1,14 +1,15 @@
-"""HTTP plumbing shared by every service: body size limit, health probes, problem handlers."""
+"""HTTP plumbing shared by every service: body size limit, health probes, problem handlers, web pages."""
 
 from __future__ import annotations
 
 import contextlib
 import hmac
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,10 +18,33 @@ from maillage.core.problems import (
     PROBLEM_JSON,
     PROBLEM_TYPE_BASE,
     TITLES,
+    NotFound,
     NotReady,
     Unauthorized,
     install_problem_handlers,
 )
+
+# The web pages (the on-call page, the dashboard) load their script and stylesheet from their own service and
+# nothing inline: injected markup could then neither run a script nor restyle the page.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+ASSET_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+# Never cached: a page and its assets change together, so a browser never pairs a new page with an old script.
+_STATIC_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def page(path: Path) -> FileResponse:
+    """An HTML page, under PAGE_CSP and never framed."""
+    return FileResponse(path, media_type="text/html; charset=utf-8",
+                        headers={**_STATIC_HEADERS, "Content-Security-Policy": PAGE_CSP, "X-Frame-Options": "DENY"})
+
+
+def asset(folder: Path, name: str) -> FileResponse:
+    """A page's stylesheet or script from `folder`; any other name is not found (and cannot climb out)."""
+    wanted = folder / name
+    if wanted.suffix not in ASSET_TYPES or wanted.parent != folder or not wanted.is_file():
+        raise NotFound("No such file.")
+    return FileResponse(wanted, media_type=ASSET_TYPES[wanted.suffix], headers=_STATIC_HEADERS)
 
 
 class BodyLimit:

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, StreamingResponse
 
 from maillage.core.auth import authenticate, require
+from maillage.core.http import asset, page
 from maillage.core.problems import LANGUAGES, PROBLEM_JSON, TITLES, MaillageError, preferred_language
 from maillage.core.tokens import Principal, Scope
 from maillage.dispatcher.escalation import Dispatcher
@@ -68,11 +69,12 @@ def _worker(principal: Principal) -> Worker:
 
 @router.get("/oncall", include_in_schema=False)
 async def oncall_page() -> FileResponse:
-    return FileResponse(STATIC / "oncall.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-store", "Content-Security-Policy": (
-                            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-                            "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"),
-                                 "X-Frame-Options": "DENY"})
+    return page(STATIC / "oncall.html")
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def oncall_asset(name: str) -> FileResponse:
+    return asset(STATIC, name)
 
 
 @router.get("/v1/me", tags=["on-call"], summary="Who this worker is and at which levels they are on call now")

@@ -18,6 +18,7 @@ from sqlmodel import col, select
 
 from maillage.core.auth import require
 from maillage.core.db import unit_of_work
+from maillage.core.http import asset, page
 from maillage.core.problems import PROBLEM_JSON, Conflict, Forbidden, InvalidRequest, NotFound
 from maillage.core.tokens import Principal, Scope, staff_ref
 from maillage.monitor.models import DeadLetter, Decision, OncallOutcome, Rejection, Review
@@ -57,11 +58,12 @@ def _iso(moment: datetime | None) -> str | None:
 
 @router.get("/dashboard", include_in_schema=False)
 async def dashboard() -> FileResponse:
-    return FileResponse(STATIC / "dashboard.html", media_type="text/html; charset=utf-8", headers={
-        "Cache-Control": "no-store", "X-Frame-Options": "DENY",
-        "Content-Security-Policy": ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
-                                    "style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
-                                    "frame-ancestors 'none'; base-uri 'none'")})
+    return page(STATIC / "dashboard.html")
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def dashboard_asset(name: str) -> FileResponse:
+    return asset(STATIC, name)
 
 
 @router.get("/v1/overview", tags=["monitor"], summary="Totals at a glance")

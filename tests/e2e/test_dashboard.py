@@ -17,7 +17,14 @@ from aiokafka import AIOKafkaProducer
 from playwright.async_api import Page, expect
 
 from maillage.core.envelope import new_subject_ref
-from tests.browser import chromium_page, screenshot_path, watch_for_problems
+from tests.browser import (
+    assert_inline_code_refused,
+    assert_strict_csp,
+    chromium_page,
+    screenshot_path,
+    watch_for_csp_violations,
+    watch_for_problems,
+)
 from tests.monitor import as_operator, monitor, operator_token
 from tests.support import ALL_EIGHT, Pole, consent, decided, eventually, refer
 
@@ -132,9 +139,10 @@ async def test_operator_watches_the_flow_replays_a_dead_letter_and_never_sees_pe
         assert (seen["dead"]["reason"], seen["dead"]["replayable"]) == ("envelope", True)
 
         watch_for_problems(page, problems)
+        await watch_for_csp_violations(page, problems)
 
         # French from the browser's language; a token the monitor refuses (401) leads back to the sign-in.
-        await page.goto(running.url + "/dashboard")
+        await assert_strict_csp(page, await page.goto(running.url + "/dashboard"))
         await expect(page.locator("html")).to_have_attribute("lang", "fr")
         await expect(page.get_by_test_id("lang-select")).to_have_value("fr")
         await page.get_by_test_id("token-input").fill("not-a-token")
@@ -236,4 +244,6 @@ async def test_operator_watches_the_flow_replays_a_dead_letter_and_never_sees_pe
         await screenshot(page, "dashboard-phone")
         await no_personal_data(page)
 
-    assert problems == []
+        # No script error, dialog or CSP refusal all along; and the browser would have reported one.
+        assert problems == []
+        await assert_inline_code_refused(page, problems)

@@ -14,7 +14,14 @@ from playwright.async_api import Page, expect
 
 from maillage.core.envelope import new_subject_ref
 from maillage.dispatcher.clock import ManualClock
-from tests.browser import chromium_page, screenshot_path, watch_for_problems
+from tests.browser import (
+    assert_inline_code_refused,
+    assert_strict_csp,
+    chromium_page,
+    screenshot_path,
+    watch_for_csp_violations,
+    watch_for_problems,
+)
 from tests.oncall import (
     LEVEL_1,
     POLICE,
@@ -57,9 +64,10 @@ async def test_worker_signs_in_sees_an_alert_live_and_acknowledges_it_in_one_tap
     async with dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running, \
             chromium_page(PHONE, locale="fr-BE", timezone_id="Europe/Brussels") as page:
         watch_for_problems(page, problems)
+        await watch_for_csp_violations(page, problems)
 
         # Signing in: French from the browser's language, the token pasted, the worker greeted.
-        await page.goto(running.url + "/oncall")
+        await assert_strict_csp(page, await page.goto(running.url + "/oncall"))
         await expect(page.locator("html")).to_have_attribute("lang", "fr")
         await expect(page.get_by_test_id("lang-select")).to_have_value("fr")
         await page.get_by_test_id("token-input").fill(worker_token(pole, LEVEL_1[0]))
@@ -138,4 +146,6 @@ async def test_worker_signs_in_sees_an_alert_live_and_acknowledges_it_in_one_tap
         await expect(cards.first).to_have_attribute("data-alert-id", imminent_id)
         await no_horizontal_overflow(page)
 
-    assert problems == []
+        # No script error, dialog or CSP refusal all along; and the browser would have reported one.
+        assert problems == []
+        await assert_inline_code_refused(page, problems)
