@@ -33,13 +33,17 @@ LEVEL_3 = "ca-leclercq"
 IMMINENT_DELAY = timedelta(seconds=120)
 
 
-def oncall_network(directory: Path, *, grace: int = 0, fallback_url: str | None = None) -> Path:
-    """The demo network, with the dispatcher's reconnect grace and the police zone's fallback set for a test."""
+def oncall_network(directory: Path, *, grace: int = 0, fallback_url: str | None = None,
+                   webhooks: dict[str, Any] | None = None) -> Path:
+    """The demo network, with the dispatcher's reconnect grace, the police zone's fallback and the [webhooks]
+    table (allow-list, CA) set for a test."""
     doc = tomllib.loads(DEFAULT_NETWORK.read_text())
     doc["policy"] = str(load_network(DEFAULT_NETWORK).policy)
     doc["dispatcher"]["reconnect_grace_seconds"] = grace
     if fallback_url is not None:
         doc["oncall"][POLICE]["fallback_url"] = fallback_url
+    if webhooks is not None:
+        doc["webhooks"] = webhooks
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "network.toml"
     path.write_bytes(tomli_w.dumps(doc).encode())

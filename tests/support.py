@@ -86,8 +86,8 @@ class Pole:
     async def start_gateway(self) -> httpx.AsyncClient:
         return await self.stack.enter_async_context(serving(create_gateway_app(self.gateway_settings())))
 
-    async def start_agency(self, agency_id: str, **settings: Any) -> httpx.AsyncClient:
-        app = create_agency_app(AgencySettings(**self.common(), agency_id=agency_id, **settings))
+    async def start_agency(self, agency_id: str, *, resolver: Any = None, **settings: Any) -> httpx.AsyncClient:
+        app = create_agency_app(AgencySettings(**self.common(), agency_id=agency_id, **settings), resolver=resolver)
         client = await self.stack.enter_async_context(serving(app, token=self.token(agency_id)))
         self.clients[agency_id] = client
         return client

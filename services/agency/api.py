@@ -20,6 +20,7 @@ ERRORS = {400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 
 CONSENT_WRITE = [Allowed(Scope.CONSENT_WRITE)]
 EVENTS_WRITE = [Allowed(Scope.EVENTS_WRITE)]
 INBOX_READ = [Allowed(Scope.INBOX_READ)]
+WEBHOOKS_MANAGE = [Allowed(Scope.WEBHOOKS_MANAGE)]
 
 router = APIRouter(prefix="/v1", responses=ERRORS)  # type: ignore[arg-type]
 
@@ -76,11 +77,33 @@ async def event_fate(event_id: str, ctx: Context) -> c.EventFate:
     return await services.event_fate(ctx, event_id)
 
 
-@router.post("/webhooks", status_code=status.HTTP_201_CREATED, tags=["webhooks"], dependencies=INBOX_READ)
-async def register_webhook(body: c.WebhookIn, ctx: Context) -> c.WebhookCreated:
-    return await services.register_webhook(ctx, body)
+@router.post("/webhooks", status_code=status.HTTP_201_CREATED, tags=["webhooks"])
+async def register_webhook(body: c.WebhookIn, ctx: Context,
+                           caller: Annotated[Principal, Allowed(Scope.WEBHOOKS_MANAGE)]) -> c.WebhookCreated:
+    return await services.register_webhook(ctx, body, registered_by=staff_ref(caller))
 
 
-@router.get("/webhooks/{webhook_id}/deliveries", tags=["webhooks"], dependencies=INBOX_READ)
+@router.get("/webhooks", tags=["webhooks"], dependencies=WEBHOOKS_MANAGE)
+async def list_webhooks(ctx: Context) -> list[c.WebhookOut]:
+    return await services.list_webhooks(ctx)
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["webhooks"],
+               dependencies=WEBHOOKS_MANAGE)
+async def delete_webhook(webhook_id: str, ctx: Context) -> None:
+    await services.delete_webhook(ctx, webhook_id)
+
+
+@router.post("/webhooks/{webhook_id}/secret", tags=["webhooks"], dependencies=WEBHOOKS_MANAGE)
+async def rotate_webhook_secret(webhook_id: str, ctx: Context) -> c.WebhookSecret:
+    return await services.rotate_webhook_secret(ctx, webhook_id)
+
+
+@router.post("/webhooks/{webhook_id}/renew", tags=["webhooks"], dependencies=WEBHOOKS_MANAGE)
+async def renew_webhook(webhook_id: str, body: c.WebhookRenewal, ctx: Context) -> c.WebhookOut:
+    return await services.renew_webhook(ctx, webhook_id, body)
+
+
+@router.get("/webhooks/{webhook_id}/deliveries", tags=["webhooks"], dependencies=WEBHOOKS_MANAGE)
 async def webhook_deliveries(webhook_id: str, ctx: Context) -> list[c.WebhookDeliveryOut]:
     return await services.webhook_deliveries(ctx, webhook_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -14,6 +15,7 @@ from maillage.agency.services import AgencyContext
 from maillage.agency.settings import AgencySettings
 from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory
+from maillage.core.egress import EgressPolicy, Resolver
 from maillage.core.http import install_common
 from maillage.core.lifecycle import TaskGroup, readiness, shut_down
 from maillage.core.outbox import OutboxRelay
@@ -23,10 +25,12 @@ from maillage.core.trust import Trust, watch_keys
 from maillage.core.webhooks import WebhookDispatcher
 
 
-def create_app(settings: AgencySettings) -> FastAPI:
+def create_app(settings: AgencySettings, *, resolver: Resolver | None = None) -> FastAPI:
+    """`resolver` turns webhook hosts into addresses (default: the machine's; tests give a table of their own)."""
     keep_private(settings.data_dir)  # before anything is written: databases, secrets, logs
     agency = settings.network.agency(settings.agency_id)
     topics = settings.topics
+    egress = EgressPolicy.from_network(settings.network.webhooks, resolver=resolver)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,12 +41,16 @@ def create_app(settings: AgencySettings) -> FastAPI:
         await producer.start()
         relay = OutboxRelay(sessions, producer, name=f"agency:{agency.id}")
         ctx = AgencyContext(agency=agency, network=settings.network, topics=topics,
-                            sessions=sessions, relay=relay, trust=Trust.load(settings.key_dirs, agency.id))
+                            sessions=sessions, relay=relay, trust=Trust.load(settings.key_dirs, agency.id),
+                            egress=egress, webhook_max_lifetime=timedelta(days=settings.webhook_max_lifetime_days))
         consumer = bus.consumer(settings.bootstrap, topics.deliver(agency.id), topics.status(agency.id),
                                 group_id=f"{topics.prefix}maillage.agency.{agency.id}",
                                 auth=settings.kafka_auth)
         await consumer.start()
-        webhooks = WebhookDispatcher(sessions, clock=ctx.clock, backoff_base=settings.webhook_backoff_seconds)
+        webhooks = WebhookDispatcher(sessions, clock=ctx.clock, egress=egress,
+                                     backoff_base=settings.webhook_backoff_seconds,
+                                     attempt_seconds=settings.webhook_attempt_seconds,
+                                     concurrency=settings.webhook_concurrency)
         handlers = AgencyHandlers(ctx, producer, on_inbox=webhooks.notify)
         tasks = TaskGroup()
         tasks.start(relay.run(), name="outbox-relay")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field
@@ -150,22 +150,45 @@ class InboxPage(Body):
     next_cursor: str | None
 
 
+Lifetime = Annotated[int | None, Field(ge=1, description=(
+    "Seconds it receives pushes from now; at most the service's maximum (30 days unless configured), "
+    "which is also the default."))]
+
+
 class WebhookIn(Body):
-    url: AnyHttpUrl = Field(description="Where each arrival in the inbox is POSTed, signed.")
+    url: AnyHttpUrl = Field(description="Where each arrival in the inbox is POSTed, signed: https, a public "
+                                        "address, no credentials in the URL.")
+    lifetime_seconds: Lifetime = None
 
 
-class WebhookCreated(Body):
+class WebhookRenewal(Body):
+    lifetime_seconds: Lifetime = None
+
+
+class WebhookOut(Body):
     id: str
     url: str
-    secret: str = Field(description="HMAC-SHA256 key of the Maillage-Signature header; shown only once.")
     created_at: datetime
+    expires_at: datetime = Field(description="After this it receives nothing more, unless renewed.")
+    expired: bool
+    registered_by: str | None = Field(description="Pseudonymous reference of the token that registered it.")
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="HMAC-SHA256 key of the Maillage-Signature header; shown only once.")
+
+
+class WebhookSecret(Body):
+    id: str
+    secret: str = Field(description="The new HMAC-SHA256 key, signing every call from now on; shown only once.")
 
 
 class WebhookAttemptOut(Body):
     attempt: int
     at: datetime
-    status_code: int | None
-    error: str | None
+    outcome: Literal["delivered", "failed"]
+    status_code: int | None = Field(description="The receiver's HTTP status; null when no answer came in time "
+                                                "(why is not told).")
 
 
 class WebhookDeliveryOut(Body):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from uuid import UUID, uuid4
 
@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency import contracts as c
@@ -30,6 +30,7 @@ from maillage.agency.models import (
 )
 from maillage.agency.referrals import InvalidTransition, next_state
 from maillage.core.db import unit_of_work
+from maillage.core.egress import EgressPolicy
 from maillage.core.envelope import Envelope, new_event_id, source_of
 from maillage.core.events import (
     AlertRaised,
@@ -67,6 +68,8 @@ class AgencyContext:
     relay: OutboxRelay
     trust: Trust
     clock: Clock = utc_now
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    webhook_max_lifetime: timedelta = timedelta(days=30)
 
 
 # --- submitting events --------------------------------------------------------------------------
@@ -308,17 +311,79 @@ async def event_fate(ctx: AgencyContext, event_id: str) -> c.EventFate:
 # --- webhooks -----------------------------------------------------------------------------------
 
 
-async def register_webhook(ctx: AgencyContext, body: c.WebhookIn) -> c.WebhookCreated:
-    hook = Webhook(id=str(uuid4()), url=str(body.url), secret=new_secret(), created_at=ctx.clock())
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite gives back naive UTC times
+
+
+def _lifetime(ctx: AgencyContext, seconds: int | None) -> timedelta:
+    return min(timedelta(seconds=seconds), ctx.webhook_max_lifetime) if seconds else ctx.webhook_max_lifetime
+
+
+def _webhook_out(hook: Webhook, *, now: datetime) -> c.WebhookOut:
+    expires_at = _utc(hook.expires_at or now)
+    return c.WebhookOut(id=hook.id, url=hook.url, created_at=_utc(hook.created_at), expires_at=expires_at,
+                        expired=expires_at <= now, registered_by=hook.registered_by)
+
+
+async def _webhook(session: AsyncSession, webhook_id: str) -> Webhook:
+    hook = await session.get(Webhook, webhook_id)
+    if hook is None:
+        raise NotFound("This agency has no webhook with this id.")
+    return hook
+
+
+async def register_webhook(ctx: AgencyContext, body: c.WebhookIn, *, registered_by: str) -> c.WebhookCreated:
+    url = str(body.url)
+    await ctx.egress.check(url)
+    now = ctx.clock()
+    hook = Webhook(id=str(uuid4()), url=url, secret=new_secret(), created_at=now,
+                   expires_at=now + _lifetime(ctx, body.lifetime_seconds), registered_by=registered_by)
     async with unit_of_work(ctx.sessions) as session:
         session.add(hook)
-    return c.WebhookCreated(id=hook.id, url=hook.url, secret=hook.secret, created_at=hook.created_at)
+    return c.WebhookCreated(**_webhook_out(hook, now=now).model_dump(), secret=hook.secret)
+
+
+async def list_webhooks(ctx: AgencyContext) -> list[c.WebhookOut]:
+    async with ctx.sessions() as session:
+        hooks = (await session.exec(select(Webhook).order_by(col(Webhook.created_at)))).all()
+    now = ctx.clock()
+    return [_webhook_out(h, now=now) for h in hooks]
+
+
+async def delete_webhook(ctx: AgencyContext, webhook_id: str) -> None:
+    """The registration goes, and with it every delivery kept for it (their bodies carry case data)."""
+    async with unit_of_work(ctx.sessions) as session:
+        hook = await _webhook(session, webhook_id)
+        deliveries = select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == webhook_id)
+        await session.exec(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(deliveries)))
+        await session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.webhook_id) == webhook_id))
+        await session.delete(hook)
+
+
+async def rotate_webhook_secret(ctx: AgencyContext, webhook_id: str) -> c.WebhookSecret:
+    async with unit_of_work(ctx.sessions) as session:
+        hook = await _webhook(session, webhook_id)
+        hook.secret = new_secret()
+        session.add(hook)
+    return c.WebhookSecret(id=hook.id, secret=hook.secret)
+
+
+async def renew_webhook(ctx: AgencyContext, webhook_id: str, body: c.WebhookRenewal) -> c.WebhookOut:
+    """A new lifetime from now; the destination is checked again, as the network file may have changed."""
+    async with ctx.sessions() as session:
+        url = (await _webhook(session, webhook_id)).url
+    await ctx.egress.check(url)
+    now = ctx.clock()
+    async with unit_of_work(ctx.sessions) as session:
+        hook = await _webhook(session, webhook_id)
+        hook.expires_at = now + _lifetime(ctx, body.lifetime_seconds)
+        session.add(hook)
+    return _webhook_out(hook, now=now)
 
 
 async def webhook_deliveries(ctx: AgencyContext, webhook_id: str) -> list[c.WebhookDeliveryOut]:
     async with ctx.sessions() as session:
-        if await session.get(Webhook, webhook_id) is None:
-            raise NotFound("This agency has no webhook with this id.")
+        await _webhook(session, webhook_id)
         deliveries = (await session.exec(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
                                          .order_by(col(WebhookDelivery.id)))).all()
         ids = [d.id for d in deliveries]
@@ -330,5 +395,5 @@ async def webhook_deliveries(ctx: AgencyContext, webhook_id: str) -> list[c.Webh
             c.WebhookAttemptOut.model_validate(attempt, from_attributes=True))
     return [c.WebhookDeliveryOut(id=d.id or 0, event_id=d.event_id, state=d.state,
                                  attempts=by_delivery.get(d.id or 0, []),
-                                 next_attempt_at=d.next_attempt_at if d.state == "pending" else None)
+                                 next_attempt_at=_utc(d.next_attempt_at) if d.state == "pending" else None)
             for d in deliveries]

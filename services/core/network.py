@@ -86,6 +86,14 @@ class OncallPolicy(_Model):
     escalate_after: dict[Severity, int] = Field(default_factory=lambda: dict(DEFAULT_ESCALATE_AFTER))
     fallback_url: AnyHttpUrl | None = None
 
+    @field_validator("fallback_url")
+    @classmethod
+    def _https_without_credentials(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        # It carries alert metadata: never in clear, and a password in a URL ends up in logs and files.
+        if value is not None and (value.scheme != "https" or value.username or value.password):
+            raise ValueError("fallback_url must be an https URL without credentials")
+        return value
+
     @field_validator("escalate_after")
     @classmethod
     def _every_severity(cls, value: dict[Severity, int]) -> dict[Severity, int]:
@@ -128,6 +136,19 @@ class OperatorsConfig(_Model):
     issuer: RecipientId = "operators"
 
 
+class AllowedDestination(_Model):
+    host: str = Field(min_length=1, description="An IP literal or a name, as webhook URLs write it.")
+    port: int = Field(ge=1, le=65535)
+
+
+class WebhooksConfig(_Model):
+    """Where webhooks may go besides public addresses: each (host, port) allowed although it is not public,
+    and an extra CA bundle trusted for their TLS (relative to the network file)."""
+
+    allow: tuple[AllowedDestination, ...] = ()
+    ca_file: Path | None = None
+
+
 class Network(_Model):
     name: str
     policy: Path
@@ -138,6 +159,7 @@ class Network(_Model):
     operators: OperatorsConfig = OperatorsConfig()
     agencies: tuple[AgencyConfig, ...]
     oncall: dict[str, OncallPolicy] = Field(default_factory=dict)
+    webhooks: WebhooksConfig = WebhooksConfig()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Network:
@@ -196,6 +218,8 @@ def load_network(path: Path) -> Network:
     try:
         doc = tomllib.loads(path.read_text())
         doc["policy"] = (path.parent / doc.get("policy", "policy.toml")).resolve()
+        if "ca_file" in doc.get("webhooks", {}):
+            doc["webhooks"]["ca_file"] = (path.parent / doc["webhooks"]["ca_file"]).resolve()
         return Network.model_validate(doc)
     except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
         raise NetworkError(f"{path}: {exc}") from exc

@@ -32,6 +32,10 @@ TITLES: dict[str, dict[str, str]] = {
         "de": "Dieser Idempotenzschlüssel wurde für eine andere Anfrage verwendet"},
     "unsupported-media-type": {"en": "Send application/json", "fr": "Envoyez du application/json",
                                "nl": "Stuur application/json", "de": "Senden Sie application/json"},
+    "webhook-destination": {"en": "This webhook destination is not accepted",
+                            "fr": "Cette destination de webhook n'est pas acceptée",
+                            "nl": "Deze webhookbestemming wordt niet aanvaard",
+                            "de": "Dieses Webhook-Ziel wird nicht akzeptiert"},
     "http": {"en": "Request refused", "fr": "Requête refusée", "nl": "Verzoek geweigerd",
              "de": "Anfrage abgelehnt"},
     "unauthorized": {"en": "Authentication required", "fr": "Authentification requise",
@@ -81,6 +85,10 @@ class UnknownRecipient(MaillageError):
 
 class InvalidRequest(MaillageError):
     status, code = 422, "validation"
+
+
+class WebhookDestinationRefused(MaillageError):
+    status, code = 422, "webhook-destination"
 
 
 class IdempotencyKeyReused(MaillageError):

@@ -32,6 +32,7 @@ class Scope(StrEnum):
     MONITOR_ACT = "monitor:act"
     AUDIT_READ = "audit:read"
     SUBJECT_ERASE = "subject:erase"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 class TokenError(ValueError):

@@ -3,6 +3,8 @@
 A delivery row is written in the same transaction as the inbox item (so a crash never loses a push);
 the dispatcher sends what is due and records every attempt.
 
+Every call goes through an egress policy (maillage.core.egress): https to public destinations only.
+
 Signature: header `Maillage-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`.
 A receiver recomputes it with the secret it got at registration and refuses stale timestamps.
 """
@@ -20,11 +22,13 @@ from datetime import datetime, timedelta
 
 import httpx
 import orjson
+from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.db import unit_of_work
+from maillage.core.egress import EgressPolicy
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +37,17 @@ MAX_ATTEMPTS = 8
 
 
 class Webhook(SQLModel, table=True):
-    __tablename__ = "webhook"
+    # Not the former `webhook` table: registrations made before destinations were checked and lifetimes
+    # bounded are not carried over; their owners register again under the `webhooks:manage` scope.
+    __tablename__ = "webhook_registration"
 
     id: str = Field(primary_key=True)
     url: str
     secret: str
     created_at: datetime
+    # None only for a webhook the network file names (the dispatcher's fallback): it lives as long as that line.
+    expires_at: datetime | None = Field(default=None, index=True)
+    registered_by: str | None = None  # staff_ref of the token that registered it
     active: bool = True
 
 
@@ -56,6 +65,9 @@ class WebhookDelivery(SQLModel, table=True):
 
 
 class WebhookAttempt(SQLModel, table=True):
+    """One call: the receiver's HTTP status, or none when no answer came in time. Why a connection failed
+    is never kept: a log that told refused from timed out would map the network behind the receiver."""
+
     __tablename__ = "webhook_attempt"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -63,10 +75,23 @@ class WebhookAttempt(SQLModel, table=True):
     attempt: int
     at: datetime
     status_code: int | None = None
-    error: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        return "delivered" if succeeded(self.status_code) else "failed"
 
 
 TABLES: list[type[SQLModel]] = [Webhook, WebhookDelivery, WebhookAttempt]
+
+
+def succeeded(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
+
+
+def live(now: datetime) -> ColumnElement[bool]:
+    """The webhooks that still receive pushes: active and not expired."""
+    return and_(col(Webhook.active).is_(True),
+                or_(col(Webhook.expires_at).is_(None), col(Webhook.expires_at) > now))
 
 
 def signature(secret: str, *, timestamp: int, body: bytes) -> str:
@@ -91,11 +116,11 @@ def new_secret() -> str:
 
 async def enqueue_for_all(session: AsyncSession, deliveries: list[tuple[str, dict[str, object]]], *,
                           now: datetime) -> int:
-    """Within the caller's transaction: one pending delivery per active webhook and (event id, body);
+    """Within the caller's transaction: one pending delivery per live webhook and (event id, body);
     returns how many were added."""
     if not deliveries:
         return 0
-    hooks = (await session.exec(select(Webhook).where(col(Webhook.active).is_(True)))).all()
+    hooks = (await session.exec(select(Webhook).where(live(now)))).all()
     for event_id, body in deliveries if hooks else ():
         payload = orjson.dumps(body)
         for hook in hooks:
@@ -109,16 +134,22 @@ def backoff(attempt: int, *, base: float) -> timedelta:
 
 
 class WebhookDispatcher:
-    """Sends due deliveries; a failure (non-2xx, timeout, refused) is retried after base·2ⁿ seconds."""
+    """Sends due deliveries, each webhook in its own lane (a task sending its deliveries one at a time, oldest
+    first), so a slow receiver delays only its own; at most `concurrency` calls at once, each cut after
+    `attempt_seconds` whatever the receiver does. A failure (no 2xx in time) is retried after base·2ⁿ seconds."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Callable[[], datetime],
-                 backoff_base: float = 1.0, poll: float = 0.2, timeout: float = 5.0) -> None:
+                 egress: EgressPolicy, backoff_base: float = 1.0, poll: float = 0.2,
+                 attempt_seconds: float = 10.0, concurrency: int = 8) -> None:
         self.sessions = sessions
         self.clock = clock
         self.backoff_base = backoff_base
         self.poll = poll
-        self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.attempt_seconds = attempt_seconds
+        self.client = egress.client(timeout=attempt_seconds)
         self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._lanes: dict[str, asyncio.Task[None]] = {}
 
     def notify(self) -> None:
         self._wakeup.set()
@@ -127,53 +158,85 @@ class WebhookDispatcher:
         try:
             while True:
                 try:
-                    sent = await self.send_due()
+                    await self.start_lanes()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # the database busy or away: the deliveries wait, none is lost
                     log.warning("webhook turn failed, trying again", extra={"error": type(exc).__name__})
-                    sent = 0
-                if not sent:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll)
-                    self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll)
+                self._wakeup.clear()
         finally:
+            lanes = list(self._lanes.values())
+            for lane in lanes:
+                lane.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
             await self.client.aclose()
 
-    async def send_due(self) -> int:
+    async def start_lanes(self) -> None:
+        """A lane for each webhook with a due delivery and none running yet."""
+        self._lanes = {hook_id: lane for hook_id, lane in self._lanes.items() if not lane.done()}
         async with self.sessions() as session:
-            due = (await session.exec(
-                select(WebhookDelivery, Webhook).join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
-                .where(WebhookDelivery.state == "pending", col(WebhookDelivery.next_attempt_at) <= self.clock())
-                .order_by(col(WebhookDelivery.id)).limit(50))).all()
-        results = await asyncio.gather(*(self._attempt(d, h) for d, h in due))
-        async with unit_of_work(self.sessions) as session:
-            for (delivery, _), (status, error) in zip(due, results, strict=True):
-                self._record(session, delivery, status=status, error=error)
-        return len(due)
+            due = set((await session.exec(
+                select(WebhookDelivery.webhook_id).distinct()
+                .join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
+                .where(*self._due(self.clock())))).all())
+        for hook_id in due - set(self._lanes):
+            self._lanes[hook_id] = asyncio.create_task(self._lane(hook_id), name="webhook-lane")
 
-    async def _attempt(self, delivery: WebhookDelivery, hook: Webhook) -> tuple[int | None, str | None]:
+    def _due(self, now: datetime) -> tuple[ColumnElement[bool], ...]:
+        return (col(WebhookDelivery.state) == "pending", col(WebhookDelivery.next_attempt_at) <= now, live(now))
+
+    async def _lane(self, hook_id: str) -> None:
+        try:
+            while (due := await self._next(hook_id)) is not None:
+                delivery, hook = due
+                async with self._slots:
+                    status = await self._attempt(delivery, hook)
+                async with unit_of_work(self.sessions) as session:
+                    await self._record(session, delivery.id or 0, status=status)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the next turn starts the lane again; the deliveries are in the database
+            log.warning("webhook lane stopped, trying again", extra={"error": type(exc).__name__})
+
+    async def _next(self, hook_id: str) -> tuple[WebhookDelivery, Webhook] | None:
+        async with self.sessions() as session:
+            row = (await session.exec(
+                select(WebhookDelivery, Webhook).join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
+                .where(WebhookDelivery.webhook_id == hook_id, *self._due(self.clock()))
+                .order_by(col(WebhookDelivery.id)).limit(1))).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def _attempt(self, delivery: WebhookDelivery, hook: Webhook) -> int | None:
+        """The receiver's HTTP status, or None when none came within the deadline. Only the status line and
+        headers are read: a receiver cannot make us hold a body of its choosing."""
         timestamp = int(self.clock().timestamp())
         headers = {"Content-Type": "application/json", "Maillage-Event-Id": delivery.event_id,
                    "Maillage-Delivery-Id": str(delivery.id),
                    SIGNATURE_HEADER: signature(hook.secret, timestamp=timestamp, body=delivery.body)}
         try:
-            response = await self.client.post(hook.url, content=delivery.body, headers=headers)
-        except httpx.HTTPError as exc:
-            return None, type(exc).__name__
-        return response.status_code, None if response.is_success else f"HTTP {response.status_code}"
+            async with asyncio.timeout(self.attempt_seconds), \
+                    self.client.stream("POST", hook.url, content=delivery.body, headers=headers) as response:
+                return response.status_code
+        except (httpx.HTTPError, TimeoutError):
+            return None
+        except Exception as exc:  # recorded as failed like the rest, so that a lane never spins on it
+            log.warning("webhook attempt failed unexpectedly", extra={"error": type(exc).__name__})
+            return None
 
-    def _record(self, session: AsyncSession, delivery: WebhookDelivery, *, status: int | None,
-                error: str | None) -> None:
+    async def _record(self, session: AsyncSession, delivery_id: int, *, status: int | None) -> None:
+        delivery = await session.get(WebhookDelivery, delivery_id)
+        if delivery is None:  # its webhook was deleted during the attempt
+            return
         now = self.clock()
         delivery.attempts += 1
-        session.add(WebhookAttempt(delivery_id=delivery.id or 0, attempt=delivery.attempts, at=now,
-                                   status_code=status, error=error))
-        if error is None:
+        session.add(WebhookAttempt(delivery_id=delivery_id, attempt=delivery.attempts, at=now, status_code=status))
+        if succeeded(status):
             delivery.state = "delivered"
         elif delivery.attempts >= MAX_ATTEMPTS:
             delivery.state = "failed"
-            log.warning("webhook delivery failed for good", extra={"delivery": delivery.id})
+            log.warning("webhook delivery failed for good", extra={"delivery": delivery_id})
         else:
             delivery.next_attempt_at = now + backoff(delivery.attempts, base=self.backoff_base)
         session.add(delivery)

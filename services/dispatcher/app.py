@@ -12,9 +12,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core import bus
 from maillage.core.db import create_schema, make_engine, session_factory, unit_of_work
+from maillage.core.egress import Destination, EgressPolicy
 from maillage.core.http import install_common
 from maillage.core.keys import KeyUse, ensure_secret
 from maillage.core.lifecycle import TaskGroup, readiness, shut_down
+from maillage.core.network import Network
 from maillage.core.outbox import OutboxRelay
 from maillage.core.private import keep_private
 from maillage.core.tokens import DISPATCHER_AUDIENCE
@@ -47,6 +49,14 @@ def fallback_secret(settings: DispatcherSettings) -> str:
     return ensure_secret(settings.key_dirs.private / FALLBACK_SECRET_FILE, new_secret)
 
 
+def fallback_egress(network: Network) -> EgressPolicy:
+    """Fallback URLs are named by the network operator in the network file, like its allow-list: their own
+    (host, port) is allowed even when it is not public. They are still https only (checked when the file loads)."""
+    urls = [p.fallback_url for a, p in network.oncall.items() if a in network.dispatched and p.fallback_url]
+    named = [Destination.of_url(str(url)) for url in urls]
+    return EgressPolicy.from_network(network.webhooks, also_allow=named)
+
+
 def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> FastAPI:
     keep_private(settings.data_dir)  # before anything is written: databases, secrets, logs
     network = settings.network
@@ -66,7 +76,8 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
         await producer.start()
         relay = OutboxRelay(sessions, producer, name="dispatcher")
-        webhooks = WebhookDispatcher(sessions, clock=lambda: datetime.now(UTC))
+        webhooks = WebhookDispatcher(sessions, clock=lambda: datetime.now(UTC), egress=fallback_egress(network),
+                                     attempt_seconds=settings.webhook_attempt_seconds)
         dispatcher = Dispatcher(network=network, topics=topics, sessions=sessions, served=served, live=Live(),
                                 relay=relay, clock=clock, on_fallback=webhooks.notify)
         await dispatcher.start()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from maillage.core.settings import ServiceSettings
 
@@ -12,6 +12,8 @@ class DispatcherSettings(ServiceSettings):
     max_body_bytes: int = 16 * 1024
     # The HMAC secret of the fallback webhooks; empty: one is made on first start and kept in the key dir.
     fallback_secret: SecretStr = SecretStr("")
+    # Each fallback call is cut after this long, whatever the receiver sends.
+    webhook_attempt_seconds: float = Field(default=10.0, gt=0)
 
     def db_url(self) -> str:
         return self.database_url or self.network.dispatcher.database_url or self.sqlite_url("dispatcher")
