@@ -65,8 +65,8 @@ class Running(Served):
 
 
 @asynccontextmanager
-async def dispatcher(pole: Pole, clock: ManualClock) -> AsyncIterator[Running]:
-    app = create_app(DispatcherSettings(**pole.common()), clock=clock)
+async def dispatcher(pole: Pole, clock: ManualClock, **settings: Any) -> AsyncIterator[Running]:
+    app = create_app(DispatcherSettings(**pole.common(), **settings), clock=clock)
     async with served_when_ready(app, **UVICORN_OPTIONS) as served:
         yield Running(url=served.url, app=served.app)
 

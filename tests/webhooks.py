@@ -235,7 +235,15 @@ async def register(pole: Pole, agency: str, url: str, **body: Any) -> dict[str, 
 
 
 async def deliveries(pole: Pole, agency: str, hook_id: str) -> list[dict[str, Any]]:
-    response = await pole[agency].get(f"/v1/webhooks/{hook_id}/deliveries", headers=manager(pole, agency))
-    assert response.status_code == 200, response.text
-    found: list[dict[str, Any]] = response.json()
-    return found
+    """Every delivery of the webhook, page after page."""
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        response = await pole[agency].get(f"/v1/webhooks/{hook_id}/deliveries", headers=manager(pole, agency),
+                                          params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        assert response.status_code == 200, response.text
+        page = response.json()
+        found += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found

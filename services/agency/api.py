@@ -11,6 +11,7 @@ from maillage.agency import contracts as c
 from maillage.agency import services
 from maillage.agency.deps import Allowed, Context, IdempotencyKey
 from maillage.core.envelope import SUBJECT_REF
+from maillage.core.paging import Cursor, Limit
 from maillage.core.problems import PROBLEM_JSON
 from maillage.core.tokens import Principal, Scope, staff_ref
 
@@ -67,7 +68,7 @@ async def raise_alert(body: c.AlertIn, ctx: Context, caller: Annotated[Principal
 
 @router.get("/inbox", tags=["inbox"], dependencies=INBOX_READ)
 async def inbox(
-    ctx: Context, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    ctx: Context, cursor: Cursor = None, limit: Limit = 50
 ) -> c.InboxPage:
     return await services.inbox(ctx, cursor=cursor, limit=limit)
 
@@ -105,5 +106,6 @@ async def renew_webhook(webhook_id: str, body: c.WebhookRenewal, ctx: Context) -
 
 
 @router.get("/webhooks/{webhook_id}/deliveries", tags=["webhooks"], dependencies=WEBHOOKS_MANAGE)
-async def webhook_deliveries(webhook_id: str, ctx: Context) -> list[c.WebhookDeliveryOut]:
-    return await services.webhook_deliveries(ctx, webhook_id)
+async def webhook_deliveries(webhook_id: str, ctx: Context, cursor: Cursor = None, limit: Limit = 50
+                             ) -> c.WebhookDeliveryPage:
+    return await services.webhook_deliveries(ctx, webhook_id, cursor=cursor, limit=limit)

@@ -197,3 +197,8 @@ class WebhookDeliveryOut(Body):
     state: str
     attempts: list[WebhookAttemptOut]
     next_attempt_at: datetime | None
+
+
+class WebhookDeliveryPage(Body):
+    items: list[WebhookDeliveryOut]
+    next_cursor: str | None = Field(description="Pass it as `cursor` for the next page; none after the last.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from uuid import UUID, uuid4
 
 import orjson
 from pydantic import BaseModel
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, delete, select
@@ -45,6 +45,7 @@ from maillage.core.keys import GATEWAY
 from maillage.core.metrics import EVENTS_SUBMITTED
 from maillage.core.network import AgencyConfig, Network
 from maillage.core.outbox import OutboxRelay, enqueue
+from maillage.core.paging import decode_cursor, next_cursor
 from maillage.core.problems import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound, UnknownRecipient
 from maillage.core.topics import Topics
 from maillage.core.trust import Trust
@@ -52,6 +53,7 @@ from maillage.core.vocabulary import LegalBasis, Purpose, Role
 from maillage.core.webhooks import Webhook, WebhookAttempt, WebhookDelivery, new_secret
 
 T = TypeVar("T", bound=BaseModel)
+MAX_WEBHOOKS = 20
 Clock = Callable[[], datetime]
 
 
@@ -269,25 +271,12 @@ async def raise_alert(ctx: AgencyContext, body: c.AlertIn, *, idempotency_key: s
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except ValueError:
-        raise InvalidRequest("The cursor is not one this API gave.") from None
-
-
 async def inbox(ctx: AgencyContext, *, cursor: str | None, limit: int) -> c.InboxPage:
-    after = _decode_cursor(cursor) if cursor else 0
     async with ctx.sessions() as session:
-        rows = (await session.exec(select(InboxItem).where(col(InboxItem.seq) > after)
+        rows = (await session.exec(select(InboxItem).where(col(InboxItem.seq) > decode_cursor(cursor))
                                    .order_by(col(InboxItem.seq)).limit(limit))).all()
     items = [c.InboxEntry.model_validate(r, from_attributes=True) for r in rows]
-    next_cursor = _encode_cursor(rows[-1].seq or 0) if len(rows) == limit else None
-    return c.InboxPage(items=items, next_cursor=next_cursor)
+    return c.InboxPage(items=items, next_cursor=next_cursor([r.seq or 0 for r in rows], limit=limit))
 
 
 async def event_fate(ctx: AgencyContext, event_id: str) -> c.EventFate:
@@ -339,6 +328,11 @@ async def register_webhook(ctx: AgencyContext, body: c.WebhookIn, *, registered_
     hook = Webhook(id=str(uuid4()), url=url, secret=new_secret(), created_at=now,
                    expires_at=now + _lifetime(ctx, body.lifetime_seconds), registered_by=registered_by)
     async with unit_of_work(ctx.sessions) as session:
+        registered = (await session.exec(select(func.count()).select_from(Webhook))).one()
+        if registered >= MAX_WEBHOOKS:
+            # Each webhook is one more copy of every arrival leaving the agency: a few are enough.
+            raise Conflict(f"This agency has {registered} webhooks already, the most it may have; "
+                           "delete one first.")
         session.add(hook)
     return c.WebhookCreated(**_webhook_out(hook, now=now).model_dump(), secret=hook.secret)
 
@@ -381,11 +375,13 @@ async def renew_webhook(ctx: AgencyContext, webhook_id: str, body: c.WebhookRene
     return _webhook_out(hook, now=now)
 
 
-async def webhook_deliveries(ctx: AgencyContext, webhook_id: str) -> list[c.WebhookDeliveryOut]:
+async def webhook_deliveries(ctx: AgencyContext, webhook_id: str, *, cursor: str | None, limit: int
+                             ) -> c.WebhookDeliveryPage:
     async with ctx.sessions() as session:
         await _webhook(session, webhook_id)
-        deliveries = (await session.exec(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
-                                         .order_by(col(WebhookDelivery.id)))).all()
+        deliveries = (await session.exec(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id,
+                                                                       col(WebhookDelivery.id) > decode_cursor(cursor))
+                                         .order_by(col(WebhookDelivery.id)).limit(limit))).all()
         ids = [d.id for d in deliveries]
         attempts = (await session.exec(select(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(ids))
                                        .order_by(col(WebhookAttempt.id)))).all()
@@ -393,7 +389,8 @@ async def webhook_deliveries(ctx: AgencyContext, webhook_id: str) -> list[c.Webh
     for attempt in attempts:
         by_delivery.setdefault(attempt.delivery_id, []).append(
             c.WebhookAttemptOut.model_validate(attempt, from_attributes=True))
-    return [c.WebhookDeliveryOut(id=d.id or 0, event_id=d.event_id, state=d.state,
-                                 attempts=by_delivery.get(d.id or 0, []),
-                                 next_attempt_at=_utc(d.next_attempt_at) if d.state == "pending" else None)
-            for d in deliveries]
+    items = [c.WebhookDeliveryOut(id=d.id or 0, event_id=d.event_id, state=d.state,
+                                  attempts=by_delivery.get(d.id or 0, []),
+                                  next_attempt_at=_utc(d.next_attempt_at) if d.state == "pending" else None)
+             for d in deliveries]
+    return c.WebhookDeliveryPage(items=items, next_cursor=next_cursor([d.id or 0 for d in deliveries], limit=limit))

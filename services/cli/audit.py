@@ -181,14 +181,22 @@ def disclosures(
     try:
         base_url = _base_url(gateway, network)
         with console.status("Asking the gateway…"):
-            report = DisclosureReport.model_validate(_get(base_url, f"/v1/disclosures/{subject_ref}",
-                                                                  bearer_token(token_file)))
+            report = _all_disclosures(base_url, subject_ref, bearer_token(token_file))
     except CannotCheck as exc:
         raise _fail(str(exc)) from None
     if not report.disclosures:
         console.print(f"No disclosure recorded about {subject_ref}.", highlight=False)
         return
     console.print(_disclosure_table(report))
+
+
+def _all_disclosures(base_url: str, subject_ref: str, token: str | None) -> DisclosureReport:
+    """Every page of the report, as one."""
+    pages = [DisclosureReport.model_validate(_get(base_url, f"/v1/disclosures/{subject_ref}", token))]
+    while pages[-1].next_cursor:
+        path = f"/v1/disclosures/{subject_ref}?cursor={pages[-1].next_cursor}"
+        pages.append(DisclosureReport.model_validate(_get(base_url, path, token)))
+    return DisclosureReport(subject_ref=subject_ref, disclosures=[d for page in pages for d in page.disclosures])
 
 
 def _disclosure_table(report: DisclosureReport) -> Table:

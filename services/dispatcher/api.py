@@ -29,6 +29,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from maillage.core.auth import authenticate, require
 from maillage.core.http import asset, page
+from maillage.core.paging import Cursor, Limit, decode_cursor, next_cursor
 from maillage.core.problems import LANGUAGES, PROBLEM_JSON, TITLES, MaillageError, preferred_language
 from maillage.core.tokens import Principal, Scope
 from maillage.dispatcher.escalation import Dispatcher
@@ -89,8 +90,10 @@ async def open_alerts(principal: OnCall, dispatcher: Served) -> dict[str, Any]:
 
 @router.get("/v1/alerts/unacknowledged", tags=["operators"],
             summary="Alerts every level let pass (metadata only)")
-async def unacknowledged(_: Operator, dispatcher: Served) -> dict[str, Any]:
-    return {"items": await dispatcher.unacknowledged()}
+async def unacknowledged(_: Operator, dispatcher: Served, cursor: Cursor = None, limit: Limit = 200
+                         ) -> dict[str, Any]:
+    items, positions = await dispatcher.unacknowledged(after=decode_cursor(cursor), limit=limit)
+    return {"items": items, "next_cursor": next_cursor(positions, limit=limit)}
 
 
 @router.post("/v1/alerts/{alert_id}/ack", tags=["on-call"], summary="Acknowledge an alert: I take it in hand")

@@ -171,14 +171,15 @@ class Dispatcher:
                     members[m.group_of or ""].append(m)
         return [self.view(a, members.get(a.alert_id)) for a in shown]
 
-    async def unacknowledged(self) -> list[dict[str, Any]]:
-        """For operators: alerts every level let pass, without any personal data."""
+    async def unacknowledged(self, *, after: int, limit: int) -> tuple[list[dict[str, Any]], list[int]]:
+        """For operators: alerts every level let pass, without any personal data; and their positions."""
         async with self.sessions() as session:
-            rows = (await session.exec(select(OncallAlert).where(OncallAlert.state == AlertState.UNACKNOWLEDGED)
-                                       .order_by(col(OncallAlert.received_at)))).all()
+            rows = (await session.exec(select(OncallAlert).where(OncallAlert.state == AlertState.UNACKNOWLEDGED,
+                                                                 col(OncallAlert.id) > after)
+                                       .order_by(col(OncallAlert.id)).limit(limit))).all()
         return [{"alert_id": a.alert_id, "agency": a.agency_id, "source_agency": a.source_agency,
                  "severity": a.severity, "kind": a.kind, "levels_paged": a.level, "grouped": a.grouped,
-                 "received_at": _iso(a.received_at)} for a in rows]
+                 "received_at": _iso(a.received_at)} for a in rows], [a.id or 0 for a in rows]
 
     # --- alerts arriving ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from maillage.core.envelope import SUBJECT_REF
+from maillage.core.paging import Cursor, Limit
 from maillage.core.problems import PROBLEM_JSON
 from maillage.core.tokens import staff_ref
 from maillage.gateway import reports
@@ -32,8 +33,10 @@ async def verify_audit_chain(principal: AuditReader, sessions: Sessions) -> Chai
 @router.get("/disclosures/{subject_ref}", summary="Who received which categories about a person, when, "
                                                   "on which basis (metadata only)")
 async def list_disclosures(subject_ref: Annotated[str, Path(pattern=SUBJECT_REF.pattern)],
-                           principal: AuditReader, sessions: Sessions, network: NetworkDep) -> DisclosureReport:
-    report = await reports.disclosures_about(sessions, subject_ref, network=network, by=principal.agency)
+                           principal: AuditReader, sessions: Sessions, network: NetworkDep,
+                           cursor: Cursor = None, limit: Limit = 200) -> DisclosureReport:
+    report = await reports.disclosures_about(sessions, subject_ref, network=network, by=principal.agency,
+                                             cursor=cursor, limit=limit)
     # Who looked at whom: a disclosure report is itself sensitive, so each reading leaves a trace.
     log.info("disclosure report read", extra={"agency": principal.agency, "by": staff_ref(principal),
                                               "subject_ref": subject_ref, "records": len(report.disclosures)})

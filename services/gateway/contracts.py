@@ -39,3 +39,5 @@ class DisclosureLine(BaseModel):
 class DisclosureReport(BaseModel):
     subject_ref: str
     disclosures: list[DisclosureLine] = Field(description="Oldest first, in the audit chain's order.")
+    next_cursor: str | None = Field(default=None, description="Pass it as `cursor` for the next page; none after "
+                                                              "the last.")

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.core.audit import ChainWalk
 from maillage.core.disclosure import Outcome
 from maillage.core.network import Network
+from maillage.core.paging import MAX_PAGE, decode_cursor, next_cursor
 from maillage.gateway.contracts import BrokenRecord, ChainReport, DisclosureLine, DisclosureReport
 from maillage.gateway.models import AuditRow
 
@@ -78,7 +79,8 @@ DISCLOSED = (Outcome.DELIVERED.value, Outcome.FILTERED.value)
 
 
 async def disclosures_about(sessions: async_sessionmaker[AsyncSession], subject_ref: str, *,
-                            network: Network, by: str) -> DisclosureReport:
+                            network: Network, by: str, cursor: str | None = None, limit: int = MAX_PAGE
+                            ) -> DisclosureReport:
     """Every recipient that received something about `subject_ref` from agency `by`, oldest first; denials
     left out. Each agency answers for its own disclosures: another agency's report would tell the reader
     which agencies (a shelter, say) hold the person's data."""
@@ -86,8 +88,10 @@ async def disclosures_about(sessions: async_sessionmaker[AsyncSession], subject_
         rows = (await session.exec(select(AuditRow).where(col(AuditRow.subject_ref) == subject_ref)
                                    .where(col(AuditRow.source) == by)
                                    .where(col(AuditRow.outcome).in_(DISCLOSED))
-                                   .order_by(col(AuditRow.seq)))).all()
-    return DisclosureReport(subject_ref=subject_ref, disclosures=[_line(row, network) for row in rows])
+                                   .where(col(AuditRow.seq) > decode_cursor(cursor))
+                                   .order_by(col(AuditRow.seq)).limit(limit))).all()
+    return DisclosureReport(subject_ref=subject_ref, disclosures=[_line(row, network) for row in rows],
+                            next_cursor=next_cursor([row.seq for row in rows], limit=limit))
 
 
 def _line(row: AuditRow, network: Network) -> DisclosureLine:

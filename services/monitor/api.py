@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from maillage.core.auth import require
 from maillage.core.db import unit_of_work
 from maillage.core.http import asset, page
+from maillage.core.paging import Cursor, Limit, decode_cursor, next_cursor
 from maillage.core.problems import PROBLEM_JSON, Conflict, Forbidden, InvalidRequest, NotFound
 from maillage.core.tokens import Principal, Scope, staff_ref
 from maillage.monitor.models import DeadLetter, Decision, OncallOutcome, Rejection, Review
@@ -155,13 +156,14 @@ async def replay(dead_letter_id: int, _: Reader, __: Actor, monitor: Service) ->
 
 
 @router.get("/v1/reviews", tags=["monitor"], summary="Disclosures under `danger`, pending a second person's review")
-async def reviews(_: Reader, monitor: Service, pending: bool = True) -> dict[str, Any]:
+async def reviews(_: Reader, monitor: Service, pending: bool = True, cursor: Cursor = None,
+                  limit: Limit = 200) -> dict[str, Any]:
     async with monitor.sessions() as session:
-        query = select(Review).order_by(col(Review.recorded_at))
+        query = select(Review).where(col(Review.id) > decode_cursor(cursor)).order_by(col(Review.id)).limit(limit)
         if pending:
             query = query.where(Review.status == "pending")
         rows = (await session.exec(query)).all()
-    return {"items": [_review(r) for r in rows]}
+    return {"items": [_review(r) for r in rows], "next_cursor": next_cursor([r.id or 0 for r in rows], limit=limit)}
 
 
 def _review(r: Review) -> dict[str, Any]:
@@ -193,10 +195,12 @@ async def approve(review_id: int, _: Reader, actor: Actor, monitor: Service) -> 
 
 
 @router.get("/v1/alerts/unacknowledged", tags=["monitor"], summary="Alerts no on-call worker acknowledged")
-async def unacknowledged(_: Reader, monitor: Service) -> dict[str, Any]:
+async def unacknowledged(_: Reader, monitor: Service, cursor: Cursor = None, limit: Limit = 200) -> dict[str, Any]:
     async with monitor.sessions() as session:
-        rows = (await session.exec(select(OncallOutcome).where(OncallOutcome.state == "unacknowledged")
-                                   .order_by(col(OncallOutcome.received_at)))).all()
+        rows = (await session.exec(select(OncallOutcome).where(OncallOutcome.state == "unacknowledged",
+                                                               col(OncallOutcome.id) > decode_cursor(cursor))
+                                   .order_by(col(OncallOutcome.id)).limit(limit))).all()
     return {"items": [{"agency": a.agency, "alert_id": a.alert_id, "severity": a.severity,
                        "levels_paged": a.levels_paged, "received_at": _iso(a.received_at),
-                       "since": _iso(a.updated_at)} for a in rows]}
+                       "since": _iso(a.updated_at)} for a in rows],
+            "next_cursor": next_cursor([a.id or 0 for a in rows], limit=limit)}

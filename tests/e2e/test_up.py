@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -12,8 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
+from maillage.core.acl import load_kafka_auth
 from maillage.core.envelope import new_subject_ref
+from maillage.core.kafka_auth import KafkaAuth, client_kwargs
+from maillage.core.kafka_local import free_port
 from maillage.core.keys import KeyDirs, OwnKeys, PublicKeys
 from maillage.core.network import Network, load_network
 from maillage.core.tokens import ALL_AGENCY_SCOPES, mint
@@ -32,6 +39,27 @@ def poll(fetch, *, timeout: float = 30.0):  # type: ignore[no-untyped-def]
     raise AssertionError("timed out")
 
 
+def exposed(root: Path) -> list[str]:
+    """Every file or directory under `root` (itself included) that another user could read or enter."""
+    paths = [root, *root.rglob("*")]
+    return [f"{p} {stat.S_IMODE(p.lstat().st_mode):o}" for p in paths
+            if not p.is_symlink() and stat.S_IMODE(p.lstat().st_mode) & 0o077]
+
+
+async def read_as(bootstrap: str, topic: str, *, auth: KafkaAuth | None) -> str:
+    """Try to read `topic` from its start as this principal (None: no credentials at all)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                request_timeout_ms=5000, **client_kwargs(auth))
+    try:
+        await consumer.start()
+        await consumer.getmany(timeout_ms=2000)
+        return "read"
+    except KafkaError as exc:
+        return f"refused: {type(exc).__name__}"
+    finally:
+        await consumer.stop()
+
+
 def client_of(network: Network, agency_id: str, dirs: KeyDirs) -> httpx.Client:
     """The agency's partner system, with a token minted from the keys `maillage up` created."""
     token = mint(OwnKeys.load(dirs, agency_id, PublicKeys.load(dirs)), subject="e2e", scopes=ALL_AGENCY_SCOPES)
@@ -39,10 +67,12 @@ def client_of(network: Network, agency_id: str, dirs: KeyDirs) -> httpx.Client:
                         headers={"Authorization": f"Bearer {token}"})
 
 
-def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
     network_file = network_copy(tmp_path, prefix=f"e2e{uuid.uuid4().hex[:8]}.")
     network = load_network(network_file)
-    up = maillage("up", "--network", str(network_file), "--bootstrap", kafka_bootstrap,
+    kafka_port = free_port()
+    # Its own broker, as `make run` starts it: secure by default.
+    up = maillage("up", "--network", str(network_file), "--kafka-port", str(kafka_port),
                   "--data-dir", str(tmp_path / "var"), env={}, log=tmp_path / "up.log")
     try:
         wait_ready(f"http://127.0.0.1:{network.gateway.port}", up, timeout=90)
@@ -82,6 +112,16 @@ def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(kafka_bootstrap: str, tmp
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "above_ceiling" in demo.stdout and "is paged live and acknowledges" in demo.stdout
         assert "sees the alert acknowledged" in demo.stdout and "sees it as accepted" in demo.stdout
+
+        # A local process reads no audit record: not without credentials, not as an agency's principal.
+        bootstrap = f"127.0.0.1:{kafka_port}"
+        audit = f"{network.kafka.topic_prefix}maillage.audit"
+        assert asyncio.run(read_as(bootstrap, audit, auth=None)) == "refused: KafkaConnectionError"
+        refuge = load_kafka_auth(dirs.private, "refuge-liege")
+        assert asyncio.run(read_as(bootstrap, audit, auth=refuge)) == "refused: TopicAuthorizationFailedError"
+        assert asyncio.run(read_as(bootstrap, f"{network.kafka.topic_prefix}maillage.deliver.refuge-liege",
+                                   auth=refuge)) == "read", "while its own deliveries are its to read"
+        assert not exposed(tmp_path / "var"), "nothing at rest is readable by anyone else on the machine"
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(timeout=60)

@@ -18,7 +18,7 @@ import pytest
 from maillage.core.egress import TableResolver
 from maillage.core.envelope import new_subject_ref
 from maillage.core.problems import PROBLEM_TYPE_BASE
-from maillage.core.tokens import staff_ref, verify_token
+from maillage.core.tokens import agency_audience, staff_ref, verify_token
 from maillage.core.webhooks import verify_signature
 from tests.support import Pole, consent, eventually, refer
 from tests.webhooks import (
@@ -203,7 +203,8 @@ async def test_webhooks_are_listed_rotated_and_deleted(pole: Pole, tmp_path: Pat
         listed = (await cpas.get("/v1/webhooks", headers=headers)).json()
         assert [h["id"] for h in listed] == [first["id"], second["id"]]
         assert all("secret" not in h for h in listed), "a secret is shown once, at registration"
-        caller = verify_token(headers["Authorization"].removeprefix("Bearer "), keys=pole.trust("cpas-seraing").public)
+        caller = verify_token(headers["Authorization"].removeprefix("Bearer "), keys=pole.trust("cpas-seraing").public,
+                              audience=agency_audience("cpas-seraing"))
         assert {h["registered_by"] for h in listed} == {staff_ref(caller)}
         for hook in listed:
             expires = datetime.fromisoformat(hook["expires_at"])
