@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maillage.core.kafka_auth import KafkaAuth
@@ -31,6 +32,17 @@ class ServiceSettings(BaseSettings):
     # Private keys (0600, never in git) and the public keys every service loads; default under data_dir.
     key_dir: Path | None = None
     public_key_dir: Path | None = None
+    # How every server is served (core/serving.py). Connections at once, beyond which a request gets a 503
+    # (uvicorn's limit_concurrency): idle and half-sent connections count too, so it stands well above the
+    # workers' sockets (the on-call benchmark: 1,000) plus a flood of idle ones; each needs a file descriptor.
+    max_connections: int = Field(default=4096, gt=0)
+    # Idle time allowed between two requests on a kept-alive connection.
+    keep_alive_seconds: int = Field(default=5, gt=0)
+    # A new connection must begin a request within this, and a request's head and body arrive within this of
+    # its first byte; a half-sent request is then answered 408 and closed.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    # uvicorn's HTTP/1.1 parser: httptools (C, what uvicorn picks when installed) or h11 (pure Python).
+    http_parser: Literal["httptools", "h11"] = "httptools"
 
     @model_validator(mode="after")
     def _kafka_password_with_username(self) -> ServiceSettings:

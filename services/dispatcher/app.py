@@ -65,7 +65,8 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         await producer.start()
         relay = OutboxRelay(sessions, producer, name="dispatcher")
         webhooks = WebhookDispatcher(sessions, clock=lambda: datetime.now(UTC))
-        dispatcher = Dispatcher(network=network, topics=topics, sessions=sessions, served=served, live=Live(),
+        live = Live(max_per_worker=settings.max_streams_per_worker, max_per_agency=settings.max_streams_per_agency)
+        dispatcher = Dispatcher(network=network, topics=topics, sessions=sessions, served=served, live=live,
                                 relay=relay, clock=clock, on_fallback=webhooks.notify)
         await dispatcher.start()
         consumer = bus.consumer(settings.bootstrap, *(topics.deliver(a) for a in agencies),
@@ -94,6 +95,7 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         lifespan=lifespan,
     )
 
+    app.state.sign_in_seconds = settings.sign_in_seconds
     install_common(app, max_body_bytes=settings.max_body_bytes)
     app.include_router(router)
     return app

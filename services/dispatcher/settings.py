@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from maillage.core.settings import ServiceSettings
 
@@ -12,6 +12,12 @@ class DispatcherSettings(ServiceSettings):
     max_body_bytes: int = 16 * 1024
     # The HMAC secret of the fallback webhooks; empty: one is made on first start and kept in the key dir.
     fallback_secret: SecretStr = SecretStr("")
+    # A socket must sign in (Authorization header or an `auth` message) within this, or it is closed.
+    sign_in_seconds: float = Field(default=10.0, gt=0)
+    # Live streams (WebSocket and SSE together) one worker may hold: a phone, a desktop, a few tabs.
+    max_streams_per_worker: int = Field(default=5, gt=0)
+    # Live streams of one agency's workers together: room for the on-call benchmark's 1,000 workers.
+    max_streams_per_agency: int = Field(default=2000, gt=0)
 
     def db_url(self) -> str:
         return self.database_url or self.network.dispatcher.database_url or self.sqlite_url("dispatcher")

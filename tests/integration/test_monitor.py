@@ -135,7 +135,9 @@ async def test_a_danger_disclosure_is_approved_by_a_second_person_only(pole: Pol
         assert approved.status_code == 200 and approved.json()["status"] == "approved"
         assert_problem(await second.post(f"/v1/reviews/{review['id']}/approve"), 409)
         assert await items(second, "/v1/reviews") == []
-        assert "maillage_review_queue_pending 0.0" in (await second.get("/metrics")).text
+        async def queue_empty() -> bool:  # the gauge is refreshed soon after, not within, the approval
+            return "maillage_review_queue_pending 0.0" in (await second.get("/metrics")).text
+        await eventually(queue_empty, what="the review queue gauge at 0")
 
 
 async def test_alerts_no_one_acknowledged_reach_the_operators(pole: Pole, tmp_path: Path) -> None:
