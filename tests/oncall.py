@@ -66,8 +66,9 @@ class Running(Served):
 
 @asynccontextmanager
 async def dispatcher(pole: Pole, clock: ManualClock, **settings: Any) -> AsyncIterator[Running]:
-    app = create_app(DispatcherSettings(**pole.common(), **settings), clock=clock)
-    async with served_when_ready(app, **UVICORN_OPTIONS) as served:
+    """The dispatcher as `maillage serve dispatcher` runs it, with `settings` changed for a test."""
+    config = DispatcherSettings(**pole.common(), **settings)
+    async with served_when_ready(create_app(config, clock=clock), settings=config, **UVICORN_OPTIONS) as served:
         yield Running(url=served.url, app=served.app)
 
 

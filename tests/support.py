@@ -18,7 +18,7 @@ from maillage.agency.settings import AgencySettings
 from maillage.core import bus
 from maillage.core.keys import ensure_keys
 from maillage.core.polling import eventually
-from maillage.core.settings import DEFAULT_NETWORK
+from maillage.core.settings import DEFAULT_NETWORK, ServiceSettings
 from maillage.core.tokens import ALL_AGENCY_SCOPES, Scope, mint
 from maillage.core.topics import Topics
 from maillage.core.trust import Trust
@@ -237,10 +237,11 @@ class Served:
 
 
 @asynccontextmanager
-async def served_when_ready(app: Any, **options: Any) -> AsyncIterator[Served]:
+async def served_when_ready(app: Any, *, settings: ServiceSettings | None = None, **options: Any
+                            ) -> AsyncIterator[Served]:
     """`app` listening on a free port (uvicorn `options` as the service's command gives them), once its
     `/readyz` says so."""
-    async with listening(app, **options) as url:
+    async with listening(app, settings=settings, **options) as url:
         async with httpx.AsyncClient(base_url=url) as client:
             async def ready() -> bool:
                 return (await client.get("/readyz")).status_code == 200
@@ -249,17 +250,20 @@ async def served_when_ready(app: Any, **options: Any) -> AsyncIterator[Served]:
 
 
 @asynccontextmanager
-async def listening(app: Any, **options: Any) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a free port of this machine, lifespan included; yields its base URL."""
+async def listening(app: Any, *, settings: ServiceSettings | None = None, **options: Any) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a free port of this machine, lifespan included, with the limits `maillage serve`
+    gives it from `settings` (default: every service's defaults); yields its base URL."""
     import asyncio
 
     import uvicorn
 
     from maillage.core.kafka_local import free_port
+    from maillage.core.serving import uvicorn_options
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
-                                           ws_ping_interval=None, **options))
+    config = {"host": "127.0.0.1", "port": port, "lifespan": "on", "ws_ping_interval": None,
+              **uvicorn_options(settings or ServiceSettings(), **options)}
+    server = uvicorn.Server(uvicorn.Config(app, **config))
     task = asyncio.create_task(server.serve())
     try:
         await eventually(lambda: asyncio.sleep(0, server.started or task.done()), what="the server to listen")

@@ -47,58 +47,57 @@ DataDirOption = Annotated[Path, typer.Option("--data-dir", envvar="MAILLAGE_DATA
 HostOption = Annotated[str, typer.Option("--host", envvar="MAILLAGE_LISTEN_HOST", help="Listen address.")]
 
 
-def _uvicorn(asgi: object, *, host: str, port: int, **options: object) -> None:
-    import uvicorn
-
-    uvicorn.run(asgi, host=host, port=port, log_config=None, access_log=False, **options)  # type: ignore[arg-type]
-
-
 @serve_app.command("agency")
 def serve_agency(agency_id: str, port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
     """Run one agency's service."""
     from maillage.agency.app import create_app
     from maillage.agency.settings import AgencySettings
     from maillage.core.logs import configure_logging
+    from maillage.core.serving import serve
 
     settings = AgencySettings(agency_id=agency_id)
     configure_logging(settings.log_level, service=f"agency:{agency_id}")
-    _uvicorn(create_app(settings), host=host, port=port or settings.network.agency(agency_id).port)
+    serve(create_app(settings), settings=settings, host=host, port=port or settings.network.agency(agency_id).port)
 
 
 @serve_app.command("gateway")
 def serve_gateway(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
     """Run the consent gateway."""
     from maillage.core.logs import configure_logging
+    from maillage.core.serving import serve
     from maillage.gateway.app import create_app
     from maillage.gateway.settings import GatewaySettings
 
     settings = GatewaySettings()
     configure_logging(settings.log_level, service="gateway")
-    _uvicorn(create_app(settings), host=host, port=port or settings.network.gateway.port)
+    serve(create_app(settings), settings=settings, host=host, port=port or settings.network.gateway.port)
 
 
 @serve_app.command("dispatcher")
 def serve_dispatcher(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
     """Run the on-call dispatcher of the agencies with an on-call policy."""
     from maillage.core.logs import configure_logging
+    from maillage.core.serving import serve
     from maillage.dispatcher.app import UVICORN_OPTIONS, create_app
     from maillage.dispatcher.settings import DispatcherSettings
 
     settings = DispatcherSettings()
     configure_logging(settings.log_level, service="dispatcher")
-    _uvicorn(create_app(settings), host=host, port=port or settings.network.dispatcher.port, **UVICORN_OPTIONS)
+    serve(create_app(settings), settings=settings, host=host, port=port or settings.network.dispatcher.port,
+          **UVICORN_OPTIONS)
 
 
 @serve_app.command("monitor")
 def serve_monitor(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
     """Run the operators' monitor (dashboard at /dashboard)."""
     from maillage.core.logs import configure_logging
+    from maillage.core.serving import serve
     from maillage.monitor.app import create_app
     from maillage.monitor.settings import MonitorSettings
 
     settings = MonitorSettings()
     configure_logging(settings.log_level, service="monitor")
-    _uvicorn(create_app(settings), host=host, port=port or settings.network.monitor.port)
+    serve(create_app(settings), settings=settings, host=host, port=port or settings.network.monitor.port)
 
 
 @app.command()

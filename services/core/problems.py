@@ -43,6 +43,11 @@ TITLES: dict[str, dict[str, str]] = {
     "forbidden": {"en": "Not allowed", "fr": "Non autorisé", "nl": "Niet toegestaan", "de": "Nicht erlaubt"},
     "not-ready": {"en": "Not ready yet", "fr": "Pas encore prêt", "nl": "Nog niet klaar",
                   "de": "Noch nicht bereit"},
+    "request-timeout": {"en": "The request took too long to arrive", "fr": "La requête a mis trop de temps à arriver",
+                        "nl": "Het verzoek deed er te lang over om aan te komen",
+                        "de": "Die Anfrage brauchte zu lange, um anzukommen"},
+    "too-many-streams": {"en": "Too many open connections", "fr": "Trop de connexions ouvertes",
+                         "nl": "Te veel open verbindingen", "de": "Zu viele offene Verbindungen"},
     "internal": {"en": "The service could not complete the request",
                  "fr": "Le service n'a pas pu traiter la requête",
                  "nl": "De dienst kon het verzoek niet afhandelen",
@@ -101,6 +106,10 @@ class Unauthorized(MaillageError):
 
 class Forbidden(MaillageError):
     status, code = 403, "forbidden"
+
+
+class TooManyStreams(MaillageError):
+    status, code = 429, "too-many-streams"
 
 
 class NotReady(MaillageError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,17 @@ class ServiceSettings(BaseSettings):
     # The bearer secret a Prometheus scraper presents at /metrics (`bearer_token_file`); empty: made once
     # and kept in the private key directory, shared by the services of one data directory.
     metrics_token: SecretStr = SecretStr("")
+    # How every server is served (core/serving.py). Connections at once, beyond which a request gets a 503
+    # (uvicorn's limit_concurrency): idle and half-sent connections count too, so it stands well above the
+    # workers' sockets (the on-call benchmark: 1,000) plus a flood of idle ones; each needs a file descriptor.
+    max_connections: int = Field(default=4096, gt=0)
+    # Idle time allowed between two requests on a kept-alive connection.
+    keep_alive_seconds: int = Field(default=5, gt=0)
+    # A new connection must begin a request within this, and a request's head and body arrive within this of
+    # its first byte; a half-sent request is then answered 408 and closed.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    # uvicorn's HTTP/1.1 parser: httptools (C, what uvicorn picks when installed) or h11 (pure Python).
+    http_parser: Literal["httptools", "h11"] = "httptools"
 
     @model_validator(mode="after")
     def _kafka_password_with_username(self) -> ServiceSettings:

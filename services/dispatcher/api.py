@@ -7,10 +7,14 @@ Socket messages, server → worker (JSON text frames):
   {"type": "update", "alert": alert}                           an alert the worker sees changed (grouped, escalated)
   {"type": "acknowledged", "alert_id", "acknowledged_at", "level", "by_you"}
   {"type": "acked", "alert": alert}                            the answer to the worker's own "ack"
-  {"type": "error", "status", "code", "title", "detail"}      a refused message; the socket stays open
+  {"type": "error", "status", "code", "title", "detail"}      a refused message; the socket stays open, but for
+                                                               a sign-in too late (408, closed 1008), too many
+                                                               attempts (401, closed 1008) or too many streams of
+                                                               the worker's or agency's (429, closed 1013)
   {"type": "pong"}
 worker → server: {"type": "auth", "token"} (when no Authorization header), {"type": "ack", "alert_id"},
-{"type": "ping"}. The SSE stream (`GET /v1/stream`) sends the same messages, each as an event named by its type.
+{"type": "ping"}. The SSE stream (`GET /v1/stream`) sends the same messages, each as an event named by its type;
+over the streams cap it is refused with a 429 problem.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ from fastapi.responses import FileResponse, StreamingResponse
 from maillage.core.auth import authenticate, require
 from maillage.core.http import asset, page
 from maillage.core.paging import Cursor, Limit, decode_cursor, next_cursor
-from maillage.core.problems import LANGUAGES, PROBLEM_JSON, TITLES, MaillageError, preferred_language
+from maillage.core.problems import (
+    LANGUAGES,
+    PROBLEM_JSON,
+    TITLES,
+    MaillageError,
+    TooManyStreams,
+    preferred_language,
+)
 from maillage.core.tokens import Principal, Scope
 from maillage.dispatcher.escalation import Dispatcher
 from maillage.dispatcher.live import Connection, Frame, Message, Worker
@@ -40,7 +51,6 @@ PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}
 ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 KEEPALIVE_SECONDS = 15.0
 LOGIN_ATTEMPTS = 5
-LOGIN_SECONDS = 60.0
 
 router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
 
@@ -102,13 +112,20 @@ async def acknowledge(alert_id: UUID, principal: OnCall, dispatcher: Served) -> 
 
 
 @router.get("/v1/stream", tags=["on-call"], summary="Server-Sent Events: the open alerts, then every page",
-            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
-async def stream(principal: OnCall, dispatcher: Served) -> StreamingResponse:
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}, 429: PROBLEM})
+async def stream(request: Request, principal: OnCall, dispatcher: Served) -> StreamingResponse:
     worker = _worker(principal)
+    dispatcher.live.admit(worker)  # over the caps: a 429 problem, while a status can still say so
 
     async def events() -> AsyncIterator[bytes]:
         # Connected only while the stream runs, so a stream that never starts leaves no phantom worker.
-        connection = dispatcher.live.connect(worker, kid=principal.kid)
+        try:
+            connection = dispatcher.live.connect(worker, kid=principal.kid)
+        except TooManyStreams as exc:  # another stream of this worker's began since the check
+            language = preferred_language(request.headers.get("accept-language"))
+            yield _sse(_error(exc.status, exc.code, exc.detail, language))
+            return
         dispatcher.worker_joined()
         try:
             yield _sse(_hello(dispatcher, worker))
@@ -180,11 +197,17 @@ async def socket(websocket: WebSocket) -> None:
     await websocket.accept()
     with contextlib.suppress(WebSocketDisconnect):
         principal = await _sign_in(websocket, dispatcher, bearer if scheme.lower() == "bearer" else None,
-                                   language)
+                                   language, seconds=websocket.app.state.sign_in_seconds)
         if principal is None:
             return
         worker = _worker(principal)
-        connection = dispatcher.live.connect(worker, kid=principal.kid)  # before the snapshot: no page falls between
+        try:
+            # Before the snapshot is read: no page falls between the two.
+            connection = dispatcher.live.connect(worker, kid=principal.kid)
+        except TooManyStreams as exc:
+            # 1013, try again later: the worker's page reconnects, and gets in once another stream closes.
+            await _close_with(websocket, _error(exc.status, exc.code, exc.detail, language), code=1013)
+            return
         dispatcher.worker_joined()
         pump: asyncio.Task[None] | None = None
         try:
@@ -214,16 +237,20 @@ async def _receive(websocket: WebSocket) -> str | bytes | None:
 
 
 async def _sign_in(websocket: WebSocket, dispatcher: Dispatcher, token: str | None,
-                   language: str) -> Principal | None:
-    """With the handshake's Authorization header, or an `auth` message; a refusal lets the worker try again."""
+                   language: str, *, seconds: float) -> Principal | None:
+    """With the handshake's Authorization header, or an `auth` message within `seconds` of connecting (a socket
+    that never signs in holds a connection for nothing); a refusal lets the worker try again meanwhile."""
     owners = tuple(dispatcher.served)
-    deadline = time.monotonic() + LOGIN_SECONDS
+    deadline = time.monotonic() + seconds
     for _ in range(LOGIN_ATTEMPTS):
         if token is None:
             try:
                 raw = await asyncio.wait_for(_receive(websocket), timeout=max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                break
+                # 408, not 401: the token may be good and the network slow; the worker's page reconnects.
+                await _close_with(websocket, _error(408, "request-timeout", f"Sign in within {seconds:g} s of "
+                                                    "connecting; connect again.", language), code=1008)
+                return None
             if raw is None:
                 return None
             message = _parse(raw)
@@ -239,9 +266,14 @@ async def _sign_in(websocket: WebSocket, dispatcher: Dispatcher, token: str | No
         except MaillageError as exc:
             await websocket.send_json(_error(exc.status, exc.code, exc.detail, language))
             token = None
-    await websocket.send_json(_error(401, "unauthorized", "Too many attempts; connect again.", language))
-    await websocket.close(code=1008)
+    await _close_with(websocket, _error(401, "unauthorized", "Too many attempts; connect again.", language),
+                      code=1008)
     return None
+
+
+async def _close_with(websocket: WebSocket, error: Message, *, code: int) -> None:
+    await websocket.send_json(error)
+    await websocket.close(code=code)
 
 
 async def _pump(websocket: WebSocket, connection: Connection, *, expires_at: float) -> None:

@@ -78,7 +78,8 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         relay = OutboxRelay(sessions, producer, name="dispatcher")
         webhooks = WebhookDispatcher(sessions, clock=lambda: datetime.now(UTC), egress=fallback_egress(network),
                                      attempt_seconds=settings.webhook_attempt_seconds)
-        dispatcher = Dispatcher(network=network, topics=topics, sessions=sessions, served=served, live=Live(),
+        live = Live(max_per_worker=settings.max_streams_per_worker, max_per_agency=settings.max_streams_per_agency)
+        dispatcher = Dispatcher(network=network, topics=topics, sessions=sessions, served=served, live=live,
                                 relay=relay, clock=clock, on_fallback=webhooks.notify)
         await dispatcher.start()
         consumer = bus.consumer(settings.bootstrap, *(topics.deliver(a) for a in agencies),
@@ -109,6 +110,7 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         lifespan=lifespan, docs_url=None, redoc_url=None,
     )
 
+    app.state.sign_in_seconds = settings.sign_in_seconds
     install_common(app, max_body_bytes=settings.max_body_bytes, audience=DISPATCHER_AUDIENCE,
                    scrape_token=settings.scrape_token())
     app.include_router(router)

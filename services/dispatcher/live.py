@@ -2,13 +2,14 @@
 
 Each connection has its own queue; the socket or stream task drains it. A slow or dead client
 fills only its own queue: when it is full the connection is dropped, and the worker gets every
-open alert again on reconnecting.
+open alert again on reconnecting. Streams are capped per worker and per agency, so one token (or one
+agency's tokens) cannot hold the dispatcher's sockets and memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 
 from maillage.core.metrics import ONCALL_CONNECTIONS
+from maillage.core.problems import TooManyStreams
 
 Message = dict[str, Any]
 QUEUE_SIZE = 1000
@@ -63,12 +65,26 @@ class Connection:
 
 
 class Live:
-    def __init__(self) -> None:
+    def __init__(self, *, max_per_worker: int = 5, max_per_agency: int = 2000) -> None:
         self._by_agency: dict[str, dict[str, set[Connection]]] = defaultdict(lambda: defaultdict(set))
+        self._per_agency: Counter[str] = Counter()
+        self.max_per_worker = max_per_worker
+        self.max_per_agency = max_per_agency
+
+    def admit(self, worker: Worker) -> None:
+        """Raises TooManyStreams if `worker` may not open one more stream now."""
+        if len(self._by_agency[worker.agency].get(worker.id, ())) >= self.max_per_worker:
+            raise TooManyStreams(f"At most {self.max_per_worker} live connections per worker: "
+                                 "close another tab or device first.")
+        if self._per_agency[worker.agency] >= self.max_per_agency:
+            raise TooManyStreams(f"At most {self.max_per_agency} live connections per agency.")
 
     def connect(self, worker: Worker, *, kid: str = "") -> Connection:
+        """A new stream of `worker`'s, opened with a token of key `kid`; TooManyStreams over the caps."""
+        self.admit(worker)
         connection = Connection(worker, kid=kid)
         self._by_agency[worker.agency][worker.id].add(connection)
+        self._per_agency[worker.agency] += 1
         ONCALL_CONNECTIONS.labels(worker.agency).inc()
         return connection
 
@@ -77,6 +93,7 @@ class Live:
         mine = workers.get(connection.worker.id)
         if mine is not None and connection in mine:
             mine.discard(connection)
+            self._per_agency[connection.worker.agency] -= 1
             ONCALL_CONNECTIONS.labels(connection.worker.agency).dec()
             if not mine:
                 del workers[connection.worker.id]

@@ -138,7 +138,10 @@ async def test_a_danger_disclosure_is_approved_by_an_operator_never_by_an_agency
         assert_problem(await second.post(f"/v1/reviews/{review['id']}/approve"), 409)
         assert await items(second, "/v1/reviews") == []
         scrape = {"Authorization": f"Bearer {pole.scrape_token()}"}
-        assert "maillage_review_queue_pending 0.0" in (await second.get("/metrics", headers=scrape)).text
+
+        async def queue_empty() -> bool:  # the gauge is refreshed soon after, not within, the approval
+            return "maillage_review_queue_pending 0.0" in (await second.get("/metrics", headers=scrape)).text
+        await eventually(queue_empty, what="the review queue gauge at 0")
 
 
 async def test_alerts_no_one_acknowledged_reach_the_operators(pole: Pole, tmp_path: Path) -> None:
