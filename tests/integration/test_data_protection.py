@@ -128,7 +128,7 @@ async def test_disclosures_list_who_received_what_about_a_person_and_nothing_of_
     assert line["delivered"] == ["contact", "identity", "narrative"] == decision["delivered"]
     assert line["removed"] == decision["removed"] and line["removed"]["location"] == "above_ceiling"
     assert line["recorded_at"]
-    assert nobody == {"subject_ref": nobody["subject_ref"], "disclosures": []}
+    assert nobody == {"subject_ref": nobody["subject_ref"], "disclosures": [], "next_cursor": None}
     assert not [value for value in PERSONAL_VALUES if value in response.text]
 
     env = {"MAILLAGE_TOKEN": token}

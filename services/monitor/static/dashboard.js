@@ -87,7 +87,7 @@
                "referral.created": "Orientation", "referral.responded": "Réponse à une orientation",
                "alert.raised": "Alerte", "alert.acknowledged": "Alerte prise en charge",
                "alert.escalated": "Alerte escaladée" },
-      needRead: "Ce jeton ne donne pas accès à la supervision : il lui faut la portée monitor:read.",
+      needRead: "Ce jeton ne donne pas accès à la supervision : il faut un jeton d'opérateur (émis par les opérateurs, jamais par une agence) avec la portée monitor:read.",
       needAct: "Votre jeton permet de consulter, pas d'agir : il faut un jeton avec la portée monitor:act "
         + "pour relancer ou approuver.",
       secondPerson: "Une deuxième personne doit approuver : celle qui a donné l'alerte ne peut pas approuver "
@@ -166,7 +166,7 @@
                "referral.created": "Doorverwijzing", "referral.responded": "Antwoord op doorverwijzing",
                "alert.raised": "Melding", "alert.acknowledged": "Melding in behandeling genomen",
                "alert.escalated": "Melding geëscaleerd" },
-      needRead: "Dit token geeft geen toegang tot de monitoring: het heeft de scope monitor:read nodig.",
+      needRead: "Dit token geeft geen toegang tot de monitoring: er is een operatortoken nodig (uitgegeven door de operatoren, nooit door een agentschap) met de scope monitor:read.",
       needAct: "Met uw token kunt u raadplegen, niet handelen: u hebt een token met de scope monitor:act nodig "
         + "om opnieuw te versturen of goed te keuren.",
       secondPerson: "Een tweede persoon moet goedkeuren: wie de melding deed, kan de eigen verstrekking niet goedkeuren.",
@@ -244,7 +244,7 @@
       types: { "consent.granted": "Einwilligung erteilt", "consent.withdrawn": "Einwilligung widerrufen",
                "referral.created": "Überweisung", "referral.responded": "Antwort auf Überweisung",
                "alert.raised": "Alarm", "alert.acknowledged": "Alarm übernommen", "alert.escalated": "Alarm eskaliert" },
-      needRead: "Dieses Token gewährt keinen Zugang zur Überwachung: es braucht den Scope monitor:read.",
+      needRead: "Dieses Token gewährt keinen Zugang zur Überwachung: nötig ist ein Betreiber-Token (von den Betreibern ausgestellt, nie von einer Agentur) mit dem Scope monitor:read.",
       needAct: "Ihr Token erlaubt das Einsehen, nicht das Handeln: zum erneuten Senden oder Freigeben braucht es "
         + "ein Token mit dem Scope monitor:act.",
       secondPerson: "Eine zweite Person muss freigeben: wer den Alarm ausgelöst hat, kann die eigene Weitergabe "
@@ -322,7 +322,7 @@
       types: { "consent.granted": "Consent granted", "consent.withdrawn": "Consent withdrawn",
                "referral.created": "Referral", "referral.responded": "Referral answered",
                "alert.raised": "Alert", "alert.acknowledged": "Alert acknowledged", "alert.escalated": "Alert escalated" },
-      needRead: "This token gives no access to the monitor: it needs the monitor:read scope.",
+      needRead: "This token gives no access to the monitor: it takes an operator's token (issued by the operators, never by an agency) with the monitor:read scope.",
       needAct: "Your token lets you watch, not act: replaying or approving needs a token with the monitor:act scope.",
       secondPerson: "A second person must approve: whoever raised the alert cannot approve its own disclosure.",
       conflict: "The state changed in the meantime; the list is refreshed.",
