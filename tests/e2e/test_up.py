@@ -23,7 +23,7 @@ from maillage.core.kafka_auth import KafkaAuth, client_kwargs
 from maillage.core.kafka_local import free_port
 from maillage.core.keys import KeyDirs, OwnKeys, PublicKeys
 from maillage.core.network import Network, load_network
-from maillage.core.tokens import ALL_AGENCY_SCOPES, mint
+from maillage.core.tokens import ALL_AGENCY_SCOPES, Scope, mint
 from tests.processes import alive, children_of, maillage, network_copy, wait_ready
 
 pytestmark = pytest.mark.e2e
@@ -122,6 +122,13 @@ def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
         assert asyncio.run(read_as(bootstrap, f"{network.kafka.topic_prefix}maillage.deliver.refuge-liege",
                                    auth=refuge)) == "read", "while its own deliveries are its to read"
         assert not exposed(tmp_path / "var"), "nothing at rest is readable by anyone else on the machine"
+        # The monitor, logged in as its own principal, still reads every group's lag.
+        operator = mint(OwnKeys.load(dirs, network.operators.issuer, PublicKeys.load(dirs)), subject="e2e",
+                        scopes=(Scope.MONITOR_READ,))
+        lag = poll(lambda: [g for g in httpx.get(f"http://127.0.0.1:{network.monitor.port}/v1/lag",
+                                                 headers={"Authorization": f"Bearer {operator}"}).json()["groups"]
+                            if g["group"] == "maillage.gateway"])
+        assert lag[0]["topic"] == "maillage.submitted"
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(timeout=60)
