@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from maillage.core.kafka_local import LocalKafka
 from tests.support import Pole
@@ -30,6 +31,18 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+async def producer(pole: Pole) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain client of the test broker: what a misbehaving sender, or an agency's compromised principal,
+    writes straight onto a topic."""
+    client = AIOKafkaProducer(bootstrap_servers=pole.bootstrap, acks="all", enable_idempotence=True)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
 
 
 @pytest.fixture

@@ -55,6 +55,15 @@ class _RequestDeadline:
     tasks: set[asyncio.Task[None]]
     limit_concurrency: int | None
 
+    # Cooperative: the mixin comes first, the uvicorn protocol after it in each class's bases.
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._await_request()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
+
     def _await_request(self) -> None:
         self._disarm()
         self._deadline = self.loop.call_later(self.request_seconds, self._overdue)
@@ -103,14 +112,6 @@ class _RequestDeadline:
 class HttpToolsWithDeadline(_RequestDeadline, HttpToolsProtocol):
     _current: Any = None  # the current request's cycle, once its head is in
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._await_request()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._request_begins()
@@ -134,14 +135,6 @@ class HttpToolsWithDeadline(_RequestDeadline, HttpToolsProtocol):
 
 class H11WithDeadline(_RequestDeadline, H11Protocol):
     _upgraded = False
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._await_request()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
 
     def handle_events(self) -> None:
         super().handle_events()

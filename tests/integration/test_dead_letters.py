@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,17 +16,6 @@ from maillage.core.vocabulary import LegalBasis, Purpose, Role
 from tests.support import Pole, consent, decided, has_event, header_of, inbox_of, received, refer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def producer(pole: Pole) -> AsyncIterator[AIOKafkaProducer]:
-    """A plain client of the broker, writing on maillage.submitted as a misbehaving sender would."""
-    client = AIOKafkaProducer(bootstrap_servers=pole.bootstrap, acks="all", enable_idempotence=True)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.stop()
 
 
 def referral_envelope(subject: str, *, event_id: str | None = None) -> Envelope:

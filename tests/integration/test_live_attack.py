@@ -9,7 +9,6 @@ e2e/test_up.py.)
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,17 +42,6 @@ from tests.support import (
 pytestmark = pytest.mark.integration
 
 REFUGE, POLICE_ZONE = "refuge-liege", "zp-meuse"
-
-
-@pytest.fixture
-async def producer(pole: Pole) -> AsyncIterator[AIOKafkaProducer]:
-    """What a compromised agency writes straight onto the broker with its own principal."""
-    client = AIOKafkaProducer(bootstrap_servers=pole.bootstrap, acks="all", enable_idempotence=True)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.stop()
 
 
 def signed_by(pole: Pole, agency: str, payload: object, *, event_type: EventType, subject: str) -> Envelope:
