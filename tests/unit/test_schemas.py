@@ -7,15 +7,17 @@ from pathlib import Path
 import orjson
 import pytest
 
-from maillage.cli.schemas import SCHEMA_DIR, rendered, stale
+from maillage.cli.schemas import rendered, stale
 from maillage.core.events import CATEGORY_KEY
 from maillage.core.vocabulary import Category
 
 pytestmark = pytest.mark.unit
 
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"  # the checkout's, as CI checks it
+
 
 def test_schemas_folder_is_current() -> None:
-    assert stale() == [], "run `maillage schemas` and commit schemas/"
+    assert stale(SCHEMA_DIR) == [], "run `maillage schemas` and commit schemas/"
 
 
 def test_a_stale_schema_is_noticed(tmp_path: Path) -> None:

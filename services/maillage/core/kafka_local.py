@@ -14,6 +14,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -22,9 +23,9 @@ from maillage.core.kafka_auth import SCRAM_MECHANISM, KafkaAuth, client_kwargs, 
 from maillage.core.keys import ensure_secret
 
 KAFKA_VERSION = "4.1.1"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
-LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
+_KAFKA_FILES = resources.files("maillage.cli.kafka")
+POM = Path(str(_KAFKA_FILES.joinpath("pom.xml")))
+LOG4J_CONFIG = Path(str(_KAFKA_FILES.joinpath("log4j2.properties")))
 
 
 class KafkaUnavailable(RuntimeError):

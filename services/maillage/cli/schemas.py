@@ -9,8 +9,6 @@ import orjson
 from maillage.core.events import PAYLOAD_MODELS
 from maillage.core.status import StatusReport
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
-
 
 def rendered() -> dict[str, bytes]:
     """File name → content, for every event payload and the status report."""
@@ -76,7 +74,7 @@ def asyncapi() -> dict[str, object]:
     }
 
 
-def stale(directory: Path = SCHEMA_DIR) -> list[str]:
+def stale(directory: Path) -> list[str]:
     """Names of the files that differ from what the models generate (missing, changed or left over)."""
     expected = rendered()
     present = {p.name for p in directory.glob("*.json")} if directory.exists() else set()
@@ -84,7 +82,7 @@ def stale(directory: Path = SCHEMA_DIR) -> list[str]:
     return sorted(changed + [n for n in present - set(expected)])
 
 
-def write(directory: Path = SCHEMA_DIR) -> list[str]:
+def write(directory: Path) -> list[str]:
     directory.mkdir(parents=True, exist_ok=True)
     for leftover in {p.name for p in directory.glob("*.json")} - set(rendered()):
         (directory / leftover).unlink()

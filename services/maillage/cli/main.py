@@ -189,17 +189,20 @@ def demo(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption = Pat
 
 
 @app.command()
-def schemas(check: Annotated[bool, typer.Option(help="Only check that schemas/ is current.")] = False) -> None:
-    """Write the JSON Schema of every event type into schemas/ (generated from the models)."""
+def schemas(
+    check: Annotated[bool, typer.Option(help="Only check that the folder is current.")] = False,
+    directory: Annotated[Path, typer.Option("--dir", help="The schemas folder of a checkout.")] = Path("schemas"),
+) -> None:
+    """Write the JSON Schema of every event type, and the AsyncAPI document, generated from the models."""
     if check:
-        stale = schema_files.stale()
+        stale = schema_files.stale(directory)
         if stale:
-            console.print(f"[red]Stale schemas:[/] {', '.join(stale)} — run `maillage schemas`.")
+            console.print(f"[red]Stale schemas in {directory}:[/] {', '.join(stale)} — run `maillage schemas`.")
             raise typer.Exit(1)
-        console.print("schemas/ is current.")
+        console.print(f"{directory} is current.")
         return
-    for name in schema_files.write():
-        console.print(f"wrote schemas/{name}")
+    for name in schema_files.write(directory):
+        console.print(f"wrote {directory / name}")
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +19,8 @@ from maillage.core.private import keep_private
 from maillage.core.topics import Topics
 
 METRICS_TOKEN_FILE = "metrics.token"
-DEFAULT_NETWORK = Path(__file__).resolve().parents[2] / "deploy" / "network.toml"
+# The demo Pôle, shipped as package data (also at deploy/network.toml in a checkout).
+DEFAULT_NETWORK = Path(str(resources.files("maillage.defaults").joinpath("network.toml")))
 
 
 class ServiceSettings(BaseSettings):
