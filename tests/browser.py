@@ -36,8 +36,13 @@ def chromium_executable() -> str:
 
 
 @asynccontextmanager
-async def chromium_page(viewport: tuple[int, int] = (390, 844), *, timeout_ms: float = 10_000,
-                        locale: str | None = None, timezone_id: str | None = None) -> AsyncIterator[Page]:
+async def chromium_page(
+    viewport: tuple[int, int] = (390, 844),
+    *,
+    timeout_ms: float = 10_000,
+    locale: str | None = None,
+    timezone_id: str | None = None,
+) -> AsyncIterator[Page]:
     """A fresh page in a headless Chromium, closed with its browser on exit.
 
     `locale` sets navigator.language and Accept-Language (e.g. "fr-BE"); `timezone_id` the page's time zone.
@@ -48,8 +53,9 @@ async def chromium_page(viewport: tuple[int, int] = (390, 844), *, timeout_ms: f
             executable_path=chromium_executable(), headless=True, args=CHROMIUM_ARGS
         )
         try:
-            context = await browser.new_context(viewport={"width": width, "height": height}, locale=locale,
-                                                timezone_id=timezone_id)
+            context = await browser.new_context(
+                viewport={"width": width, "height": height}, locale=locale, timezone_id=timezone_id
+            )
             context.set_default_timeout(timeout_ms)
             yield await context.new_page()
         finally:

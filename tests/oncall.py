@@ -33,8 +33,9 @@ LEVEL_3 = "ca-leclercq"
 IMMINENT_DELAY = timedelta(seconds=120)
 
 
-def oncall_network(directory: Path, *, grace: int = 0, fallback_url: str | None = None,
-                   webhooks: dict[str, Any] | None = None) -> Path:
+def oncall_network(
+    directory: Path, *, grace: int = 0, fallback_url: str | None = None, webhooks: dict[str, Any] | None = None
+) -> Path:
     """The demo network, with the dispatcher's reconnect grace, the police zone's fallback and the [webhooks]
     table (allow-list, CA) set for a test."""
     doc = tomllib.loads(DEFAULT_NETWORK.read_text())
@@ -72,8 +73,9 @@ async def dispatcher(pole: Pole, clock: ManualClock, **settings: Any) -> AsyncIt
         yield Running(url=served.url, app=served.app)
 
 
-def worker_token(pole: Pole, worker: str, *, agency: str = POLICE, scopes: tuple[Scope, ...] = (Scope.ALERTS_ACK,)
-                 ) -> str:
+def worker_token(
+    pole: Pole, worker: str, *, agency: str = POLICE, scopes: tuple[Scope, ...] = (Scope.ALERTS_ACK,)
+) -> str:
     """What an on-call worker signs in with: a token of their agency naming them."""
     return mint(pole.trust(agency).own, subject=worker, scopes=scopes)
 
@@ -115,24 +117,36 @@ async def socket(running: Running, token: str | None, *, hello: bool = True) -> 
         yield sock
 
 
-async def raise_alert(pole: Pole, subject_ref: str, *, severity: str = "imminent", to: str = POLICE,
-                      sender: str = "refuge-liege") -> str:
+async def raise_alert(
+    pole: Pole, subject_ref: str, *, severity: str = "imminent", to: str = POLICE, sender: str = "refuge-liege"
+) -> str:
     """A victim-support association raises a danger alert (art. 458bis) to the police zone."""
-    response = await pole[sender].post("/v1/alerts", json={
-        "subject_ref": subject_ref, "subject_role": "victim", "severity": severity, "kind": "threat",
-        "recipients": [to], "legal_basis": "danger",
-        "justification": "He announced he would come to the shelter tonight with a knife.",
-        "data": {k: ALL_EIGHT[k] for k in ("identity", "location", "risk")}})
+    response = await pole[sender].post(
+        "/v1/alerts",
+        json={
+            "subject_ref": subject_ref,
+            "subject_role": "victim",
+            "severity": severity,
+            "kind": "threat",
+            "recipients": [to],
+            "legal_basis": "danger",
+            "justification": "He announced he would come to the shelter tonight with a knife.",
+            "data": {k: ALL_EIGHT[k] for k in ("identity", "location", "risk")},
+        },
+    )
     assert response.status_code == 202, response.text
     return str(response.json()["event_id"])
 
 
-async def alert_progress(pole: Pole, sender: str, alert_id: str, *, state: str, recipient: str = POLICE
-                         ) -> dict[str, Any]:
+async def alert_progress(
+    pole: Pole, sender: str, alert_id: str, *, state: str, recipient: str = POLICE
+) -> dict[str, Any]:
     """What the sender sees of its alert at `recipient`, once it reaches `state`."""
+
     async def probe() -> dict[str, Any] | None:
         fate = (await pole[sender].get(f"/v1/events/{alert_id}")).json()
         line = next((r for r in fate.get("recipients", []) if r["recipient"] == recipient), None)
         progress = line and line.get("alert")
         return progress if progress and progress["state"] == state else None
+
     return await eventually(probe, what=f"the sender to see {alert_id} {state}")

@@ -35,8 +35,12 @@ def network_copy(directory: Path, *, prefix: str) -> Path:
 
 
 def maillage(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "maillage.cli.main", *args], env={**os.environ, **env},
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "maillage.cli.main", *args],
+        env={**os.environ, **env},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], *, timeout: float = 60.0) -> None:

@@ -50,8 +50,12 @@ class Pole:
         return Topics(prefix=self.prefix)
 
     def common(self) -> dict[str, Any]:
-        return {"network_file": self.network_file, "kafka_bootstrap": self.bootstrap,
-                "topic_prefix": self.prefix, "data_dir": self.data_dir}
+        return {
+            "network_file": self.network_file,
+            "kafka_bootstrap": self.bootstrap,
+            "topic_prefix": self.prefix,
+            "data_dir": self.data_dir,
+        }
 
     def gateway_settings(self) -> GatewaySettings:
         return GatewaySettings(**self.common(), transactional_id=f"{self.prefix}gateway")
@@ -80,8 +84,9 @@ class Pole:
     async def create_topics(self) -> None:
         settings = self.gateway_settings()
         ids = [a.id for a in settings.network.agencies]
-        await bus.ensure_topics(self.bootstrap, self.topics.all_for(ids), partitions=3,
-                                replication_factor=1, min_insync_replicas=1)
+        await bus.ensure_topics(
+            self.bootstrap, self.topics.all_for(ids), partitions=3, replication_factor=1, min_insync_replicas=1
+        )
 
     async def start_gateway(self) -> httpx.AsyncClient:
         return await self.stack.enter_async_context(serving(create_gateway_app(self.gateway_settings())))
@@ -97,8 +102,13 @@ class Pole:
 
     async def read_topic(self, topic: str, *, expect: int, timeout: float = 20.0) -> list[Any]:
         """Every committed record of `topic`, read from the start until `expect` have come (or timeout)."""
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
-                                    isolation_level="read_committed", enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+        )
         await consumer.start()
         records: list[Any] = []
         deadline = time.monotonic() + timeout
@@ -110,13 +120,16 @@ class Pole:
             await consumer.stop()
         return records
 
-
-    async def read_until(self, topic: str, done: Callable[[list[Any]], bool], *,
-                         timeout: float = 20.0) -> list[Any]:
+    async def read_until(self, topic: str, done: Callable[[list[Any]], bool], *, timeout: float = 20.0) -> list[Any]:
         """Every committed record of `topic` from the start, once `done(records)` holds *and* every partition
         has been read to its end: a marker record proves that what was written before it is all there."""
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
-                                    isolation_level="read_committed", enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+        )
         await consumer.start()
         records: list[Any] = []
         deadline = time.monotonic() + timeout
@@ -164,28 +177,46 @@ ALL_EIGHT: dict[str, Any] = {
 CATEGORIES = list(ALL_EIGHT)
 
 
-async def consent(pole: Pole, agency: str, subject_ref: str, *, to: list[str], categories: list[str],
-                  purposes: list[str] | None = None) -> dict[str, Any]:
-    response = await pole[agency].post("/v1/consents", json={
-        "subject_ref": subject_ref, "categories": categories, "recipients": to,
-        "purposes": purposes or ["referral"]})
+async def consent(
+    pole: Pole,
+    agency: str,
+    subject_ref: str,
+    *,
+    to: list[str],
+    categories: list[str],
+    purposes: list[str] | None = None,
+) -> dict[str, Any]:
+    response = await pole[agency].post(
+        "/v1/consents",
+        json={
+            "subject_ref": subject_ref,
+            "categories": categories,
+            "recipients": to,
+            "purposes": purposes or ["referral"],
+        },
+    )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-async def refer(pole: Pole, agency: str, subject_ref: str, *, to: str, role: str = "victim",
-                data: dict[str, Any] | None = None) -> str:
-    response = await pole[agency].post("/v1/referrals", json={
-        "subject_ref": subject_ref, "subject_role": role, "recipient": to, "data": data or ALL_EIGHT})
+async def refer(
+    pole: Pole, agency: str, subject_ref: str, *, to: str, role: str = "victim", data: dict[str, Any] | None = None
+) -> str:
+    response = await pole[agency].post(
+        "/v1/referrals",
+        json={"subject_ref": subject_ref, "subject_role": role, "recipient": to, "data": data or ALL_EIGHT},
+    )
     assert response.status_code == 202, response.text
     return str(response.json()["event_id"])
 
 
 async def received(pole: Pole, agency: str, event_id: str) -> dict[str, Any]:
     """The inbox item of this event at this agency, once it has arrived."""
+
     async def probe() -> dict[str, Any] | None:
         return next((i for i in await inbox_of(pole[agency]) if i["event_id"] == event_id), None)
+
     return await eventually(probe, what=f"{event_id} in {agency}'s inbox")
 
 
@@ -237,14 +268,17 @@ class Served:
 
 
 @asynccontextmanager
-async def served_when_ready(app: Any, *, settings: ServiceSettings | None = None, **options: Any
-                            ) -> AsyncIterator[Served]:
+async def served_when_ready(
+    app: Any, *, settings: ServiceSettings | None = None, **options: Any
+) -> AsyncIterator[Served]:
     """`app` listening on a free port (uvicorn `options` as the service's command gives them), once its
     `/readyz` says so."""
     async with listening(app, settings=settings, **options) as url:
         async with httpx.AsyncClient(base_url=url) as client:
+
             async def ready() -> bool:
                 return (await client.get("/readyz")).status_code == 200
+
             await eventually(ready, what=f"{url} to be ready")
         yield Served(url=url, app=app)
 
@@ -261,8 +295,13 @@ async def listening(app: Any, *, settings: ServiceSettings | None = None, **opti
     from maillage.core.serving import uvicorn_options
 
     port = free_port()
-    config = {"host": "127.0.0.1", "port": port, "lifespan": "on", "ws_ping_interval": None,
-              **uvicorn_options(settings or ServiceSettings(), **options)}
+    config = {
+        "host": "127.0.0.1",
+        "port": port,
+        "lifespan": "on",
+        "ws_ping_interval": None,
+        **uvicorn_options(settings or ServiceSettings(), **options),
+    }
     server = uvicorn.Server(uvicorn.Config(app, **config))
     task = asyncio.create_task(server.serve())
     try:

@@ -62,29 +62,53 @@ def make_certificates(directory: Path, *, name: str = "Maillage test CA") -> Cer
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    server = (x509.CertificateBuilder().subject_name(_name("receiver")).issuer_name(ca.subject)
-              .public_key(key.public_key()).serial_number(x509.random_serial_number())
-              .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
-              .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address(LOOPBACK))]), critical=False)
-              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                             critical=False)
-              .sign(ca_key, hashes.SHA256()))
-    certs = Certificates(ca_file=directory / "ca.pem", cert_file=directory / "server.pem",
-                         key_file=directory / "server.key")
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(_name(name))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(_name("receiver"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address(LOOPBACK))]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    certs = Certificates(
+        ca_file=directory / "ca.pem", cert_file=directory / "server.pem", key_file=directory / "server.key"
+    )
     certs.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     certs.cert_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    certs.key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                 serialization.NoEncryption()))
+    certs.key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return certs
 
 
@@ -127,13 +151,13 @@ class Receiver:
 
 
 @asynccontextmanager
-async def serve_https(receiver: Receiver, certs: Certificates, sock: socket.socket | None = None
-                      ) -> AsyncIterator[str]:
+async def serve_https(receiver: Receiver, certs: Certificates, sock: socket.socket | None = None) -> AsyncIterator[str]:
     """`receiver` behind uvicorn over https on 127.0.0.1; yields its URL."""
     sock = sock or bound_socket()
     app = Starlette(routes=[Route("/hook", receiver.endpoint, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, ssl_certfile=str(certs.cert_file),
-                                           ssl_keyfile=str(certs.key_file)))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, ssl_certfile=str(certs.cert_file), ssl_keyfile=str(certs.key_file))
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     await eventually(lambda: asyncio.sleep(0, server.started or task.done()), what="the receiver to listen")
     try:
@@ -175,7 +199,7 @@ class RawReceiver:
             await writer.start_tls(self.certs.server_context())
             await reader.readuntil(b"\r\n\r\n")
             response = f"HTTP/1.1 {self.status} OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
-            for chunk in ([response[i:i + 1] for i in range(len(response))] if self.trickle else [response]):
+            for chunk in [response[i : i + 1] for i in range(len(response))] if self.trickle else [response]:
                 writer.write(chunk)
                 await writer.drain()
                 if self.trickle:
@@ -239,8 +263,11 @@ async def deliveries(pole: Pole, agency: str, hook_id: str) -> list[dict[str, An
     found: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
-        response = await pole[agency].get(f"/v1/webhooks/{hook_id}/deliveries", headers=manager(pole, agency),
-                                          params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        response = await pole[agency].get(
+            f"/v1/webhooks/{hook_id}/deliveries",
+            headers=manager(pole, agency),
+            params={"limit": 2, **({"cursor": cursor} if cursor else {})},
+        )
         assert response.status_code == 200, response.text
         page = response.json()
         found += page["items"]

@@ -56,20 +56,35 @@ async def send_the_day(pole: Pole) -> None:
     await consent(pole, SENDER, consented, to=["cpas-seraing"], categories=["identity", "narrative"])
     await consent(pole, SENDER, to_praxis, to=["praxis-meuse"], categories=["risk"])
     events = [
-        await refer(pole, SENDER, consented, to="cpas-seraing",
-                    data={"identity": ALL_EIGHT["identity"], "narrative": ALL_EIGHT["narrative"]}),
+        await refer(
+            pole,
+            SENDER,
+            consented,
+            to="cpas-seraing",
+            data={"identity": ALL_EIGHT["identity"], "narrative": ALL_EIGHT["narrative"]},
+        ),
         await refer(pole, SENDER, consented, to="cpas-seraing"),  # all eight: only two consented
         await refer(pole, SENDER, to_praxis, to="praxis-meuse"),  # all eight: risk only
         await refer(pole, SENDER, new_subject_ref(), to="cpas-seraing"),  # no consent at all
     ]
-    response = await pole[SENDER].post("/v1/alerts", json={
-        "subject_ref": new_subject_ref(), "subject_role": "victim", "severity": "imminent",
-        "kind": "custody_release", "recipients": ["police"], "legal_basis": "danger",
-        "justification": "He was released this morning and is on his way.", "data": ALL_EIGHT})
+    response = await pole[SENDER].post(
+        "/v1/alerts",
+        json={
+            "subject_ref": new_subject_ref(),
+            "subject_role": "victim",
+            "severity": "imminent",
+            "kind": "custody_release",
+            "recipients": ["police"],
+            "legal_basis": "danger",
+            "justification": "He was released this morning and is on his way.",
+            "data": ALL_EIGHT,
+        },
+    )
     assert response.status_code == 202, response.text
     events.append(response.json()["event_id"])
-    outcomes = [line["outcome"] for event_id in events
-                for line in (await decided(pole, SENDER, event_id))["recipients"]]
+    outcomes = [
+        line["outcome"] for event_id in events for line in (await decided(pole, SENDER, event_id))["recipients"]
+    ]
     assert outcomes == ["delivered", "filtered", "filtered", "denied", "filtered"]
 
 
@@ -85,12 +100,14 @@ async def produce_malformed_record(pole: Pole) -> None:
 
 async def everything_visible(api: httpx.AsyncClient) -> dict[str, Any]:
     """The monitor's API, once it has read every decision, the review, the dead letter and measured lag."""
+
     async def probe() -> dict[str, Any] | None:
         overview = (await api.get("/v1/overview")).json()
         dead = (await api.get("/v1/dead-letters")).json()["items"]
         lag = (await api.get("/v1/lag")).json()
         seen = overview["decisions"] == EXPECTED and overview["reviews_pending"] == 1 and len(dead) == 1
         return {"overview": overview, "dead": dead[0]} if seen and lag["measured_at"] else None
+
     return await eventually(probe, timeout=30, what="decisions, the review and the dead letter in the monitor")
 
 
@@ -132,8 +149,11 @@ async def test_operator_watches_the_flow_replays_a_dead_letter_and_never_sees_pe
     await produce_malformed_record(pole)
 
     problems: list[str] = []
-    async with monitor(pole) as running, as_operator(running, operator_token(pole, act=True)) as api, \
-            chromium_page(DESKTOP, locale="fr-BE", timezone_id="Europe/Brussels") as page:
+    async with (
+        monitor(pole) as running,
+        as_operator(running, operator_token(pole, act=True)) as api,
+        chromium_page(DESKTOP, locale="fr-BE", timezone_id="Europe/Brussels") as page,
+    ):
         seen = await everything_visible(api)
         dead_id = seen["dead"]["id"]
         assert (seen["dead"]["reason"], seen["dead"]["replayable"]) == ("envelope", True)
@@ -187,8 +207,7 @@ async def test_operator_watches_the_flow_replays_a_dead_letter_and_never_sees_pe
 
         charts = page.get_by_test_id("flow-chart")
         await expect(charts).to_have_count(3)
-        plotted = await charts.evaluate_all(
-            "svgs => svgs.map(svg => [svg.dataset.sector, Number(svg.dataset.total)])")
+        plotted = await charts.evaluate_all("svgs => svgs.map(svg => [svg.dataset.sector, Number(svg.dataset.total)])")
         assert dict(plotted) == {"perpetrator_support": 1, "police": 1, "social": 3}
         assert sum(total for _, total in plotted) > 0
         assert await page.locator('[data-testid="flow-chart"] rect.seg').count() >= 3  # bars drawn
@@ -215,8 +234,10 @@ async def test_operator_watches_the_flow_replays_a_dead_letter_and_never_sees_pe
 
         # Every label follows the language chosen.
         language = page.get_by_test_id("lang-select")
-        for lang, title, flow, reason in (("nl", "Netwerkmonitoring", "Stroom per sector", "Ongeldige envelop"),
-                                          ("de", "Netzwerküberwachung", "Fluss pro Sektor", "Ungültiger Umschlag")):
+        for lang, title, flow, reason in (
+            ("nl", "Netwerkmonitoring", "Stroom per sector", "Ongeldige envelop"),
+            ("de", "Netzwerküberwachung", "Fluss pro Sektor", "Ungültiger Umschlag"),
+        ):
             await language.select_option(lang)
             await expect(page.locator("html")).to_have_attribute("lang", lang)
             await expect(page.get_by_test_id("page-title")).to_have_text(title)

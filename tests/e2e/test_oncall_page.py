@@ -43,11 +43,22 @@ HOSTILE_NAME = '<img src=x onerror="alert(1)">'
 
 async def raise_hostile_alert(pole: Pole) -> str:
     """An alert whose personal data is markup: the page must show it as text."""
-    response = await pole["refuge-liege"].post("/v1/alerts", json={
-        "subject_ref": new_subject_ref(), "subject_role": "victim", "severity": "high", "kind": "weapon",
-        "recipients": [POLICE], "legal_basis": "danger", "justification": "A gun was seen in his car.",
-        "data": {"identity": {"given_name": HOSTILE_NAME, "family_name": "<b>Doe</b>"},
-                 "location": {"municipality": "<script>alert(2)</script>"}}})
+    response = await pole["refuge-liege"].post(
+        "/v1/alerts",
+        json={
+            "subject_ref": new_subject_ref(),
+            "subject_role": "victim",
+            "severity": "high",
+            "kind": "weapon",
+            "recipients": [POLICE],
+            "legal_basis": "danger",
+            "justification": "A gun was seen in his car.",
+            "data": {
+                "identity": {"given_name": HOSTILE_NAME, "family_name": "<b>Doe</b>"},
+                "location": {"municipality": "<script>alert(2)</script>"},
+            },
+        },
+    )
     assert response.status_code == 202, response.text
     return str(response.json()["event_id"])
 
@@ -57,12 +68,13 @@ async def no_horizontal_overflow(page: Page) -> None:
     assert width <= PHONE[0], f"the page scrolls sideways: {width}px wide in a {PHONE[0]}px screen"
 
 
-async def test_worker_signs_in_sees_an_alert_live_and_acknowledges_it_in_one_tap(
-        pole: Pole, tmp_path: Path) -> None:
+async def test_worker_signs_in_sees_an_alert_live_and_acknowledges_it_in_one_tap(pole: Pole, tmp_path: Path) -> None:
     await start_pole(pole, tmp_path)
     problems: list[str] = []
-    async with dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running, \
-            chromium_page(PHONE, locale="fr-BE", timezone_id="Europe/Brussels") as page:
+    async with (
+        dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running,
+        chromium_page(PHONE, locale="fr-BE", timezone_id="Europe/Brussels") as page,
+    ):
         watch_for_problems(page, problems)
         await watch_for_csp_violations(page, problems)
 
@@ -88,7 +100,8 @@ async def test_worker_signs_in_sees_an_alert_live_and_acknowledges_it_in_one_tap
         # A second alert about the same person joins the card, shown with it, not as another page.
         second_id = await raise_alert(pole, subject, severity="high")
         await expect(card.locator(f'[data-testid="group-member"][data-alert-id="{second_id}"]')).to_contain_text(
-            "Menaces", timeout=DELIVERED_MS)
+            "Menaces", timeout=DELIVERED_MS
+        )
         await expect(card.get_by_test_id("grouped")).to_contain_text("2")
         await expect(card.get_by_test_id("severity")).to_have_text("Danger imminent")
         await expect(card.get_by_test_id("kind")).to_have_text("Menaces")
@@ -104,8 +117,10 @@ async def test_worker_signs_in_sees_an_alert_live_and_acknowledges_it_in_one_tap
 
         # Every label follows the language chosen; the choice and the sign-in survive a reload.
         language = page.get_by_test_id("lang-select")
-        for lang, severity, ack in (("nl", "Dreigend gevaar", "In behandeling nemen"),
-                                    ("de", "Unmittelbare Gefahr", "Übernehmen")):
+        for lang, severity, ack in (
+            ("nl", "Dreigend gevaar", "In behandeling nemen"),
+            ("de", "Unmittelbare Gefahr", "Übernehmen"),
+        ):
             await language.select_option(lang)
             await expect(page.locator("html")).to_have_attribute("lang", lang)
             await expect(card.get_by_test_id("severity")).to_have_text(severity)

@@ -42,14 +42,18 @@ def poll(fetch, *, timeout: float = 30.0):  # type: ignore[no-untyped-def]
 def exposed(root: Path) -> list[str]:
     """Every file or directory under `root` (itself included) that another user could read or enter."""
     paths = [root, *root.rglob("*")]
-    return [f"{p} {stat.S_IMODE(p.lstat().st_mode):o}" for p in paths
-            if not p.is_symlink() and stat.S_IMODE(p.lstat().st_mode) & 0o077]
+    return [
+        f"{p} {stat.S_IMODE(p.lstat().st_mode):o}"
+        for p in paths
+        if not p.is_symlink() and stat.S_IMODE(p.lstat().st_mode) & 0o077
+    ]
 
 
 async def read_as(bootstrap: str, topic: str, *, auth: KafkaAuth | None) -> str:
     """Try to read `topic` from its start as this principal (None: no credentials at all)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                request_timeout_ms=5000, **client_kwargs(auth))
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", request_timeout_ms=5000, **client_kwargs(auth)
+    )
     try:
         await consumer.start()
         await consumer.getmany(timeout_ms=2000)
@@ -63,8 +67,9 @@ async def read_as(bootstrap: str, topic: str, *, auth: KafkaAuth | None) -> str:
 def client_of(network: Network, agency_id: str, dirs: KeyDirs) -> httpx.Client:
     """The agency's partner system, with a token minted from the keys `maillage up` created."""
     token = mint(OwnKeys.load(dirs, agency_id, PublicKeys.load(dirs)), subject="e2e", scopes=ALL_AGENCY_SCOPES)
-    return httpx.Client(base_url=f"http://127.0.0.1:{network.agency(agency_id).port}",
-                        headers={"Authorization": f"Bearer {token}"})
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{network.agency(agency_id).port}", headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
@@ -72,8 +77,17 @@ def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
     network = load_network(network_file)
     kafka_port = free_port()
     # Its own broker, as `make run` starts it: secure by default.
-    up = maillage("up", "--network", str(network_file), "--kafka-port", str(kafka_port),
-                  "--data-dir", str(tmp_path / "var"), env={}, log=tmp_path / "up.log")
+    up = maillage(
+        "up",
+        "--network",
+        str(network_file),
+        "--kafka-port",
+        str(kafka_port),
+        "--data-dir",
+        str(tmp_path / "var"),
+        env={},
+        log=tmp_path / "up.log",
+    )
     try:
         wait_ready(f"http://127.0.0.1:{network.gateway.port}", up, timeout=90)
         for agency in network.agencies:
@@ -84,11 +98,24 @@ def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
         police = client_of(network, "zp-meuse", dirs)
         subject = new_subject_ref()
 
-        alert = refuge.post("/v1/alerts", json={
-            "subject_ref": subject, "subject_role": "victim", "severity": "imminent", "kind": "weapon",
-            "recipients": ["police"], "legal_basis": "danger", "justification": "He showed a gun.",
-            "data": {"identity": {"given_name": "Lina"}, "location": {"address": "Quai 3, Liège"},
-                     "health": {"notes": "pregnant"}, "narrative": "Neighbours called us."}})
+        alert = refuge.post(
+            "/v1/alerts",
+            json={
+                "subject_ref": subject,
+                "subject_role": "victim",
+                "severity": "imminent",
+                "kind": "weapon",
+                "recipients": ["police"],
+                "legal_basis": "danger",
+                "justification": "He showed a gun.",
+                "data": {
+                    "identity": {"given_name": "Lina"},
+                    "location": {"address": "Quai 3, Liège"},
+                    "health": {"notes": "pregnant"},
+                    "narrative": "Neighbours called us.",
+                },
+            },
+        )
         assert alert.status_code == 202, alert.text
         event_id = alert.json()["event_id"]
 
@@ -106,9 +133,22 @@ def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
 
         # The demo a newcomer plays against it: removals shown, and the alert taken in hand on call.
         wait_ready(f"http://127.0.0.1:{network.dispatcher.port}", up, timeout=30)
-        demo = subprocess.run([sys.executable, "-m", "maillage.cli.main", "demo", "--network", str(network_file),
-                               "--data-dir", str(tmp_path / "var")], capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "COLUMNS": "160"})
+        demo = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "maillage.cli.main",
+                "demo",
+                "--network",
+                str(network_file),
+                "--data-dir",
+                str(tmp_path / "var"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "160"},
+        )
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "above_ceiling" in demo.stdout and "is paged live and acknowledges" in demo.stdout
         assert "sees the alert acknowledged" in demo.stdout and "sees it as accepted" in demo.stdout
@@ -119,15 +159,26 @@ def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
         assert asyncio.run(read_as(bootstrap, audit, auth=None)) == "refused: KafkaConnectionError"
         refuge = load_kafka_auth(dirs.private, "refuge-liege")
         assert asyncio.run(read_as(bootstrap, audit, auth=refuge)) == "refused: TopicAuthorizationFailedError"
-        assert asyncio.run(read_as(bootstrap, f"{network.kafka.topic_prefix}maillage.deliver.refuge-liege",
-                                   auth=refuge)) == "read", "while its own deliveries are its to read"
+        assert (
+            asyncio.run(read_as(bootstrap, f"{network.kafka.topic_prefix}maillage.deliver.refuge-liege", auth=refuge))
+            == "read"
+        ), "while its own deliveries are its to read"
         assert not exposed(tmp_path / "var"), "nothing at rest is readable by anyone else on the machine"
         # The monitor, logged in as its own principal, still reads every group's lag.
-        operator = mint(OwnKeys.load(dirs, network.operators.issuer, PublicKeys.load(dirs)), subject="e2e",
-                        scopes=(Scope.MONITOR_READ,))
-        lag = poll(lambda: [g for g in httpx.get(f"http://127.0.0.1:{network.monitor.port}/v1/lag",
-                                                 headers={"Authorization": f"Bearer {operator}"}).json()["groups"]
-                            if g["group"] == "maillage.gateway"])
+        operator = mint(
+            OwnKeys.load(dirs, network.operators.issuer, PublicKeys.load(dirs)),
+            subject="e2e",
+            scopes=(Scope.MONITOR_READ,),
+        )
+        lag = poll(
+            lambda: [
+                g
+                for g in httpx.get(
+                    f"http://127.0.0.1:{network.monitor.port}/v1/lag", headers={"Authorization": f"Bearer {operator}"}
+                ).json()["groups"]
+                if g["group"] == "maillage.gateway"
+            ]
+        )
         assert lag[0]["topic"] == "maillage.submitted"
     finally:
         up.send_signal(signal.SIGINT)

@@ -17,8 +17,13 @@ LIMIT = 64 * 1024
 
 
 def referral(subject: str, **overrides: Any) -> dict[str, Any]:
-    return {"subject_ref": subject, "subject_role": "victim", "recipient": "cpas-seraing",
-            "data": {"identity": {"given_name": "Amina"}}, **overrides}
+    return {
+        "subject_ref": subject,
+        "subject_role": "victim",
+        "recipient": "cpas-seraing",
+        "data": {"identity": {"given_name": "Amina"}},
+        **overrides,
+    }
 
 
 def without(body: dict[str, Any], name: str) -> dict[str, Any]:
@@ -27,7 +32,7 @@ def without(body: dict[str, Any], name: str) -> dict[str, Any]:
 
 async def in_chunks(raw: bytes, size: int = 8192) -> AsyncIterator[bytes]:
     for start in range(0, len(raw), size):
-        yield raw[start:start + size]
+        yield raw[start : start + size]
 
 
 def oversized(subject: str) -> bytes:
@@ -37,42 +42,94 @@ def oversized(subject: str) -> bytes:
 
 # name → (path, request kwargs for a subject, expected status, expected problem type)
 CASES: dict[str, tuple[str, Any, int, str]] = {
-    "malformed JSON": ("/v1/referrals", lambda s: {"content": b'{"subject_ref": "' + s.encode() + b'", '},
-                       400, "malformed-json"),
-    "unknown sector": ("/v1/referrals", lambda s: {"json": referral(s, recipient="astrology")},
-                       422, "unknown-recipient"),
-    "unknown agency": ("/v1/referrals", lambda s: {"json": referral(s, recipient="refuge-bruxelles")},
-                       422, "unknown-recipient"),
-    "only the sender itself": ("/v1/referrals", lambda s: {"json": referral(s, recipient="refuge-liege")},
-                               422, "unknown-recipient"),
-    "unknown category needed": ("/v1/referrals",
-                                lambda s: {"json": referral(s, categories_needed=["religion"])},
-                                422, "validation"),
-    "unknown category in data": ("/v1/referrals", lambda s: {"json": referral(s, data={"religion": "x"})},
-                                 422, "validation"),
+    "malformed JSON": (
+        "/v1/referrals",
+        lambda s: {"content": b'{"subject_ref": "' + s.encode() + b'", '},
+        400,
+        "malformed-json",
+    ),
+    "unknown sector": (
+        "/v1/referrals",
+        lambda s: {"json": referral(s, recipient="astrology")},
+        422,
+        "unknown-recipient",
+    ),
+    "unknown agency": (
+        "/v1/referrals",
+        lambda s: {"json": referral(s, recipient="refuge-bruxelles")},
+        422,
+        "unknown-recipient",
+    ),
+    "only the sender itself": (
+        "/v1/referrals",
+        lambda s: {"json": referral(s, recipient="refuge-liege")},
+        422,
+        "unknown-recipient",
+    ),
+    "unknown category needed": (
+        "/v1/referrals",
+        lambda s: {"json": referral(s, categories_needed=["religion"])},
+        422,
+        "validation",
+    ),
+    "unknown category in data": (
+        "/v1/referrals",
+        lambda s: {"json": referral(s, data={"religion": "x"})},
+        422,
+        "validation",
+    ),
     "missing data": ("/v1/referrals", lambda s: {"json": without(referral(s), "data")}, 422, "validation"),
-    "missing subject_role": ("/v1/referrals", lambda s: {"json": without(referral(s), "subject_role")},
-                             422, "validation"),
+    "missing subject_role": (
+        "/v1/referrals",
+        lambda s: {"json": without(referral(s), "subject_role")},
+        422,
+        "validation",
+    ),
     "not an object": ("/v1/referrals", lambda s: {"json": [referral(s)]}, 422, "validation"),
     "body over 64 KiB": ("/v1/referrals", lambda s: {"content": oversized(s)}, 413, "too-large"),
-    "body over 64 KiB, streamed": ("/v1/referrals", lambda s: {"content": in_chunks(oversized(s))},
-                                   413, "too-large"),
+    "body over 64 KiB, streamed": ("/v1/referrals", lambda s: {"content": in_chunks(oversized(s))}, 413, "too-large"),
     "consent with an unknown category": (
-        "/v1/consents", lambda s: {"json": {"subject_ref": s, "categories": ["religion"],
-                                            "recipients": ["social"], "purposes": ["referral"]}},
-        422, "validation"),
+        "/v1/consents",
+        lambda s: {
+            "json": {"subject_ref": s, "categories": ["religion"], "recipients": ["social"], "purposes": ["referral"]}
+        },
+        422,
+        "validation",
+    ),
     "consent to an unknown sector": (
-        "/v1/consents", lambda s: {"json": {"subject_ref": s, "categories": ["identity"],
-                                            "recipients": ["astrology"], "purposes": ["referral"]}},
-        422, "unknown-recipient"),
+        "/v1/consents",
+        lambda s: {
+            "json": {
+                "subject_ref": s,
+                "categories": ["identity"],
+                "recipients": ["astrology"],
+                "purposes": ["referral"],
+            }
+        },
+        422,
+        "unknown-recipient",
+    ),
     "consent without purposes": (
-        "/v1/consents", lambda s: {"json": {"subject_ref": s, "categories": ["identity"],
-                                            "recipients": ["social"]}},
-        422, "validation"),
+        "/v1/consents",
+        lambda s: {"json": {"subject_ref": s, "categories": ["identity"], "recipients": ["social"]}},
+        422,
+        "validation",
+    ),
     "alert with an unknown severity": (
-        "/v1/alerts", lambda s: {"json": {"subject_ref": s, "subject_role": "victim", "kind": "threat",
-                                          "severity": "apocalyptic", "recipients": ["police"], "data": {}}},
-        422, "validation"),
+        "/v1/alerts",
+        lambda s: {
+            "json": {
+                "subject_ref": s,
+                "subject_role": "victim",
+                "kind": "threat",
+                "severity": "apocalyptic",
+                "recipients": ["police"],
+                "data": {},
+            }
+        },
+        422,
+        "validation",
+    ),
 }
 
 
@@ -95,24 +152,45 @@ async def test_bad_request_gets_a_problem_body_and_publishes_nothing(pole: Pole,
 
 async def test_validation_errors_never_echo_the_submitted_personal_data(pole: Pole) -> None:
     client = await pole.start_agency("refuge-liege")
-    secrets = {"national_number": "8501011234", "phone": "+32 470 " + "9" * 300, "level": "Amina-is-suicidal",
-               "birth_year": "born-in-Liege-1985", "address": {"street": "Rue Secrète 7"}}
-    data = {**ALL_EIGHT,
-            "identity": {**ALL_EIGHT["identity"], "national_number": secrets["national_number"]},
-            "contact": {"phone": secrets["phone"]},
-            "risk": {"level": secrets["level"]},
-            "children": [{"given_name": "Noa", "birth_year": secrets["birth_year"]}],
-            "location": {"address": secrets["address"]}}
+    secrets = {
+        "national_number": "8501011234",
+        "phone": "+32 470 " + "9" * 300,
+        "level": "Amina-is-suicidal",
+        "birth_year": "born-in-Liege-1985",
+        "address": {"street": "Rue Secrète 7"},
+    }
+    data = {
+        **ALL_EIGHT,
+        "identity": {**ALL_EIGHT["identity"], "national_number": secrets["national_number"]},
+        "contact": {"phone": secrets["phone"]},
+        "risk": {"level": secrets["level"]},
+        "children": [{"given_name": "Noa", "birth_year": secrets["birth_year"]}],
+        "location": {"address": secrets["address"]},
+    }
 
     response = await client.post("/v1/referrals", json=referral(new_subject_ref(), data=data))
 
     body = assert_problem(response, 422)
     errors = {".".join(e["loc"][2:]) for e in body["errors"]}
-    assert errors == {"identity.national_number", "contact.phone", "risk.level", "children.0.birth_year",
-                      "location.address"}
+    assert errors == {
+        "identity.national_number",
+        "contact.phone",
+        "risk.level",
+        "children.0.birth_year",
+        "location.address",
+    }
     text = response.text
-    sent = ["8501011234", "9" * 50, "suicidal", "born-in-Liege", "Secrète", "Amina", "Testperson",
-            "Rue du Refuge", "knife"]
+    sent = [
+        "8501011234",
+        "9" * 50,
+        "suicidal",
+        "born-in-Liege",
+        "Secrète",
+        "Amina",
+        "Testperson",
+        "Rue du Refuge",
+        "knife",
+    ]
     leaked = [v for v in sent if v in text]
     assert leaked == []
     assert all(set(e) == {"loc", "msg", "type"} for e in body["errors"])

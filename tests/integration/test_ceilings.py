@@ -31,7 +31,8 @@ async def start(pole: Pole) -> None:
 
 @pytest.mark.parametrize("named_as", ["praxis-meuse", "perpetrator_support"])
 async def test_perpetrator_programme_never_receives_victim_location_or_contact(
-    pole: Pole, named_as: str,
+    pole: Pole,
+    named_as: str,
 ) -> None:
     await start(pole)
     victim = new_subject_ref()
@@ -52,13 +53,21 @@ async def test_perpetrator_programme_never_receives_victim_location_or_contact(
 async def test_danger_alert_does_not_open_the_perpetrator_programme_to_victim_location(pole: Pole) -> None:
     await start(pole)
     victim = new_subject_ref()
-    await consent(pole, "refuge-liege", victim, to=["praxis-meuse"], categories=CATEGORIES,
-                  purposes=EVERY_PURPOSE)
+    await consent(pole, "refuge-liege", victim, to=["praxis-meuse"], categories=CATEGORIES, purposes=EVERY_PURPOSE)
 
-    response = await pole["refuge-liege"].post("/v1/alerts", json={
-        "subject_ref": victim, "subject_role": "victim", "severity": "imminent", "kind": "threat",
-        "recipients": ["praxis-meuse"], "legal_basis": "danger",
-        "justification": "He said he would find her at the shelter tonight.", "data": ALL_EIGHT})
+    response = await pole["refuge-liege"].post(
+        "/v1/alerts",
+        json={
+            "subject_ref": victim,
+            "subject_role": "victim",
+            "severity": "imminent",
+            "kind": "threat",
+            "recipients": ["praxis-meuse"],
+            "legal_basis": "danger",
+            "justification": "He said he would find her at the shelter tonight.",
+            "data": ALL_EIGHT,
+        },
+    )
     assert response.status_code == 202, response.text
     event_id = response.json()["event_id"]
 

@@ -42,8 +42,14 @@ async def test_referral_without_consent_is_denied_and_never_reaches_the_recipien
 async def test_consent_for_another_purpose_does_not_cover_a_referral(pole: Pole) -> None:
     await start(pole)
     subject = new_subject_ref()
-    await consent(pole, "refuge-liege", subject, to=["cpas-seraing"], categories=["identity", "narrative"],
-                  purposes=["case_conference"])
+    await consent(
+        pole,
+        "refuge-liege",
+        subject,
+        to=["cpas-seraing"],
+        categories=["identity", "narrative"],
+        purposes=["case_conference"],
+    )
 
     denied_id = await refer(pole, "refuge-liege", subject, to="cpas-seraing", data=SOME_DATA)
 

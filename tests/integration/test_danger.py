@@ -25,11 +25,20 @@ DANGER_CATEGORIES = {"identity", "contact", "location", "children", "risk"}
 JUSTIFICATION = "He was released this morning and texted that he is on his way to her flat."
 
 
-async def raise_alert(pole: Pole, subject: str, *, to: list[str], data: dict[str, Any] | None = None,
-                      **fields: Any) -> Any:
-    body = {"subject_ref": subject, "subject_role": "victim", "severity": "imminent",
-            "kind": "custody_release", "recipients": to, "legal_basis": "danger",
-            "justification": JUSTIFICATION, "data": ALL_EIGHT if data is None else data, **fields}
+async def raise_alert(
+    pole: Pole, subject: str, *, to: list[str], data: dict[str, Any] | None = None, **fields: Any
+) -> Any:
+    body = {
+        "subject_ref": subject,
+        "subject_role": "victim",
+        "severity": "imminent",
+        "kind": "custody_release",
+        "recipients": to,
+        "legal_basis": "danger",
+        "justification": JUSTIFICATION,
+        "data": ALL_EIGHT if data is None else data,
+        **fields,
+    }
     return await pole["refuge-liege"].post("/v1/alerts", json=body)
 
 
@@ -72,9 +81,14 @@ async def test_danger_alert_opens_child_protection_only_when_children_are_concer
     by_recipient = {line["recipient"]: line for line in lines}
     assert by_recipient["sos-enfants"]["review"] is True
     assert (by_recipient["chr-citadelle"]["outcome"], by_recipient["chr-citadelle"]["reason"]) == (
-        "denied", "no_consent")  # the danger rule does not name hospitals
-    [denied] = [line for line in (await decided(pole, "refuge-liege", first["event_id"]))["recipients"]
-                if line["recipient"] == "sos-enfants"]
+        "denied",
+        "no_consent",
+    )  # the danger rule does not name hospitals
+    [denied] = [
+        line
+        for line in (await decided(pole, "refuge-liege", first["event_id"]))["recipients"]
+        if line["recipient"] == "sos-enfants"
+    ]
     assert (denied["outcome"], denied["legal_basis"], denied["review"]) == ("denied", "consent", False)
     assert first["event_id"] not in {i["event_id"] for i in await inbox_of(pole["sos-enfants"])}
     assert await inbox_of(pole["chr-citadelle"]) == []

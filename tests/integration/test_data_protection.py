@@ -26,8 +26,18 @@ pytestmark = pytest.mark.integration
 SENDER = "refuge-liege"
 AUDIT_READ = (Scope.AUDIT_READ,)
 # Values of ALL_EIGHT that must never appear in what an auditor reads.
-PERSONAL_VALUES = ["Amina", "Testperson", "85010112345", "+32 470", "amina@example.org", "Rue du Refuge",
-                   "Noa", "LI.12.34.5678/26", "Bruises", "knife"]
+PERSONAL_VALUES = [
+    "Amina",
+    "Testperson",
+    "85010112345",
+    "+32 470",
+    "amina@example.org",
+    "Rue du Refuge",
+    "Noa",
+    "LI.12.34.5678/26",
+    "Bruises",
+    "knife",
+]
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -59,8 +69,10 @@ def tamper(db: Path, *, event_id: str) -> int:
     """Widen what one recipient is recorded as having received, as someone covering a leak might."""
     with sqlite3.connect(db) as conn:
         [(seq,)] = conn.execute("SELECT seq FROM gateway_audit WHERE event_id = ?", (event_id,)).fetchall()
-        conn.execute("UPDATE gateway_audit SET delivered = ? WHERE seq = ?",
-                     (orjson.dumps(["identity", "location"]).decode(), seq))
+        conn.execute(
+            "UPDATE gateway_audit SET delivered = ? WHERE seq = ?",
+            (orjson.dumps(["identity", "location"]).decode(), seq),
+        )
     return int(seq)
 
 
@@ -68,15 +80,24 @@ async def test_an_altered_audit_record_is_named_by_the_api_and_by_the_cli(pole: 
     gateway = await pole.start_gateway()
     await pole.start_agency(SENDER)
     subject = new_subject_ref()
-    await consent(pole, SENDER, subject, to=["cpas-seraing", "chr-citadelle"],
-                  categories=["identity", "contact", "health", "narrative"])
+    await consent(
+        pole,
+        SENDER,
+        subject,
+        to=["cpas-seraing", "chr-citadelle"],
+        categories=["identity", "contact", "health", "narrative"],
+    )
     events = await referrals_decided(pole, subject, "cpas-seraing", "chr-citadelle", "zp-meuse", "cpas-seraing")
     token = pole.token("cpas-seraing", AUDIT_READ)
     database = f"sqlite+aiosqlite:///{gateway_db(pole)}"
 
     whole = (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()
-    assert whole == {"records": 4, "intact": True, "first_broken": None,
-                     "policy_sha256s": [pole.gateway_settings().policy.sha256]}
+    assert whole == {
+        "records": 4,
+        "intact": True,
+        "first_broken": None,
+        "policy_sha256s": [pole.gateway_settings().policy.sha256],
+    }
     untouched = await run_cli("audit", "verify", "--database", database)
     assert untouched.exit_code == 0, untouched.output
     assert "4 audit records: intact" in said(untouched)
@@ -102,8 +123,9 @@ async def test_disclosures_list_who_received_what_about_a_person_and_nothing_of_
     await pole.start_agency(SENDER)
     subject, someone_else = new_subject_ref(), new_subject_ref()
     for person in (subject, someone_else):
-        await consent(pole, SENDER, person, to=["cpas-seraing"],
-                      categories=["identity", "contact", "location", "narrative"])
+        await consent(
+            pole, SENDER, person, to=["cpas-seraing"], categories=["identity", "contact", "location", "narrative"]
+        )
     shared, _denied = await referrals_decided(pole, subject, "cpas-seraing", "zp-meuse")
     await referrals_decided(pole, someone_else, "cpas-seraing")
     [decision] = (await decided(pole, SENDER, shared))["recipients"]

@@ -20,13 +20,28 @@ pytestmark = pytest.mark.integration
 
 def referral_envelope(subject: str, *, event_id: str | None = None) -> Envelope:
     return Envelope(
-        id=event_id or new_event_id(), source=source_of("refuge-liege"), type=EventType.REFERRAL_CREATED,
-        time=datetime.now(UTC), subject=subject, subjectrole=Role.VICTIM, legalbasis=LegalBasis.CONSENT,
-        purpose=Purpose.REFERRAL, recipient="cpas-seraing", data=b"")
+        id=event_id or new_event_id(),
+        source=source_of("refuge-liege"),
+        type=EventType.REFERRAL_CREATED,
+        time=datetime.now(UTC),
+        subject=subject,
+        subjectrole=Role.VICTIM,
+        legalbasis=LegalBasis.CONSENT,
+        purpose=Purpose.REFERRAL,
+        recipient="cpas-seraing",
+        data=b"",
+    )
 
 
-def submitted_referral(pole: Pole, plaintext: bytes, *, subject: str, signer: str = "refuge-liege",
-                       to: str = "gateway", event_id: str | None = None) -> tuple[bytes, bytes, Headers]:
+def submitted_referral(
+    pole: Pole,
+    plaintext: bytes,
+    *,
+    subject: str,
+    signer: str = "refuge-liege",
+    to: str = "gateway",
+    event_id: str | None = None,
+) -> tuple[bytes, bytes, Headers]:
     """A referral sealed to `to` and signed by `signer`, as refuge-liege's outbox (or a forger) writes it."""
     envelope = referral_envelope(subject, event_id=event_id)
     return pole.trust(signer).seal_and_sign(envelope, plaintext, to=to).to_kafka()
@@ -50,16 +65,17 @@ async def start(pole: Pole) -> str:
 
 
 async def test_malformed_records_are_dead_lettered_with_their_reason_and_later_referrals_still_flow(
-    pole: Pole, producer: AIOKafkaProducer,
+    pole: Pole,
+    producer: AIOKafkaProducer,
 ) -> None:
     subject = await start(pole)
     key, value, headers = submitted_referral(pole, b'{"identity": {"given_name": "Amina"}}', subject=subject)
     not_json = submitted_referral(pole, b"{identity: Amina", subject=subject)
-    off_schema = submitted_referral(pole, orjson.dumps({"risk": {"level": "apocalyptic"}, "religion": "x"}),
-                                    subject=subject)
+    off_schema = submitted_referral(
+        pole, orjson.dumps({"risk": {"level": "apocalyptic"}, "religion": "x"}), subject=subject
+    )
     by_another = submitted_referral(pole, b"{}", subject=subject, signer="cpas-seraing")
-    wrong_key = submitted_referral(pole, b'{"identity": {"given_name": "Amina"}}', subject=subject,
-                                   to="cpas-seraing")
+    wrong_key = submitted_referral(pole, b'{"identity": {"given_name": "Amina"}}', subject=subject, to="cpas-seraing")
     bad: dict[str, tuple[bytes, Headers, str]] = {
         "garbage bytes": (b"\x00\xff\xfe not an event", [], "envelope"),
         "no ce_ headers": (value, [], "envelope"),
@@ -100,8 +116,7 @@ async def test_rejected_event_is_reported_to_its_sender(pole: Pole, producer: AI
 
     await producer.send_and_wait(pole.topics.submitted, value, key=key, headers=headers)
 
-    statuses = await pole.read_until(pole.topics.status("refuge-liege"),
-                                     lambda rs: any(r.key == event_id for r in rs))
+    statuses = await pole.read_until(pole.topics.status("refuge-liege"), lambda rs: any(r.key == event_id for r in rs))
     [status] = [r for r in statuses if r.key == event_id]
     assert header_of(status, "maillage_source") == "refuge-liege"  # only the sender's service takes it
     [line] = orjson.loads(status.value)["recipients"]
@@ -110,16 +125,25 @@ async def test_rejected_event_is_reported_to_its_sender(pole: Pole, producer: AI
 
 async def delivered_referral(pole: Pole, subject: str) -> Any:
     """A referral sent through the API, delivered, and its record as it sits on maillage.submitted."""
-    event_id = await refer(pole, "refuge-liege", subject, to="cpas-seraing",
-                           data={"identity": {"given_name": "Amina"}, "narrative": "First account."})
+    event_id = await refer(
+        pole,
+        "refuge-liege",
+        subject,
+        to="cpas-seraing",
+        data={"identity": {"given_name": "Amina"}, "narrative": "First account."},
+    )
     await received(pole, "cpas-seraing", event_id)
-    [original] = [r for r in await pole.read_until(pole.topics.submitted, has_event(event_id))
-                  if header_of(r, "ce_id") == event_id]
+    [original] = [
+        r
+        for r in await pole.read_until(pole.topics.submitted, has_event(event_id))
+        if header_of(r, "ce_id") == event_id
+    ]
     return original
 
 
 async def test_event_id_replayed_with_other_content_is_dead_lettered_as_replay(
-    pole: Pole, producer: AIOKafkaProducer,
+    pole: Pole,
+    producer: AIOKafkaProducer,
 ) -> None:
     subject = await start(pole)
     original = await delivered_referral(pole, subject)
@@ -127,11 +151,15 @@ async def test_event_id_replayed_with_other_content_is_dead_lettered_as_replay(
     assert event_id is not None
     # Validly signed by the sender itself, so only the id betrays it: same id, other content.
     _, other, other_headers = submitted_referral(
-        pole, orjson.dumps({"identity": {"given_name": "Amina"}, "narrative": "A different account."}),
-        subject=subject, event_id=event_id)
+        pole,
+        orjson.dumps({"identity": {"given_name": "Amina"}, "narrative": "A different account."}),
+        subject=subject,
+        event_id=event_id,
+    )
 
-    await producer.send_and_wait(pole.topics.submitted, other, key=original.key,
-                                 headers=other_headers, partition=original.partition)
+    await producer.send_and_wait(
+        pole.topics.submitted, other, key=original.key, headers=other_headers, partition=original.partition
+    )
 
     [letter] = await pole.read_until(pole.topics.dlq, lambda records: len(records) >= 1)
     assert (header_of(letter, "dlq_reason"), letter.key) == ("replay", event_id.encode())
@@ -144,14 +172,20 @@ async def test_event_id_replayed_with_other_content_is_dead_lettered_as_replay(
 
 
 async def test_same_event_published_again_is_not_delivered_twice(
-    pole: Pole, producer: AIOKafkaProducer,
+    pole: Pole,
+    producer: AIOKafkaProducer,
 ) -> None:
     subject = await start(pole)
     original = await delivered_referral(pole, subject)
     event_id = header_of(original, "ce_id")
 
-    await producer.send_and_wait(pole.topics.submitted, original.value, key=original.key,
-                                 headers=list(original.headers), partition=original.partition)
+    await producer.send_and_wait(
+        pole.topics.submitted,
+        original.value,
+        key=original.key,
+        headers=list(original.headers),
+        partition=original.partition,
+    )
 
     # A later referral about the same person is decided after the copy (one partition per subject).
     later_id = await refer(pole, "refuge-liege", subject, to="cpas-seraing")
@@ -163,13 +197,15 @@ async def test_same_event_published_again_is_not_delivered_twice(
 
 
 async def test_recipient_refuses_a_delivery_not_signed_by_the_gateway(
-    pole: Pole, producer: AIOKafkaProducer,
+    pole: Pole,
+    producer: AIOKafkaProducer,
 ) -> None:
     subject = await start(pole)
     # Someone with write access to the delivery topic, holding refuge-liege's keys, writes straight to cpas.
     forged = referral_envelope(subject)
-    key, value, headers = pole.trust("refuge-liege").seal_and_sign(
-        forged, b'{"narrative": "Trust me."}', to="cpas-seraing").to_kafka()
+    key, value, headers = (
+        pole.trust("refuge-liege").seal_and_sign(forged, b'{"narrative": "Trust me."}', to="cpas-seraing").to_kafka()
+    )
 
     await producer.send_and_wait(pole.topics.deliver("cpas-seraing"), value, key=key, headers=headers)
 

@@ -31,9 +31,17 @@ SENDER = "refuge-liege"
 def submitted(sender: Trust, payload: EventPayload, *, subject: str, recipient: str = "") -> Envelope:
     """Sealed to the gateway and signed, exactly as refuge-liege's outbox publishes it."""
     envelope = Envelope(
-        id=new_event_id(), source=source_of(sender.owner), type=payload.event_type,
-        time=datetime.now(UTC), subject=subject, subjectrole=Role.VICTIM, legalbasis=LegalBasis.CONSENT,
-        purpose=Purpose.REFERRAL, recipient=recipient, data=b"")
+        id=new_event_id(),
+        source=source_of(sender.owner),
+        type=payload.event_type,
+        time=datetime.now(UTC),
+        subject=subject,
+        subjectrole=Role.VICTIM,
+        legalbasis=LegalBasis.CONSENT,
+        purpose=Purpose.REFERRAL,
+        recipient=recipient,
+        data=b"",
+    )
     plaintext = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
     return sender.seal_and_sign(envelope, plaintext, to="gateway")
 
@@ -47,8 +55,12 @@ async def produce_stream(pole: Pole) -> set[str]:
     referral_ids: set[str] = set()
     try:
         for subject in subjects:
-            consent = ConsentGranted(consent_id=uuid.uuid4(), categories=(Category.IDENTITY, Category.CONTACT),
-                                     recipients=RECIPIENTS, purposes=(Purpose.REFERRAL,))
+            consent = ConsentGranted(
+                consent_id=uuid.uuid4(),
+                categories=(Category.IDENTITY, Category.CONTACT),
+                recipients=RECIPIENTS,
+                purposes=(Purpose.REFERRAL,),
+            )
             key, value, headers = submitted(sender, consent, subject=subject).to_kafka()
             await producer.send(pole.topics.submitted, value, key=key, headers=headers)
         for i in range(EVENTS):
@@ -69,8 +81,12 @@ def count_ids(records: list) -> Counter[str]:  # type: ignore[type-arg]
 
 async def test_gateway_killed_mid_stream_delivers_every_event_exactly_once(pole: Pole, tmp_path: Path) -> None:
     referral_ids = await produce_stream(pole)
-    env = {"MAILLAGE_KAFKA_BOOTSTRAP": pole.bootstrap, "MAILLAGE_TOPIC_PREFIX": pole.prefix,
-           "MAILLAGE_DATA_DIR": str(tmp_path / "var"), "MAILLAGE_TRANSACTIONAL_ID": f"{pole.prefix}gw"}
+    env = {
+        "MAILLAGE_KAFKA_BOOTSTRAP": pole.bootstrap,
+        "MAILLAGE_TOPIC_PREFIX": pole.prefix,
+        "MAILLAGE_DATA_DIR": str(tmp_path / "var"),
+        "MAILLAGE_TRANSACTIONAL_ID": f"{pole.prefix}gw",
+    }
     port = free_port()
     first = maillage("serve", "gateway", "--port", str(port), env=env, log=tmp_path / "gateway.log")
     try:
@@ -79,6 +95,7 @@ async def test_gateway_killed_mid_stream_delivers_every_event_exactly_once(pole:
         async def some_delivered() -> bool:
             records = await pole.read_topic(pole.topics.deliver(RECIPIENTS[0]), expect=200, timeout=2)
             return len(records) >= 200
+
         await eventually(some_delivered, timeout=60, what="the gateway to be mid-stream")
     finally:
         os.kill(first.pid, signal.SIGKILL)
@@ -92,8 +109,9 @@ async def test_gateway_killed_mid_stream_delivers_every_event_exactly_once(pole:
     second = maillage("serve", "gateway", "--port", str(port), env=env, log=tmp_path / "gateway.log")
     try:
         wait_ready(f"http://127.0.0.1:{port}", second)
-        per_recipient = {r: await pole.read_topic(pole.topics.deliver(r), expect=EVENTS // 2, timeout=120)
-                         for r in RECIPIENTS}
+        per_recipient = {
+            r: await pole.read_topic(pole.topics.deliver(r), expect=EVENTS // 2, timeout=120) for r in RECIPIENTS
+        }
         statuses = await pole.read_topic(pole.topics.status(SENDER), expect=EVENTS + 50, timeout=60)
     finally:
         second.send_signal(signal.SIGTERM)

@@ -25,8 +25,12 @@ pytestmark = pytest.mark.integration
 
 
 def referral_body(subject: str, *, narrative: str = "Needs a shelter place tonight.") -> dict[str, Any]:
-    return {"subject_ref": subject, "subject_role": "victim", "recipient": "cpas-seraing",
-            "data": {"identity": {"given_name": "Amina"}, "narrative": narrative}}
+    return {
+        "subject_ref": subject,
+        "subject_role": "victim",
+        "recipient": "cpas-seraing",
+        "data": {"identity": {"given_name": "Amina"}, "narrative": narrative},
+    }
 
 
 def ids_of(records: list[Any]) -> Counter[str | None]:
@@ -56,8 +60,7 @@ async def test_idempotency_key_reused_with_another_body_is_refused(pole: Pole) -
     key = {"Idempotency-Key": "case-4711-referral-2"}
     first = await client.post("/v1/referrals", json=referral_body(subject), headers=key)
 
-    reused = await client.post("/v1/referrals", json=referral_body(subject, narrative="Another story."),
-                               headers=key)
+    reused = await client.post("/v1/referrals", json=referral_body(subject, narrative="Another story."), headers=key)
 
     body = assert_problem(reused, 422)
     assert body["type"].endswith("/idempotency-key-reused")
@@ -80,8 +83,9 @@ async def test_redelivered_kafka_record_is_stored_once_in_the_inbox(pole: Pole) 
     producer = AIOKafkaProducer(bootstrap_servers=pole.bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(deliver, delivered.value, key=delivered.key,
-                                     headers=list(delivered.headers), partition=delivered.partition)
+        await producer.send_and_wait(
+            deliver, delivered.value, key=delivered.key, headers=list(delivered.headers), partition=delivered.partition
+        )
     finally:
         await producer.stop()
 
@@ -99,8 +103,9 @@ async def test_concurrent_posts_with_one_idempotency_key_make_one_event(pole: Po
     subject = new_subject_ref()
     key = {"Idempotency-Key": "case-4711-referral-3"}
 
-    answers = await asyncio.gather(*(client.post("/v1/referrals", json=referral_body(subject), headers=key)
-                                     for _ in range(5)))
+    answers = await asyncio.gather(
+        *(client.post("/v1/referrals", json=referral_body(subject), headers=key) for _ in range(5))
+    )
 
     assert {a.status_code for a in answers} == {202}, [a.text for a in answers]
     assert len({a.json()["event_id"] for a in answers}) == 1

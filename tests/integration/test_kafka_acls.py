@@ -52,9 +52,16 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKaf
     broker.start()
     try:
         network = load_network(DEFAULT_NETWORK)
-        asyncio.run(bus.ensure_topics(
-            broker.bootstrap, TOPICS.all_for([a.id for a in network.agencies]), partitions=1,
-            replication_factor=1, min_insync_replicas=1, auth=broker.admin_auth))
+        asyncio.run(
+            bus.ensure_topics(
+                broker.bootstrap,
+                TOPICS.all_for([a.id for a in network.agencies]),
+                partitions=1,
+                replication_factor=1,
+                min_insync_replicas=1,
+                auth=broker.admin_auth,
+            )
+        )
         keys = root / "keys" / "private"
         assert broker.admin_auth is not None
         _acl_apply(bootstrap=broker.bootstrap, admin=broker.admin_auth, keys=keys)
@@ -68,9 +75,25 @@ def _acl_apply(*, bootstrap: str, admin: KafkaAuth, keys: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILLAGE_")}
     env |= {"MAILLAGE_KAFKA_ADMIN_PASSWORD": admin.password}
     done = subprocess.run(
-        [sys.executable, "-m", "maillage.cli.main", "acl", "apply", "--bootstrap", bootstrap,
-         "--admin-user", admin.username, "--keys-dir", str(keys)],
-        env=env, capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "maillage.cli.main",
+            "acl",
+            "apply",
+            "--bootstrap",
+            bootstrap,
+            "--admin-user",
+            admin.username,
+            "--keys-dir",
+            str(keys),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert admin.password not in done.stdout + done.stderr
 
@@ -98,22 +121,25 @@ async def test_agency_submits_and_reads_its_own_deliveries(secure_kafka: SecureK
         await submitter.send_and_wait(TOPICS.submitted, b"sealed", key=b"subject-1")
 
     # What the gateway does: deliver inside its transaction, under its own principal and transactional id.
-    gateway = bus.producer(secure_kafka.bootstrap, auth=secure_kafka.auth("gateway"),
-                           transactional_id=GatewaySettings().transactional_id)
+    gateway = bus.producer(
+        secure_kafka.bootstrap, auth=secure_kafka.auth("gateway"), transactional_id=GatewaySettings().transactional_id
+    )
     async with started(gateway), gateway.transaction():
         await gateway.send(TOPICS.deliver(A), b"sealed-for-a", key=b"subject-1")
 
     # What the agency service does: its delivery topic and the status topic, in its own group.
-    inbox = bus.consumer(secure_kafka.bootstrap, TOPICS.deliver(A), TOPICS.status(A),
-                         group_id=agency_group(TOPICS, A), auth=agency)
+    inbox = bus.consumer(
+        secure_kafka.bootstrap, TOPICS.deliver(A), TOPICS.status(A), group_id=agency_group(TOPICS, A), auth=agency
+    )
     async with started(inbox):
         record = await asyncio.wait_for(inbox.getone(), timeout=15)
     assert (record.topic, record.value) == (TOPICS.deliver(A), b"sealed-for-a")
 
 
 async def test_agency_is_refused_another_agencys_deliveries(secure_kafka: SecureKafka) -> None:
-    snoop = bus.consumer(secure_kafka.bootstrap, TOPICS.deliver(B), group_id=agency_group(TOPICS, A),
-                         auth=secure_kafka.auth(A))
+    snoop = bus.consumer(
+        secure_kafka.bootstrap, TOPICS.deliver(B), group_id=agency_group(TOPICS, A), auth=secure_kafka.auth(A)
+    )
     # The subscription's metadata request is refused, so the consumer never joins.
     with pytest.raises(TopicAuthorizationFailedError, match=TOPICS.deliver(B)):
         await snoop.start()
@@ -123,8 +149,9 @@ async def test_agency_is_refused_another_agencys_deliveries(secure_kafka: Secure
 async def test_agency_is_refused_another_agencys_statuses(secure_kafka: SecureKafka) -> None:
     # The attack: with an event id from its own inbox, a perpetrator programme read which other agencies
     # (a shelter) received what about the same person from the shared status topic.
-    snoop = bus.consumer(secure_kafka.bootstrap, TOPICS.status(A), group_id=agency_group(TOPICS, B),
-                         auth=secure_kafka.auth(B))
+    snoop = bus.consumer(
+        secure_kafka.bootstrap, TOPICS.status(A), group_id=agency_group(TOPICS, B), auth=secure_kafka.auth(B)
+    )
     with pytest.raises(TopicAuthorizationFailedError, match=TOPICS.status(A)):
         await snoop.start()
     await snoop.stop()
@@ -142,16 +169,16 @@ async def test_agency_cannot_pass_a_dead_letter_off_as_the_gateways_or_another_a
 
 
 async def test_agency_is_refused_another_agencys_consumer_group(secure_kafka: SecureKafka) -> None:
-    borrowed = bus.consumer(secure_kafka.bootstrap, TOPICS.deliver(A), group_id=agency_group(TOPICS, B),
-                            auth=secure_kafka.auth(A))
+    borrowed = bus.consumer(
+        secure_kafka.bootstrap, TOPICS.deliver(A), group_id=agency_group(TOPICS, B), auth=secure_kafka.auth(A)
+    )
     with pytest.raises(GroupAuthorizationFailedError, match=agency_group(TOPICS, B)):
         await borrowed.start()
     await borrowed.stop()
 
 
 @pytest.mark.parametrize("recipient", [B, A])
-async def test_agency_is_refused_writing_any_delivery_topic(secure_kafka: SecureKafka,
-                                                           recipient: str) -> None:
+async def test_agency_is_refused_writing_any_delivery_topic(secure_kafka: SecureKafka, recipient: str) -> None:
     forger = bus.producer(secure_kafka.bootstrap, auth=secure_kafka.auth(A))
     async with started(forger):
         with pytest.raises(TopicAuthorizationFailedError, match=TOPICS.deliver(recipient)):

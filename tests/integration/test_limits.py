@@ -110,8 +110,9 @@ async def test_a_worker_is_refused_streams_beyond_the_cap_and_keeps_the_ones_ope
         assert cap == 5, "the default: a phone, a desktop, a few tabs"
         client = await stack.enter_async_context(httpx.AsyncClient(base_url=running.url, timeout=30))
         sockets = [await stack.enter_async_context(socket(running, token)) for _ in range(cap - 2)]
-        streams = [await stack.enter_async_context(client.stream("GET", "/v1/stream", headers=bearer(token)))
-                   for _ in range(2)]
+        streams = [
+            await stack.enter_async_context(client.stream("GET", "/v1/stream", headers=bearer(token))) for _ in range(2)
+        ]
         assert [s.status_code for s in streams] == [200, 200]
         sse_lines = [s.aiter_lines() for s in streams]
 
@@ -147,8 +148,11 @@ async def _signs_in(running: Running, token: str) -> Socket | None:
 
 async def test_an_agency_is_refused_streams_beyond_its_cap(pole: Pole, tmp_path: Path) -> None:
     await start_pole(pole, tmp_path)
-    async with dispatcher(pole, ManualClock(WEDNESDAY_10H), max_streams_per_agency=2) as running, \
-            socket(running, token_of(pole, LEVEL_1[0])), socket(running, token_of(pole, LEVEL_1[1])):
+    async with (
+        dispatcher(pole, ManualClock(WEDNESDAY_10H), max_streams_per_agency=2) as running,
+        socket(running, token_of(pole, LEVEL_1[0])),
+        socket(running, token_of(pole, LEVEL_1[1])),
+    ):
         error, code = await refused_socket(running, token_of(pole, LEVEL_2))
         assert (error["status"], error["code"], code) == (429, "too-many-streams", 1013)
         async with httpx.AsyncClient(base_url=running.url) as client:
@@ -158,11 +162,12 @@ async def test_an_agency_is_refused_streams_beyond_its_cap(pole: Pole, tmp_path:
 # --- sockets that never sign in ---------------------------------------------------------------------------
 
 
-async def test_sockets_that_never_sign_in_are_told_and_closed_after_the_deadline(
-        pole: Pole, tmp_path: Path) -> None:
+async def test_sockets_that_never_sign_in_are_told_and_closed_after_the_deadline(pole: Pole, tmp_path: Path) -> None:
     await start_pole(pole, tmp_path)
-    async with dispatcher(pole, ManualClock(WEDNESDAY_10H), sign_in_seconds=1) as running, \
-            socket(running, None, hello=False) as prompt:
+    async with (
+        dispatcher(pole, ManualClock(WEDNESDAY_10H), sign_in_seconds=1) as running,
+        socket(running, None, hello=False) as prompt,
+    ):
         await prompt.send({"type": "auth", "token": token_of(pole, LEVEL_1[0])})
         await prompt.next("hello")
 
@@ -182,7 +187,7 @@ HALF_SENT = (
     b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /healthz HTTP/1.1\r\n",  # a second, pipelined
     # The dispatcher needs no body to refuse this: answered at once, then closed when the body is overdue.
     b"POST /v1/alerts/0197a0a0-0000-7000-8000-000000000000/ack HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-    b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\"",
+    b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a"',
 )
 
 
@@ -203,7 +208,7 @@ async def test_half_sent_requests_are_answered_408_and_closed(pole: Pole, tmp_pa
                 continue
             if sent.count(b"HTTP/1.1\r\n") == 2:  # the whole first request was answered before the deadline
                 assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
-                answer = answer[answer.index(b"HTTP/1.1 408 "):]
+                answer = answer[answer.index(b"HTTP/1.1 408 ") :]
             assert_request_timeout(answer)
         assert await asyncio.gather(*(until_closed(c) for c in silent)) == [b""] * 20, "closed, owed no answer"
         assert_request_timeout(await trickle(await open_raw(running.url)))
@@ -217,16 +222,22 @@ async def test_every_service_closes_a_half_sent_request(pole: Pole) -> None:
     gateway = pole.gateway_settings().model_copy(update=short)
     agency = AgencySettings(**pole.common(), agency_id="refuge-liege", **short)
     monitor = MonitorSettings(**pole.common(), **short)
-    urls = {name: await pole.stack.enter_async_context(listening(app, settings=settings))
-            for name, app, settings in (("gateway", create_gateway_app(gateway), gateway),
-                                        ("agency", create_agency_app(agency), agency),
-                                        ("monitor", create_monitor_app(monitor), monitor))}
+    urls = {
+        name: await pole.stack.enter_async_context(listening(app, settings=settings))
+        for name, app, settings in (
+            ("gateway", create_gateway_app(gateway), gateway),
+            ("agency", create_agency_app(agency), agency),
+            ("monitor", create_monitor_app(monitor), monitor),
+        )
+    }
     heads = [await open_raw(url) for url in urls.values()]
     for _, writer in heads:
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     body = await open_raw(urls["agency"])  # a referral's body is read before its token is checked
-    body[1].write(b"POST /v1/referrals HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 500\r\n\r\n{\"subject_ref\": ")
+    body[1].write(
+        b"POST /v1/referrals HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 500\r\n\r\n{"subject_ref": '
+    )
     for answer in await asyncio.gather(*(until_closed(c) for c in [*heads, body])):
         assert_request_timeout(answer)
 
@@ -235,7 +246,8 @@ async def test_every_service_closes_a_half_sent_request(pole: Pole) -> None:
 
 
 async def test_a_worker_signs_in_and_is_paged_while_a_thousand_idle_connections_are_open(
-        pole: Pole, tmp_path: Path) -> None:
+    pole: Pole, tmp_path: Path
+) -> None:
     # Both ends of every connection live in this process, besides the broker's and the databases'.
     assert raise_open_files_limit() >= 2 * IDLE_CONNECTIONS + 500, "too few open files allowed (ulimit -Hn)"
     await start_pole(pole, tmp_path)

@@ -47,14 +47,24 @@ REFUGE, POLICE_ZONE = "refuge-liege", "zp-meuse"
 def signed_by(pole: Pole, agency: str, payload: object, *, event_type: EventType, subject: str) -> Envelope:
     """An event sealed to the gateway and validly signed by `agency`, as its outbox (or its attacker) writes it."""
     envelope = Envelope(
-        id=new_event_id(), source=source_of(agency), type=event_type, time=datetime.now(UTC), subject=subject,
-        subjectrole=Role.VICTIM, legalbasis=LegalBasis.CONSENT, purpose=Purpose.REFERRAL, recipient="", data=b"")
+        id=new_event_id(),
+        source=source_of(agency),
+        type=event_type,
+        time=datetime.now(UTC),
+        subject=subject,
+        subjectrole=Role.VICTIM,
+        legalbasis=LegalBasis.CONSENT,
+        purpose=Purpose.REFERRAL,
+        recipient="",
+        data=b"",
+    )
     plaintext = orjson.dumps(payload.model_dump(mode="json"))  # type: ignore[attr-defined]
     return pole.trust(agency).seal_and_sign(envelope, plaintext, to="gateway")
 
 
 async def test_a_recipients_own_consent_never_unlocks_what_the_person_refused_the_sender(
-    pole: Pole, producer: AIOKafkaProducer,
+    pole: Pole,
+    producer: AIOKafkaProducer,
 ) -> None:
     await pole.start_gateway()
     await pole.start_agency(REFUGE)
@@ -81,8 +91,13 @@ async def test_a_recipients_own_consent_never_unlocks_what_the_person_refused_th
     url = f"/v1/consents/{refused['consent_id']}/withdraw"
     assert_problem(await pole[POLICE_ZONE].post(url), 404)
     # ... nor by writing a withdrawal, signed with its own keys, straight onto the broker.
-    withdrawal = signed_by(pole, POLICE_ZONE, ConsentWithdrawn(consent_id=uuid.UUID(refused["consent_id"])),
-                           event_type=EventType.CONSENT_WITHDRAWN, subject=subject)
+    withdrawal = signed_by(
+        pole,
+        POLICE_ZONE,
+        ConsentWithdrawn(consent_id=uuid.UUID(refused["consent_id"])),
+        event_type=EventType.CONSENT_WITHDRAWN,
+        subject=subject,
+    )
     key, value, headers = withdrawal.to_kafka()
     await producer.send_and_wait(pole.topics.submitted, value, key=key, headers=headers)
     [letter] = await pole.read_until(pole.topics.dlq, lambda records: len(records) >= 1)
@@ -92,12 +107,14 @@ async def test_a_recipients_own_consent_never_unlocks_what_the_person_refused_th
 
 
 async def test_a_record_keyed_by_another_subject_cannot_overtake_a_withdrawal(
-    pole: Pole, producer: AIOKafkaProducer,
+    pole: Pole,
+    producer: AIOKafkaProducer,
 ) -> None:
     await pole.start_gateway()
     subject, elsewhere = new_subject_ref(), new_subject_ref()
-    withdrawal = signed_by(pole, REFUGE, ConsentWithdrawn(consent_id=uuid.uuid4()),
-                           event_type=EventType.CONSENT_WITHDRAWN, subject=subject)
+    withdrawal = signed_by(
+        pole, REFUGE, ConsentWithdrawn(consent_id=uuid.uuid4()), event_type=EventType.CONSENT_WITHDRAWN, subject=subject
+    )
     _, value, headers = withdrawal.to_kafka()
 
     # Keyed by someone else, it would land on another partition than the subject's other events.
@@ -110,8 +127,10 @@ async def test_a_record_keyed_by_another_subject_cannot_overtake_a_withdrawal(
 async def test_a_subject_ref_is_random_never_free_text(pole: Pole) -> None:
     client = await pole.start_agency(REFUGE)
     for smuggled in ("Amina_Testperson_1985-01-01_Liege", "s-12345678", "s-" + "A" * 32, "s-" + "0" * 31):
-        refused = await client.post("/v1/referrals", json={
-            "subject_ref": smuggled, "subject_role": "victim", "recipient": "social", "data": ALL_EIGHT})
+        refused = await client.post(
+            "/v1/referrals",
+            json={"subject_ref": smuggled, "subject_role": "victim", "recipient": "social", "data": ALL_EIGHT},
+        )
         assert assert_problem(refused, 422)["errors"][0]["loc"] == ["body", "subject_ref"]
         assert smuggled not in refused.text, "the value is never echoed"
     assert_problem(await client.get("/v1/consents", params={"subject_ref": "Amina Testperson"}), 422)
@@ -130,6 +149,7 @@ async def test_a_retired_token_key_is_refused_by_the_running_service_within_the_
 
     async def refused() -> bool:
         return (await client.get("/v1/inbox", headers={"Authorization": f"Bearer {old}"})).status_code == 401
+
     await eventually(refused, timeout=5, what="the retired key's token to be refused")  # cached one included
     assert (await client.get("/v1/inbox", headers={"Authorization": f"Bearer {new}"})).status_code == 200
 
@@ -138,8 +158,10 @@ async def test_a_stream_opened_with_a_retired_key_is_closed(pole: Pole, tmp_path
     await start_pole(pole, tmp_path)
     old_kid = pole.trust(POLICE).own.token_kid
     old = worker_token(pole, LEVEL_1[0])
-    async with dispatcher(pole, ManualClock(WEDNESDAY_10H), key_refresh_seconds=0.2) as running, \
-            socket(running, old) as ws:
+    async with (
+        dispatcher(pole, ManualClock(WEDNESDAY_10H), key_refresh_seconds=0.2) as running,
+        socket(running, old) as ws,
+    ):
         await ws.next("snapshot")
         dirs = pole.gateway_settings().key_dirs
         add_keys(dirs, POLICE)
@@ -158,8 +180,13 @@ async def test_a_stream_opened_with_a_retired_key_is_closed(pole: Pole, tmp_path
 async def test_a_token_expired_a_moment_ago_opens_nothing(pole: Pole, tmp_path: Path) -> None:
     await start_pole(pole, tmp_path)
     # Well within the 30 s leeway pyjwt allows for clocks that disagree: an end is an end all the same.
-    expired = mint(pole.trust(POLICE).own, subject=LEVEL_1[0], scopes=(Scope.ALERTS_ACK,),
-                   lifetime=timedelta(seconds=40), now=datetime.now(UTC) - timedelta(seconds=60))
+    expired = mint(
+        pole.trust(POLICE).own,
+        subject=LEVEL_1[0],
+        scopes=(Scope.ALERTS_ACK,),
+        lifetime=timedelta(seconds=40),
+        now=datetime.now(UTC) - timedelta(seconds=60),
+    )
     async with dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running:
         async with socket(running, expired, hello=False) as ws:
             refused = await ws.next(timeout=10)

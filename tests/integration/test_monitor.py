@@ -50,10 +50,12 @@ async def test_operators_see_flow_decisions_lag_and_dead_letters(pole: Pole) -> 
         await producer.send_and_wait(pole.topics.submitted, b"not an event", key=b"s-nobodyatall")
 
     async with monitor(pole) as running, as_operator(running, operator_token(pole)) as client:
+
         async def seen() -> list[dict[str, Any]] | None:
             rows = await items(client, "/v1/decisions")
             dead = await items(client, "/v1/dead-letters")
             return rows if len(rows) >= 2 and dead else None
+
         rows = await eventually(seen, what="the decisions and the dead letter at the monitor")
         outcomes = {(r["type"], r["sector"], r["outcome"], r["legal_basis"]): r["count"] for r in rows}
         assert outcomes[("maillage.referral.created.v1", "social", "filtered", "consent")] == 1
@@ -69,21 +71,31 @@ async def test_operators_see_flow_decisions_lag_and_dead_letters(pole: Pole) -> 
         assert len(flow["times"]) == 10
 
         [dead] = await items(client, "/v1/dead-letters")
-        assert (dead["reason"], dead["service"], dead["topic"], dead["replayable"]) == \
-            ("envelope", "gateway", "maillage.submitted", True)
+        assert (dead["reason"], dead["service"], dead["topic"], dead["replayable"]) == (
+            "envelope",
+            "gateway",
+            "maillage.submitted",
+            True,
+        )
 
         async def lag_known() -> list[dict[str, Any]] | None:
             groups = (await client.get("/v1/lag")).json()["groups"]
             gateway = [g for g in groups if g["group"] == "maillage.gateway"]
             return gateway if gateway and gateway[0]["lag"] == 0 else None
+
         [gateway] = await eventually(lag_known, what="the gateway's group at lag 0")
         assert gateway["topic"] == "maillage.submitted"
 
         async def all_caught_up() -> list[dict[str, Any]] | None:
             # Topics written in transactions included: their commit markers are not lag.
             groups = (await client.get("/v1/lag")).json()["groups"]
-            return groups if {g["topic"] for g in groups} >= {"maillage.audit", "maillage.status.refuge-liege"} and all(
-                g["lag"] == 0 for g in groups) else None
+            return (
+                groups
+                if {g["topic"] for g in groups} >= {"maillage.audit", "maillage.status.refuge-liege"}
+                and all(g["lag"] == 0 for g in groups)
+                else None
+            )
+
         await eventually(all_caught_up, what="every group at lag 0 once all is read")
         metrics = (await client.get("/metrics", headers={"Authorization": f"Bearer {pole.scrape_token()}"})).text
         assert 'maillage_consumer_lag_records{group="maillage.gateway",topic="maillage.submitted"} 0.0' in metrics
@@ -93,10 +105,17 @@ async def test_operators_see_flow_decisions_lag_and_dead_letters(pole: Pole) -> 
 async def test_a_dead_letter_replayed_needs_the_act_scope_and_goes_through_the_gateway_again(pole: Pole) -> None:
     await pole.start_gateway()
     async with raw_producer(pole) as producer:
-        await producer.send_and_wait(pole.topics.submitted, b"still not an event", key=b"s-nobodyatall",
-                                     headers=[("ce_id", b"0197a0a0-0000-7000-8000-00000000dead")])
-    async with monitor(pole) as running, as_operator(running, operator_token(pole)) as reader, \
-            as_operator(running, operator_token(pole, "operator-ben", act=True)) as actor:
+        await producer.send_and_wait(
+            pole.topics.submitted,
+            b"still not an event",
+            key=b"s-nobodyatall",
+            headers=[("ce_id", b"0197a0a0-0000-7000-8000-00000000dead")],
+        )
+    async with (
+        monitor(pole) as running,
+        as_operator(running, operator_token(pole)) as reader,
+        as_operator(running, operator_token(pole, "operator-ben", act=True)) as actor,
+    ):
         [dead] = await eventually(lambda: items(reader, "/v1/dead-letters"), what="the dead letter")
         refused = await reader.post(f"/v1/dead-letters/{dead['id']}/replay")
         assert "monitor:act" in assert_problem(refused, 403)["detail"]
@@ -106,12 +125,15 @@ async def test_a_dead_letter_replayed_needs_the_act_scope_and_goes_through_the_g
         assert replayed.json()["replays"] == 1 and replayed.json()["replayed_at"]
 
         async def twice() -> list[dict[str, Any]] | None:
-            rows = [d for d in await items(reader, "/v1/dead-letters")
-                    if d["event_id"] == "0197a0a0-0000-7000-8000-00000000dead"]
+            rows = [
+                d
+                for d in await items(reader, "/v1/dead-letters")
+                if d["event_id"] == "0197a0a0-0000-7000-8000-00000000dead"
+            ]
             return rows if len(rows) == 2 else None
+
         # Republished as it was first sent, the gateway refuses it again, for the same reason.
-        assert {d["reason"] for d in await eventually(twice, what="the replayed record refused again")} == {
-            "envelope"}
+        assert {d["reason"] for d in await eventually(twice, what="the replayed record refused again")} == {"envelope"}
         assert_problem(await actor.post("/v1/dead-letters/999999/replay"), 404)
 
 
@@ -124,9 +146,12 @@ async def test_a_danger_disclosure_is_approved_by_an_operator_never_by_an_agency
     # police zone that received the disclosure, both tried to approve it.
     raiser = agency_minted_operator_token(pole, "refuge-liege", "refuge-liege-case-system")
     recipient = agency_minted_operator_token(pole, "zp-meuse", "zp-meuse-officer")
-    async with monitor(pole) as running, as_operator(running, raiser) as same_agency, \
-            as_operator(running, recipient) as receiving_agency, \
-            as_operator(running, operator_token(pole, "operator-claire", act=True)) as second:
+    async with (
+        monitor(pole) as running,
+        as_operator(running, raiser) as same_agency,
+        as_operator(running, recipient) as receiving_agency,
+        as_operator(running, operator_token(pole, "operator-claire", act=True)) as second,
+    ):
         [review] = await eventually(lambda: items(second, "/v1/reviews"), what="the review")
         assert (review["event_id"], review["recipient"], review["sector"]) == (alert_id, "zp-meuse", "police")
 
@@ -141,6 +166,7 @@ async def test_a_danger_disclosure_is_approved_by_an_operator_never_by_an_agency
 
         async def queue_empty() -> bool:  # the gauge is refreshed soon after, not within, the approval
             return "maillage_review_queue_pending 0.0" in (await second.get("/metrics", headers=scrape)).text
+
         await eventually(queue_empty, what="the review queue gauge at 0")
 
 
@@ -149,14 +175,18 @@ async def test_alerts_no_one_acknowledged_reach_the_operators(pole: Pole, tmp_pa
     await pole.start_gateway()
     await pole.start_agency("refuge-liege")
     clock = ManualClock(WEDNESDAY_10H)
-    async with dispatcher(pole, clock) as on_call, monitor(pole) as running, \
-            as_operator(running, operator_token(pole)) as client:
+    async with (
+        dispatcher(pole, clock) as on_call,
+        monitor(pole) as running,
+        as_operator(running, operator_token(pole)) as client,
+    ):
         alert_id = await raise_alert(pole, new_subject_ref())
         await eventually(lambda: _stored(on_call, alert_id), what="the alert at the dispatcher")
         clock.advance(IMMINENT_DELAY)  # no worker connected anywhere: every level passes at once
         await on_call.dispatcher.run_due()
-        [unanswered] = await eventually(lambda: items(client, "/v1/alerts/unacknowledged"),
-                                        what="the unanswered alert at the monitor")
+        [unanswered] = await eventually(
+            lambda: items(client, "/v1/alerts/unacknowledged"), what="the unanswered alert at the monitor"
+        )
         assert (unanswered["alert_id"], unanswered["agency"], unanswered["levels_paged"]) == (alert_id, "zp-meuse", 3)
         assert set(unanswered) == {"agency", "alert_id", "severity", "levels_paged", "received_at", "since"}
 
@@ -172,12 +202,20 @@ async def _stored(on_call: Any, alert_id: str) -> bool:
 
 async def test_every_route_needs_an_operators_token(pole: Pole) -> None:
     async with monitor(pole) as running, httpx.AsyncClient(base_url=running.url) as anonymous:
-        for path in ("/v1/overview", "/v1/flow", "/v1/decisions", "/v1/lag", "/v1/dead-letters", "/v1/reviews",
-                     "/v1/alerts/unacknowledged"):
+        for path in (
+            "/v1/overview",
+            "/v1/flow",
+            "/v1/decisions",
+            "/v1/lag",
+            "/v1/dead-letters",
+            "/v1/reviews",
+            "/v1/alerts/unacknowledged",
+        ):
             assert_problem(await anonymous.get(path), 401)
         agency_system = pole.token("refuge-liege")  # an agency's partner system is no operator
-        assert_problem(await anonymous.get("/v1/overview", headers={"Authorization": f"Bearer {agency_system}"}),
-                       401)  # not even meant for the monitor (its audience is the agency's own service)
+        assert_problem(
+            await anonymous.get("/v1/overview", headers={"Authorization": f"Bearer {agency_system}"}), 401
+        )  # not even meant for the monitor (its audience is the agency's own service)
         # Nor is an agency's token minted with the operators' scopes: operators' powers come from operators.
         forged = agency_minted_operator_token(pole, "cpas-seraing", "operator-anne")
         assert_problem(await anonymous.get("/v1/overview", headers={"Authorization": f"Bearer {forged}"}), 403)
@@ -205,20 +243,23 @@ async def test_the_command_line_lists_and_replays_dead_letters_and_shows_status(
         def cli(*args: str) -> Any:
             # The token from the environment: a command line is visible to every user of the machine.
             return runner.invoke(app, [*args, "--monitor", running.url], env={"MAILLAGE_TOKEN": token})
+
         listed = await asyncio.to_thread(cli, "dlq", "list")
         assert listed.exit_code == 0, listed.output
         assert "envelope" in listed.output and "gateway" in listed.output
         replayed = await asyncio.to_thread(cli, "dlq", "replay", "--reason", "envelope")
         assert replayed.exit_code == 0 and "Replayed 1 of 1" in replayed.output, replayed.output
-        no_token = await asyncio.to_thread(runner.invoke, app, ["dlq", "list", "--monitor", running.url],
-                                           env={"MAILLAGE_TOKEN": ""})
+        no_token = await asyncio.to_thread(
+            runner.invoke, app, ["dlq", "list", "--monitor", running.url], env={"MAILLAGE_TOKEN": ""}
+        )
         assert no_token.exit_code == 2 and "token" in no_token.output
         on_command_line = await asyncio.to_thread(runner.invoke, app, ["dlq", "list", "--token", token])
         assert on_command_line.exit_code == 2 and "No such option" in on_command_line.output
 
         network = network_copy(tmp_path / "net", prefix=pole.prefix)
-        shown = await asyncio.to_thread(runner.invoke, app, ["status", "--network", str(network),
-                                                              "--bootstrap", pole.bootstrap])
+        shown = await asyncio.to_thread(
+            runner.invoke, app, ["status", "--network", str(network), "--bootstrap", pole.bootstrap]
+        )
         assert shown.exit_code == 0, shown.output
         assert "maillage.gateway" in shown.output and "consumer lag" in shown.output
         assert "down" in shown.output, "services of the copied network are not running: said so"

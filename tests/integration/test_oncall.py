@@ -39,10 +39,13 @@ async def test_alert_reaches_level_one_live_and_the_sender_sees_it_acknowledged(
     await start_pole(pole, tmp_path)
     clock = ManualClock(WEDNESDAY_10H)
     async with dispatcher(pole, clock) as running:
-        async with socket(running, worker_token(pole, LEVEL_1[0])) as dubois, \
-                httpx.AsyncClient(base_url=running.url, timeout=30) as client, \
-                client.stream("GET", "/v1/stream",
-                              headers={"Authorization": f"Bearer {worker_token(pole, LEVEL_1[1])}"}) as sse:
+        async with (
+            socket(running, worker_token(pole, LEVEL_1[0])) as dubois,
+            httpx.AsyncClient(base_url=running.url, timeout=30) as client,
+            client.stream(
+                "GET", "/v1/stream", headers={"Authorization": f"Bearer {worker_token(pole, LEVEL_1[1])}"}
+            ) as sse,
+        ):
             assert (await dubois.next("snapshot"))["alerts"] == []
             assert sse.status_code == 200 and sse.headers["content-type"].startswith("text/event-stream")
             martin = sse.aiter_lines()
@@ -50,8 +53,12 @@ async def test_alert_reaches_level_one_live_and_the_sender_sees_it_acknowledged(
             alert_id = await raise_alert(pole, new_subject_ref())
 
             paged = (await dubois.next("alert"))["alert"]
-            assert (paged["alert_id"], paged["severity"], paged["level"], paged["state"]) == \
-                (alert_id, "imminent", 1, "open")
+            assert (paged["alert_id"], paged["severity"], paged["level"], paged["state"]) == (
+                alert_id,
+                "imminent",
+                1,
+                "open",
+            )
             assert paged["data"]["identity"]["family_name"] == "Testperson"  # who is in danger
             assert await _sse_event(martin, "alert") == paged | {"deadline": paged["deadline"]}
 
@@ -69,20 +76,21 @@ async def _sse_event(lines: object, kind: str) -> dict:  # type: ignore[type-arg
     event = None
     async for line in lines:  # type: ignore[attr-defined]
         if line.startswith("event: "):
-            event = line[len("event: "):]
+            event = line[len("event: ") :]
         elif line.startswith("data: ") and event == kind:
-            body: dict = orjson.loads(line[len("data: "):])  # type: ignore[type-arg]
+            body: dict = orjson.loads(line[len("data: ") :])  # type: ignore[type-arg]
             return body["alert"] if "alert" in body and kind == "alert" else body
     raise AssertionError(f"the stream ended before a {kind} event")
 
 
-async def test_unacknowledged_alert_climbs_to_the_next_level_when_its_time_runs_out(
-        pole: Pole, tmp_path: Path) -> None:
+async def test_unacknowledged_alert_climbs_to_the_next_level_when_its_time_runs_out(pole: Pole, tmp_path: Path) -> None:
     await start_pole(pole, tmp_path)
     clock = ManualClock(WEDNESDAY_10H)
-    async with dispatcher(pole, clock) as running, \
-            socket(running, worker_token(pole, LEVEL_1[0])) as first, \
-            socket(running, worker_token(pole, LEVEL_2)) as officer:
+    async with (
+        dispatcher(pole, clock) as running,
+        socket(running, worker_token(pole, LEVEL_1[0])) as first,
+        socket(running, worker_token(pole, LEVEL_2)) as officer,
+    ):
         alert_id = await raise_alert(pole, new_subject_ref())
         await first.next("alert")
         assert [m["type"] for m in await officer.drain()] == ["snapshot"], "level 2 is not paged yet"
@@ -106,16 +114,17 @@ async def test_unacknowledged_alert_climbs_to_the_next_level_when_its_time_runs_
 
 async def test_no_worker_connected_at_a_level_escalates_at_once(pole: Pole, tmp_path: Path) -> None:
     await start_pole(pole, tmp_path)
-    async with dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running, \
-            socket(running, worker_token(pole, LEVEL_2)) as officer:
+    async with (
+        dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running,
+        socket(running, worker_token(pole, LEVEL_2)) as officer,
+    ):
         alert_id = await raise_alert(pole, new_subject_ref())
         paged = (await officer.next("alert"))["alert"]
         assert (paged["alert_id"], paged["level"]) == (alert_id, 2)
         assert (await alert_progress(pole, "refuge-liege", alert_id, state="escalated"))["level"] == 2
 
 
-async def test_every_level_exhausted_calls_the_fallback_and_operators_see_it(
-        pole: Pole, tmp_path: Path) -> None:
+async def test_every_level_exhausted_calls_the_fallback_and_operators_see_it(pole: Pole, tmp_path: Path) -> None:
     from tests.webhooks import Receiver, make_certificates, serve_https
 
     certs = make_certificates(tmp_path / "certs")
@@ -136,22 +145,29 @@ async def test_every_level_exhausted_calls_the_fallback_and_operators_see_it(
 
             async def called() -> list[bytes]:
                 return receiver.accepted
+
             from tests.support import eventually
+
             [body] = await eventually(called, what="the fallback webhook")
             assert receiver.attempts == [(200, True)], "signed with the fallback secret"
             call = orjson.loads(body)
-            assert (call["type"], call["alert_id"], call["levels_paged"]) == \
-                ("maillage.oncall.unacknowledged", alert_id, 3)
+            assert (call["type"], call["alert_id"], call["levels_paged"]) == (
+                "maillage.oncall.unacknowledged",
+                alert_id,
+                3,
+            )
             assert "Testperson" not in body.decode(), "the fallback carries no personal data"
             assert (await alert_progress(pole, "refuge-liege", alert_id, state="unacknowledged"))["level"] == 3
 
             operator = operator_token(pole)
             async with httpx.AsyncClient(base_url=running.url) as client:
-                listed = (await client.get("/v1/alerts/unacknowledged",
-                                           headers={"Authorization": f"Bearer {operator}"})).json()["items"]
+                listed = (
+                    await client.get("/v1/alerts/unacknowledged", headers={"Authorization": f"Bearer {operator}"})
+                ).json()["items"]
                 forged = agency_minted_operator_token(pole, "cpas-seraing", "operator")
-                assert_problem(await client.get("/v1/alerts/unacknowledged",
-                                                headers={"Authorization": f"Bearer {forged}"}), 403)
+                assert_problem(
+                    await client.get("/v1/alerts/unacknowledged", headers={"Authorization": f"Bearer {forged}"}), 403
+                )
             assert [(a["alert_id"], a["agency"]) for a in listed] == [(alert_id, POLICE)]
             assert "data" not in listed[0] and "subject_ref" not in listed[0]
 
@@ -163,8 +179,10 @@ async def test_the_same_persons_alerts_are_grouped_not_paged_again(pole: Pole, t
     await start_pole(pole, tmp_path)
     await pole.start_agency("ecoute-namur")
     subject = new_subject_ref()
-    async with dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running, \
-            socket(running, worker_token(pole, LEVEL_1[0])) as first:
+    async with (
+        dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running,
+        socket(running, worker_token(pole, LEVEL_1[0])) as first,
+    ):
         first_id = await raise_alert(pole, subject, severity="high")
         assert (await first.next("alert"))["alert"]["alert_id"] == first_id
         second_id = await raise_alert(pole, subject, severity="high", sender="ecoute-namur")
@@ -201,8 +219,10 @@ async def test_an_alert_after_one_no_one_answered_is_paged_afresh(pole: Pole, tm
 
 async def test_a_worker_coming_on_call_is_paged_for_the_alert_at_their_level(pole: Pole, tmp_path: Path) -> None:
     await start_pole(pole, tmp_path)
-    async with dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running, \
-            socket(running, worker_token(pole, LEVEL_1[0])) as first:
+    async with (
+        dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running,
+        socket(running, worker_token(pole, LEVEL_1[0])) as first,
+    ):
         alert_id = await raise_alert(pole, new_subject_ref())
         await first.next("alert")
         async with socket(running, worker_token(pole, LEVEL_1[1])) as colleague:
@@ -222,8 +242,11 @@ async def test_a_restart_loses_no_alert_and_pages_no_one_twice(pole: Pole, tmp_p
         await first.next("alert")
 
     clock.advance(SECOND * 30)
-    async with dispatcher(pole, clock) as running, socket(running, token) as first, \
-            socket(running, worker_token(pole, LEVEL_2)) as officer:
+    async with (
+        dispatcher(pole, clock) as running,
+        socket(running, token) as first,
+        socket(running, worker_token(pole, LEVEL_2)) as officer,
+    ):
         snapshot = (await first.next("snapshot"))["alerts"]
         assert [(a["alert_id"], a["level"]) for a in snapshot] == [(alert_id, 1)], "still open, same level"
         assert not [m for m in await first.drain() if m["type"] == "alert"], "not paged again for level 1"
@@ -235,8 +258,7 @@ async def test_a_restart_loses_no_alert_and_pages_no_one_twice(pole: Pole, tmp_p
         assert not [m for m in await officer.drain() if m["type"] == "alert"], "level 2 paged once"
 
 
-async def test_bad_tokens_unknown_alerts_and_malformed_messages_get_clear_errors(
-        pole: Pole, tmp_path: Path) -> None:
+async def test_bad_tokens_unknown_alerts_and_malformed_messages_get_clear_errors(pole: Pole, tmp_path: Path) -> None:
     await start_pole(pole, tmp_path)
     async with dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running:
         async with socket(running, None, hello=False) as ws:
@@ -248,9 +270,12 @@ async def test_bad_tokens_unknown_alerts_and_malformed_messages_get_clear_errors
             await ws.send({"type": "auth", "token": worker_token(pole, LEVEL_1[0])})
             await ws.next("hello")  # the same connection, signed in at last
 
-            for message, status in (("{not json", 400), ({"type": "launch"}, 422),
-                                    ({"type": "ack", "alert_id": "x"}, 422),
-                                    ({"type": "ack", "alert_id": "0197a0a0-0000-7000-8000-000000000000"}, 404)):
+            for message, status in (
+                ("{not json", 400),
+                ({"type": "launch"}, 422),
+                ({"type": "ack", "alert_id": "x"}, 422),
+                ({"type": "ack", "alert_id": "0197a0a0-0000-7000-8000-000000000000"}, 404),
+            ):
                 await ws.send(message)
                 error = await ws.next("error")
                 assert error["status"] == status and error["detail"], message
@@ -260,15 +285,18 @@ async def test_bad_tokens_unknown_alerts_and_malformed_messages_get_clear_errors
             assert await ws.drain() == [], "the socket is still up"
 
         async with httpx.AsyncClient(base_url=running.url) as client:
+
             def auth(token: str) -> dict[str, str]:
                 return {"Authorization": f"Bearer {token}"}
+
             ack = "/v1/alerts/0197a0a0-0000-7000-8000-000000000000/ack"
             assert (await client.post(ack)).status_code == 401
             assert (await client.get("/v1/stream", headers=auth("x.y.z"))).status_code == 401
             elsewhere = worker_token(pole, LEVEL_1[0], scopes=(Scope.INBOX_READ,))  # for the agency's own service
             assert (await client.post(ack, headers=auth(elsewhere))).status_code == 401
-            no_scope = mint(pole.trust(POLICE).own, subject=LEVEL_1[0], scopes=(Scope.INBOX_READ,),
-                            audience=DISPATCHER_AUDIENCE)
+            no_scope = mint(
+                pole.trust(POLICE).own, subject=LEVEL_1[0], scopes=(Scope.INBOX_READ,), audience=DISPATCHER_AUDIENCE
+            )
             assert (await client.post(ack, headers=auth(no_scope))).status_code == 403
             bad = await client.post("/v1/alerts/not-an-id/ack", headers=auth(worker_token(pole, LEVEL_1[0])))
             assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
@@ -285,8 +313,7 @@ async def test_a_socket_whose_token_expires_is_told_and_closed(pole: Pole, tmp_p
     from maillage.core.tokens import mint
 
     await start_pole(pole, tmp_path)
-    short = mint(pole.trust(POLICE).own, subject=LEVEL_1[0], scopes=(Scope.ALERTS_ACK,),
-                 lifetime=timedelta(seconds=2))
+    short = mint(pole.trust(POLICE).own, subject=LEVEL_1[0], scopes=(Scope.ALERTS_ACK,), lifetime=timedelta(seconds=2))
     async with dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running, socket(running, short) as ws:
         expired = await ws.next("error", timeout=10)
         assert expired["status"] == 401 and "sign in again" in expired["detail"]

@@ -23,8 +23,9 @@ async def test_consented_referral_reaches_named_agency_with_exactly_permitted_fi
     await pole.start_agency("refuge-liege")
     await pole.start_agency("cpas-seraing")
     subject = new_subject_ref()
-    await consent(pole, "refuge-liege", subject, to=["cpas-seraing"],
-                  categories=["identity", "contact", "location", "narrative"])
+    await consent(
+        pole, "refuge-liege", subject, to=["cpas-seraing"], categories=["identity", "contact", "location", "narrative"]
+    )
 
     event_id = await refer(pole, "refuge-liege", subject, to="cpas-seraing", data=FULL_DATA)
 

@@ -23,16 +23,32 @@ def forged(pole: Pole, **overrides: object) -> str:
     """A token like a real one, signed with the agency's real key, with some claims changed."""
     own = pole.trust(AGENCY).own
     now = datetime.now(UTC)
-    claims = {"iss": issuer_of(AGENCY), "sub": "case-system", "aud": agency_audience(AGENCY), "agency": AGENCY,
-              "iat": now, "nbf": now, "exp": now + timedelta(minutes=10), "scope": "inbox:read"}
+    claims = {
+        "iss": issuer_of(AGENCY),
+        "sub": "case-system",
+        "aud": agency_audience(AGENCY),
+        "agency": AGENCY,
+        "iat": now,
+        "nbf": now,
+        "exp": now + timedelta(minutes=10),
+        "scope": "inbox:read",
+    }
     claims.update(overrides)
     return jwt.encode(claims, own.token, algorithm="EdDSA", headers={"kid": own.token_kid})
 
 
 def unsigned(pole: Pole) -> str:
     header = {"alg": "none", "typ": "JWT", "kid": pole.trust(AGENCY).own.token_kid}
-    body = {"iss": issuer_of(AGENCY), "aud": agency_audience(AGENCY), "agency": AGENCY, "sub": "x",
-            "scope": "inbox:read", "iat": 0, "nbf": 0, "exp": 4102444800}
+    body = {
+        "iss": issuer_of(AGENCY),
+        "aud": agency_audience(AGENCY),
+        "agency": AGENCY,
+        "sub": "x",
+        "scope": "inbox:read",
+        "iat": 0,
+        "nbf": 0,
+        "exp": 4102444800,
+    }
     encode = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")  # noqa: E731
     return f"{encode(header)}.{encode(body)}."
 
@@ -42,16 +58,26 @@ def hs256_with_public_key_as_secret(pole: Pole) -> str:
     public = trust.public.get(trust.own.token_kid, use=KeyUse.TOKENS)
     assert public is not None
     now = datetime.now(UTC)
-    claims = {"iss": issuer_of(AGENCY), "aud": agency_audience(AGENCY), "agency": AGENCY, "sub": "x",
-              "scope": "inbox:read", "iat": now, "nbf": now, "exp": now + timedelta(minutes=5)}
+    claims = {
+        "iss": issuer_of(AGENCY),
+        "aud": agency_audience(AGENCY),
+        "agency": AGENCY,
+        "sub": "x",
+        "scope": "inbox:read",
+        "iat": now,
+        "nbf": now,
+        "exp": now + timedelta(minutes=5),
+    }
     # pyjwt refuses PEM-looking secrets for HMAC, so forge by hand, as an attacker would.
     header = {"alg": "HS256", "typ": "JWT", "kid": trust.own.token_kid}
     import hashlib
     import hmac
 
     def part(d: dict[str, object]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(d, default=lambda t: int(t.timestamp())).encode()
-                                        ).decode().rstrip("=")
+        return (
+            base64.urlsafe_b64encode(json.dumps(d, default=lambda t: int(t.timestamp())).encode()).decode().rstrip("=")
+        )
+
     signing_input = f"{part(header)}.{part(claims)}"
     mac = hmac.new(public.raw, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
@@ -62,23 +88,38 @@ async def get_inbox(client: httpx.AsyncClient, token: str | None) -> httpx.Respo
     return await client.get("/v1/inbox", headers=headers)
 
 
-@pytest.mark.parametrize("case", [
-    "missing", "expired", "not yet valid", "wrong audience", "wrong issuer", "unknown key id", "alg none",
-    "hs256 with the public key as secret", "garbage", "lifetime over an hour",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "expired",
+        "not yet valid",
+        "wrong audience",
+        "wrong issuer",
+        "unknown key id",
+        "alg none",
+        "hs256 with the public key as secret",
+        "garbage",
+        "lifetime over an hour",
+    ],
+)
 async def test_unacceptable_token_is_refused_with_401(pole: Pole, case: str) -> None:
     client = await pole.start_agency(AGENCY)
     now = datetime.now(UTC)
     token = {
         "missing": lambda: None,
-        "expired": lambda: forged(pole, iat=now - timedelta(hours=2), nbf=now - timedelta(hours=2),
-                                  exp=now - timedelta(hours=1)),
+        "expired": lambda: forged(
+            pole, iat=now - timedelta(hours=2), nbf=now - timedelta(hours=2), exp=now - timedelta(hours=1)
+        ),
         "not yet valid": lambda: forged(pole, nbf=now + timedelta(minutes=10), exp=now + timedelta(minutes=20)),
         "wrong audience": lambda: forged(pole, aud="urn:someone:else"),
         "wrong issuer": lambda: forged(pole, iss=issuer_of("zp-meuse")),
-        "unknown key id": lambda: jwt.encode(jwt.decode(forged(pole), options={"verify_signature": False}),
-                                             pole.trust(AGENCY).own.token, algorithm="EdDSA",
-                                             headers={"kid": "nobody.tok.1"}),
+        "unknown key id": lambda: jwt.encode(
+            jwt.decode(forged(pole), options={"verify_signature": False}),
+            pole.trust(AGENCY).own.token,
+            algorithm="EdDSA",
+            headers={"kid": "nobody.tok.1"},
+        ),
         "alg none": lambda: unsigned(pole),
         "hs256 with the public key as secret": lambda: hs256_with_public_key_as_secret(pole),
         "garbage": lambda: "not-a-token",
@@ -96,9 +137,16 @@ async def test_token_without_the_routes_scope_is_refused_with_403(pole: Pole) ->
     token = pole.token(AGENCY, scopes=(Scope.INBOX_READ,))
 
     assert (await get_inbox(client, token)).status_code == 200
-    refused = await client.post("/v1/consents", headers={"Authorization": f"Bearer {token}"},
-                                json={"subject_ref": "s-12345678", "categories": ["identity"],
-                                      "recipients": ["police"], "purposes": ["referral"]})
+    refused = await client.post(
+        "/v1/consents",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "subject_ref": "s-12345678",
+            "categories": ["identity"],
+            "recipients": ["police"],
+            "purposes": ["referral"],
+        },
+    )
     body = assert_problem(refused, 403)
     assert "consent:write" in body["detail"]
 
@@ -107,8 +155,7 @@ async def test_one_agencys_token_never_reads_another_agencys_service(pole: Pole)
     cpas = await pole.start_agency(AGENCY)
     police_token = pole.token("zp-meuse")
     # Even minted by the police zone for the CPAS's service on purpose: the CPAS takes its own tokens only.
-    aimed = mint(pole.trust("zp-meuse").own, subject="x", scopes=(Scope.INBOX_READ,),
-                 audience=agency_audience(AGENCY))
+    aimed = mint(pole.trust("zp-meuse").own, subject="x", scopes=(Scope.INBOX_READ,), audience=agency_audience(AGENCY))
 
     assert "Audience" in assert_problem(await get_inbox(cpas, police_token), 401)["detail"]
     assert_problem(await get_inbox(cpas, aimed), 403)

@@ -44,8 +44,9 @@ DESTINATION_PROBLEM = PROBLEM_TYPE_BASE + "webhook-destination"
 PUBLIC = "192.0.43.10"
 
 
-async def start(pole: Pole, tmp_path: Path, webhooks: dict[str, Any], *, resolver: TableResolver | None = None,
-                **settings: Any) -> None:
+async def start(
+    pole: Pole, tmp_path: Path, webhooks: dict[str, Any], *, resolver: TableResolver | None = None, **settings: Any
+) -> None:
     """The test network (its [webhooks] table), the gateway, the sender and the receiving agency (cpas-seraing)."""
     pole.network_file = webhook_network(tmp_path / "net", webhooks)
     await pole.start_gateway()
@@ -62,16 +63,25 @@ async def send_referral(pole: Pole) -> str:
 
 async def attempted(pole: Pole, hook_id: str, *, count: int = 1) -> list[dict[str, Any]]:
     """The webhook's deliveries, once the first has `count` attempts recorded."""
+
     async def probe() -> list[dict[str, Any]] | None:
         found = await deliveries(pole, "cpas-seraing", hook_id)
         return found if found and len(found[0]["attempts"]) >= count else None
+
     return await eventually(probe, timeout=30, what=f"{count} attempt(s) of webhook {hook_id}")
 
 
 async def delivered(pole: Pole, hook_id: str, event_id: str) -> dict[str, Any]:
     async def probe() -> dict[str, Any] | None:
-        return next((d for d in await deliveries(pole, "cpas-seraing", hook_id)
-                     if d["event_id"] == event_id and d["state"] == "delivered"), None)
+        return next(
+            (
+                d
+                for d in await deliveries(pole, "cpas-seraing", hook_id)
+                if d["event_id"] == event_id and d["state"] == "delivered"
+            ),
+            None,
+        )
+
     return await eventually(probe, timeout=30, what=f"{event_id} delivered to webhook {hook_id}")
 
 
@@ -85,8 +95,11 @@ async def test_webhook_delivery_is_signed_retried_with_backoff_and_traced(pole: 
         event_id = await send_referral(pole)
         delivery = await delivered(pole, hook["id"], event_id)
 
-    assert [(a["outcome"], a["status_code"]) for a in delivery["attempts"]] == \
-        [("failed", 503), ("failed", 503), ("delivered", 200)]
+    assert [(a["outcome"], a["status_code"]) for a in delivery["attempts"]] == [
+        ("failed", 503),
+        ("failed", 503),
+        ("delivered", 200),
+    ]
     assert [a["attempt"] for a in delivery["attempts"]] == [1, 2, 3]
     first, second, third = (datetime.fromisoformat(a["at"]) for a in delivery["attempts"])
     assert (second - first).total_seconds() >= 0.2, "the first retry waits the base delay"
@@ -103,11 +116,14 @@ async def test_managing_webhooks_needs_the_webhooks_manage_scope(pole: Pole, tmp
     cpas = pole["cpas-seraing"]  # its token: events:write, inbox:read, consent:write, as partner systems have
     hook = await register(pole, "cpas-seraing", url)
 
-    for method, path, body in [("POST", "/v1/webhooks", {"url": url}), ("GET", "/v1/webhooks", None),
-                               ("GET", f"/v1/webhooks/{hook['id']}/deliveries", None),
-                               ("POST", f"/v1/webhooks/{hook['id']}/secret", None),
-                               ("POST", f"/v1/webhooks/{hook['id']}/renew", {}),
-                               ("DELETE", f"/v1/webhooks/{hook['id']}", None)]:
+    for method, path, body in [
+        ("POST", "/v1/webhooks", {"url": url}),
+        ("GET", "/v1/webhooks", None),
+        ("GET", f"/v1/webhooks/{hook['id']}/deliveries", None),
+        ("POST", f"/v1/webhooks/{hook['id']}/secret", None),
+        ("POST", f"/v1/webhooks/{hook['id']}/renew", {}),
+        ("DELETE", f"/v1/webhooks/{hook['id']}", None),
+    ]:
         refused = await cpas.request(method, path, json=body)
         assert refused.status_code == 403, (method, path, refused.text)
         assert refused.headers["content-type"] == "application/problem+json"
@@ -116,12 +132,19 @@ async def test_managing_webhooks_needs_the_webhooks_manage_scope(pole: Pole, tmp
 
 
 async def test_destinations_that_are_not_public_https_are_refused_without_saying_why(
-        pole: Pole, tmp_path: Path) -> None:
+    pole: Pole, tmp_path: Path
+) -> None:
     certs = make_certificates(tmp_path / "certs")
     allowed = bound_socket()
     port = port_of(allowed)
-    resolver = TableResolver({"intranet.partner.test": ["10.1.2.3"], "localhost": ["127.0.0.1"],
-                              "mixed.partner.test": [PUBLIC, "192.168.1.20"], "partner.test": [PUBLIC]})
+    resolver = TableResolver(
+        {
+            "intranet.partner.test": ["10.1.2.3"],
+            "localhost": ["127.0.0.1"],
+            "mixed.partner.test": [PUBLIC, "192.168.1.20"],
+            "partner.test": [PUBLIC],
+        }
+    )
     await start(pole, tmp_path, webhooks_table(certs, allowed), resolver=resolver)
     cpas, headers = pole["cpas-seraing"], manager(pole, "cpas-seraing")
 
@@ -138,17 +161,40 @@ async def test_destinations_that_are_not_public_https_are_refused_without_saying
         assert "credentials" in await refused(url)
 
     not_public = [
-        "https://127.0.0.1/hook", "https://localhost/hook", "https://localhost./hook", "https://[::1]/hook",
-        "https://10.0.0.1/", "https://172.16.0.1/", "https://192.168.1.1/", "https://100.64.0.1/",
-        "https://169.254.169.254/latest/meta-data/", "https://[fe80::1]/", "https://[fd00::1]/",
-        "https://0.0.0.0/", "https://[::]/", "https://224.0.0.1/", "https://198.18.0.1/", "https://240.0.0.1/",
+        "https://127.0.0.1/hook",
+        "https://localhost/hook",
+        "https://localhost./hook",
+        "https://[::1]/hook",
+        "https://10.0.0.1/",
+        "https://172.16.0.1/",
+        "https://192.168.1.1/",
+        "https://100.64.0.1/",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[fe80::1]/",
+        "https://[fd00::1]/",
+        "https://0.0.0.0/",
+        "https://[::]/",
+        "https://224.0.0.1/",
+        "https://198.18.0.1/",
+        "https://240.0.0.1/",
         # the same places in other notations
-        "https://2130706433/", "https://0x7f.1/", "https://127.1/", "https://0177.0.0.1/", "https://0x7f000001/",
-        "https://0/", "https://[::ffff:127.0.0.1]/", "https://[::ffff:169.254.169.254]/",
-        "https://[0:0:0:0:0:ffff:7f00:1]/", "https://[::127.0.0.1]/", "https://[64:ff9b::a9fe:a9fe]/",
-        "https://[2002:7f00:1::]/", "https://%31%32%37.0.0.1/",
+        "https://2130706433/",
+        "https://0x7f.1/",
+        "https://127.1/",
+        "https://0177.0.0.1/",
+        "https://0x7f000001/",
+        "https://0/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://[::ffff:169.254.169.254]/",
+        "https://[0:0:0:0:0:ffff:7f00:1]/",
+        "https://[::127.0.0.1]/",
+        "https://[64:ff9b::a9fe:a9fe]/",
+        "https://[2002:7f00:1::]/",
+        "https://%31%32%37.0.0.1/",
         # names: one leading inside, one with an inside address among public ones, one the resolver does not know
-        "https://intranet.partner.test/", "https://mixed.partner.test/", "https://nowhere.partner.test/",
+        "https://intranet.partner.test/",
+        "https://mixed.partner.test/",
+        "https://nowhere.partner.test/",
         # the allow-listed address, on another port
         f"https://127.0.0.1:{port + 1 if port < 65535 else port - 1}/hook",
     ]
@@ -158,16 +204,16 @@ async def test_destinations_that_are_not_public_https_are_refused_without_saying
     for hint in ("10.1.2.3", "192.168", "127.0.0.1", "loopback", "private", "resolve", "listen", "connect"):
         assert hint not in detail
 
-    french = await cpas.post("/v1/webhooks", json={"url": "https://10.0.0.1/"},
-                             headers={**headers, "Accept-Language": "fr"})
+    french = await cpas.post(
+        "/v1/webhooks", json={"url": "https://10.0.0.1/"}, headers={**headers, "Accept-Language": "fr"}
+    )
     assert french.json()["title"] == "Cette destination de webhook n'est pas acceptée"
     assert (await cpas.get("/v1/webhooks", headers=headers)).json() == [], "none of them was registered"
     assert (await cpas.post("/v1/webhooks", json={"url": "ftp://example"}, headers=headers)).status_code == 422
     await register(pole, "cpas-seraing", "https://partner.test/hook")  # a public one is accepted (never called)
 
 
-async def test_a_name_rebound_to_loopback_after_registration_is_never_connected_to(
-        pole: Pole, tmp_path: Path) -> None:
+async def test_a_name_rebound_to_loopback_after_registration_is_never_connected_to(pole: Pole, tmp_path: Path) -> None:
     certs = make_certificates(tmp_path / "certs")
     listener, control = RawReceiver(certs), Receiver()
     sock, control_sock = bound_socket(), bound_socket()
@@ -195,16 +241,21 @@ async def test_webhooks_are_listed_rotated_and_deleted(pole: Pole, tmp_path: Pat
     kept_sock, deleted_sock = bound_socket(), bound_socket()
     await start(pole, tmp_path, webhooks_table(certs, kept_sock, deleted_sock))
     cpas, headers = pole["cpas-seraing"], manager(pole, "cpas-seraing")
-    async with serve_https(kept, certs, kept_sock) as kept_url, \
-            serve_https(deleted, certs, deleted_sock) as deleted_url:
+    async with (
+        serve_https(kept, certs, kept_sock) as kept_url,
+        serve_https(deleted, certs, deleted_sock) as deleted_url,
+    ):
         before = datetime.now(UTC)
-        first = await register(pole, "cpas-seraing", kept_url, lifetime_seconds=10 ** 9)  # asks for 31 years
+        first = await register(pole, "cpas-seraing", kept_url, lifetime_seconds=10**9)  # asks for 31 years
         second = await register(pole, "cpas-seraing", deleted_url)
         listed = (await cpas.get("/v1/webhooks", headers=headers)).json()
         assert [h["id"] for h in listed] == [first["id"], second["id"]]
         assert all("secret" not in h for h in listed), "a secret is shown once, at registration"
-        caller = verify_token(headers["Authorization"].removeprefix("Bearer "), keys=pole.trust("cpas-seraing").public,
-                              audience=agency_audience("cpas-seraing"))
+        caller = verify_token(
+            headers["Authorization"].removeprefix("Bearer "),
+            keys=pole.trust("cpas-seraing").public,
+            audience=agency_audience("cpas-seraing"),
+        )
         assert {h["registered_by"] for h in listed} == {staff_ref(caller)}
         for hook in listed:
             expires = datetime.fromisoformat(hook["expires_at"])
@@ -237,17 +288,21 @@ async def test_an_expired_webhook_receives_nothing_until_renewed(pole: Pole, tmp
     short_sock, control_sock = bound_socket(), bound_socket()
     await start(pole, tmp_path, webhooks_table(certs, short_sock, control_sock))
     cpas, headers = pole["cpas-seraing"], manager(pole, "cpas-seraing")
-    async with serve_https(short, certs, short_sock) as short_url, \
-            serve_https(control, certs, control_sock) as control_url:
+    async with (
+        serve_https(short, certs, short_sock) as short_url,
+        serve_https(control, certs, control_sock) as control_url,
+    ):
         brief = await register(pole, "cpas-seraing", short_url, lifetime_seconds=1)
         short.secret = brief["secret"]
         control.secret = (await register(pole, "cpas-seraing", control_url))["secret"]
-        control_id = next(h["id"] for h in (await cpas.get("/v1/webhooks", headers=headers)).json()
-                          if h["id"] != brief["id"])
+        control_id = next(
+            h["id"] for h in (await cpas.get("/v1/webhooks", headers=headers)).json() if h["id"] != brief["id"]
+        )
 
         async def expired() -> bool:
             listed = (await cpas.get("/v1/webhooks", headers=headers)).json()
             return any(h["id"] == brief["id"] and h["expired"] for h in listed)
+
         await eventually(expired, what="the one-second webhook to expire")
 
         event_id = await send_referral(pole)
@@ -266,17 +321,25 @@ async def test_the_delivery_log_never_tells_why_a_connection_failed(pole: Pole, 
     certs, strangers = make_certificates(tmp_path / "certs"), make_certificates(tmp_path / "other", name="Other CA")
     closed, silent_sock, untrusted_sock = bound_socket(), bound_socket(), bound_socket()  # `closed` never listens
     silent, untrusted = RawReceiver(certs, silent=True), RawReceiver(strangers)
-    await start(pole, tmp_path, webhooks_table(certs, closed, silent_sock, untrusted_sock),
-                webhook_attempt_seconds=1.0, webhook_backoff_seconds=60)
+    await start(
+        pole,
+        tmp_path,
+        webhooks_table(certs, closed, silent_sock, untrusted_sock),
+        webhook_attempt_seconds=1.0,
+        webhook_backoff_seconds=60,
+    )
     async with serve_raw(silent, silent_sock) as silent_url, serve_raw(untrusted, untrusted_sock) as untrusted_url:
-        hooks = [await register(pole, "cpas-seraing", url) for url in
-                 (f"https://127.0.0.1:{port_of(closed)}/hook", silent_url, untrusted_url)]
+        hooks = [
+            await register(pole, "cpas-seraing", url)
+            for url in (f"https://127.0.0.1:{port_of(closed)}/hook", silent_url, untrusted_url)
+        ]
         await send_referral(pole)
         logs = [await attempted(pole, hook["id"]) for hook in hooks]
     assert silent.connections and untrusted.connections, "the listening ones were reached"
     shapes = [[{k: v for k, v in a.items() if k != "at"} for a in log[0]["attempts"]] for log in logs]
-    assert shapes == [[{"attempt": 1, "outcome": "failed", "status_code": None}]] * 3, \
+    assert shapes == [[{"attempt": 1, "outcome": "failed", "status_code": None}]] * 3, (
         "refused, no answer and a bad certificate look the same"
+    )
     text = str(logs)
     for telltale in ("Error", "Timeout", "refused", "certificate", "SSL", "reset"):
         assert telltale not in text
@@ -287,8 +350,13 @@ async def test_a_trickling_receiver_delays_only_its_own_webhook(pole: Pole, tmp_
     certs = make_certificates(tmp_path / "certs")
     slow, fast = RawReceiver(certs, trickle=0.5), Receiver()  # one byte every half second: 30 s for a response
     slow_sock, fast_sock = bound_socket(), bound_socket()
-    await start(pole, tmp_path, webhooks_table(certs, slow_sock, fast_sock),
-                webhook_attempt_seconds=deadline, webhook_backoff_seconds=60)
+    await start(
+        pole,
+        tmp_path,
+        webhooks_table(certs, slow_sock, fast_sock),
+        webhook_attempt_seconds=deadline,
+        webhook_backoff_seconds=60,
+    )
     async with serve_raw(slow, slow_sock) as slow_url, serve_https(fast, certs, fast_sock) as fast_url:
         slow_hook = await register(pole, "cpas-seraing", slow_url)
         fast_hook = await register(pole, "cpas-seraing", fast_url)
@@ -306,7 +374,7 @@ async def test_a_trickling_receiver_delays_only_its_own_webhook(pole: Pole, tmp_
         [cut, *_] = await attempted(pole, slow_hook["id"])
     attempt = cut["attempts"][0]
     assert (cut["event_id"], attempt["outcome"], attempt["status_code"]) == (first, "failed", None)
-    held = (datetime.fromisoformat(attempt["at"]).replace(tzinfo=UTC) - slow.connections[0].accepted_at)
+    held = datetime.fromisoformat(attempt["at"]).replace(tzinfo=UTC) - slow.connections[0].accepted_at
     assert deadline - 0.5 <= held.total_seconds() < deadline + 3, "cut at the deadline, not waited out"
 
 

@@ -17,8 +17,7 @@ async def test_referral_after_withdrawal_is_denied_while_the_one_before_was_deli
     await pole.start_agency("refuge-liege")
     await pole.start_agency("cpas-seraing")
     subject = new_subject_ref()
-    granted = await consent(pole, "refuge-liege", subject, to=["cpas-seraing"],
-                            categories=["identity", "contact"])
+    granted = await consent(pole, "refuge-liege", subject, to=["cpas-seraing"], categories=["identity", "contact"])
     before_id = await refer(pole, "refuge-liege", subject, to="cpas-seraing", data=SOME_DATA)
 
     withdrawn = await pole["refuge-liege"].post(f"/v1/consents/{granted['consent_id']}/withdraw")

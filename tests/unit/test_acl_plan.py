@@ -33,7 +33,8 @@ def test_an_agency_reads_only_its_own_delivery_topic() -> None:
     for reader in NETWORK.agencies:
         for owner in NETWORK.agencies:
             assert allowed(reader.id, Operation.READ, Resource.TOPIC, TOPICS.deliver(owner.id)) == (
-                reader.id == owner.id)
+                reader.id == owner.id
+            )
 
 
 def test_only_the_gateway_writes_delivery_and_audit_topics() -> None:
@@ -47,7 +48,9 @@ def test_an_agencys_statuses_are_written_by_the_gateway_and_read_by_that_agency_
         topic = TOPICS.status(owner.id)
         assert {g.user for g in PLAN if g.operation is Operation.WRITE and g.name == topic} == {GATEWAY_PRINCIPAL}
         assert {g.user for g in PLAN if g.operation is Operation.READ and g.name == topic} == {
-            owner.id, MONITOR_PRINCIPAL}
+            owner.id,
+            MONITOR_PRINCIPAL,
+        }
 
 
 def test_only_the_gateway_writes_the_replayable_dead_letters_and_each_writer_has_its_own() -> None:
@@ -86,7 +89,11 @@ def test_the_gateway_owns_its_transactional_id_and_group() -> None:
 def test_the_dispatcher_reads_only_the_deliveries_of_the_agencies_it_serves() -> None:
     for agency in NETWORK.agencies:
         assert allowed(DISPATCHER_PRINCIPAL, Operation.READ, Resource.TOPIC, TOPICS.deliver(agency.id)) == (
-            agency.id in NETWORK.dispatched)
+            agency.id in NETWORK.dispatched
+        )
     assert allowed(DISPATCHER_PRINCIPAL, Operation.WRITE, Resource.TOPIC, TOPICS.submitted)
-    assert not any(g.operation is Operation.WRITE and g.name.startswith(f"{TOPICS.prefix}maillage.deliver.")
-                   for g in PLAN if g.user == DISPATCHER_PRINCIPAL)
+    assert not any(
+        g.operation is Operation.WRITE and g.name.startswith(f"{TOPICS.prefix}maillage.deliver.")
+        for g in PLAN
+        if g.user == DISPATCHER_PRINCIPAL
+    )

@@ -21,13 +21,23 @@ def audit_chain(length: int) -> list[dict[str, Any]]:
     prev = GENESIS
     for seq in range(1, length + 1):
         record: dict[str, Any] = {
-            "seq": seq, "event_id": f"0190-{seq:04d}", "event_type": "maillage.referral.created.v1",
-            "source": "refuge-liege", "recipient": "cpas-seraing", "sector": "social",
-            "subject_ref": f"s-{seq:08d}", "subject_role": "victim", "legal_basis": "consent",
-            "outcome": "filtered", "delivered": ["identity", "narrative"],
+            "seq": seq,
+            "event_id": f"0190-{seq:04d}",
+            "event_type": "maillage.referral.created.v1",
+            "source": "refuge-liege",
+            "recipient": "cpas-seraing",
+            "sector": "social",
+            "subject_ref": f"s-{seq:08d}",
+            "subject_role": "victim",
+            "legal_basis": "consent",
+            "outcome": "filtered",
+            "delivered": ["identity", "narrative"],
             "removed": {"location": "above_ceiling"},
-            "reason": None, "review": False, "policy_sha256": "ab" * 32,
-            "recorded_at": f"2026-11-25T12:00:{seq % 60:02d}+00:00", "prev_hash": prev,
+            "reason": None,
+            "review": False,
+            "policy_sha256": "ab" * 32,
+            "recorded_at": f"2026-11-25T12:00:{seq % 60:02d}+00:00",
+            "prev_hash": prev,
         }
         record["hash"] = chain_hash(record, prev_hash=prev)
         prev = record["hash"]
@@ -93,7 +103,7 @@ def test_walking_in_chunks_finds_what_walking_at_once_finds(length: int, chunk: 
         records[victim] = {**records[victim], "outcome": "delivered"}
     walk = ChainWalk()
     for start in range(0, length, chunk):
-        walk.feed(records[start:start + chunk])
+        walk.feed(records[start : start + chunk])
 
     assert walk.records == length
     assert (None if walk.broken is None else walk.broken["seq"]) == first_broken(records)
@@ -101,10 +111,14 @@ def test_walking_in_chunks_finds_what_walking_at_once_finds(length: int, chunk: 
     assert walk.policy_sha256s == (["ab" * 32] if length else [])
 
 
-json_leaves = (st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1)
-               | st.text(alphabet=st.characters(codec="utf-8")))
-json_values = st.recursive(json_leaves, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+json_leaves = (
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(alphabet=st.characters(codec="utf-8"))
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 @given(record=st.dictionaries(st.text(max_size=12), json_values, max_size=8))

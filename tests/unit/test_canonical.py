@@ -15,14 +15,20 @@ from maillage.core.vocabulary import Category
 pytestmark = pytest.mark.unit
 
 ASCII_KEYS = st.text(alphabet=st.characters(max_codepoint=127), max_size=8)
-FAST_LEAVES = (st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text()
-               | st.sampled_from(list(Category)))
-FAST = st.recursive(FAST_LEAVES, lambda inner: st.lists(inner, max_size=4)
-                    | st.dictionaries(ASCII_KEYS, inner, max_size=4), max_leaves=30)
-ANY_LEAVES = (st.none() | st.booleans() | st.integers() | st.text()
-              | st.floats(allow_nan=False, allow_infinity=False))
-ANY = st.recursive(ANY_LEAVES, lambda inner: st.lists(inner, max_size=4)
-                   | st.dictionaries(st.text(max_size=4), inner, max_size=4), max_leaves=20)
+FAST_LEAVES = (
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text() | st.sampled_from(list(Category))
+)
+FAST = st.recursive(
+    FAST_LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ASCII_KEYS, inner, max_size=4),
+    max_leaves=30,
+)
+ANY_LEAVES = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False, allow_infinity=False)
+ANY = st.recursive(
+    ANY_LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=20,
+)
 
 
 def _rfc8785(value: Any) -> bytes | type[Exception]:

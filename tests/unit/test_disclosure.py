@@ -87,14 +87,17 @@ def policies(draw: st.DrawFn) -> Policy:
     lines = ['version = "generated"']
     for sector in Sector:
         lines.append(f"[ceiling.{sector.value}]")
-        lines += [f"{role.value} = {_toml_list(cats, star=star)}"
-                  for (s, role), cats in ceilings.items() if s is sector]
+        lines += [
+            f"{role.value} = {_toml_list(cats, star=star)}" for (s, role), cats in ceilings.items() if s is sector
+        ]
     danger_sectors = draw(st.frozensets(sectors))
     when_children = draw(st.frozensets(sectors))
-    lines += ["[danger]",
-              "sectors = [" + ", ".join(f'"{s.value}"' for s in sorted(danger_sectors)) + "]",
-              "sectors_when_children = [" + ", ".join(f'"{s.value}"' for s in sorted(when_children)) + "]",
-              f"categories = {_toml_list(draw(categories), star=star)}"]
+    lines += [
+        "[danger]",
+        "sectors = [" + ", ".join(f'"{s.value}"' for s in sorted(danger_sectors)) + "]",
+        "sectors_when_children = [" + ", ".join(f'"{s.value}"' for s in sorted(when_children)) + "]",
+        f"categories = {_toml_list(draw(categories), star=star)}",
+    ]
     policy = parse_policy("\n".join(lines).encode())
     assert dict(policy.ceilings) == ceilings
     return policy
@@ -105,8 +108,12 @@ def referral(parts: frozenset[Category]) -> ReferralCreated:
 
 
 def alert(parts: frozenset[Category], *, justification: str | None) -> AlertRaised:
-    return AlertRaised(**{c.value: PARTS[c] for c in parts}, severity=Severity.IMMINENT,
-                       kind=AlertKind.THREAT, justification=justification)
+    return AlertRaised(
+        **{c.value: PARTS[c] for c in parts},
+        severity=Severity.IMMINENT,
+        kind=AlertKind.THREAT,
+        justification=justification,
+    )
 
 
 def consent_oracle(grants: list[Grant], recipient: Recipient, purpose: Purpose) -> frozenset[Category]:
@@ -123,12 +130,25 @@ def consent_oracle(grants: list[Grant], recipient: Recipient, purpose: Purpose) 
     return frozenset(allowed)
 
 
-def delivered_share(payload: EventPayload, *, policy: Policy, role: Role, recipient: Recipient,
-                    basis: LegalBasis, grants: list[Grant], purpose: Purpose,
-                    ) -> tuple[Disclosure, EventPayload]:
+def delivered_share(
+    payload: EventPayload,
+    *,
+    policy: Policy,
+    role: Role,
+    recipient: Recipient,
+    basis: LegalBasis,
+    grants: list[Grant],
+    purpose: Purpose,
+) -> tuple[Disclosure, EventPayload]:
     consented = consented_categories(grants, discloser=SENDER, recipient=recipient, purpose=purpose, at=AT)
-    decision = decide(policy=policy, role=role, present=present_categories(payload), recipient=recipient,
-                      basis=basis, consented=consented)
+    decision = decide(
+        policy=policy,
+        role=role,
+        present=present_categories(payload),
+        recipient=recipient,
+        basis=basis,
+        consented=consented,
+    )
     return decision, restrict(payload, decision.delivered)
 
 
@@ -141,20 +161,30 @@ def assert_decision_consistent(decision: Disclosure, payload_cats: frozenset[Cat
     else:
         assert decision.outcome is Outcome.DENIED
         assert decision.reason is not None
-    assert decision.needs_review == (decision.basis is LegalBasis.DANGER
-                                     and decision.outcome is not Outcome.DENIED)
+    assert decision.needs_review == (decision.basis is LegalBasis.DANGER and decision.outcome is not Outcome.DENIED)
 
 
 @settings(max_examples=300)
-@given(policy=policies(), role=roles, recipient=recipients, purpose=purposes,
-       grants=st.lists(grants, max_size=4), parts=categories)
+@given(
+    policy=policies(),
+    role=roles,
+    recipient=recipients,
+    purpose=purposes,
+    grants=st.lists(grants, max_size=4),
+    parts=categories,
+)
 def test_recipient_receives_exactly_payload_and_consent_and_ceiling(
-    policy: Policy, role: Role, recipient: Recipient, purpose: Purpose, grants: list[Grant],
+    policy: Policy,
+    role: Role,
+    recipient: Recipient,
+    purpose: Purpose,
+    grants: list[Grant],
     parts: frozenset[Category],
 ) -> None:
     payload = referral(parts)
-    decision, share = delivered_share(payload, policy=policy, role=role, recipient=recipient,
-                                      basis=LegalBasis.CONSENT, grants=grants, purpose=purpose)
+    decision, share = delivered_share(
+        payload, policy=policy, role=role, recipient=recipient, basis=LegalBasis.CONSENT, grants=grants, purpose=purpose
+    )
 
     consented = consent_oracle(grants, recipient, purpose)
     expected = parts & consented & policy.ceiling(recipient.sector, role)
@@ -170,23 +200,37 @@ def test_recipient_receives_exactly_payload_and_consent_and_ceiling(
 
 
 @settings(max_examples=300)
-@given(policy=policies(), role=roles, recipient=recipients, purpose=purposes,
-       grants=st.lists(grants, max_size=4), parts=categories,
-       justification=st.sampled_from([None, "He announced he would come back tonight with a weapon."]))
+@given(
+    policy=policies(),
+    role=roles,
+    recipient=recipients,
+    purpose=purposes,
+    grants=st.lists(grants, max_size=4),
+    parts=categories,
+    justification=st.sampled_from([None, "He announced he would come back tonight with a weapon."]),
+)
 def test_danger_alert_receives_exactly_payload_and_danger_rule_and_ceiling(
-    policy: Policy, role: Role, recipient: Recipient, purpose: Purpose, grants: list[Grant],
-    parts: frozenset[Category], justification: str | None,
+    policy: Policy,
+    role: Role,
+    recipient: Recipient,
+    purpose: Purpose,
+    grants: list[Grant],
+    parts: frozenset[Category],
+    justification: str | None,
 ) -> None:
     payload = alert(parts, justification=justification)
     payload_cats = parts | ({Category.NARRATIVE} if justification else frozenset())
-    basis = basis_for(policy=policy, requested=LegalBasis.DANGER, recipient=recipient,
-                      has_children=Category.CHILDREN in parts)
-    decision, share = delivered_share(payload, policy=policy, role=role, recipient=recipient,
-                                      basis=basis, grants=grants, purpose=purpose)
+    basis = basis_for(
+        policy=policy, requested=LegalBasis.DANGER, recipient=recipient, has_children=Category.CHILDREN in parts
+    )
+    decision, share = delivered_share(
+        payload, policy=policy, role=role, recipient=recipient, basis=basis, grants=grants, purpose=purpose
+    )
 
     ceiling = policy.ceiling(recipient.sector, role)
-    opened = (recipient.sector in policy.danger.sectors
-              or (Category.CHILDREN in parts and recipient.sector in policy.danger.sectors_when_children))
+    opened = recipient.sector in policy.danger.sectors or (
+        Category.CHILDREN in parts and recipient.sector in policy.danger.sectors_when_children
+    )
     if opened:
         assert basis is LegalBasis.DANGER
         expected = payload_cats & policy.danger.categories & ceiling  # consent neither needed nor widening
@@ -201,7 +245,8 @@ def test_danger_alert_receives_exactly_payload_and_danger_rule_and_ceiling(
 
 @given(parts=categories, allowed=categories)
 def test_restrict_removes_every_personal_field_outside_the_allowed_categories(
-    parts: frozenset[Category], allowed: frozenset[Category],
+    parts: frozenset[Category],
+    allowed: frozenset[Category],
 ) -> None:
     share = restrict(referral(parts), allowed).model_dump(mode="json", exclude_none=True)
 
@@ -209,21 +254,51 @@ def test_restrict_removes_every_personal_field_outside_the_allowed_categories(
 
 
 @settings(max_examples=200)
-@given(policy=policies(), role=roles, recipient=recipients, purpose=purposes,
-       own=st.lists(grants, max_size=3), others=st.lists(grants, max_size=3), parts=categories)
+@given(
+    policy=policies(),
+    role=roles,
+    recipient=recipients,
+    purpose=purposes,
+    own=st.lists(grants, max_size=3),
+    others=st.lists(grants, max_size=3),
+    parts=categories,
+)
 def test_a_consent_registered_by_another_agency_never_widens_the_senders_disclosure(
-    policy: Policy, role: Role, recipient: Recipient, purpose: Purpose, own: list[Grant], others: list[Grant],
+    policy: Policy,
+    role: Role,
+    recipient: Recipient,
+    purpose: Purpose,
+    own: list[Grant],
+    others: list[Grant],
     parts: frozenset[Category],
 ) -> None:
     mine = [Grant(**{**g.__dict__, "obtained_by": SENDER}) for g in own]
     # What a recipient (or anyone else) registered for the same person, however wide.
-    foreign = [Grant(**{**g.__dict__, "obtained_by": "zp-meuse", "categories": ALL_CATEGORIES,
-                        "recipients": frozenset(RECIPIENT_TOKENS), "valid_until": None}) for g in others]
+    foreign = [
+        Grant(
+            **{
+                **g.__dict__,
+                "obtained_by": "zp-meuse",
+                "categories": ALL_CATEGORIES,
+                "recipients": frozenset(RECIPIENT_TOKENS),
+                "valid_until": None,
+            }
+        )
+        for g in others
+    ]
     payload = referral(parts)
 
-    alone, _ = delivered_share(payload, policy=policy, role=role, recipient=recipient, basis=LegalBasis.CONSENT,
-                               grants=mine, purpose=purpose)
-    beside, _ = delivered_share(payload, policy=policy, role=role, recipient=recipient, basis=LegalBasis.CONSENT,
-                                grants=mine + foreign, purpose=purpose)
+    alone, _ = delivered_share(
+        payload, policy=policy, role=role, recipient=recipient, basis=LegalBasis.CONSENT, grants=mine, purpose=purpose
+    )
+    beside, _ = delivered_share(
+        payload,
+        policy=policy,
+        role=role,
+        recipient=recipient,
+        basis=LegalBasis.CONSENT,
+        grants=mine + foreign,
+        purpose=purpose,
+    )
 
     assert beside == alone

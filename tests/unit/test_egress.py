@@ -20,10 +20,32 @@ from maillage.core.settings import DEFAULT_NETWORK
 
 pytestmark = pytest.mark.unit
 
-NOT_PUBLIC_NETWORKS = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-                       "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
-                       "203.0.113.0/24", "192.88.99.0/24", "224.0.0.0/4", "240.0.0.0/4", "::/128", "::1/128",
-                       "fc00::/7", "fe80::/10", "ff00::/8", "2001:db8::/32", "2001::/32", "64:ff9b:1::/48", "fec0::/10"]
+NOT_PUBLIC_NETWORKS = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "192.88.99.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+    "2001:db8::/32",
+    "2001::/32",
+    "64:ff9b:1::/48",
+    "fec0::/10",
+]
 PUBLIC = ["8.8.8.8", "192.0.43.10", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"]
 URL = TypeAdapter(AnyHttpUrl)
 
@@ -42,8 +64,11 @@ def test_addresses_anyone_on_the_internet_reaches_are_public(address: str) -> No
 
 @given(st.ip_addresses(v=4))
 def test_an_ipv4_address_is_public_in_every_ipv6_disguise_or_in_none(address: IPv4Address) -> None:
-    disguises = [IPv6Address(f"::ffff:{address}"), IPv6Address(int(ip_address("64:ff9b::")) | int(address)),
-                 IPv6Address((0x2002 << 112) | (int(address) << 80))]
+    disguises = [
+        IPv6Address(f"::ffff:{address}"),
+        IPv6Address(int(ip_address("64:ff9b::")) | int(address)),
+        IPv6Address((0x2002 << 112) | (int(address) << 80)),
+    ]
     assert {is_public(d) for d in disguises} == {is_public(address)}
     if not address.is_global:
         assert not is_public(address)
@@ -65,10 +90,24 @@ async def refusal(checked: EgressPolicy, url: str) -> str:
     return refused.value.detail
 
 
-@pytest.mark.parametrize("raw", ["https://2130706433/", "https://0x7f.1/", "https://127.1/", "https://0177.0.0.1/",
-                                 "https://0x7f000001/", "https://0/", "https://[::ffff:127.0.0.1]/",
-                                 "https://[::127.0.0.1]/", "https://%31%32%37.0.0.1/", "https://\uff11\uff12\uff17.0.0.1/",
-                                 "https://localhost./", "https://LOCALHOST/", "https://[::ffff:a9fe:a9fe]/"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://2130706433/",
+        "https://0x7f.1/",
+        "https://127.1/",
+        "https://0177.0.0.1/",
+        "https://0x7f000001/",
+        "https://0/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://[::127.0.0.1]/",
+        "https://%31%32%37.0.0.1/",
+        "https://\uff11\uff12\uff17.0.0.1/",
+        "https://localhost./",
+        "https://LOCALHOST/",
+        "https://[::ffff:a9fe:a9fe]/",
+    ],
+)
 async def test_other_notations_of_internal_addresses_are_refused_as_written_and_as_normalised(raw: str) -> None:
     checked = policy(localhost=["127.0.0.1"])
     normalised = str(URL.validate_python(raw))  # what the API stores: pydantic's reading of the URL
@@ -77,8 +116,9 @@ async def test_other_notations_of_internal_addresses_are_refused_as_written_and_
 
 
 async def test_a_name_is_public_only_if_every_address_it_resolves_to_is() -> None:
-    checked = policy(partner_test=["192.0.43.10"], mixed_test=["192.0.43.10", "10.0.0.7"],
-                     inside_test=["fd12::1"], empty_test=[])
+    checked = policy(
+        partner_test=["192.0.43.10"], mixed_test=["192.0.43.10", "10.0.0.7"], inside_test=["fd12::1"], empty_test=[]
+    )
     assert await checked.check("https://partner.test/hook") == Destination(host="partner.test", port=443)
     for url in ("https://mixed.test/", "https://inside.test/", "https://empty.test/", "https://unknown.test/"):
         assert await refusal(checked, url) == REFUSED, url
@@ -101,8 +141,9 @@ async def test_cleartext_and_credentials_are_refused_even_when_allow_listed() ->
     assert await refusal(checked, "https://token@127.0.0.1:8443/hook") == CREDENTIALS
 
 
-def write_network(tmp_path: Path, *, webhooks: dict[str, object] | None = None, fallback_url: str | None = None
-                  ) -> Path:
+def write_network(
+    tmp_path: Path, *, webhooks: dict[str, object] | None = None, fallback_url: str | None = None
+) -> Path:
     doc = tomllib.loads(DEFAULT_NETWORK.read_text())
     doc["policy"] = str(load_network(DEFAULT_NETWORK).policy)
     if webhooks is not None:
@@ -121,8 +162,7 @@ def test_the_demo_network_allow_lists_no_webhook_destination() -> None:
 
 
 def test_the_webhooks_ca_file_is_relative_to_the_network_file(tmp_path: Path) -> None:
-    path = write_network(tmp_path, webhooks={"ca_file": "certs/ca.pem",
-                                             "allow": [{"host": "127.0.0.1", "port": 8443}]})
+    path = write_network(tmp_path, webhooks={"ca_file": "certs/ca.pem", "allow": [{"host": "127.0.0.1", "port": 8443}]})
     network = load_network(path)
     assert network.webhooks.ca_file == (tmp_path / "certs" / "ca.pem").resolve()
     assert EgressPolicy.from_network(network.webhooks).allow == {Destination("127.0.0.1", 8443)}
@@ -130,6 +170,7 @@ def test_the_webhooks_ca_file_is_relative_to_the_network_file(tmp_path: Path) ->
 
 @pytest.mark.parametrize("url", ["http://pager.example.org/maillage", "https://u:p@pager.example.org/maillage"])
 def test_a_fallback_url_in_clear_or_with_credentials_is_refused_when_the_network_loads(
-        tmp_path: Path, url: str) -> None:
+    tmp_path: Path, url: str
+) -> None:
     with pytest.raises(NetworkError, match="fallback_url"):
         load_network(write_network(tmp_path, fallback_url=url))

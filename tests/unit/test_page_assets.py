@@ -25,8 +25,19 @@ def test_each_page_has_its_script_and_stylesheet_typed_and_never_cached(page: st
         assert response.headers["x-content-type-options"] == "nosniff"
 
 
-@pytest.mark.parametrize("name", ["oncall.html", "..", "../api.py", "../static/oncall.js",
-                                  "../../monitor/static/dashboard.js", "nothing.js", ".js", ""])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "oncall.html",
+        "..",
+        "../api.py",
+        "../static/oncall.js",
+        "../../monitor/static/dashboard.js",
+        "nothing.js",
+        ".js",
+        "",
+    ],
+)
 def test_a_name_that_is_not_one_of_the_folders_assets_is_not_found(name: str) -> None:
     with pytest.raises(NotFound):
         asset(FOLDERS["oncall"], name)

@@ -22,19 +22,33 @@ def cats(cell: str) -> frozenset[Category]:
 
 # DESIGN.md, "Default policy": recipient sector → (victim, perpetrator, child, other).
 DESIGN_TABLE = {
-    Sector.VICTIM_SUPPORT: (ALL, "identity, risk, judicial, narrative", "identity, children, risk, narrative",
-                            "identity"),
+    Sector.VICTIM_SUPPORT: (
+        ALL,
+        "identity, risk, judicial, narrative",
+        "identity, children, risk, narrative",
+        "identity",
+    ),
     Sector.PERPETRATOR_SUPPORT: ("risk", "identity, contact, risk, judicial, health, narrative", "·", "·"),
-    Sector.POLICE: ("identity, contact, location, children, risk, judicial",
-                    "identity, contact, location, risk, judicial", "identity, children, risk", "identity"),
-    Sector.JUSTICE: ("identity, children, risk, judicial", "identity, risk, judicial",
-                     "identity, children, risk", "identity"),
-    Sector.HEALTH: ("identity, contact, health, risk", "identity, health, risk", "identity, children, health",
-                    "identity"),
-    Sector.SOCIAL: ("identity, contact, children, narrative", "identity, contact", "identity, children",
-                    "identity"),
-    Sector.CHILD_PROTECTION: ("identity, contact, children, risk", "identity, risk, judicial", ALL,
-                              "identity"),
+    Sector.POLICE: (
+        "identity, contact, location, children, risk, judicial",
+        "identity, contact, location, risk, judicial",
+        "identity, children, risk",
+        "identity",
+    ),
+    Sector.JUSTICE: (
+        "identity, children, risk, judicial",
+        "identity, risk, judicial",
+        "identity, children, risk",
+        "identity",
+    ),
+    Sector.HEALTH: (
+        "identity, contact, health, risk",
+        "identity, health, risk",
+        "identity, children, health",
+        "identity",
+    ),
+    Sector.SOCIAL: ("identity, contact, children, narrative", "identity, contact", "identity, children", "identity"),
+    Sector.CHILD_PROTECTION: ("identity, contact, children, risk", "identity, risk, judicial", ALL, "identity"),
     Sector.HOUSING: ("identity, contact, children", "identity", "·", "·"),
 }
 ROLES = (Role.VICTIM, Role.PERPETRATOR, Role.CHILD, Role.OTHER)
@@ -48,7 +62,10 @@ def default_policy() -> Policy:
 
 @pytest.mark.parametrize(("sector", "role", "expected"), CELLS, ids=[f"{s}-{r}" for s, r, _ in CELLS])
 def test_default_ceiling_matches_the_design_table(
-    default_policy: Policy, sector: Sector, role: Role, expected: frozenset[Category],
+    default_policy: Policy,
+    sector: Sector,
+    role: Role,
+    expected: frozenset[Category],
 ) -> None:
     assert default_policy.ceiling(sector, role) == expected
 
@@ -61,8 +78,13 @@ def test_default_danger_rule_opens_police_justice_victim_support_and_child_prote
     default_policy: Policy,
 ) -> None:
     danger = default_policy.danger
-    assert danger.categories == {Category.IDENTITY, Category.CONTACT, Category.LOCATION, Category.CHILDREN,
-                                 Category.RISK}
+    assert danger.categories == {
+        Category.IDENTITY,
+        Category.CONTACT,
+        Category.LOCATION,
+        Category.CHILDREN,
+        Category.RISK,
+    }
     for sector in (Sector.POLICE, Sector.JUSTICE, Sector.VICTIM_SUPPORT):
         assert danger.opens(sector, has_children=False)
     assert danger.opens(Sector.CHILD_PROTECTION, has_children=True)
@@ -103,7 +125,7 @@ BROKEN = {
     "categories not a list": VALID.replace('victim = ["identity"]', 'victim = "identity"'),
     "categories a number": VALID.replace('victim = ["identity"]', "victim = 3"),
     "sector not a table": VALID.replace('[ceiling.police]\nvictim = ["identity"]', "ceiling = 3"),
-    "role not a table": VALID.replace('[ceiling.police]\nvictim = ["identity"]', 'ceiling = { police = 3 }'),
+    "role not a table": VALID.replace('[ceiling.police]\nvictim = ["identity"]', "ceiling = { police = 3 }"),
     "danger sectors a number": VALID.replace('sectors = ["police"]', "sectors = 1"),
 }
 

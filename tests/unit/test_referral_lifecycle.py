@@ -16,8 +16,9 @@ ALLOWED = {
     (ReferralState.RECEIVED, ReferralDecision.CLOSED): ReferralState.CLOSED,
     (ReferralState.ACCEPTED, ReferralDecision.CLOSED): ReferralState.CLOSED,
 }
-REFUSED = [(state, decision) for state in ReferralState for decision in ReferralDecision
-           if (state, decision) not in ALLOWED]
+REFUSED = [
+    (state, decision) for state in ReferralState for decision in ReferralDecision if (state, decision) not in ALLOWED
+]
 
 
 @pytest.mark.parametrize(("current", "decision"), list(ALLOWED))
@@ -27,7 +28,8 @@ def test_a_received_or_accepted_referral_moves_on(current: ReferralState, decisi
 
 @pytest.mark.parametrize(("current", "decision"), REFUSED)
 def test_a_referral_cannot_go_back_nor_be_answered_twice(
-    current: ReferralState, decision: ReferralDecision,
+    current: ReferralState,
+    decision: ReferralDecision,
 ) -> None:
     with pytest.raises(InvalidTransition, match=f"{current.value} cannot be {decision.value}"):
         next_state(current, decision)

@@ -26,8 +26,7 @@ WEBHOOKS_MANAGE = [Allowed(Scope.WEBHOOKS_MANAGE)]
 router = APIRouter(prefix="/v1", responses=ERRORS)  # type: ignore[arg-type]
 
 
-@router.post("/consents", status_code=status.HTTP_201_CREATED, tags=["consents"],
-             dependencies=CONSENT_WRITE)
+@router.post("/consents", status_code=status.HTTP_201_CREATED, tags=["consents"], dependencies=CONSENT_WRITE)
 async def register_consent(body: c.ConsentIn, ctx: Context, key: IdempotencyKey = None) -> c.ConsentOut:
     return await services.register_consent(ctx, body, idempotency_key=key)
 
@@ -44,8 +43,7 @@ async def list_consents(
     return await services.list_consents(ctx, subject_ref)
 
 
-@router.post("/referrals", status_code=status.HTTP_202_ACCEPTED, tags=["referrals"],
-             dependencies=EVENTS_WRITE)
+@router.post("/referrals", status_code=status.HTTP_202_ACCEPTED, tags=["referrals"], dependencies=EVENTS_WRITE)
 async def send_referral(body: c.ReferralIn, ctx: Context, key: IdempotencyKey = None) -> c.ReferralAccepted:
     return await services.send_referral(ctx, body, idempotency_key=key)
 
@@ -61,15 +59,14 @@ async def respond_to_referral(referral_id: str, body: c.ReferralResponseIn, ctx:
 
 
 @router.post("/alerts", status_code=status.HTTP_202_ACCEPTED, tags=["alerts"])
-async def raise_alert(body: c.AlertIn, ctx: Context, caller: Annotated[Principal, Allowed(Scope.EVENTS_WRITE)],
-                      key: IdempotencyKey = None) -> c.AcceptedEvent:
+async def raise_alert(
+    body: c.AlertIn, ctx: Context, caller: Annotated[Principal, Allowed(Scope.EVENTS_WRITE)], key: IdempotencyKey = None
+) -> c.AcceptedEvent:
     return await services.raise_alert(ctx, body, idempotency_key=key, raised_by=staff_ref(caller))
 
 
 @router.get("/inbox", tags=["inbox"], dependencies=INBOX_READ)
-async def inbox(
-    ctx: Context, cursor: Cursor = None, limit: Limit = 50
-) -> c.InboxPage:
+async def inbox(ctx: Context, cursor: Cursor = None, limit: Limit = 50) -> c.InboxPage:
     return await services.inbox(ctx, cursor=cursor, limit=limit)
 
 
@@ -79,8 +76,9 @@ async def event_fate(event_id: str, ctx: Context) -> c.EventFate:
 
 
 @router.post("/webhooks", status_code=status.HTTP_201_CREATED, tags=["webhooks"])
-async def register_webhook(body: c.WebhookIn, ctx: Context,
-                           caller: Annotated[Principal, Allowed(Scope.WEBHOOKS_MANAGE)]) -> c.WebhookCreated:
+async def register_webhook(
+    body: c.WebhookIn, ctx: Context, caller: Annotated[Principal, Allowed(Scope.WEBHOOKS_MANAGE)]
+) -> c.WebhookCreated:
     return await services.register_webhook(ctx, body, registered_by=staff_ref(caller))
 
 
@@ -89,8 +87,9 @@ async def list_webhooks(ctx: Context) -> list[c.WebhookOut]:
     return await services.list_webhooks(ctx)
 
 
-@router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["webhooks"],
-               dependencies=WEBHOOKS_MANAGE)
+@router.delete(
+    "/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["webhooks"], dependencies=WEBHOOKS_MANAGE
+)
 async def delete_webhook(webhook_id: str, ctx: Context) -> None:
     await services.delete_webhook(ctx, webhook_id)
 
@@ -106,6 +105,7 @@ async def renew_webhook(webhook_id: str, body: c.WebhookRenewal, ctx: Context) -
 
 
 @router.get("/webhooks/{webhook_id}/deliveries", tags=["webhooks"], dependencies=WEBHOOKS_MANAGE)
-async def webhook_deliveries(webhook_id: str, ctx: Context, cursor: Cursor = None, limit: Limit = 50
-                             ) -> c.WebhookDeliveryPage:
+async def webhook_deliveries(
+    webhook_id: str, ctx: Context, cursor: Cursor = None, limit: Limit = 50
+) -> c.WebhookDeliveryPage:
     return await services.webhook_deliveries(ctx, webhook_id, cursor=cursor, limit=limit)

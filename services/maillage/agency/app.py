@@ -40,17 +40,32 @@ def create_app(settings: AgencySettings, *, resolver: Resolver | None = None) ->
         producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
         await producer.start()
         relay = OutboxRelay(sessions, producer, name=f"agency:{agency.id}")
-        ctx = AgencyContext(agency=agency, network=settings.network, topics=topics,
-                            sessions=sessions, relay=relay, trust=Trust.load(settings.key_dirs, agency.id),
-                            egress=egress, webhook_max_lifetime=timedelta(days=settings.webhook_max_lifetime_days))
-        consumer = bus.consumer(settings.bootstrap, topics.deliver(agency.id), topics.status(agency.id),
-                                group_id=f"{topics.prefix}maillage.agency.{agency.id}",
-                                auth=settings.kafka_auth)
+        ctx = AgencyContext(
+            agency=agency,
+            network=settings.network,
+            topics=topics,
+            sessions=sessions,
+            relay=relay,
+            trust=Trust.load(settings.key_dirs, agency.id),
+            egress=egress,
+            webhook_max_lifetime=timedelta(days=settings.webhook_max_lifetime_days),
+        )
+        consumer = bus.consumer(
+            settings.bootstrap,
+            topics.deliver(agency.id),
+            topics.status(agency.id),
+            group_id=f"{topics.prefix}maillage.agency.{agency.id}",
+            auth=settings.kafka_auth,
+        )
         await consumer.start()
-        webhooks = WebhookDispatcher(sessions, clock=ctx.clock, egress=egress,
-                                     backoff_base=settings.webhook_backoff_seconds,
-                                     attempt_seconds=settings.webhook_attempt_seconds,
-                                     concurrency=settings.webhook_concurrency)
+        webhooks = WebhookDispatcher(
+            sessions,
+            clock=ctx.clock,
+            egress=egress,
+            backoff_base=settings.webhook_backoff_seconds,
+            attempt_seconds=settings.webhook_attempt_seconds,
+            concurrency=settings.webhook_concurrency,
+        )
         handlers = AgencyHandlers(ctx, producer, on_inbox=webhooks.notify)
         tasks = TaskGroup()
         tasks.start(relay.run(), name="outbox-relay")
@@ -70,10 +85,16 @@ def create_app(settings: AgencySettings, *, resolver: Resolver | None = None) ->
         title=f"Maillage agency service — {agency.name}",
         version="1",
         summary="Consented referrals and safety alerts between agencies, through the consent gateway.",
-        lifespan=lifespan, docs_url=None, redoc_url=None,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
 
-    install_common(app, max_body_bytes=settings.max_body_bytes, audience=agency_audience(agency.id),
-                   scrape_token=settings.scrape_token())
+    install_common(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        audience=agency_audience(agency.id),
+        scrape_token=settings.scrape_token(),
+    )
     app.include_router(router)
     return app

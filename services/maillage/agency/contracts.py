@@ -97,13 +97,16 @@ class AlertIn(Body):
     legal_basis: LegalBasis = LegalBasis.CONSENT
     purpose: Purpose = Purpose.SAFETY_PLANNING
     justification: LongText | None = Field(
-        default=None, description="Required when legal_basis is `danger` (Penal Code art. 458bis).")
+        default=None, description="Required when legal_basis is `danger` (Penal Code art. 458bis)."
+    )
     data: PersonalData
 
 
 class AlertProgressOut(Body):
-    state: str = Field(description="`escalated` (a further level was paged), `unacknowledged` (every level was "
-                                   "paged in vain) or `acknowledged` (a worker took it in hand).")
+    state: str = Field(
+        description="`escalated` (a further level was paged), `unacknowledged` (every level was "
+        "paged in vain) or `acknowledged` (a worker took it in hand)."
+    )
     level: int = Field(description="The escalation level reached, or of the worker who acknowledged.")
     escalated_at: datetime | None
     acknowledged_at: datetime | None
@@ -120,7 +123,8 @@ class RecipientOutcome(Body):
     review: bool
     decided_at: datetime
     alert: AlertProgressOut | None = Field(
-        default=None, description="For an alert: what the recipient's on-call workers did with it.")
+        default=None, description="For an alert: what the recipient's on-call workers did with it."
+    )
 
 
 class EventFate(Body):
@@ -150,14 +154,23 @@ class InboxPage(Body):
     next_cursor: str | None
 
 
-Lifetime = Annotated[int | None, Field(ge=1, description=(
-    "Seconds it receives pushes from now; at most the service's maximum (30 days unless configured), "
-    "which is also the default."))]
+Lifetime = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        description=(
+            "Seconds it receives pushes from now; at most the service's maximum (30 days unless configured), "
+            "which is also the default."
+        ),
+    ),
+]
 
 
 class WebhookIn(Body):
-    url: AnyHttpUrl = Field(description="Where each arrival in the inbox is POSTed, signed: https, a public "
-                                        "address, no credentials in the URL.")
+    url: AnyHttpUrl = Field(
+        description="Where each arrival in the inbox is POSTed, signed: https, a public "
+        "address, no credentials in the URL."
+    )
     lifetime_seconds: Lifetime = None
 
 
@@ -187,8 +200,9 @@ class WebhookAttemptOut(Body):
     attempt: int
     at: datetime
     outcome: Literal["delivered", "failed"]
-    status_code: int | None = Field(description="The receiver's HTTP status; null when no answer came in time "
-                                                "(why is not told).")
+    status_code: int | None = Field(
+        description="The receiver's HTTP status; null when no answer came in time (why is not told)."
+    )
 
 
 class WebhookDeliveryOut(Body):

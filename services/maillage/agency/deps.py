@@ -19,8 +19,12 @@ async def _context(request: Request) -> AgencyContext:
 Context = Annotated[AgencyContext, Depends(_context)]
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", min_length=1, max_length=200,
-           description="Repeat a request safely: the same key and body give the same result, once."),
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Repeat a request safely: the same key and body give the same result, once.",
+    ),
 ]
 
 

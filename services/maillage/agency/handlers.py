@@ -38,16 +38,21 @@ Record = ConsumerRecord[bytes, bytes]
 
 
 class AgencyHandlers:
-    def __init__(self, ctx: AgencyContext, dlq_producer: AIOKafkaProducer,
-                 *, on_inbox: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, ctx: AgencyContext, dlq_producer: AIOKafkaProducer, *, on_inbox: Callable[[], None] | None = None
+    ) -> None:
         self.ctx = ctx
         self.dlq = dlq_producer
         self.on_inbox = on_inbox
 
     async def handle(self, records: list[Record]) -> None:
         deliveries = [r for r in records if r.topic == self.ctx.topics.deliver(self.ctx.agency.id)]
-        statuses = [r for r in records if r.topic == self.ctx.topics.status(self.ctx.agency.id)
-                    and header(list(r.headers), SOURCE_HEADER) == self.ctx.agency.id]
+        statuses = [
+            r
+            for r in records
+            if r.topic == self.ctx.topics.status(self.ctx.agency.id)
+            and header(list(r.headers), SOURCE_HEADER) == self.ctx.agency.id
+        ]
         if not deliveries and not statuses:
             return  # only reports about other agencies' events: nothing to store
         async with unit_of_work(self.ctx.sessions) as session:
@@ -57,11 +62,17 @@ class AgencyHandlers:
             self.on_inbox()  # webhook deliveries are due now: no need to wait for the next poll
 
     async def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
-        headers = dead_letter_headers(reason=reason, detail=detail, topic=record.topic,
-                                      partition=record.partition, offset=record.offset,
-                                      original=list(record.headers))
-        await self.dlq.send_and_wait(self.ctx.topics.dead_letters_of(self.ctx.agency.id), record.value,
-                                     key=record.key, headers=headers)
+        headers = dead_letter_headers(
+            reason=reason,
+            detail=detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            original=list(record.headers),
+        )
+        await self.dlq.send_and_wait(
+            self.ctx.topics.dead_letters_of(self.ctx.agency.id), record.value, key=record.key, headers=headers
+        )
         DEAD_LETTERS.labels(f"agency:{self.ctx.agency.id}", reason).inc()
         log.warning("dead letter", extra={"reason": reason, "topic": record.topic, "offset": record.offset})
 
@@ -97,25 +108,41 @@ class AgencyHandlers:
                 continue  # a redelivered record: stored once
             known.add(envelope.id)
             item = InboxItem(
-                event_id=envelope.id, type=envelope.type.value, source_agency=envelope.agency_id,
-                subject_ref=envelope.subject, subject_role=envelope.subjectrole.value,
-                legal_basis=envelope.legalbasis.value, purpose=envelope.purpose.value,
-                sent_at=envelope.time, received_at=now,
-                data=payload.model_dump(mode="json", exclude_none=True))
+                event_id=envelope.id,
+                type=envelope.type.value,
+                source_agency=envelope.agency_id,
+                subject_ref=envelope.subject,
+                subject_role=envelope.subjectrole.value,
+                legal_basis=envelope.legalbasis.value,
+                purpose=envelope.purpose.value,
+                sent_at=envelope.time,
+                received_at=now,
+                data=payload.model_dump(mode="json", exclude_none=True),
+            )
             session.add(item)
             EVENTS_RECEIVED.labels(self.ctx.agency.id, envelope.type.value).inc()
             for_webhooks.append(
-                (envelope.id, InboxEntry.model_validate(item, from_attributes=True).model_dump(mode="json")))
+                (envelope.id, InboxEntry.model_validate(item, from_attributes=True).model_dump(mode="json"))
+            )
             await self._follow_referral(session, envelope, payload, now=now)
         return await enqueue_for_all(session, for_webhooks, now=now)
 
-    async def _follow_referral(self, session: AsyncSession, envelope: Envelope, payload: EventPayload,
-                               *, now: datetime) -> None:
+    async def _follow_referral(
+        self, session: AsyncSession, envelope: Envelope, payload: EventPayload, *, now: datetime
+    ) -> None:
         if envelope.type is EventType.REFERRAL_CREATED:
             # New to the inbox in this transaction, so new to the referrals too: no need to look.
-            session.add(ReferralRow(referral_id=envelope.id, direction="in", counterpart=envelope.agency_id,
-                                    subject_ref=envelope.subject, subject_role=envelope.subjectrole.value,
-                                    state=ReferralState.RECEIVED, updated_at=now))
+            session.add(
+                ReferralRow(
+                    referral_id=envelope.id,
+                    direction="in",
+                    counterpart=envelope.agency_id,
+                    subject_ref=envelope.subject,
+                    subject_role=envelope.subjectrole.value,
+                    state=ReferralState.RECEIVED,
+                    updated_at=now,
+                )
+            )
         elif isinstance(payload, AlertAcknowledged | AlertEscalated):
             await self._follow_alert(session, envelope.agency_id, payload)
         elif isinstance(payload, ReferralResponded):
@@ -126,8 +153,9 @@ class AgencyHandlers:
                 row.updated_at = now
                 session.add(row)
 
-    async def _follow_alert(self, session: AsyncSession, recipient: str,
-                            payload: AlertAcknowledged | AlertEscalated) -> None:
+    async def _follow_alert(
+        self, session: AsyncSession, recipient: str, payload: AlertAcknowledged | AlertEscalated
+    ) -> None:
         row = await session.get(AlertProgress, (str(payload.alert_id), recipient))
         if row is None:
             row = AlertProgress(alert_id=str(payload.alert_id), recipient=recipient, state="", level=payload.level)
@@ -150,13 +178,19 @@ class AgencyHandlers:
                 await self._dead_letter(record, "schema", "status report")
         if not reports:
             return
-        rows = await session.exec(select(RecipientStatus.event_id, RecipientStatus.recipient)
-                                  .where(col(RecipientStatus.event_id).in_([r.event_id for r in reports])))
+        rows = await session.exec(
+            select(RecipientStatus.event_id, RecipientStatus.recipient).where(
+                col(RecipientStatus.event_id).in_([r.event_id for r in reports])
+            )
+        )
         seen = set(rows.all())
         for report in reports:
             for line in report.recipients:
                 if (report.event_id, line.recipient) in seen:
                     continue  # a redelivered status report: stored once
                 seen.add((report.event_id, line.recipient))
-                session.add(RecipientStatus(event_id=report.event_id, decided_at=report.decided_at,
-                                            **line.model_dump(mode="json")))
+                session.add(
+                    RecipientStatus(
+                        event_id=report.event_id, decided_at=report.decided_at, **line.model_dump(mode="json")
+                    )
+                )

@@ -119,6 +119,13 @@ class IdempotencyRecord(SQLModel, table=True):
 
 
 TABLES: list[type[SQLModel]] = [
-    ConsentRow, SentEvent, RecipientStatus, AlertProgress, InboxItem, ReferralRow, IdempotencyRecord, OutboxRecord,
+    ConsentRow,
+    SentEvent,
+    RecipientStatus,
+    AlertProgress,
+    InboxItem,
+    ReferralRow,
+    IdempotencyRecord,
+    OutboxRecord,
     *WEBHOOK_TABLES,
 ]

@@ -26,11 +26,18 @@ console = Console()
 
 CANNOT_CHECK = 2  # exit code when no answer could be had (1 is kept for a broken chain)
 
-NetworkOption = Annotated[Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE",
-                                             help="The network file (gives the gateway's port).")]
-GatewayOption = Annotated[str | None, typer.Option(
-    "--gateway", envvar="MAILLAGE_GATEWAY_URL", show_default=False,
-    help="The gateway's base URL (default: http://127.0.0.1:PORT, PORT from the network file).")]
+NetworkOption = Annotated[
+    Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE", help="The network file (gives the gateway's port).")
+]
+GatewayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--gateway",
+        envvar="MAILLAGE_GATEWAY_URL",
+        show_default=False,
+        help="The gateway's base URL (default: http://127.0.0.1:PORT, PORT from the network file).",
+    ),
+]
 
 
 class CannotCheck(Exception):
@@ -56,12 +63,15 @@ def _base_url(gateway: str | None, network: Path) -> str:
 
 def _get(base_url: str, path: str, token: str | None) -> dict[str, Any]:
     if not token:
-        raise CannotCheck("A token with the audit:read scope is needed (`maillage token --agency ID --scope "
-                          "audit:read`): set MAILLAGE_TOKEN or pass --token-file.")
+        raise CannotCheck(
+            "A token with the audit:read scope is needed (`maillage token --agency ID --scope "
+            "audit:read`): set MAILLAGE_TOKEN or pass --token-file."
+        )
     try:
         # Walking millions of records takes a while: wait for the answer, not for the connection.
-        response = httpx.get(base_url + path, headers={"Authorization": f"Bearer {token}"},
-                             timeout=httpx.Timeout(10.0, read=900.0))
+        response = httpx.get(
+            base_url + path, headers={"Authorization": f"Bearer {token}"}, timeout=httpx.Timeout(10.0, read=900.0)
+        )
     except httpx.HTTPError as exc:
         raise CannotCheck(f"Cannot reach the gateway at {base_url} ({type(exc).__name__}). Is it running?") from None
     if response.is_success:
@@ -85,17 +95,25 @@ def _problem_text(response: httpx.Response) -> str:
 def verify(
     gateway: GatewayOption = None,
     token_file: TokenFileOption = None,
-    database: Annotated[str | None, typer.Option(
-        "--database", show_default=False,
-        help="Verify this gateway database directly, without a running gateway "
-             "(e.g. sqlite+aiosqlite:///copy/gateway.db; a SQLite file is opened read-only).")] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            show_default=False,
+            help="Verify this gateway database directly, without a running gateway "
+            "(e.g. sqlite+aiosqlite:///copy/gateway.db; a SQLite file is opened read-only).",
+        ),
+    ] = None,
     network: NetworkOption = DEFAULT_NETWORK,
 ) -> None:
     """Walk the audit chain and name the first broken record. Exit code 1 when it is broken, 2 when it
     could not be checked."""
     try:
-        report = (_verify_database(database) if database
-                  else _verify_online(_base_url(gateway, network), bearer_token(token_file)))
+        report = (
+            _verify_database(database)
+            if database
+            else _verify_online(_base_url(gateway, network), bearer_token(token_file))
+        )
     except CannotCheck as exc:
         raise _fail(str(exc)) from None
     _print_chain(report)
@@ -112,8 +130,9 @@ def _verify_database(url: str) -> ChainReport:
     columns = (SpinnerColumn(), TextColumn("Walking the audit chain"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("walk", total=None)
-        return asyncio.run(_walk_database(
-            url, progress=lambda done, total: progress.update(task, completed=done, total=total)))
+        return asyncio.run(
+            _walk_database(url, progress=lambda done, total: progress.update(task, completed=done, total=total))
+        )
 
 
 async def _walk_database(url: str, *, progress: Any) -> ChainReport:
@@ -149,8 +168,9 @@ def _read_only(url: str) -> str:
         return url
     if not path.is_file():
         raise CannotCheck(f"No database file at {path}.")
-    return parsed.set(database=f"file:{path.resolve()}",
-                      query={**parsed.query, "mode": "ro", "uri": "true"}).render_as_string(hide_password=False)
+    return parsed.set(
+        database=f"file:{path.resolve()}", query={**parsed.query, "mode": "ro", "uri": "true"}
+    ).render_as_string(hide_password=False)
 
 
 def _print_chain(report: ChainReport) -> None:
@@ -158,9 +178,11 @@ def _print_chain(report: ChainReport) -> None:
     if broken is None:
         console.print(f"{report.records} audit records: [green]intact[/].")
     else:
-        console.print(f"{report.records} audit records: [red]broken[/]. First broken record: "
-                      f"seq {broken.seq}, event {escape(broken.event_id)}, recorded {escape(broken.recorded_at)}.",
-                      highlight=False)
+        console.print(
+            f"{report.records} audit records: [red]broken[/]. First broken record: "
+            f"seq {broken.seq}, event {escape(broken.event_id)}, recorded {escape(broken.recorded_at)}.",
+            highlight=False,
+        )
     for sha in report.policy_sha256s:
         console.print(f"decided under policy sha256 {sha}", highlight=False)
 
@@ -210,8 +232,14 @@ def _disclosure_table(report: DisclosureReport) -> Table:
         recipient = f"{line.recipient_name}\n({line.recipient})" if line.recipient_name else line.recipient
         basis = f"{line.legal_basis}\n[yellow](to review)[/]" if line.review else line.legal_basis
         removed = "\n".join(f"{category}: {why.replace('_', ' ')}" for category, why in line.removed.items())
-        table.add_row(f"{_when(line.recorded_at)}\n[dim]{escape(event)}[/]", escape(recipient), line.sector, basis,
-                      "\n".join(line.delivered) or "—", escape(removed) or "—")
+        table.add_row(
+            f"{_when(line.recorded_at)}\n[dim]{escape(event)}[/]",
+            escape(recipient),
+            line.sector,
+            basis,
+            "\n".join(line.delivered) or "—",
+            escape(removed) or "—",
+        )
     return table
 
 

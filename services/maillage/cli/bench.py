@@ -122,8 +122,11 @@ class Spread:
 
     @classmethod
     def of(cls, values_ms: list[float]) -> Spread:
-        return cls(p50_ms=round(percentile(values_ms, 0.50), 1), p99_ms=round(percentile(values_ms, 0.99), 1),
-                   max_ms=round(max(values_ms, default=math.nan), 1))
+        return cls(
+            p50_ms=round(percentile(values_ms, 0.50), 1),
+            p99_ms=round(percentile(values_ms, 0.99), 1),
+            max_ms=round(max(values_ms, default=math.nan), 1),
+        )
 
 
 @dataclass(frozen=True)
@@ -193,8 +196,7 @@ class Oncall:
 
     @property
     def complete(self) -> bool:
-        return (self.sent == self.accepted == self.stored and self.connected == self.workers
-                and self.pairs_missing == 0)
+        return self.sent == self.accepted == self.stored and self.connected == self.workers and self.pairs_missing == 0
 
 
 @dataclass
@@ -216,13 +218,14 @@ class Report:
 
     def verdicts(self) -> dict[str, bool]:
         return {
-            "gateway_events_per_s": bool(self.gateway
-                                         and self.gateway.events_per_s >= TARGET_GATEWAY_EVENTS_PER_S),
+            "gateway_events_per_s": bool(self.gateway and self.gateway.events_per_s >= TARGET_GATEWAY_EVENTS_PER_S),
             "ratio": self.ratio >= TARGET_RATIO,
-            "latency_p99_ms": bool(self.latency and self.latency.complete
-                                   and self.latency.total.p99_ms <= TARGET_P99_MS),
-            "oncall_p99_ms": bool(self.oncall and self.oncall.complete
-                                  and self.oncall.every_pair.p99_ms <= TARGET_ONCALL_P99_MS),
+            "latency_p99_ms": bool(
+                self.latency and self.latency.complete and self.latency.total.p99_ms <= TARGET_P99_MS
+            ),
+            "oncall_p99_ms": bool(
+                self.oncall and self.oncall.complete and self.oncall.every_pair.p99_ms <= TARGET_ONCALL_P99_MS
+            ),
         }
 
     def to_json(self) -> bytes:
@@ -232,24 +235,76 @@ class Report:
             if part is not None:
                 doc[name]["events_per_s"] = round(part.events_per_s, 1)
         doc["ratio"] = round(self.ratio, 3)
-        doc["targets"] = {"gateway_events_per_s": TARGET_GATEWAY_EVENTS_PER_S, "ratio": TARGET_RATIO,
-                          "latency_p99_ms": TARGET_P99_MS, "oncall_p99_ms": TARGET_ONCALL_P99_MS}
+        doc["targets"] = {
+            "gateway_events_per_s": TARGET_GATEWAY_EVENTS_PER_S,
+            "ratio": TARGET_RATIO,
+            "latency_p99_ms": TARGET_P99_MS,
+            "oncall_p99_ms": TARGET_ONCALL_P99_MS,
+        }
         doc["pass"] = self.verdicts()
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str)
 
 
 # --- the workload -------------------------------------------------------------------------------
 
-GIVEN = ("Amina", "Sophie", "Nathalie", "Fatima", "Julie", "Sarah", "Marie", "Laura", "Inès", "Chloé",
-         "Aïcha", "Valérie", "Elif", "Joëlle", "Nadia", "Catherine")
-FAMILY = ("Dubois", "Lambert", "Martin", "Peeters", "El Amrani", "Janssens", "Leclercq", "Renard",
-          "Mertens", "Yilmaz", "Lejeune", "Collard", "Bensaïd", "Lemaire", "Wouters", "Dumont")
+GIVEN = (
+    "Amina",
+    "Sophie",
+    "Nathalie",
+    "Fatima",
+    "Julie",
+    "Sarah",
+    "Marie",
+    "Laura",
+    "Inès",
+    "Chloé",
+    "Aïcha",
+    "Valérie",
+    "Elif",
+    "Joëlle",
+    "Nadia",
+    "Catherine",
+)
+FAMILY = (
+    "Dubois",
+    "Lambert",
+    "Martin",
+    "Peeters",
+    "El Amrani",
+    "Janssens",
+    "Leclercq",
+    "Renard",
+    "Mertens",
+    "Yilmaz",
+    "Lejeune",
+    "Collard",
+    "Bensaïd",
+    "Lemaire",
+    "Wouters",
+    "Dumont",
+)
 CHILDREN = ("Lucas", "Emma", "Adam", "Louise", "Noah", "Lina", "Yanis", "Alice", "Mohamed", "Olivia")
 MUNICIPALITIES = ("Liège", "Seraing", "Herstal", "Flémalle", "Ans", "Namur", "Huy", "Jambes")
-STREETS = ("rue Saint-Gilles", "boulevard de la Sauvenière", "rue des Vennes", "quai de Rome",
-           "rue de Fragnée", "avenue de la Closeraie", "rue Haute", "rue du Pont")
-FACTORS = ("escalating threats", "recent separation", "access to a weapon", "strangulation attempt",
-           "stalking", "children exposed to violence", "financial control", "threats to kill")
+STREETS = (
+    "rue Saint-Gilles",
+    "boulevard de la Sauvenière",
+    "rue des Vennes",
+    "quai de Rome",
+    "rue de Fragnée",
+    "avenue de la Closeraie",
+    "rue Haute",
+    "rue du Pont",
+)
+FACTORS = (
+    "escalating threats",
+    "recent separation",
+    "access to a weapon",
+    "strangulation attempt",
+    "stalking",
+    "children exposed to violence",
+    "financial control",
+    "threats to kill",
+)
 NARRATIVES = (
     "Left the family home after a violent episode; needs financial support and help finding housing.",
     "Staying with her sister for now; her income stopped when she left and she cannot pay the rent.",
@@ -272,18 +327,26 @@ def make_subjects(count: int, rng: random.Random) -> list[Subject]:
 
 
 def _subject(rng: random.Random) -> Subject:
-    children = [{"given_name": rng.choice(CHILDREN), "birth_year": rng.randint(2010, 2023),
-                 "lives_with_subject": True} for _ in range(rng.randint(0, 3))]
+    children = [
+        {"given_name": rng.choice(CHILDREN), "birth_year": rng.randint(2010, 2023), "lives_with_subject": True}
+        for _ in range(rng.randint(0, 3))
+    ]
     data: dict[str, Any] = {
-        "identity": {"given_name": rng.choice(GIVEN), "family_name": rng.choice(FAMILY),
-                     "birth_date": f"{rng.randint(1965, 2003)}-{rng.randint(1, 12):02d}-"
-                                   f"{rng.randint(1, 28):02d}",
-                     "language": rng.choice(("fr", "fr", "nl", "de"))},
-        "contact": {"phone": f"+32 4{rng.randint(70, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} "
-                             f"{rng.randint(10, 99)}",
-                    "safe_contact_times": rng.choice(("weekdays 9-12", "after 18h, text first", "mornings"))},
-        "location": {"address": f"{rng.choice(STREETS)} {rng.randint(1, 200)}",
-                     "municipality": rng.choice(MUNICIPALITIES), "in_shelter": rng.random() < 0.3},
+        "identity": {
+            "given_name": rng.choice(GIVEN),
+            "family_name": rng.choice(FAMILY),
+            "birth_date": f"{rng.randint(1965, 2003)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+            "language": rng.choice(("fr", "fr", "nl", "de")),
+        },
+        "contact": {
+            "phone": f"+32 4{rng.randint(70, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}",
+            "safe_contact_times": rng.choice(("weekdays 9-12", "after 18h, text first", "mornings")),
+        },
+        "location": {
+            "address": f"{rng.choice(STREETS)} {rng.randint(1, 200)}",
+            "municipality": rng.choice(MUNICIPALITIES),
+            "in_shelter": rng.random() < 0.3,
+        },
     }
     if children:
         data["children"] = children
@@ -292,64 +355,93 @@ def _subject(rng: random.Random) -> Subject:
 
 def referral_data(subject: Subject, rng: random.Random) -> dict[str, Any]:
     """A partner system's `data` for one referral: the person's file plus this referral's own parts."""
-    return {**subject.data,
-            "risk": {"level": rng.choice(("moderate", "high", "severe")),
-                     "factors": rng.sample(FACTORS, k=rng.randint(1, 3))},
-            "narrative": rng.choice(NARRATIVES)}
+    return {
+        **subject.data,
+        "risk": {
+            "level": rng.choice(("moderate", "high", "severe")),
+            "factors": rng.sample(FACTORS, k=rng.randint(1, 3)),
+        },
+        "narrative": rng.choice(NARRATIVES),
+    }
 
 
 def referral_body(subject: Subject, rng: random.Random, *, recipient: str) -> dict[str, Any]:
-    return {"subject_ref": subject.ref, "subject_role": Role.VICTIM.value, "recipient": recipient,
-            "purpose": Purpose.REFERRAL.value, "categories_needed": [c.value for c in NEEDED],
-            "data": referral_data(subject, rng)}
+    return {
+        "subject_ref": subject.ref,
+        "subject_role": Role.VICTIM.value,
+        "recipient": recipient,
+        "purpose": Purpose.REFERRAL.value,
+        "categories_needed": [c.value for c in NEEDED],
+        "data": referral_data(subject, rng),
+    }
 
 
 def consent_body(subject: Subject, *, recipient: str) -> dict[str, Any]:
-    return {"subject_ref": subject.ref, "categories": [c.value for c in CONSENTED],
-            "recipients": [recipient], "purposes": [Purpose.REFERRAL.value]}
+    return {
+        "subject_ref": subject.ref,
+        "categories": [c.value for c in CONSENTED],
+        "recipients": [recipient],
+        "purposes": [Purpose.REFERRAL.value],
+    }
 
 
-def _envelope(payload: EventPayload, *, sender: Trust, subject_ref: str, role: Role,
-              recipients: tuple[str, ...]) -> Envelope:
+def _envelope(
+    payload: EventPayload, *, sender: Trust, subject_ref: str, role: Role, recipients: tuple[str, ...]
+) -> Envelope:
     # As the agency's `_submit` builds it: sealed to the gateway, signed by the sender.
-    envelope = Envelope(id=new_event_id(), source=source_of(sender.owner), type=payload.event_type,
-                        time=datetime.now(UTC), subject=subject_ref, subjectrole=role,
-                        legalbasis=LegalBasis.CONSENT, purpose=Purpose.REFERRAL,
-                        recipient=",".join(recipients), data=b"")
+    envelope = Envelope(
+        id=new_event_id(),
+        source=source_of(sender.owner),
+        type=payload.event_type,
+        time=datetime.now(UTC),
+        subject=subject_ref,
+        subjectrole=role,
+        legalbasis=LegalBasis.CONSENT,
+        purpose=Purpose.REFERRAL,
+        recipient=",".join(recipients),
+        data=b"",
+    )
     plaintext = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
     return sender.seal_and_sign(envelope, plaintext, to=GATEWAY)
 
 
 def consent_envelopes(subjects: list[Subject], *, sender: Trust, recipient: str) -> list[Envelope]:
     return [
-        _envelope(ConsentGranted(consent_id=uuid.uuid4(), categories=CONSENTED, recipients=(recipient,),
-                                 purposes=(Purpose.REFERRAL,)),
-                  sender=sender, subject_ref=s.ref, role=Role.OTHER, recipients=())
+        _envelope(
+            ConsentGranted(
+                consent_id=uuid.uuid4(), categories=CONSENTED, recipients=(recipient,), purposes=(Purpose.REFERRAL,)
+            ),
+            sender=sender,
+            subject_ref=s.ref,
+            role=Role.OTHER,
+            recipients=(),
+        )
         for s in subjects
     ]
 
 
-def referral_envelopes(subjects: list[Subject], count: int, rng: random.Random, *, sender: Trust,
-                       recipient: str) -> list[Envelope]:
+def referral_envelopes(
+    subjects: list[Subject], count: int, rng: random.Random, *, sender: Trust, recipient: str
+) -> list[Envelope]:
     envelopes = []
     for _ in range(count):
         subject = rng.choice(subjects)
         data = PersonalData.model_validate(referral_data(subject, rng))
         payload = ReferralCreated(**data.model_dump(), categories_needed=NEEDED)
-        envelopes.append(_envelope(payload, sender=sender, subject_ref=subject.ref, role=Role.VICTIM,
-                                   recipients=(recipient,)))
+        envelopes.append(
+            _envelope(payload, sender=sender, subject_ref=subject.ref, role=Role.VICTIM, recipients=(recipient,))
+        )
     return envelopes
 
 
 # --- throughput ---------------------------------------------------------------------------------
 
 
-async def produce(producer: AIOKafkaProducer, topic: str, envelopes: list[Envelope], *, chunk: int = 1000
-                  ) -> None:
+async def produce(producer: AIOKafkaProducer, topic: str, envelopes: list[Envelope], *, chunk: int = 1000) -> None:
     """Publish as the outbox relay does; awaiting chunk by chunk rather than thousands of sends at once."""
     for start in range(0, len(envelopes), chunk):
         futures = []
-        for envelope in envelopes[start:start + chunk]:
+        for envelope in envelopes[start : start + chunk]:
             key, value, headers = envelope.to_kafka()
             futures.append(await producer.send(topic, value, key=key, headers=headers))
         await asyncio.gather(*futures)
@@ -370,8 +462,7 @@ class Passthrough:
         records = [r for part in batches.values() for r in part]
         if not records:
             return 0
-        futures = [await self.producer.send(self.topic, r.value, key=r.key, headers=list(r.headers))
-                   for r in records]
+        futures = [await self.producer.send(self.topic, r.value, key=r.key, headers=list(r.headers)) for r in records]
         await asyncio.gather(*futures)
         await self.consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
         self.processed += len(records)
@@ -401,8 +492,13 @@ def _outcomes(db: Path) -> dict[str, int]:
 async def measure_throughput(
     opts: BenchOptions, network: Network, *, bootstrap: str, prefix: str, data_dir: Path, console: Console
 ) -> tuple[Throughput, Throughput, dict[str, int]]:
-    settings = GatewaySettings(network_file=opts.network_file, kafka_bootstrap=bootstrap, topic_prefix=prefix,
-                               data_dir=data_dir, transactional_id=f"{prefix}gateway")
+    settings = GatewaySettings(
+        network_file=opts.network_file,
+        kafka_bootstrap=bootstrap,
+        topic_prefix=prefix,
+        data_dir=data_dir,
+        transactional_id=f"{prefix}gateway",
+    )
     topics = settings.topics
     scratch = f"{prefix}bench.passthrough"
     await _create_topics(bootstrap, network, topics, extra=(scratch,))
@@ -411,23 +507,28 @@ async def measure_throughput(
     subjects = make_subjects(opts.subjects, rng)
     warm, total = len(subjects), len(subjects) + opts.events
     async with _producer(bootstrap) as producer, passthrough(bootstrap, topics.submitted, scratch) as relay:
-        await produce(producer, topics.submitted,
-                      consent_envelopes(subjects, sender=sender, recipient=opts.recipient))
+        await produce(producer, topics.submitted, consent_envelopes(subjects, sender=sender, recipient=opts.recipient))
         async with running_gateway(settings) as loop:
             console.log(f"warming up on {warm} consents: the gateway and the passthrough join their groups")
             await drain(loop, until=warm)
             await drain(relay, until=warm)
             relay.consumer.pause(*relay.consumer.assignment())
             console.log(f"pre-producing {opts.events:,} referral.created records")
-            await produce(producer, topics.submitted, referral_envelopes(
-                subjects, opts.events, rng, sender=sender, recipient=opts.recipient))
+            await produce(
+                producer,
+                topics.submitted,
+                referral_envelopes(subjects, opts.events, rng, sender=sender, recipient=opts.recipient),
+            )
             console.log("gateway: deciding them")
             gateway_s = await drain(loop, until=total)
         relay.consumer.resume(*relay.consumer.assignment())
         console.log("passthrough: relaying the same records")
         passthrough_s = await drain(relay, until=total)
-    return (Throughput(records=opts.events, seconds=gateway_s),
-            Throughput(records=opts.events, seconds=passthrough_s), _outcomes(data_dir / "gateway.db"))
+    return (
+        Throughput(records=opts.events, seconds=gateway_s),
+        Throughput(records=opts.events, seconds=passthrough_s),
+        _outcomes(data_dir / "gateway.db"),
+    )
 
 
 @asynccontextmanager
@@ -457,12 +558,15 @@ def _ensure_keys(settings: GatewaySettings) -> KeyDirs:
     return settings.key_dirs
 
 
-async def _create_topics(bootstrap: str, network: Network, topics: Topics, *, extra: tuple[str, ...] = ()
-                         ) -> None:
+async def _create_topics(bootstrap: str, network: Network, topics: Topics, *, extra: tuple[str, ...] = ()) -> None:
     k = network.kafka
-    await bus.ensure_topics(bootstrap, [*topics.all_for([a.id for a in network.agencies]), *extra],
-                            partitions=k.partitions, replication_factor=k.replication_factor,
-                            min_insync_replicas=k.min_insync_replicas)
+    await bus.ensure_topics(
+        bootstrap,
+        [*topics.all_for([a.id for a in network.agencies]), *extra],
+        partitions=k.partitions,
+        replication_factor=k.replication_factor,
+        min_insync_replicas=k.min_insync_replicas,
+    )
 
 
 # --- latency ------------------------------------------------------------------------------------
@@ -481,8 +585,7 @@ class Server:
 
 
 @contextmanager
-def servers(names: list[tuple[str, list[str]]], *, env: dict[str, str], data_dir: Path
-            ) -> Iterator[dict[str, Server]]:
+def servers(names: list[tuple[str, list[str]]], *, env: dict[str, str], data_dir: Path) -> Iterator[dict[str, Server]]:
     """`maillage serve ...` subprocesses on free ports; all of them stopped on exit, whatever happened."""
     started: dict[str, Server] = {}
     try:
@@ -492,7 +595,10 @@ def servers(names: list[tuple[str, list[str]]], *, env: dict[str, str], data_dir
             with log.open("wb") as out:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "maillage.cli.main", "serve", *args, "--port", str(port)],
-                    env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+                    env={**os.environ, **env},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             started[name] = Server(name=name, port=port, process=process, log=log)
         yield started
     finally:
@@ -551,9 +657,11 @@ class KeepAliveClient:
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         reader, writer = await self._connection()
         try:
-            writer.write(b"POST %s HTTP/1.1\r\nhost: %s:%d\r\n%scontent-type: application/json\r\n"
-                         b"content-length: %d\r\n\r\n%s" % (path.encode(), self.host.encode(), self.port,
-                                                              self._headers, len(body), body))
+            writer.write(
+                b"POST %s HTTP/1.1\r\nhost: %s:%d\r\n%scontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%s"
+                % (path.encode(), self.host.encode(), self.port, self._headers, len(body), body)
+            )
             head = (await reader.readuntil(b"\r\n\r\n")).lower()
             length = int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
             payload = await reader.readexactly(length)
@@ -580,8 +688,9 @@ class KeepAliveClient:
         self._idle.clear()
 
 
-async def open_loop(client: KeepAliveClient, bodies: list[bytes], *, rate: float, path: str = "/v1/referrals"
-                    ) -> list[Sent]:
+async def open_loop(
+    client: KeepAliveClient, bodies: list[bytes], *, rate: float, path: str = "/v1/referrals"
+) -> list[Sent]:
     """POST each body at its own scheduled time, whatever earlier answers do (no coordinated omission)."""
     loop = asyncio.get_running_loop()
     start_mono = loop.time() + 0.05
@@ -631,25 +740,35 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-async def measure_latency(opts: BenchOptions, network: Network, *, bootstrap: str, prefix: str,
-                          data_dir: Path, console: Console) -> Latency:
+async def measure_latency(
+    opts: BenchOptions, network: Network, *, bootstrap: str, prefix: str, data_dir: Path, console: Console
+) -> Latency:
     await _create_topics(bootstrap, network, Topics(prefix=prefix))
     keys = _ensure_keys(GatewaySettings(network_file=opts.network_file, data_dir=data_dir))
     # The bench plays the sender's case-management system, with the token such a system holds.
     token = mint(Trust.load(keys, opts.sender).own, subject="maillage-bench", scopes=ALL_AGENCY_SCOPES)
     auth = {"authorization": f"Bearer {token}"}
-    env = {"MAILLAGE_KAFKA_BOOTSTRAP": bootstrap, "MAILLAGE_NETWORK_FILE": str(opts.network_file.resolve()),
-           "MAILLAGE_DATA_DIR": str(data_dir), "MAILLAGE_TOPIC_PREFIX": prefix,
-           "MAILLAGE_TRANSACTIONAL_ID": f"{prefix}gateway", "MAILLAGE_LOG_LEVEL": "WARNING"}
-    wanted = [("gateway", ["gateway"]), (opts.sender, ["agency", opts.sender]),
-              (opts.recipient, ["agency", opts.recipient])]
+    env = {
+        "MAILLAGE_KAFKA_BOOTSTRAP": bootstrap,
+        "MAILLAGE_NETWORK_FILE": str(opts.network_file.resolve()),
+        "MAILLAGE_DATA_DIR": str(data_dir),
+        "MAILLAGE_TOPIC_PREFIX": prefix,
+        "MAILLAGE_TRANSACTIONAL_ID": f"{prefix}gateway",
+        "MAILLAGE_LOG_LEVEL": "WARNING",
+    }
+    wanted = [
+        ("gateway", ["gateway"]),
+        (opts.sender, ["agency", opts.sender]),
+        (opts.recipient, ["agency", opts.recipient]),
+    ]
     rng = random.Random(200)
     subjects = make_subjects(min(opts.subjects, 50), rng)
     console.log("starting the gateway and two agencies as uvicorn servers")
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
     with servers(wanted, env=env, data_dir=data_dir) as running:
-        async with httpx.AsyncClient(base_url=running[opts.sender].url, limits=limits, timeout=30,
-                                     headers=auth) as client:
+        async with httpx.AsyncClient(
+            base_url=running[opts.sender].url, limits=limits, timeout=30, headers=auth
+        ) as client:
             for server in running.values():
                 await wait_ready(client, server)
             await _grant_consents(client, subjects, recipient=opts.recipient)
@@ -661,8 +780,15 @@ async def measure_latency(opts: BenchOptions, network: Network, *, bootstrap: st
     return latency
 
 
-async def _latency_run(opts: BenchOptions, client: KeepAliveClient, subjects: list[Subject],
-                       rng: random.Random, *, data_dir: Path, console: Console) -> Latency:
+async def _latency_run(
+    opts: BenchOptions,
+    client: KeepAliveClient,
+    subjects: list[Subject],
+    rng: random.Random,
+    *,
+    data_dir: Path,
+    console: Console,
+) -> Latency:
     inbox = data_dir / f"agency-{opts.recipient}.db"
     console.log(f"warming up: {opts.warmup:g}s at {opts.rate:g} referrals/s")
     warm = await open_loop(client, _bodies(subjects, rng, opts, seconds=opts.warmup), rate=opts.rate)
@@ -672,18 +798,23 @@ async def _latency_run(opts: BenchOptions, client: KeepAliveClient, subjects: li
     arrived = await _arrivals(sent, inbox, timeout=30)
     done = [s for s in sent if s.event_id is not None and s.event_id in arrived]
     return Latency(
-        rate=opts.rate, duration=opts.duration, warmup=opts.warmup, sent=len(sent),
-        accepted=sum(s.event_id is not None for s in sent), arrived=len(done),
+        rate=opts.rate,
+        duration=opts.duration,
+        warmup=opts.warmup,
+        sent=len(sent),
+        accepted=sum(s.event_id is not None for s in sent),
+        arrived=len(done),
         total=Spread.of([_ms(arrived[s.event_id], s.sent_at) for s in done if s.event_id]),
         total_from_schedule=Spread.of([_ms(arrived[s.event_id], s.due_at) for s in done if s.event_id]),
         send_lag_max_ms=round(max((s.lag_s for s in sent), default=0.0) * 1000, 1),
-        stages=_stages(done, arrived, sender_db=data_dir / f"agency-{opts.sender}.db",
-                       gateway_db=data_dir / "gateway.db"),
-        failures=dict(Counter(s.error for s in sent if s.error)))
+        stages=_stages(
+            done, arrived, sender_db=data_dir / f"agency-{opts.sender}.db", gateway_db=data_dir / "gateway.db"
+        ),
+        failures=dict(Counter(s.error for s in sent if s.error)),
+    )
 
 
-def _stages(done: list[Sent], arrived: dict[str, datetime], *, sender_db: Path, gateway_db: Path
-            ) -> dict[str, Spread]:
+def _stages(done: list[Sent], arrived: dict[str, datetime], *, sender_db: Path, gateway_db: Path) -> dict[str, Spread]:
     accepted = stored_times(sender_db, "sent_event", "created_at")
     decided = stored_times(gateway_db, "gateway_processed", "decided_at")
     ids = [s.event_id for s in done if s.event_id in accepted and s.event_id in decided]
@@ -699,10 +830,11 @@ def _ms(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds() * 1000
 
 
-def _bodies(subjects: list[Subject], rng: random.Random, opts: BenchOptions, *, seconds: float
-            ) -> list[bytes]:
-    return [orjson.dumps(referral_body(rng.choice(subjects), rng, recipient=opts.recipient))
-            for _ in range(round(seconds * opts.rate))]
+def _bodies(subjects: list[Subject], rng: random.Random, opts: BenchOptions, *, seconds: float) -> list[bytes]:
+    return [
+        orjson.dumps(referral_body(rng.choice(subjects), rng, recipient=opts.recipient))
+        for _ in range(round(seconds * opts.rate))
+    ]
 
 
 async def _grant_consents(client: httpx.AsyncClient, subjects: list[Subject], *, recipient: str) -> None:
@@ -772,11 +904,21 @@ def oncall_network(source: Path, directory: Path, *, workers: list[str]) -> Path
 def alert_body(subject: Subject, rng: random.Random) -> dict[str, Any]:
     """A victim-support association's danger alert (art. 458bis) to the police zone; each about a new
     person (a fresh subject_ref), so the dispatcher pages every one rather than grouping them."""
-    data = {"identity": subject.data["identity"], "location": subject.data["location"],
-            "risk": {"level": "severe", "factors": rng.sample(FACTORS, k=rng.randint(1, 3))}}
-    return {"subject_ref": new_subject_ref(), "subject_role": Role.VICTIM.value, "severity": "imminent",
-            "kind": "threat", "recipients": [ONCALL_AGENCY], "legal_basis": LegalBasis.DANGER.value,
-            "justification": JUSTIFICATION, "data": data}
+    data = {
+        "identity": subject.data["identity"],
+        "location": subject.data["location"],
+        "risk": {"level": "severe", "factors": rng.sample(FACTORS, k=rng.randint(1, 3))},
+    }
+    return {
+        "subject_ref": new_subject_ref(),
+        "subject_role": Role.VICTIM.value,
+        "severity": "imminent",
+        "kind": "threat",
+        "recipients": [ONCALL_AGENCY],
+        "legal_basis": LegalBasis.DANGER.value,
+        "justification": JUSTIFICATION,
+        "data": data,
+    }
 
 
 @dataclass(frozen=True)
@@ -793,8 +935,11 @@ class CpuMeter:
         self.pids = {name: pid for name, pid in pids.items() if pid}
 
     def sample(self) -> CpuSample:
-        return CpuSample(at=time.monotonic(), seconds={name: _cpu_seconds(pid) for name, pid in self.pids.items()},
-                         machine=_machine_ticks())
+        return CpuSample(
+            at=time.monotonic(),
+            seconds={name: _cpu_seconds(pid) for name, pid in self.pids.items()},
+            machine=_machine_ticks(),
+        )
 
     @staticmethod
     def percent(a: CpuSample, b: CpuSample) -> tuple[dict[str, float], float]:
@@ -828,8 +973,9 @@ def _machine_ticks() -> tuple[float, float]:
     return (total - idle, total)
 
 
-async def measure_oncall(opts: BenchOptions, *, bootstrap: str, prefix: str, data_dir: Path, console: Console,
-                         kafka_pid: int | None = None) -> Oncall:
+async def measure_oncall(
+    opts: BenchOptions, *, bootstrap: str, prefix: str, data_dir: Path, console: Console, kafka_pid: int | None = None
+) -> Oncall:
     workers = worker_ids(opts.workers)
     network_file = oncall_network(opts.network_file, data_dir / "network", workers=workers)
     network = load_network(network_file)
@@ -840,9 +986,14 @@ async def measure_oncall(opts: BenchOptions, *, bootstrap: str, prefix: str, dat
     auth = {"authorization": f"Bearer {token}"}
     police = Trust.load(keys, ONCALL_AGENCY).own
     tokens = [(w, mint(police, subject=w, scopes=(Scope.ALERTS_ACK,))) for w in workers]
-    env = {"MAILLAGE_KAFKA_BOOTSTRAP": bootstrap, "MAILLAGE_NETWORK_FILE": str(network_file.resolve()),
-           "MAILLAGE_DATA_DIR": str(data_dir), "MAILLAGE_TOPIC_PREFIX": prefix,
-           "MAILLAGE_TRANSACTIONAL_ID": f"{prefix}gateway", "MAILLAGE_LOG_LEVEL": "WARNING"}
+    env = {
+        "MAILLAGE_KAFKA_BOOTSTRAP": bootstrap,
+        "MAILLAGE_NETWORK_FILE": str(network_file.resolve()),
+        "MAILLAGE_DATA_DIR": str(data_dir),
+        "MAILLAGE_TOPIC_PREFIX": prefix,
+        "MAILLAGE_TRANSACTIONAL_ID": f"{prefix}gateway",
+        "MAILLAGE_LOG_LEVEL": "WARNING",
+    }
     wanted = [("gateway", ["gateway"]), (opts.sender, ["agency", opts.sender]), ("dispatcher", ["dispatcher"])]
     console.log(f"starting the gateway, {opts.sender} and the dispatcher as uvicorn servers")
     with servers(wanted, env=env, data_dir=data_dir) as running:
@@ -860,18 +1011,38 @@ async def measure_oncall(opts: BenchOptions, *, bootstrap: str, prefix: str, dat
             connect_s = time.monotonic() - connect_started
             if errors:
                 console.log(f"[yellow]{len(errors)} workers could not sign in[/], e.g. {errors[0]}")
-            pids = {"bench (load generator)": os.getpid(), "kafka": kafka_pid,
-                    **{f"sockets {i}": pid for i, pid in enumerate(fleet.pids)},
-                    **{name: s.process.pid for name, s in running.items()}}
-            return await _oncall_run(opts, load, fleet, connected=connected, connect_s=connect_s,
-                                     meter=CpuMeter(pids), data_dir=data_dir, console=console)
+            pids = {
+                "bench (load generator)": os.getpid(),
+                "kafka": kafka_pid,
+                **{f"sockets {i}": pid for i, pid in enumerate(fleet.pids)},
+                **{name: s.process.pid for name, s in running.items()},
+            }
+            return await _oncall_run(
+                opts,
+                load,
+                fleet,
+                connected=connected,
+                connect_s=connect_s,
+                meter=CpuMeter(pids),
+                data_dir=data_dir,
+                console=console,
+            )
         finally:
             load.close()
             fleet.close()
 
 
-async def _oncall_run(opts: BenchOptions, load: KeepAliveClient, fleet: SocketFleet, *, connected: int,
-                      connect_s: float, meter: CpuMeter, data_dir: Path, console: Console) -> Oncall:
+async def _oncall_run(
+    opts: BenchOptions,
+    load: KeepAliveClient,
+    fleet: SocketFleet,
+    *,
+    connected: int,
+    connect_s: float,
+    meter: CpuMeter,
+    data_dir: Path,
+    console: Console,
+) -> Oncall:
     rng = random.Random(500)
     people = make_subjects(50, rng)
 
@@ -896,16 +1067,39 @@ async def _oncall_run(opts: BenchOptions, load: KeepAliveClient, fleet: SocketFl
     seen = await fleet.stop()
     cpu, busy = CpuMeter.percent(sending, sent_all)
     # From the first POST until the last alert reached every socket: the work these alerts cost.
-    per_alert = {name: round(1000 * seconds / max(len(accepted), 1), 1)
-                 for name, seconds in CpuMeter.used(sending, drained).items()}
-    return _oncall_figures(opts, sent, seen, connected=connected, connect_s=connect_s, cpu=cpu, busy=busy,
-                           cpu_ms_per_alert=per_alert, drain_s=drained.at - sent_all.at, window=(started, ended),
-                           data_dir=data_dir)
+    per_alert = {
+        name: round(1000 * seconds / max(len(accepted), 1), 1)
+        for name, seconds in CpuMeter.used(sending, drained).items()
+    }
+    return _oncall_figures(
+        opts,
+        sent,
+        seen,
+        connected=connected,
+        connect_s=connect_s,
+        cpu=cpu,
+        busy=busy,
+        cpu_ms_per_alert=per_alert,
+        drain_s=drained.at - sent_all.at,
+        window=(started, ended),
+        data_dir=data_dir,
+    )
 
 
-def _oncall_figures(opts: BenchOptions, sent: list[Sent], seen: Arrivals, *, connected: int, connect_s: float,
-                    cpu: dict[str, float], busy: float, cpu_ms_per_alert: dict[str, float], drain_s: float,
-                    window: tuple[float, float], data_dir: Path) -> Oncall:
+def _oncall_figures(
+    opts: BenchOptions,
+    sent: list[Sent],
+    seen: Arrivals,
+    *,
+    connected: int,
+    connect_s: float,
+    cpu: dict[str, float],
+    busy: float,
+    cpu_ms_per_alert: dict[str, float],
+    drain_s: float,
+    window: tuple[float, float],
+    data_dir: Path,
+) -> Oncall:
     accepted = {s.event_id: s for s in sent if s.event_id is not None}
     per_alert: dict[str, list[float]] = {event_id: [] for event_id in accepted}
     for arrivals in seen.by_worker.values():
@@ -920,27 +1114,47 @@ def _oncall_figures(opts: BenchOptions, sent: list[Sent], seen: Arrivals, *, con
     reached = {event_id: times for event_id, times in per_alert.items() if times}
     received = stored_times(data_dir / "dispatcher.db", "oncall_alert", "received_at", key="alert_id")
     return Oncall(
-        workers=opts.workers, connected=connected, socket_processes=opts.socket_processes,
-        ws_compression=opts.ws_compression, rate=opts.alert_rate,
-        duration=opts.oncall_duration, warmup=opts.warmup, sent=len(sent), accepted=len(accepted),
-        stored=sum(event_id in received for event_id in accepted), reached_some=len(reached),
+        workers=opts.workers,
+        connected=connected,
+        socket_processes=opts.socket_processes,
+        ws_compression=opts.ws_compression,
+        rate=opts.alert_rate,
+        duration=opts.oncall_duration,
+        warmup=opts.warmup,
+        sent=len(sent),
+        accepted=len(accepted),
+        stored=sum(event_id in received for event_id in accepted),
+        reached_some=len(reached),
         reached_all=sum(len(times) == connected for times in per_alert.values()),
-        pairs_expected=len(accepted) * connected, pairs_missing=len(accepted) * connected - len(pairs),
+        pairs_expected=len(accepted) * connected,
+        pairs_missing=len(accepted) * connected - len(pairs),
         every_pair=Spread.of(pairs),
         first_worker=Spread.of([(min(t) - accepted[i].sent_at.timestamp()) * 1000 for i, t in reached.items()]),
         last_worker=Spread.of([(max(t) - accepted[i].sent_at.timestamp()) * 1000 for i, t in reached.items()]),
         every_pair_from_schedule=Spread.of(from_schedule),
         send_lag_max_ms=round(max((s.lag_s for s in sent), default=0.0) * 1000, 1),
         stages=_oncall_stages(accepted, reached, received, data_dir=data_dir, sender=opts.sender),
-        failures=dict(Counter(s.error for s in sent if s.error)), cpu_percent=cpu, machine_busy_percent=busy,
+        failures=dict(Counter(s.error for s in sent if s.error)),
+        cpu_percent=cpu,
+        machine_busy_percent=busy,
         others_percent=round(busy * (os.cpu_count() or 1) - sum(cpu.values()), 1),
-        cpu_ms_per_alert=cpu_ms_per_alert, drain_seconds=round(drain_s, 2),
+        cpu_ms_per_alert=cpu_ms_per_alert,
+        drain_seconds=round(drain_s, 2),
         client_loop_lag=Spread.of([lag * 1000 for lag in lags_within(seen.lags, *window)]),
-        sockets_closed=len(seen.closed), other_messages=seen.other, connect_seconds=round(connect_s, 1))
+        sockets_closed=len(seen.closed),
+        other_messages=seen.other,
+        connect_seconds=round(connect_s, 1),
+    )
 
 
-def _oncall_stages(accepted: dict[str, Sent], reached: dict[str, list[float]], received: dict[str, datetime], *,
-                   data_dir: Path, sender: str) -> dict[str, Spread]:
+def _oncall_stages(
+    accepted: dict[str, Sent],
+    reached: dict[str, list[float]],
+    received: dict[str, datetime],
+    *,
+    data_dir: Path,
+    sender: str,
+) -> dict[str, Spread]:
     stored = stored_times(data_dir / f"agency-{sender}.db", "sent_event", "created_at")
     decided = stored_times(data_dir / "gateway.db", "gateway_processed", "decided_at")
     ids = [i for i in reached if i in stored and i in decided and i in received]
@@ -960,9 +1174,15 @@ def _oncall_stages(accepted: dict[str, Sent], reached: dict[str, list[float]], r
 
 def describe_machine(*, kafka: str) -> dict[str, Any]:
     # Other work on the machine during the run skews every figure: the load average says how much.
-    return {"cores": os.cpu_count(), "ram_gib": round(_ram_bytes() / 2**30, 1), "cpu": _cpu_model(),
-            "python": platform.python_version(), "platform": platform.platform(), "kafka": kafka,
-            "load_before": _load()}
+    return {
+        "cores": os.cpu_count(),
+        "ram_gib": round(_ram_bytes() / 2**30, 1),
+        "cpu": _cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "kafka": kafka,
+        "load_before": _load(),
+    }
 
 
 def _load() -> float:
@@ -990,65 +1210,97 @@ def print_report(report: Report, console: Console) -> None:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     g, p, lat = report.gateway, report.passthrough, report.latency
     if g and p:
-        table.add_row("gateway throughput", f"{g.events_per_s:,.0f} events/s",
-                      f">= {TARGET_GATEWAY_EVENTS_PER_S:,.0f}", _mark(verdicts["gateway_events_per_s"]))
+        table.add_row(
+            "gateway throughput",
+            f"{g.events_per_s:,.0f} events/s",
+            f">= {TARGET_GATEWAY_EVENTS_PER_S:,.0f}",
+            _mark(verdicts["gateway_events_per_s"]),
+        )
         table.add_row("  referral.created events", f"{g.records:,} in {g.seconds:.2f} s", "", "")
         outcomes = ", ".join(f"{n:,} {outcome}" for outcome, n in sorted(report.gateway_outcomes.items()))
         table.add_row("  decisions recorded", outcomes, "", "")
         table.add_row("bare passthrough throughput", f"{p.events_per_s:,.0f} events/s", "", "")
-        table.add_row("ratio gateway / passthrough", f"{report.ratio:.2f}", f">= {TARGET_RATIO}",
-                      _mark(verdicts["ratio"]))
+        table.add_row(
+            "ratio gateway / passthrough", f"{report.ratio:.2f}", f">= {TARGET_RATIO}", _mark(verdicts["ratio"])
+        )
     if lat:
         table.add_row(f"POST → inbox at {lat.rate:g}/s for {lat.duration:g} s", "", "", "")
         table.add_row("  p50", f"{lat.total.p50_ms:,.1f} ms", "", "")
-        table.add_row("  p99", f"{lat.total.p99_ms:,.1f} ms", f"<= {TARGET_P99_MS:g} ms",
-                      _mark(verdicts["latency_p99_ms"]))
+        table.add_row(
+            "  p99", f"{lat.total.p99_ms:,.1f} ms", f"<= {TARGET_P99_MS:g} ms", _mark(verdicts["latency_p99_ms"])
+        )
         table.add_row("  max", f"{lat.total.max_ms:,.1f} ms", "", "")
         table.add_row("  sent / accepted / arrived", f"{lat.sent} / {lat.accepted} / {lat.arrived}", "", "")
         if lat.failures:
             failed = ", ".join(f"{n} {why}" for why, n in lat.failures.items())
             table.add_row("  refused or failed", failed, "", "")
         for stage, spread in lat.stages.items():  # each stage from the end of the one before
-            table.add_row(f"  then {stage}", f"p50 {spread.p50_ms:,.0f}, p99 {spread.p99_ms:,.0f} ms",
-                          "", "")
+            table.add_row(f"  then {stage}", f"p50 {spread.p50_ms:,.0f}, p99 {spread.p99_ms:,.0f} ms", "", "")
     if report.oncall:
         _oncall_rows(table, report.oncall, verdicts["oncall_p99_ms"])
     console.print(table)
     m = report.machine
-    console.print(f"Machine: {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['cpu']}; Python {m['python']}; "
-                  f"Kafka {m['kafka']}; {m['platform']}; load average {m['load_before']} before, "
-                  f"{m.get('load_after', '?')} after")
+    console.print(
+        f"Machine: {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['cpu']}; Python {m['python']}; "
+        f"Kafka {m['kafka']}; {m['platform']}; load average {m['load_before']} before, "
+        f"{m.get('load_after', '?')} after"
+    )
 
 
 def _oncall_rows(table: Table, o: Oncall, ok: bool) -> None:
-    table.add_row(f"POST /v1/alerts → worker's socket, {o.connected} workers, {o.rate:g} alerts/s for "
-                  f"{o.duration:g} s" + ("" if o.ws_compression else " (no permessage-deflate)"), "", "", "")
+    table.add_row(
+        f"POST /v1/alerts → worker's socket, {o.connected} workers, {o.rate:g} alerts/s for "
+        f"{o.duration:g} s" + ("" if o.ws_compression else " (no permessage-deflate)"),
+        "",
+        "",
+        "",
+    )
     table.add_row("  p50, every (alert, worker)", f"{o.every_pair.p50_ms:,.1f} ms", "", "")
-    table.add_row("  p99, every (alert, worker)", f"{o.every_pair.p99_ms:,.1f} ms",
-                  f"<= {TARGET_ONCALL_P99_MS:g} ms", _mark(ok))
+    table.add_row(
+        "  p99, every (alert, worker)", f"{o.every_pair.p99_ms:,.1f} ms", f"<= {TARGET_ONCALL_P99_MS:g} ms", _mark(ok)
+    )
     table.add_row("  max, every (alert, worker)", f"{o.every_pair.max_ms:,.1f} ms", "", "")
-    table.add_row("  first worker per alert", f"p50 {o.first_worker.p50_ms:,.1f}, p99 {o.first_worker.p99_ms:,.1f} ms",
-                  "", "")
-    table.add_row("  last worker per alert", f"p50 {o.last_worker.p50_ms:,.1f}, p99 {o.last_worker.p99_ms:,.1f} ms",
-                  "", "")
+    table.add_row(
+        "  first worker per alert", f"p50 {o.first_worker.p50_ms:,.1f}, p99 {o.first_worker.p99_ms:,.1f} ms", "", ""
+    )
+    table.add_row(
+        "  last worker per alert", f"p50 {o.last_worker.p50_ms:,.1f}, p99 {o.last_worker.p99_ms:,.1f} ms", "", ""
+    )
     table.add_row("  sent / accepted / in the dispatcher", f"{o.sent} / {o.accepted} / {o.stored}", "", "")
     table.add_row("  alerts that reached every / some worker", f"{o.reached_all} / {o.reached_some}", "", "")
-    table.add_row("  (alert, worker) pairs missing", f"{o.pairs_missing:,} of {o.pairs_expected:,}", "0",
-                  _mark(o.pairs_missing == 0))
+    table.add_row(
+        "  (alert, worker) pairs missing",
+        f"{o.pairs_missing:,} of {o.pairs_expected:,}",
+        "0",
+        _mark(o.pairs_missing == 0),
+    )
     if o.connected != o.workers or o.sockets_closed:
-        table.add_row("  workers connected / sockets closed early", f"{o.connected} / {o.sockets_closed}",
-                      str(o.workers), _mark(False))
+        table.add_row(
+            "  workers connected / sockets closed early",
+            f"{o.connected} / {o.sockets_closed}",
+            str(o.workers),
+            _mark(False),
+        )
     if o.failures:
         table.add_row("  refused or failed", ", ".join(f"{n} {why}" for why, n in o.failures.items()), "", "")
     for stage, spread in o.stages.items():
         table.add_row(f"  then {stage}", f"p50 {spread.p50_ms:,.0f}, p99 {spread.p99_ms:,.0f} ms", "", "")
     table.add_row("  load generator: send lag max", f"{o.send_lag_max_ms:,.1f} ms", "", "")
-    table.add_row(f"  socket clients ({o.socket_processes} processes): loop lag",
-                  f"p99 {o.client_loop_lag.p99_ms:,.1f}, max {o.client_loop_lag.max_ms:,.1f} ms", "", "")
+    table.add_row(
+        f"  socket clients ({o.socket_processes} processes): loop lag",
+        f"p99 {o.client_loop_lag.p99_ms:,.1f}, max {o.client_loop_lag.max_ms:,.1f} ms",
+        "",
+        "",
+    )
     cpu = ", ".join(f"{name} {pct:.0f}%" for name, pct in sorted(o.cpu_percent.items(), key=lambda kv: -kv[1]))
     table.add_row("  CPU while sending (% of one core)", cpu, "", "")
-    table.add_row("  machine busy while sending", f"{o.machine_busy_percent:.0f}% of all cores, of which other "
-                  f"processes {max(o.others_percent, 0):.0f}% of one core", "", "")
+    table.add_row(
+        "  machine busy while sending",
+        f"{o.machine_busy_percent:.0f}% of all cores, of which other "
+        f"processes {max(o.others_percent, 0):.0f}% of one core",
+        "",
+        "",
+    )
     per_alert = ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(o.cpu_ms_per_alert.items(), key=lambda kv: -kv[1]))
     table.add_row("  CPU ms per alert (until all delivered)", per_alert, "", "")
     table.add_row("  last POST → last alert on every socket", f"{o.drain_seconds:.2f} s", "", "")
@@ -1084,10 +1336,22 @@ def run_bench(opts: BenchOptions, *, console: Console) -> tuple[Report, Path]:
                     kafka.start()
             bootstrap = opts.bootstrap or (kafka.bootstrap if kafka else "")
             kafka_version = KAFKA_VERSION if kafka else f"external ({bootstrap})"
-            report = Report(started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                            options=_options_json(opts), machine=describe_machine(kafka=kafka_version))
-            _run(_measure(report, opts, network, bootstrap=bootstrap, data_dir=data_dir, console=console,
-                          kafka_pid=kafka.process.pid if kafka and kafka.process else None))
+            report = Report(
+                started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                options=_options_json(opts),
+                machine=describe_machine(kafka=kafka_version),
+            )
+            _run(
+                _measure(
+                    report,
+                    opts,
+                    network,
+                    bootstrap=bootstrap,
+                    data_dir=data_dir,
+                    console=console,
+                    kafka_pid=kafka.process.pid if kafka and kafka.process else None,
+                )
+            )
             report.machine["load_after"] = _load()
         finally:
             if kafka is not None:
@@ -1096,8 +1360,16 @@ def run_bench(opts: BenchOptions, *, console: Console) -> tuple[Report, Path]:
     return report, write_report(report, opts.out_dir)
 
 
-async def _measure(report: Report, opts: BenchOptions, network: Network, *, bootstrap: str, data_dir: Path,
-                   console: Console, kafka_pid: int | None = None) -> None:
+async def _measure(
+    report: Report,
+    opts: BenchOptions,
+    network: Network,
+    *,
+    bootstrap: str,
+    data_dir: Path,
+    console: Console,
+    kafka_pid: int | None = None,
+) -> None:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     report.options["topic_prefix"] = prefix
     (data_dir / "throughput").mkdir()
@@ -1106,14 +1378,26 @@ async def _measure(report: Report, opts: BenchOptions, network: Network, *, boot
     try:
         if "throughput" in opts.parts:
             report.gateway, report.passthrough, report.gateway_outcomes = await measure_throughput(
-                opts, network, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir / "throughput",
-                console=console)
+                opts, network, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir / "throughput", console=console
+            )
         if "latency" in opts.parts:
-            report.latency = await measure_latency(opts, network, bootstrap=bootstrap, prefix=f"{prefix}lat.",
-                                                   data_dir=data_dir / "latency", console=console)
+            report.latency = await measure_latency(
+                opts,
+                network,
+                bootstrap=bootstrap,
+                prefix=f"{prefix}lat.",
+                data_dir=data_dir / "latency",
+                console=console,
+            )
         if "oncall" in opts.parts:
-            report.oncall = await measure_oncall(opts, bootstrap=bootstrap, prefix=f"{prefix}oncall.",
-                                                 data_dir=data_dir / "oncall", console=console, kafka_pid=kafka_pid)
+            report.oncall = await measure_oncall(
+                opts,
+                bootstrap=bootstrap,
+                prefix=f"{prefix}oncall.",
+                data_dir=data_dir / "oncall",
+                console=console,
+                kafka_pid=kafka_pid,
+            )
     finally:
         if opts.bootstrap:  # someone else's broker: leave no bench topics behind
             await _delete_topics(bootstrap, prefix=prefix)

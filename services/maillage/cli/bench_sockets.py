@@ -64,16 +64,19 @@ async def _child(url: str, workers: list[tuple[str, str]], conn: Connection, com
         async with gate:
             try:
                 # permessage-deflate offered, as browsers do, unless asked not to
-                ws = await connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=60,
-                                   compression="deflate" if compression else None)
+                ws = await connect(
+                    url,
+                    additional_headers={"Authorization": f"Bearer {token}"},
+                    open_timeout=60,
+                    compression="deflate" if compression else None,
+                )
                 hello = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
                 snapshot = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
             except Exception as exc:
                 errors.append(f"{worker}: {type(exc).__name__}: {exc}")
                 return
             if hello.get("type") != "hello" or snapshot.get("type") != "snapshot":
-                errors.append(f"{worker}: expected hello and snapshot, got {hello.get('type')}, "
-                              f"{snapshot.get('type')}")
+                errors.append(f"{worker}: expected hello and snapshot, got {hello.get('type')}, {snapshot.get('type')}")
                 await ws.close()
                 return
             sockets[worker] = ws
@@ -135,16 +138,19 @@ async def _child(url: str, workers: list[tuple[str, str]], conn: Connection, com
 class SocketFleet:
     """The child processes and their sockets, seen from the bench's event loop."""
 
-    def __init__(self, url: str, workers: list[tuple[str, str]], *, processes: int, compression: bool = True
-                 ) -> None:
+    def __init__(self, url: str, workers: list[tuple[str, str]], *, processes: int, compression: bool = True) -> None:
         ctx = multiprocessing.get_context("spawn")  # the parent runs an event loop: never fork it
         self.processes: list[multiprocessing.process.BaseProcess] = []
         self.pipes: list[Connection] = []
         processes = max(1, min(processes, len(workers)))
         for i in range(processes):
             mine, theirs = ctx.Pipe()
-            process = ctx.Process(target=child_main, args=(url, workers[i::processes], theirs, compression),
-                                  name=f"bench-sockets-{i}", daemon=True)
+            process = ctx.Process(
+                target=child_main,
+                args=(url, workers[i::processes], theirs, compression),
+                name=f"bench-sockets-{i}",
+                daemon=True,
+            )
             process.start()
             theirs.close()
             self.processes.append(process)
@@ -213,4 +219,3 @@ class SocketFleet:
 
 def lags_within(lags: Iterable[tuple[float, float]], start: float, end: float) -> list[float]:
     return [lag for at, lag in lags if start <= at <= end]
-

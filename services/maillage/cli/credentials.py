@@ -13,9 +13,17 @@ from maillage.core.settings import METRICS_TOKEN_FILE
 
 TOKEN_ENV = "MAILLAGE_TOKEN"
 
-TokenFileOption = Annotated[Path | None, typer.Option(
-    "--token-file", envvar="MAILLAGE_TOKEN_FILE", show_default=False, exists=True, dir_okay=False,
-    help=f"A file holding the token (or set {TOKEN_ENV}); never the token itself on the command line.")]
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        envvar="MAILLAGE_TOKEN_FILE",
+        show_default=False,
+        exists=True,
+        dir_okay=False,
+        help=f"A file holding the token (or set {TOKEN_ENV}); never the token itself on the command line.",
+    ),
+]
 
 
 def bearer_token(token_file: Path | None) -> str | None:

@@ -57,8 +57,11 @@ class Demo:
         """The agency's API as its case-management system calls it, with a fresh token."""
         own = OwnKeys.load(self.key_dirs, agency_id, PublicKeys.load(self.key_dirs))
         token = mint(own, subject="demo", scopes=ALL_AGENCY_SCOPES, lifetime=timedelta(minutes=5))
-        return httpx.Client(base_url=f"http://127.0.0.1:{self.network.agency(agency_id).port}", timeout=10,
-                            headers={"Authorization": f"Bearer {token}"})
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.network.agency(agency_id).port}",
+            timeout=10,
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
     def post(self, agency_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.client(agency_id) as client:
@@ -102,10 +105,13 @@ class Demo:
         table.add_column(f"sent by {sender}")
         received: dict[str, dict[str, Any] | None] = {}
         for line in fate["recipients"]:
-            table.add_column(f"{line['recipient']} ({line['sector']})\n{line['outcome']}, {line['legal_basis']}"
-                             + (", review" if line["review"] else ""))
-            received[line["recipient"]] = (self.wait_inbox(line["recipient"], event_id)
-                                           if line["outcome"] != "denied" else None)
+            table.add_column(
+                f"{line['recipient']} ({line['sector']})\n{line['outcome']}, {line['legal_basis']}"
+                + (", review" if line["review"] else "")
+            )
+            received[line["recipient"]] = (
+                self.wait_inbox(line["recipient"], event_id) if line["outcome"] != "denied" else None
+            )
         for category in Category:
             if category.value not in sent:
                 continue
@@ -123,28 +129,50 @@ class Demo:
     def run(self) -> None:
         subject = new_subject_ref()
         self.console.print(f"Subject [bold]{subject}[/] (pseudonymous), a victim known to refuge-liege.\n")
-        self.post("refuge-liege", "/v1/consents", {
-            "subject_ref": subject, "categories": [c.value for c in Category if c != Category.HEALTH],
-            "recipients": ["cpas-seraing", "praxis-meuse"], "purposes": ["referral"]})
+        self.post(
+            "refuge-liege",
+            "/v1/consents",
+            {
+                "subject_ref": subject,
+                "categories": [c.value for c in Category if c != Category.HEALTH],
+                "recipients": ["cpas-seraing", "praxis-meuse"],
+                "purposes": ["referral"],
+            },
+        )
         self.console.print("Consent registered: all but health, to cpas-seraing and praxis-meuse, for referral.\n")
-        for to, title in (("cpas-seraing", "1. Referral to the CPAS (ceiling of `social` applies)"),
-                          ("praxis-meuse", "2. Referral to the perpetrator programme (never location/contact)"),
-                          ("chr-citadelle", "3. Referral to the hospital, which has no consent")):
+        for to, title in (
+            ("cpas-seraing", "1. Referral to the CPAS (ceiling of `social` applies)"),
+            ("praxis-meuse", "2. Referral to the perpetrator programme (never location/contact)"),
+            ("chr-citadelle", "3. Referral to the hospital, which has no consent"),
+        ):
             body = {"subject_ref": subject, "subject_role": "victim", "recipient": to, "data": AMINA}
             event = self.post("refuge-liege", "/v1/referrals", body)
             self.show(title, "refuge-liege", AMINA, event["event_id"])
-        alert = {"subject_ref": subject, "subject_role": "victim", "severity": "imminent", "kind": "threat",
-                 "recipients": ["police", "justice"], "legal_basis": "danger",
-                 "justification": "Partner announced he will come to the shelter tonight with a knife.",
-                 "data": AMINA}
+        alert = {
+            "subject_ref": subject,
+            "subject_role": "victim",
+            "severity": "imminent",
+            "kind": "threat",
+            "recipients": ["police", "justice"],
+            "legal_basis": "danger",
+            "justification": "Partner announced he will come to the shelter tonight with a knife.",
+            "data": AMINA,
+        }
         with self.on_call_socket("zp-meuse") as officer:
             event = self.post("refuge-liege", "/v1/alerts", alert)
-            self.show("4. Imminent-danger alert without consent (art. 458bis)", "refuge-liege",
-                      {**AMINA, "narrative": alert["justification"]}, event["event_id"])
+            self.show(
+                "4. Imminent-danger alert without consent (art. 458bis)",
+                "refuge-liege",
+                {**AMINA, "narrative": alert["justification"]},
+                event["event_id"],
+            )
             if officer is not None:
                 self.acknowledge(officer, "refuge-liege", event["event_id"], recipient="zp-meuse")
-        first = self.post("refuge-liege", "/v1/referrals", {"subject_ref": subject, "subject_role": "victim",
-                                                             "recipient": "cpas-seraing", "data": AMINA})
+        first = self.post(
+            "refuge-liege",
+            "/v1/referrals",
+            {"subject_ref": subject, "subject_role": "victim", "recipient": "cpas-seraing", "data": AMINA},
+        )
         if self.wait_inbox("cpas-seraing", first["event_id"]) is not None:
             self.post("cpas-seraing", f"/v1/referrals/{first['event_id']}/response", {"decision": "accepted"})
             state = self._referral_state("refuge-liege", first["event_id"], "accepted")
@@ -181,9 +209,11 @@ class Demo:
                 progress = next((r.get("alert") for r in lines if r["recipient"] == recipient), None)
                 state = progress["state"] if progress else state
                 time.sleep(0.1)
-        self.console.print(f"5. {recipient}'s on-call worker [bold]{worker.id}[/] ({page['level_name']}, level "
-                           f"{page['level']}) is paged live and acknowledges; {sender} sees the alert "
-                           f"[bold]{state}[/].\n")
+        self.console.print(
+            f"5. {recipient}'s on-call worker [bold]{worker.id}[/] ({page['level_name']}, level "
+            f"{page['level']}) is paged live and acknowledges; {sender} sees the alert "
+            f"[bold]{state}[/].\n"
+        )
 
     def _referral_state(self, agency_id: str, referral_id: str, expected: str) -> str:
         deadline = time.monotonic() + self.timeout

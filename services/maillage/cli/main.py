@@ -39,11 +39,14 @@ def _private_by_default() -> None:
     # Whatever a command writes (keys, databases, logs, the local broker's segments) is its user's alone.
     os.umask(PRIVATE_UMASK)
 
-NetworkOption = Annotated[Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE",
-                                             help="The network file describing the Pôle.")]
+
+NetworkOption = Annotated[
+    Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE", help="The network file describing the Pôle.")
+]
 PortOption = Annotated[int | None, typer.Option("--port", help="Listen port (default: the network file's).")]
-DataDirOption = Annotated[Path, typer.Option("--data-dir", envvar="MAILLAGE_DATA_DIR",
-                                             help="Keys live in DATA_DIR/keys/{private,public}.")]
+DataDirOption = Annotated[
+    Path, typer.Option("--data-dir", envvar="MAILLAGE_DATA_DIR", help="Keys live in DATA_DIR/keys/{private,public}.")
+]
 HostOption = Annotated[str, typer.Option("--host", envvar="MAILLAGE_LISTEN_HOST", help="Listen address.")]
 
 
@@ -83,8 +86,13 @@ def serve_dispatcher(port: PortOption = None, host: HostOption = "127.0.0.1") ->
 
     settings = DispatcherSettings()
     configure_logging(settings.log_level, service="dispatcher")
-    serve(create_app(settings), settings=settings, host=host, port=port or settings.network.dispatcher.port,
-          **UVICORN_OPTIONS)
+    serve(
+        create_app(settings),
+        settings=settings,
+        host=host,
+        port=port or settings.network.dispatcher.port,
+        **UVICORN_OPTIONS,
+    )
 
 
 @serve_app.command("monitor")
@@ -114,17 +122,24 @@ def topics(
     net = load_network(network)
     k = net.kafka
     names = bus_topics(net)
-    asyncio.run(bus.ensure_topics(bootstrap or k.bootstrap, names, partitions=k.partitions,
-                                  replication_factor=k.replication_factor,
-                                  min_insync_replicas=k.min_insync_replicas))
+    asyncio.run(
+        bus.ensure_topics(
+            bootstrap or k.bootstrap,
+            names,
+            partitions=k.partitions,
+            replication_factor=k.replication_factor,
+            min_insync_replicas=k.min_insync_replicas,
+        )
+    )
     console.print(f"{len(names)} topics present on {bootstrap or k.bootstrap}.")
 
 
 @app.command()
 def up(
     network: NetworkOption = DEFAULT_NETWORK,
-    bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP",
-                                           help="Use this Kafka instead of starting a local one.")] = "",
+    bootstrap: Annotated[
+        str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP", help="Use this Kafka instead of starting a local one.")
+    ] = "",
     data_dir: Annotated[Path, typer.Option(envvar="MAILLAGE_DATA_DIR")] = Path("var"),
     kafka_port: Annotated[int, typer.Option(help="Port of the local broker.")] = 19092,
 ) -> None:
@@ -133,8 +148,12 @@ def up(
     from maillage.gateway.settings import GatewaySettings
 
     net = load_network(network)
-    supervisor = Supervisor(network=net, network_file=network.resolve(), data_dir=data_dir.resolve(),
-                            bootstrap=bootstrap or net.kafka.bootstrap)
+    supervisor = Supervisor(
+        network=net,
+        network_file=network.resolve(),
+        data_dir=data_dir.resolve(),
+        bootstrap=bootstrap or net.kafka.bootstrap,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -166,12 +185,18 @@ def _print_listening(supervisor: object) -> None:
     table = Table(title=f"{supervisor.network.name} — listening")
     for column in ("service", "sector", "url", "pid"):
         table.add_column(column)
-    table.add_row("kafka", "", supervisor.bootstrap, str(supervisor.kafka.process.pid)
-                  if supervisor.kafka and supervisor.kafka.process else "external")
+    table.add_row(
+        "kafka",
+        "",
+        supervisor.bootstrap,
+        str(supervisor.kafka.process.pid) if supervisor.kafka and supervisor.kafka.process else "external",
+    )
     for service in supervisor.services:
         sector = supervisor.network.by_id[service.name].sector.value if service.name in supervisor.network.by_id else ""
-        url = {"dispatcher": f"{service.url}/oncall (workers' page)",
-               "monitor": f"{service.url}/dashboard (operators)"}.get(service.name, service.url)
+        url = {
+            "dispatcher": f"{service.url}/oncall (workers' page)",
+            "monitor": f"{service.url}/dashboard (operators)",
+        }.get(service.name, service.url)
         table.add_row(service.name, sector, url, str(service.process.pid))
     console.print(table)
 
@@ -211,20 +236,29 @@ def bench(
     rate: Annotated[float, typer.Option(help="Referrals per second in the latency run.")] = 200.0,
     duration: Annotated[float, typer.Option(help="Seconds of the latency run.")] = 10.0,
     network: NetworkOption = DEFAULT_NETWORK,
-    bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP",
-                                           help="Use this Kafka instead of starting a local one.")] = "",
+    bootstrap: Annotated[
+        str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP", help="Use this Kafka instead of starting a local one.")
+    ] = "",
     out_dir: Annotated[Path, typer.Option(help="Where the JSON report goes.")] = Path("bench-results"),
-    only: Annotated[list[str] | None, typer.Option(
-        "--only", help="Run only these parts (repeatable): throughput, latency, oncall. "
-                       "Default: throughput and latency; oncall runs only when named.")] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Run only these parts (repeatable): throughput, latency, oncall. "
+            "Default: throughput and latency; oncall runs only when named.",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="On-call workers connected by WebSocket (oncall).")] = 500,
     alert_rate: Annotated[float, typer.Option(min=0.1, help="Alerts per second (oncall).")] = 20.0,
-    oncall_duration: Annotated[float, typer.Option(min=1, help="Seconds of alerts measured (oncall), "
-                                                               "after a 2 s warm-up.")] = 10.0,
-    socket_processes: Annotated[int, typer.Option(min=1, help="Processes the workers' sockets are "
-                                                             "spread over (oncall).")] = 2,
-    ws_compression: Annotated[bool, typer.Option(help="Workers offer permessage-deflate, as browsers do "
-                                                      "(oncall).")] = True,
+    oncall_duration: Annotated[
+        float, typer.Option(min=1, help="Seconds of alerts measured (oncall), after a 2 s warm-up.")
+    ] = 10.0,
+    socket_processes: Annotated[
+        int, typer.Option(min=1, help="Processes the workers' sockets are spread over (oncall).")
+    ] = 2,
+    ws_compression: Annotated[
+        bool, typer.Option(help="Workers offer permessage-deflate, as browsers do (oncall).")
+    ] = True,
 ) -> None:
     """Measure gateway throughput beside a bare Kafka passthrough, referral latency, and (--only oncall)
     alert latency to on-call workers' sockets."""
@@ -232,13 +266,24 @@ def bench(
 
     unknown = sorted(set(only or ()) - set(PARTS))
     if unknown:
-        raise typer.BadParameter(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}",
-                                 param_hint="--only")
+        raise typer.BadParameter(
+            f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}", param_hint="--only"
+        )
     parts = tuple(p for p in PARTS if p in only) if only else BenchOptions.parts
-    options = BenchOptions(events=events, rate=rate, duration=duration, network_file=network,
-                           bootstrap=bootstrap, out_dir=out_dir, parts=parts, workers=workers,
-                           alert_rate=alert_rate, oncall_duration=oncall_duration,
-                           socket_processes=socket_processes, ws_compression=ws_compression)
+    options = BenchOptions(
+        events=events,
+        rate=rate,
+        duration=duration,
+        network_file=network,
+        bootstrap=bootstrap,
+        out_dir=out_dir,
+        parts=parts,
+        workers=workers,
+        alert_rate=alert_rate,
+        oncall_duration=oncall_duration,
+        socket_processes=socket_processes,
+        ws_compression=ws_compression,
+    )
     _, path = run_bench(options, console=console)
     console.print(f"Report written to {path}")
 
@@ -249,15 +294,23 @@ app.add_typer(acl_app, name="acl")
 
 @acl_app.command("apply")
 def acl_apply(
-    admin_password: Annotated[str, typer.Option(
-        envvar="MAILLAGE_KAFKA_ADMIN_PASSWORD", prompt=True, hide_input=True,
-        help="The super user's password: from the environment or the prompt, not the command line.")],
-    admin_user: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_ADMIN_USERNAME",
-                                            help="A super user of the cluster.")] = "admin",
+    admin_password: Annotated[
+        str,
+        typer.Option(
+            envvar="MAILLAGE_KAFKA_ADMIN_PASSWORD",
+            prompt=True,
+            hide_input=True,
+            help="The super user's password: from the environment or the prompt, not the command line.",
+        ),
+    ],
+    admin_user: Annotated[
+        str, typer.Option(envvar="MAILLAGE_KAFKA_ADMIN_USERNAME", help="A super user of the cluster.")
+    ] = "admin",
     network: NetworkOption = DEFAULT_NETWORK,
     bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP")] = "",
-    keys_dir: Annotated[Path | None, typer.Option(
-        help="Private key directory, outside git (default: $MAILLAGE_DATA_DIR/keys/private).")] = None,
+    keys_dir: Annotated[
+        Path | None, typer.Option(help="Private key directory, outside git (default: $MAILLAGE_DATA_DIR/keys/private).")
+    ] = None,
 ) -> None:
     """Create a SCRAM-SHA-512 principal per agency and for the gateway, and their ACLs. Idempotent.
 
@@ -273,11 +326,16 @@ def acl_apply(
 
     settings = GatewaySettings(network_file=network)
     try:
-        files = asyncio.run(apply_access(
-            settings.network, settings.topics, bootstrap=bootstrap or settings.bootstrap,
-            admin=KafkaAuth(username=admin_user, password=admin_password),
-            private_dir=keys_dir or settings.data_dir / "keys" / "private",
-            gateway_transactional_id=settings.transactional_id))
+        files = asyncio.run(
+            apply_access(
+                settings.network,
+                settings.topics,
+                bootstrap=bootstrap or settings.bootstrap,
+                admin=KafkaAuth(username=admin_user, password=admin_password),
+                private_dir=keys_dir or settings.data_dir / "keys" / "private",
+                gateway_transactional_id=settings.transactional_id,
+            )
+        )
     except AccessError as exc:
         console.print(f"[red]Kafka refused the provisioning:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(1) from None
@@ -287,10 +345,10 @@ def acl_apply(
     console.print(table)
 
 
-
-
 keys_app = typer.Typer(help="Signing, sealing and token keys of the gateway and every agency.")
 app.add_typer(keys_app, name="keys")
+
+
 def _key_dirs(data_dir: Path) -> KeyDirs:
     return KeyDirs(private=data_dir / "keys" / "private", public=data_dir / "keys" / "public")
 
@@ -305,17 +363,21 @@ def keys_init(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption 
 
 
 @keys_app.command("rotate")
-def keys_rotate(agency: Annotated[str, typer.Option(help="Agency id, `gateway`, or the operators' issuer.")],
-                data_dir: DataDirOption = Path("var")) -> None:
+def keys_rotate(
+    agency: Annotated[str, typer.Option(help="Agency id, `gateway`, or the operators' issuer.")],
+    data_dir: DataDirOption = Path("var"),
+) -> None:
     """Add a new key of each use; the old key ids stay accepted until retired."""
     for kid in add_keys(_key_dirs(data_dir), agency):
         console.print(f"added {kid}")
 
 
 @keys_app.command("retire")
-def keys_retire(agency: Annotated[str, typer.Option(help="Agency id, `gateway`, or the operators' issuer.")],
-                kid: Annotated[str, typer.Option(help="The key id to stop accepting.")],
-                data_dir: DataDirOption = Path("var")) -> None:
+def keys_retire(
+    agency: Annotated[str, typer.Option(help="Agency id, `gateway`, or the operators' issuer.")],
+    kid: Annotated[str, typer.Option(help="The key id to stop accepting.")],
+    data_dir: DataDirOption = Path("var"),
+) -> None:
     """Stop accepting one key id (the newest key of each use cannot be retired). Running services refuse it,
     and close the live streams opened with it, within MAILLAGE_KEY_REFRESH_SECONDS (60 s by default)."""
     try:
@@ -333,8 +395,13 @@ OPERATOR_SCOPES = frozenset({Scope.MONITOR_READ, Scope.MONITOR_ACT})
 def token(
     scope: Annotated[list[Scope], typer.Option(help="Repeat for several scopes.")],
     agency: Annotated[str | None, typer.Option(help="The agency whose partner system (or worker) holds it.")] = None,
-    operator: Annotated[bool, typer.Option("--operator", help="An operator's token, from the operators' issuer "
-                                                              "of the network file (monitor scopes only).")] = False,
+    operator: Annotated[
+        bool,
+        typer.Option(
+            "--operator",
+            help="An operator's token, from the operators' issuer of the network file (monitor scopes only).",
+        ),
+    ] = False,
     subject: Annotated[str, typer.Option(help="Who holds it (a system or worker id).")] = "dev",
     minutes: Annotated[int, typer.Option(min=1, max=60, help="Lifetime, one hour at most.")] = 60,
     network: NetworkOption = DEFAULT_NETWORK,
@@ -347,8 +414,10 @@ def token(
     if operator == (agency is not None):
         raise typer.BadParameter("name one issuer: --agency ID or --operator", param_hint="--agency/--operator")
     if (set(scope) - OPERATOR_SCOPES) if operator else (set(scope) & OPERATOR_SCOPES):
-        raise typer.BadParameter("monitor scopes come from the operators' issuer only (--operator), and it "
-                                 "grants nothing else", param_hint="--scope")
+        raise typer.BadParameter(
+            "monitor scopes come from the operators' issuer only (--operator), and it grants nothing else",
+            param_hint="--scope",
+        )
     owner = load_network(network).operators.issuer if operator else str(agency)
     dirs = _key_dirs(data_dir)
     try:

@@ -18,8 +18,9 @@ from maillage.core.network import Network, load_network
 from maillage.core.settings import DEFAULT_NETWORK
 
 console = Console()
-NetworkOption = Annotated[Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE",
-                                             help="The network file describing the Pôle.")]
+NetworkOption = Annotated[
+    Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE", help="The network file describing the Pôle.")
+]
 BACKLOG = re.compile(r'^maillage_outbox_backlog\{service="([^"]+)"\} ([0-9.e+]+)$', re.MULTILINE)
 
 dlq_app = typer.Typer(help="Dead letters: what no service could process, and replaying them.")
@@ -43,15 +44,21 @@ def _probe(client: httpx.Client, port: int, *, scrape: str | None) -> tuple[str,
     except httpx.HTTPError:
         return "[red]down[/]", ""
     backlog = sum(float(value) for _, value in BACKLOG.findall(metrics))
-    return ("[green]ready[/]" if ready else "[yellow]starting[/]"), (f"{backlog:.0f}" if BACKLOG.search(metrics)
-                                                                      else "")
+    return ("[green]ready[/]" if ready else "[yellow]starting[/]"), (
+        f"{backlog:.0f}" if BACKLOG.search(metrics) else ""
+    )
 
 
 def status(
     network_file: NetworkOption = DEFAULT_NETWORK,
     bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP", help="The network's Kafka.")] = "",
-    data_dir: Annotated[Path, typer.Option(envvar="MAILLAGE_DATA_DIR", help="Where `maillage up` keeps the "
-                                           "metrics' scrape secret and the monitor's Kafka password.")] = Path("var"),
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            envvar="MAILLAGE_DATA_DIR",
+            help="Where `maillage up` keeps the metrics' scrape secret and the monitor's Kafka password.",
+        ),
+    ] = Path("var"),
 ) -> None:
     """Every service (ready or not, outbox backlog) and every consumer group's lag, as tables."""
     from maillage.core.acl import MONITOR_PRINCIPAL, load_kafka_auth, password_file
@@ -77,8 +84,11 @@ def status(
         with console.status("Reading consumer groups from the broker…"):
             private = data_dir / "keys" / "private"
             # On a secure broker, lag is read as the monitor reads it: its principal may describe every group.
-            auth = (load_kafka_auth(private, MONITOR_PRINCIPAL)
-                    if password_file(private, MONITOR_PRINCIPAL).exists() else None)
+            auth = (
+                load_kafka_auth(private, MONITOR_PRINCIPAL)
+                if password_file(private, MONITOR_PRINCIPAL).exists()
+                else None
+            )
             lags = asyncio.run(consumer_lag(broker, prefix=network.kafka.topic_prefix, auth=auth))
     except Exception as exc:  # an unreachable broker is an answer too
         console.print(f"[red]Consumer lag unavailable:[/] {type(exc).__name__}")
@@ -88,16 +98,22 @@ def status(
         lag_table.add_column(column, justify="right" if column in ("partitions", "lag") else "left")
     prefix = network.kafka.topic_prefix
     for g in lags:
-        lag_table.add_row(g.group.removeprefix(prefix), g.topic.removeprefix(prefix), str(g.partitions),
-                          f"[red]{g.lag}[/]" if g.lag else "0")
+        lag_table.add_row(
+            g.group.removeprefix(prefix),
+            g.topic.removeprefix(prefix),
+            str(g.partitions),
+            f"[red]{g.lag}[/]" if g.lag else "0",
+        )
     console.print(lag_table)
 
 
 def _monitor_client(network_file: Path, monitor: str, token_file: Path | None) -> httpx.Client:
     token = bearer_token(token_file)
     if not token:
-        console.print("[red]An operator's token is needed:[/] MAILLAGE_TOKEN or --token-file "
-                      "(`maillage token --operator --scope monitor:read --scope monitor:act`).")
+        console.print(
+            "[red]An operator's token is needed:[/] MAILLAGE_TOKEN or --token-file "
+            "(`maillage token --operator --scope monitor:read --scope monitor:act`)."
+        )
         raise typer.Exit(2)
     base = monitor or f"http://127.0.0.1:{load_network(network_file).monitor.port}"
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -133,8 +149,16 @@ def dlq_list(
         table.add_column(column)
     for d in rows:
         replayed = f"{d['replays']} times" if d["replays"] else ("" if d["replayable"] else "at the source")
-        table.add_row(str(d["id"]), d["at"][:19], d["service"], d["reason"], d["detail"][:60],
-                      d["event_type"] or "", d["source"] or "", replayed)
+        table.add_row(
+            str(d["id"]),
+            d["at"][:19],
+            d["service"],
+            d["reason"],
+            d["detail"][:60],
+            d["event_type"] or "",
+            d["source"] or "",
+            replayed,
+        )
     console.print(table)
 
 

@@ -55,8 +55,11 @@ class Supervisor:
         keep_private(self.data_dir)
         if self.bootstrap:
             return self.bootstrap
-        self.kafka = LocalKafka(data_dir=self.data_dir / "kafka", sasl=ScramSetup.kept_in(self.key_dirs.private),
-                                **({"port": port} if port else {}))
+        self.kafka = LocalKafka(
+            data_dir=self.data_dir / "kafka",
+            sasl=ScramSetup.kept_in(self.key_dirs.private),
+            **({"port": port} if port else {}),
+        )
         self.kafka.start()
         self.bootstrap = self.kafka.bootstrap
         return self.bootstrap
@@ -68,29 +71,53 @@ class Supervisor:
     def create_topics(self) -> None:
         k = self.network.kafka
         names = bus_topics(self.network)
-        asyncio.run(bus.ensure_topics(self.bootstrap, names, partitions=k.partitions,
-                                      replication_factor=k.replication_factor,
-                                      min_insync_replicas=k.min_insync_replicas, auth=self.admin))
+        asyncio.run(
+            bus.ensure_topics(
+                self.bootstrap,
+                names,
+                partitions=k.partitions,
+                replication_factor=k.replication_factor,
+                min_insync_replicas=k.min_insync_replicas,
+                auth=self.admin,
+            )
+        )
 
     def provision(self, *, gateway_transactional_id: str) -> None:
         """On the local broker: a SCRAM principal per service and the least-privilege ACLs between them."""
         if self.admin is None:
             return
-        self.principals = asyncio.run(apply_access(
-            self.network, Topics(prefix=self.network.kafka.topic_prefix), bootstrap=self.bootstrap,
-            admin=self.admin, private_dir=self.key_dirs.private, gateway_transactional_id=gateway_transactional_id))
+        self.principals = asyncio.run(
+            apply_access(
+                self.network,
+                Topics(prefix=self.network.kafka.topic_prefix),
+                bootstrap=self.bootstrap,
+                admin=self.admin,
+                private_dir=self.key_dirs.private,
+                gateway_transactional_id=gateway_transactional_id,
+            )
+        )
 
     def _spawn(self, name: str, port: int, *args: str, principal: str) -> None:
-        env = {**os.environ, "MAILLAGE_KAFKA_BOOTSTRAP": self.bootstrap,
-               "MAILLAGE_NETWORK_FILE": str(self.network_file), "MAILLAGE_DATA_DIR": str(self.data_dir)}
+        env = {
+            **os.environ,
+            "MAILLAGE_KAFKA_BOOTSTRAP": self.bootstrap,
+            "MAILLAGE_NETWORK_FILE": str(self.network_file),
+            "MAILLAGE_DATA_DIR": str(self.data_dir),
+        }
         if principal in self.principals:
             # A file, not the password itself: the environment of a process is readable longer than it lives.
-            env |= {"MAILLAGE_KAFKA_USERNAME": principal,
-                    "MAILLAGE_KAFKA_PASSWORD_FILE": str(self.principals[principal])}
+            env |= {
+                "MAILLAGE_KAFKA_USERNAME": principal,
+                "MAILLAGE_KAFKA_PASSWORD_FILE": str(self.principals[principal]),
+            }
             env.pop("MAILLAGE_KAFKA_PASSWORD", None)
         log = (self.data_dir / f"{name}.log").open("ab")
-        process = subprocess.Popen([sys.executable, "-m", "maillage.cli.main", "serve", *args,
-                                    "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "maillage.cli.main", "serve", *args, "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.services.append(Service(name=name, port=port, process=process))
 
     def ensure_keys(self) -> list[str]:

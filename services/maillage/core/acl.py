@@ -140,8 +140,12 @@ def access_plan(network: Network, topics: Topics, *, gateway_transactional_id: s
 
 
 def principals(network: Network) -> list[str]:
-    return [*(a.id for a in network.agencies), GATEWAY_PRINCIPAL, MONITOR_PRINCIPAL,
-            *([DISPATCHER_PRINCIPAL] if network.dispatched else [])]
+    return [
+        *(a.id for a in network.agencies),
+        GATEWAY_PRINCIPAL,
+        MONITOR_PRINCIPAL,
+        *([DISPATCHER_PRINCIPAL] if network.dispatched else []),
+    ]
 
 
 def password_file(private_dir: Path, owner: str) -> Path:
@@ -175,8 +179,10 @@ class _CreateAcls(Request[CreateAclsRequest_v1]):
     API_KEY = 30
 
     def __init__(self, grants: Sequence[Grant]) -> None:
-        self.creations = [(_RESOURCE_CODE[g.resource], g.name, _LITERAL, f"User:{g.user}", "*",
-                           _OPERATION_CODE[g.operation], _ALLOW) for g in grants]
+        self.creations = [
+            (_RESOURCE_CODE[g.resource], g.name, _LITERAL, f"User:{g.user}", "*", _OPERATION_CODE[g.operation], _ALLOW)
+            for g in grants
+        ]
 
     def build(self, request_struct_class: type[CreateAclsRequest_v1]) -> CreateAclsRequest_v1:
         return request_struct_class(self.creations)
@@ -187,9 +193,17 @@ class _AlterScramResponse(Response):
     API_VERSION = 0
     SCHEMA = Schema(
         ("throttle_time_ms", Int32),
-        ("results", CompactArray(("user", CompactString("utf-8")), ("error_code", Int16),
-                                 ("error_message", CompactString("utf-8")), ("tags", TaggedFields))),
-        ("tags", TaggedFields))
+        (
+            "results",
+            CompactArray(
+                ("user", CompactString("utf-8")),
+                ("error_code", Int16),
+                ("error_message", CompactString("utf-8")),
+                ("tags", TaggedFields),
+            ),
+        ),
+        ("tags", TaggedFields),
+    )
 
 
 class _AlterScramStruct(RequestStruct):
@@ -199,10 +213,19 @@ class _AlterScramStruct(RequestStruct):
     RESPONSE_TYPE = _AlterScramResponse
     SCHEMA = Schema(
         ("deletions", CompactArray(("name", CompactString("utf-8")), ("mechanism", Int8), ("tags", TaggedFields))),
-        ("upsertions", CompactArray(("name", CompactString("utf-8")), ("mechanism", Int8), ("iterations", Int32),
-                                    ("salt", CompactBytes), ("salted_password", CompactBytes),
-                                    ("tags", TaggedFields))),
-        ("tags", TaggedFields))
+        (
+            "upsertions",
+            CompactArray(
+                ("name", CompactString("utf-8")),
+                ("mechanism", Int8),
+                ("iterations", Int32),
+                ("salt", CompactBytes),
+                ("salted_password", CompactBytes),
+                ("tags", TaggedFields),
+            ),
+        ),
+        ("tags", TaggedFields),
+    )
 
 
 class _AlterScram(Request[_AlterScramStruct]):
@@ -230,8 +253,9 @@ async def _provision(bootstrap: str, admin: KafkaAuth, users: Sequence[KafkaAuth
         scram = await client._send_request(_AlterScram(users))
         refused = [f"{user}: {message or code}" for user, code, message, _ in scram.results if code]
         acls = await client._send_request(_CreateAcls(grants))
-        refused += [f"ACL {grants[i]}: {message or code}"
-                    for i, (code, message) in enumerate(acls.creation_responses) if code]
+        refused += [
+            f"ACL {grants[i]}: {message or code}" for i, (code, message) in enumerate(acls.creation_responses) if code
+        ]
     except KafkaError as exc:
         raise AccessError(f"Kafka refused the provisioning ({type(exc).__name__})") from None
     finally:
@@ -241,7 +265,12 @@ async def _provision(bootstrap: str, admin: KafkaAuth, users: Sequence[KafkaAuth
 
 
 async def apply_access(
-    network: Network, topics: Topics, *, bootstrap: str, admin: KafkaAuth, private_dir: Path,
+    network: Network,
+    topics: Topics,
+    *,
+    bootstrap: str,
+    admin: KafkaAuth,
+    private_dir: Path,
     gateway_transactional_id: str,
 ) -> dict[str, Path]:
     """Create or update every principal's SCRAM credential and add the plan's ACLs; idempotent.

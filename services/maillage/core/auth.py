@@ -72,8 +72,9 @@ def _cache_of(request: Request | WebSocket) -> TokenCache:
     return cache
 
 
-def authenticate(request: Request | WebSocket, token: str | None, scope: Scope, *,
-                 owners: Collection[str]) -> Principal:
+def authenticate(
+    request: Request | WebSocket, token: str | None, scope: Scope, *, owners: Collection[str]
+) -> Principal:
     """A valid token for this service (`app.state.audience`), issued by one of `owners`, carrying `scope`."""
     if not token:
         raise Unauthorized("A bearer token is required.")
@@ -90,8 +91,12 @@ def require(scope: Scope, *, issuers: Callable[[Request], str | Collection[str]]
 
     async def check(request: Request, credentials: BearerCredentials) -> Principal:
         owners = issuers(request)
-        return authenticate(request, credentials.credentials if credentials else None, scope,
-                            owners=(owners,) if isinstance(owners, str) else owners)
+        return authenticate(
+            request,
+            credentials.credentials if credentials else None,
+            scope,
+            owners=(owners,) if isinstance(owners, str) else owners,
+        )
 
     return Depends(check)
 

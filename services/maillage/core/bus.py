@@ -20,8 +20,9 @@ from maillage.core.kafka_auth import KafkaAuth, client_kwargs
 log = logging.getLogger(__name__)
 
 
-def producer(bootstrap: str, *, transactional_id: str | None = None, auth: KafkaAuth | None = None,
-             **extra: Any) -> AIOKafkaProducer:
+def producer(
+    bootstrap: str, *, transactional_id: str | None = None, auth: KafkaAuth | None = None, **extra: Any
+) -> AIOKafkaProducer:
     # acks=all + idempotence: a retried send never duplicates, an acked one is on every in-sync replica.
     if transactional_id is not None:
         # Right after a commit the coordinator answers the next transaction's AddOffsetsToTxn with
@@ -32,32 +33,58 @@ def producer(bootstrap: str, *, transactional_id: str | None = None, auth: Kafka
         # (33 → 18 ms, measured with one producer and one consumer on this machine).
         extra.setdefault("retry_backoff_ms", 5)
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-        transactional_id=transactional_id, linger_ms=2, max_batch_size=256 * 1024,
-        request_timeout_ms=30000, **client_kwargs(auth), **extra)
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        transactional_id=transactional_id,
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30000,
+        **client_kwargs(auth),
+        **extra,
+    )
 
 
-def consumer(bootstrap: str, *topics: str, group_id: str, auth: KafkaAuth | None = None,
-             **extra: Any) -> AIOKafkaConsumer:
+def consumer(
+    bootstrap: str, *topics: str, group_id: str, auth: KafkaAuth | None = None, **extra: Any
+) -> AIOKafkaConsumer:
     # Offsets are committed only after the effect is durable (database commit or Kafka transaction).
     return AIOKafkaConsumer(
-        *topics, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
-        auto_offset_reset="earliest", isolation_level="read_committed", fetch_max_wait_ms=50,
-        max_poll_records=1000, **client_kwargs(auth), **extra)
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        fetch_max_wait_ms=50,
+        max_poll_records=1000,
+        **client_kwargs(auth),
+        **extra,
+    )
 
 
 async def ensure_topics(
-    bootstrap: str, names: Iterable[str], *, partitions: int, replication_factor: int,
-    min_insync_replicas: int, auth: KafkaAuth | None = None,
+    bootstrap: str,
+    names: Iterable[str],
+    *,
+    partitions: int,
+    replication_factor: int,
+    min_insync_replicas: int,
+    auth: KafkaAuth | None = None,
 ) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(auth))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, num_partitions=partitions, replication_factor=replication_factor,
-                     topic_configs={"min.insync.replicas": str(min_insync_replicas)})
-            for name in names if name not in existing
+            NewTopic(
+                name,
+                num_partitions=partitions,
+                replication_factor=replication_factor,
+                topic_configs={"min.insync.replicas": str(min_insync_replicas)},
+            )
+            for name in names
+            if name not in existing
         ]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
@@ -69,8 +96,7 @@ async def ensure_topics(
 OutRecord = tuple[str, bytes, bytes | None, Headers]  # topic, key, value, headers
 
 
-async def send_batched(kafka_producer: AIOKafkaProducer, records: Iterable[OutRecord]
-                       ) -> list[asyncio.Future[Any]]:
+async def send_batched(kafka_producer: AIOKafkaProducer, records: Iterable[OutRecord]) -> list[asyncio.Future[Any]]:
     """Queue many keyed records as one record batch per partition; the futures resolve once they are acked.
 
     The same partitions and the same order per partition as one `send()` per record, without its
@@ -99,13 +125,17 @@ async def _partition_of(kafka_producer: AIOKafkaProducer, topic: str, key: bytes
     return int(partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)])
 
 
-def dead_letter_headers(*, reason: str, detail: str, topic: str, partition: int, offset: int,
-                        original: Headers) -> Headers:
+def dead_letter_headers(
+    *, reason: str, detail: str, topic: str, partition: int, offset: int, original: Headers
+) -> Headers:
     """Headers of a dead letter: why, and where it came from; the original headers follow, untouched."""
     return [
-        ("dlq_reason", reason.encode()), ("dlq_detail", detail.encode()[:500]),
-        ("dlq_topic", topic.encode()), ("dlq_partition", str(partition).encode()),
-        ("dlq_offset", str(offset).encode()), *original,
+        ("dlq_reason", reason.encode()),
+        ("dlq_detail", detail.encode()[:500]),
+        ("dlq_topic", topic.encode()),
+        ("dlq_partition", str(partition).encode()),
+        ("dlq_offset", str(offset).encode()),
+        *original,
     ]
 
 

@@ -114,13 +114,12 @@ def decide(
         no_consent = basis is not LegalBasis.DANGER and not consented
         outcome = Outcome.DENIED
         reason = DenialReason.NO_CONSENT if no_consent else DenialReason.NOTHING_PERMITTED
-    return Disclosure(recipient=recipient, basis=basis, outcome=outcome,
-                      delivered=delivered, removed=removed, reason=reason)
+    return Disclosure(
+        recipient=recipient, basis=basis, outcome=outcome, delivered=delivered, removed=removed, reason=reason
+    )
 
 
-def basis_for(
-    *, policy: Policy, requested: LegalBasis, recipient: Recipient, has_children: bool
-) -> LegalBasis:
+def basis_for(*, policy: Policy, requested: LegalBasis, recipient: Recipient, has_children: bool) -> LegalBasis:
     """Under `danger`, only the sectors the rule opens go without consent; the others still need it."""
     if requested is LegalBasis.DANGER and policy.danger.opens(recipient.sector, has_children=has_children):
         return LegalBasis.DANGER

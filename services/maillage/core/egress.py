@@ -82,10 +82,16 @@ def is_public(address: IPAddress) -> bool:
         embedded = _embedded_ipv4(address)
         if embedded is not None:
             return is_public(embedded)
-    special = (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
-               or address.is_reserved or address.is_unspecified
-               or (isinstance(address, IPv6Address) and address.is_site_local)
-               or any(address in network for network in SPECIAL_IPV4))
+    special = (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or (isinstance(address, IPv6Address) and address.is_site_local)
+        or any(address in network for network in SPECIAL_IPV4)
+    )
     return address.is_global and not special
 
 
@@ -145,8 +151,9 @@ class EgressPolicy:
     ca_file: Path | None = None
 
     @classmethod
-    def from_network(cls, config: WebhooksConfig, *, resolver: Resolver | None = None,
-                     also_allow: Iterable[Destination] = ()) -> EgressPolicy:
+    def from_network(
+        cls, config: WebhooksConfig, *, resolver: Resolver | None = None, also_allow: Iterable[Destination] = ()
+    ) -> EgressPolicy:
         allow = {Destination.of(a.host, a.port) for a in config.allow} | set(also_allow)
         return cls(resolver=resolver or SystemResolver(), allow=frozenset(allow), ca_file=config.ca_file)
 
@@ -176,8 +183,9 @@ class EgressPolicy:
     def client(self, *, timeout: float) -> httpx.AsyncClient:
         """An HTTP client that can reach only what this policy accepts; no proxy from the environment (it
         would connect on our behalf, unchecked), no redirects (a 3xx could point anywhere)."""
-        return httpx.AsyncClient(transport=_GuardedTransport(self), timeout=timeout, follow_redirects=False,
-                                 trust_env=False)
+        return httpx.AsyncClient(
+            transport=_GuardedTransport(self), timeout=timeout, follow_redirects=False, trust_env=False
+        )
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -187,10 +195,14 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         self.policy = policy
         self.inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
-                          ) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         try:
             addresses = await self.policy.addresses(Destination.of(host, port))
         except WebhookDestinationRefused:
@@ -199,16 +211,17 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
         for address in addresses:
             try:
-                return await self.inner.connect_tcp(str(address), port, timeout=timeout,
-                                                    local_address=local_address, socket_options=socket_options)
+                return await self.inner.connect_tcp(
+                    str(address), port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
         assert failure is not None  # `addresses` is never empty
         raise failure
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
-                                  ) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.AsyncNetworkStream:
         raise httpcore.ConnectError("webhooks do not use unix sockets")
 
     async def sleep(self, seconds: float) -> None:
@@ -220,6 +233,10 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         context = policy.ssl_context()
         super().__init__(verify=context, trust_env=False)
         # httpx (pinned) takes no network backend: its connection pool is replaced by one that has ours.
-        self._pool = httpcore.AsyncConnectionPool(ssl_context=context, network_backend=_GuardedBackend(policy),
-                                                  max_connections=100, max_keepalive_connections=20,
-                                                  keepalive_expiry=5.0)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=context,
+            network_backend=_GuardedBackend(policy),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+        )

@@ -86,10 +86,17 @@ class Envelope:
     def attributes(self) -> dict[str, str]:
         """Every CloudEvents attribute as it travels (strings), the signature included when present."""
         attributes = {
-            "id": self.id, "source": self.source, "type": self.type.value, "specversion": "1.0",
-            "time": _timestamp(self.time), "subject": self.subject, "datacontenttype": self.content_type,
-            "subjectrole": self.subjectrole.value, "legalbasis": self.legalbasis.value,
-            "purpose": self.purpose.value, "recipient": self.recipient,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type.value,
+            "specversion": "1.0",
+            "time": _timestamp(self.time),
+            "subject": self.subject,
+            "datacontenttype": self.content_type,
+            "subjectrole": self.subjectrole.value,
+            "legalbasis": self.legalbasis.value,
+            "purpose": self.purpose.value,
+            "recipient": self.recipient,
         }
         optional = {"traceparent": self.traceparent, "sigkid": self.sigkid, "sig": self.sig}
         attributes.update({k: v for k, v in optional.items() if v})
@@ -97,26 +104,34 @@ class Envelope:
 
     def to_kafka(self) -> tuple[bytes, bytes, Headers]:
         attributes: dict[str, Any] = {**self.attributes(), "time": self.time}
-        message = to_binary(CloudEvent(attributes=attributes, data=self.data), _FORMAT,
-                            key_mapper=lambda _: self.subject.encode())
+        message = to_binary(
+            CloudEvent(attributes=attributes, data=self.data), _FORMAT, key_mapper=lambda _: self.subject.encode()
+        )
         key = message.key if isinstance(message.key, bytes) else str(message.key).encode()
         return key, message.value, list(message.headers.items())
 
     @classmethod
     def from_kafka(cls, *, key: bytes | None, value: bytes | None, headers: Headers) -> Envelope:
         try:
-            event = from_binary(KafkaMessage(headers=dict(headers), key=key, value=value or b""),
-                                _FORMAT, CloudEvent)
+            event = from_binary(KafkaMessage(headers=dict(headers), key=key, value=value or b""), _FORMAT, CloudEvent)
         except Exception as exc:
             raise EnvelopeError("envelope", f"not a CloudEvent in binary mode ({type(exc).__name__})") from exc
         ext = event.get_extension
         try:
             envelope = cls(
-                id=event.get_id(), source=event.get_source(), type=EventType(event.get_type()),
-                time=event.get_time() or datetime.now(UTC), subject=event.get_subject() or "",
-                subjectrole=Role(ext("subjectrole")), legalbasis=LegalBasis(ext("legalbasis")),
-                purpose=Purpose(ext("purpose")), recipient=ext("recipient") or "",
-                data=value or b"", traceparent=ext("traceparent"), sigkid=ext("sigkid"), sig=ext("sig"),
+                id=event.get_id(),
+                source=event.get_source(),
+                type=EventType(event.get_type()),
+                time=event.get_time() or datetime.now(UTC),
+                subject=event.get_subject() or "",
+                subjectrole=Role(ext("subjectrole")),
+                legalbasis=LegalBasis(ext("legalbasis")),
+                purpose=Purpose(ext("purpose")),
+                recipient=ext("recipient") or "",
+                data=value or b"",
+                traceparent=ext("traceparent"),
+                sigkid=ext("sigkid"),
+                sig=ext("sig"),
             )
         except (ValueError, TypeError) as exc:
             raise EnvelopeError("envelope", f"missing or unknown attribute ({exc})") from exc

@@ -169,10 +169,11 @@ class AlertRaised(PersonalData, EventPayload):
     severity: Severity = metadata("How urgent the danger is.")
     kind: AlertKind = metadata("What happened.")
     justification: LongText | None = categorised(
-        Category.NARRATIVE, "Why the danger is serious and imminent (required under `danger`).")
+        Category.NARRATIVE, "Why the danger is serious and imminent (required under `danger`)."
+    )
     raised_by: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")] | None = metadata(
-        "Pseudonymous reference of who raised it: a danger disclosure's reviewer must be someone else.",
-        default=None)
+        "Pseudonymous reference of who raised it: a danger disclosure's reviewer must be someone else.", default=None
+    )
 
 
 class AlertAcknowledged(EventPayload):
@@ -191,14 +192,20 @@ class AlertEscalated(EventPayload):
     alert_id: UUID = metadata("Event id of the alert escalated.")
     escalated_at: datetime = metadata("When the time of the previous level ran out.")
     level: int = metadata("The level now paged; the last level again when every level is exhausted.", ge=1)
-    exhausted: bool = metadata("Every level was paged and no one acknowledged: the fallback was called.",
-                               default=False)
+    exhausted: bool = metadata("Every level was paged and no one acknowledged: the fallback was called.", default=False)
 
 
 PAYLOAD_MODELS: dict[EventType, type[EventPayload]] = {
     model.event_type: model
-    for model in (ConsentGranted, ConsentWithdrawn, ReferralCreated, ReferralResponded, AlertRaised,
-                  AlertAcknowledged, AlertEscalated)
+    for model in (
+        ConsentGranted,
+        ConsentWithdrawn,
+        ReferralCreated,
+        ReferralResponded,
+        AlertRaised,
+        AlertAcknowledged,
+        AlertEscalated,
+    )
 }
 
 
@@ -216,7 +223,8 @@ def field_categories(model: type[BaseModel]) -> Mapping[str, Category]:
 def present_categories(payload: EventPayload) -> frozenset[Category]:
     """The categories this payload actually carries (fields set and not empty)."""
     return frozenset(
-        category for name, category in field_categories(type(payload)).items()
+        category
+        for name, category in field_categories(type(payload)).items()
         if getattr(payload, name) not in (None, (), "")
     )
 
@@ -228,7 +236,19 @@ def restrict(payload: EventPayload, allowed: frozenset[Category]) -> EventPayloa
 
 
 __all__ = [
-    "PAYLOAD_MODELS", "AlertAcknowledged", "AlertEscalated", "AlertRaised", "ConsentGranted", "ConsentWithdrawn",
-    "EventPayload", "EventType", "PersonalData", "ReferralCreated", "ReferralResponded", "Sector",
-    "field_categories", "present_categories", "restrict",
+    "PAYLOAD_MODELS",
+    "AlertAcknowledged",
+    "AlertEscalated",
+    "AlertRaised",
+    "ConsentGranted",
+    "ConsentWithdrawn",
+    "EventPayload",
+    "EventType",
+    "PersonalData",
+    "ReferralCreated",
+    "ReferralResponded",
+    "Sector",
+    "field_categories",
+    "present_categories",
+    "restrict",
 ]

@@ -26,8 +26,10 @@ from maillage.core.problems import (
 
 # The web pages (the on-call page, the dashboard) load their script and stylesheet from their own service and
 # nothing inline: injected markup could then neither run a script nor restyle the page.
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
-            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 ASSET_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 # Never cached: a page and its assets change together, so a browser never pairs a new page with an old script.
 _STATIC_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
@@ -35,8 +37,11 @@ _STATIC_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosni
 
 def page(path: Path) -> FileResponse:
     """An HTML page, under PAGE_CSP and never framed."""
-    return FileResponse(path, media_type="text/html; charset=utf-8",
-                        headers={**_STATIC_HEADERS, "Content-Security-Policy": PAGE_CSP, "X-Frame-Options": "DENY"})
+    return FileResponse(
+        path,
+        media_type="text/html; charset=utf-8",
+        headers={**_STATIC_HEADERS, "Content-Security-Policy": PAGE_CSP, "X-Frame-Options": "DENY"},
+    )
 
 
 def asset(folder: Path, name: str) -> FileResponse:
@@ -86,12 +91,22 @@ class BodyLimit:
             await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = orjson.dumps({"type": PROBLEM_TYPE_BASE + "too-large", "title": TITLES["too-large"]["en"],
-                             "status": 413, "detail": f"The limit is {self.max_bytes} bytes.",
-                             "instance": scope.get("path", "")})
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", PROBLEM_JSON.encode()),
-                                (b"content-length", str(len(body)).encode())]})
+        body = orjson.dumps(
+            {
+                "type": PROBLEM_TYPE_BASE + "too-large",
+                "title": TITLES["too-large"]["en"],
+                "status": 413,
+                "detail": f"The limit is {self.max_bytes} bytes.",
+                "instance": scope.get("path", ""),
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -102,8 +117,11 @@ class _TooLarge(Exception):
 # Every answer may hold personal data (an inbox page, an alert): never cached, never sniffed into another
 # type, never framed, and no referrer leaks a URL onwards. A route that sets its own value keeps it.
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"), (b"cache-control", b"no-store"))
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+)
 
 
 class SecurityHeaders:
@@ -128,12 +146,14 @@ class SecurityHeaders:
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-def install_common(app: FastAPI, *, max_body_bytes: int, audience: str, scrape_token: str,
-                   ready: ReadinessCheck | None = None) -> None:
+def install_common(
+    app: FastAPI, *, max_body_bytes: int, audience: str, scrape_token: str, ready: ReadinessCheck | None = None
+) -> None:
     """Problem bodies, the body limit, security headers, and the routes every service has. Tokens are taken
     only for `audience`; `/metrics` only with `scrape_token`. Readiness is `ready`, or else the check the
     lifespan puts in `app.state.ready` once it has started (not ready before)."""
     if ready is None:
+
         async def ready() -> bool:
             check: ReadinessCheck | None = getattr(app.state, "ready", None)
             return bool(check and await check())
@@ -155,8 +175,13 @@ def install_common(app: FastAPI, *, max_body_bytes: int, audience: str, scrape_t
 
     expected = f"Bearer {scrape_token}".encode()
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (metadata only), for the scraper's bearer "
-             "secret", response_class=PlainTextResponse, responses={401: {"description": "No scrape secret"}})
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics (metadata only), for the scraper's bearer secret",
+        response_class=PlainTextResponse,
+        responses={401: {"description": "No scrape secret"}},
+    )
     async def metrics(request: Request) -> PlainTextResponse:
         # Counts by agency, sector and outcome say who works with whom: for the operators' scraper only.
         given = request.headers.get("authorization", "").encode()
@@ -168,8 +193,12 @@ def install_common(app: FastAPI, *, max_body_bytes: int, audience: str, scrape_t
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="Connected to Kafka and the database",
-             responses={503: {"description": "Not ready"}})
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Connected to Kafka and the database",
+        responses={503: {"description": "Not ready"}},
+    )
     async def readyz() -> dict[str, str]:
         if not await ready():
             raise NotReady("Kafka or the database is not reachable yet.")

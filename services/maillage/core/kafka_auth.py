@@ -22,8 +22,12 @@ class KafkaAuth:
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka's producer, consumer and admin client."""
-        return {"security_protocol": self.security_protocol, "sasl_mechanism": self.mechanism,
-                "sasl_plain_username": self.username, "sasl_plain_password": self.password}
+        return {
+            "security_protocol": self.security_protocol,
+            "sasl_mechanism": self.mechanism,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password,
+        }
 
     def java_client_properties(self) -> str:
         """The same identity for Kafka's Java tools (`--command-config`)."""
@@ -35,8 +39,10 @@ class KafkaAuth:
 
 
 def scram_jaas_config(username: str, password: str) -> str:
-    return (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
-            f'username="{_jaas_quoted(username)}" password="{_jaas_quoted(password)}";')
+    return (
+        f"org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{_jaas_quoted(username)}" password="{_jaas_quoted(password)}";'
+    )
 
 
 def _jaas_quoted(value: str) -> str:

@@ -47,8 +47,14 @@ def ensure_jars() -> Path:
         raise KafkaUnavailable("Maven (mvn) is needed to fetch Apache Kafka's jars")
     staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent if libs.parent.exists() else None))
     cmd = [
-        "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-        f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}",
+        "-DincludeScope=runtime",
         f"-Dkafka.version={KAFKA_VERSION}",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -107,13 +113,18 @@ class ScramSetup:
         salt = secrets.token_bytes(32)
         salted = hashlib.pbkdf2_hmac("sha512", self.admin.password.encode(), salt, self.iterations)
         b64 = base64.b64encode
-        return ["--add-scram", f"{SCRAM_MECHANISM}=[name={self.admin.username},iterations={self.iterations},"
-                               f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]']
+        return [
+            "--add-scram",
+            f"{SCRAM_MECHANISM}=[name={self.admin.username},iterations={self.iterations},"
+            f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]',
+        ]
 
     def server_properties(self, *, port: int, controller_port: int) -> dict[str, str]:
         name, password = self.admin.username, self.admin.password
-        plain = (f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{name}" '
-                 f'password="{password}" user_{name}="{password}";')
+        plain = (
+            f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{name}" '
+            f'password="{password}" user_{name}="{password}";'
+        )
         return {
             "listeners": f"SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
             "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
@@ -121,8 +132,9 @@ class ScramSetup:
             "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
             "sasl.enabled.mechanisms": SCRAM_MECHANISM,
             "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
-            f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config":
-                scram_jaas_config(name, password),
+            f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": scram_jaas_config(
+                name, password
+            ),
             "sasl.mechanism.controller.protocol": "PLAIN",
             "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
             "listener.name.controller.plain.sasl.jaas.config": plain,
@@ -183,9 +195,17 @@ class LocalKafka:
     def _java(self, main: str, *args: str) -> list[str]:
         libs = ensure_jars()
         return [
-            "java", f"-Xmx{self.heap}", "-Xms256m", "-XX:+UseG1GC",
-            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-            f"-Dkafka.logs.dir={self.data_dir}", "-cp", f"{libs}/*", main, *args,
+            "java",
+            f"-Xmx{self.heap}",
+            "-Xms256m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            "-cp",
+            f"{libs}/*",
+            main,
+            *args,
         ]
 
     def start(self, *, timeout: float = 90.0, attempts: int = 3) -> None:
@@ -206,23 +226,28 @@ class LocalKafka:
         config = self.data_dir / "server.properties"
         config.touch(mode=0o600)
         config.chmod(0o600)  # in secure mode it holds the admin's password
-        config.write_text(_server_properties(
-            data_dir=self.data_dir, port=self.port, controller_port=self.controller_port, sasl=self.sasl))
+        config.write_text(
+            _server_properties(
+                data_dir=self.data_dir, port=self.port, controller_port=self.controller_port, sasl=self.sasl
+            )
+        )
         if not (self.data_dir / "logs" / "meta.properties").exists():
             self._format(config)
         log = (self.data_dir / "broker.out").open("wb")
         self.process = subprocess.Popen(
-            self._java("kafka.Kafka", str(config)), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            self._java("kafka.Kafka", str(config)), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         asyncio.run(self._wait_until_ready(timeout))
 
     def _format(self, config: Path) -> None:
         scram = self.sasl.format_arguments() if self.sasl is not None else []
         fmt = subprocess.run(
             # `--cluster-id=` form: a base64 id may start with "-", which a separate argument would not survive.
-            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(config),
-                       *scram),
-            capture_output=True, text=True, check=False)
+            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(config), *scram),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if fmt.returncode != 0:
             raise KafkaUnavailable(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
 
@@ -235,8 +260,9 @@ class LocalKafka:
             if not _listening(self.port):
                 await asyncio.sleep(0.2)
                 continue
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000,
-                                        **client_kwargs(self.admin_auth))
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap, request_timeout_ms=2000, **client_kwargs(self.admin_auth)
+            )
             try:
                 await admin.start()
                 await admin.describe_cluster()

@@ -60,13 +60,21 @@ class PublicKeyInfo:
 
     def to_jwk(self) -> dict[str, str]:
         crv = "X25519" if self.use is KeyUse.SEALING else "Ed25519"
-        return {"kty": "OKP", "crv": crv, "kid": self.kid, "use": self.use.value, "x": b64(self.raw),
-                "owner": self.owner, "created": self.created}
+        return {
+            "kty": "OKP",
+            "crv": crv,
+            "kid": self.kid,
+            "use": self.use.value,
+            "x": b64(self.raw),
+            "owner": self.owner,
+            "created": self.created,
+        }
 
     @classmethod
     def from_jwk(cls, jwk: dict[str, str]) -> PublicKeyInfo:
-        return cls(owner=jwk["owner"], kid=jwk["kid"], use=KeyUse(jwk["use"]), raw=unb64(jwk["x"]),
-                   created=jwk["created"])
+        return cls(
+            owner=jwk["owner"], kid=jwk["kid"], use=KeyUse(jwk["use"]), raw=unb64(jwk["x"]), created=jwk["created"]
+        )
 
 
 @dataclass(frozen=True)
@@ -138,10 +146,12 @@ def add_keys(dirs: KeyDirs, owner: str, uses: tuple[KeyUse, ...] | None = None) 
     for use in uses:
         kid = _new_kid(owner, use)
         private: Ed25519PrivateKey | X25519PrivateKey = (
-            X25519PrivateKey.generate() if use is KeyUse.SEALING else Ed25519PrivateKey.generate())
+            X25519PrivateKey.generate() if use is KeyUse.SEALING else Ed25519PrivateKey.generate()
+        )
         write_private(dirs.owner_private(owner) / f"{kid}.key", _raw_private(private))
-        keys.append(PublicKeyInfo(owner=owner, kid=kid, use=use, raw=_raw_public(private.public_key()),
-                                  created=created))
+        keys.append(
+            PublicKeyInfo(owner=owner, kid=kid, use=use, raw=_raw_public(private.public_key()), created=created)
+        )
         kids.append(kid)
     _write_public(dirs, owner, keys)
     return kids
@@ -220,8 +230,9 @@ class OwnKeys:
         return self._token
 
     @classmethod
-    def load(cls, dirs: KeyDirs, owner: str, public: PublicKeys, *,
-             uses: frozenset[KeyUse] = frozenset(KeyUse)) -> OwnKeys:
+    def load(
+        cls, dirs: KeyDirs, owner: str, public: PublicKeys, *, uses: frozenset[KeyUse] = frozenset(KeyUse)
+    ) -> OwnKeys:
         def private(kid: str) -> bytes:
             path = dirs.owner_private(owner) / f"{kid}.key"
             try:
@@ -236,8 +247,15 @@ class OwnKeys:
             raise KeyError_(f"no key for {owner}")
         sig, tok, enc = newest(KeyUse.SIGNING), newest(KeyUse.TOKENS), newest(KeyUse.SEALING)
         return cls(
-            owner=owner, signing_kid=sig, token_kid=tok, sealing_kid=enc,
+            owner=owner,
+            signing_kid=sig,
+            token_kid=tok,
+            sealing_kid=enc,
             _signing=Ed25519PrivateKey.from_private_bytes(private(sig)) if sig else None,
             _token=Ed25519PrivateKey.from_private_bytes(private(tok)) if tok else None,
-            opening={k.kid: X25519PrivateKey.from_private_bytes(private(k.kid))
-                     for k in public.of(owner, KeyUse.SEALING)} if enc else {})
+            opening={
+                k.kid: X25519PrivateKey.from_private_bytes(private(k.kid)) for k in public.of(owner, KeyUse.SEALING)
+            }
+            if enc
+            else {},
+        )

@@ -26,8 +26,9 @@ def readiness(engine: AsyncEngine, tasks: TaskGroup, consumer: AIOKafkaConsumer)
     return ready
 
 
-async def shut_down(tasks: TaskGroup, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
-                    engine: AsyncEngine) -> None:
+async def shut_down(
+    tasks: TaskGroup, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, engine: AsyncEngine
+) -> None:
     """A service's end, in order: its background work first, then Kafka, then the database."""
     await tasks.stop()
     await consumer.stop()
@@ -47,8 +48,9 @@ class TaskGroup:
     @staticmethod
     def _report(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            log.error("background task stopped", extra={"task": task.get_name(),
-                                                        "error": type(task.exception()).__name__})
+            log.error(
+                "background task stopped", extra={"task": task.get_name(), "error": type(task.exception()).__name__}
+            )
 
     @property
     def healthy(self) -> bool:

@@ -15,7 +15,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
             **{k: v for k, v in record.__dict__.items() if k not in _STANDARD},
         }
         if record.exc_info and record.exc_info[0] is not None:

@@ -37,24 +37,46 @@ class OutboxRecord(SQLModel, table=True):
 def enqueue(session: AsyncSession, envelope: Envelope, *, topic: str) -> None:
     """Add an event to the outbox inside the caller's transaction."""
     key, value, headers = envelope.to_kafka()
-    session.add(OutboxRecord(
-        event_id=envelope.id, topic=topic, key=key, value=value,
-        headers=orjson.dumps([(k, v.decode()) for k, v in headers]), created_at=datetime.now(UTC)))
+    session.add(
+        OutboxRecord(
+            event_id=envelope.id,
+            topic=topic,
+            key=key,
+            value=value,
+            headers=orjson.dumps([(k, v.decode()) for k, v in headers]),
+            created_at=datetime.now(UTC),
+        )
+    )
 
 
-def enqueue_record(session: AsyncSession, *, event_id: str, topic: str, key: bytes, value: bytes,
-                   headers: list[tuple[str, bytes]]) -> None:
+def enqueue_record(
+    session: AsyncSession, *, event_id: str, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+) -> None:
     """Add a plain record (metadata only, no envelope) to the outbox inside the caller's transaction."""
-    session.add(OutboxRecord(
-        event_id=event_id, topic=topic, key=key, value=value,
-        headers=orjson.dumps([(k, v.decode()) for k, v in headers]), created_at=datetime.now(UTC)))
+    session.add(
+        OutboxRecord(
+            event_id=event_id,
+            topic=topic,
+            key=key,
+            value=value,
+            headers=orjson.dumps([(k, v.decode()) for k, v in headers]),
+            created_at=datetime.now(UTC),
+        )
+    )
 
 
 class OutboxRelay:
     """Publishes outbox rows in order; a broker outage delays them, never loses them."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer,
-                 *, batch_size: int = 500, idle_poll: float = 1.0, name: str = "service") -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        producer: AIOKafkaProducer,
+        *,
+        batch_size: int = 500,
+        idle_poll: float = 1.0,
+        name: str = "service",
+    ) -> None:
         self._backlog = OUTBOX_BACKLOG.labels(name)
         self._sessions = sessions
         self._producer = producer
@@ -91,23 +113,30 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         async with self._sessions() as session:
-            rows = (await session.exec(
-                select(OutboxRecord).where(col(OutboxRecord.published_at).is_(None))
-                .order_by(col(OutboxRecord.id)).limit(self._batch_size))).all()
+            rows = (
+                await session.exec(
+                    select(OutboxRecord)
+                    .where(col(OutboxRecord.published_at).is_(None))
+                    .order_by(col(OutboxRecord.id))
+                    .limit(self._batch_size)
+                )
+            ).all()
         self._backlog.set(len(rows))  # at least this many wait (all of them, below a full batch)
         if not rows:
             return 0
         futures = [
             await self._producer.send(
-                row.topic, row.value, key=row.key,
-                headers=[(k, v.encode()) for k, v in orjson.loads(row.headers)])
+                row.topic, row.value, key=row.key, headers=[(k, v.encode()) for k, v in orjson.loads(row.headers)]
+            )
             for row in rows
         ]
         await asyncio.gather(*futures)
         async with unit_of_work(self._sessions) as session:
             await session.exec(  # type: ignore[call-overload]
-                update(OutboxRecord).where(col(OutboxRecord.id).in_([r.id for r in rows]))
-                .values(published_at=datetime.now(UTC)))
+                update(OutboxRecord)
+                .where(col(OutboxRecord.id).in_([r.id for r in rows]))
+                .values(published_at=datetime.now(UTC))
+            )
         if len(rows) < self._batch_size:
             self._backlog.set(0)
         return len(rows)

@@ -64,8 +64,11 @@ def parse_policy(raw: bytes) -> Policy:
         )
         never = _categories(doc.get("consultation", {}).get("never", []), where="consultation.never")
         return Policy(
-            version=str(doc["version"]), sha256=hashlib.sha256(raw).hexdigest(),
-            ceilings=ceilings, danger=rule, consultation_never=never,
+            version=str(doc["version"]),
+            sha256=hashlib.sha256(raw).hexdigest(),
+            ceilings=ceilings,
+            danger=rule,
+            consultation_never=never,
         )
     except (KeyError, ValueError, TypeError, AttributeError, tomllib.TOMLDecodeError) as exc:
         # TypeError/AttributeError: a value of the wrong shape (a number where a list or table belongs).

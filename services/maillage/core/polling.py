@@ -10,8 +10,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0,
-                     what: str = "condition", every: float = 0.05) -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, what: str = "condition", every: float = 0.05
+) -> T:
     """Poll `probe` until it returns something truthy; raise TimeoutError naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:

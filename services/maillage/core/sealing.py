@@ -40,8 +40,7 @@ def seal(plaintext: bytes, *, to: PublicKeyInfo, event_id: str) -> bytes:
     epk = ephemeral.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(to.raw))
     nonce = os.urandom(12)
-    ciphertext = AESGCM(_key(shared, epk=epk, recipient_pk=to.raw)).encrypt(
-        nonce, plaintext, _aad(event_id, to.owner))
+    ciphertext = AESGCM(_key(shared, epk=epk, recipient_pk=to.raw)).encrypt(nonce, plaintext, _aad(event_id, to.owner))
     kid = to.kid.encode()
     return bytes([VERSION, len(kid)]) + kid + epk + nonce + ciphertext
 
@@ -49,7 +48,7 @@ def seal(plaintext: bytes, *, to: PublicKeyInfo, event_id: str) -> bytes:
 def sealed_kid(sealed: bytes) -> str:
     if len(sealed) < 2 or sealed[0] != VERSION:
         raise SealError("not sealed data")
-    return sealed[2:2 + sealed[1]].decode(errors="replace")
+    return sealed[2 : 2 + sealed[1]].decode(errors="replace")
 
 
 def open_sealed(sealed: bytes, *, keys: dict[str, X25519PrivateKey], owner: str, event_id: str) -> bytes:
@@ -58,12 +57,11 @@ def open_sealed(sealed: bytes, *, keys: dict[str, X25519PrivateKey], owner: str,
     if private is None:
         raise SealError("sealed to a key this service does not hold")
     start = 2 + sealed[1]
-    epk, nonce, ciphertext = sealed[start:start + 32], sealed[start + 32:start + 44], sealed[start + 44:]
+    epk, nonce, ciphertext = sealed[start : start + 32], sealed[start + 32 : start + 44], sealed[start + 44 :]
     try:
         own_pk = _public_bytes(private)
         shared = private.exchange(X25519PublicKey.from_public_bytes(epk))
-        return AESGCM(_key(shared, epk=epk, recipient_pk=own_pk)).decrypt(
-            nonce, ciphertext, _aad(event_id, owner))
+        return AESGCM(_key(shared, epk=epk, recipient_pk=own_pk)).decrypt(nonce, ciphertext, _aad(event_id, owner))
     except (InvalidTag, ValueError):
         raise SealError("the sealed data does not open") from None
 

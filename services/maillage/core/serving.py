@@ -31,13 +31,23 @@ RESERVED_FILES = 256
 
 
 def _response(status: str, content_type: str, body: bytes) -> bytes:
-    return (f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {len(body)}\r\n"
-            "connection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode() + body
 
 
-REQUEST_TIMEOUT = _response("408 Request Timeout", PROBLEM_JSON, orjson.dumps({
-    "type": PROBLEM_TYPE_BASE + "request-timeout", "title": TITLES["request-timeout"]["en"], "status": 408,
-    "detail": "The request did not arrive in time; send it again on a new connection."}))
+REQUEST_TIMEOUT = _response(
+    "408 Request Timeout",
+    PROBLEM_JSON,
+    orjson.dumps(
+        {
+            "type": PROBLEM_TYPE_BASE + "request-timeout",
+            "title": TITLES["request-timeout"]["en"],
+            "status": 408,
+            "detail": "The request did not arrive in time; send it again on a new connection.",
+        }
+    ),
+)
 # The same answer uvicorn gives a plain request over its concurrency limit.
 BUSY = _response("503 Service Unavailable", "text/plain; charset=utf-8", b"Service Unavailable")
 
@@ -168,9 +178,14 @@ def http_protocol(request_seconds: float, *, parser: str = "httptools") -> type[
 
 def uvicorn_options(settings: ServiceSettings, **extra: Any) -> dict[str, Any]:
     """uvicorn's options for a service: the limits from its settings, then the service's own `extra`."""
-    return {"http": http_protocol(settings.header_timeout_seconds, parser=settings.http_parser),
-            "limit_concurrency": settings.max_connections, "timeout_keep_alive": settings.keep_alive_seconds,
-            "log_config": None, "access_log": False, **extra}
+    return {
+        "http": http_protocol(settings.header_timeout_seconds, parser=settings.http_parser),
+        "limit_concurrency": settings.max_connections,
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "log_config": None,
+        "access_log": False,
+        **extra,
+    }
 
 
 def raise_open_files_limit() -> int:
@@ -192,6 +207,9 @@ def serve(app: Any, *, settings: ServiceSettings, host: str, port: int, **extra:
 
     files = raise_open_files_limit()
     if files != resource.RLIM_INFINITY and files < settings.max_connections + RESERVED_FILES:
-        log.warning("max_connections=%d does not fit in %d open files; raise the hard limit (ulimit -Hn)",
-                    settings.max_connections, files)
+        log.warning(
+            "max_connections=%d does not fit in %d open files; raise the hard limit (ulimit -Hn)",
+            settings.max_connections,
+            files,
+        )
     uvicorn.run(app, host=host, port=port, **uvicorn_options(settings, **extra))

@@ -59,8 +59,9 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _kafka_password_with_username(self) -> ServiceSettings:
         if self.kafka_username and not (self.kafka_password.get_secret_value() or self.kafka_password_file):
-            raise ValueError("MAILLAGE_KAFKA_USERNAME is set but neither MAILLAGE_KAFKA_PASSWORD nor "
-                             "MAILLAGE_KAFKA_PASSWORD_FILE is")
+            raise ValueError(
+                "MAILLAGE_KAFKA_USERNAME is set but neither MAILLAGE_KAFKA_PASSWORD nor MAILLAGE_KAFKA_PASSWORD_FILE is"
+            )
         return self
 
     def scrape_token(self) -> str:

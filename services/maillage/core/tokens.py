@@ -81,15 +81,28 @@ def issuer_of(owner: str) -> str:
     return ISSUER_PREFIX + owner
 
 
-def mint(keys: OwnKeys, *, subject: str, scopes: Iterable[Scope], lifetime: timedelta = MAX_LIFETIME,
-         now: datetime | None = None, audience: str | list[str] | None = None) -> str:
+def mint(
+    keys: OwnKeys,
+    *,
+    subject: str,
+    scopes: Iterable[Scope],
+    lifetime: timedelta = MAX_LIFETIME,
+    now: datetime | None = None,
+    audience: str | list[str] | None = None,
+) -> str:
     """A token of `keys.owner` for `subject`; its audience is the services its scopes are used at, unless named."""
     issued = now or datetime.now(UTC)
     chosen = tuple(scopes)
-    claims = {"iss": issuer_of(keys.owner), "sub": subject, "agency": keys.owner,
-              "aud": audience if audience is not None else audiences_for(keys.owner, chosen),
-              "iat": issued, "nbf": issued, "exp": issued + min(lifetime, MAX_LIFETIME),
-              "scope": " ".join(sorted(Scope(s).value for s in chosen))}
+    claims = {
+        "iss": issuer_of(keys.owner),
+        "sub": subject,
+        "agency": keys.owner,
+        "aud": audience if audience is not None else audiences_for(keys.owner, chosen),
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + min(lifetime, MAX_LIFETIME),
+        "scope": " ".join(sorted(Scope(s).value for s in chosen)),
+    }
     return jwt.encode(claims, keys.token, algorithm="EdDSA", headers={"kid": keys.token_kid})
 
 
@@ -106,9 +119,14 @@ def verify_token(token: str, *, keys: PublicKeys, audience: str, now: float | No
         raise TokenError("unknown key id")
     try:
         claims = jwt.decode(
-            token, Ed25519PublicKey.from_public_bytes(info.raw), algorithms=["EdDSA"], audience=audience,
-            issuer=issuer_of(info.owner), leeway=LEEWAY,
-            options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub"]})
+            token,
+            Ed25519PublicKey.from_public_bytes(info.raw),
+            algorithms=["EdDSA"],
+            audience=audience,
+            issuer=issuer_of(info.owner),
+            leeway=LEEWAY,
+            options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub"]},
+        )
     except jwt.PyJWTError as exc:
         raise TokenError(type(exc).__name__) from None
     if claims["exp"] - claims["iat"] > MAX_LIFETIME.total_seconds():
@@ -123,8 +141,9 @@ def verify_token(token: str, *, keys: PublicKeys, audience: str, now: float | No
         scopes = frozenset(Scope(s) for s in str(claims.get("scope", "")).split())
     except ValueError:
         raise TokenError("unknown scope") from None
-    return Principal(agency=info.owner, subject=str(claims["sub"]), scopes=scopes, kid=info.kid,
-                     expires_at=float(claims["exp"]))
+    return Principal(
+        agency=info.owner, subject=str(claims["sub"]), scopes=scopes, kid=info.kid, expires_at=float(claims["exp"])
+    )
 
 
 ALL_AGENCY_SCOPES = (Scope.EVENTS_WRITE, Scope.INBOX_READ, Scope.CONSENT_WRITE)

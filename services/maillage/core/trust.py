@@ -34,8 +34,9 @@ class Trust:
     @classmethod
     def load(cls, dirs: KeyDirs, owner: str, *, uses: frozenset[KeyUse] = frozenset(KeyUse)) -> Trust:
         public = PublicKeys.load(dirs)
-        return cls(dirs=dirs, own=OwnKeys.load(dirs, owner, public, uses=uses), public=public, _seen=_stamp(dirs),
-                   uses=uses)
+        return cls(
+            dirs=dirs, own=OwnKeys.load(dirs, owner, public, uses=uses), public=public, _seen=_stamp(dirs), uses=uses
+        )
 
     @property
     def owner(self) -> str:
@@ -95,8 +96,9 @@ class PublicTrust:
         return True
 
 
-async def watch_keys(trusts: Sequence[Trust | PublicTrust], *, every: float,
-                     on_change: Callable[[], None] | None = None) -> None:
+async def watch_keys(
+    trusts: Sequence[Trust | PublicTrust], *, every: float, on_change: Callable[[], None] | None = None
+) -> None:
     """Reload the keys every `every` seconds: a key retired with `maillage keys retire` is refused by this
     running service within that bound (its tokens, cached or not, and its signatures), and `on_change`
     may close what was opened with it (the dispatcher's live streams)."""

@@ -90,8 +90,7 @@ def succeeded(status: int | None) -> bool:
 
 def live(now: datetime) -> ColumnElement[bool]:
     """The webhooks that still receive pushes: active and not expired."""
-    return and_(col(Webhook.active).is_(True),
-                or_(col(Webhook.expires_at).is_(None), col(Webhook.expires_at) > now))
+    return and_(col(Webhook.active).is_(True), or_(col(Webhook.expires_at).is_(None), col(Webhook.expires_at) > now))
 
 
 def signature(secret: str, *, timestamp: int, body: bytes) -> str:
@@ -114,8 +113,9 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-async def enqueue_for_all(session: AsyncSession, deliveries: list[tuple[str, dict[str, object]]], *,
-                          now: datetime) -> int:
+async def enqueue_for_all(
+    session: AsyncSession, deliveries: list[tuple[str, dict[str, object]]], *, now: datetime
+) -> int:
     """Within the caller's transaction: one pending delivery per live webhook and (event id, body);
     returns how many were added."""
     if not deliveries:
@@ -124,8 +124,11 @@ async def enqueue_for_all(session: AsyncSession, deliveries: list[tuple[str, dic
     for event_id, body in deliveries if hooks else ():
         payload = orjson.dumps(body)
         for hook in hooks:
-            session.add(WebhookDelivery(webhook_id=hook.id, event_id=event_id, body=payload,
-                                        next_attempt_at=now, created_at=now))
+            session.add(
+                WebhookDelivery(
+                    webhook_id=hook.id, event_id=event_id, body=payload, next_attempt_at=now, created_at=now
+                )
+            )
     return len(deliveries) * len(hooks)
 
 
@@ -138,9 +141,17 @@ class WebhookDispatcher:
     first), so a slow receiver delays only its own; at most `concurrency` calls at once, each cut after
     `attempt_seconds` whatever the receiver does. A failure (no 2xx in time) is retried after base·2ⁿ seconds."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Callable[[], datetime],
-                 egress: EgressPolicy, backoff_base: float = 1.0, poll: float = 0.2,
-                 attempt_seconds: float = 10.0, concurrency: int = 8) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Callable[[], datetime],
+        egress: EgressPolicy,
+        backoff_base: float = 1.0,
+        poll: float = 0.2,
+        attempt_seconds: float = 10.0,
+        concurrency: int = 8,
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.backoff_base = backoff_base
@@ -177,10 +188,16 @@ class WebhookDispatcher:
         """A lane for each webhook with a due delivery and none running yet."""
         self._lanes = {hook_id: lane for hook_id, lane in self._lanes.items() if not lane.done()}
         async with self.sessions() as session:
-            due = set((await session.exec(
-                select(WebhookDelivery.webhook_id).distinct()
-                .join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
-                .where(*self._due(self.clock())))).all())
+            due = set(
+                (
+                    await session.exec(
+                        select(WebhookDelivery.webhook_id)
+                        .distinct()
+                        .join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
+                        .where(*self._due(self.clock()))
+                    )
+                ).all()
+            )
         for hook_id in due - set(self._lanes):
             self._lanes[hook_id] = asyncio.create_task(self._lane(hook_id), name="webhook-lane")
 
@@ -202,22 +219,32 @@ class WebhookDispatcher:
 
     async def _next(self, hook_id: str) -> tuple[WebhookDelivery, Webhook] | None:
         async with self.sessions() as session:
-            row = (await session.exec(
-                select(WebhookDelivery, Webhook).join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
-                .where(WebhookDelivery.webhook_id == hook_id, *self._due(self.clock()))
-                .order_by(col(WebhookDelivery.id)).limit(1))).first()
+            row = (
+                await session.exec(
+                    select(WebhookDelivery, Webhook)
+                    .join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
+                    .where(WebhookDelivery.webhook_id == hook_id, *self._due(self.clock()))
+                    .order_by(col(WebhookDelivery.id))
+                    .limit(1)
+                )
+            ).first()
         return (row[0], row[1]) if row is not None else None
 
     async def _attempt(self, delivery: WebhookDelivery, hook: Webhook) -> int | None:
         """The receiver's HTTP status, or None when none came within the deadline. Only the status line and
         headers are read: a receiver cannot make us hold a body of its choosing."""
         timestamp = int(self.clock().timestamp())
-        headers = {"Content-Type": "application/json", "Maillage-Event-Id": delivery.event_id,
-                   "Maillage-Delivery-Id": str(delivery.id),
-                   SIGNATURE_HEADER: signature(hook.secret, timestamp=timestamp, body=delivery.body)}
+        headers = {
+            "Content-Type": "application/json",
+            "Maillage-Event-Id": delivery.event_id,
+            "Maillage-Delivery-Id": str(delivery.id),
+            SIGNATURE_HEADER: signature(hook.secret, timestamp=timestamp, body=delivery.body),
+        }
         try:
-            async with asyncio.timeout(self.attempt_seconds), \
-                    self.client.stream("POST", hook.url, content=delivery.body, headers=headers) as response:
+            async with (
+                asyncio.timeout(self.attempt_seconds),
+                self.client.stream("POST", hook.url, content=delivery.body, headers=headers) as response,
+            ):
                 return response.status_code
         except (httpx.HTTPError, TimeoutError):
             return None

@@ -98,10 +98,8 @@ async def open_alerts(principal: OnCall, dispatcher: Served) -> dict[str, Any]:
     return {"items": await dispatcher.open_for(_worker(principal))}
 
 
-@router.get("/v1/alerts/unacknowledged", tags=["operators"],
-            summary="Alerts every level let pass (metadata only)")
-async def unacknowledged(_: Operator, dispatcher: Served, cursor: Cursor = None, limit: Limit = 200
-                         ) -> dict[str, Any]:
+@router.get("/v1/alerts/unacknowledged", tags=["operators"], summary="Alerts every level let pass (metadata only)")
+async def unacknowledged(_: Operator, dispatcher: Served, cursor: Cursor = None, limit: Limit = 200) -> dict[str, Any]:
     items, positions = await dispatcher.unacknowledged(after=decode_cursor(cursor), limit=limit)
     return {"items": items, "next_cursor": next_cursor(positions, limit=limit)}
 
@@ -111,9 +109,13 @@ async def acknowledge(alert_id: UUID, principal: OnCall, dispatcher: Served) -> 
     return await dispatcher.acknowledge(_worker(principal), str(alert_id))
 
 
-@router.get("/v1/stream", tags=["on-call"], summary="Server-Sent Events: the open alerts, then every page",
-            response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}, 429: PROBLEM})
+@router.get(
+    "/v1/stream",
+    tags=["on-call"],
+    summary="Server-Sent Events: the open alerts, then every page",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, 429: PROBLEM},
+)
 async def stream(request: Request, principal: OnCall, dispatcher: Served) -> StreamingResponse:
     worker = _worker(principal)
     dispatcher.live.admit(worker)  # over the caps: a 429 problem, while a status can still say so
@@ -135,8 +137,9 @@ async def stream(request: Request, principal: OnCall, dispatcher: Served) -> Str
         finally:
             dispatcher.live.disconnect(connection)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
 
 
 def _sse(message: Message | Frame) -> bytes:
@@ -171,9 +174,14 @@ async def _messages(connection: Connection, *, expires_at: float) -> AsyncIterat
 
 
 def _hello(dispatcher: Dispatcher, worker: Worker) -> Message:
-    return {"type": "hello", "worker": worker.id, "agency": worker.agency,
-            "agency_name": dispatcher.network.agency(worker.agency).name,
-            "levels": list(dispatcher.levels_of(worker)), "now": dispatcher.clock.now().isoformat()}
+    return {
+        "type": "hello",
+        "worker": worker.id,
+        "agency": worker.agency,
+        "agency_name": dispatcher.network.agency(worker.agency).name,
+        "levels": list(dispatcher.levels_of(worker)),
+        "now": dispatcher.clock.now().isoformat(),
+    }
 
 
 def _snapshot(dispatcher: Dispatcher, alerts: list[dict[str, Any]]) -> Message:
@@ -182,8 +190,14 @@ def _snapshot(dispatcher: Dispatcher, alerts: list[dict[str, Any]]) -> Message:
 
 
 def _error(status: int, code: str, detail: str, language: str, **extra: Any) -> Message:
-    return {"type": "error", "status": status, "code": code,
-            "title": TITLES.get(code, TITLES["http"])[language], "detail": detail, **extra}
+    return {
+        "type": "error",
+        "status": status,
+        "code": code,
+        "title": TITLES.get(code, TITLES["http"])[language],
+        "detail": detail,
+        **extra,
+    }
 
 
 # --- WebSocket ----------------------------------------------------------------------------------
@@ -196,8 +210,13 @@ async def socket(websocket: WebSocket) -> None:
     scheme, _, bearer = websocket.headers.get("authorization", "").partition(" ")
     await websocket.accept()
     with contextlib.suppress(WebSocketDisconnect):
-        principal = await _sign_in(websocket, dispatcher, bearer if scheme.lower() == "bearer" else None,
-                                   language, seconds=websocket.app.state.sign_in_seconds)
+        principal = await _sign_in(
+            websocket,
+            dispatcher,
+            bearer if scheme.lower() == "bearer" else None,
+            language,
+            seconds=websocket.app.state.sign_in_seconds,
+        )
         if principal is None:
             return
         worker = _worker(principal)
@@ -236,8 +255,9 @@ async def _receive(websocket: WebSocket) -> str | bytes | None:
     return message.get("text") if message.get("text") is not None else message.get("bytes", b"")
 
 
-async def _sign_in(websocket: WebSocket, dispatcher: Dispatcher, token: str | None,
-                   language: str, *, seconds: float) -> Principal | None:
+async def _sign_in(
+    websocket: WebSocket, dispatcher: Dispatcher, token: str | None, language: str, *, seconds: float
+) -> Principal | None:
     """With the handshake's Authorization header, or an `auth` message within `seconds` of connecting (a socket
     that never signs in holds a connection for nothing); a refusal lets the worker try again meanwhile."""
     owners = tuple(dispatcher.served)
@@ -248,8 +268,13 @@ async def _sign_in(websocket: WebSocket, dispatcher: Dispatcher, token: str | No
                 raw = await asyncio.wait_for(_receive(websocket), timeout=max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 # 408, not 401: the token may be good and the network slow; the worker's page reconnects.
-                await _close_with(websocket, _error(408, "request-timeout", f"Sign in within {seconds:g} s of "
-                                                    "connecting; connect again.", language), code=1008)
+                await _close_with(
+                    websocket,
+                    _error(
+                        408, "request-timeout", f"Sign in within {seconds:g} s of connecting; connect again.", language
+                    ),
+                    code=1008,
+                )
                 return None
             if raw is None:
                 return None
@@ -257,8 +282,9 @@ async def _sign_in(websocket: WebSocket, dispatcher: Dispatcher, token: str | No
             if isinstance(message, dict) and message.get("lang") in LANGUAGES:
                 language = str(message["lang"])  # a browser cannot set Accept-Language on a socket
             if not isinstance(message, dict) or message.get("type") != "auth":
-                await websocket.send_json(_error(401, "unauthorized", "Sign in first: send "
-                                                 '{"type": "auth", "token": "…"}.', language))
+                await websocket.send_json(
+                    _error(401, "unauthorized", 'Sign in first: send {"type": "auth", "token": "…"}.', language)
+                )
                 continue
             token = str(message.get("token") or "")
         try:
@@ -266,8 +292,7 @@ async def _sign_in(websocket: WebSocket, dispatcher: Dispatcher, token: str | No
         except MaillageError as exc:
             await websocket.send_json(_error(exc.status, exc.code, exc.detail, language))
             token = None
-    await _close_with(websocket, _error(401, "unauthorized", "Too many attempts; connect again.", language),
-                      code=1008)
+    await _close_with(websocket, _error(401, "unauthorized", "Too many attempts; connect again.", language), code=1008)
     return None
 
 
@@ -310,4 +335,3 @@ async def _answer(dispatcher: Dispatcher, worker: Worker, raw: str | bytes, lang
         return {"type": "acked", "alert": await dispatcher.acknowledge(worker, alert_id)}
     except MaillageError as exc:
         return _error(exc.status, exc.code, exc.detail, language, alert_id=alert_id)
-

@@ -37,8 +37,11 @@ FALLBACK_SECRET_FILE = "dispatcher-fallback.secret"
 # once: compressing each (permessage-deflate) cost more than it saves; the sans-I/O websockets protocol
 # kept the 99th percentile under the target in more runs (README, on-call benchmark); a worker only
 # ever sends small messages.
-UVICORN_OPTIONS: dict[str, object] = {"ws": "websockets-sansio", "ws_per_message_deflate": False,
-                                      "ws_max_size": 64 * 1024}
+UVICORN_OPTIONS: dict[str, object] = {
+    "ws": "websockets-sansio",
+    "ws_per_message_deflate": False,
+    "ws_max_size": 64 * 1024,
+}
 
 
 def fallback_secret(settings: DispatcherSettings) -> str:
@@ -68,22 +71,43 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         engine = make_engine(settings.db_url())
         await create_schema(engine, TABLES)
         sessions = session_factory(engine)
-        served = {a: Served(agency=network.agency(a),
-                            rota=Rota(network.oncall[a], timezone=network.dispatcher.timezone),
-                            # It signs and opens for the agencies it serves, never mints their tokens.
-                            trust=Trust.load(settings.key_dirs, a, uses=ACTS_FOR)) for a in agencies}
+        served = {
+            a: Served(
+                agency=network.agency(a),
+                rota=Rota(network.oncall[a], timezone=network.dispatcher.timezone),
+                # It signs and opens for the agencies it serves, never mints their tokens.
+                trust=Trust.load(settings.key_dirs, a, uses=ACTS_FOR),
+            )
+            for a in agencies
+        }
         await _register_fallbacks(sessions, served, secret=fallback_secret(settings))
         producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
         await producer.start()
         relay = OutboxRelay(sessions, producer, name="dispatcher")
-        webhooks = WebhookDispatcher(sessions, clock=lambda: datetime.now(UTC), egress=fallback_egress(network),
-                                     attempt_seconds=settings.webhook_attempt_seconds)
+        webhooks = WebhookDispatcher(
+            sessions,
+            clock=lambda: datetime.now(UTC),
+            egress=fallback_egress(network),
+            attempt_seconds=settings.webhook_attempt_seconds,
+        )
         live = Live(max_per_worker=settings.max_streams_per_worker, max_per_agency=settings.max_streams_per_agency)
-        dispatcher = Dispatcher(network=network, topics=topics, sessions=sessions, served=served, live=live,
-                                relay=relay, clock=clock, on_fallback=webhooks.notify)
+        dispatcher = Dispatcher(
+            network=network,
+            topics=topics,
+            sessions=sessions,
+            served=served,
+            live=live,
+            relay=relay,
+            clock=clock,
+            on_fallback=webhooks.notify,
+        )
         await dispatcher.start()
-        consumer = bus.consumer(settings.bootstrap, *(topics.deliver(a) for a in agencies),
-                                group_id=settings.group_id, auth=settings.kafka_auth)
+        consumer = bus.consumer(
+            settings.bootstrap,
+            *(topics.deliver(a) for a in agencies),
+            group_id=settings.group_id,
+            auth=settings.kafka_auth,
+        )
         await consumer.start()
         handler = DeliveryHandler(dispatcher, topics, producer)
         tasks = TaskGroup()
@@ -91,8 +115,14 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         tasks.start(webhooks.run(), name="fallback-webhooks")
         tasks.start(dispatcher.run(), name="escalation")
         tasks.start(bus.consume_forever(consumer, handler.handle, name="alerts"), name="alerts")
-        tasks.start(watch_keys([s.trust for s in served.values()], every=settings.key_refresh_seconds,
-                               on_change=dispatcher.keys_changed), name="keys")
+        tasks.start(
+            watch_keys(
+                [s.trust for s in served.values()],
+                every=settings.key_refresh_seconds,
+                on_change=dispatcher.keys_changed,
+            ),
+            name="keys",
+        )
 
         app.state.dispatcher = dispatcher
         app.state.trust = next(iter(served.values())).trust if served else None
@@ -107,18 +137,22 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
         title="Maillage on-call dispatcher",
         version="1",
         summary="Safety alerts reach an on-call worker live, are acknowledged, and escalate.",
-        lifespan=lifespan, docs_url=None, redoc_url=None,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
 
     app.state.sign_in_seconds = settings.sign_in_seconds
-    install_common(app, max_body_bytes=settings.max_body_bytes, audience=DISPATCHER_AUDIENCE,
-                   scrape_token=settings.scrape_token())
+    install_common(
+        app, max_body_bytes=settings.max_body_bytes, audience=DISPATCHER_AUDIENCE, scrape_token=settings.scrape_token()
+    )
     app.include_router(router)
     return app
 
 
-async def _register_fallbacks(sessions: async_sessionmaker[AsyncSession], served: dict[str, Served], *,
-                              secret: str) -> None:
+async def _register_fallbacks(
+    sessions: async_sessionmaker[AsyncSession], served: dict[str, Served], *, secret: str
+) -> None:
     """One webhook row per agency with a fallback URL, so its calls are signed, retried and traced."""
     async with unit_of_work(sessions) as session:
         for agency_id, s in served.items():
@@ -130,7 +164,8 @@ async def _register_fallbacks(sessions: async_sessionmaker[AsyncSession], served
                     session.add(hook)
                 continue
             if hook is None:
-                hook = Webhook(id=fallback_webhook_id(agency_id), url=str(url), secret=secret,
-                               created_at=datetime.now(UTC))
+                hook = Webhook(
+                    id=fallback_webhook_id(agency_id), url=str(url), secret=secret, created_at=datetime.now(UTC)
+                )
             hook.url, hook.secret, hook.active = str(url), secret, True
             session.add(hook)

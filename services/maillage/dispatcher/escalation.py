@@ -76,9 +76,18 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 class Dispatcher:
-    def __init__(self, *, network: Network, topics: Topics, sessions: async_sessionmaker[AsyncSession],
-                 served: dict[str, Served], live: Live, relay: OutboxRelay | None = None,
-                 clock: Clock | None = None, on_fallback: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        network: Network,
+        topics: Topics,
+        sessions: async_sessionmaker[AsyncSession],
+        served: dict[str, Served],
+        live: Live,
+        relay: OutboxRelay | None = None,
+        clock: Clock | None = None,
+        on_fallback: Any = None,
+    ) -> None:
         self.network = network
         self.config = network.dispatcher
         self.topics = topics
@@ -124,9 +133,14 @@ class Dispatcher:
 
     def visible(self, alert: OncallAlert, worker: Worker, levels: tuple[int, ...]) -> bool:
         """An open alert is for a worker of its agency on call at its level or below, or already paged for it."""
-        return (alert.agency_id == worker.agency and alert.state in SHOWN
-                and ((bool(levels) and min(levels) <= alert.level)
-                     or worker.id in self._paged.get((alert.agency_id, alert.alert_id), ())))
+        return (
+            alert.agency_id == worker.agency
+            and alert.state in SHOWN
+            and (
+                (bool(levels) and min(levels) <= alert.level)
+                or worker.id in self._paged.get((alert.agency_id, alert.alert_id), ())
+            )
+        )
 
     def view(self, alert: OncallAlert, members: list[OncallAlert] | None = None) -> dict[str, Any]:
         """What a worker sees of an alert, with every alert grouped under it (each one acknowledged with it)."""
@@ -134,18 +148,38 @@ class Dispatcher:
         source = self.network.by_id.get(alert.source_agency)
         level = min(alert.level, served.rota.depth)  # a level removed from the rota since: its last one
         return {
-            "alert_id": alert.alert_id, "agency": alert.agency_id, "source_agency": alert.source_agency,
+            "alert_id": alert.alert_id,
+            "agency": alert.agency_id,
+            "source_agency": alert.source_agency,
             "source_name": source.name if source else alert.source_agency,
-            "severity": alert.severity, "kind": alert.kind, "state": alert.state.value,
-            "level": level, "level_name": served.rota.level_name(level), "levels": served.rota.depth,
-            "raised_at": _iso(alert.raised_at), "received_at": _iso(alert.received_at),
-            "deadline": _iso(alert.deadline), "grouped": alert.grouped,
-            "subject_ref": alert.subject_ref, "subject_role": alert.subject_role, "data": alert.data,
-            "acknowledged_at": _iso(alert.acknowledged_at), "acknowledged_by": alert.acknowledged_by,
-            "group": [{"alert_id": m.alert_id, "severity": m.severity, "kind": m.kind,
-                       "source_agency": m.source_agency, "source_name": self._name(m.source_agency),
-                       "raised_at": _iso(m.raised_at), "received_at": _iso(m.received_at), "data": m.data}
-                      for m in members or ()],
+            "severity": alert.severity,
+            "kind": alert.kind,
+            "state": alert.state.value,
+            "level": level,
+            "level_name": served.rota.level_name(level),
+            "levels": served.rota.depth,
+            "raised_at": _iso(alert.raised_at),
+            "received_at": _iso(alert.received_at),
+            "deadline": _iso(alert.deadline),
+            "grouped": alert.grouped,
+            "subject_ref": alert.subject_ref,
+            "subject_role": alert.subject_role,
+            "data": alert.data,
+            "acknowledged_at": _iso(alert.acknowledged_at),
+            "acknowledged_by": alert.acknowledged_by,
+            "group": [
+                {
+                    "alert_id": m.alert_id,
+                    "severity": m.severity,
+                    "kind": m.kind,
+                    "source_agency": m.source_agency,
+                    "source_name": self._name(m.source_agency),
+                    "raised_at": _iso(m.raised_at),
+                    "received_at": _iso(m.received_at),
+                    "data": m.data,
+                }
+                for m in members or ()
+            ],
         }
 
     def _name(self, agency_id: str) -> str:
@@ -156,47 +190,80 @@ class Dispatcher:
         """Every alert still open for this worker, the most severe and oldest first."""
         levels = self.levels_of(worker)
         async with self.sessions() as session:
-            rows = (await session.exec(
-                select(OncallAlert).where(OncallAlert.agency_id == worker.agency,
-                                          col(OncallAlert.state).in_(SHOWN))
-                .order_by(col(OncallAlert.received_at)))).all()
+            rows = (
+                await session.exec(
+                    select(OncallAlert)
+                    .where(OncallAlert.agency_id == worker.agency, col(OncallAlert.state).in_(SHOWN))
+                    .order_by(col(OncallAlert.received_at))
+                )
+            ).all()
         shown = [a for a in rows if self.visible(a, worker, levels)]
         shown.sort(key=lambda a: -SEVERITY_RANK[Severity(a.severity)])
         grouped = [a.alert_id for a in shown if a.grouped > 1]
         members: dict[str, list[OncallAlert]] = defaultdict(list)
         if grouped:
             async with self.sessions() as session:
-                for m in (await session.exec(select(OncallAlert).where(
-                        OncallAlert.agency_id == worker.agency, col(OncallAlert.group_of).in_(grouped)))).all():
+                for m in (
+                    await session.exec(
+                        select(OncallAlert).where(
+                            OncallAlert.agency_id == worker.agency, col(OncallAlert.group_of).in_(grouped)
+                        )
+                    )
+                ).all():
                     members[m.group_of or ""].append(m)
         return [self.view(a, members.get(a.alert_id)) for a in shown]
 
     async def unacknowledged(self, *, after: int, limit: int) -> tuple[list[dict[str, Any]], list[int]]:
         """For operators: alerts every level let pass, without any personal data; and their positions."""
         async with self.sessions() as session:
-            rows = (await session.exec(select(OncallAlert).where(OncallAlert.state == AlertState.UNACKNOWLEDGED,
-                                                                 col(OncallAlert.id) > after)
-                                       .order_by(col(OncallAlert.id)).limit(limit))).all()
-        return [{"alert_id": a.alert_id, "agency": a.agency_id, "source_agency": a.source_agency,
-                 "severity": a.severity, "kind": a.kind, "levels_paged": a.level, "grouped": a.grouped,
-                 "received_at": _iso(a.received_at)} for a in rows], [a.id or 0 for a in rows]
+            rows = (
+                await session.exec(
+                    select(OncallAlert)
+                    .where(OncallAlert.state == AlertState.UNACKNOWLEDGED, col(OncallAlert.id) > after)
+                    .order_by(col(OncallAlert.id))
+                    .limit(limit)
+                )
+            ).all()
+        return [
+            {
+                "alert_id": a.alert_id,
+                "agency": a.agency_id,
+                "source_agency": a.source_agency,
+                "severity": a.severity,
+                "kind": a.kind,
+                "levels_paged": a.level,
+                "grouped": a.grouped,
+                "received_at": _iso(a.received_at),
+            }
+            for a in rows
+        ], [a.id or 0 for a in rows]
 
     # --- alerts arriving ------------------------------------------------------------------------
 
-    async def receive(self, session: AsyncSession, agency_id: str, envelope: Envelope, payload: AlertRaised,
-                      notices: Notices) -> None:
+    async def receive(
+        self, session: AsyncSession, agency_id: str, envelope: Envelope, payload: AlertRaised, notices: Notices
+    ) -> None:
         """Store a delivered alert (once per agency and id) and page its first level, or group it."""
-        known = await session.exec(select(OncallAlert.id).where(OncallAlert.agency_id == agency_id,
-                                                                OncallAlert.alert_id == envelope.id))
+        known = await session.exec(
+            select(OncallAlert.id).where(OncallAlert.agency_id == agency_id, OncallAlert.alert_id == envelope.id)
+        )
         if known.first() is not None:
             return  # a redelivered record
         now = self.clock.now()
         alert = OncallAlert(
-            agency_id=agency_id, alert_id=envelope.id, source_agency=envelope.agency_id,
-            subject_ref=envelope.subject, subject_role=envelope.subjectrole.value,
-            severity=payload.severity.value, kind=payload.kind.value,
+            agency_id=agency_id,
+            alert_id=envelope.id,
+            source_agency=envelope.agency_id,
+            subject_ref=envelope.subject,
+            subject_role=envelope.subjectrole.value,
+            severity=payload.severity.value,
+            kind=payload.kind.value,
             data=payload.model_dump(mode="json", exclude_none=True, exclude={"severity", "kind"}),
-            raised_at=envelope.time, received_at=now, state=AlertState.OPEN, level_started_at=now)
+            raised_at=envelope.time,
+            received_at=now,
+            state=AlertState.OPEN,
+            level_started_at=now,
+        )
         ALERTS_RECEIVED.labels(agency_id, alert.severity).inc()
         primary = await self._group_for(session, alert, now)
         if primary is not None:
@@ -206,8 +273,9 @@ class Dispatcher:
             session.add(primary)
             await session.flush()
             # Grouped, not paged again; but a graver alert about the same person rings again.
-            self._tell_update(primary, notices, members=await self._members(session, primary),
-                              kind="alert" if graver else "update")
+            self._tell_update(
+                primary, notices, members=await self._members(session, primary), kind="alert" if graver else "update"
+            )
             return
         session.add(alert)
         await self._page_from(session, alert, 1, now, notices)
@@ -215,12 +283,18 @@ class Dispatcher:
     async def _group_for(self, session: AsyncSession, alert: OncallAlert, now: datetime) -> OncallAlert | None:
         window = timedelta(seconds=self.config.group_window_seconds)
         found = await session.exec(
-            select(OncallAlert).where(OncallAlert.agency_id == alert.agency_id,
-                                      OncallAlert.subject_ref == alert.subject_ref,
-                                      # Not into one every level already let pass: a new alert pages afresh.
-                                      OncallAlert.state == AlertState.OPEN, col(OncallAlert.group_of).is_(None),
-                                      OncallAlert.received_at >= now - window)
-            .order_by(col(OncallAlert.received_at)).limit(1))
+            select(OncallAlert)
+            .where(
+                OncallAlert.agency_id == alert.agency_id,
+                OncallAlert.subject_ref == alert.subject_ref,
+                # Not into one every level already let pass: a new alert pages afresh.
+                OncallAlert.state == AlertState.OPEN,
+                col(OncallAlert.group_of).is_(None),
+                OncallAlert.received_at >= now - window,
+            )
+            .order_by(col(OncallAlert.received_at))
+            .limit(1)
+        )
         return found.first()
 
     def _join(self, primary: OncallAlert, member: OncallAlert) -> bool:
@@ -241,11 +315,11 @@ class Dispatcher:
     # --- levels ---------------------------------------------------------------------------------
 
     def _in_grace(self, now: datetime) -> bool:
-        return not self._grace_over and now < self.started_at + timedelta(
-            seconds=self.config.reconnect_grace_seconds)
+        return not self._grace_over and now < self.started_at + timedelta(seconds=self.config.reconnect_grace_seconds)
 
-    async def _page_from(self, session: AsyncSession, alert: OncallAlert, level: int, now: datetime,
-                         notices: Notices) -> None:
+    async def _page_from(
+        self, session: AsyncSession, alert: OncallAlert, level: int, now: datetime, notices: Notices
+    ) -> None:
         """Page `level`; a level with no one connected passes at once to the next; past the last, exhausted."""
         served = self.served[alert.agency_id]
         while level <= served.rota.depth:
@@ -263,16 +337,27 @@ class Dispatcher:
             await self._escalated(session, alert, level, now, notices, exhausted=False)
         await self._exhaust(session, alert, now, notices)
 
-    async def _page(self, session: AsyncSession, alert: OncallAlert, targets: frozenset[str], now: datetime,
-                    notices: Notices) -> None:
+    async def _page(
+        self, session: AsyncSession, alert: OncallAlert, targets: frozenset[str], now: datetime, notices: Notices
+    ) -> None:
         already = self._paged.get((alert.agency_id, alert.alert_id), set())
         fresh = sorted(targets - already)
         view = self.view(alert, await self._members(session, alert))  # the same for every worker
         if fresh:
             # One multi-row INSERT, not one ORM object (and one INSERT ... RETURNING) per worker.
-            await session.exec(insert(Page.__table__), params=[  # type: ignore[attr-defined]
-                {"agency_id": alert.agency_id, "alert_id": alert.alert_id, "level": alert.level, "worker": worker,
-                 "paged_at": now} for worker in fresh])
+            await session.exec(
+                insert(Page.__table__),
+                params=[  # type: ignore[attr-defined]
+                    {
+                        "agency_id": alert.agency_id,
+                        "alert_id": alert.alert_id,
+                        "level": alert.level,
+                        "worker": worker,
+                        "paged_at": now,
+                    }
+                    for worker in fresh
+                ],
+            )
             paged = {"type": "alert", "alert": view}
             for worker in fresh:
                 notices.pages.append((alert.agency_id, alert.alert_id, worker))
@@ -281,12 +366,16 @@ class Dispatcher:
         for worker in already & self.live.connected(alert.agency_id):
             notices.tell(alert.agency_id, worker, {"type": "update", "alert": view})
 
-    async def _escalated(self, session: AsyncSession, alert: OncallAlert, level: int, now: datetime,
-                         notices: Notices, *, exhausted: bool) -> None:
+    async def _escalated(
+        self, session: AsyncSession, alert: OncallAlert, level: int, now: datetime, notices: Notices, *, exhausted: bool
+    ) -> None:
         ALERT_ESCALATIONS.labels(alert.agency_id, "exhausted" if exhausted else "escalated").inc()
         for member in [alert, *await self._members(session, alert)]:
-            self._emit(session, member, AlertEscalated(alert_id=member.alert_id, escalated_at=now, level=level,
-                                                       exhausted=exhausted))
+            self._emit(
+                session,
+                member,
+                AlertEscalated(alert_id=member.alert_id, escalated_at=now, level=level, exhausted=exhausted),
+            )
         notices.events = True
 
     async def _exhaust(self, session: AsyncSession, alert: OncallAlert, now: datetime, notices: Notices) -> None:
@@ -295,29 +384,47 @@ class Dispatcher:
         await self._escalated(session, alert, alert.level, now, notices, exhausted=True)
         policy = self.served[alert.agency_id].rota.policy
         if policy.fallback_url is not None:
-            body = {"type": "maillage.oncall.unacknowledged", "agency": alert.agency_id,
-                    "alert_id": alert.alert_id, "severity": alert.severity, "kind": alert.kind,
-                    "levels_paged": alert.level, "grouped": alert.grouped,
-                    "received_at": _iso(alert.received_at), "exhausted_at": _iso(now)}
+            body = {
+                "type": "maillage.oncall.unacknowledged",
+                "agency": alert.agency_id,
+                "alert_id": alert.alert_id,
+                "severity": alert.severity,
+                "kind": alert.kind,
+                "levels_paged": alert.level,
+                "grouped": alert.grouped,
+                "received_at": _iso(alert.received_at),
+                "exhausted_at": _iso(now),
+            }
             # Webhook attempts run on the real clock, whatever clock paces the escalation.
             real_now = SystemClock().now()
-            session.add(WebhookDelivery(webhook_id=fallback_webhook_id(alert.agency_id), event_id=alert.alert_id,
-                                        body=orjson.dumps(body), next_attempt_at=real_now, created_at=real_now))
+            session.add(
+                WebhookDelivery(
+                    webhook_id=fallback_webhook_id(alert.agency_id),
+                    event_id=alert.alert_id,
+                    body=orjson.dumps(body),
+                    next_attempt_at=real_now,
+                    created_at=real_now,
+                )
+            )
             notices.fallbacks = True
         self._report(session, alert, now)
-        log.warning("alert unacknowledged at every level",
-                    extra={"agency": alert.agency_id, "alert": alert.alert_id, "levels": alert.level})
+        log.warning(
+            "alert unacknowledged at every level",
+            extra={"agency": alert.agency_id, "alert": alert.alert_id, "levels": alert.level},
+        )
         self._tell_update(alert, notices)
 
     async def _members(self, session: AsyncSession, alert: OncallAlert) -> list[OncallAlert]:
         if alert.grouped == 1:
             return []
-        rows = await session.exec(select(OncallAlert).where(OncallAlert.agency_id == alert.agency_id,
-                                                            OncallAlert.group_of == alert.alert_id))
+        rows = await session.exec(
+            select(OncallAlert).where(OncallAlert.agency_id == alert.agency_id, OncallAlert.group_of == alert.alert_id)
+        )
         return list(rows.all())
 
-    def _tell_update(self, alert: OncallAlert, notices: Notices, *, members: list[OncallAlert] | None = None,
-                     kind: str = "update") -> None:
+    def _tell_update(
+        self, alert: OncallAlert, notices: Notices, *, members: list[OncallAlert] | None = None, kind: str = "update"
+    ) -> None:
         message = {"type": kind, "alert": self.view(alert, members)}
         for worker in self.live.connected(alert.agency_id):
             who = Worker(alert.agency_id, worker)
@@ -326,18 +433,38 @@ class Dispatcher:
 
     def _report(self, session: AsyncSession, alert: OncallAlert, now: datetime) -> None:
         """For operators, through the outbox: an alert acknowledged, or unacknowledged at every level."""
-        report = OncallReport(agency=alert.agency_id, alert_id=alert.alert_id, severity=alert.severity,
-                              state=alert.state.value, levels_paged=alert.level, received_at=alert.received_at,
-                              at=now)
-        enqueue_record(session, event_id=alert.alert_id, topic=self.topics.oncall, key=alert.alert_id.encode(),
-                       value=report.model_dump_json().encode(), headers=[(SOURCE_HEADER, DISPATCHER_SOURCE.encode())])
+        report = OncallReport(
+            agency=alert.agency_id,
+            alert_id=alert.alert_id,
+            severity=alert.severity,
+            state=alert.state.value,
+            levels_paged=alert.level,
+            received_at=alert.received_at,
+            at=now,
+        )
+        enqueue_record(
+            session,
+            event_id=alert.alert_id,
+            topic=self.topics.oncall,
+            key=alert.alert_id.encode(),
+            value=report.model_dump_json().encode(),
+            headers=[(SOURCE_HEADER, DISPATCHER_SOURCE.encode())],
+        )
 
     def _emit(self, session: AsyncSession, alert: OncallAlert, payload: EventPayload) -> None:
         """An event back to the alert's sender, signed by the served agency and sealed to the gateway."""
         envelope = Envelope(
-            id=new_event_id(), source=source_of(alert.agency_id), type=payload.event_type, time=self.clock.now(),
-            subject=alert.subject_ref, subjectrole=Role(alert.subject_role), legalbasis=LegalBasis.CONSENT,
-            purpose=Purpose.SAFETY_PLANNING, recipient=alert.source_agency, data=b"")
+            id=new_event_id(),
+            source=source_of(alert.agency_id),
+            type=payload.event_type,
+            time=self.clock.now(),
+            subject=alert.subject_ref,
+            subjectrole=Role(alert.subject_role),
+            legalbasis=LegalBasis.CONSENT,
+            purpose=Purpose.SAFETY_PLANNING,
+            recipient=alert.source_agency,
+            data=b"",
+        )
         plaintext = orjson.dumps(payload.model_dump(mode="json"))
         sealed = self.served[alert.agency_id].trust.seal_and_sign(envelope, plaintext, to=GATEWAY)
         enqueue(session, sealed, topic=self.topics.submitted)
@@ -356,8 +483,11 @@ class Dispatcher:
         if presence:
             self._joined, self._presence_at = False, now + PRESENCE_RECHECK
         async with unit_of_work(self.sessions) as session:
-            query = select(OncallAlert).where(OncallAlert.state == AlertState.OPEN, col(OncallAlert.group_of).is_(None),
-                                              col(OncallAlert.agency_id).in_(list(self.served)))
+            query = select(OncallAlert).where(
+                OncallAlert.state == AlertState.OPEN,
+                col(OncallAlert.group_of).is_(None),
+                col(OncallAlert.agency_id).in_(list(self.served)),
+            )
             if not presence:
                 query = query.where(col(OncallAlert.deadline) <= now)
             rows = (await session.exec(query.order_by(col(OncallAlert.received_at)))).all()
@@ -391,11 +521,18 @@ class Dispatcher:
         if not self._grace_over:
             wakeup = min(wakeup, self.started_at + timedelta(seconds=self.config.reconnect_grace_seconds))
         async with self.sessions() as session:
-            first = (await session.exec(
-                select(OncallAlert.deadline).where(OncallAlert.state == AlertState.OPEN,
-                                                   col(OncallAlert.agency_id).in_(list(self.served)),
-                                                   col(OncallAlert.deadline).is_not(None))
-                .order_by(col(OncallAlert.deadline)).limit(1))).first()
+            first = (
+                await session.exec(
+                    select(OncallAlert.deadline)
+                    .where(
+                        OncallAlert.state == AlertState.OPEN,
+                        col(OncallAlert.agency_id).in_(list(self.served)),
+                        col(OncallAlert.deadline).is_not(None),
+                    )
+                    .order_by(col(OncallAlert.deadline))
+                    .limit(1)
+                )
+            ).first()
         return min(wakeup, first) if first is not None else wakeup
 
     async def run(self) -> None:
@@ -427,32 +564,52 @@ class Dispatcher:
             levels = self.levels_of(worker)
             level = min(levels) if levels else alert.level
             # Those who saw it are told it is taken in hand; no one else hears of it.
-            watchers = [other for other in self.live.connected(alert.agency_id)
-                        if other == worker.id or self.visible(alert, Worker(alert.agency_id, other),
-                                                              self.levels_of(Worker(alert.agency_id, other)))]
+            watchers = [
+                other
+                for other in self.live.connected(alert.agency_id)
+                if other == worker.id
+                or self.visible(alert, Worker(alert.agency_id, other), self.levels_of(Worker(alert.agency_id, other)))
+            ]
             for member in [alert, *await self._members(session, alert)]:
                 member.state, member.deadline = AlertState.ACKNOWLEDGED, None
                 member.acknowledged_at, member.acknowledged_by, member.acknowledged_level = now, worker.id, level
                 session.add(member)
-                self._emit(session, member, AlertAcknowledged(alert_id=member.alert_id, acknowledged_at=now,
-                                                              level=level))
+                self._emit(
+                    session, member, AlertAcknowledged(alert_id=member.alert_id, acknowledged_at=now, level=level)
+                )
                 ALERT_ACK_SECONDS.labels(member.severity).observe((now - member.received_at).total_seconds())
             self._report(session, alert, now)
             notices.events = True
             for other in watchers:
-                notices.tell(alert.agency_id, other, {
-                    "type": "acknowledged", "alert_id": alert.alert_id, "acknowledged_at": _iso(now),
-                    "level": level, "by_you": other == worker.id})
+                notices.tell(
+                    alert.agency_id,
+                    other,
+                    {
+                        "type": "acknowledged",
+                        "alert_id": alert.alert_id,
+                        "acknowledged_at": _iso(now),
+                        "level": level,
+                        "by_you": other == worker.id,
+                    },
+                )
             view = self.view(alert)
         self._after(notices)
         return view
 
     async def _alert_for(self, session: AsyncSession, worker: Worker, alert_id: str) -> OncallAlert:
-        found = (await session.exec(select(OncallAlert).where(OncallAlert.agency_id == worker.agency,
-                                                              OncallAlert.alert_id == alert_id))).first()
+        found = (
+            await session.exec(
+                select(OncallAlert).where(OncallAlert.agency_id == worker.agency, OncallAlert.alert_id == alert_id)
+            )
+        ).first()
         if found is not None and found.group_of is not None:
-            found = (await session.exec(select(OncallAlert).where(OncallAlert.agency_id == worker.agency,
-                                                                  OncallAlert.alert_id == found.group_of))).first()
+            found = (
+                await session.exec(
+                    select(OncallAlert).where(
+                        OncallAlert.agency_id == worker.agency, OncallAlert.alert_id == found.group_of
+                    )
+                )
+            ).first()
         if found is None:
             raise NotFound("There is no alert with this id for you.")
         if found.state is AlertState.ACKNOWLEDGED:

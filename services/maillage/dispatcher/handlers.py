@@ -60,10 +60,16 @@ class DeliveryHandler:
         return None
 
     async def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
-        headers = dead_letter_headers(reason=reason, detail=detail, topic=record.topic,
-                                      partition=record.partition, offset=record.offset,
-                                      original=list(record.headers))
-        await self.dlq.send_and_wait(self.topics.dead_letters_of(DISPATCHER), record.value, key=record.key,
-                                     headers=headers)
+        headers = dead_letter_headers(
+            reason=reason,
+            detail=detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            original=list(record.headers),
+        )
+        await self.dlq.send_and_wait(
+            self.topics.dead_letters_of(DISPATCHER), record.value, key=record.key, headers=headers
+        )
         DEAD_LETTERS.labels("dispatcher", reason).inc()
         log.warning("dead letter", extra={"reason": reason, "topic": record.topic, "offset": record.offset})

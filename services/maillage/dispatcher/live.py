@@ -74,8 +74,9 @@ class Live:
     def admit(self, worker: Worker) -> None:
         """Raises TooManyStreams if `worker` may not open one more stream now."""
         if len(self._by_agency[worker.agency].get(worker.id, ())) >= self.max_per_worker:
-            raise TooManyStreams(f"At most {self.max_per_worker} live connections per worker: "
-                                 "close another tab or device first.")
+            raise TooManyStreams(
+                f"At most {self.max_per_worker} live connections per worker: close another tab or device first."
+            )
         if self._per_agency[worker.agency] >= self.max_per_agency:
             raise TooManyStreams(f"At most {self.max_per_agency} live connections per agency.")
 
@@ -100,8 +101,9 @@ class Live:
 
     def revoke(self, valid: Callable[[str], bool]) -> int:
         """Close every connection opened with a token key that is no longer valid; how many were."""
-        closed = [c for workers in self._by_agency.values() for mine in workers.values() for c in mine
-                  if not valid(c.kid)]
+        closed = [
+            c for workers in self._by_agency.values() for mine in workers.values() for c in mine if not valid(c.kid)
+        ]
         for connection in closed:
             connection.revoked = True
             connection.close()

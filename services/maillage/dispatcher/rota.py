@@ -33,8 +33,9 @@ class Rota:
 
     def on_call(self, level: int, at: datetime) -> frozenset[str]:
         local = at.astimezone(self.zone)
-        return frozenset(w for shift in self.policy.levels[level - 1].shifts if covers(shift, local)
-                         for w in shift.workers)
+        return frozenset(
+            w for shift in self.policy.levels[level - 1].shifts if covers(shift, local) for w in shift.workers
+        )
 
     def levels_of(self, worker: str, at: datetime) -> tuple[int, ...]:
         """The levels at which `worker` is on call at `at` (none: off duty)."""

@@ -25,19 +25,35 @@ router = APIRouter(prefix="/v1", responses=ERRORS, tags=["audit"])  # type: igno
 @router.get("/audit/verify", summary="Walk the audit chain and name the first broken record")
 async def verify_audit_chain(principal: AuditReader, sessions: Sessions) -> ChainReport:
     report = await reports.verify_chain(sessions)
-    log.info("audit chain verified", extra={"agency": principal.agency, "records": report.records,
-                                            "intact": report.intact})
+    log.info(
+        "audit chain verified", extra={"agency": principal.agency, "records": report.records, "intact": report.intact}
+    )
     return report
 
 
-@router.get("/disclosures/{subject_ref}", summary="Who received which categories about a person, when, "
-                                                  "on which basis (metadata only)")
-async def list_disclosures(subject_ref: Annotated[str, Path(pattern=SUBJECT_REF.pattern)],
-                           principal: AuditReader, sessions: Sessions, network: NetworkDep,
-                           cursor: Cursor = None, limit: Limit = 200) -> DisclosureReport:
-    report = await reports.disclosures_about(sessions, subject_ref, network=network, by=principal.agency,
-                                             cursor=cursor, limit=limit)
+@router.get(
+    "/disclosures/{subject_ref}",
+    summary="Who received which categories about a person, when, on which basis (metadata only)",
+)
+async def list_disclosures(
+    subject_ref: Annotated[str, Path(pattern=SUBJECT_REF.pattern)],
+    principal: AuditReader,
+    sessions: Sessions,
+    network: NetworkDep,
+    cursor: Cursor = None,
+    limit: Limit = 200,
+) -> DisclosureReport:
+    report = await reports.disclosures_about(
+        sessions, subject_ref, network=network, by=principal.agency, cursor=cursor, limit=limit
+    )
     # Who looked at whom: a disclosure report is itself sensitive, so each reading leaves a trace.
-    log.info("disclosure report read", extra={"agency": principal.agency, "by": staff_ref(principal),
-                                              "subject_ref": subject_ref, "records": len(report.disclosures)})
+    log.info(
+        "disclosure report read",
+        extra={
+            "agency": principal.agency,
+            "by": staff_ref(principal),
+            "subject_ref": subject_ref,
+            "records": len(report.disclosures),
+        },
+    )
     return report

@@ -27,13 +27,18 @@ async def running_gateway(settings: GatewaySettings) -> AsyncIterator[Transactio
     """Everything the gateway needs, started; stopped cleanly on exit. Also used by the benchmark."""
     engine = make_engine(settings.db_url())
     await create_schema(engine, TABLES)
-    gateway = Gateway(network=settings.network, policy=settings.policy, topics=settings.topics,
-                      sessions=session_factory(engine), trust=Trust.load(settings.key_dirs, GATEWAY))
+    gateway = Gateway(
+        network=settings.network,
+        policy=settings.policy,
+        topics=settings.topics,
+        sessions=session_factory(engine),
+        trust=Trust.load(settings.key_dirs, GATEWAY),
+    )
     await gateway.start()
-    consumer = bus.consumer(settings.bootstrap, settings.topics.submitted, group_id=settings.group_id,
-                            auth=settings.kafka_auth)
-    producer = bus.producer(settings.bootstrap, transactional_id=settings.transactional_id,
-                            auth=settings.kafka_auth)
+    consumer = bus.consumer(
+        settings.bootstrap, settings.topics.submitted, group_id=settings.group_id, auth=settings.kafka_auth
+    )
+    producer = bus.producer(settings.bootstrap, transactional_id=settings.transactional_id, auth=settings.kafka_auth)
     await producer.start()
     await consumer.start()
     try:
@@ -63,14 +68,25 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             finally:
                 await tasks.stop()
 
-    app = FastAPI(title="Maillage consent gateway", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  summary="Decides field by field what each recipient may receive, and audits it.")
+    app = FastAPI(
+        title="Maillage consent gateway",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        summary="Decides field by field what each recipient may receive, and audits it.",
+    )
 
     async def ready() -> bool:
         loop: TransactionalLoop | None = getattr(app.state, "loop", None)
         return loop is not None and tasks.healthy and bool(loop.consumer.assignment())
 
-    install_common(app, max_body_bytes=settings.max_body_bytes, audience=GATEWAY_AUDIENCE,
-                   scrape_token=settings.scrape_token(), ready=ready)
+    install_common(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        audience=GATEWAY_AUDIENCE,
+        scrape_token=settings.scrape_token(),
+        ready=ready,
+    )
     app.include_router(api.router)
     return app

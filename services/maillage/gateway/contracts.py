@@ -15,7 +15,8 @@ class ChainReport(BaseModel):
     records: int = Field(description="Audit records walked, in seq order.")
     intact: bool
     first_broken: BrokenRecord | None = Field(
-        description="The first record whose content or link to the previous record does not hold.")
+        description="The first record whose content or link to the previous record does not hold."
+    )
     policy_sha256s: list[str] = Field(description="The policy versions the records were decided under.")
 
 
@@ -39,5 +40,6 @@ class DisclosureLine(BaseModel):
 class DisclosureReport(BaseModel):
     subject_ref: str
     disclosures: list[DisclosureLine] = Field(description="Oldest first, in the audit chain's order.")
-    next_cursor: str | None = Field(default=None, description="Pass it as `cursor` for the next page; none after "
-                                                              "the last.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass it as `cursor` for the next page; none after the last."
+    )

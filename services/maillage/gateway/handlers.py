@@ -19,8 +19,15 @@ log = logging.getLogger(__name__)
 class TransactionalLoop:
     """Exactly-once effect on Kafka: outputs and consumed offsets commit together or not at all."""
 
-    def __init__(self, gateway: Gateway, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
-                 *, group_id: str, max_records: int = 1000) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        *,
+        group_id: str,
+        max_records: int = 1000,
+    ) -> None:
         self.gateway = gateway
         self.consumer = consumer
         self.producer = producer

@@ -41,8 +41,9 @@ def _as_hashed(row: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-async def verify_chain(sessions: async_sessionmaker[AsyncSession], *, chunk: int = CHUNK,
-                       progress: Progress | None = None) -> ChainReport:
+async def verify_chain(
+    sessions: async_sessionmaker[AsyncSession], *, chunk: int = CHUNK, progress: Progress | None = None
+) -> ChainReport:
     """Walk every audit record written before the walk began, in seq order, `chunk` records at a time.
 
     A short read per chunk, not one long transaction: a reader holding SQLite's WAL snapshot for
@@ -56,8 +57,18 @@ async def verify_chain(sessions: async_sessionmaker[AsyncSession], *, chunk: int
     while last is not None and after < last:
         async with sessions() as session:
             conn = await session.connection()
-            rows = (await conn.execute(select(*_AS_STORED).where(AUDIT.c.seq > after, AUDIT.c.seq <= last)
-                                       .order_by(AUDIT.c.seq).limit(chunk))).mappings().all()
+            rows = (
+                (
+                    await conn.execute(
+                        select(*_AS_STORED)
+                        .where(AUDIT.c.seq > after, AUDIT.c.seq <= last)
+                        .order_by(AUDIT.c.seq)
+                        .limit(chunk)
+                    )
+                )
+                .mappings()
+                .all()
+            )
         if not rows:
             break
         walk.feed(_as_hashed(row) for row in rows)
@@ -69,35 +80,61 @@ async def verify_chain(sessions: async_sessionmaker[AsyncSession], *, chunk: int
 
 def _chain_report(walk: ChainWalk) -> ChainReport:
     broken = walk.broken
-    first = None if broken is None else BrokenRecord(
-        seq=broken["seq"], event_id=str(broken["event_id"]), recorded_at=str(broken["recorded_at"]))
-    return ChainReport(records=walk.records, intact=walk.intact, first_broken=first,
-                       policy_sha256s=walk.policy_sha256s)
+    first = (
+        None
+        if broken is None
+        else BrokenRecord(seq=broken["seq"], event_id=str(broken["event_id"]), recorded_at=str(broken["recorded_at"]))
+    )
+    return ChainReport(records=walk.records, intact=walk.intact, first_broken=first, policy_sha256s=walk.policy_sha256s)
 
 
 DISCLOSED = (Outcome.DELIVERED.value, Outcome.FILTERED.value)
 
 
-async def disclosures_about(sessions: async_sessionmaker[AsyncSession], subject_ref: str, *,
-                            network: Network, by: str, cursor: str | None = None, limit: int = MAX_PAGE
-                            ) -> DisclosureReport:
+async def disclosures_about(
+    sessions: async_sessionmaker[AsyncSession],
+    subject_ref: str,
+    *,
+    network: Network,
+    by: str,
+    cursor: str | None = None,
+    limit: int = MAX_PAGE,
+) -> DisclosureReport:
     """Every recipient that received something about `subject_ref` from agency `by`, oldest first; denials
     left out. Each agency answers for its own disclosures: another agency's report would tell the reader
     which agencies (a shelter, say) hold the person's data."""
     async with sessions() as session:
-        rows = (await session.exec(select(AuditRow).where(col(AuditRow.subject_ref) == subject_ref)
-                                   .where(col(AuditRow.source) == by)
-                                   .where(col(AuditRow.outcome).in_(DISCLOSED))
-                                   .where(col(AuditRow.seq) > decode_cursor(cursor))
-                                   .order_by(col(AuditRow.seq)).limit(limit))).all()
-    return DisclosureReport(subject_ref=subject_ref, disclosures=[_line(row, network) for row in rows],
-                            next_cursor=next_cursor([row.seq for row in rows], limit=limit))
+        rows = (
+            await session.exec(
+                select(AuditRow)
+                .where(col(AuditRow.subject_ref) == subject_ref)
+                .where(col(AuditRow.source) == by)
+                .where(col(AuditRow.outcome).in_(DISCLOSED))
+                .where(col(AuditRow.seq) > decode_cursor(cursor))
+                .order_by(col(AuditRow.seq))
+                .limit(limit)
+            )
+        ).all()
+    return DisclosureReport(
+        subject_ref=subject_ref,
+        disclosures=[_line(row, network) for row in rows],
+        next_cursor=next_cursor([row.seq for row in rows], limit=limit),
+    )
 
 
 def _line(row: AuditRow, network: Network) -> DisclosureLine:
     agency = network.by_id.get(row.recipient)
-    return DisclosureLine(recorded_at=row.recorded_at, event_id=row.event_id, event_type=row.event_type,
-                          source=row.source, recipient=row.recipient,
-                          recipient_name=agency.name if agency else None, sector=row.sector,
-                          legal_basis=row.legal_basis, outcome=row.outcome, delivered=list(row.delivered),
-                          removed=dict(row.removed), review=row.review)
+    return DisclosureLine(
+        recorded_at=row.recorded_at,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        source=row.source,
+        recipient=row.recipient,
+        recipient_name=agency.name if agency else None,
+        sector=row.sector,
+        legal_basis=row.legal_basis,
+        outcome=row.outcome,
+        delivered=list(row.delivered),
+        removed=dict(row.removed),
+        review=row.review,
+    )

@@ -97,19 +97,26 @@ def record_digest(record: Record) -> str:
 
 
 def _disclosure_to_json(d: Disclosure) -> dict[str, Any]:
-    return {"agency_id": d.recipient.agency_id, "sector": d.recipient.sector.value, "basis": d.basis.value,
-            "outcome": d.outcome.value, "delivered": sorted(d.delivered),
-            "removed": {k.value: v.value for k, v in d.removed.items()},
-            "reason": d.reason.value if d.reason else None}
+    return {
+        "agency_id": d.recipient.agency_id,
+        "sector": d.recipient.sector.value,
+        "basis": d.basis.value,
+        "outcome": d.outcome.value,
+        "delivered": sorted(d.delivered),
+        "removed": {k.value: v.value for k, v in d.removed.items()},
+        "reason": d.reason.value if d.reason else None,
+    }
 
 
 def _disclosure_from_json(raw: dict[str, Any]) -> Disclosure:
     return Disclosure(
         recipient=Recipient(agency_id=raw["agency_id"], sector=Sector(raw["sector"])),
-        basis=LegalBasis(raw["basis"]), outcome=Outcome(raw["outcome"]),
+        basis=LegalBasis(raw["basis"]),
+        outcome=Outcome(raw["outcome"]),
         delivered=frozenset(Category(c) for c in raw["delivered"]),
         removed={Category(k): Removal(v) for k, v in raw["removed"].items()},
-        reason=DenialReason(raw["reason"]) if raw["reason"] else None)
+        reason=DenialReason(raw["reason"]) if raw["reason"] else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -151,10 +158,14 @@ class State:
 
 
 def _grant(row: GrantRow) -> Grant:
-    return Grant(consent_id=row.consent_id, obtained_by=row.granted_by,
-                 categories=frozenset(Category(c) for c in row.categories),
-                 recipients=frozenset(row.recipients), purposes=frozenset(Purpose(p) for p in row.purposes),
-                 valid_until=row.valid_until)
+    return Grant(
+        consent_id=row.consent_id,
+        obtained_by=row.granted_by,
+        categories=frozenset(Category(c) for c in row.categories),
+        recipients=frozenset(row.recipients),
+        purposes=frozenset(Purpose(p) for p in row.purposes),
+        valid_until=row.valid_until,
+    )
 
 
 @dataclass(frozen=True)
@@ -199,9 +210,16 @@ class Batch:
 
 
 class Gateway:
-    def __init__(self, *, network: Network, policy: Policy, topics: Topics,
-                 sessions: async_sessionmaker[AsyncSession], trust: Trust,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        *,
+        network: Network,
+        policy: Policy,
+        topics: Topics,
+        sessions: async_sessionmaker[AsyncSession],
+        trust: Trust,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.trust = trust
         self.network = network
         self.policy = policy
@@ -223,7 +241,7 @@ class Gateway:
     async def _in_threads(self, work: Callable[[T], U], items: list[T]) -> list[U]:
         loop = asyncio.get_running_loop()
         size = max(1, -(-len(items) // CRYPTO_THREADS))
-        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
         done = await asyncio.gather(*(loop.run_in_executor(self.crypto, _apply, work, c) for c in chunks))
         return [result for chunk in done for result in chunk]
 
@@ -253,8 +271,12 @@ class Gateway:
                 batch = Batch(session=session)
                 ids = [header(list(r.headers), "ce_id") or "" for r in records]
                 found = await session.exec(select(ProcessedEvent).where(col(ProcessedEvent.event_id).in_(ids)))
-                batch.memo = {p.event_id: Decided(digest=p.digest, partition=p.partition, offset=p.offset,
-                                                  disclosures=p.disclosures) for p in found.all()}
+                batch.memo = {
+                    p.event_id: Decided(
+                        digest=p.digest, partition=p.partition, offset=p.offset, disclosures=p.disclosures
+                    )
+                    for p in found.all()
+                }
                 for record, state in zip(records, opened, strict=True):
                     await self._process_one(batch, record, state)
                 await batch.write_rows()
@@ -285,17 +307,28 @@ class Gateway:
             self._dead_letter(batch, record, exc.reason, exc.detail)
             self._report_rejection(batch, envelope, exc.reason)
             return
-        decided = Decided(digest=digest, partition=record.partition, offset=record.offset,
-                          disclosures=[_disclosure_to_json(d) for d in disclosures])
-        batch.insert(ProcessedEvent, {"event_id": envelope.id, "digest": digest, "decided_at": self.clock(),
-                                      "partition": record.partition, "offset": record.offset,
-                                      "disclosures": decided.disclosures})
+        decided = Decided(
+            digest=digest,
+            partition=record.partition,
+            offset=record.offset,
+            disclosures=[_disclosure_to_json(d) for d in disclosures],
+        )
+        batch.insert(
+            ProcessedEvent,
+            {
+                "event_id": envelope.id,
+                "digest": digest,
+                "decided_at": self.clock(),
+                "partition": record.partition,
+                "offset": record.offset,
+                "disclosures": decided.disclosures,
+            },
+        )
         batch.memo[envelope.id] = decided
         self._record_audit(batch, envelope, disclosures, payload)
         self._emit(batch, envelope, payload, disclosures)
 
-    async def _seen_before(self, batch: Batch, record: Record, opened: Opened, memo: Decided,
-                           digest: str) -> None:
+    async def _seen_before(self, batch: Batch, record: Record, opened: Opened, memo: Decided, digest: str) -> None:
         envelope = opened.envelope
         assert envelope is not None
         if memo.digest != digest:
@@ -306,12 +339,14 @@ class Gateway:
             payload = self._payload(opened)
             self._emit(batch, envelope, payload, [_disclosure_from_json(d) for d in memo.disclosures])
             await batch.write_rows()
-            rows = await batch.session.exec(select(AuditRow).where(AuditRow.event_id == envelope.id)
-                                            .order_by(col(AuditRow.seq)))
+            rows = await batch.session.exec(
+                select(AuditRow).where(AuditRow.event_id == envelope.id).order_by(col(AuditRow.seq))
+            )
             for row in rows.all():
                 unset = {"raised_by"} if row.raised_by is None else None  # as it was hashed
-                batch.outgoing.append(Outgoing(self.topics.audit, envelope.id.encode(),
-                                               orjson.dumps(row.model_dump(exclude=unset))))
+                batch.outgoing.append(
+                    Outgoing(self.topics.audit, envelope.id.encode(), orjson.dumps(row.model_dump(exclude=unset)))
+                )
         # else: the same event published twice (an outbox retry): already delivered, nothing to do.
 
     def _payload(self, opened: Opened) -> EventPayload:
@@ -348,21 +383,35 @@ class Gateway:
                 return disclosures
         raise Rejected("schema", f"no rule for {envelope.type.value}")
 
-    def _decide_for(self, envelope: Envelope, payload: EventPayload, recipient: Recipient,
-                    *, closed_loop: bool = False) -> Disclosure:
+    def _decide_for(
+        self, envelope: Envelope, payload: EventPayload, recipient: Recipient, *, closed_loop: bool = False
+    ) -> Disclosure:
         present = present_categories(payload)
         basis = LegalBasis.CONSENT
         if isinstance(payload, AlertRaised):
-            basis = basis_for(policy=self.policy, requested=envelope.legalbasis, recipient=recipient,
-                              has_children=Category.CHILDREN in present)
+            basis = basis_for(
+                policy=self.policy,
+                requested=envelope.legalbasis,
+                recipient=recipient,
+                has_children=Category.CHILDREN in present,
+            )
         grants = self.state.grants.get(envelope.subject, {}).values()
-        consented = consented_categories(grants, discloser=envelope.agency_id, recipient=recipient,
-                                         purpose=envelope.purpose, at=envelope.time)
-        return decide(policy=self.policy, role=envelope.subjectrole, present=present, recipient=recipient,
-                      basis=basis, consented=consented, closed_loop=closed_loop)
+        consented = consented_categories(
+            grants, discloser=envelope.agency_id, recipient=recipient, purpose=envelope.purpose, at=envelope.time
+        )
+        return decide(
+            policy=self.policy,
+            role=envelope.subjectrole,
+            present=present,
+            recipient=recipient,
+            basis=basis,
+            consented=consented,
+            closed_loop=closed_loop,
+        )
 
-    def _decide_answer(self, envelope: Envelope, payload: EventPayload, answered: str, *, what: str
-                       ) -> list[Disclosure]:
+    def _decide_answer(
+        self, envelope: Envelope, payload: EventPayload, answered: str, *, what: str
+    ) -> list[Disclosure]:
         """An answer (a referral's response, an alert's acknowledgement) goes back to the sender only."""
         route = self.state.routes.get(answered)
         if route is None:
@@ -377,15 +426,27 @@ class Gateway:
 
     def _remember_route(self, batch: Batch, envelope: Envelope, disclosures: list[Disclosure]) -> None:
         delivered = [d.recipient.agency_id for d in disclosures if d.outcome is not Outcome.DENIED]
-        batch.insert(ReturnRoute, {"event_id": envelope.id, "sender": envelope.agency_id,
-                                     "subject_ref": envelope.subject, "recipients": delivered})
+        batch.insert(
+            ReturnRoute,
+            {
+                "event_id": envelope.id,
+                "sender": envelope.agency_id,
+                "subject_ref": envelope.subject,
+                "recipients": delivered,
+            },
+        )
         self.state.routes[envelope.id] = Route(sender=envelope.agency_id, recipients=tuple(delivered))
 
     async def _grant(self, session: AsyncSession, envelope: Envelope, payload: ConsentGranted) -> None:
-        row = GrantRow(consent_id=str(payload.consent_id), subject_ref=envelope.subject,
-                       categories=list(payload.categories), recipients=list(payload.recipients),
-                       purposes=list(payload.purposes), valid_until=payload.valid_until,
-                       granted_by=envelope.agency_id)
+        row = GrantRow(
+            consent_id=str(payload.consent_id),
+            subject_ref=envelope.subject,
+            categories=list(payload.categories),
+            recipients=list(payload.recipients),
+            purposes=list(payload.purposes),
+            valid_until=payload.valid_until,
+            granted_by=envelope.agency_id,
+        )
         if await session.get(GrantRow, row.consent_id) is None:
             session.add(row)
             self.state.grants.setdefault(envelope.subject, {})[row.consent_id] = _grant(row)
@@ -402,57 +463,91 @@ class Gateway:
 
     # --- what leaves the gateway ----------------------------------------------------------------
 
-    def _emit(self, batch: Batch, envelope: Envelope, payload: EventPayload,
-              disclosures: list[Disclosure]) -> None:
+    def _emit(self, batch: Batch, envelope: Envelope, payload: EventPayload, disclosures: list[Disclosure]) -> None:
         for d in disclosures:
             if d.outcome is Outcome.DENIED:
                 continue
             share = restrict(payload, d.delivered).model_dump(mode="json", exclude_none=True)
             share.pop("raised_by", None)  # for the four-eyes review (in the audit record), not for recipients
             readdressed = envelope.readdressed(recipient=d.recipient.agency_id, legalbasis=d.basis, data=b"")
-            batch.to_seal.append(ToSeal(index=len(batch.outgoing), envelope=readdressed,
-                                        plaintext=orjson.dumps(share), recipient=d.recipient.agency_id))
+            batch.to_seal.append(
+                ToSeal(
+                    index=len(batch.outgoing),
+                    envelope=readdressed,
+                    plaintext=orjson.dumps(share),
+                    recipient=d.recipient.agency_id,
+                )
+            )
             batch.outgoing.append(None)
         for d in disclosures:
             DECISIONS.labels(envelope.type.value, d.recipient.sector.value, d.outcome.value, d.basis.value).inc()
             if d.needs_review:
                 REVIEW_QUEUE.labels(d.recipient.sector.value).inc()
-        lines = [RecipientLine(recipient=d.recipient.agency_id, sector=d.recipient.sector.value,
-                               outcome=d.outcome.value, legal_basis=d.basis.value,
-                               delivered=sorted(d.delivered),
-                               removed={k.value: v.value for k, v in d.removed.items()},
-                               reason=d.reason.value if d.reason else None, review=d.needs_review)
-                 for d in disclosures]
+        lines = [
+            RecipientLine(
+                recipient=d.recipient.agency_id,
+                sector=d.recipient.sector.value,
+                outcome=d.outcome.value,
+                legal_basis=d.basis.value,
+                delivered=sorted(d.delivered),
+                removed={k.value: v.value for k, v in d.removed.items()},
+                reason=d.reason.value if d.reason else None,
+                review=d.needs_review,
+            )
+            for d in disclosures
+        ]
         if not disclosures:
             lines = [RecipientLine(recipient="gateway", outcome="recorded")]
         self._report(batch, envelope.id, envelope.agency_id, envelope.type.value, lines)
 
-    def _report(self, batch: Batch, event_id: str, source: str, event_type: str | None,
-                lines: list[RecipientLine]) -> None:
+    def _report(
+        self, batch: Batch, event_id: str, source: str, event_type: str | None, lines: list[RecipientLine]
+    ) -> None:
         if source not in self.network.by_id:
             return  # a sender no longer in the network has no status topic; the audit chain keeps the decision
-        report = StatusReport(event_id=event_id, source=source, type=event_type,
-                              decided_at=self.clock(), recipients=lines)
-        batch.outgoing.append(Outgoing(self.topics.status(source), event_id.encode(), report.model_dump_json().encode(),
-                                       [(SOURCE_HEADER, source.encode())]))
+        report = StatusReport(
+            event_id=event_id, source=source, type=event_type, decided_at=self.clock(), recipients=lines
+        )
+        batch.outgoing.append(
+            Outgoing(
+                self.topics.status(source),
+                event_id.encode(),
+                report.model_dump_json().encode(),
+                [(SOURCE_HEADER, source.encode())],
+            )
+        )
 
     def _report_rejection(self, batch: Batch, envelope: Envelope, reason: str) -> None:
-        self._report(batch, envelope.id, envelope.agency_id, envelope.type.value,
-                     [RecipientLine(recipient="gateway", outcome="rejected", reason=reason)])
+        self._report(
+            batch,
+            envelope.id,
+            envelope.agency_id,
+            envelope.type.value,
+            [RecipientLine(recipient="gateway", outcome="rejected", reason=reason)],
+        )
 
-    def _record_audit(self, batch: Batch, envelope: Envelope, disclosures: list[Disclosure],
-                      payload: EventPayload) -> None:
+    def _record_audit(
+        self, batch: Batch, envelope: Envelope, disclosures: list[Disclosure], payload: EventPayload
+    ) -> None:
         for d in disclosures:
             self.state.last_seq += 1
             record: dict[str, Any] = {
-                "seq": self.state.last_seq, "event_id": envelope.id, "event_type": envelope.type.value,
-                "source": envelope.agency_id, "recipient": d.recipient.agency_id,
-                "sector": d.recipient.sector.value, "subject_ref": envelope.subject,
-                "subject_role": envelope.subjectrole.value, "legal_basis": d.basis.value,
-                "outcome": d.outcome.value, "delivered": sorted(d.delivered),
+                "seq": self.state.last_seq,
+                "event_id": envelope.id,
+                "event_type": envelope.type.value,
+                "source": envelope.agency_id,
+                "recipient": d.recipient.agency_id,
+                "sector": d.recipient.sector.value,
+                "subject_ref": envelope.subject,
+                "subject_role": envelope.subjectrole.value,
+                "legal_basis": d.basis.value,
+                "outcome": d.outcome.value,
+                "delivered": sorted(d.delivered),
                 "removed": {k.value: v.value for k, v in d.removed.items()},
-                "reason": d.reason.value if d.reason else None, "review": d.needs_review,
-                "policy_sha256": self.policy.sha256, "recorded_at": self.clock().isoformat(),
+                "reason": d.reason.value if d.reason else None,
+                "review": d.needs_review,
+                "policy_sha256": self.policy.sha256,
+                "recorded_at": self.clock().isoformat(),
             }
             if isinstance(payload, AlertRaised) and payload.raised_by:
                 # Only when known, so that records without it hash as they always did.
@@ -464,16 +559,28 @@ class Gateway:
             batch.outgoing.append(Outgoing(self.topics.audit, envelope.id.encode(), orjson.dumps(record)))
             if d.needs_review:
                 justification = payload.justification if isinstance(payload, AlertRaised) else None
-                batch.insert(ReviewItem, {"event_id": envelope.id, "recipient": d.recipient.agency_id,
-                                          "source": envelope.agency_id, "justification": justification,
-                                          "raised_at": self.clock(), "status": "pending"})
+                batch.insert(
+                    ReviewItem,
+                    {
+                        "event_id": envelope.id,
+                        "recipient": d.recipient.agency_id,
+                        "source": envelope.agency_id,
+                        "justification": justification,
+                        "raised_at": self.clock(),
+                        "status": "pending",
+                    },
+                )
 
     def _dead_letter(self, batch: Batch, record: Record, reason: str, detail: str) -> None:
-        headers = dead_letter_headers(reason=reason, detail=detail, topic=record.topic,
-                                      partition=record.partition, offset=record.offset,
-                                      original=list(record.headers))
+        headers = dead_letter_headers(
+            reason=reason,
+            detail=detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            original=list(record.headers),
+        )
         key = (header(list(record.headers), "ce_id") or f"{record.topic}:{record.partition}:{record.offset}").encode()
         batch.outgoing.append(Outgoing(self.topics.dlq, key, record.value or b"", headers))
         DEAD_LETTERS.labels("gateway", reason).inc()
-        log.warning("dead letter", extra={"reason": reason, "partition": record.partition,
-                                          "offset": record.offset})
+        log.warning("dead letter", extra={"reason": reason, "partition": record.partition, "offset": record.offset})

@@ -32,12 +32,25 @@ def create_app(settings: MonitorSettings) -> FastAPI:
         sessions = session_factory(engine)
         producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
         await producer.start()
-        monitor = Monitor(network=settings.network, topics=topics, sessions=sessions, bootstrap=settings.bootstrap,
-                          producer=producer, auth=settings.kafka_auth, lag_interval=settings.lag_interval_seconds)
+        monitor = Monitor(
+            network=settings.network,
+            topics=topics,
+            sessions=sessions,
+            bootstrap=settings.bootstrap,
+            producer=producer,
+            auth=settings.kafka_auth,
+            lag_interval=settings.lag_interval_seconds,
+        )
         agencies = [a.id for a in settings.network.agencies]
-        consumer = bus.consumer(settings.bootstrap, topics.audit, topics.oncall, *map(topics.status, agencies),
-                                *topics.dead_letter_topics(agencies), group_id=settings.group_id,
-                                auth=settings.kafka_auth)
+        consumer = bus.consumer(
+            settings.bootstrap,
+            topics.audit,
+            topics.oncall,
+            *map(topics.status, agencies),
+            *topics.dead_letter_topics(agencies),
+            group_id=settings.group_id,
+            auth=settings.kafka_auth,
+        )
         await consumer.start()
         ingest = Ingest(sessions, topics)
         trust = PublicTrust.load(settings.key_dirs)
@@ -60,10 +73,17 @@ def create_app(settings: MonitorSettings) -> FastAPI:
         finally:
             await shut_down(tasks, consumer, producer, engine)
 
-    app = FastAPI(title="Maillage monitor", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  summary="The flow of events for operators: decisions, lag, dead letters, reviews — never content.")
+    app = FastAPI(
+        title="Maillage monitor",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        summary="The flow of events for operators: decisions, lag, dead letters, reviews — never content.",
+    )
 
-    install_common(app, max_body_bytes=settings.max_body_bytes, audience=MONITOR_AUDIENCE,
-                   scrape_token=settings.scrape_token())
+    install_common(
+        app, max_body_bytes=settings.max_body_bytes, audience=MONITOR_AUDIENCE, scrape_token=settings.scrape_token()
+    )
     app.include_router(router)
     return app

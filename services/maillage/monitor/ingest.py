@@ -51,8 +51,10 @@ class Ingest:
                         await self._status(session, record)
                 except (orjson.JSONDecodeError, ValidationError, KeyError, TypeError, ValueError) as exc:
                     # A record the monitor cannot read is counted, never fatal: it only watches.
-                    log.warning("record not understood", extra={"topic": record.topic, "offset": record.offset,
-                                                                "error": type(exc).__name__})
+                    log.warning(
+                        "record not understood",
+                        extra={"topic": record.topic, "offset": record.offset, "error": type(exc).__name__},
+                    )
 
     async def _audit(self, session: AsyncSession, record: Record) -> None:
         raw: dict[str, Any] = orjson.loads(record.value or b"")
@@ -60,30 +62,65 @@ class Ingest:
         if await session.get(Decision, seq) is not None:
             return  # redelivered
         recorded_at = datetime.fromisoformat(raw["recorded_at"])
-        session.add(Decision(
-            seq=seq, event_id=str(raw["event_id"]), event_type=str(raw["event_type"]), source=str(raw["source"]),
-            recipient=str(raw["recipient"]), sector=str(raw["sector"]), legal_basis=str(raw["legal_basis"]),
-            outcome=str(raw["outcome"]), removed=len(raw.get("removed") or {}), review=bool(raw.get("review")),
-            recorded_at=recorded_at))
+        session.add(
+            Decision(
+                seq=seq,
+                event_id=str(raw["event_id"]),
+                event_type=str(raw["event_type"]),
+                source=str(raw["source"]),
+                recipient=str(raw["recipient"]),
+                sector=str(raw["sector"]),
+                legal_basis=str(raw["legal_basis"]),
+                outcome=str(raw["outcome"]),
+                removed=len(raw.get("removed") or {}),
+                review=bool(raw.get("review")),
+                recorded_at=recorded_at,
+            )
+        )
         if raw.get("review"):
-            session.add(Review(event_id=str(raw["event_id"]), recipient=str(raw["recipient"]),
-                               sector=str(raw["sector"]), source=str(raw["source"]),
-                               raised_by=raw.get("raised_by"), recorded_at=recorded_at))
+            session.add(
+                Review(
+                    event_id=str(raw["event_id"]),
+                    recipient=str(raw["recipient"]),
+                    sector=str(raw["sector"]),
+                    source=str(raw["source"]),
+                    raised_by=raw.get("raised_by"),
+                    recorded_at=recorded_at,
+                )
+            )
 
     async def _status(self, session: AsyncSession, record: Record) -> None:
         report = StatusReport.model_validate_json(record.value or b"")
         rejected = next((line for line in report.recipients if line.outcome == "rejected"), None)
         if rejected is not None and await session.get(Rejection, report.event_id) is None:
-            session.add(Rejection(event_id=report.event_id, source=report.source, event_type=report.type,
-                                  reason=rejected.reason, at=report.decided_at))
+            session.add(
+                Rejection(
+                    event_id=report.event_id,
+                    source=report.source,
+                    event_type=report.type,
+                    reason=rejected.reason,
+                    at=report.decided_at,
+                )
+            )
 
     async def _oncall(self, session: AsyncSession, report: OncallReport) -> None:
-        row = (await session.exec(select(OncallOutcome).where(OncallOutcome.agency == report.agency,
-                                                              OncallOutcome.alert_id == report.alert_id))).first()
+        row = (
+            await session.exec(
+                select(OncallOutcome).where(
+                    OncallOutcome.agency == report.agency, OncallOutcome.alert_id == report.alert_id
+                )
+            )
+        ).first()
         if row is None:
-            row = OncallOutcome(agency=report.agency, alert_id=report.alert_id, severity=report.severity,
-                                state=report.state, levels_paged=report.levels_paged,
-                                received_at=report.received_at, updated_at=report.at)
+            row = OncallOutcome(
+                agency=report.agency,
+                alert_id=report.alert_id,
+                severity=report.severity,
+                state=report.state,
+                levels_paged=report.levels_paged,
+                received_at=report.received_at,
+                updated_at=report.at,
+            )
         elif row.state == "acknowledged" or row.updated_at > report.at:
             return  # acknowledged is final; an older report changes nothing
         row.state, row.levels_paged, row.updated_at = report.state, report.levels_paged, report.at
@@ -92,9 +129,13 @@ class Ingest:
         session.add(row)
 
     async def _dead_letter(self, session: AsyncSession, record: Record) -> None:
-        found = await session.exec(select(DeadLetter.id).where(DeadLetter.dlq_topic == record.topic,
-                                                               DeadLetter.dlq_partition == record.partition,
-                                                               DeadLetter.dlq_offset == record.offset))
+        found = await session.exec(
+            select(DeadLetter.id).where(
+                DeadLetter.dlq_topic == record.topic,
+                DeadLetter.dlq_partition == record.partition,
+                DeadLetter.dlq_offset == record.offset,
+            )
+        )
         if found.first() is not None:
             return
         headers = list(record.headers)
@@ -105,15 +146,23 @@ class Ingest:
         topic = read("dlq_topic") or "?"
         partition, offset = read("dlq_partition"), read("dlq_offset")
         source = read("ce_source")
-        session.add(DeadLetter(
-            dlq_topic=record.topic, dlq_partition=record.partition, dlq_offset=record.offset,
-            reason=read("dlq_reason") or "unknown", detail=(read("dlq_detail") or "")[:300],
-            service=_service_of(record.topic, self.topics), topic=topic,
-            partition=int(partition) if partition and partition.isdigit() else None,
-            offset=int(offset) if offset and offset.isdigit() else None,
-            event_id=read("ce_id"), event_type=read("ce_type"),
-            source=source.removeprefix(SOURCE_PREFIX) if source and source.startswith(SOURCE_PREFIX) else None,
-            at=_when(record)))
+        session.add(
+            DeadLetter(
+                dlq_topic=record.topic,
+                dlq_partition=record.partition,
+                dlq_offset=record.offset,
+                reason=read("dlq_reason") or "unknown",
+                detail=(read("dlq_detail") or "")[:300],
+                service=_service_of(record.topic, self.topics),
+                topic=topic,
+                partition=int(partition) if partition and partition.isdigit() else None,
+                offset=int(offset) if offset and offset.isdigit() else None,
+                event_id=read("ce_id"),
+                event_type=read("ce_type"),
+                source=source.removeprefix(SOURCE_PREFIX) if source and source.startswith(SOURCE_PREFIX) else None,
+                at=_when(record),
+            )
+        )
 
 
 def _service_of(dlq_topic: str, topics: Topics) -> str:

@@ -23,13 +23,13 @@ async def consumer_lag(bootstrap: str, *, prefix: str, auth: KafkaAuth | None = 
     """Every group named `<prefix>maillage.*`, per topic it reads."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(auth))
     # read_committed: the end of a partition is its last stable offset, as the services themselves read it.
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                             enable_auto_commit=False, **client_kwargs(auth))
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False, **client_kwargs(auth)
+    )
     await admin.start()
     await probe.start()
     try:
-        groups = sorted(g[0] for g in await admin.list_consumer_groups()
-                        if str(g[0]).startswith(f"{prefix}maillage."))
+        groups = sorted(g[0] for g in await admin.list_consumer_groups() if str(g[0]).startswith(f"{prefix}maillage."))
         committed = {group: await admin.list_consumer_group_offsets(group) for group in groups}
         partitions = {tp for offsets in committed.values() for tp in offsets}
         ends: dict[TopicPartition, int] = await probe.end_offsets(list(partitions)) if partitions else {}
@@ -43,6 +43,8 @@ async def consumer_lag(bootstrap: str, *, prefix: str, auth: KafkaAuth | None = 
             if meta.offset >= 0:
                 # A transaction's commit marker takes an offset of its own and is never "consumed".
                 per_topic[tp.topic].append(max(0, ends.get(tp, meta.offset) - meta.offset))
-        lags += [GroupLag(group=group, topic=topic, lag=sum(values), partitions=len(values))
-                 for topic, values in sorted(per_topic.items())]
+        lags += [
+            GroupLag(group=group, topic=topic, lag=sum(values), partitions=len(values))
+            for topic, values in sorted(per_topic.items())
+        ]
     return lags

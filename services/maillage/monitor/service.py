@@ -27,9 +27,17 @@ DLQ_HEADERS = ("dlq_reason", "dlq_detail", "dlq_topic", "dlq_partition", "dlq_of
 
 
 class Monitor:
-    def __init__(self, *, network: Network, topics: Topics, sessions: async_sessionmaker[AsyncSession],
-                 bootstrap: str, producer: AIOKafkaProducer, auth: KafkaAuth | None = None,
-                 lag_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        network: Network,
+        topics: Topics,
+        sessions: async_sessionmaker[AsyncSession],
+        bootstrap: str,
+        producer: AIOKafkaProducer,
+        auth: KafkaAuth | None = None,
+        lag_interval: float = 5.0,
+    ) -> None:
         self.network = network
         self.topics = topics
         self.sessions = sessions
@@ -51,8 +59,9 @@ class Monitor:
                 self.lag = await consumer_lag(self.bootstrap, prefix=self.topics.prefix, auth=self.auth)
                 self.lag_measured_at = datetime.now(UTC)
                 for g in self.lag:
-                    CONSUMER_LAG.labels(g.group.removeprefix(self.topics.prefix),
-                                        g.topic.removeprefix(self.topics.prefix)).set(g.lag)
+                    CONSUMER_LAG.labels(
+                        g.group.removeprefix(self.topics.prefix), g.topic.removeprefix(self.topics.prefix)
+                    ).set(g.lag)
                 await self.refresh_gauges()
             except asyncio.CancelledError:
                 raise
@@ -64,10 +73,14 @@ class Monitor:
 
     async def refresh_gauges(self) -> None:
         async with self.sessions() as session:
-            pending = (await session.exec(select(func.count()).select_from(Review)
-                                          .where(Review.status == "pending"))).one()
-            unanswered = (await session.exec(select(func.count()).select_from(OncallOutcome)
-                                             .where(OncallOutcome.state == "unacknowledged"))).one()
+            pending = (
+                await session.exec(select(func.count()).select_from(Review).where(Review.status == "pending"))
+            ).one()
+            unanswered = (
+                await session.exec(
+                    select(func.count()).select_from(OncallOutcome).where(OncallOutcome.state == "unacknowledged")
+                )
+            ).one()
         REVIEWS_PENDING.set(pending)
         ALERTS_UNACKNOWLEDGED.set(unanswered)
 
@@ -82,8 +95,10 @@ class Monitor:
         if dead is None:
             raise NotFound("There is no dead letter with this id.")
         if not self.replayable(dead):
-            raise Conflict("Only records refused by the gateway can be replayed from here; this one was refused "
-                           f"by {dead.service}.")
+            raise Conflict(
+                "Only records refused by the gateway can be replayed from here; this one was refused "
+                f"by {dead.service}."
+            )
         key, value, headers = await self._read_dead_letter(dead)
         await self.producer.send_and_wait(dead.topic, value, key=key, headers=headers)
         async with unit_of_work(self.sessions) as session:
@@ -96,8 +111,12 @@ class Monitor:
 
     async def _read_dead_letter(self, dead: DeadLetter) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
         """The dead letter's record as it was first published (its value never leaves Kafka otherwise)."""
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                  isolation_level="read_committed", **client_kwargs(self.auth))
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            **client_kwargs(self.auth),
+        )
         await reader.start()
         try:
             tp = TopicPartition(dead.dlq_topic, dead.dlq_partition)
