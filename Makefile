@@ -22,7 +22,7 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
 
 kafka-jars: system-deps $(BIN)/.installed
-	$(BIN)/python -c "from maillage.core.kafka_local import ensure_jars; print('Kafka jars in', ensure_jars())"
+	$(BIN)/python -c "from maillage.cli.kafka_local import ensure_jars; print('Kafka jars in', ensure_jars())"
 
 run: kafka-jars
 	$(BIN)/maillage up

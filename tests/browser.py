@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 from playwright.async_api import ConsoleMessage, Dialog, Page, Response, async_playwright
 
-from maillage.core.http import ASSET_TYPES, PAGE_CSP
 from maillage.core.polling import eventually
-from maillage.core.problems import PROBLEM_JSON
+from maillage.core.web.http import ASSET_TYPES, PAGE_CSP
+from maillage.core.web.problems import PROBLEM_JSON
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "test-artifacts"

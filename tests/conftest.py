@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from maillage.core.kafka_local import LocalKafka
+from maillage.cli.kafka_local import LocalKafka
 from tests.support import Pole
 
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from maillage.core.tokens import Scope, mint
+from maillage.core.crypto.tokens import Scope, mint
 from maillage.monitor.app import create_app
 from maillage.monitor.service import Monitor
 from maillage.monitor.settings import MonitorSettings

@@ -15,11 +15,11 @@ import orjson
 import tomli_w
 from websockets.asyncio.client import ClientConnection, connect
 
-from maillage.core.network import load_network
-from maillage.core.settings import DEFAULT_NETWORK
-from maillage.core.tokens import Scope, mint
+from maillage.core.clock import ManualClock
+from maillage.core.config.network import load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.crypto.tokens import Scope, mint
 from maillage.dispatcher.app import UVICORN_OPTIONS, create_app
-from maillage.dispatcher.clock import ManualClock
 from maillage.dispatcher.escalation import Dispatcher
 from maillage.dispatcher.settings import DispatcherSettings
 from tests.support import ALL_EIGHT, Pole, Served, eventually, served_when_ready

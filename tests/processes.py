@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import tomli_w
 
-from maillage.core.kafka_local import free_port
-from maillage.core.network import load_network
-from maillage.core.settings import DEFAULT_NETWORK
+from maillage.cli.kafka_local import free_port
+from maillage.core.config.network import load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
 
 
 def network_copy(directory: Path, *, prefix: str) -> Path:

@@ -15,13 +15,13 @@ from fastapi import FastAPI
 
 from maillage.agency.app import create_app as create_agency_app
 from maillage.agency.settings import AgencySettings
-from maillage.core import bus
-from maillage.core.keys import ensure_keys
+from maillage.core.config.settings import DEFAULT_NETWORK, ServiceSettings
+from maillage.core.crypto.keys import ensure_keys
+from maillage.core.crypto.tokens import ALL_AGENCY_SCOPES, Scope, mint
+from maillage.core.crypto.trust import Trust
+from maillage.core.messaging import bus
+from maillage.core.messaging.topics import Topics
 from maillage.core.polling import eventually
-from maillage.core.settings import DEFAULT_NETWORK, ServiceSettings
-from maillage.core.tokens import ALL_AGENCY_SCOPES, Scope, mint
-from maillage.core.topics import Topics
-from maillage.core.trust import Trust
 from maillage.gateway.app import create_app as create_gateway_app
 from maillage.gateway.settings import GatewaySettings
 
@@ -291,8 +291,8 @@ async def listening(app: Any, *, settings: ServiceSettings | None = None, **opti
 
     import uvicorn
 
-    from maillage.core.kafka_local import free_port
-    from maillage.core.serving import uvicorn_options
+    from maillage.cli.kafka_local import free_port
+    from maillage.core.web.serving import uvicorn_options
 
     port = free_port()
     config = {

@@ -28,11 +28,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from maillage.core.network import load_network
+from maillage.core.config.network import load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.crypto.tokens import Scope
 from maillage.core.polling import eventually
-from maillage.core.settings import DEFAULT_NETWORK
-from maillage.core.tokens import Scope
-from maillage.core.webhooks import SIGNATURE_HEADER, verify_signature
+from maillage.core.web.webhooks import SIGNATURE_HEADER, verify_signature
 from tests.support import Pole
 
 LOOPBACK = "127.0.0.1"

@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from playwright.async_api import Page, expect
 
-from maillage.core.envelope import new_subject_ref
+from maillage.core.messaging.envelope import new_subject_ref
 from tests.browser import (
     assert_inline_code_refused,
     assert_strict_csp,

@@ -15,12 +15,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from maillage.cli.credentials import scrape_secret
-from maillage.core.envelope import new_subject_ref
-from maillage.core.keys import KeyDirs
-from maillage.core.network import Network, load_network
+from maillage.core.config.network import Network, load_network
+from maillage.core.crypto.keys import KeyDirs
+from maillage.core.crypto.tokens import Scope, mint
+from maillage.core.crypto.trust import Trust
+from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.polling import eventually
-from maillage.core.tokens import Scope, mint
-from maillage.core.trust import Trust
 from tests.e2e.test_up import client_of, poll
 from tests.processes import maillage, network_copy, wait_ready
 

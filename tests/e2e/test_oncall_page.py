@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from maillage.core.envelope import new_subject_ref
-from maillage.dispatcher.clock import ManualClock
+from maillage.core.clock import ManualClock
+from maillage.core.messaging.envelope import new_subject_ref
 from tests.browser import (
     assert_inline_code_refused,
     assert_strict_csp,

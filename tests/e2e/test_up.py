@@ -17,13 +17,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from maillage.core.acl import load_kafka_auth
-from maillage.core.envelope import new_subject_ref
-from maillage.core.kafka_auth import KafkaAuth, client_kwargs
-from maillage.core.kafka_local import free_port
-from maillage.core.keys import KeyDirs, OwnKeys, PublicKeys
-from maillage.core.network import Network, load_network
-from maillage.core.tokens import ALL_AGENCY_SCOPES, Scope, mint
+from maillage.cli.acl import load_kafka_auth
+from maillage.cli.kafka_local import free_port
+from maillage.core.config.network import Network, load_network
+from maillage.core.crypto.keys import KeyDirs, OwnKeys, PublicKeys
+from maillage.core.crypto.tokens import ALL_AGENCY_SCOPES, Scope, mint
+from maillage.core.messaging.envelope import new_subject_ref
+from maillage.core.messaging.kafka_auth import KafkaAuth, client_kwargs
 from tests.processes import alive, children_of, maillage, network_copy, wait_ready
 
 pytestmark = pytest.mark.e2e

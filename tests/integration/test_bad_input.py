@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from maillage.core.envelope import new_subject_ref
+from maillage.core.messaging.envelope import new_subject_ref
 from tests.support import ALL_EIGHT, Pole, assert_problem, has_event, header_of, refer
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from maillage.core.envelope import new_subject_ref
+from maillage.core.messaging.envelope import new_subject_ref
 from tests.support import Pole, consent, decided, inbox_of, received, refer
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from maillage.core.envelope import new_subject_ref
+from maillage.core.messaging.envelope import new_subject_ref
 from tests.support import (
     ALL_EIGHT,
     Pole,

@@ -10,9 +10,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from maillage.core.envelope import Envelope, Headers, new_event_id, new_subject_ref, source_of
-from maillage.core.events import EventType
-from maillage.core.vocabulary import LegalBasis, Purpose, Role
+from maillage.core.messaging.envelope import Envelope, Headers, new_event_id, new_subject_ref, source_of
+from maillage.domain.events import EventType
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 from tests.support import Pole, consent, decided, has_event, header_of, inbox_of, received, refer
 
 pytestmark = pytest.mark.integration

@@ -13,11 +13,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from maillage.core.envelope import Envelope, new_event_id, new_subject_ref, source_of
-from maillage.core.events import ConsentGranted, EventPayload, ReferralCreated
-from maillage.core.kafka_local import free_port
-from maillage.core.trust import Trust
-from maillage.core.vocabulary import Category, LegalBasis, Purpose, Role
+from maillage.cli.kafka_local import free_port
+from maillage.core.crypto.trust import Trust
+from maillage.core.messaging.envelope import Envelope, new_event_id, new_subject_ref, source_of
+from maillage.domain.events import ConsentGranted, EventPayload, ReferralCreated
+from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role
 from tests.processes import maillage, wait_ready
 from tests.support import Pole, eventually
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from maillage.core.envelope import new_subject_ref
+from maillage.core.messaging.envelope import new_subject_ref
 from tests.support import (
     Pole,
     assert_problem,

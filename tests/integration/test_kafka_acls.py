@@ -21,13 +21,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
-from maillage.core import bus
-from maillage.core.acl import agency_group, load_kafka_auth, password_file
-from maillage.core.kafka_auth import KafkaAuth
-from maillage.core.kafka_local import LocalKafka, ScramSetup
-from maillage.core.network import load_network
-from maillage.core.settings import DEFAULT_NETWORK
-from maillage.core.topics import Topics
+from maillage.cli.acl import agency_group, load_kafka_auth, password_file
+from maillage.cli.kafka_local import LocalKafka, ScramSetup
+from maillage.core.config.network import load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.messaging import bus
+from maillage.core.messaging.kafka_auth import KafkaAuth
+from maillage.core.messaging.topics import Topics
 from maillage.gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.integration

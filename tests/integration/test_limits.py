@@ -22,10 +22,10 @@ from websockets.exceptions import ConnectionClosed
 
 from maillage.agency.app import create_app as create_agency_app
 from maillage.agency.settings import AgencySettings
-from maillage.core.envelope import new_subject_ref
+from maillage.core.clock import ManualClock
+from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.polling import eventually
-from maillage.core.serving import raise_open_files_limit
-from maillage.dispatcher.clock import ManualClock
+from maillage.core.web.serving import raise_open_files_limit
 from maillage.gateway.app import create_app as create_gateway_app
 from maillage.monitor.app import create_app as create_monitor_app
 from maillage.monitor.settings import MonitorSettings

@@ -18,12 +18,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from websockets.exceptions import ConnectionClosed
 
-from maillage.core.envelope import Envelope, new_event_id, new_subject_ref, source_of
-from maillage.core.events import ConsentWithdrawn, EventType
-from maillage.core.keys import KeyUse, add_keys, retire_key
-from maillage.core.tokens import Scope, mint
-from maillage.core.vocabulary import LegalBasis, Purpose, Role
-from maillage.dispatcher.clock import ManualClock
+from maillage.core.clock import ManualClock
+from maillage.core.crypto.keys import KeyUse, add_keys, retire_key
+from maillage.core.crypto.tokens import Scope, mint
+from maillage.core.messaging.envelope import Envelope, new_event_id, new_subject_ref, source_of
+from maillage.domain.events import ConsentWithdrawn, EventType
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 from tests.oncall import LEVEL_1, POLICE, WEDNESDAY_10H, dispatcher, socket, start_pole, worker_token
 from tests.support import (
     ALL_EIGHT,

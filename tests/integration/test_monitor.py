@@ -11,8 +11,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from maillage.core.envelope import new_subject_ref
-from maillage.dispatcher.clock import ManualClock
+from maillage.core.clock import ManualClock
+from maillage.core.messaging.envelope import new_subject_ref
 from tests.monitor import agency_minted_operator_token, as_operator, monitor, operator_token
 from tests.oncall import IMMINENT_DELAY, WEDNESDAY_10H, dispatcher, oncall_network, raise_alert
 from tests.support import Pole, assert_problem, consent, decided, eventually, refer

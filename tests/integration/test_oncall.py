@@ -12,9 +12,9 @@ import httpx
 import orjson
 import pytest
 
-from maillage.core.envelope import new_subject_ref
-from maillage.core.tokens import DISPATCHER_AUDIENCE, Scope, mint
-from maillage.dispatcher.clock import ManualClock
+from maillage.core.clock import ManualClock
+from maillage.core.crypto.tokens import DISPATCHER_AUDIENCE, Scope, mint
+from maillage.core.messaging.envelope import new_subject_ref
 from tests.monitor import agency_minted_operator_token, operator_token
 from tests.oncall import (
     IMMINENT_DELAY,
@@ -310,7 +310,7 @@ async def test_a_socket_whose_token_expires_is_told_and_closed(pole: Pole, tmp_p
 
     from websockets.exceptions import ConnectionClosed
 
-    from maillage.core.tokens import mint
+    from maillage.core.crypto.tokens import mint
 
     await start_pole(pole, tmp_path)
     short = mint(pole.trust(POLICE).own, subject=LEVEL_1[0], scopes=(Scope.ALERTS_ACK,), lifetime=timedelta(seconds=2))

@@ -10,8 +10,8 @@ import httpx
 import jwt
 import pytest
 
-from maillage.core.keys import KeyUse, add_keys
-from maillage.core.tokens import Scope, agency_audience, issuer_of, mint
+from maillage.core.crypto.keys import KeyUse, add_keys
+from maillage.core.crypto.tokens import Scope, agency_audience, issuer_of, mint
 from tests.support import Pole, assert_problem
 
 pytestmark = pytest.mark.integration

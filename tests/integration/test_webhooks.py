@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from maillage.core.egress import TableResolver
-from maillage.core.envelope import new_subject_ref
-from maillage.core.problems import PROBLEM_TYPE_BASE
-from maillage.core.tokens import agency_audience, staff_ref, verify_token
-from maillage.core.webhooks import verify_signature
+from maillage.core.crypto.tokens import agency_audience, staff_ref, verify_token
+from maillage.core.messaging.envelope import new_subject_ref
+from maillage.core.web.egress import TableResolver
+from maillage.core.web.problems import PROBLEM_TYPE_BASE
+from maillage.core.web.webhooks import verify_signature
 from tests.support import Pole, consent, eventually, refer
 from tests.webhooks import (
     RawReceiver,

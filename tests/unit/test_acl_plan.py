@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from maillage.core.acl import (
+from maillage.cli.acl import (
     DISPATCHER_PRINCIPAL,
     GATEWAY_PRINCIPAL,
     MONITOR_PRINCIPAL,
@@ -14,9 +14,9 @@ from maillage.core.acl import (
     access_plan,
     agency_group,
 )
-from maillage.core.network import load_network
-from maillage.core.settings import DEFAULT_NETWORK
-from maillage.core.topics import Topics
+from maillage.core.config.network import load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.messaging.topics import Topics
 
 pytestmark = pytest.mark.unit
 

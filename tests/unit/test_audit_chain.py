@@ -10,7 +10,7 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maillage.core.audit import GENESIS, ChainWalk, chain_hash, first_broken
+from maillage.domain.audit import GENESIS, ChainWalk, chain_hash, first_broken
 
 pytestmark = pytest.mark.unit
 

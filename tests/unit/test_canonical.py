@@ -9,8 +9,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maillage.core.canonical import canonical_json
-from maillage.core.vocabulary import Category
+from maillage.domain.canonical import canonical_json
+from maillage.domain.vocabulary import Category
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maillage.core.disclosure import (
+from maillage.domain.disclosure import (
     DenialReason,
     Disclosure,
     Grant,
@@ -19,7 +19,7 @@ from maillage.core.disclosure import (
     consented_categories,
     decide,
 )
-from maillage.core.events import (
+from maillage.domain.events import (
     AlertKind,
     AlertRaised,
     Child,
@@ -34,8 +34,8 @@ from maillage.core.events import (
     present_categories,
     restrict,
 )
-from maillage.core.policy import Policy, parse_policy
-from maillage.core.vocabulary import ALL_CATEGORIES, Category, LegalBasis, Purpose, Role, Sector, Severity
+from maillage.domain.policy import Policy, parse_policy
+from maillage.domain.vocabulary import ALL_CATEGORIES, Category, LegalBasis, Purpose, Role, Sector, Severity
 
 pytestmark = pytest.mark.unit
 

@@ -13,10 +13,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import AnyHttpUrl, TypeAdapter
 
-from maillage.core.egress import CREDENTIALS, NOT_HTTPS, REFUSED, Destination, EgressPolicy, TableResolver, is_public
-from maillage.core.network import NetworkError, WebhooksConfig, load_network
-from maillage.core.problems import WebhookDestinationRefused
-from maillage.core.settings import DEFAULT_NETWORK
+from maillage.core.config.network import NetworkError, WebhooksConfig, load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.web.egress import (
+    CREDENTIALS,
+    NOT_HTTPS,
+    REFUSED,
+    Destination,
+    EgressPolicy,
+    TableResolver,
+    is_public,
+)
+from maillage.domain.errors import WebhookDestinationRefused
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ import pytest
 
 import maillage.dispatcher.api
 import maillage.monitor.api
-from maillage.core.http import ASSET_TYPES, asset
-from maillage.core.problems import NotFound
+from maillage.core.web.http import ASSET_TYPES, asset
+from maillage.domain.errors import NotFound
 
 pytestmark = pytest.mark.unit
 

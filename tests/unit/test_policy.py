@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from maillage.core.policy import Policy, PolicyError, load_policy, parse_policy
-from maillage.core.settings import DEFAULT_NETWORK
-from maillage.core.vocabulary import ALL_CATEGORIES, Category, Role, Sector
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.domain.policy import Policy, PolicyError, parse_policy
+from maillage.domain.vocabulary import ALL_CATEGORIES, Category, Role, Sector
 
 pytestmark = pytest.mark.unit
 
@@ -57,7 +57,7 @@ CELLS = [(sector, role, cats(row[i])) for sector, row in DESIGN_TABLE.items() fo
 
 @pytest.fixture(scope="module")
 def default_policy() -> Policy:
-    return load_policy(DEFAULT_POLICY)
+    return parse_policy(DEFAULT_POLICY.read_bytes())
 
 
 @pytest.mark.parametrize(("sector", "role", "expected"), CELLS, ids=[f"{s}-{r}" for s, r, _ in CELLS])

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from maillage.agency.models import ReferralState
-from maillage.agency.referrals import InvalidTransition, next_state, state_after_response
-from maillage.core.events import ReferralDecision
+from maillage.domain.events import ReferralDecision
+from maillage.domain.referrals import InvalidTransition, ReferralState, next_state, state_after_response
 
 pytestmark = pytest.mark.unit
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from maillage.core.network import NetworkError, OncallLevel, OncallPolicy, Shift, Weekday, load_network
-from maillage.core.settings import DEFAULT_NETWORK
-from maillage.dispatcher.rota import Rota
+from maillage.core.config.network import NetworkError, load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.domain.rota import OncallLevel, OncallPolicy, Rota, Shift, Weekday
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from maillage.cli.schemas import rendered, stale
-from maillage.core.events import CATEGORY_KEY
-from maillage.core.vocabulary import Category
+from maillage.domain.events import CATEGORY_KEY
+from maillage.domain.vocabulary import Category
 
 pytestmark = pytest.mark.unit
 

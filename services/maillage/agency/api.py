@@ -10,10 +10,10 @@ from fastapi import APIRouter, Query, status
 from maillage.agency import contracts as c
 from maillage.agency import services
 from maillage.agency.deps import Allowed, Context, IdempotencyKey
-from maillage.core.envelope import SUBJECT_REF
-from maillage.core.paging import Cursor, Limit
-from maillage.core.problems import PROBLEM_JSON
-from maillage.core.tokens import Principal, Scope, staff_ref
+from maillage.core.crypto.tokens import Principal, Scope, staff_ref
+from maillage.core.messaging.envelope import SUBJECT_REF
+from maillage.core.web.paging import Cursor, Limit
+from maillage.core.web.problems import PROBLEM_JSON
 
 PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}
 ERRORS = {400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 413: PROBLEM, 422: PROBLEM}

@@ -13,16 +13,16 @@ from maillage.agency.handlers import AgencyHandlers
 from maillage.agency.models import TABLES
 from maillage.agency.services import AgencyContext
 from maillage.agency.settings import AgencySettings
-from maillage.core import bus
-from maillage.core.db import create_schema, make_engine, session_factory
-from maillage.core.egress import EgressPolicy, Resolver
-from maillage.core.http import install_common
+from maillage.core.crypto.tokens import agency_audience
+from maillage.core.crypto.trust import Trust, watch_keys
 from maillage.core.lifecycle import TaskGroup, readiness, shut_down
-from maillage.core.outbox import OutboxRelay
-from maillage.core.private import keep_private
-from maillage.core.tokens import agency_audience
-from maillage.core.trust import Trust, watch_keys
-from maillage.core.webhooks import WebhookDispatcher
+from maillage.core.messaging import bus
+from maillage.core.messaging.outbox import OutboxRelay
+from maillage.core.storage.db import create_schema, make_engine, session_factory
+from maillage.core.storage.private import keep_private
+from maillage.core.web.egress import EgressPolicy, Resolver
+from maillage.core.web.http import install_common
+from maillage.core.web.webhooks import WebhookDispatcher
 
 
 def create_app(settings: AgencySettings, *, resolver: Resolver | None = None) -> FastAPI:

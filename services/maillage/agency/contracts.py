@@ -8,8 +8,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from maillage.core.envelope import SUBJECT_REF
-from maillage.core.events import (
+from maillage.core.messaging.envelope import SUBJECT_REF
+from maillage.domain.events import (
     AlertKind,
     DeclineReason,
     LongText,
@@ -17,7 +17,7 @@ from maillage.core.events import (
     RecipientId,
     ReferralDecision,
 )
-from maillage.core.vocabulary import Category, LegalBasis, Purpose, Role, Severity
+from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role, Severity
 
 
 def _subject_ref(value: str) -> str:

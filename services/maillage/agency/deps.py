@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 
 from maillage.agency.services import AgencyContext
-from maillage.core.auth import require
-from maillage.core.tokens import Scope
+from maillage.core.crypto.tokens import Scope
+from maillage.core.web.auth import require
 
 
 async def _context(request: Request) -> AgencyContext:

@@ -13,13 +13,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency.contracts import InboxEntry
-from maillage.agency.models import AlertProgress, InboxItem, RecipientStatus, ReferralRow, ReferralState
-from maillage.agency.referrals import state_after_response
+from maillage.agency.models import AlertProgress, InboxItem, RecipientStatus, ReferralRow
 from maillage.agency.services import AgencyContext
-from maillage.core.bus import dead_letter_headers, header
-from maillage.core.db import unit_of_work
-from maillage.core.envelope import Envelope, EnvelopeError
-from maillage.core.events import (
+from maillage.core.crypto.keys import GATEWAY
+from maillage.core.crypto.trust import SealError, SignatureError
+from maillage.core.messaging.bus import dead_letter_headers, header
+from maillage.core.messaging.envelope import Envelope, EnvelopeError
+from maillage.core.observability.metrics import DEAD_LETTERS, EVENTS_RECEIVED
+from maillage.core.storage.db import unit_of_work
+from maillage.core.web.webhooks import enqueue_for_all
+from maillage.domain.events import (
     PAYLOAD_MODELS,
     AlertAcknowledged,
     AlertEscalated,
@@ -27,11 +30,8 @@ from maillage.core.events import (
     EventType,
     ReferralResponded,
 )
-from maillage.core.keys import GATEWAY
-from maillage.core.metrics import DEAD_LETTERS, EVENTS_RECEIVED
-from maillage.core.status import SOURCE_HEADER, StatusReport
-from maillage.core.trust import SealError, SignatureError
-from maillage.core.webhooks import enqueue_for_all
+from maillage.domain.referrals import ReferralState, state_after_response
+from maillage.domain.status import SOURCE_HEADER, StatusReport
 
 log = logging.getLogger(__name__)
 Record = ConsumerRecord[bytes, bytes]

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from maillage.core.db import json_field
-from maillage.core.outbox import OutboxRecord
-from maillage.core.webhooks import TABLES as WEBHOOK_TABLES
+from maillage.core.messaging.outbox import OutboxRecord
+from maillage.core.storage.db import json_field
+from maillage.core.web.webhooks import TABLES as WEBHOOK_TABLES
+from maillage.domain.referrals import ReferralState
 
 
 class ConsentRow(SQLModel, table=True):
@@ -85,14 +85,6 @@ class InboxItem(SQLModel, table=True):
     sent_at: datetime
     received_at: datetime
     data: dict[str, Any] = json_field()
-
-
-class ReferralState(StrEnum):
-    SENT = "sent"
-    RECEIVED = "received"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    CLOSED = "closed"
 
 
 class ReferralRow(SQLModel, table=True):

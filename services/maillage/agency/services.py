@@ -28,11 +28,19 @@ from maillage.agency.models import (
     ReferralState,
     SentEvent,
 )
-from maillage.agency.referrals import InvalidTransition, next_state
-from maillage.core.db import unit_of_work
-from maillage.core.egress import EgressPolicy
-from maillage.core.envelope import Envelope, new_event_id, source_of
-from maillage.core.events import (
+from maillage.core.config.network import AgencyConfig, Network
+from maillage.core.crypto.keys import GATEWAY
+from maillage.core.crypto.trust import Trust
+from maillage.core.messaging.envelope import Envelope, new_event_id, source_of
+from maillage.core.messaging.outbox import OutboxRelay, enqueue
+from maillage.core.messaging.topics import Topics
+from maillage.core.observability.metrics import EVENTS_SUBMITTED
+from maillage.core.storage.db import unit_of_work
+from maillage.core.web.egress import EgressPolicy
+from maillage.core.web.paging import decode_cursor, next_cursor
+from maillage.core.web.webhooks import Webhook, WebhookAttempt, WebhookDelivery, new_secret
+from maillage.domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound, UnknownRecipient
+from maillage.domain.events import (
     AlertRaised,
     ConsentGranted,
     ConsentWithdrawn,
@@ -41,16 +49,8 @@ from maillage.core.events import (
     ReferralDecision,
     ReferralResponded,
 )
-from maillage.core.keys import GATEWAY
-from maillage.core.metrics import EVENTS_SUBMITTED
-from maillage.core.network import AgencyConfig, Network
-from maillage.core.outbox import OutboxRelay, enqueue
-from maillage.core.paging import decode_cursor, next_cursor
-from maillage.core.problems import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound, UnknownRecipient
-from maillage.core.topics import Topics
-from maillage.core.trust import Trust
-from maillage.core.vocabulary import LegalBasis, Purpose, Role
-from maillage.core.webhooks import Webhook, WebhookAttempt, WebhookDelivery, new_secret
+from maillage.domain.referrals import InvalidTransition, next_state
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 
 T = TypeVar("T", bound=BaseModel)
 MAX_WEBHOOKS = 20

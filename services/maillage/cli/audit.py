@@ -15,9 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from maillage.cli.credentials import TokenFileOption, bearer_token
-from maillage.core.envelope import SUBJECT_REF
-from maillage.core.network import NetworkError, load_network
-from maillage.core.settings import DEFAULT_NETWORK
+from maillage.core.config.network import NetworkError, load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.messaging.envelope import SUBJECT_REF
 from maillage.gateway.contracts import ChainReport, DisclosureReport
 
 audit_app = typer.Typer(no_args_is_help=True, help="The gateway's tamper-evident audit chain.")
@@ -139,7 +139,7 @@ async def _walk_database(url: str, *, progress: Any) -> ChainReport:
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from maillage.core.db import session_factory
+    from maillage.core.storage.db import session_factory
     from maillage.gateway.reports import verify_chain
 
     # Not make_engine: its pragmas would write to what may be the evidence.

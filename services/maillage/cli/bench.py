@@ -52,18 +52,18 @@ from rich.console import Console
 from rich.table import Table
 
 from maillage.cli.bench_sockets import Arrivals, SocketFleet, lags_within
-from maillage.core import bus
-from maillage.core.envelope import Envelope, new_event_id, new_subject_ref, source_of
-from maillage.core.events import ConsentGranted, EventPayload, PersonalData, ReferralCreated
-from maillage.core.kafka_local import KAFKA_VERSION, LocalKafka, free_port
-from maillage.core.keys import GATEWAY, KeyDirs, ensure_keys
-from maillage.core.network import Network, NetworkError, load_network
+from maillage.cli.kafka_local import KAFKA_VERSION, LocalKafka, free_port
+from maillage.core.config.network import Network, NetworkError, load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.crypto.keys import GATEWAY, KeyDirs, ensure_keys
+from maillage.core.crypto.tokens import ALL_AGENCY_SCOPES, Scope, mint
+from maillage.core.crypto.trust import Trust
+from maillage.core.messaging import bus
+from maillage.core.messaging.envelope import Envelope, new_event_id, new_subject_ref, source_of
+from maillage.core.messaging.topics import Topics
 from maillage.core.polling import eventually
-from maillage.core.settings import DEFAULT_NETWORK
-from maillage.core.tokens import ALL_AGENCY_SCOPES, Scope, mint
-from maillage.core.topics import Topics
-from maillage.core.trust import Trust
-from maillage.core.vocabulary import Category, LegalBasis, Purpose, Role, Severity
+from maillage.domain.events import ConsentGranted, EventPayload, PersonalData, ReferralCreated
+from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role, Severity
 from maillage.gateway.app import running_gateway
 from maillage.gateway.handlers import TransactionalLoop
 from maillage.gateway.settings import GatewaySettings

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from maillage.core.settings import METRICS_TOKEN_FILE
+from maillage.core.config.settings import METRICS_TOKEN_FILE
 
 TOKEN_ENV = "MAILLAGE_TOKEN"
 

@@ -15,12 +15,12 @@ from rich.console import Console
 from rich.table import Table
 from websockets.sync.client import ClientConnection, connect
 
-from maillage.core.envelope import new_subject_ref
-from maillage.core.keys import KeyDirs, OwnKeys, PublicKeys
-from maillage.core.network import Network
-from maillage.core.tokens import ALL_AGENCY_SCOPES, Scope, mint
-from maillage.core.vocabulary import Category
-from maillage.dispatcher.rota import Rota
+from maillage.core.config.network import Network
+from maillage.core.crypto.keys import KeyDirs, OwnKeys, PublicKeys
+from maillage.core.crypto.tokens import ALL_AGENCY_SCOPES, Scope, mint
+from maillage.core.messaging.envelope import new_subject_ref
+from maillage.domain.rota import Rota
+from maillage.domain.vocabulary import Category
 
 AMINA = {
     "identity": {"given_name": "Amina", "family_name": "Exemple", "birth_date": "1991-04-02"},

@@ -18,11 +18,11 @@ from maillage.cli import schemas as schema_files
 from maillage.cli.audit import audit_app, disclosures_app
 from maillage.cli.operators import dlq_app
 from maillage.cli.operators import status as operator_status
-from maillage.core.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys, add_keys, ensure_keys, retire_key
-from maillage.core.network import load_network
-from maillage.core.private import PRIVATE_UMASK
-from maillage.core.settings import DEFAULT_NETWORK
-from maillage.core.tokens import Scope, mint
+from maillage.core.config.network import load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.crypto.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys, add_keys, ensure_keys, retire_key
+from maillage.core.crypto.tokens import Scope, mint
+from maillage.core.storage.private import PRIVATE_UMASK
 
 app = typer.Typer(no_args_is_help=True, help="Maillage: consented referrals and safety alerts between agencies.")
 serve_app = typer.Typer(help="Run one service in the foreground (used by `maillage up`).")
@@ -55,8 +55,8 @@ def serve_agency(agency_id: str, port: PortOption = None, host: HostOption = "12
     """Run one agency's service."""
     from maillage.agency.app import create_app
     from maillage.agency.settings import AgencySettings
-    from maillage.core.logs import configure_logging
-    from maillage.core.serving import serve
+    from maillage.core.observability.logs import configure_logging
+    from maillage.core.web.serving import serve
 
     settings = AgencySettings(agency_id=agency_id)
     configure_logging(settings.log_level, service=f"agency:{agency_id}")
@@ -66,8 +66,8 @@ def serve_agency(agency_id: str, port: PortOption = None, host: HostOption = "12
 @serve_app.command("gateway")
 def serve_gateway(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
     """Run the consent gateway."""
-    from maillage.core.logs import configure_logging
-    from maillage.core.serving import serve
+    from maillage.core.observability.logs import configure_logging
+    from maillage.core.web.serving import serve
     from maillage.gateway.app import create_app
     from maillage.gateway.settings import GatewaySettings
 
@@ -79,8 +79,8 @@ def serve_gateway(port: PortOption = None, host: HostOption = "127.0.0.1") -> No
 @serve_app.command("dispatcher")
 def serve_dispatcher(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
     """Run the on-call dispatcher of the agencies with an on-call policy."""
-    from maillage.core.logs import configure_logging
-    from maillage.core.serving import serve
+    from maillage.core.observability.logs import configure_logging
+    from maillage.core.web.serving import serve
     from maillage.dispatcher.app import UVICORN_OPTIONS, create_app
     from maillage.dispatcher.settings import DispatcherSettings
 
@@ -98,8 +98,8 @@ def serve_dispatcher(port: PortOption = None, host: HostOption = "127.0.0.1") ->
 @serve_app.command("monitor")
 def serve_monitor(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
     """Run the operators' monitor (dashboard at /dashboard)."""
-    from maillage.core.logs import configure_logging
-    from maillage.core.serving import serve
+    from maillage.core.observability.logs import configure_logging
+    from maillage.core.web.serving import serve
     from maillage.monitor.app import create_app
     from maillage.monitor.settings import MonitorSettings
 
@@ -117,7 +117,7 @@ def topics(
     import asyncio
 
     from maillage.cli.up import bus_topics
-    from maillage.core import bus
+    from maillage.core.messaging import bus
 
     net = load_network(network)
     k = net.kafka
@@ -320,8 +320,8 @@ def acl_apply(
     """
     import asyncio
 
-    from maillage.core.acl import AccessError, apply_access
-    from maillage.core.kafka_auth import KafkaAuth
+    from maillage.cli.acl import AccessError, apply_access
+    from maillage.core.messaging.kafka_auth import KafkaAuth
     from maillage.gateway.settings import GatewaySettings
 
     settings = GatewaySettings(network_file=network)

@@ -14,8 +14,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from maillage.cli.credentials import TokenFileOption, bearer_token, scrape_secret
-from maillage.core.network import Network, load_network
-from maillage.core.settings import DEFAULT_NETWORK
+from maillage.core.config.network import Network, load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
 
 console = Console()
 NetworkOption = Annotated[
@@ -61,7 +61,7 @@ def status(
     ] = Path("var"),
 ) -> None:
     """Every service (ready or not, outbox backlog) and every consumer group's lag, as tables."""
-    from maillage.core.acl import MONITOR_PRINCIPAL, load_kafka_auth, password_file
+    from maillage.cli.acl import MONITOR_PRINCIPAL, load_kafka_auth, password_file
     from maillage.monitor.lag import consumer_lag
 
     network = load_network(network_file)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import orjson
 
-from maillage.core.events import PAYLOAD_MODELS
-from maillage.core.status import StatusReport
+from maillage.domain.events import PAYLOAD_MODELS
+from maillage.domain.status import StatusReport
 
 
 def rendered() -> dict[str, bytes]:

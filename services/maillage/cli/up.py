@@ -14,15 +14,15 @@ from pathlib import Path
 
 import httpx
 
-from maillage.core import bus
-from maillage.core.acl import DISPATCHER_PRINCIPAL, GATEWAY_PRINCIPAL, MONITOR_PRINCIPAL, apply_access
-from maillage.core.kafka_auth import KafkaAuth
-from maillage.core.kafka_local import LocalKafka, ScramSetup
-from maillage.core.keys import KeyDirs, ensure_keys, ensure_secret
-from maillage.core.network import Network
-from maillage.core.private import keep_private
-from maillage.core.settings import METRICS_TOKEN_FILE
-from maillage.core.topics import Topics
+from maillage.cli.acl import DISPATCHER_PRINCIPAL, GATEWAY_PRINCIPAL, MONITOR_PRINCIPAL, apply_access
+from maillage.cli.kafka_local import LocalKafka, ScramSetup
+from maillage.core.config.network import Network
+from maillage.core.config.settings import METRICS_TOKEN_FILE
+from maillage.core.crypto.keys import KeyDirs, ensure_keys, ensure_secret
+from maillage.core.messaging import bus
+from maillage.core.messaging.kafka_auth import KafkaAuth
+from maillage.core.messaging.topics import Topics
+from maillage.core.storage.private import keep_private
 
 
 @dataclass

@@ -31,20 +31,14 @@ import orjson
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, StreamingResponse
 
-from maillage.core.auth import authenticate, require
-from maillage.core.http import asset, page
-from maillage.core.paging import Cursor, Limit, decode_cursor, next_cursor
-from maillage.core.problems import (
-    LANGUAGES,
-    PROBLEM_JSON,
-    TITLES,
-    MaillageError,
-    TooManyStreams,
-    preferred_language,
-)
-from maillage.core.tokens import Principal, Scope
+from maillage.core.crypto.tokens import Principal, Scope
+from maillage.core.web.auth import authenticate, require
+from maillage.core.web.http import asset, page
+from maillage.core.web.paging import Cursor, Limit, decode_cursor, next_cursor
+from maillage.core.web.problems import LANGUAGES, PROBLEM_JSON, TITLES, preferred_language
 from maillage.dispatcher.escalation import Dispatcher
 from maillage.dispatcher.live import Connection, Frame, Message, Worker
+from maillage.domain.errors import MaillageError, TooManyStreams
 
 STATIC = Path(__file__).parent / "static"
 PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}

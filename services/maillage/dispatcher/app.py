@@ -10,26 +10,26 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core import bus
-from maillage.core.db import create_schema, make_engine, session_factory, unit_of_work
-from maillage.core.egress import Destination, EgressPolicy
-from maillage.core.http import install_common
-from maillage.core.keys import KeyUse, ensure_secret
+from maillage.core.clock import Clock
+from maillage.core.config.network import Network
+from maillage.core.crypto.keys import KeyUse, ensure_secret
+from maillage.core.crypto.tokens import DISPATCHER_AUDIENCE
+from maillage.core.crypto.trust import Trust, watch_keys
 from maillage.core.lifecycle import TaskGroup, readiness, shut_down
-from maillage.core.network import Network
-from maillage.core.outbox import OutboxRelay
-from maillage.core.private import keep_private
-from maillage.core.tokens import DISPATCHER_AUDIENCE
-from maillage.core.trust import Trust, watch_keys
-from maillage.core.webhooks import Webhook, WebhookDispatcher, new_secret
+from maillage.core.messaging import bus
+from maillage.core.messaging.outbox import OutboxRelay
+from maillage.core.storage.db import create_schema, make_engine, session_factory, unit_of_work
+from maillage.core.storage.private import keep_private
+from maillage.core.web.egress import Destination, EgressPolicy
+from maillage.core.web.http import install_common
+from maillage.core.web.webhooks import Webhook, WebhookDispatcher, new_secret
 from maillage.dispatcher.api import router
-from maillage.dispatcher.clock import Clock
 from maillage.dispatcher.escalation import Dispatcher, Served, fallback_webhook_id
 from maillage.dispatcher.handlers import DeliveryHandler
 from maillage.dispatcher.live import Live
 from maillage.dispatcher.models import TABLES
-from maillage.dispatcher.rota import Rota
 from maillage.dispatcher.settings import DispatcherSettings
+from maillage.domain.rota import Rota
 
 ACTS_FOR = frozenset({KeyUse.SIGNING, KeyUse.SEALING})
 FALLBACK_SECRET_FILE = "dispatcher-fallback.secret"

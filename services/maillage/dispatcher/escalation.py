@@ -21,23 +21,23 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.db import unit_of_work
-from maillage.core.envelope import Envelope, new_event_id, source_of
-from maillage.core.events import AlertAcknowledged, AlertEscalated, AlertRaised, EventPayload
-from maillage.core.keys import GATEWAY, KeyUse
-from maillage.core.metrics import ALERT_ACK_SECONDS, ALERT_ESCALATIONS, ALERT_PAGES, ALERTS_RECEIVED
-from maillage.core.network import AgencyConfig, Network
-from maillage.core.outbox import OutboxRelay, enqueue, enqueue_record
-from maillage.core.problems import Conflict, NotFound
-from maillage.core.status import DISPATCHER_SOURCE, SOURCE_HEADER, OncallReport
-from maillage.core.topics import Topics
-from maillage.core.trust import Trust
-from maillage.core.vocabulary import LegalBasis, Purpose, Role, Severity
-from maillage.core.webhooks import WebhookDelivery
-from maillage.dispatcher.clock import PRESENCE_RECHECK, RECHECK, Clock, SystemClock
+from maillage.core.clock import PRESENCE_RECHECK, RECHECK, Clock, SystemClock
+from maillage.core.config.network import AgencyConfig, Network
+from maillage.core.crypto.keys import GATEWAY, KeyUse
+from maillage.core.crypto.trust import Trust
+from maillage.core.messaging.envelope import Envelope, new_event_id, source_of
+from maillage.core.messaging.outbox import OutboxRelay, enqueue, enqueue_record
+from maillage.core.messaging.topics import Topics
+from maillage.core.observability.metrics import ALERT_ACK_SECONDS, ALERT_ESCALATIONS, ALERT_PAGES, ALERTS_RECEIVED
+from maillage.core.storage.db import unit_of_work
+from maillage.core.web.webhooks import WebhookDelivery
 from maillage.dispatcher.live import Frame, Live, Message, Worker
 from maillage.dispatcher.models import AlertState, OncallAlert, Page
-from maillage.dispatcher.rota import Rota
+from maillage.domain.errors import Conflict, NotFound
+from maillage.domain.events import AlertAcknowledged, AlertEscalated, AlertRaised, EventPayload
+from maillage.domain.rota import Rota
+from maillage.domain.status import DISPATCHER_SOURCE, SOURCE_HEADER, OncallReport
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role, Severity
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,15 @@ import orjson
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
 
-from maillage.core.bus import dead_letter_headers
-from maillage.core.db import unit_of_work
-from maillage.core.envelope import Envelope, EnvelopeError
-from maillage.core.events import AlertRaised, EventType
-from maillage.core.keys import GATEWAY
-from maillage.core.metrics import DEAD_LETTERS
-from maillage.core.topics import DISPATCHER, Topics
-from maillage.core.trust import SealError, SignatureError
+from maillage.core.crypto.keys import GATEWAY
+from maillage.core.crypto.trust import SealError, SignatureError
+from maillage.core.messaging.bus import dead_letter_headers
+from maillage.core.messaging.envelope import Envelope, EnvelopeError
+from maillage.core.messaging.topics import DISPATCHER, Topics
+from maillage.core.observability.metrics import DEAD_LETTERS
+from maillage.core.storage.db import unit_of_work
 from maillage.dispatcher.escalation import Dispatcher, Notices
+from maillage.domain.events import AlertRaised, EventType
 
 log = logging.getLogger(__name__)
 Record = ConsumerRecord[bytes, bytes]

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from maillage.core.metrics import ONCALL_CONNECTIONS
-from maillage.core.problems import TooManyStreams
+from maillage.core.observability.metrics import ONCALL_CONNECTIONS
+from maillage.domain.errors import TooManyStreams
 
 Message = dict[str, Any]
 QUEUE_SIZE = 1000

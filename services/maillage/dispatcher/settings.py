@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from maillage.core.settings import ServiceSettings
+from maillage.core.config.settings import ServiceSettings
 
 
 class DispatcherSettings(ServiceSettings):

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from maillage.core.envelope import SUBJECT_REF
-from maillage.core.paging import Cursor, Limit
-from maillage.core.problems import PROBLEM_JSON
-from maillage.core.tokens import staff_ref
+from maillage.core.crypto.tokens import staff_ref
+from maillage.core.messaging.envelope import SUBJECT_REF
+from maillage.core.web.paging import Cursor, Limit
+from maillage.core.web.problems import PROBLEM_JSON
 from maillage.gateway import reports
 from maillage.gateway.contracts import ChainReport, DisclosureReport
 from maillage.gateway.deps import AuditReader, NetworkDep, Sessions

@@ -7,14 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from maillage.core import bus
-from maillage.core.db import create_schema, make_engine, session_factory
-from maillage.core.http import install_common
-from maillage.core.keys import GATEWAY
+from maillage.core.crypto.keys import GATEWAY
+from maillage.core.crypto.tokens import GATEWAY_AUDIENCE
+from maillage.core.crypto.trust import Trust, watch_keys
 from maillage.core.lifecycle import TaskGroup
-from maillage.core.private import keep_private
-from maillage.core.tokens import GATEWAY_AUDIENCE
-from maillage.core.trust import Trust, watch_keys
+from maillage.core.messaging import bus
+from maillage.core.storage.db import create_schema, make_engine, session_factory
+from maillage.core.storage.private import keep_private
+from maillage.core.web.http import install_common
 from maillage.gateway import api
 from maillage.gateway.handlers import TransactionalLoop
 from maillage.gateway.models import TABLES

@@ -9,9 +9,9 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.auth import require
-from maillage.core.network import Network
-from maillage.core.tokens import Principal, Scope
+from maillage.core.config.network import Network
+from maillage.core.crypto.tokens import Principal, Scope
+from maillage.core.web.auth import require
 
 
 def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:

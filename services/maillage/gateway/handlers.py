@@ -9,8 +9,8 @@ import logging
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from maillage.core.bus import SkippedOffsets, send_batched
-from maillage.core.metrics import DECISION_SECONDS
+from maillage.core.messaging.bus import SkippedOffsets, send_batched
+from maillage.core.observability.metrics import DECISION_SECONDS
 from maillage.gateway.services import Gateway, Outgoing
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel
 
-from maillage.core.db import json_field
+from maillage.core.storage.db import json_field
 
 
 class GrantRow(SQLModel, table=True):

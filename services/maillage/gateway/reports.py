@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.audit import ChainWalk
-from maillage.core.disclosure import Outcome
-from maillage.core.network import Network
-from maillage.core.paging import MAX_PAGE, decode_cursor, next_cursor
+from maillage.core.config.network import Network
+from maillage.core.web.paging import MAX_PAGE, decode_cursor, next_cursor
+from maillage.domain.audit import ChainWalk
+from maillage.domain.disclosure import Outcome
 from maillage.gateway.contracts import BrokenRecord, ChainReport, DisclosureLine, DisclosureReport
 from maillage.gateway.models import AuditRow
 

@@ -24,10 +24,15 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.audit import GENESIS, chain_hash
-from maillage.core.bus import dead_letter_headers, header
-from maillage.core.db import unit_of_work
-from maillage.core.disclosure import (
+from maillage.core.config.network import Network
+from maillage.core.crypto.trust import SealError, SignatureError, Trust
+from maillage.core.messaging.bus import dead_letter_headers, header
+from maillage.core.messaging.envelope import Envelope, EnvelopeError, Headers
+from maillage.core.messaging.topics import Topics
+from maillage.core.observability.metrics import DEAD_LETTERS, DECISIONS, REVIEW_QUEUE
+from maillage.core.storage.db import unit_of_work
+from maillage.domain.audit import GENESIS, chain_hash
+from maillage.domain.disclosure import (
     DenialReason,
     Disclosure,
     Grant,
@@ -38,8 +43,7 @@ from maillage.core.disclosure import (
     consented_categories,
     decide,
 )
-from maillage.core.envelope import Envelope, EnvelopeError, Headers
-from maillage.core.events import (
+from maillage.domain.events import (
     PAYLOAD_MODELS,
     AlertAcknowledged,
     AlertEscalated,
@@ -52,13 +56,9 @@ from maillage.core.events import (
     present_categories,
     restrict,
 )
-from maillage.core.metrics import DEAD_LETTERS, DECISIONS, REVIEW_QUEUE
-from maillage.core.network import Network
-from maillage.core.policy import Policy
-from maillage.core.status import SOURCE_HEADER, RecipientLine, StatusReport
-from maillage.core.topics import Topics
-from maillage.core.trust import SealError, SignatureError, Trust
-from maillage.core.vocabulary import Category, LegalBasis, Purpose, Sector
+from maillage.domain.policy import Policy
+from maillage.domain.status import SOURCE_HEADER, RecipientLine, StatusReport
+from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Sector
 from maillage.gateway.models import AuditRow, GrantRow, ProcessedEvent, ReturnRoute, ReviewItem
 
 log = logging.getLogger(__name__)

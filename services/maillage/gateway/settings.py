@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maillage.core.settings import ServiceSettings
+from maillage.core.config.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):

@@ -16,12 +16,13 @@ from fastapi.responses import FileResponse
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from maillage.core.auth import require
-from maillage.core.db import unit_of_work
-from maillage.core.http import asset, page
-from maillage.core.paging import Cursor, Limit, decode_cursor, next_cursor
-from maillage.core.problems import PROBLEM_JSON, Conflict, Forbidden, InvalidRequest, NotFound
-from maillage.core.tokens import Principal, Scope, staff_ref
+from maillage.core.crypto.tokens import Principal, Scope, staff_ref
+from maillage.core.storage.db import unit_of_work
+from maillage.core.web.auth import require
+from maillage.core.web.http import asset, page
+from maillage.core.web.paging import Cursor, Limit, decode_cursor, next_cursor
+from maillage.core.web.problems import PROBLEM_JSON
+from maillage.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from maillage.monitor.models import DeadLetter, Decision, OncallOutcome, Rejection, Review
 from maillage.monitor.service import Monitor
 

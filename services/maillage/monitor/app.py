@@ -7,13 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from maillage.core import bus
-from maillage.core.db import create_schema, make_engine, session_factory
-from maillage.core.http import install_common
+from maillage.core.crypto.tokens import MONITOR_AUDIENCE
+from maillage.core.crypto.trust import PublicTrust, watch_keys
 from maillage.core.lifecycle import TaskGroup, readiness, shut_down
-from maillage.core.private import keep_private
-from maillage.core.tokens import MONITOR_AUDIENCE
-from maillage.core.trust import PublicTrust, watch_keys
+from maillage.core.messaging import bus
+from maillage.core.storage.db import create_schema, make_engine, session_factory
+from maillage.core.storage.private import keep_private
+from maillage.core.web.http import install_common
 from maillage.monitor.api import router
 from maillage.monitor.ingest import Ingest
 from maillage.monitor.models import TABLES

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.bus import header
-from maillage.core.db import unit_of_work
-from maillage.core.envelope import SOURCE_PREFIX
-from maillage.core.status import OncallReport, StatusReport
-from maillage.core.topics import DISPATCHER, Topics
+from maillage.core.messaging.bus import header
+from maillage.core.messaging.envelope import SOURCE_PREFIX
+from maillage.core.messaging.topics import DISPATCHER, Topics
+from maillage.core.storage.db import unit_of_work
+from maillage.domain.status import OncallReport, StatusReport
 from maillage.monitor.models import DeadLetter, Decision, OncallOutcome, Rejection, Review
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from maillage.core.kafka_auth import KafkaAuth, client_kwargs
+from maillage.core.messaging.kafka_auth import KafkaAuth, client_kwargs
 
 
 @dataclass(frozen=True)

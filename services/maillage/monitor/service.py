@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.db import unit_of_work
-from maillage.core.kafka_auth import KafkaAuth, client_kwargs
-from maillage.core.metrics import ALERTS_UNACKNOWLEDGED, CONSUMER_LAG, REVIEWS_PENDING
-from maillage.core.network import Network
-from maillage.core.problems import Conflict, NotFound
-from maillage.core.topics import Topics
+from maillage.core.config.network import Network
+from maillage.core.messaging.kafka_auth import KafkaAuth, client_kwargs
+from maillage.core.messaging.topics import Topics
+from maillage.core.observability.metrics import ALERTS_UNACKNOWLEDGED, CONSUMER_LAG, REVIEWS_PENDING
+from maillage.core.storage.db import unit_of_work
+from maillage.domain.errors import Conflict, NotFound
 from maillage.monitor.lag import GroupLag, consumer_lag
 from maillage.monitor.models import DeadLetter, OncallOutcome, Review
 

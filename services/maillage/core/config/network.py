@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import time
-from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from maillage.core.disclosure import Recipient
-from maillage.core.events import RecipientId
-from maillage.core.keys import ALL_USES, GATEWAY, TOKENS_ONLY, KeyUse
-from maillage.core.vocabulary import Sector, Severity
+from maillage.core.crypto.keys import ALL_USES, GATEWAY, TOKENS_ONLY, KeyUse
+from maillage.domain.disclosure import Recipient
+from maillage.domain.events import RecipientId
+from maillage.domain.rota import OncallPolicy
+from maillage.domain.vocabulary import Sector
 
 
 class NetworkError(ValueError):
@@ -45,62 +44,6 @@ class KafkaConfig(_Model):
 class GatewayConfig(_Model):
     port: int = Field(default=8700, ge=0, le=65535)
     database_url: str | None = None
-
-
-class Weekday(StrEnum):
-    MON = "mon"
-    TUE = "tue"
-    WED = "wed"
-    THU = "thu"
-    FRI = "fri"
-    SAT = "sat"
-    SUN = "sun"
-
-
-WEEK = tuple(Weekday)
-
-
-class Shift(_Model):
-    """Who is on call, on which days, from `start` to `end` local time; an `end` at or before `start`
-    runs past midnight into the next day; no `end` means until midnight."""
-
-    workers: tuple[str, ...] = Field(min_length=1)
-    days: tuple[Weekday, ...] = WEEK
-    start: time = time(0)
-    end: time | None = None
-
-
-class OncallLevel(_Model):
-    name: str
-    shifts: tuple[Shift, ...] = Field(min_length=1)
-
-
-DEFAULT_ESCALATE_AFTER = {Severity.IMMINENT: 120, Severity.HIGH: 600, Severity.INFO: 3600}
-
-
-class OncallPolicy(_Model):
-    """One agency's rota and escalation policy: ordered levels, and per severity the seconds a level
-    has before the next is paged; when every level is exhausted, `fallback_url` is called."""
-
-    levels: tuple[OncallLevel, ...] = Field(min_length=1)
-    escalate_after: dict[Severity, int] = Field(default_factory=lambda: dict(DEFAULT_ESCALATE_AFTER))
-    fallback_url: AnyHttpUrl | None = None
-
-    @field_validator("fallback_url")
-    @classmethod
-    def _https_without_credentials(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
-        # It carries alert metadata: never in clear, and a password in a URL ends up in logs and files.
-        if value is not None and (value.scheme != "https" or value.username or value.password):
-            raise ValueError("fallback_url must be an https URL without credentials")
-        return value
-
-    @field_validator("escalate_after")
-    @classmethod
-    def _every_severity(cls, value: dict[Severity, int]) -> dict[Severity, int]:
-        merged = DEFAULT_ESCALATE_AFTER | value
-        if any(seconds <= 0 for seconds in merged.values()):
-            raise ValueError("escalation delays must be positive numbers of seconds")
-        return merged
 
 
 class DispatcherConfig(_Model):

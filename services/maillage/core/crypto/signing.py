@@ -10,8 +10,8 @@ from functools import lru_cache
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from maillage.core.canonical import canonical_json
-from maillage.core.keys import KeyUse, PublicKeys
+from maillage.core.crypto.keys import KeyUse, PublicKeys
+from maillage.domain.canonical import canonical_json
 
 
 class SignatureError(ValueError):

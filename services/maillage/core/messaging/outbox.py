@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.db import unit_of_work
-from maillage.core.envelope import Envelope
-from maillage.core.metrics import OUTBOX_BACKLOG
+from maillage.core.messaging.envelope import Envelope
+from maillage.core.observability.metrics import OUTBOX_BACKLOG
+from maillage.core.storage.db import unit_of_work
 
 log = logging.getLogger(__name__)
 

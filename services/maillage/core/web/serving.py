@@ -22,8 +22,8 @@ import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from maillage.core.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE, TITLES
-from maillage.core.settings import ServiceSettings
+from maillage.core.config.settings import ServiceSettings
+from maillage.core.web.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE, TITLES
 
 log = logging.getLogger(__name__)
 # File descriptors a service needs besides its clients' connections: database, Kafka, keys, logs.

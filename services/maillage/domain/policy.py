@@ -6,9 +6,8 @@ import hashlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from maillage.core.vocabulary import ALL_CATEGORIES, Category, Role, Sector
+from maillage.domain.vocabulary import ALL_CATEGORIES, Category, Role, Sector
 
 
 class PolicyError(ValueError):
@@ -73,7 +72,3 @@ def parse_policy(raw: bytes) -> Policy:
     except (KeyError, ValueError, TypeError, AttributeError, tomllib.TOMLDecodeError) as exc:
         # TypeError/AttributeError: a value of the wrong shape (a number where a list or table belongs).
         raise PolicyError(f"invalid policy: {exc}") from exc
-
-
-def load_policy(path: Path) -> Policy:
-    return parse_policy(path.read_bytes())

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from maillage.core.keys import KeyUse
-from maillage.core.problems import Forbidden, Unauthorized
-from maillage.core.tokens import Principal, Scope, TokenError, verify_token
-from maillage.core.trust import PublicTrust, Trust
+from maillage.core.crypto.keys import KeyUse
+from maillage.core.crypto.tokens import Principal, Scope, TokenError, verify_token
+from maillage.core.crypto.trust import PublicTrust, Trust
+from maillage.domain.errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="A Maillage token: `maillage token --agency ID --scope ...`")
 

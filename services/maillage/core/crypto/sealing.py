@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from maillage.core.keys import PublicKeyInfo
+from maillage.core.crypto.keys import PublicKeyInfo
 
 VERSION = 1
 INFO = b"maillage-seal-v1"

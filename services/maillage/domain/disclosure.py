@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from maillage.core.policy import Policy
-from maillage.core.vocabulary import Category, LegalBasis, Purpose, Role, Sector
+from maillage.domain.policy import Policy
+from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role, Sector
 
 
 @dataclass(frozen=True)

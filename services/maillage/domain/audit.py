@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from maillage.core.canonical import canonical_json
+from maillage.domain.canonical import canonical_json
 
 GENESIS = "0" * 64
 

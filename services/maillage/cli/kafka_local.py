@@ -19,8 +19,8 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from maillage.core.kafka_auth import SCRAM_MECHANISM, KafkaAuth, client_kwargs, scram_jaas_config
-from maillage.core.keys import ensure_secret
+from maillage.core.crypto.keys import ensure_secret
+from maillage.core.messaging.kafka_auth import SCRAM_MECHANISM, KafkaAuth, client_kwargs, scram_jaas_config
 
 KAFKA_VERSION = "4.1.1"
 _KAFKA_FILES = resources.files("maillage.cli.kafka")

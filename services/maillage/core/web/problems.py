@@ -1,13 +1,15 @@
-"""Errors as types, rendered as RFC 9457 problem bodies with messages in English, French, Dutch and German."""
+"""Errors rendered at the edge: RFC 9457 problem bodies with titles in English, French, Dutch and German."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from maillage.domain.errors import MaillageError, Unauthorized
 
 PROBLEM_TYPE_BASE = "https://maillage.be/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -100,58 +102,6 @@ def preferred_language(accept_language: str | None) -> str:
         if tag in LANGUAGES:
             return tag
     return "en"
-
-
-class MaillageError(Exception):
-    """Base of every error a client may see; subclasses fix the status and the problem type."""
-
-    status: ClassVar[int] = 400
-    code: ClassVar[str] = "validation"
-
-    def __init__(self, detail: str, **extensions: Any) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.extensions = extensions
-
-
-class NotFound(MaillageError):
-    status, code = 404, "not-found"
-
-
-class Conflict(MaillageError):
-    status, code = 409, "conflict"
-
-
-class UnknownRecipient(MaillageError):
-    status, code = 422, "unknown-recipient"
-
-
-class InvalidRequest(MaillageError):
-    status, code = 422, "validation"
-
-
-class WebhookDestinationRefused(MaillageError):
-    status, code = 422, "webhook-destination"
-
-
-class IdempotencyKeyReused(MaillageError):
-    status, code = 422, "idempotency-key-reused"
-
-
-class Unauthorized(MaillageError):
-    status, code = 401, "unauthorized"
-
-
-class Forbidden(MaillageError):
-    status, code = 403, "forbidden"
-
-
-class TooManyStreams(MaillageError):
-    status, code = 429, "too-many-streams"
-
-
-class NotReady(MaillageError):
-    status, code = 503, "not-ready"
 
 
 def problem(request: Request, *, status: int, code: str, detail: str, **extensions: Any) -> JSONResponse:

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from maillage.core.vocabulary import Category, Purpose, Sector, Severity
+from maillage.domain.vocabulary import Category, Purpose, Sector, Severity
 
 CATEGORY_KEY = "x-maillage-category"
 METADATA_KEY = "x-maillage-metadata"

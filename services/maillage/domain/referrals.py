@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from maillage.agency.models import ReferralState
-from maillage.core.events import ReferralDecision
+from enum import StrEnum
+
+from maillage.domain.events import ReferralDecision
+
+
+class ReferralState(StrEnum):
+    SENT = "sent"
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    CLOSED = "closed"
+
 
 _ALLOWED: dict[ReferralState, dict[ReferralDecision, ReferralState]] = {
     ReferralState.RECEIVED: {

@@ -11,12 +11,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from maillage.core.kafka_auth import KafkaAuth
-from maillage.core.keys import KeyDirs, ensure_secret
-from maillage.core.network import Network, load_network
-from maillage.core.policy import Policy, load_policy
-from maillage.core.private import keep_private
-from maillage.core.topics import Topics
+from maillage.core.config.network import Network, load_network
+from maillage.core.crypto.keys import KeyDirs, ensure_secret
+from maillage.core.messaging.kafka_auth import KafkaAuth
+from maillage.core.messaging.topics import Topics
+from maillage.core.storage.private import keep_private
+from maillage.domain.policy import Policy, parse_policy
 
 METRICS_TOKEN_FILE = "metrics.token"
 # The demo Pôle, shipped as package data (also at deploy/network.toml in a checkout).
@@ -76,7 +76,7 @@ class ServiceSettings(BaseSettings):
 
     @cached_property
     def policy(self) -> Policy:
-        return load_policy(self.network.policy)
+        return parse_policy(self.network.policy.read_bytes())
 
     @property
     def kafka_auth(self) -> KafkaAuth | None:

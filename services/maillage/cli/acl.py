@@ -21,10 +21,10 @@ from aiokafka.protocol.admin import CreateAclsRequest_v1
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import CompactArray, CompactBytes, CompactString, Int8, Int16, Int32, Schema, TaggedFields
 
-from maillage.core.kafka_auth import KafkaAuth, client_kwargs
-from maillage.core.keys import write_private
-from maillage.core.network import Network
-from maillage.core.topics import Topics
+from maillage.core.config.network import Network
+from maillage.core.crypto.keys import write_private
+from maillage.core.messaging.kafka_auth import KafkaAuth, client_kwargs
+from maillage.core.messaging.topics import Topics
 
 GATEWAY_PRINCIPAL = "gateway"
 DISPATCHER_PRINCIPAL = "dispatcher"

@@ -12,8 +12,8 @@ from cloudevents.core.bindings.kafka import KafkaMessage, from_binary, to_binary
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from maillage.core.events import EventType
-from maillage.core.vocabulary import LegalBasis, Purpose, Role
+from maillage.domain.events import EventType
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 
 SOURCE_PREFIX = "urn:maillage:agency:"
 CONTENT_TYPE = "application/json"

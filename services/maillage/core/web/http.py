@@ -13,16 +13,9 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from maillage.core.auth import jwks
-from maillage.core.problems import (
-    PROBLEM_JSON,
-    PROBLEM_TYPE_BASE,
-    TITLES,
-    NotFound,
-    NotReady,
-    Unauthorized,
-    install_problem_handlers,
-)
+from maillage.core.web.auth import jwks
+from maillage.core.web.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE, TITLES, install_problem_handlers
+from maillage.domain.errors import NotFound, NotReady, Unauthorized
 
 # The web pages (the on-call page, the dashboard) load their script and stylesheet from their own service and
 # nothing inline: injected markup could then neither run a script nor restyle the page.

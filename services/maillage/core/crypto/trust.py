@@ -7,10 +7,10 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from maillage.core.envelope import Envelope
-from maillage.core.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys
-from maillage.core.sealing import SealError, open_sealed, seal, sealed_kid
-from maillage.core.signing import SignatureError, sign, verify
+from maillage.core.crypto.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys
+from maillage.core.crypto.sealing import SealError, open_sealed, seal, sealed_kid
+from maillage.core.crypto.signing import SignatureError, sign, verify
+from maillage.core.messaging.envelope import Envelope
 
 __all__ = ["PublicTrust", "SealError", "SignatureError", "Trust", "watch_keys"]
 log = logging.getLogger(__name__)

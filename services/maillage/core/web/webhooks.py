@@ -3,7 +3,7 @@
 A delivery row is written in the same transaction as the inbox item (so a crash never loses a push);
 the dispatcher sends what is due and records every attempt.
 
-Every call goes through an egress policy (maillage.core.egress): https to public destinations only.
+Every call goes through an egress policy (maillage.core.web.egress): https to public destinations only.
 
 Signature: header `Maillage-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`.
 A receiver recomputes it with the secret it got at registration and refuses stale timestamps.
@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.db import unit_of_work
-from maillage.core.egress import EgressPolicy
+from maillage.core.storage.db import unit_of_work
+from maillage.core.web.egress import EgressPolicy
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from maillage.core.envelope import Headers
-from maillage.core.kafka_auth import KafkaAuth, client_kwargs
+from maillage.core.messaging.envelope import Headers
+from maillage.core.messaging.kafka_auth import KafkaAuth, client_kwargs
 
 log = logging.getLogger(__name__)
 

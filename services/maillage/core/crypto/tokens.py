@@ -12,7 +12,7 @@ from enum import StrEnum
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from maillage.core.keys import KeyUse, OwnKeys, PublicKeys
+from maillage.core.crypto.keys import KeyUse, OwnKeys, PublicKeys
 
 ISSUER_PREFIX = "urn:maillage:issuer:"
 AUDIENCE_PREFIX = "urn:maillage:"

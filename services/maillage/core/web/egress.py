@@ -22,8 +22,8 @@ from typing import Protocol
 import httpcore
 import httpx
 
-from maillage.core.network import WebhooksConfig
-from maillage.core.problems import WebhookDestinationRefused
+from maillage.core.config.network import WebhooksConfig
+from maillage.domain.errors import WebhookDestinationRefused
 
 log = logging.getLogger(__name__)
 

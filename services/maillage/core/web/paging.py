@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from maillage.core.problems import InvalidRequest
+from maillage.domain.errors import InvalidRequest
 
 MAX_PAGE = 500
 
