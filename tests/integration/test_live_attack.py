@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from websockets.exceptions import ConnectionClosed
@@ -21,8 +20,8 @@ from websockets.exceptions import ConnectionClosed
 from maillage.core.clock import ManualClock
 from maillage.core.crypto.keys import KeyUse, add_keys, retire_key
 from maillage.core.crypto.tokens import Scope, mint
-from maillage.core.messaging.envelope import Envelope, new_event_id, new_subject_ref, source_of
-from maillage.domain.events import ConsentWithdrawn, EventType
+from maillage.core.messaging.envelope import Envelope, new_subject_ref
+from maillage.domain.events import ConsentWithdrawn, EventPayload
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 from tests.oncall import LEVEL_1, POLICE, WEDNESDAY_10H, dispatcher, socket, start_pole, worker_token
 from tests.support import (
@@ -44,22 +43,16 @@ pytestmark = pytest.mark.integration
 REFUGE, POLICE_ZONE = "refuge-liege", "zp-meuse"
 
 
-def signed_by(pole: Pole, agency: str, payload: object, *, event_type: EventType, subject: str) -> Envelope:
+def signed_by(pole: Pole, agency: str, payload: EventPayload, *, subject: str) -> Envelope:
     """An event sealed to the gateway and validly signed by `agency`, as its outbox (or its attacker) writes it."""
-    envelope = Envelope(
-        id=new_event_id(),
-        source=source_of(agency),
-        type=event_type,
-        time=datetime.now(UTC),
-        subject=subject,
-        subjectrole=Role.VICTIM,
-        legalbasis=LegalBasis.CONSENT,
+    return pole.trust(agency).sealed_event(
+        payload,
+        subject_ref=subject,
+        role=Role.VICTIM,
+        basis=LegalBasis.CONSENT,
         purpose=Purpose.REFERRAL,
-        recipient="",
-        data=b"",
+        at=datetime.now(UTC),
     )
-    plaintext = orjson.dumps(payload.model_dump(mode="json"))  # type: ignore[attr-defined]
-    return pole.trust(agency).seal_and_sign(envelope, plaintext, to="gateway")
 
 
 async def test_a_recipients_own_consent_never_unlocks_what_the_person_refused_the_sender(
@@ -95,7 +88,6 @@ async def test_a_recipients_own_consent_never_unlocks_what_the_person_refused_th
         pole,
         POLICE_ZONE,
         ConsentWithdrawn(consent_id=uuid.UUID(refused["consent_id"])),
-        event_type=EventType.CONSENT_WITHDRAWN,
         subject=subject,
     )
     key, value, headers = withdrawal.to_kafka()
@@ -112,9 +104,7 @@ async def test_a_record_keyed_by_another_subject_cannot_overtake_a_withdrawal(
 ) -> None:
     await pole.start_gateway()
     subject, elsewhere = new_subject_ref(), new_subject_ref()
-    withdrawal = signed_by(
-        pole, REFUGE, ConsentWithdrawn(consent_id=uuid.uuid4()), event_type=EventType.CONSENT_WITHDRAWN, subject=subject
-    )
+    withdrawal = signed_by(pole, REFUGE, ConsentWithdrawn(consent_id=uuid.uuid4()), subject=subject)
     _, value, headers = withdrawal.to_kafka()
 
     # Keyed by someone else, it would land on another partition than the subject's other events.

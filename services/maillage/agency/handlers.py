@@ -6,8 +6,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-import orjson
-from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,14 +14,14 @@ from maillage.agency.contracts import InboxEntry
 from maillage.agency.models import AlertProgress, InboxItem, RecipientStatus, ReferralRow
 from maillage.agency.services import AgencyContext
 from maillage.core.crypto.keys import GATEWAY
-from maillage.core.crypto.trust import SealError, SignatureError
-from maillage.core.messaging.bus import dead_letter_headers, header
-from maillage.core.messaging.envelope import Envelope, EnvelopeError
-from maillage.core.observability.metrics import DEAD_LETTERS, EVENTS_RECEIVED
+from maillage.core.crypto.trust import Refused
+from maillage.core.messaging.bus import Record, header
+from maillage.core.messaging.envelope import Envelope
+from maillage.core.messaging.outbox import enqueue_dead_letter
+from maillage.core.observability.metrics import EVENTS_RECEIVED
 from maillage.core.storage.db import unit_of_work
 from maillage.core.web.webhooks import enqueue_for_all
 from maillage.domain.events import (
-    PAYLOAD_MODELS,
     AlertAcknowledged,
     AlertEscalated,
     EventPayload,
@@ -34,16 +32,13 @@ from maillage.domain.referrals import ReferralState, state_after_response
 from maillage.domain.status import SOURCE_HEADER, StatusReport
 
 log = logging.getLogger(__name__)
-Record = ConsumerRecord[bytes, bytes]
 
 
 class AgencyHandlers:
-    def __init__(
-        self, ctx: AgencyContext, dlq_producer: AIOKafkaProducer, *, on_inbox: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, ctx: AgencyContext, *, on_inbox: Callable[[], None] | None = None) -> None:
         self.ctx = ctx
-        self.dlq = dlq_producer
         self.on_inbox = on_inbox
+        self.dead_letters = 0
 
     async def handle(self, records: list[Record]) -> None:
         deliveries = [r for r in records if r.topic == self.ctx.topics.deliver(self.ctx.agency.id)]
@@ -55,53 +50,43 @@ class AgencyHandlers:
         ]
         if not deliveries and not statuses:
             return  # only reports about other agencies' events: nothing to store
+        dead_before = self.dead_letters
         async with unit_of_work(self.ctx.sessions) as session:
             pushes = await self._store_deliveries(session, deliveries)
             await self._store_statuses(session, statuses)
+        if self.dead_letters != dead_before:
+            self.ctx.relay.notify()  # the dead letters leave through the outbox, like every other record
         if pushes and self.on_inbox is not None:
             self.on_inbox()  # webhook deliveries are due now: no need to wait for the next poll
 
-    async def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
-        headers = dead_letter_headers(
+    def _dead_letter(self, session: AsyncSession, record: Record, reason: str, detail: str) -> None:
+        enqueue_dead_letter(
+            session,
+            record,
+            topic=self.ctx.topics.dead_letters_of(self.ctx.agency.id),
+            service=f"agency:{self.ctx.agency.id}",
             reason=reason,
             detail=detail,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            original=list(record.headers),
         )
-        await self.dlq.send_and_wait(
-            self.ctx.topics.dead_letters_of(self.ctx.agency.id), record.value, key=record.key, headers=headers
-        )
-        DEAD_LETTERS.labels(f"agency:{self.ctx.agency.id}", reason).inc()
-        log.warning("dead letter", extra={"reason": reason, "topic": record.topic, "offset": record.offset})
+        self.dead_letters += 1
 
-    async def _parse(self, record: Record) -> tuple[Envelope, EventPayload] | None:
+    def _parse(self, session: AsyncSession, record: Record) -> tuple[Envelope, EventPayload] | None:
+        """Only what the gateway signed, sealed to this agency and valid is stored; the rest is dead-lettered."""
         try:
-            envelope = Envelope.from_kafka(key=record.key, value=record.value, headers=list(record.headers))
-            plaintext = self.ctx.trust.verify_and_open(envelope, signer=GATEWAY)
-            payload = PAYLOAD_MODELS[envelope.type].model_validate(orjson.loads(plaintext))
-        except EnvelopeError as exc:
-            await self._dead_letter(record, exc.reason, exc.detail)
+            received = self.ctx.trust.receive(record, signer=GATEWAY)
+        except Refused as refused:
+            self._dead_letter(session, record, refused.reason, refused.detail)
             return None
-        except SignatureError as exc:
-            await self._dead_letter(record, "signature", str(exc))
-            return None
-        except SealError as exc:
-            await self._dead_letter(record, "sealing", str(exc))
-            return None
-        except (orjson.JSONDecodeError, ValidationError) as exc:
-            await self._dead_letter(record, "schema", type(exc).__name__)
-            return None
-        return envelope, payload
+        assert received is not None  # every type is taken
+        return received.envelope, received.payload
 
     async def _store_deliveries(self, session: AsyncSession, records: list[Record]) -> int:
-        parsed = [p for r in records if (p := await self._parse(r)) is not None]
+        parsed = [p for r in records if (p := self._parse(session, r)) is not None]
         if not parsed:
             return 0
         ids = [env.id for env, _ in parsed]
         known = set((await session.exec(select(InboxItem.event_id).where(col(InboxItem.event_id).in_(ids)))).all())
-        now = self.ctx.clock()
+        now = self.ctx.clock.now()
         for_webhooks: list[tuple[str, dict[str, object]]] = []
         for envelope, payload in parsed:
             if envelope.id in known:
@@ -175,7 +160,7 @@ class AgencyHandlers:
             try:
                 reports.append(StatusReport.model_validate_json(record.value or b""))
             except ValidationError:
-                await self._dead_letter(record, "schema", "status report")
+                self._dead_letter(session, record, "schema", "status report")
         if not reports:
             return
         rows = await session.exec(

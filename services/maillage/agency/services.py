@@ -28,10 +28,9 @@ from maillage.agency.models import (
     ReferralState,
     SentEvent,
 )
+from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import AgencyConfig, Network
-from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.trust import Trust
-from maillage.core.messaging.envelope import Envelope, new_event_id, source_of
 from maillage.core.messaging.outbox import OutboxRelay, enqueue
 from maillage.core.messaging.topics import Topics
 from maillage.core.observability.metrics import EVENTS_SUBMITTED
@@ -54,11 +53,6 @@ from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 
 T = TypeVar("T", bound=BaseModel)
 MAX_WEBHOOKS = 20
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -69,7 +63,7 @@ class AgencyContext:
     sessions: async_sessionmaker[AsyncSession]
     relay: OutboxRelay
     trust: Trust
-    clock: Clock = utc_now
+    clock: Clock = field(default_factory=SystemClock)
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     webhook_max_lifetime: timedelta = timedelta(days=30)
 
@@ -88,22 +82,12 @@ def _submit(
     purpose: Purpose,
     recipients: tuple[str, ...],
 ) -> str:
-    event_id = new_event_id()
-    now = ctx.clock()
-    envelope = Envelope(
-        id=event_id,
-        source=source_of(ctx.agency.id),
-        type=payload.event_type,
-        time=now,
-        subject=subject_ref,
-        subjectrole=role,
-        legalbasis=basis,
-        purpose=purpose,
-        recipient=",".join(recipients),
-        data=b"",
+    now = ctx.clock.now()
+    envelope = ctx.trust.sealed_event(
+        payload, subject_ref=subject_ref, role=role, basis=basis, purpose=purpose, at=now, recipients=recipients
     )
-    plaintext = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
-    enqueue(session, ctx.trust.seal_and_sign(envelope, plaintext, to=GATEWAY), topic=ctx.topics.submitted)
+    event_id = envelope.id
+    enqueue(session, envelope, topic=ctx.topics.submitted)
     EVENTS_SUBMITTED.labels(ctx.agency.id, payload.event_type.value).inc()
     session.add(
         SentEvent(
@@ -156,7 +140,7 @@ async def idempotent(
                         request_hash=digest,
                         status_code=201,
                         response=result.model_dump(mode="json"),
-                        created_at=ctx.clock(),
+                        created_at=ctx.clock.now(),
                     )
                 )
     except IntegrityError:  # a concurrent request with the same key won the race
@@ -209,7 +193,7 @@ async def register_consent(ctx: AgencyContext, body: c.ConsentIn, *, idempotency
             recipients=list(body.recipients),
             purposes=list(body.purposes),
             valid_until=body.valid_until,
-            granted_at=ctx.clock(),
+            granted_at=ctx.clock.now(),
             event_id=event_id,
         )
         session.add(row)
@@ -234,7 +218,7 @@ async def withdraw_consent(ctx: AgencyContext, consent_id: UUID) -> c.ConsentOut
                 purpose=Purpose(row.purposes[0]),
                 recipients=(),
             )
-            row.withdrawn_at = ctx.clock()
+            row.withdrawn_at = ctx.clock.now()
             row.event_id = event_id
             session.add(row)
         result = _consent_out(row)
@@ -276,7 +260,7 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
                 subject_ref=body.subject_ref,
                 subject_role=body.subject_role.value,
                 state=ReferralState.SENT,
-                updated_at=ctx.clock(),
+                updated_at=ctx.clock.now(),
             )
         )
         return c.ReferralAccepted(event_id=event_id, referral_id=event_id, status_url=_status_url(event_id))
@@ -312,7 +296,7 @@ async def respond_to_referral(ctx: AgencyContext, referral_id: str, body: c.Refe
             recipients=(row.counterpart,),
         )
         row.decline_reason = body.decline_reason.value if body.decline_reason else None
-        row.updated_at = ctx.clock()
+        row.updated_at = ctx.clock.now()
         session.add(row)
         result = c.ReferralOut.model_validate(row, from_attributes=True)
     ctx.relay.notify()
@@ -446,7 +430,7 @@ async def _webhook(session: AsyncSession, webhook_id: str) -> Webhook:
 async def register_webhook(ctx: AgencyContext, body: c.WebhookIn, *, registered_by: str) -> c.WebhookCreated:
     url = str(body.url)
     await ctx.egress.check(url)
-    now = ctx.clock()
+    now = ctx.clock.now()
     hook = Webhook(
         id=str(uuid4()),
         url=url,
@@ -467,7 +451,7 @@ async def register_webhook(ctx: AgencyContext, body: c.WebhookIn, *, registered_
 async def list_webhooks(ctx: AgencyContext) -> list[c.WebhookOut]:
     async with ctx.sessions() as session:
         hooks = (await session.exec(select(Webhook).order_by(col(Webhook.created_at)))).all()
-    now = ctx.clock()
+    now = ctx.clock.now()
     return [_webhook_out(h, now=now) for h in hooks]
 
 
@@ -494,7 +478,7 @@ async def renew_webhook(ctx: AgencyContext, webhook_id: str, body: c.WebhookRene
     async with ctx.sessions() as session:
         url = (await _webhook(session, webhook_id)).url
     await ctx.egress.check(url)
-    now = ctx.clock()
+    now = ctx.clock.now()
     async with unit_of_work(ctx.sessions) as session:
         hook = await _webhook(session, webhook_id)
         hook.expires_at = now + _lifetime(ctx, body.lifetime_seconds)

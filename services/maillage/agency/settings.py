@@ -9,7 +9,6 @@ from maillage.core.config.settings import ServiceSettings
 
 class AgencySettings(ServiceSettings):
     agency_id: str
-    database_url: str | None = None
     max_body_bytes: int = 64 * 1024
     webhook_backoff_seconds: float = 1.0
     # Each call to a receiver is cut after this long, whatever it sends: a trickle cannot hold a lane.

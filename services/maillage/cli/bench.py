@@ -55,11 +55,11 @@ from maillage.cli.bench_sockets import Arrivals, SocketFleet, lags_within
 from maillage.cli.kafka_local import KAFKA_VERSION, LocalKafka, free_port
 from maillage.core.config.network import Network, NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
-from maillage.core.crypto.keys import GATEWAY, KeyDirs, ensure_keys
+from maillage.core.crypto.keys import KeyDirs, ensure_keys
 from maillage.core.crypto.tokens import ALL_AGENCY_SCOPES, Scope, mint
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging import bus
-from maillage.core.messaging.envelope import Envelope, new_event_id, new_subject_ref, source_of
+from maillage.core.messaging.envelope import Envelope, new_subject_ref
 from maillage.core.messaging.topics import Topics
 from maillage.core.polling import eventually
 from maillage.domain.events import ConsentGranted, EventPayload, PersonalData, ReferralCreated
@@ -388,21 +388,16 @@ def consent_body(subject: Subject, *, recipient: str) -> dict[str, Any]:
 def _envelope(
     payload: EventPayload, *, sender: Trust, subject_ref: str, role: Role, recipients: tuple[str, ...]
 ) -> Envelope:
-    # As the agency's `_submit` builds it: sealed to the gateway, signed by the sender.
-    envelope = Envelope(
-        id=new_event_id(),
-        source=source_of(sender.owner),
-        type=payload.event_type,
-        time=datetime.now(UTC),
-        subject=subject_ref,
-        subjectrole=role,
-        legalbasis=LegalBasis.CONSENT,
+    # Exactly as an agency's outbox gets it: sealed to the gateway, signed by the sender.
+    return sender.sealed_event(
+        payload,
+        subject_ref=subject_ref,
+        role=role,
+        basis=LegalBasis.CONSENT,
         purpose=Purpose.REFERRAL,
-        recipient=",".join(recipients),
-        data=b"",
+        at=datetime.now(UTC),
+        recipients=recipients,
     )
-    plaintext = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
-    return sender.seal_and_sign(envelope, plaintext, to=GATEWAY)
 
 
 def consent_envelopes(subjects: list[Subject], *, sender: Trust, recipient: str) -> list[Envelope]:
@@ -508,7 +503,8 @@ async def measure_throughput(
     warm, total = len(subjects), len(subjects) + opts.events
     async with _producer(bootstrap) as producer, passthrough(bootstrap, topics.submitted, scratch) as relay:
         await produce(producer, topics.submitted, consent_envelopes(subjects, sender=sender, recipient=opts.recipient))
-        async with running_gateway(settings) as loop:
+        async with running_gateway(settings, serve=False) as started:
+            loop = started.loop
             console.log(f"warming up on {warm} consents: the gateway and the passthrough join their groups")
             await drain(loop, until=warm)
             await drain(relay, until=warm)

@@ -1,7 +1,7 @@
-"""Time for the escalation timers, injected: the system clock in service, a manual one in tests.
+"""Time, injected everywhere: the system clock in service, a manual one in tests.
 
-Escalation waits for a deadline or for something to change (a new alert, an acknowledgement, a worker
-connecting); a manual clock moves only when a test advances it, so no test ever sleeps for a timer.
+Whatever waits for a deadline (escalation timers, webhook retries) waits on the clock, and a manual clock
+moves only when a test advances it, so no test ever sleeps for a timer.
 """
 
 from __future__ import annotations
@@ -10,11 +10,6 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-
-# The rota changes hands at shift boundaries and nobody is notified of that: look again at least this often.
-RECHECK = timedelta(seconds=5)
-# Shifts turn on the minute at most: whoever came on call is paged for what is open within this delay.
-PRESENCE_RECHECK = timedelta(seconds=30)
 
 
 class Clock(Protocol):

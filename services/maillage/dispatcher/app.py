@@ -10,18 +10,15 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.clock import Clock
+from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import Network
 from maillage.core.crypto.keys import KeyUse, ensure_secret
 from maillage.core.crypto.tokens import DISPATCHER_AUDIENCE
-from maillage.core.crypto.trust import Trust, watch_keys
-from maillage.core.lifecycle import TaskGroup, readiness, shut_down
-from maillage.core.messaging import bus
+from maillage.core.crypto.trust import Trust
+from maillage.core.lifecycle import running, service_app
 from maillage.core.messaging.outbox import OutboxRelay
-from maillage.core.storage.db import create_schema, make_engine, session_factory, unit_of_work
-from maillage.core.storage.private import keep_private
+from maillage.core.storage.db import unit_of_work
 from maillage.core.web.egress import Destination, EgressPolicy
-from maillage.core.web.http import install_common
 from maillage.core.web.webhooks import Webhook, WebhookDispatcher, new_secret
 from maillage.dispatcher.api import router
 from maillage.dispatcher.escalation import Dispatcher, Served, fallback_webhook_id
@@ -61,91 +58,65 @@ def fallback_egress(network: Network) -> EgressPolicy:
 
 
 def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> FastAPI:
-    keep_private(settings.data_dir)  # before anything is written: databases, secrets, logs
     network = settings.network
     topics = settings.topics
     agencies = network.dispatched
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.db_url())
-        await create_schema(engine, TABLES)
-        sessions = session_factory(engine)
-        served = {
-            a: Served(
-                agency=network.agency(a),
-                rota=Rota(network.oncall[a], timezone=network.dispatcher.timezone),
-                # It signs and opens for the agencies it serves, never mints their tokens.
-                trust=Trust.load(settings.key_dirs, a, uses=ACTS_FOR),
+        async with running(settings, tables=TABLES) as service:
+            served = {
+                a: Served(
+                    agency=network.agency(a),
+                    rota=Rota(network.oncall[a], timezone=network.dispatcher.timezone),
+                    # It signs and opens for the agencies it serves, never mints their tokens.
+                    trust=Trust.load(settings.key_dirs, a, uses=ACTS_FOR),
+                )
+                for a in agencies
+            }
+            await _register_fallbacks(service.sessions, served, secret=fallback_secret(settings))
+            relay = OutboxRelay(service.sessions, service.producer, name="dispatcher")
+            webhooks = WebhookDispatcher(
+                service.sessions,
+                # Attempts run on the real clock, whatever clock paces the escalation (a test's manual one).
+                clock=SystemClock(),
+                egress=fallback_egress(network),
+                attempt_seconds=settings.webhook_attempt_seconds,
             )
-            for a in agencies
-        }
-        await _register_fallbacks(sessions, served, secret=fallback_secret(settings))
-        producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
-        await producer.start()
-        relay = OutboxRelay(sessions, producer, name="dispatcher")
-        webhooks = WebhookDispatcher(
-            sessions,
-            clock=lambda: datetime.now(UTC),
-            egress=fallback_egress(network),
-            attempt_seconds=settings.webhook_attempt_seconds,
-        )
-        live = Live(max_per_worker=settings.max_streams_per_worker, max_per_agency=settings.max_streams_per_agency)
-        dispatcher = Dispatcher(
-            network=network,
-            topics=topics,
-            sessions=sessions,
-            served=served,
-            live=live,
-            relay=relay,
-            clock=clock,
-            on_fallback=webhooks.notify,
-        )
-        await dispatcher.start()
-        consumer = bus.consumer(
-            settings.bootstrap,
-            *(topics.deliver(a) for a in agencies),
-            group_id=settings.group_id,
-            auth=settings.kafka_auth,
-        )
-        await consumer.start()
-        handler = DeliveryHandler(dispatcher, topics, producer)
-        tasks = TaskGroup()
-        tasks.start(relay.run(), name="outbox-relay")
-        tasks.start(webhooks.run(), name="fallback-webhooks")
-        tasks.start(dispatcher.run(), name="escalation")
-        tasks.start(bus.consume_forever(consumer, handler.handle, name="alerts"), name="alerts")
-        tasks.start(
-            watch_keys(
-                [s.trust for s in served.values()],
-                every=settings.key_refresh_seconds,
-                on_change=dispatcher.keys_changed,
-            ),
-            name="keys",
-        )
-
-        app.state.dispatcher = dispatcher
-        app.state.trust = next(iter(served.values())).trust if served else None
-        app.state.key_owners = tuple(served)
-        app.state.ready = readiness(engine, tasks, consumer)
-        try:
+            live = Live(max_per_worker=settings.max_streams_per_worker, max_per_agency=settings.max_streams_per_agency)
+            dispatcher = Dispatcher(
+                network=network,
+                topics=topics,
+                sessions=service.sessions,
+                served=served,
+                live=live,
+                relay=relay,
+                clock=clock,
+                on_fallback=webhooks.notify,
+            )
+            await dispatcher.start()
+            handler = DeliveryHandler(dispatcher, topics)
+            service.tasks.start(relay.run(), name="outbox-relay")
+            service.tasks.start(webhooks.run(), name="fallback-webhooks")
+            service.tasks.start(dispatcher.run(), name="escalation")
+            await service.consume(
+                *(topics.deliver(a) for a in agencies), group_id=settings.group_id, handle=handler.handle, name="alerts"
+            )
+            service.watch_keys([s.trust for s in served.values()], on_change=dispatcher.keys_changed)
+            app.state.dispatcher = dispatcher
+            app.state.trust = next(iter(served.values())).trust if served else None
+            app.state.key_owners = tuple(served)
+            app.state.ready = service.ready()
             yield
-        finally:
-            await shut_down(tasks, consumer, producer, engine)
 
-    app = FastAPI(
+    app = service_app(
+        settings,
         title="Maillage on-call dispatcher",
-        version="1",
         summary="Safety alerts reach an on-call worker live, are acknowledged, and escalate.",
+        audience=DISPATCHER_AUDIENCE,
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
     )
-
     app.state.sign_in_seconds = settings.sign_in_seconds
-    install_common(
-        app, max_body_bytes=settings.max_body_bytes, audience=DISPATCHER_AUDIENCE, scrape_token=settings.scrape_token()
-    )
     app.include_router(router)
     return app
 

@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.clock import PRESENCE_RECHECK, RECHECK, Clock, SystemClock
+from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import AgencyConfig, Network
-from maillage.core.crypto.keys import GATEWAY, KeyUse
+from maillage.core.crypto.keys import KeyUse
 from maillage.core.crypto.trust import Trust
-from maillage.core.messaging.envelope import Envelope, new_event_id, source_of
+from maillage.core.messaging.envelope import Envelope
 from maillage.core.messaging.outbox import OutboxRelay, enqueue, enqueue_record
 from maillage.core.messaging.topics import Topics
 from maillage.core.observability.metrics import ALERT_ACK_SECONDS, ALERT_ESCALATIONS, ALERT_PAGES, ALERTS_RECEIVED
@@ -38,6 +38,11 @@ from maillage.domain.events import AlertAcknowledged, AlertEscalated, AlertRaise
 from maillage.domain.rota import Rota
 from maillage.domain.status import DISPATCHER_SOURCE, SOURCE_HEADER, OncallReport
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role, Severity
+
+# The rota changes hands at shift boundaries and nobody is notified of that: look again at least this often.
+RECHECK = timedelta(seconds=5)
+# Shifts turn on the minute at most: whoever came on call is paged for what is open within this delay.
+PRESENCE_RECHECK = timedelta(seconds=30)
 
 log = logging.getLogger(__name__)
 
@@ -453,20 +458,15 @@ class Dispatcher:
 
     def _emit(self, session: AsyncSession, alert: OncallAlert, payload: EventPayload) -> None:
         """An event back to the alert's sender, signed by the served agency and sealed to the gateway."""
-        envelope = Envelope(
-            id=new_event_id(),
-            source=source_of(alert.agency_id),
-            type=payload.event_type,
-            time=self.clock.now(),
-            subject=alert.subject_ref,
-            subjectrole=Role(alert.subject_role),
-            legalbasis=LegalBasis.CONSENT,
+        sealed = self.served[alert.agency_id].trust.sealed_event(
+            payload,
+            subject_ref=alert.subject_ref,
+            role=Role(alert.subject_role),
+            basis=LegalBasis.CONSENT,
             purpose=Purpose.SAFETY_PLANNING,
-            recipient=alert.source_agency,
-            data=b"",
+            at=self.clock.now(),
+            recipients=(alert.source_agency,),
         )
-        plaintext = orjson.dumps(payload.model_dump(mode="json"))
-        sealed = self.served[alert.agency_id].trust.seal_and_sign(envelope, plaintext, to=GATEWAY)
         enqueue(session, sealed, topic=self.topics.submitted)
 
     # --- time passing ---------------------------------------------------------------------------

@@ -8,8 +8,6 @@ from maillage.core.config.settings import ServiceSettings
 
 
 class DispatcherSettings(ServiceSettings):
-    database_url: str | None = None
-    max_body_bytes: int = 16 * 1024
     # The HMAC secret of the fallback webhooks; empty: one is made on first start and kept in the key dir.
     fallback_secret: SecretStr = SecretStr("")
     # Each fallback call is cut after this long, whatever the receiver sends.

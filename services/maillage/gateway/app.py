@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
 from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.tokens import GATEWAY_AUDIENCE
-from maillage.core.crypto.trust import Trust, watch_keys
-from maillage.core.lifecycle import TaskGroup
-from maillage.core.messaging import bus
-from maillage.core.storage.db import create_schema, make_engine, session_factory
-from maillage.core.storage.private import keep_private
-from maillage.core.web.http import install_common
+from maillage.core.crypto.trust import Trust
+from maillage.core.lifecycle import running, service_app
+from maillage.core.web.http import ReadinessCheck
 from maillage.gateway import api
 from maillage.gateway.handlers import TransactionalLoop
 from maillage.gateway.models import TABLES
@@ -23,70 +21,52 @@ from maillage.gateway.settings import GatewaySettings
 
 
 @asynccontextmanager
-async def running_gateway(settings: GatewaySettings) -> AsyncIterator[TransactionalLoop]:
-    """Everything the gateway needs, started; stopped cleanly on exit. Also used by the benchmark."""
-    engine = make_engine(settings.db_url())
-    await create_schema(engine, TABLES)
-    gateway = Gateway(
-        network=settings.network,
-        policy=settings.policy,
-        topics=settings.topics,
-        sessions=session_factory(engine),
-        trust=Trust.load(settings.key_dirs, GATEWAY),
-    )
-    await gateway.start()
-    consumer = bus.consumer(
-        settings.bootstrap, settings.topics.submitted, group_id=settings.group_id, auth=settings.kafka_auth
-    )
-    producer = bus.producer(settings.bootstrap, transactional_id=settings.transactional_id, auth=settings.kafka_auth)
-    await producer.start()
-    await consumer.start()
-    try:
-        yield TransactionalLoop(gateway, consumer, producer, group_id=settings.group_id)
-    finally:
-        await consumer.stop()
-        await producer.stop()
-        gateway.close()
-        await engine.dispose()
+async def running_gateway(settings: GatewaySettings, *, serve: bool = True) -> AsyncIterator[GatewayRunning]:
+    """Everything the gateway needs, started; stopped cleanly on exit. `serve`: run the transactional loop
+    in the background (the benchmark drives it itself)."""
+    async with running(settings, tables=TABLES, transactional_id=settings.transactional_id) as service:
+        gateway = Gateway(
+            network=settings.network,
+            policy=settings.policy,
+            topics=settings.topics,
+            sessions=service.sessions,
+            trust=Trust.load(settings.key_dirs, GATEWAY),
+        )
+        await gateway.start()
+        consumer = await service.consumer(settings.topics.submitted, group_id=settings.group_id)
+        loop = TransactionalLoop(gateway, consumer, service.producer, group_id=settings.group_id)
+        if serve:
+            service.tasks.start(loop.run(), name="gateway-loop")
+            service.watch_keys([gateway.trust])
+        try:
+            yield GatewayRunning(loop=loop, ready=service.ready())
+        finally:
+            await service.tasks.stop()  # the loop first, then the threads it hands crypto to
+            gateway.close()
+
+
+@dataclass(frozen=True)
+class GatewayRunning:
+    loop: TransactionalLoop
+    ready: ReadinessCheck
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    keep_private(settings.data_dir)  # before anything is written: databases, secrets, logs
-    tasks = TaskGroup()
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_gateway(settings) as loop:
-            tasks.start(loop.run(), name="gateway-loop")
-            tasks.start(watch_keys([loop.gateway.trust], every=settings.key_refresh_seconds), name="keys")
-            app.state.loop = loop
-            app.state.trust = loop.gateway.trust
-            app.state.sessions = loop.gateway.sessions
+        async with running_gateway(settings) as started:
+            app.state.trust = started.loop.gateway.trust
+            app.state.sessions = started.loop.gateway.sessions
             app.state.network = settings.network
-            try:
-                yield
-            finally:
-                await tasks.stop()
+            app.state.ready = started.ready
+            yield
 
-    app = FastAPI(
+    app = service_app(
+        settings,
         title="Maillage consent gateway",
-        version="1",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
         summary="Decides field by field what each recipient may receive, and audits it.",
-    )
-
-    async def ready() -> bool:
-        loop: TransactionalLoop | None = getattr(app.state, "loop", None)
-        return loop is not None and tasks.healthy and bool(loop.consumer.assignment())
-
-    install_common(
-        app,
-        max_body_bytes=settings.max_body_bytes,
         audience=GATEWAY_AUDIENCE,
-        scrape_token=settings.scrape_token(),
-        ready=ready,
+        lifespan=lifespan,
     )
     app.include_router(api.router)
     return app

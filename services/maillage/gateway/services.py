@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import Network
 from maillage.core.crypto.trust import SealError, SignatureError, Trust
 from maillage.core.messaging.bus import dead_letter_headers, header
@@ -218,14 +218,14 @@ class Gateway:
         topics: Topics,
         sessions: async_sessionmaker[AsyncSession],
         trust: Trust,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock | None = None,
     ) -> None:
         self.trust = trust
         self.network = network
         self.policy = policy
         self.topics = topics
         self.sessions = sessions
-        self.clock = clock
+        self.clock: Clock = clock or SystemClock()
         self.state = State()
         # pyca/cryptography releases the GIL: checking, opening and sealing a batch's records in
         # threads runs on both cores while the decisions themselves stay in order on the event loop.
@@ -318,7 +318,7 @@ class Gateway:
             {
                 "event_id": envelope.id,
                 "digest": digest,
-                "decided_at": self.clock(),
+                "decided_at": self.clock.now(),
                 "partition": record.partition,
                 "offset": record.offset,
                 "disclosures": decided.disclosures,
@@ -506,7 +506,7 @@ class Gateway:
         if source not in self.network.by_id:
             return  # a sender no longer in the network has no status topic; the audit chain keeps the decision
         report = StatusReport(
-            event_id=event_id, source=source, type=event_type, decided_at=self.clock(), recipients=lines
+            event_id=event_id, source=source, type=event_type, decided_at=self.clock.now(), recipients=lines
         )
         batch.outgoing.append(
             Outgoing(
@@ -547,7 +547,7 @@ class Gateway:
                 "reason": d.reason.value if d.reason else None,
                 "review": d.needs_review,
                 "policy_sha256": self.policy.sha256,
-                "recorded_at": self.clock().isoformat(),
+                "recorded_at": self.clock.now().isoformat(),
             }
             if isinstance(payload, AlertRaised) and payload.raised_by:
                 # Only when known, so that records without it hash as they always did.
@@ -566,7 +566,7 @@ class Gateway:
                         "recipient": d.recipient.agency_id,
                         "source": envelope.agency_id,
                         "justification": justification,
-                        "raised_at": self.clock(),
+                        "raised_at": self.clock.now(),
                         "status": "pending",
                     },
                 )

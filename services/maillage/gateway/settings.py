@@ -6,9 +6,7 @@ from maillage.core.config.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
-    database_url: str | None = None
     transactional_id: str = "maillage.gateway.1"
-    max_body_bytes: int = 16 * 1024
 
     def db_url(self) -> str:
         return self.database_url or self.network.gateway.database_url or self.sqlite_url("gateway")

@@ -6,8 +6,6 @@ from maillage.core.config.settings import ServiceSettings
 
 
 class MonitorSettings(ServiceSettings):
-    database_url: str | None = None
-    max_body_bytes: int = 16 * 1024
     lag_interval_seconds: float = 5.0
 
     def db_url(self) -> str:

@@ -31,6 +31,9 @@ class ServiceSettings(BaseSettings):
     topic_prefix: str | None = None
     data_dir: Path = Path("var")
     log_level: str = "INFO"
+    # Another SQLAlchemy async URL than the service's SQLite file in data_dir (or the network file's).
+    database_url: str | None = None
+    max_body_bytes: int = 16 * 1024
     # SASL/SCRAM identity on a broker that enforces ACLs (`maillage acl apply`); empty: plaintext.
     kafka_username: str = ""
     kafka_password: SecretStr = SecretStr("")
@@ -100,6 +103,10 @@ class ServiceSettings(BaseSettings):
     def key_dirs(self) -> KeyDirs:
         base = self.data_dir / "keys"
         return KeyDirs(private=self.key_dir or base / "private", public=self.public_key_dir or base / "public")
+
+    def db_url(self) -> str:
+        """The service's database: configured here, else in the network file, else SQLite in data_dir."""
+        raise NotImplementedError
 
     def sqlite_url(self, name: str) -> str:
         keep_private(self.data_dir)

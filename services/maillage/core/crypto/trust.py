@@ -6,14 +6,40 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
-from maillage.core.crypto.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys
+import orjson
+from pydantic import ValidationError
+
+from maillage.core.crypto.keys import GATEWAY, KeyDirs, KeyUse, OwnKeys, PublicKeys
 from maillage.core.crypto.sealing import SealError, open_sealed, seal, sealed_kid
 from maillage.core.crypto.signing import SignatureError, sign, verify
-from maillage.core.messaging.envelope import Envelope
+from maillage.core.messaging.bus import Record
+from maillage.core.messaging.envelope import Envelope, EnvelopeError, new_event_id, source_of
+from maillage.domain.events import PAYLOAD_MODELS, EventPayload, EventType
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 
-__all__ = ["PublicTrust", "SealError", "SignatureError", "Trust", "watch_keys"]
+__all__ = ["PublicTrust", "Received", "Refused", "SealError", "SignatureError", "Trust", "watch_keys"]
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Received:
+    """An event as it arrived: signed by whom it should be, opened, and valid for its type."""
+
+    envelope: Envelope
+    payload: EventPayload
+
+
+class Refused(Exception):
+    """A record that is no acceptable event: it becomes a dead letter with `reason` (a stable word).
+    `envelope` is set once the signature held: its sender can then be told."""
+
+    def __init__(self, reason: str, detail: str, *, envelope: Envelope | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.envelope = envelope
 
 
 def _stamp(dirs: KeyDirs) -> tuple[tuple[str, int], ...]:
@@ -72,6 +98,61 @@ class Trust:
     def verify_and_open(self, envelope: Envelope, *, signer: str) -> bytes:
         self.verify(envelope, signer=signer)
         return self.open(envelope)
+
+    def sealed_event(
+        self,
+        payload: EventPayload,
+        *,
+        subject_ref: str,
+        role: Role,
+        basis: LegalBasis,
+        purpose: Purpose,
+        at: datetime,
+        recipients: tuple[str, ...] = (),
+    ) -> Envelope:
+        """An event of this owner's about `subject_ref`, sealed to the gateway and signed: what an outbox
+        publishes (an agency's, or the dispatcher's for an agency it speaks for)."""
+        envelope = Envelope(
+            id=new_event_id(),
+            source=source_of(self.owner),
+            type=payload.event_type,
+            time=at,
+            subject=subject_ref,
+            subjectrole=role,
+            legalbasis=basis,
+            purpose=purpose,
+            recipient=",".join(recipients),
+            data=b"",
+        )
+        plaintext = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
+        return self.seal_and_sign(envelope, plaintext, to=GATEWAY)
+
+    def receive(
+        self, record: Record, *, signer: str | None = None, only: frozenset[EventType] | None = None
+    ) -> Received | None:
+        """The event in `record`, verified (signed by `signer`, else by its own source), opened and validated;
+        None when its type is not among `only`. Raises Refused, with the dead letter's reason, otherwise."""
+        try:
+            envelope = Envelope.from_kafka(key=record.key, value=record.value, headers=list(record.headers))
+        except EnvelopeError as exc:
+            raise Refused(exc.reason, exc.detail) from None
+        if only is not None and envelope.type not in only:
+            return None
+        try:
+            self.verify(envelope, signer=signer or envelope.agency_id)
+        except SignatureError as exc:
+            raise Refused("signature", str(exc)) from None
+        try:
+            plaintext = self.open(envelope)
+        except SealError as exc:
+            raise Refused("sealing", str(exc), envelope=envelope) from None
+        try:
+            return Received(envelope, PAYLOAD_MODELS[envelope.type].model_validate(orjson.loads(plaintext)))
+        except orjson.JSONDecodeError:
+            raise Refused("schema", "data is not JSON", envelope=envelope) from None
+        except ValidationError as exc:
+            fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+            raise Refused("schema", f"invalid fields: {', '.join(fields)[:300]}", envelope=envelope) from None
 
 
 @dataclass

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
@@ -96,6 +96,25 @@ async def ensure_topics(
 OutRecord = tuple[str, bytes, bytes | None, Headers]  # topic, key, value, headers
 
 
+class Record(Protocol):
+    """A consumed record, as every handler reads it (aiokafka's ConsumerRecord, which ships no type hints)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
 async def send_batched(kafka_producer: AIOKafkaProducer, records: Iterable[OutRecord]) -> list[asyncio.Future[Any]]:
     """Queue many keyed records as one record batch per partition; the futures resolve once they are acked.
 
@@ -146,7 +165,7 @@ def header(headers: Headers, name: str) -> str | None:
     return None
 
 
-BatchHandler = Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
+BatchHandler = Callable[[list[Record]], Awaitable[None]]
 
 
 class SkippedOffsets:

@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.core.messaging.bus import Record, dead_letter_headers, header
 from maillage.core.messaging.envelope import Envelope
-from maillage.core.observability.metrics import OUTBOX_BACKLOG
+from maillage.core.observability.metrics import DEAD_LETTERS, OUTBOX_BACKLOG
 from maillage.core.storage.db import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,27 @@ def enqueue_record(
             created_at=datetime.now(UTC),
         )
     )
+
+
+def enqueue_dead_letter(
+    session: AsyncSession, record: Record, *, topic: str, service: str, reason: str, detail: str
+) -> None:
+    """A record this service could not read, to its dead-letter `topic` with the reason, in the caller's
+    transaction: it leaves with the batch's other effects, and is lost with none of them."""
+    headers = dead_letter_headers(
+        reason=reason,
+        detail=detail,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        original=list(record.headers),
+    )
+    key = header(list(record.headers), "ce_id") or f"{record.topic}:{record.partition}:{record.offset}"
+    enqueue_record(
+        session, event_id=key, topic=topic, key=record.key or key.encode(), value=record.value or b"", headers=headers
+    )
+    DEAD_LETTERS.labels(service, reason).inc()
+    log.warning("dead letter", extra={"reason": reason, "topic": record.topic, "offset": record.offset})
 
 
 class OutboxRelay:

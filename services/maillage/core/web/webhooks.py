@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import httpx
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.core.clock import Clock
 from maillage.core.storage.db import unit_of_work
 from maillage.core.web.egress import EgressPolicy
 
@@ -145,7 +145,7 @@ class WebhookDispatcher:
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        clock: Callable[[], datetime],
+        clock: Clock,
         egress: EgressPolicy,
         backoff_base: float = 1.0,
         poll: float = 0.2,
@@ -194,7 +194,7 @@ class WebhookDispatcher:
                         select(WebhookDelivery.webhook_id)
                         .distinct()
                         .join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
-                        .where(*self._due(self.clock()))
+                        .where(*self._due(self.clock.now()))
                     )
                 ).all()
             )
@@ -223,7 +223,7 @@ class WebhookDispatcher:
                 await session.exec(
                     select(WebhookDelivery, Webhook)
                     .join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
-                    .where(WebhookDelivery.webhook_id == hook_id, *self._due(self.clock()))
+                    .where(WebhookDelivery.webhook_id == hook_id, *self._due(self.clock.now()))
                     .order_by(col(WebhookDelivery.id))
                     .limit(1)
                 )
@@ -233,7 +233,7 @@ class WebhookDispatcher:
     async def _attempt(self, delivery: WebhookDelivery, hook: Webhook) -> int | None:
         """The receiver's HTTP status, or None when none came within the deadline. Only the status line and
         headers are read: a receiver cannot make us hold a body of its choosing."""
-        timestamp = int(self.clock().timestamp())
+        timestamp = int(self.clock.now().timestamp())
         headers = {
             "Content-Type": "application/json",
             "Maillage-Event-Id": delivery.event_id,
@@ -256,7 +256,7 @@ class WebhookDispatcher:
         delivery = await session.get(WebhookDelivery, delivery_id)
         if delivery is None:  # its webhook was deleted during the attempt
             return
-        now = self.clock()
+        now = self.clock.now()
         delivery.attempts += 1
         session.add(WebhookAttempt(delivery_id=delivery_id, attempt=delivery.attempts, at=now, status_code=status))
         if succeeded(status):
