@@ -32,7 +32,7 @@ from maillage.core.config.network import load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.crypto.tokens import Scope
 from maillage.core.polling import eventually
-from maillage.core.web.webhooks import SIGNATURE_HEADER, verify_signature
+from maillage.core.webhooks.delivery import SIGNATURE_HEADER, verify_signature
 from tests.support import Pole
 
 LOOPBACK = "127.0.0.1"

@@ -17,9 +17,9 @@ import pytest
 
 from maillage.core.crypto.tokens import agency_audience, staff_ref, verify_token
 from maillage.core.messaging.envelope import new_subject_ref
-from maillage.core.web.egress import TableResolver
 from maillage.core.web.problems import PROBLEM_TYPE_BASE
-from maillage.core.web.webhooks import verify_signature
+from maillage.core.webhooks.delivery import verify_signature
+from maillage.core.webhooks.egress import TableResolver
 from tests.support import Pole, consent, eventually, refer
 from tests.webhooks import (
     RawReceiver,

@@ -15,7 +15,7 @@ from pydantic import AnyHttpUrl, TypeAdapter
 
 from maillage.core.config.network import NetworkError, WebhooksConfig, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
-from maillage.core.web.egress import (
+from maillage.core.webhooks.egress import (
     CREDENTIALS,
     NOT_HTTPS,
     REFUSED,

@@ -16,9 +16,9 @@ from maillage.agency.settings import AgencySettings
 from maillage.core.crypto.tokens import agency_audience
 from maillage.core.crypto.trust import Trust
 from maillage.core.lifecycle import running, service_app
-from maillage.core.messaging.outbox import OutboxRelay
-from maillage.core.web.egress import EgressPolicy, Resolver
-from maillage.core.web.webhooks import WebhookDispatcher
+from maillage.core.outbox.relay import OutboxRelay
+from maillage.core.webhooks.delivery import WebhookDispatcher
+from maillage.core.webhooks.egress import EgressPolicy, Resolver
 
 
 def create_app(settings: AgencySettings, *, resolver: Resolver | None = None) -> FastAPI:

@@ -17,10 +17,10 @@ from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.trust import Refused
 from maillage.core.messaging.bus import Record, header
 from maillage.core.messaging.envelope import Envelope
-from maillage.core.messaging.outbox import enqueue_dead_letter
 from maillage.core.observability.metrics import EVENTS_RECEIVED
+from maillage.core.outbox.enqueue import enqueue_dead_letter
 from maillage.core.storage.db import unit_of_work
-from maillage.core.web.webhooks import enqueue_for_all
+from maillage.core.webhooks.delivery import enqueue_for_all
 from maillage.domain.events import (
     AlertAcknowledged,
     AlertEscalated,

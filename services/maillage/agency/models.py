@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from maillage.core.messaging.outbox import OutboxRecord
+from maillage.core.outbox.models import OutboxRecord
 from maillage.core.storage.db import json_field
-from maillage.core.web.webhooks import TABLES as WEBHOOK_TABLES
+from maillage.core.webhooks.models import TABLES as WEBHOOK_TABLES
 from maillage.domain.referrals import ReferralState
 
 

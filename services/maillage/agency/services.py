@@ -31,13 +31,15 @@ from maillage.agency.models import (
 from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import AgencyConfig, Network
 from maillage.core.crypto.trust import Trust
-from maillage.core.messaging.outbox import OutboxRelay, enqueue
 from maillage.core.messaging.topics import Topics
 from maillage.core.observability.metrics import EVENTS_SUBMITTED
+from maillage.core.outbox.enqueue import enqueue
+from maillage.core.outbox.relay import OutboxRelay
 from maillage.core.storage.db import unit_of_work
-from maillage.core.web.egress import EgressPolicy
 from maillage.core.web.paging import decode_cursor, next_cursor
-from maillage.core.web.webhooks import Webhook, WebhookAttempt, WebhookDelivery, new_secret
+from maillage.core.webhooks.delivery import new_secret
+from maillage.core.webhooks.egress import EgressPolicy
+from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from maillage.domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound, UnknownRecipient
 from maillage.domain.events import (
     AlertRaised,

@@ -16,10 +16,11 @@ from maillage.core.crypto.keys import KeyUse, ensure_secret
 from maillage.core.crypto.tokens import DISPATCHER_AUDIENCE
 from maillage.core.crypto.trust import Trust
 from maillage.core.lifecycle import running, service_app
-from maillage.core.messaging.outbox import OutboxRelay
+from maillage.core.outbox.relay import OutboxRelay
 from maillage.core.storage.db import unit_of_work
-from maillage.core.web.egress import Destination, EgressPolicy
-from maillage.core.web.webhooks import Webhook, WebhookDispatcher, new_secret
+from maillage.core.webhooks.delivery import WebhookDispatcher, new_secret
+from maillage.core.webhooks.egress import Destination, EgressPolicy
+from maillage.core.webhooks.models import Webhook
 from maillage.dispatcher.api import router
 from maillage.dispatcher.escalation import Dispatcher, Served, fallback_webhook_id
 from maillage.dispatcher.handlers import DeliveryHandler

@@ -26,11 +26,12 @@ from maillage.core.config.network import AgencyConfig, Network
 from maillage.core.crypto.keys import KeyUse
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.envelope import Envelope
-from maillage.core.messaging.outbox import OutboxRelay, enqueue, enqueue_record
 from maillage.core.messaging.topics import Topics
 from maillage.core.observability.metrics import ALERT_ACK_SECONDS, ALERT_ESCALATIONS, ALERT_PAGES, ALERTS_RECEIVED
+from maillage.core.outbox.enqueue import enqueue, enqueue_record
+from maillage.core.outbox.relay import OutboxRelay
 from maillage.core.storage.db import unit_of_work
-from maillage.core.web.webhooks import WebhookDelivery
+from maillage.core.webhooks.models import WebhookDelivery
 from maillage.dispatcher.live import Frame, Live, Message, Worker
 from maillage.dispatcher.models import AlertState, OncallAlert, Page
 from maillage.domain.errors import Conflict, NotFound

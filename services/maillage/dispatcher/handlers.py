@@ -8,8 +8,8 @@ from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.trust import Refused
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.envelope import Envelope
-from maillage.core.messaging.outbox import enqueue_dead_letter
 from maillage.core.messaging.topics import DISPATCHER, Topics
+from maillage.core.outbox.enqueue import enqueue_dead_letter
 from maillage.core.storage.db import unit_of_work
 from maillage.dispatcher.escalation import Dispatcher, Notices
 from maillage.domain.events import AlertRaised, EventType

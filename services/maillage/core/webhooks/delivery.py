@@ -3,7 +3,7 @@
 A delivery row is written in the same transaction as the inbox item (so a crash never loses a push);
 the dispatcher sends what is due and records every attempt.
 
-Every call goes through an egress policy (maillage.core.web.egress): https to public destinations only.
+Every call goes through an egress policy (maillage.core.webhooks.egress): https to public destinations only.
 
 Signature: header `Maillage-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`.
 A receiver recomputes it with the secret it got at registration and refuses stale timestamps.
@@ -21,76 +21,19 @@ from datetime import datetime, timedelta
 
 import httpx
 import orjson
-from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.clock import Clock
 from maillage.core.storage.db import unit_of_work
-from maillage.core.web.egress import EgressPolicy
+from maillage.core.webhooks import repository
+from maillage.core.webhooks.egress import EgressPolicy
+from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery, succeeded
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "Maillage-Signature"
 MAX_ATTEMPTS = 8
-
-
-class Webhook(SQLModel, table=True):
-    # Not the former `webhook` table: registrations made before destinations were checked and lifetimes
-    # bounded are not carried over; their owners register again under the `webhooks:manage` scope.
-    __tablename__ = "webhook_registration"
-
-    id: str = Field(primary_key=True)
-    url: str
-    secret: str
-    created_at: datetime
-    # None only for a webhook the network file names (the dispatcher's fallback): it lives as long as that line.
-    expires_at: datetime | None = Field(default=None, index=True)
-    registered_by: str | None = None  # staff_ref of the token that registered it
-    active: bool = True
-
-
-class WebhookDelivery(SQLModel, table=True):
-    __tablename__ = "webhook_delivery"
-
-    id: int | None = Field(default=None, primary_key=True)
-    webhook_id: str = Field(index=True)
-    event_id: str
-    body: bytes
-    state: str = "pending"  # pending | delivered | failed
-    attempts: int = 0
-    next_attempt_at: datetime = Field(index=True)
-    created_at: datetime
-
-
-class WebhookAttempt(SQLModel, table=True):
-    """One call: the receiver's HTTP status, or none when no answer came in time. Why a connection failed
-    is never kept: a log that told refused from timed out would map the network behind the receiver."""
-
-    __tablename__ = "webhook_attempt"
-
-    id: int | None = Field(default=None, primary_key=True)
-    delivery_id: int = Field(index=True)
-    attempt: int
-    at: datetime
-    status_code: int | None = None
-
-    @property
-    def outcome(self) -> str:
-        return "delivered" if succeeded(self.status_code) else "failed"
-
-
-TABLES: list[type[SQLModel]] = [Webhook, WebhookDelivery, WebhookAttempt]
-
-
-def succeeded(status: int | None) -> bool:
-    return status is not None and 200 <= status < 300
-
-
-def live(now: datetime) -> ColumnElement[bool]:
-    """The webhooks that still receive pushes: active and not expired."""
-    return and_(col(Webhook.active).is_(True), or_(col(Webhook.expires_at).is_(None), col(Webhook.expires_at) > now))
 
 
 def signature(secret: str, *, timestamp: int, body: bytes) -> str:
@@ -120,7 +63,7 @@ async def enqueue_for_all(
     returns how many were added."""
     if not deliveries:
         return 0
-    hooks = (await session.exec(select(Webhook).where(live(now)))).all()
+    hooks = await repository.live_webhooks(session, now=now)
     for event_id, body in deliveries if hooks else ():
         payload = orjson.dumps(body)
         for hook in hooks:
@@ -188,21 +131,9 @@ class WebhookDispatcher:
         """A lane for each webhook with a due delivery and none running yet."""
         self._lanes = {hook_id: lane for hook_id, lane in self._lanes.items() if not lane.done()}
         async with self.sessions() as session:
-            due = set(
-                (
-                    await session.exec(
-                        select(WebhookDelivery.webhook_id)
-                        .distinct()
-                        .join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
-                        .where(*self._due(self.clock.now()))
-                    )
-                ).all()
-            )
+            due = await repository.webhooks_with_due_deliveries(session, now=self.clock.now())
         for hook_id in due - set(self._lanes):
             self._lanes[hook_id] = asyncio.create_task(self._lane(hook_id), name="webhook-lane")
-
-    def _due(self, now: datetime) -> tuple[ColumnElement[bool], ...]:
-        return (col(WebhookDelivery.state) == "pending", col(WebhookDelivery.next_attempt_at) <= now, live(now))
 
     async def _lane(self, hook_id: str) -> None:
         try:
@@ -219,16 +150,7 @@ class WebhookDispatcher:
 
     async def _next(self, hook_id: str) -> tuple[WebhookDelivery, Webhook] | None:
         async with self.sessions() as session:
-            row = (
-                await session.exec(
-                    select(WebhookDelivery, Webhook)
-                    .join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
-                    .where(WebhookDelivery.webhook_id == hook_id, *self._due(self.clock.now()))
-                    .order_by(col(WebhookDelivery.id))
-                    .limit(1)
-                )
-            ).first()
-        return (row[0], row[1]) if row is not None else None
+            return await repository.next_due(session, hook_id, now=self.clock.now())
 
     async def _attempt(self, delivery: WebhookDelivery, hook: Webhook) -> int | None:
         """The receiver's HTTP status, or None when none came within the deadline. Only the status line and
@@ -253,7 +175,7 @@ class WebhookDispatcher:
             return None
 
     async def _record(self, session: AsyncSession, delivery_id: int, *, status: int | None) -> None:
-        delivery = await session.get(WebhookDelivery, delivery_id)
+        delivery = await repository.delivery(session, delivery_id)
         if delivery is None:  # its webhook was deleted during the attempt
             return
         now = self.clock.now()
