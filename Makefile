@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test unit integration e2e bench demo schemas lint system-deps kafka-jars clean
+.PHONY: run test unit integration e2e bench demo schemas lint package system-deps kafka-jars clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ schemas: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check services tests
+	$(BIN)/ruff format --check services tests
+	$(BIN)/mypy
+
+# The package alone: a wheel installed in an empty venv runs from any directory (no file found through the checkout).
+package: $(BIN)/.installed
+	bash .ci/package-check
 
 clean:
 	rm -rf $(VENV) var bench-results test-artifacts

@@ -235,7 +235,7 @@ class _AlterScram(Request[_AlterScramStruct]):
     API_KEY = 51
 
     def __init__(self, users: Sequence[KafkaAuth]) -> None:
-        self.upsertions = []
+        self.upsertions: list[tuple[str, int, int, bytes, bytes, dict[int, bytes]]] = []
         for user in users:
             salt = secrets.token_bytes(32)
             salted = hashlib.pbkdf2_hmac("sha512", user.password.encode(), salt, SCRAM_ITERATIONS)

@@ -55,11 +55,9 @@ class Supervisor:
         keep_private(self.data_dir)
         if self.bootstrap:
             return self.bootstrap
-        self.kafka = LocalKafka(
-            data_dir=self.data_dir / "kafka",
-            sasl=ScramSetup.kept_in(self.key_dirs.private),
-            **({"port": port} if port else {}),
-        )
+        self.kafka = LocalKafka(data_dir=self.data_dir / "kafka", sasl=ScramSetup.kept_in(self.key_dirs.private))
+        if port:
+            self.kafka.port = port
         self.kafka.start()
         self.bootstrap = self.kafka.bootstrap
         return self.bootstrap

@@ -12,7 +12,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,6 +21,7 @@ from maillage.core.crypto.trust import PublicTrust, Trust, watch_keys
 from maillage.core.messaging import bus
 from maillage.core.storage.db import create_schema, make_engine, session_factory
 from maillage.core.storage.private import keep_private
+from maillage.core.storage.repository import answers
 from maillage.core.web.http import ReadinessCheck, install_common
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,7 @@ class Running:
         """Ready: the database answers, every background task runs, and every consumer has its partitions."""
 
         async def check() -> bool:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("select 1"))
-            return self.tasks.healthy and all(c.assignment() for c in self.consumers)
+            return await answers(self.engine) and self.tasks.healthy and all(c.assignment() for c in self.consumers)
 
         return check
 

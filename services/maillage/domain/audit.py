@@ -20,7 +20,7 @@ def chain_hash(record: Mapping[str, Any], *, prev_hash: str) -> str:
 
 def holds(record: Mapping[str, Any], *, prev_hash: str) -> bool:
     """The record links to `prev_hash` and its own hash matches its content."""
-    return record["prev_hash"] == prev_hash and chain_hash(record, prev_hash=prev_hash) == record["hash"]
+    return bool(record["prev_hash"] == prev_hash and chain_hash(record, prev_hash=prev_hash) == record["hash"])
 
 
 @dataclass

@@ -36,9 +36,7 @@ async def pending(session: AsyncSession, *, limit: int) -> Sequence[OutboxRecord
 
 
 async def mark_published(session: AsyncSession, ids: list[int], *, at: datetime) -> None:
-    await session.exec(  # type: ignore[call-overload]
-        update(OutboxRecord).where(col(OutboxRecord.id).in_(ids)).values(published_at=at)
-    )
+    await session.exec(update(OutboxRecord).where(col(OutboxRecord.id).in_(ids)).values(published_at=at))
 
 
 async def backlog(session: AsyncSession) -> int:

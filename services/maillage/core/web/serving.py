@@ -66,7 +66,7 @@ class _RequestDeadline:
     limit_concurrency: int | None
 
     # Cooperative: the mixin comes first, the uvicorn protocol after it in each class's bases.
-    def connection_made(self, transport: asyncio.Transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self._await_request()
 
@@ -173,7 +173,7 @@ def http_protocol(request_seconds: float, *, parser: str = "httptools") -> type[
     """uvicorn's HTTP protocol on `parser` with the request deadline; one class per deadline, since uvicorn
     builds each connection's protocol from the class alone."""
     base = PARSERS[parser]
-    return type(base.__name__, (base,), {"request_seconds": request_seconds})  # type: ignore[return-value]
+    return type(base.__name__, (base,), {"request_seconds": request_seconds})
 
 
 def uvicorn_options(settings: ServiceSettings, **extra: Any) -> dict[str, Any]:

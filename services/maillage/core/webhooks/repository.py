@@ -67,8 +67,8 @@ async def count(session: AsyncSession) -> int:
 async def delete_webhook(session: AsyncSession, hook: Webhook) -> None:
     """The registration, and every delivery and attempt kept for it (their bodies carry case data)."""
     deliveries = select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == hook.id)
-    await session.exec(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(deliveries)))  # type: ignore[call-overload]
-    await session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.webhook_id) == hook.id))  # type: ignore[call-overload]
+    await session.exec(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(deliveries)))
+    await session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.webhook_id) == hook.id))
     await session.delete(hook)
 
 

@@ -1,0 +1,111 @@
+"""REST routes of the agency service: parse, call one use case, return its result."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, status
+
+from maillage.agency import contracts as c
+from maillage.agency import services
+from maillage.agency.deps import Allowed, Context, IdempotencyKey
+from maillage.core.crypto.tokens import Principal, Scope, staff_ref
+from maillage.core.messaging.envelope import SUBJECT_REF
+from maillage.core.web.paging import Cursor, Limit
+from maillage.core.web.problems import PROBLEM_JSON
+
+PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}
+ERRORS = {400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 413: PROBLEM, 422: PROBLEM}
+
+CONSENT_WRITE = [Allowed(Scope.CONSENT_WRITE)]
+EVENTS_WRITE = [Allowed(Scope.EVENTS_WRITE)]
+INBOX_READ = [Allowed(Scope.INBOX_READ)]
+WEBHOOKS_MANAGE = [Allowed(Scope.WEBHOOKS_MANAGE)]
+
+router = APIRouter(prefix="/v1", responses=ERRORS)  # type: ignore[arg-type]
+
+
+@router.post("/consents", status_code=status.HTTP_201_CREATED, tags=["consents"], dependencies=CONSENT_WRITE)
+async def register_consent(body: c.ConsentIn, ctx: Context, key: IdempotencyKey = None) -> c.ConsentOut:
+    return await services.register_consent(ctx, body, idempotency_key=key)
+
+
+@router.post("/consents/{consent_id}/withdraw", tags=["consents"], dependencies=CONSENT_WRITE)
+async def withdraw_consent(consent_id: UUID, ctx: Context) -> c.ConsentOut:
+    return await services.withdraw_consent(ctx, consent_id)
+
+
+@router.get("/consents", tags=["consents"], dependencies=CONSENT_WRITE)
+async def list_consents(
+    ctx: Context, subject_ref: Annotated[str, Query(pattern=SUBJECT_REF.pattern)]
+) -> list[c.ConsentOut]:
+    return await services.list_consents(ctx, subject_ref)
+
+
+@router.post("/referrals", status_code=status.HTTP_202_ACCEPTED, tags=["referrals"], dependencies=EVENTS_WRITE)
+async def send_referral(body: c.ReferralIn, ctx: Context, key: IdempotencyKey = None) -> c.ReferralAccepted:
+    return await services.send_referral(ctx, body, idempotency_key=key)
+
+
+@router.get("/referrals/{referral_id}", tags=["referrals"], dependencies=INBOX_READ)
+async def get_referral(referral_id: str, ctx: Context) -> c.ReferralOut:
+    return await services.get_referral(ctx, referral_id)
+
+
+@router.post("/referrals/{referral_id}/response", tags=["referrals"], dependencies=EVENTS_WRITE)
+async def respond_to_referral(referral_id: str, body: c.ReferralResponseIn, ctx: Context) -> c.ReferralOut:
+    return await services.respond_to_referral(ctx, referral_id, body)
+
+
+@router.post("/alerts", status_code=status.HTTP_202_ACCEPTED, tags=["alerts"])
+async def raise_alert(
+    body: c.AlertIn, ctx: Context, caller: Annotated[Principal, Allowed(Scope.EVENTS_WRITE)], key: IdempotencyKey = None
+) -> c.AcceptedEvent:
+    return await services.raise_alert(ctx, body, idempotency_key=key, raised_by=staff_ref(caller))
+
+
+@router.get("/inbox", tags=["inbox"], dependencies=INBOX_READ)
+async def inbox(ctx: Context, cursor: Cursor = None, limit: Limit = 50) -> c.InboxPage:
+    return await services.inbox(ctx, cursor=cursor, limit=limit)
+
+
+@router.get("/events/{event_id}", tags=["events"], dependencies=EVENTS_WRITE)
+async def event_fate(event_id: str, ctx: Context) -> c.EventFate:
+    return await services.event_fate(ctx, event_id)
+
+
+@router.post("/webhooks", status_code=status.HTTP_201_CREATED, tags=["webhooks"])
+async def register_webhook(
+    body: c.WebhookIn, ctx: Context, caller: Annotated[Principal, Allowed(Scope.WEBHOOKS_MANAGE)]
+) -> c.WebhookCreated:
+    return await services.register_webhook(ctx, body, registered_by=staff_ref(caller))
+
+
+@router.get("/webhooks", tags=["webhooks"], dependencies=WEBHOOKS_MANAGE)
+async def list_webhooks(ctx: Context) -> list[c.WebhookOut]:
+    return await services.list_webhooks(ctx)
+
+
+@router.delete(
+    "/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["webhooks"], dependencies=WEBHOOKS_MANAGE
+)
+async def delete_webhook(webhook_id: str, ctx: Context) -> None:
+    await services.delete_webhook(ctx, webhook_id)
+
+
+@router.post("/webhooks/{webhook_id}/secret", tags=["webhooks"], dependencies=WEBHOOKS_MANAGE)
+async def rotate_webhook_secret(webhook_id: str, ctx: Context) -> c.WebhookSecret:
+    return await services.rotate_webhook_secret(ctx, webhook_id)
+
+
+@router.post("/webhooks/{webhook_id}/renew", tags=["webhooks"], dependencies=WEBHOOKS_MANAGE)
+async def renew_webhook(webhook_id: str, body: c.WebhookRenewal, ctx: Context) -> c.WebhookOut:
+    return await services.renew_webhook(ctx, webhook_id, body)
+
+
+@router.get("/webhooks/{webhook_id}/deliveries", tags=["webhooks"], dependencies=WEBHOOKS_MANAGE)
+async def webhook_deliveries(
+    webhook_id: str, ctx: Context, cursor: Cursor = None, limit: Limit = 50
+) -> c.WebhookDeliveryPage:
+    return await services.webhook_deliveries(ctx, webhook_id, cursor=cursor, limit=limit)

@@ -1,0 +1,123 @@
+"""The agency's own tables: consents it registered, events it sent, their fate, its inbox, its referrals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from maillage.core.outbox.models import OutboxRecord
+from maillage.core.storage.db import json_field
+from maillage.core.webhooks.models import TABLES as WEBHOOK_TABLES
+from maillage.domain.referrals import ReferralState
+
+
+class ConsentRow(SQLModel, table=True):
+    __tablename__ = "consent"
+
+    consent_id: str = Field(primary_key=True)
+    subject_ref: str = Field(index=True)
+    categories: list[str] = json_field()
+    recipients: list[str] = json_field()
+    purposes: list[str] = json_field()
+    valid_until: datetime | None = None
+    granted_at: datetime
+    withdrawn_at: datetime | None = None
+    event_id: str
+
+
+class SentEvent(SQLModel, table=True):
+    __tablename__ = "sent_event"
+
+    event_id: str = Field(primary_key=True)
+    type: str
+    subject_ref: str = Field(index=True)
+    recipients: list[str] = json_field()
+    legal_basis: str
+    created_at: datetime
+
+
+class RecipientStatus(SQLModel, table=True):
+    """What the gateway decided for one recipient of an event this agency sent (metadata only)."""
+
+    __tablename__ = "recipient_status"
+    __table_args__ = (UniqueConstraint("event_id", "recipient"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(index=True)
+    recipient: str
+    sector: str | None = None
+    outcome: str
+    legal_basis: str | None = None
+    delivered: list[str] = json_field(default_factory=list)
+    removed: dict[str, str] = json_field(default_factory=dict)
+    reason: str | None = None
+    review: bool = False
+    decided_at: datetime
+
+
+class AlertProgress(SQLModel, table=True):
+    """What became of an alert this agency raised, at one recipient agency: the dispatcher's word."""
+
+    __tablename__ = "alert_progress"
+
+    alert_id: str = Field(primary_key=True)
+    recipient: str = Field(primary_key=True)
+    state: str  # escalated | unacknowledged | acknowledged (final)
+    level: int
+    escalated_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+
+
+class InboxItem(SQLModel, table=True):
+    __tablename__ = "inbox"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    type: str
+    source_agency: str
+    subject_ref: str = Field(index=True)
+    subject_role: str
+    legal_basis: str
+    purpose: str
+    sent_at: datetime
+    received_at: datetime
+    data: dict[str, Any] = json_field()
+
+
+class ReferralRow(SQLModel, table=True):
+    __tablename__ = "referral"
+
+    referral_id: str = Field(primary_key=True)
+    direction: str  # "out" (this agency sent it) or "in" (this agency received it)
+    counterpart: str  # the recipient token (out) or the sender agency id (in)
+    subject_ref: str = Field(index=True)
+    subject_role: str
+    state: ReferralState
+    decline_reason: str | None = None
+    updated_at: datetime
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    __tablename__ = "idempotency"
+
+    key: str = Field(primary_key=True)
+    request_hash: str
+    status_code: int
+    response: dict[str, Any] = json_field()
+    created_at: datetime
+
+
+TABLES: list[type[SQLModel]] = [
+    ConsentRow,
+    SentEvent,
+    RecipientStatus,
+    AlertProgress,
+    InboxItem,
+    ReferralRow,
+    IdempotencyRecord,
+    OutboxRecord,
+    *WEBHOOK_TABLES,
+]

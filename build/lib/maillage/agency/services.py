@@ -1,0 +1,525 @@
+"""The agency's use cases. Each runs in one unit of work: business rows and outbox rows commit together."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+from uuid import UUID, uuid4
+
+import orjson
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.agency import contracts as c
+from maillage.agency.models import (
+    AlertProgress,
+    ConsentRow,
+    IdempotencyRecord,
+    InboxItem,
+    RecipientStatus,
+    ReferralRow,
+    ReferralState,
+    SentEvent,
+)
+from maillage.core.clock import Clock, SystemClock
+from maillage.core.config.network import AgencyConfig, Network
+from maillage.core.crypto.trust import Trust
+from maillage.core.messaging.topics import Topics
+from maillage.core.observability.metrics import EVENTS_SUBMITTED
+from maillage.core.outbox.enqueue import enqueue
+from maillage.core.outbox.relay import OutboxRelay
+from maillage.core.storage.db import unit_of_work
+from maillage.core.web.paging import decode_cursor, next_cursor
+from maillage.core.webhooks.delivery import new_secret
+from maillage.core.webhooks.egress import EgressPolicy
+from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
+from maillage.domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound, UnknownRecipient
+from maillage.domain.events import (
+    AlertRaised,
+    ConsentGranted,
+    ConsentWithdrawn,
+    EventPayload,
+    ReferralCreated,
+    ReferralDecision,
+    ReferralResponded,
+)
+from maillage.domain.referrals import InvalidTransition, next_state
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role
+
+T = TypeVar("T", bound=BaseModel)
+MAX_WEBHOOKS = 20
+
+
+@dataclass
+class AgencyContext:
+    agency: AgencyConfig
+    network: Network
+    topics: Topics
+    sessions: async_sessionmaker[AsyncSession]
+    relay: OutboxRelay
+    trust: Trust
+    clock: Clock = field(default_factory=SystemClock)
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    webhook_max_lifetime: timedelta = timedelta(days=30)
+
+
+# --- submitting events --------------------------------------------------------------------------
+
+
+def _submit(
+    session: AsyncSession,
+    ctx: AgencyContext,
+    payload: EventPayload,
+    *,
+    subject_ref: str,
+    role: Role,
+    basis: LegalBasis,
+    purpose: Purpose,
+    recipients: tuple[str, ...],
+) -> str:
+    now = ctx.clock.now()
+    envelope = ctx.trust.sealed_event(
+        payload, subject_ref=subject_ref, role=role, basis=basis, purpose=purpose, at=now, recipients=recipients
+    )
+    event_id = envelope.id
+    enqueue(session, envelope, topic=ctx.topics.submitted)
+    EVENTS_SUBMITTED.labels(ctx.agency.id, payload.event_type.value).inc()
+    session.add(
+        SentEvent(
+            event_id=event_id,
+            type=payload.event_type.value,
+            subject_ref=subject_ref,
+            recipients=list(recipients),
+            legal_basis=basis.value,
+            created_at=now,
+        )
+    )
+    return event_id
+
+
+def _check_recipients(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
+    unknown = [r for r in recipients if not ctx.network.knows(r)]
+    if unknown:
+        raise UnknownRecipient(f"Not a sector nor an agency of this network: {', '.join(unknown)}.", unknown=unknown)
+    if not ctx.network.resolve(recipients, sender=ctx.agency.id):
+        raise UnknownRecipient("No agency other than the sender matches these recipients.")
+
+
+def _status_url(event_id: str) -> str:
+    return f"/v1/events/{event_id}"
+
+
+async def idempotent(
+    ctx: AgencyContext,
+    key: str | None,
+    request: BaseModel,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    response_type: type[T],
+) -> T:
+    """Run `work` once per Idempotency-Key; a repeat with the same body returns the first answer."""
+    if key is None:
+        async with unit_of_work(ctx.sessions) as session:
+            result = await work(session)
+        ctx.relay.notify()
+        return result
+    digest = hashlib.sha256(orjson.dumps(request.model_dump(mode="json"))).hexdigest()
+    scoped_key = f"{type(request).__name__}:{key}"
+    try:
+        async with unit_of_work(ctx.sessions) as session:
+            stored = await session.get(IdempotencyRecord, scoped_key)
+            if stored is None:
+                result = await work(session)
+                session.add(
+                    IdempotencyRecord(
+                        key=scoped_key,
+                        request_hash=digest,
+                        status_code=201,
+                        response=result.model_dump(mode="json"),
+                        created_at=ctx.clock.now(),
+                    )
+                )
+    except IntegrityError:  # a concurrent request with the same key won the race
+        async with ctx.sessions() as session:
+            stored = await session.get(IdempotencyRecord, scoped_key)
+        assert stored is not None
+    if stored is None:
+        ctx.relay.notify()
+        return result
+    if stored.request_hash != digest:
+        raise IdempotencyKeyReused("The Idempotency-Key was already used with a different body.")
+    return response_type.model_validate(stored.response)
+
+
+# --- consents -----------------------------------------------------------------------------------
+
+
+def _consent_out(row: ConsentRow) -> c.ConsentOut:
+    return c.ConsentOut.model_validate(row, from_attributes=True)
+
+
+async def register_consent(ctx: AgencyContext, body: c.ConsentIn, *, idempotency_key: str | None) -> c.ConsentOut:
+    unknown = [r for r in body.recipients if not ctx.network.knows(r)]
+    if unknown:
+        raise UnknownRecipient(f"Not a sector nor an agency of this network: {', '.join(unknown)}.", unknown=unknown)
+
+    async def work(session: AsyncSession) -> c.ConsentOut:
+        consent_id = uuid4()
+        payload = ConsentGranted(
+            consent_id=consent_id,
+            categories=body.categories,
+            recipients=body.recipients,
+            purposes=body.purposes,
+            valid_until=body.valid_until,
+        )
+        event_id = _submit(
+            session,
+            ctx,
+            payload,
+            subject_ref=body.subject_ref,
+            role=Role.OTHER,
+            basis=LegalBasis.CONSENT,
+            purpose=body.purposes[0],
+            recipients=(),
+        )
+        row = ConsentRow(
+            consent_id=str(consent_id),
+            subject_ref=body.subject_ref,
+            categories=list(body.categories),
+            recipients=list(body.recipients),
+            purposes=list(body.purposes),
+            valid_until=body.valid_until,
+            granted_at=ctx.clock.now(),
+            event_id=event_id,
+        )
+        session.add(row)
+        return _consent_out(row)
+
+    return await idempotent(ctx, idempotency_key, body, work, c.ConsentOut)
+
+
+async def withdraw_consent(ctx: AgencyContext, consent_id: UUID) -> c.ConsentOut:
+    async with unit_of_work(ctx.sessions) as session:
+        row = await session.get(ConsentRow, str(consent_id))
+        if row is None:
+            raise NotFound("No consent with this id was registered by this agency.")
+        if row.withdrawn_at is None:
+            event_id = _submit(
+                session,
+                ctx,
+                ConsentWithdrawn(consent_id=consent_id),
+                subject_ref=row.subject_ref,
+                role=Role.OTHER,
+                basis=LegalBasis.CONSENT,
+                purpose=Purpose(row.purposes[0]),
+                recipients=(),
+            )
+            row.withdrawn_at = ctx.clock.now()
+            row.event_id = event_id
+            session.add(row)
+        result = _consent_out(row)
+    ctx.relay.notify()
+    return result
+
+
+async def list_consents(ctx: AgencyContext, subject_ref: str) -> list[c.ConsentOut]:
+    async with ctx.sessions() as session:
+        rows = await session.exec(
+            select(ConsentRow).where(ConsentRow.subject_ref == subject_ref).order_by(col(ConsentRow.granted_at))
+        )
+        return [_consent_out(r) for r in rows.all()]
+
+
+# --- referrals ----------------------------------------------------------------------------------
+
+
+async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_key: str | None) -> c.ReferralAccepted:
+    _check_recipients(ctx, (body.recipient,))
+
+    async def work(session: AsyncSession) -> c.ReferralAccepted:
+        payload = ReferralCreated(**body.data.model_dump(), categories_needed=body.categories_needed)
+        event_id = _submit(
+            session,
+            ctx,
+            payload,
+            subject_ref=body.subject_ref,
+            role=body.subject_role,
+            basis=LegalBasis.CONSENT,
+            purpose=body.purpose,
+            recipients=(body.recipient,),
+        )
+        session.add(
+            ReferralRow(
+                referral_id=event_id,
+                direction="out",
+                counterpart=body.recipient,
+                subject_ref=body.subject_ref,
+                subject_role=body.subject_role.value,
+                state=ReferralState.SENT,
+                updated_at=ctx.clock.now(),
+            )
+        )
+        return c.ReferralAccepted(event_id=event_id, referral_id=event_id, status_url=_status_url(event_id))
+
+    return await idempotent(ctx, idempotency_key, body, work, c.ReferralAccepted)
+
+
+async def respond_to_referral(ctx: AgencyContext, referral_id: str, body: c.ReferralResponseIn) -> c.ReferralOut:
+    if body.decision is ReferralDecision.DECLINED and body.decline_reason is None:
+        raise InvalidRequest("A declined referral needs a decline_reason.")
+    async with unit_of_work(ctx.sessions) as session:
+        row = await session.get(ReferralRow, referral_id)
+        if row is None or row.direction != "in":
+            raise NotFound("This agency received no referral with this id.")
+        try:
+            row.state = next_state(row.state, body.decision)
+        except InvalidTransition as exc:
+            raise Conflict(str(exc)) from None
+        payload = ReferralResponded(
+            referral_id=UUID(referral_id),
+            decision=body.decision,
+            decline_reason=body.decline_reason,
+            narrative=body.comment,
+        )
+        _submit(
+            session,
+            ctx,
+            payload,
+            subject_ref=row.subject_ref,
+            role=Role(row.subject_role),
+            basis=LegalBasis.CONSENT,
+            purpose=Purpose.REFERRAL,
+            recipients=(row.counterpart,),
+        )
+        row.decline_reason = body.decline_reason.value if body.decline_reason else None
+        row.updated_at = ctx.clock.now()
+        session.add(row)
+        result = c.ReferralOut.model_validate(row, from_attributes=True)
+    ctx.relay.notify()
+    return result
+
+
+async def get_referral(ctx: AgencyContext, referral_id: str) -> c.ReferralOut:
+    async with ctx.sessions() as session:
+        row = await session.get(ReferralRow, referral_id)
+    if row is None:
+        raise NotFound("This agency has no referral with this id.")
+    return c.ReferralOut.model_validate(row, from_attributes=True)
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+async def raise_alert(
+    ctx: AgencyContext, body: c.AlertIn, *, idempotency_key: str | None, raised_by: str | None = None
+) -> c.AcceptedEvent:
+    if body.legal_basis is LegalBasis.DANGER and body.justification is None:
+        raise InvalidRequest("An alert under the danger basis needs a written justification (art. 458bis).")
+    if body.legal_basis not in (LegalBasis.CONSENT, LegalBasis.DANGER):
+        raise InvalidRequest(f"The {body.legal_basis.value} basis is not available yet.")
+    _check_recipients(ctx, body.recipients)
+
+    async def work(session: AsyncSession) -> c.AcceptedEvent:
+        payload = AlertRaised(
+            **body.data.model_dump(),
+            severity=body.severity,
+            kind=body.kind,
+            justification=body.justification,
+            raised_by=raised_by,
+        )
+        event_id = _submit(
+            session,
+            ctx,
+            payload,
+            subject_ref=body.subject_ref,
+            role=body.subject_role,
+            basis=body.legal_basis,
+            purpose=body.purpose,
+            recipients=body.recipients,
+        )
+        return c.AcceptedEvent(event_id=event_id, status_url=_status_url(event_id))
+
+    return await idempotent(ctx, idempotency_key, body, work, c.AcceptedEvent)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+async def inbox(ctx: AgencyContext, *, cursor: str | None, limit: int) -> c.InboxPage:
+    async with ctx.sessions() as session:
+        rows = (
+            await session.exec(
+                select(InboxItem)
+                .where(col(InboxItem.seq) > decode_cursor(cursor))
+                .order_by(col(InboxItem.seq))
+                .limit(limit)
+            )
+        ).all()
+    items = [c.InboxEntry.model_validate(r, from_attributes=True) for r in rows]
+    return c.InboxPage(items=items, next_cursor=next_cursor([r.seq or 0 for r in rows], limit=limit))
+
+
+async def event_fate(ctx: AgencyContext, event_id: str) -> c.EventFate:
+    async with ctx.sessions() as session:
+        sent = await session.get(SentEvent, event_id)
+        if sent is None:
+            raise NotFound("This agency sent no event with this id.")
+        rows = (
+            await session.exec(
+                select(RecipientStatus)
+                .where(RecipientStatus.event_id == event_id)
+                .order_by(col(RecipientStatus.recipient))
+            )
+        ).all()
+        progress = {
+            p.recipient: p
+            for p in (await session.exec(select(AlertProgress).where(AlertProgress.alert_id == event_id))).all()
+        }
+    outcomes = [c.RecipientOutcome.model_validate(r, from_attributes=True) for r in rows]
+    outcomes = [
+        o.model_copy(update={"alert": c.AlertProgressOut.model_validate(progress[o.recipient], from_attributes=True)})
+        if o.recipient in progress
+        else o
+        for o in outcomes
+    ]
+    state = "pending" if not rows else ("rejected" if rows[0].outcome == "rejected" else "decided")
+    return c.EventFate(
+        event_id=sent.event_id,
+        type=sent.type,
+        subject_ref=sent.subject_ref,
+        created_at=sent.created_at,
+        state=state,
+        recipients=outcomes,
+    )
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite gives back naive UTC times
+
+
+def _lifetime(ctx: AgencyContext, seconds: int | None) -> timedelta:
+    return min(timedelta(seconds=seconds), ctx.webhook_max_lifetime) if seconds else ctx.webhook_max_lifetime
+
+
+def _webhook_out(hook: Webhook, *, now: datetime) -> c.WebhookOut:
+    expires_at = _utc(hook.expires_at or now)
+    return c.WebhookOut(
+        id=hook.id,
+        url=hook.url,
+        created_at=_utc(hook.created_at),
+        expires_at=expires_at,
+        expired=expires_at <= now,
+        registered_by=hook.registered_by,
+    )
+
+
+async def _webhook(session: AsyncSession, webhook_id: str) -> Webhook:
+    hook = await session.get(Webhook, webhook_id)
+    if hook is None:
+        raise NotFound("This agency has no webhook with this id.")
+    return hook
+
+
+async def register_webhook(ctx: AgencyContext, body: c.WebhookIn, *, registered_by: str) -> c.WebhookCreated:
+    url = str(body.url)
+    await ctx.egress.check(url)
+    now = ctx.clock.now()
+    hook = Webhook(
+        id=str(uuid4()),
+        url=url,
+        secret=new_secret(),
+        created_at=now,
+        expires_at=now + _lifetime(ctx, body.lifetime_seconds),
+        registered_by=registered_by,
+    )
+    async with unit_of_work(ctx.sessions) as session:
+        registered = (await session.exec(select(func.count()).select_from(Webhook))).one()
+        if registered >= MAX_WEBHOOKS:
+            # Each webhook is one more copy of every arrival leaving the agency: a few are enough.
+            raise Conflict(f"This agency has {registered} webhooks already, the most it may have; delete one first.")
+        session.add(hook)
+    return c.WebhookCreated(**_webhook_out(hook, now=now).model_dump(), secret=hook.secret)
+
+
+async def list_webhooks(ctx: AgencyContext) -> list[c.WebhookOut]:
+    async with ctx.sessions() as session:
+        hooks = (await session.exec(select(Webhook).order_by(col(Webhook.created_at)))).all()
+    now = ctx.clock.now()
+    return [_webhook_out(h, now=now) for h in hooks]
+
+
+async def delete_webhook(ctx: AgencyContext, webhook_id: str) -> None:
+    """The registration goes, and with it every delivery kept for it (their bodies carry case data)."""
+    async with unit_of_work(ctx.sessions) as session:
+        hook = await _webhook(session, webhook_id)
+        deliveries = select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == webhook_id)
+        await session.exec(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(deliveries)))
+        await session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.webhook_id) == webhook_id))
+        await session.delete(hook)
+
+
+async def rotate_webhook_secret(ctx: AgencyContext, webhook_id: str) -> c.WebhookSecret:
+    async with unit_of_work(ctx.sessions) as session:
+        hook = await _webhook(session, webhook_id)
+        hook.secret = new_secret()
+        session.add(hook)
+    return c.WebhookSecret(id=hook.id, secret=hook.secret)
+
+
+async def renew_webhook(ctx: AgencyContext, webhook_id: str, body: c.WebhookRenewal) -> c.WebhookOut:
+    """A new lifetime from now; the destination is checked again, as the network file may have changed."""
+    async with ctx.sessions() as session:
+        url = (await _webhook(session, webhook_id)).url
+    await ctx.egress.check(url)
+    now = ctx.clock.now()
+    async with unit_of_work(ctx.sessions) as session:
+        hook = await _webhook(session, webhook_id)
+        hook.expires_at = now + _lifetime(ctx, body.lifetime_seconds)
+        session.add(hook)
+    return _webhook_out(hook, now=now)
+
+
+async def webhook_deliveries(
+    ctx: AgencyContext, webhook_id: str, *, cursor: str | None, limit: int
+) -> c.WebhookDeliveryPage:
+    async with ctx.sessions() as session:
+        await _webhook(session, webhook_id)
+        deliveries = (
+            await session.exec(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.webhook_id == webhook_id, col(WebhookDelivery.id) > decode_cursor(cursor))
+                .order_by(col(WebhookDelivery.id))
+                .limit(limit)
+            )
+        ).all()
+        ids = [d.id for d in deliveries]
+        attempts = (
+            await session.exec(
+                select(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(ids)).order_by(col(WebhookAttempt.id))
+            )
+        ).all()
+    by_delivery: dict[int, list[c.WebhookAttemptOut]] = {}
+    for attempt in attempts:
+        by_delivery.setdefault(attempt.delivery_id, []).append(
+            c.WebhookAttemptOut.model_validate(attempt, from_attributes=True)
+        )
+    items = [
+        c.WebhookDeliveryOut(
+            id=d.id or 0,
+            event_id=d.event_id,
+            state=d.state,
+            attempts=by_delivery.get(d.id or 0, []),
+            next_attempt_at=_utc(d.next_attempt_at) if d.state == "pending" else None,
+        )
+        for d in deliveries
+    ]
+    return c.WebhookDeliveryPage(items=items, next_cursor=next_cursor([d.id or 0 for d in deliveries], limit=limit))

@@ -1,0 +1,250 @@
+"""`maillage audit verify` and `maillage disclosures`: what data-protection officers ask of the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from maillage.cli.credentials import TokenFileOption, bearer_token
+from maillage.core.config.network import NetworkError, load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.messaging.envelope import SUBJECT_REF
+from maillage.gateway.contracts import ChainReport, DisclosureReport
+
+audit_app = typer.Typer(no_args_is_help=True, help="The gateway's tamper-evident audit chain.")
+disclosures_app = typer.Typer()
+console = Console()
+
+CANNOT_CHECK = 2  # exit code when no answer could be had (1 is kept for a broken chain)
+
+NetworkOption = Annotated[
+    Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE", help="The network file (gives the gateway's port).")
+]
+GatewayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--gateway",
+        envvar="MAILLAGE_GATEWAY_URL",
+        show_default=False,
+        help="The gateway's base URL (default: http://127.0.0.1:PORT, PORT from the network file).",
+    ),
+]
+
+
+class CannotCheck(Exception):
+    """No answer could be had; the message is safe to print (it never holds the token)."""
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]{escape(message)}[/]", highlight=False)
+    return typer.Exit(CANNOT_CHECK)
+
+
+# --- asking the gateway ------------------------------------------------------------------------------
+
+
+def _base_url(gateway: str | None, network: Path) -> str:
+    if gateway:
+        return gateway.rstrip("/")
+    try:
+        return f"http://127.0.0.1:{load_network(network).gateway.port}"
+    except NetworkError as exc:
+        raise CannotCheck(f"{exc} — or name the gateway with --gateway URL.") from None
+
+
+def _get(base_url: str, path: str, token: str | None) -> dict[str, Any]:
+    if not token:
+        raise CannotCheck(
+            "A token with the audit:read scope is needed (`maillage token --agency ID --scope "
+            "audit:read`): set MAILLAGE_TOKEN or pass --token-file."
+        )
+    try:
+        # Walking millions of records takes a while: wait for the answer, not for the connection.
+        response = httpx.get(
+            base_url + path, headers={"Authorization": f"Bearer {token}"}, timeout=httpx.Timeout(10.0, read=900.0)
+        )
+    except httpx.HTTPError as exc:
+        raise CannotCheck(f"Cannot reach the gateway at {base_url} ({type(exc).__name__}). Is it running?") from None
+    if response.is_success:
+        body: dict[str, Any] = response.json()
+        return body
+    raise CannotCheck(_problem_text(response))
+
+
+def _problem_text(response: httpx.Response) -> str:
+    try:
+        problem = response.json()
+        return f"The gateway refused ({response.status_code} {problem['title']}): {problem['detail']}"
+    except (ValueError, KeyError, TypeError):
+        return f"The gateway answered {response.status_code}."
+
+
+# --- maillage audit verify ---------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def verify(
+    gateway: GatewayOption = None,
+    token_file: TokenFileOption = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            show_default=False,
+            help="Verify this gateway database directly, without a running gateway "
+            "(e.g. sqlite+aiosqlite:///copy/gateway.db; a SQLite file is opened read-only).",
+        ),
+    ] = None,
+    network: NetworkOption = DEFAULT_NETWORK,
+) -> None:
+    """Walk the audit chain and name the first broken record. Exit code 1 when it is broken, 2 when it
+    could not be checked."""
+    try:
+        report = (
+            _verify_database(database)
+            if database
+            else _verify_online(_base_url(gateway, network), bearer_token(token_file))
+        )
+    except CannotCheck as exc:
+        raise _fail(str(exc)) from None
+    _print_chain(report)
+    if not report.intact:
+        raise typer.Exit(1)
+
+
+def _verify_online(base_url: str, token: str | None) -> ChainReport:
+    with console.status(f"The gateway at {base_url} is walking its audit chain…"):
+        return ChainReport.model_validate(_get(base_url, "/v1/audit/verify", token))
+
+
+def _verify_database(url: str) -> ChainReport:
+    columns = (SpinnerColumn(), TextColumn("Walking the audit chain"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("walk", total=None)
+        return asyncio.run(
+            _walk_database(url, progress=lambda done, total: progress.update(task, completed=done, total=total))
+        )
+
+
+async def _walk_database(url: str, *, progress: Any) -> ChainReport:
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from maillage.core.storage.db import session_factory
+    from maillage.gateway.reports import verify_chain
+
+    # Not make_engine: its pragmas would write to what may be the evidence.
+    engine = create_async_engine(_read_only(url))
+    try:
+        return await verify_chain(session_factory(engine), progress=progress)
+    except DBAPIError as exc:
+        raise CannotCheck(f"Cannot read the audit table of {url}: {exc.orig}") from None
+    finally:
+        await engine.dispose()
+
+
+def _read_only(url: str) -> str:
+    """A SQLite URL opened read-only, and refused when the file is missing (SQLite would create it)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise CannotCheck(f"Not a database URL: {url} (e.g. sqlite+aiosqlite:///var/gateway.db)") from None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return url
+    path = Path(parsed.database or "")
+    if parsed.query.get("uri") or str(path).startswith("file:"):
+        return url
+    if not path.is_file():
+        raise CannotCheck(f"No database file at {path}.")
+    return parsed.set(
+        database=f"file:{path.resolve()}", query={**parsed.query, "mode": "ro", "uri": "true"}
+    ).render_as_string(hide_password=False)
+
+
+def _print_chain(report: ChainReport) -> None:
+    broken = report.first_broken
+    if broken is None:
+        console.print(f"{report.records} audit records: [green]intact[/].")
+    else:
+        console.print(
+            f"{report.records} audit records: [red]broken[/]. First broken record: "
+            f"seq {broken.seq}, event {escape(broken.event_id)}, recorded {escape(broken.recorded_at)}.",
+            highlight=False,
+        )
+    for sha in report.policy_sha256s:
+        console.print(f"decided under policy sha256 {sha}", highlight=False)
+
+
+# --- maillage disclosures ----------------------------------------------------------------------------
+
+
+@disclosures_app.command("disclosures")
+def disclosures(
+    subject_ref: Annotated[str, typer.Argument(help="The person's pseudonymous reference.")],
+    gateway: GatewayOption = None,
+    token_file: TokenFileOption = None,
+    network: NetworkOption = DEFAULT_NETWORK,
+) -> None:
+    """List who received which categories about a person, when, and on which basis (scope audit:read)."""
+    if not SUBJECT_REF.fullmatch(subject_ref):
+        raise typer.BadParameter("'s-' and 32 lowercase hexadecimal digits.", param_hint="SUBJECT_REF")
+    try:
+        base_url = _base_url(gateway, network)
+        with console.status("Asking the gateway…"):
+            report = _all_disclosures(base_url, subject_ref, bearer_token(token_file))
+    except CannotCheck as exc:
+        raise _fail(str(exc)) from None
+    if not report.disclosures:
+        console.print(f"No disclosure recorded about {subject_ref}.", highlight=False)
+        return
+    console.print(_disclosure_table(report))
+
+
+def _all_disclosures(base_url: str, subject_ref: str, token: str | None) -> DisclosureReport:
+    """Every page of the report, as one."""
+    pages = [DisclosureReport.model_validate(_get(base_url, f"/v1/disclosures/{subject_ref}", token))]
+    while pages[-1].next_cursor:
+        path = f"/v1/disclosures/{subject_ref}?cursor={pages[-1].next_cursor}"
+        pages.append(DisclosureReport.model_validate(_get(base_url, path, token)))
+    return DisclosureReport(subject_ref=subject_ref, disclosures=[d for page in pages for d in page.disclosures])
+
+
+def _disclosure_table(report: DisclosureReport) -> Table:
+    table = Table(title=f"Disclosures about {report.subject_ref}", show_lines=True)
+    table.add_column("when (UTC)", min_width=10, overflow="fold")
+    for column in ("recipient", "sector", "basis", "delivered", "removed"):
+        # Fold, never truncate: an auditor must see every category, whatever the terminal's width.
+        table.add_column(column, overflow="fold")
+    for line in report.disclosures:
+        event = line.event_type.removeprefix("maillage.").removesuffix(".v1")
+        recipient = f"{line.recipient_name}\n({line.recipient})" if line.recipient_name else line.recipient
+        basis = f"{line.legal_basis}\n[yellow](to review)[/]" if line.review else line.legal_basis
+        removed = "\n".join(f"{category}: {why.replace('_', ' ')}" for category, why in line.removed.items())
+        table.add_row(
+            f"{_when(line.recorded_at)}\n[dim]{escape(event)}[/]",
+            escape(recipient),
+            line.sector,
+            basis,
+            "\n".join(line.delivered) or "—",
+            escape(removed) or "—",
+        )
+    return table
+
+
+def _when(recorded_at: str) -> str:
+    try:
+        return datetime.fromisoformat(recorded_at).astimezone(UTC).strftime("%Y-%m-%d\n%H:%M:%S")
+    except ValueError:
+        return escape(recorded_at)

@@ -1,0 +1,221 @@
+"""On-call workers for `maillage bench --only oncall`: hundreds of WebSockets, spread over child processes.
+
+Each child process holds its share of the sockets on its own event loop and stamps every `alert` message
+with `time.time()` as soon as the socket hands it over, so the arrival clock is the machine's wall clock,
+the same one the load generator reads before each POST. Spreading the sockets keeps one client event loop
+from becoming the queue the figure measures; each child also measures its own loop's lag (how late a 10 ms
+timer fires), so the report can say whether the client kept up.
+
+The parent talks to each child over a `multiprocessing` pipe: the child answers "ready" once every socket
+got its `hello` and `snapshot`, then answers "count" (alert messages so far) and "stop" (every arrival).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import orjson
+
+CONNECTS_AT_ONCE = 25
+TICK_SECONDS = 0.01
+
+
+@dataclass
+class Arrivals:
+    """What one child saw: per worker, alert id → first arrival (epoch seconds)."""
+
+    by_worker: dict[str, dict[str, float]] = field(default_factory=dict)
+    # (epoch seconds, how late the 10 ms tick fired, seconds)
+    lags: list[tuple[float, float]] = field(default_factory=list)
+    closed: dict[str, str] = field(default_factory=dict)  # worker → why its socket ended early
+    other: int = 0  # messages other than alerts (updates, errors)
+
+
+# --- the child process --------------------------------------------------------------------------
+
+
+def child_main(url: str, workers: list[tuple[str, str]], conn: Connection, compression: bool) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_child(url, workers, conn, compression))
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_child(url, workers, conn, compression))
+
+
+async def _child(url: str, workers: list[tuple[str, str]], conn: Connection, compression: bool) -> None:
+    from websockets.asyncio.client import connect
+
+    seen = Arrivals(by_worker={worker: {} for worker, _ in workers})
+    counted = [0]
+    gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
+    sockets: dict[str, Any] = {}
+    errors: list[str] = []
+    stopping = False
+
+    async def open_one(worker: str, token: str) -> None:
+        async with gate:
+            try:
+                # permessage-deflate offered, as browsers do, unless asked not to
+                ws = await connect(
+                    url,
+                    additional_headers={"Authorization": f"Bearer {token}"},
+                    open_timeout=60,
+                    compression="deflate" if compression else None,
+                )
+                hello = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
+                snapshot = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
+            except Exception as exc:
+                errors.append(f"{worker}: {type(exc).__name__}: {exc}")
+                return
+            if hello.get("type") != "hello" or snapshot.get("type") != "snapshot":
+                errors.append(f"{worker}: expected hello and snapshot, got {hello.get('type')}, {snapshot.get('type')}")
+                await ws.close()
+                return
+            sockets[worker] = ws
+
+    async def read(worker: str, ws: Any) -> None:
+        mine = seen.by_worker[worker]
+        try:
+            async for raw in ws:
+                at = time.time()
+                message = orjson.loads(raw)
+                if message.get("type") == "alert":
+                    mine.setdefault(message["alert"]["alert_id"], at)
+                    counted[0] += 1
+                else:
+                    seen.other += 1
+        except Exception as exc:
+            if not stopping:
+                seen.closed[worker] = type(exc).__name__
+            return
+        if not stopping:
+            seen.closed[worker] = f"closed {ws.close_code}"
+
+    async def tick() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(TICK_SECONDS)
+            seen.lags.append((time.time(), loop.time() - before - TICK_SECONDS))
+
+    await asyncio.gather(*(open_one(worker, token) for worker, token in workers))
+    readers = [asyncio.create_task(read(worker, ws)) for worker, ws in sockets.items()]
+    ticker = asyncio.create_task(tick())
+    conn.send(("ready", len(sockets), errors))
+
+    loop = asyncio.get_running_loop()
+    try:
+        while True:  # the pipe stays blocking: read it in a thread, answer from the loop
+            try:
+                what = await loop.run_in_executor(None, conn.recv)
+            except (EOFError, OSError):  # the parent is gone or gave up: close the sockets and leave
+                return
+            if what == "count":
+                conn.send(("count", counted[0], len(seen.closed)))
+            elif what == "stop":
+                break
+    finally:
+        stopping = True
+        ticker.cancel()
+        await asyncio.gather(*(ws.close() for ws in sockets.values()), return_exceptions=True)
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, ticker, return_exceptions=True)
+    conn.send(("done", seen))
+
+
+# --- the parent side ----------------------------------------------------------------------------
+
+
+class SocketFleet:
+    """The child processes and their sockets, seen from the bench's event loop."""
+
+    def __init__(self, url: str, workers: list[tuple[str, str]], *, processes: int, compression: bool = True) -> None:
+        ctx = multiprocessing.get_context("spawn")  # the parent runs an event loop: never fork it
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.pipes: list[Connection] = []
+        processes = max(1, min(processes, len(workers)))
+        for i in range(processes):
+            mine, theirs = ctx.Pipe()
+            process = ctx.Process(
+                target=child_main,
+                args=(url, workers[i::processes], theirs, compression),
+                name=f"bench-sockets-{i}",
+                daemon=True,
+            )
+            process.start()
+            theirs.close()
+            self.processes.append(process)
+            self.pipes.append(mine)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p.pid is not None]
+
+    async def _recv(self, index: int, timeout: float) -> Any:
+        loop = asyncio.get_running_loop()
+        pipe, process = self.pipes[index], self.processes[index]
+        deadline = time.monotonic() + timeout
+        while not await loop.run_in_executor(None, pipe.poll, 0.5):
+            if not process.is_alive():
+                raise RuntimeError(f"{process.name} exited with code {process.exitcode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{process.name} did not answer within {timeout:g} s")
+        return pipe.recv()
+
+    async def _all(self, timeout: float) -> list[Any]:
+        return list(await asyncio.gather(*(self._recv(i, timeout) for i in range(len(self.pipes)))))
+
+    async def ready(self, *, timeout: float = 180.0) -> tuple[int, list[str]]:
+        """Once every child connected its sockets: how many are connected, and what went wrong."""
+        answers = await self._all(timeout)
+        return sum(a[1] for a in answers), [e for a in answers for e in a[2]]
+
+    async def count(self) -> tuple[int, int]:
+        """Alert messages received so far over every socket, and sockets that ended."""
+        for pipe in self.pipes:
+            pipe.send("count")
+        answers = await self._all(30)
+        return sum(a[1] for a in answers), sum(a[2] for a in answers)
+
+    async def wait_for(self, total: int, *, timeout: float) -> int:
+        """Until `total` alert messages arrived over all sockets (or `timeout`); the count reached."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got, _ = await self.count()
+            if got >= total or time.monotonic() > deadline:
+                return got
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> Arrivals:
+        for pipe in self.pipes:
+            pipe.send("stop")
+        answers = await self._all(60)
+        merged = Arrivals()
+        for _, part in answers:
+            merged.by_worker.update(part.by_worker)
+            merged.lags.extend(part.lags)
+            merged.closed.update(part.closed)
+            merged.other += part.other
+        return merged
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.close()
+        for process in self.processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+
+
+def lags_within(lags: Iterable[tuple[float, float]], start: float, end: float) -> list[float]:
+    return [lag for at, lag in lags if start <= at <= end]

@@ -1,0 +1,225 @@
+"""`maillage demo`: a short scenario played against a running `maillage up`, sender and recipients side by side."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+from rich.console import Console
+from rich.table import Table
+from websockets.sync.client import ClientConnection, connect
+
+from maillage.core.config.network import Network
+from maillage.core.crypto.keys import KeyDirs, OwnKeys, PublicKeys
+from maillage.core.crypto.tokens import ALL_AGENCY_SCOPES, Scope, mint
+from maillage.core.messaging.envelope import new_subject_ref
+from maillage.domain.rota import Rota
+from maillage.domain.vocabulary import Category
+
+AMINA = {
+    "identity": {"given_name": "Amina", "family_name": "Exemple", "birth_date": "1991-04-02"},
+    "contact": {"phone": "+32 470 12 34 56", "safe_contact_times": "weekdays 10:00-12:00"},
+    "location": {"address": "(shelter address)", "municipality": "Liège", "in_shelter": True},
+    "children": [{"given_name": "Yanis", "birth_year": 2017, "lives_with_subject": True}],
+    "risk": {"level": "high", "factors": ["threats", "separation"]},
+    "narrative": "Left home with her son after threats; needs housing support and follow-up.",
+}
+
+
+@dataclass
+class OnCallWorker:
+    id: str
+    socket: ClientConnection
+
+    def next(self, kind: str, *, timeout: float, alert_id: str | None = None) -> dict[str, Any]:
+        """The next message of this type (for this alert), skipping the others."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message: dict[str, Any] = orjson.loads(self.socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if message["type"] == kind and (alert_id is None or message["alert"]["alert_id"] == alert_id):
+                return message
+
+
+@dataclass
+class Demo:
+    network: Network
+    console: Console
+    key_dirs: KeyDirs
+    timeout: float = 20.0
+
+    def client(self, agency_id: str) -> httpx.Client:
+        """The agency's API as its case-management system calls it, with a fresh token."""
+        own = OwnKeys.load(self.key_dirs, agency_id, PublicKeys.load(self.key_dirs))
+        token = mint(own, subject="demo", scopes=ALL_AGENCY_SCOPES, lifetime=timedelta(minutes=5))
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.network.agency(agency_id).port}",
+            timeout=10,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    def post(self, agency_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.client(agency_id) as client:
+            response = client.post(path, json=body)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{agency_id} {path}: {response.status_code} {response.text}")
+        result: dict[str, Any] = response.json()
+        return result
+
+    def wait_fate(self, agency_id: str, event_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        with self.client(agency_id) as client:
+            while time.monotonic() < deadline:
+                fate: dict[str, Any] = client.get(f"/v1/events/{event_id}").json()
+                if fate["state"] != "pending":
+                    return fate
+                time.sleep(0.1)
+        raise RuntimeError(f"no decision for {event_id} after {self.timeout}s")
+
+    def wait_inbox(self, agency_id: str, event_id: str) -> dict[str, Any] | None:
+        deadline = time.monotonic() + self.timeout
+        with self.client(agency_id) as client:
+            while time.monotonic() < deadline:
+                cursor: str | None = None
+                while True:
+                    params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+                    page = client.get("/v1/inbox", params=params).json()
+                    for item in page["items"]:
+                        if item["event_id"] == event_id:
+                            return dict(item)
+                    cursor = page["next_cursor"]
+                    if cursor is None:
+                        break
+                time.sleep(0.1)
+        return None
+
+    def show(self, title: str, sender: str, sent: dict[str, Any], event_id: str) -> None:
+        fate = self.wait_fate(sender, event_id)
+        table = Table(title=title, title_justify="left", show_lines=False)
+        table.add_column("category")
+        table.add_column(f"sent by {sender}")
+        received: dict[str, dict[str, Any] | None] = {}
+        for line in fate["recipients"]:
+            table.add_column(
+                f"{line['recipient']} ({line['sector']})\n{line['outcome']}, {line['legal_basis']}"
+                + (", review" if line["review"] else "")
+            )
+            received[line["recipient"]] = (
+                self.wait_inbox(line["recipient"], event_id) if line["outcome"] != "denied" else None
+            )
+        for category in Category:
+            if category.value not in sent:
+                continue
+            row = [category.value, "sent"]
+            for line in fate["recipients"]:
+                item = received[line["recipient"]]
+                if item is not None and category.value in item["data"]:
+                    row.append("[green]received[/]")
+                else:
+                    reason = line["removed"].get(category.value) or line["reason"] or "removed"
+                    row.append(f"[red]removed[/] ({reason})")
+            table.add_row(*row)
+        self.console.print(table)
+
+    def run(self) -> None:
+        subject = new_subject_ref()
+        self.console.print(f"Subject [bold]{subject}[/] (pseudonymous), a victim known to refuge-liege.\n")
+        self.post(
+            "refuge-liege",
+            "/v1/consents",
+            {
+                "subject_ref": subject,
+                "categories": [c.value for c in Category if c != Category.HEALTH],
+                "recipients": ["cpas-seraing", "praxis-meuse"],
+                "purposes": ["referral"],
+            },
+        )
+        self.console.print("Consent registered: all but health, to cpas-seraing and praxis-meuse, for referral.\n")
+        for to, title in (
+            ("cpas-seraing", "1. Referral to the CPAS (ceiling of `social` applies)"),
+            ("praxis-meuse", "2. Referral to the perpetrator programme (never location/contact)"),
+            ("chr-citadelle", "3. Referral to the hospital, which has no consent"),
+        ):
+            body = {"subject_ref": subject, "subject_role": "victim", "recipient": to, "data": AMINA}
+            event = self.post("refuge-liege", "/v1/referrals", body)
+            self.show(title, "refuge-liege", AMINA, event["event_id"])
+        alert = {
+            "subject_ref": subject,
+            "subject_role": "victim",
+            "severity": "imminent",
+            "kind": "threat",
+            "recipients": ["police", "justice"],
+            "legal_basis": "danger",
+            "justification": "Partner announced he will come to the shelter tonight with a knife.",
+            "data": AMINA,
+        }
+        with self.on_call_socket("zp-meuse") as officer:
+            event = self.post("refuge-liege", "/v1/alerts", alert)
+            self.show(
+                "4. Imminent-danger alert without consent (art. 458bis)",
+                "refuge-liege",
+                {**AMINA, "narrative": alert["justification"]},
+                event["event_id"],
+            )
+            if officer is not None:
+                self.acknowledge(officer, "refuge-liege", event["event_id"], recipient="zp-meuse")
+        first = self.post(
+            "refuge-liege",
+            "/v1/referrals",
+            {"subject_ref": subject, "subject_role": "victim", "recipient": "cpas-seraing", "data": AMINA},
+        )
+        if self.wait_inbox("cpas-seraing", first["event_id"]) is not None:
+            self.post("cpas-seraing", f"/v1/referrals/{first['event_id']}/response", {"decision": "accepted"})
+            state = self._referral_state("refuge-liege", first["event_id"], "accepted")
+            self.console.print(f"6. The CPAS accepts the referral; refuge-liege sees it as [bold]{state}[/].")
+
+    @contextmanager
+    def on_call_socket(self, agency_id: str) -> Iterator[OnCallWorker | None]:
+        """A worker of `agency_id` on call at level 1 right now, connected to the dispatcher's socket."""
+        if agency_id not in self.network.dispatched:
+            yield None
+            return
+        rota = Rota(self.network.oncall[agency_id], timezone=self.network.dispatcher.timezone)
+        on_call = sorted(rota.on_call(1, datetime.now(UTC)))
+        if not on_call:
+            yield None
+            return
+        own = OwnKeys.load(self.key_dirs, agency_id, PublicKeys.load(self.key_dirs))
+        token = mint(own, subject=on_call[0], scopes=(Scope.ALERTS_ACK,), lifetime=timedelta(minutes=5))
+        url = f"ws://127.0.0.1:{self.network.dispatcher.port}/v1/ws"
+        with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+            worker = OnCallWorker(id=on_call[0], socket=ws)
+            worker.next("snapshot", timeout=self.timeout)
+            yield worker
+
+    def acknowledge(self, worker: OnCallWorker, sender: str, alert_id: str, *, recipient: str) -> None:
+        page = worker.next("alert", timeout=self.timeout, alert_id=alert_id)["alert"]
+        worker.socket.send(orjson.dumps({"type": "ack", "alert_id": alert_id}).decode())
+        worker.next("acked", timeout=self.timeout)
+        deadline = time.monotonic() + self.timeout
+        state = "paged"
+        with self.client(sender) as client:
+            while time.monotonic() < deadline and state != "acknowledged":
+                lines = client.get(f"/v1/events/{alert_id}").json()["recipients"]
+                progress = next((r.get("alert") for r in lines if r["recipient"] == recipient), None)
+                state = progress["state"] if progress else state
+                time.sleep(0.1)
+        self.console.print(
+            f"5. {recipient}'s on-call worker [bold]{worker.id}[/] ({page['level_name']}, level "
+            f"{page['level']}) is paged live and acknowledges; {sender} sees the alert "
+            f"[bold]{state}[/].\n"
+        )
+
+    def _referral_state(self, agency_id: str, referral_id: str, expected: str) -> str:
+        deadline = time.monotonic() + self.timeout
+        with self.client(agency_id) as client:
+            while True:
+                state = str(client.get(f"/v1/referrals/{referral_id}").json()["state"])
+                if state == expected or time.monotonic() > deadline:
+                    return state
+                time.sleep(0.1)

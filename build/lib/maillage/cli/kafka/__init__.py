@@ -1,0 +1,1 @@
+"""The local development broker: the Maven pom that fetches Apache Kafka's jars, and its logging."""

@@ -1,0 +1,294 @@
+"""A local single-node Apache Kafka broker in KRaft mode, fetched by Maven and run by us."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from maillage.core.crypto.keys import ensure_secret
+from maillage.core.messaging.kafka_auth import SCRAM_MECHANISM, KafkaAuth, client_kwargs, scram_jaas_config
+
+KAFKA_VERSION = "4.1.1"
+_KAFKA_FILES = resources.files("maillage.cli.kafka")
+POM = Path(str(_KAFKA_FILES.joinpath("pom.xml")))
+LOG4J_CONFIG = Path(str(_KAFKA_FILES.joinpath("log4j2.properties")))
+
+
+class KafkaUnavailable(RuntimeError):
+    """The local broker could not be fetched or did not start."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "maillage" / f"kafka-{KAFKA_VERSION}"
+
+
+def ensure_jars() -> Path:
+    """Fetch the broker's jars with Maven once; later calls reuse the cache."""
+    libs = cache_dir() / "libs"
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise KafkaUnavailable("Maven (mvn) is needed to fetch Apache Kafka's jars")
+    staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent if libs.parent.exists() else None))
+    cmd = [
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}",
+        "-DincludeScope=runtime",
+        f"-Dkafka.version={KAFKA_VERSION}",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise KafkaUnavailable(f"Maven could not fetch Kafka {KAFKA_VERSION}:\n{result.stdout[-2000:]}")
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    marker.touch()
+    return libs
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+ADMIN_PASSWORD_FILE = "kafka-admin.password"
+
+
+def _admin_identity() -> KafkaAuth:
+    return KafkaAuth(username="admin", password=secrets.token_urlsafe(32))
+
+
+@dataclass(frozen=True)
+class ScramSetup:
+    """Secure mode: clients authenticate with SCRAM-SHA-512 and are authorised by ACLs; `admin` is the only
+    super user, on the client listener and on the controller's (SASL/PLAIN there: SCRAM credentials live
+    in the metadata log the controller serves, so they cannot guard the controller itself).
+
+    The password lives in this object, the broker's 0600 config and, for a broker that outlives one run
+    (`maillage up`), a 0600 file beside the private keys; never on a command line.
+    """
+
+    admin: KafkaAuth = field(default_factory=_admin_identity)
+    iterations: int = 8192
+
+    @classmethod
+    def kept_in(cls, private_dir: Path) -> ScramSetup:
+        """The same admin password on every start: the broker's metadata already holds its credential."""
+        password = ensure_secret(private_dir / ADMIN_PASSWORD_FILE, lambda: secrets.token_urlsafe(32))
+        return cls(admin=KafkaAuth(username="admin", password=password))
+
+    def format_arguments(self) -> list[str]:
+        # The salted form keeps the password itself out of the process table while StorageTool runs.
+        salt = secrets.token_bytes(32)
+        salted = hashlib.pbkdf2_hmac("sha512", self.admin.password.encode(), salt, self.iterations)
+        b64 = base64.b64encode
+        return [
+            "--add-scram",
+            f"{SCRAM_MECHANISM}=[name={self.admin.username},iterations={self.iterations},"
+            f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]',
+        ]
+
+    def server_properties(self, *, port: int, controller_port: int) -> dict[str, str]:
+        name, password = self.admin.username, self.admin.password
+        plain = (
+            f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{name}" '
+            f'password="{password}" user_{name}="{password}";'
+        )
+        return {
+            "listeners": f"SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": scram_jaas_config(
+                name, password
+            ),
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": plain,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": self.admin.principal,
+        }
+
+
+def _server_properties(*, data_dir: Path, port: int, controller_port: int, sasl: ScramSetup | None) -> str:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(data_dir / "logs"),
+        "num.partitions": "3",
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "5",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "5",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.flush.interval.messages": "9223372036854775807",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+    }
+    if sasl is not None:
+        props |= sasl.server_properties(port=port, controller_port=controller_port)
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+@dataclass
+class LocalKafka:
+    """One broker process; `start()` formats its storage, launches it and waits until it answers."""
+
+    data_dir: Path
+    heap: str = "768m"
+    port: int = field(default_factory=free_port)
+    controller_port: int = field(default_factory=free_port)
+    sasl: ScramSetup | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def admin_auth(self) -> KafkaAuth | None:
+        """The super user's identity in secure mode; `None` on the plaintext broker."""
+        return self.sasl.admin if self.sasl is not None else None
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        libs = ensure_jars()
+        return [
+            "java",
+            f"-Xmx{self.heap}",
+            "-Xms256m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            "-cp",
+            f"{libs}/*",
+            main,
+            *args,
+        ]
+
+    def start(self, *, timeout: float = 90.0, attempts: int = 3) -> None:
+        """Start the broker; a port taken between choosing it and binding it means new ports, not failure."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_once(timeout)
+                return
+            except KafkaUnavailable:
+                out = self.data_dir / "broker.out"
+                bind_failed = out.exists() and "BindException" in out.read_text(errors="replace")
+                if not bind_failed or attempt == attempts:
+                    raise
+                self.port, self.controller_port = free_port(), free_port()
+
+    def _start_once(self, timeout: float) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "server.properties"
+        config.touch(mode=0o600)
+        config.chmod(0o600)  # in secure mode it holds the admin's password
+        config.write_text(
+            _server_properties(
+                data_dir=self.data_dir, port=self.port, controller_port=self.controller_port, sasl=self.sasl
+            )
+        )
+        if not (self.data_dir / "logs" / "meta.properties").exists():
+            self._format(config)
+        log = (self.data_dir / "broker.out").open("wb")
+        self.process = subprocess.Popen(
+            self._java("kafka.Kafka", str(config)), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        asyncio.run(self._wait_until_ready(timeout))
+
+    def _format(self, config: Path) -> None:
+        scram = self.sasl.format_arguments() if self.sasl is not None else []
+        fmt = subprocess.run(
+            # `--cluster-id=` form: a base64 id may start with "-", which a separate argument would not survive.
+            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(config), *scram),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if fmt.returncode != 0:
+            raise KafkaUnavailable(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
+
+    async def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                tail = (self.data_dir / "broker.out").read_text(errors="replace")[-1500:]
+                raise KafkaUnavailable(f"Kafka exited early ({self.data_dir / 'broker.out'}):\n{tail}")
+            if not _listening(self.port):
+                await asyncio.sleep(0.2)
+                continue
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap, request_timeout_ms=2000, **client_kwargs(self.admin_auth)
+            )
+            try:
+                await admin.start()
+                await admin.describe_cluster()
+                return
+            except Exception:
+                await asyncio.sleep(0.3)
+            finally:
+                await admin.close()
+        self.stop()
+        raise KafkaUnavailable(f"Kafka did not answer within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> LocalKafka:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

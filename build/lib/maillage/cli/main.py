@@ -1,0 +1,432 @@
+"""The `maillage` command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from maillage.cli import schemas as schema_files
+from maillage.cli.audit import audit_app, disclosures_app
+from maillage.cli.operators import dlq_app
+from maillage.cli.operators import status as operator_status
+from maillage.core.config.network import load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.crypto.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys, add_keys, ensure_keys, retire_key
+from maillage.core.crypto.tokens import Scope, mint
+from maillage.core.storage.private import PRIVATE_UMASK
+
+app = typer.Typer(no_args_is_help=True, help="Maillage: consented referrals and safety alerts between agencies.")
+serve_app = typer.Typer(help="Run one service in the foreground (used by `maillage up`).")
+app.add_typer(serve_app, name="serve")
+app.add_typer(audit_app, name="audit")
+app.add_typer(disclosures_app)
+app.add_typer(dlq_app, name="dlq")
+app.command("status")(operator_status)
+console = Console()
+
+
+@app.callback()
+def _private_by_default() -> None:
+    # Whatever a command writes (keys, databases, logs, the local broker's segments) is its user's alone.
+    os.umask(PRIVATE_UMASK)
+
+
+NetworkOption = Annotated[
+    Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE", help="The network file describing the Pôle.")
+]
+PortOption = Annotated[int | None, typer.Option("--port", help="Listen port (default: the network file's).")]
+DataDirOption = Annotated[
+    Path, typer.Option("--data-dir", envvar="MAILLAGE_DATA_DIR", help="Keys live in DATA_DIR/keys/{private,public}.")
+]
+HostOption = Annotated[str, typer.Option("--host", envvar="MAILLAGE_LISTEN_HOST", help="Listen address.")]
+
+
+@serve_app.command("agency")
+def serve_agency(agency_id: str, port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
+    """Run one agency's service."""
+    from maillage.agency.app import create_app
+    from maillage.agency.settings import AgencySettings
+    from maillage.core.observability.logs import configure_logging
+    from maillage.core.web.serving import serve
+
+    settings = AgencySettings(agency_id=agency_id)
+    configure_logging(settings.log_level, service=f"agency:{agency_id}")
+    serve(create_app(settings), settings=settings, host=host, port=port or settings.network.agency(agency_id).port)
+
+
+@serve_app.command("gateway")
+def serve_gateway(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
+    """Run the consent gateway."""
+    from maillage.core.observability.logs import configure_logging
+    from maillage.core.web.serving import serve
+    from maillage.gateway.app import create_app
+    from maillage.gateway.settings import GatewaySettings
+
+    settings = GatewaySettings()
+    configure_logging(settings.log_level, service="gateway")
+    serve(create_app(settings), settings=settings, host=host, port=port or settings.network.gateway.port)
+
+
+@serve_app.command("dispatcher")
+def serve_dispatcher(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
+    """Run the on-call dispatcher of the agencies with an on-call policy."""
+    from maillage.core.observability.logs import configure_logging
+    from maillage.core.web.serving import serve
+    from maillage.dispatcher.app import UVICORN_OPTIONS, create_app
+    from maillage.dispatcher.settings import DispatcherSettings
+
+    settings = DispatcherSettings()
+    configure_logging(settings.log_level, service="dispatcher")
+    serve(
+        create_app(settings),
+        settings=settings,
+        host=host,
+        port=port or settings.network.dispatcher.port,
+        **UVICORN_OPTIONS,
+    )
+
+
+@serve_app.command("monitor")
+def serve_monitor(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
+    """Run the operators' monitor (dashboard at /dashboard)."""
+    from maillage.core.observability.logs import configure_logging
+    from maillage.core.web.serving import serve
+    from maillage.monitor.app import create_app
+    from maillage.monitor.settings import MonitorSettings
+
+    settings = MonitorSettings()
+    configure_logging(settings.log_level, service="monitor")
+    serve(create_app(settings), settings=settings, host=host, port=port or settings.network.monitor.port)
+
+
+@app.command()
+def topics(
+    network: NetworkOption = DEFAULT_NETWORK,
+    bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP")] = "",
+) -> None:
+    """Create the network's topics (partitions, replication and min.insync.replicas from the network file)."""
+    import asyncio
+
+    from maillage.cli.up import bus_topics
+    from maillage.core.messaging import bus
+
+    net = load_network(network)
+    k = net.kafka
+    names = bus_topics(net)
+    asyncio.run(
+        bus.ensure_topics(
+            bootstrap or k.bootstrap,
+            names,
+            partitions=k.partitions,
+            replication_factor=k.replication_factor,
+            min_insync_replicas=k.min_insync_replicas,
+        )
+    )
+    console.print(f"{len(names)} topics present on {bootstrap or k.bootstrap}.")
+
+
+@app.command()
+def up(
+    network: NetworkOption = DEFAULT_NETWORK,
+    bootstrap: Annotated[
+        str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP", help="Use this Kafka instead of starting a local one.")
+    ] = "",
+    data_dir: Annotated[Path, typer.Option(envvar="MAILLAGE_DATA_DIR")] = Path("var"),
+    kafka_port: Annotated[int, typer.Option(help="Port of the local broker.")] = 19092,
+) -> None:
+    """Start the whole Pôle on this machine; Ctrl-C stops everything it started."""
+    from maillage.cli.up import Supervisor
+    from maillage.gateway.settings import GatewaySettings
+
+    net = load_network(network)
+    supervisor = Supervisor(
+        network=net,
+        network_file=network.resolve(),
+        data_dir=data_dir.resolve(),
+        bootstrap=bootstrap or net.kafka.bootstrap,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with console.status("Starting Kafka…"):
+            supervisor.start_kafka(port=kafka_port)
+        with console.status("Creating topics, principals and ACLs, and starting services…"):
+            supervisor.create_topics()
+            supervisor.provision(gateway_transactional_id=GatewaySettings(network_file=network).transactional_id)
+            supervisor.start_services()
+            supervisor.wait_ready()
+        _print_listening(supervisor)
+        console.print("Ready. Try [bold]maillage demo[/] in another terminal. Ctrl-C stops everything.")
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    finally:
+        with console.status("Stopping…"):
+            supervisor.stop()
+        console.print("Stopped.")
+
+
+def _print_listening(supervisor: object) -> None:
+    from maillage.cli.up import Supervisor
+
+    assert isinstance(supervisor, Supervisor)
+    table = Table(title=f"{supervisor.network.name} — listening")
+    for column in ("service", "sector", "url", "pid"):
+        table.add_column(column)
+    table.add_row(
+        "kafka",
+        "",
+        supervisor.bootstrap,
+        str(supervisor.kafka.process.pid) if supervisor.kafka and supervisor.kafka.process else "external",
+    )
+    for service in supervisor.services:
+        sector = supervisor.network.by_id[service.name].sector.value if service.name in supervisor.network.by_id else ""
+        url = {
+            "dispatcher": f"{service.url}/oncall (workers' page)",
+            "monitor": f"{service.url}/dashboard (operators)",
+        }.get(service.name, service.url)
+        table.add_row(service.name, sector, url, str(service.process.pid))
+    console.print(table)
+
+
+@app.command()
+def demo(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption = Path("var")) -> None:
+    """Play a short scenario against a running `maillage up` and show what each recipient received."""
+    from maillage.cli.demo import Demo
+
+    try:
+        Demo(network=load_network(network), console=console, key_dirs=_key_dirs(data_dir)).run()
+    except Exception as exc:
+        console.print(f"[red]The demo could not complete: {exc}[/]\nIs `maillage up` running?")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def schemas(
+    check: Annotated[bool, typer.Option(help="Only check that the folder is current.")] = False,
+    directory: Annotated[Path, typer.Option("--dir", help="The schemas folder of a checkout.")] = Path("schemas"),
+) -> None:
+    """Write the JSON Schema of every event type, and the AsyncAPI document, generated from the models."""
+    if check:
+        stale = schema_files.stale(directory)
+        if stale:
+            console.print(f"[red]Stale schemas in {directory}:[/] {', '.join(stale)} — run `maillage schemas`.")
+            raise typer.Exit(1)
+        console.print(f"{directory} is current.")
+        return
+    for name in schema_files.write(directory):
+        console.print(f"wrote {directory / name}")
+
+
+@app.command()
+def bench(
+    events: Annotated[int, typer.Option(help="Referral events for the throughput runs.")] = 20_000,
+    rate: Annotated[float, typer.Option(help="Referrals per second in the latency run.")] = 200.0,
+    duration: Annotated[float, typer.Option(help="Seconds of the latency run.")] = 10.0,
+    network: NetworkOption = DEFAULT_NETWORK,
+    bootstrap: Annotated[
+        str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP", help="Use this Kafka instead of starting a local one.")
+    ] = "",
+    out_dir: Annotated[Path, typer.Option(help="Where the JSON report goes.")] = Path("bench-results"),
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Run only these parts (repeatable): throughput, latency, oncall. "
+            "Default: throughput and latency; oncall runs only when named.",
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="On-call workers connected by WebSocket (oncall).")] = 500,
+    alert_rate: Annotated[float, typer.Option(min=0.1, help="Alerts per second (oncall).")] = 20.0,
+    oncall_duration: Annotated[
+        float, typer.Option(min=1, help="Seconds of alerts measured (oncall), after a 2 s warm-up.")
+    ] = 10.0,
+    socket_processes: Annotated[
+        int, typer.Option(min=1, help="Processes the workers' sockets are spread over (oncall).")
+    ] = 2,
+    ws_compression: Annotated[
+        bool, typer.Option(help="Workers offer permessage-deflate, as browsers do (oncall).")
+    ] = True,
+) -> None:
+    """Measure gateway throughput beside a bare Kafka passthrough, referral latency, and (--only oncall)
+    alert latency to on-call workers' sockets."""
+    from maillage.cli.bench import PARTS, BenchOptions, run_bench
+
+    unknown = sorted(set(only or ()) - set(PARTS))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}", param_hint="--only"
+        )
+    parts = tuple(p for p in PARTS if p in only) if only else BenchOptions.parts
+    options = BenchOptions(
+        events=events,
+        rate=rate,
+        duration=duration,
+        network_file=network,
+        bootstrap=bootstrap,
+        out_dir=out_dir,
+        parts=parts,
+        workers=workers,
+        alert_rate=alert_rate,
+        oncall_duration=oncall_duration,
+        socket_processes=socket_processes,
+        ws_compression=ws_compression,
+    )
+    _, path = run_bench(options, console=console)
+    console.print(f"Report written to {path}")
+
+
+acl_app = typer.Typer(help="Kafka principals and their least-privilege ACLs, from the network file.")
+app.add_typer(acl_app, name="acl")
+
+
+@acl_app.command("apply")
+def acl_apply(
+    admin_password: Annotated[
+        str,
+        typer.Option(
+            envvar="MAILLAGE_KAFKA_ADMIN_PASSWORD",
+            prompt=True,
+            hide_input=True,
+            help="The super user's password: from the environment or the prompt, not the command line.",
+        ),
+    ],
+    admin_user: Annotated[
+        str, typer.Option(envvar="MAILLAGE_KAFKA_ADMIN_USERNAME", help="A super user of the cluster.")
+    ] = "admin",
+    network: NetworkOption = DEFAULT_NETWORK,
+    bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP")] = "",
+    keys_dir: Annotated[
+        Path | None, typer.Option(help="Private key directory, outside git (default: $MAILLAGE_DATA_DIR/keys/private).")
+    ] = None,
+) -> None:
+    """Create a SCRAM-SHA-512 principal per agency and for the gateway, and their ACLs. Idempotent.
+
+    Passwords: generated on first use, kept (mode 0600) in KEYS_DIR/<principal>/kafka.password, never printed.
+
+    A service connects as MAILLAGE_KAFKA_USERNAME=<principal>, MAILLAGE_KAFKA_PASSWORD=<that file's content>.
+    """
+    import asyncio
+
+    from maillage.cli.acl import AccessError, apply_access
+    from maillage.core.messaging.kafka_auth import KafkaAuth
+    from maillage.gateway.settings import GatewaySettings
+
+    settings = GatewaySettings(network_file=network)
+    try:
+        files = asyncio.run(
+            apply_access(
+                settings.network,
+                settings.topics,
+                bootstrap=bootstrap or settings.bootstrap,
+                admin=KafkaAuth(username=admin_user, password=admin_password),
+                private_dir=keys_dir or settings.data_dir / "keys" / "private",
+                gateway_transactional_id=settings.transactional_id,
+            )
+        )
+    except AccessError as exc:
+        console.print(f"[red]Kafka refused the provisioning:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    table = Table("principal", "password file")
+    for principal, path in files.items():
+        table.add_row(f"User:{principal}", str(path))
+    console.print(table)
+
+
+keys_app = typer.Typer(help="Signing, sealing and token keys of the gateway and every agency.")
+app.add_typer(keys_app, name="keys")
+
+
+def _key_dirs(data_dir: Path) -> KeyDirs:
+    return KeyDirs(private=data_dir / "keys" / "private", public=data_dir / "keys" / "public")
+
+
+@keys_app.command("init")
+def keys_init(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption = Path("var")) -> None:
+    """Create keys for the gateway and every agency of the network that has none yet."""
+    net = load_network(network)
+    created = ensure_keys(_key_dirs(data_dir), net.key_owners)
+    console.print(f"created keys for: {', '.join(created) or 'nobody (all present)'}")
+    console.print(f"private keys (mode 0600, keep out of git): {_key_dirs(data_dir).private}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    agency: Annotated[str, typer.Option(help="Agency id, `gateway`, or the operators' issuer.")],
+    data_dir: DataDirOption = Path("var"),
+) -> None:
+    """Add a new key of each use; the old key ids stay accepted until retired."""
+    for kid in add_keys(_key_dirs(data_dir), agency):
+        console.print(f"added {kid}")
+
+
+@keys_app.command("retire")
+def keys_retire(
+    agency: Annotated[str, typer.Option(help="Agency id, `gateway`, or the operators' issuer.")],
+    kid: Annotated[str, typer.Option(help="The key id to stop accepting.")],
+    data_dir: DataDirOption = Path("var"),
+) -> None:
+    """Stop accepting one key id (the newest key of each use cannot be retired). Running services refuse it,
+    and close the live streams opened with it, within MAILLAGE_KEY_REFRESH_SECONDS (60 s by default)."""
+    try:
+        retire_key(_key_dirs(data_dir), agency, kid)
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"retired {kid}")
+
+
+OPERATOR_SCOPES = frozenset({Scope.MONITOR_READ, Scope.MONITOR_ACT})
+
+
+@app.command()
+def token(
+    scope: Annotated[list[Scope], typer.Option(help="Repeat for several scopes.")],
+    agency: Annotated[str | None, typer.Option(help="The agency whose partner system (or worker) holds it.")] = None,
+    operator: Annotated[
+        bool,
+        typer.Option(
+            "--operator",
+            help="An operator's token, from the operators' issuer of the network file (monitor scopes only).",
+        ),
+    ] = False,
+    subject: Annotated[str, typer.Option(help="Who holds it (a system or worker id).")] = "dev",
+    minutes: Annotated[int, typer.Option(min=1, max=60, help="Lifetime, one hour at most.")] = 60,
+    network: NetworkOption = DEFAULT_NETWORK,
+    data_dir: DataDirOption = Path("var"),
+) -> None:
+    """Mint a development token signed with the agency's (or the operators') token key, printed on stdout.
+
+    Its audience is the services its scopes are used at: the agency's own service, the gateway (audit:read),
+    the dispatcher (alerts:ack), the monitor (monitor:*)."""
+    if operator == (agency is not None):
+        raise typer.BadParameter("name one issuer: --agency ID or --operator", param_hint="--agency/--operator")
+    if (set(scope) - OPERATOR_SCOPES) if operator else (set(scope) & OPERATOR_SCOPES):
+        raise typer.BadParameter(
+            "monitor scopes come from the operators' issuer only (--operator), and it grants nothing else",
+            param_hint="--scope",
+        )
+    owner = load_network(network).operators.issuer if operator else str(agency)
+    dirs = _key_dirs(data_dir)
+    try:
+        own = OwnKeys.load(dirs, owner, PublicKeys.load(dirs), uses=frozenset({KeyUse.TOKENS}))
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/] — run `maillage keys init` first.", highlight=False)
+        raise typer.Exit(1) from None
+    typer.echo(mint(own, subject=subject, scopes=scope, lifetime=timedelta(minutes=minutes)))
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,196 @@
+"""Operators' commands: `maillage status` (services, backlog, lag) and `maillage dlq list|replay`."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from maillage.cli.credentials import TokenFileOption, bearer_token, scrape_secret
+from maillage.core.config.network import Network, load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+
+console = Console()
+NetworkOption = Annotated[
+    Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE", help="The network file describing the Pôle.")
+]
+BACKLOG = re.compile(r'^maillage_outbox_backlog\{service="([^"]+)"\} ([0-9.e+]+)$', re.MULTILINE)
+
+dlq_app = typer.Typer(help="Dead letters: what no service could process, and replaying them.")
+
+
+def _services(network: Network) -> list[tuple[str, str, int]]:
+    services = [("gateway", "", network.gateway.port)]
+    services += [(a.id, a.sector.value, a.port) for a in network.agencies]
+    if network.dispatched:
+        services.append(("dispatcher", "", network.dispatcher.port))
+    services.append(("monitor", "", network.monitor.port))
+    return services
+
+
+def _probe(client: httpx.Client, port: int, *, scrape: str | None) -> tuple[str, str]:
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ready = client.get(f"{base}/readyz").status_code == 200
+        answer = client.get(f"{base}/metrics", headers={"Authorization": f"Bearer {scrape}"} if scrape else {})
+        metrics = answer.text if answer.status_code == 200 else ""
+    except httpx.HTTPError:
+        return "[red]down[/]", ""
+    backlog = sum(float(value) for _, value in BACKLOG.findall(metrics))
+    return ("[green]ready[/]" if ready else "[yellow]starting[/]"), (
+        f"{backlog:.0f}" if BACKLOG.search(metrics) else ""
+    )
+
+
+def status(
+    network_file: NetworkOption = DEFAULT_NETWORK,
+    bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP", help="The network's Kafka.")] = "",
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            envvar="MAILLAGE_DATA_DIR",
+            help="Where `maillage up` keeps the metrics' scrape secret and the monitor's Kafka password.",
+        ),
+    ] = Path("var"),
+) -> None:
+    """Every service (ready or not, outbox backlog) and every consumer group's lag, as tables."""
+    from maillage.cli.acl import MONITOR_PRINCIPAL, load_kafka_auth, password_file
+    from maillage.monitor.lag import consumer_lag
+
+    network = load_network(network_file)
+    table = Table(title=f"{network.name} — services")
+    for column in ("service", "sector", "port", "state", "outbox backlog"):
+        table.add_column(column, justify="right" if column in ("port", "outbox backlog") else "left")
+    services = _services(network)
+    with Progress(console=console, transient=True) as progress, httpx.Client(timeout=2) as client:
+        task = progress.add_task("Asking each service…", total=len(services))
+        for name, sector, port in services:
+            state, backlog = _probe(client, port, scrape=scrape_secret(data_dir))
+            table.add_row(name, sector, str(port), state, backlog)
+            progress.advance(task)
+    console.print(table)
+    broker = bootstrap or network.kafka.bootstrap
+    if not broker:
+        console.print("Consumer lag: no broker given (--bootstrap or MAILLAGE_KAFKA_BOOTSTRAP).")
+        return
+    try:
+        with console.status("Reading consumer groups from the broker…"):
+            private = data_dir / "keys" / "private"
+            # On a secure broker, lag is read as the monitor reads it: its principal may describe every group.
+            auth = (
+                load_kafka_auth(private, MONITOR_PRINCIPAL)
+                if password_file(private, MONITOR_PRINCIPAL).exists()
+                else None
+            )
+            lags = asyncio.run(consumer_lag(broker, prefix=network.kafka.topic_prefix, auth=auth))
+    except Exception as exc:  # an unreachable broker is an answer too
+        console.print(f"[red]Consumer lag unavailable:[/] {type(exc).__name__}")
+        raise typer.Exit(1) from None
+    lag_table = Table(title="consumer lag")
+    for column in ("group", "topic", "partitions", "lag"):
+        lag_table.add_column(column, justify="right" if column in ("partitions", "lag") else "left")
+    prefix = network.kafka.topic_prefix
+    for g in lags:
+        lag_table.add_row(
+            g.group.removeprefix(prefix),
+            g.topic.removeprefix(prefix),
+            str(g.partitions),
+            f"[red]{g.lag}[/]" if g.lag else "0",
+        )
+    console.print(lag_table)
+
+
+def _monitor_client(network_file: Path, monitor: str, token_file: Path | None) -> httpx.Client:
+    token = bearer_token(token_file)
+    if not token:
+        console.print(
+            "[red]An operator's token is needed:[/] MAILLAGE_TOKEN or --token-file "
+            "(`maillage token --operator --scope monitor:read --scope monitor:act`)."
+        )
+        raise typer.Exit(2)
+    base = monitor or f"http://127.0.0.1:{load_network(network_file).monitor.port}"
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def _refused(response: httpx.Response) -> str:
+    try:
+        body: dict[str, Any] = response.json()
+        return f"{body.get('title', response.status_code)}: {body.get('detail', '')}"
+    except ValueError:
+        return f"HTTP {response.status_code}"
+
+
+MonitorOption = Annotated[str, typer.Option(help="The monitor's URL (default: the network file's port).")]
+
+
+@dlq_app.command("list")
+def dlq_list(
+    token_file: TokenFileOption = None,
+    network_file: NetworkOption = DEFAULT_NETWORK,
+    monitor: MonitorOption = "",
+    waiting: Annotated[bool, typer.Option(help="Only those not replayed yet.")] = False,
+) -> None:
+    """The dead letters: when, which service refused what, and why (never their content)."""
+    with _monitor_client(network_file, monitor, token_file) as client:
+        response = client.get("/v1/dead-letters", params={"waiting": waiting})
+    if response.status_code != 200:
+        console.print(f"[red]{_refused(response)}[/]")
+        raise typer.Exit(1)
+    rows = response.json()["items"]
+    table = Table(title=f"dead letters ({len(rows)})")
+    for column in ("id", "at", "refused by", "reason", "detail", "event type", "source", "replayed"):
+        table.add_column(column)
+    for d in rows:
+        replayed = f"{d['replays']} times" if d["replays"] else ("" if d["replayable"] else "at the source")
+        table.add_row(
+            str(d["id"]),
+            d["at"][:19],
+            d["service"],
+            d["reason"],
+            d["detail"][:60],
+            d["event_type"] or "",
+            d["source"] or "",
+            replayed,
+        )
+    console.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (see `maillage dlq list`).")] = None,
+    reason: Annotated[str, typer.Option(help="Or: every waiting dead letter with this reason.")] = "",
+    token_file: TokenFileOption = None,
+    network_file: NetworkOption = DEFAULT_NETWORK,
+    monitor: MonitorOption = "",
+) -> None:
+    """Publish dead letters again to the topic they came from; the service decides them anew."""
+    with _monitor_client(network_file, monitor, token_file) as client:
+        chosen = list(ids or [])
+        if reason:
+            waiting = client.get("/v1/dead-letters", params={"waiting": True, "limit": 1000})
+            if waiting.status_code != 200:
+                console.print(f"[red]{_refused(waiting)}[/]")
+                raise typer.Exit(1)
+            chosen += [d["id"] for d in waiting.json()["items"] if d["reason"] == reason and d["replayable"]]
+        if not chosen:
+            console.print("Nothing to replay.")
+            return
+        failed = 0
+        with Progress(console=console) as progress:
+            task = progress.add_task("Replaying…", total=len(chosen))
+            for dead_letter_id in chosen:
+                response = client.post(f"/v1/dead-letters/{dead_letter_id}/replay")
+                if response.status_code != 202:
+                    failed += 1
+                    progress.console.print(f"[red]{dead_letter_id}: {_refused(response)}[/]")
+                progress.advance(task)
+    console.print(f"Replayed {len(chosen) - failed} of {len(chosen)}.")
+    if failed:
+        raise typer.Exit(1)

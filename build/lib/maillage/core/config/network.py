@@ -1,0 +1,168 @@
+"""The network file: one Pôle's agencies, its Kafka settings and its policy, loaded and validated."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from maillage.core.crypto.keys import ALL_USES, GATEWAY, TOKENS_ONLY, KeyUse
+from maillage.domain.disclosure import Recipient
+from maillage.domain.events import RecipientId
+from maillage.domain.rota import OncallPolicy
+from maillage.domain.vocabulary import Sector
+
+
+class NetworkError(ValueError):
+    """The network file is not usable."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AgencyConfig(_Model):
+    id: RecipientId
+    name: str
+    sector: Sector
+    poles: tuple[str, ...] = ()
+    port: int = Field(ge=0, le=65535)
+    database_url: str | None = None
+
+
+class KafkaConfig(_Model):
+    bootstrap: str = ""
+    topic_prefix: str = ""
+    replication_factor: int = Field(default=1, ge=1)
+    min_insync_replicas: int = Field(default=1, ge=1)
+    partitions: int = Field(default=3, ge=1)
+
+
+class GatewayConfig(_Model):
+    port: int = Field(default=8700, ge=0, le=65535)
+    database_url: str | None = None
+
+
+class DispatcherConfig(_Model):
+    port: int = Field(default=8709, ge=0, le=65535)
+    database_url: str | None = None
+    # The agencies whose alerts it serves; empty: every agency with an on-call policy.
+    agencies: tuple[str, ...] = ()
+    timezone: str = "Europe/Brussels"
+    # The same subject's alerts to one agency within this many seconds are grouped, not paged again.
+    group_window_seconds: int = Field(default=600, ge=0)
+    # After a restart, how long workers have to reconnect before "no one connected" escalates at once.
+    reconnect_grace_seconds: int = Field(default=30, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class MonitorConfig(_Model):
+    port: int = Field(default=8710, ge=0, le=65535)
+    database_url: str | None = None
+
+
+class OperatorsConfig(_Model):
+    """The operators' token issuer: the only one whose tokens carry the monitor's scopes. An agency mints
+    its own staff's tokens, so it could name anyone an operator; operators' powers come from operators."""
+
+    issuer: RecipientId = "operators"
+
+
+class AllowedDestination(_Model):
+    host: str = Field(min_length=1, description="An IP literal or a name, as webhook URLs write it.")
+    port: int = Field(ge=1, le=65535)
+
+
+class WebhooksConfig(_Model):
+    """Where webhooks may go besides public addresses: each (host, port) allowed although it is not public,
+    and an extra CA bundle trusted for their TLS (relative to the network file)."""
+
+    allow: tuple[AllowedDestination, ...] = ()
+    ca_file: Path | None = None
+
+
+class Network(_Model):
+    name: str
+    policy: Path
+    kafka: KafkaConfig = KafkaConfig()
+    gateway: GatewayConfig = GatewayConfig()
+    dispatcher: DispatcherConfig = DispatcherConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    operators: OperatorsConfig = OperatorsConfig()
+    agencies: tuple[AgencyConfig, ...]
+    oncall: dict[str, OncallPolicy] = Field(default_factory=dict)
+    webhooks: WebhooksConfig = WebhooksConfig()
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Network:
+        ids = [a.id for a in self.agencies]
+        dupes = {i for i in ids if ids.count(i) > 1}
+        if dupes:
+            raise ValueError(f"agency ids must be unique: {sorted(dupes)}")
+        clashes = {i for i in ids if i in set(Sector)}
+        if clashes:
+            raise ValueError(f"agency ids must not be sector names: {sorted(clashes)}")
+        if self.operators.issuer in {*ids, "gateway", "dispatcher", "monitor"}:
+            raise ValueError(f"the operators' issuer {self.operators.issuer!r} must not be an agency or service id")
+        strangers = sorted(set(self.oncall) - set(ids))
+        if strangers:
+            raise ValueError(f"on-call policies for agencies not in the network: {strangers}")
+        unserved = sorted(set(self.dispatcher.agencies) - set(self.oncall))
+        if unserved:
+            raise ValueError(f"the dispatcher serves agencies without an on-call policy: {unserved}")
+        return self
+
+    @property
+    def key_owners(self) -> dict[str, tuple[KeyUse, ...]]:
+        """Everyone with keys of their own, and which: the gateway and every agency sign, seal and mint
+        tokens; the operators' issuer only mints tokens."""
+        return {GATEWAY: ALL_USES, self.operators.issuer: TOKENS_ONLY, **{a.id: ALL_USES for a in self.agencies}}
+
+    @property
+    def dispatched(self) -> tuple[str, ...]:
+        """The agencies whose alerts the dispatcher serves."""
+        return self.dispatcher.agencies or tuple(self.oncall)
+
+    @cached_property
+    def by_id(self) -> dict[str, AgencyConfig]:
+        return {a.id: a for a in self.agencies}
+
+    def agency(self, agency_id: str) -> AgencyConfig:
+        try:
+            return self.by_id[agency_id]
+        except KeyError:
+            raise NetworkError(f"no agency {agency_id!r} in network {self.name!r}") from None
+
+    def knows(self, recipient: str) -> bool:
+        return recipient in self.by_id or recipient in set(Sector)
+
+    def resolve(self, recipients: tuple[str, ...], *, sender: str) -> tuple[Recipient, ...]:
+        """Each named agency, and every agency of each named sector, except the sender itself."""
+        chosen: dict[str, Recipient] = {}
+        for token in recipients:
+            for agency in self.agencies:
+                if token in (agency.id, agency.sector.value) and agency.id != sender:
+                    chosen[agency.id] = Recipient(agency_id=agency.id, sector=agency.sector)
+        return tuple(chosen.values())
+
+
+def load_network(path: Path) -> Network:
+    try:
+        doc = tomllib.loads(path.read_text())
+        doc["policy"] = (path.parent / doc.get("policy", "policy.toml")).resolve()
+        if "ca_file" in doc.get("webhooks", {}):
+            doc["webhooks"]["ca_file"] = (path.parent / doc["webhooks"]["ca_file"]).resolve()
+        return Network.model_validate(doc)
+    except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise NetworkError(f"{path}: {exc}") from exc

@@ -1,0 +1,146 @@
+"""The CloudEvents 1.0 envelope in Kafka binary content mode (`ce_*` headers), via the official SDK."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import uuid_utils
+from cloudevents.core.bindings.kafka import KafkaMessage, from_binary, to_binary
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+from maillage.domain.events import EventType
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role
+
+SOURCE_PREFIX = "urn:maillage:agency:"
+CONTENT_TYPE = "application/json"
+SEALED_CONTENT_TYPE = "application/vnd.maillage.sealed"
+# "s-" and 128 random bits in hex, as `new_subject_ref` mints them: no room for a name, a birth date or any
+# other free text outside the categories the gateway filters.
+SUBJECT_REF = re.compile(r"^s-[0-9a-f]{32}$")
+_FORMAT = JSONFormat()
+
+Headers = list[tuple[str, bytes]]
+
+
+class EnvelopeError(ValueError):
+    """A record is not a valid Maillage envelope; `reason` is a stable machine-readable word."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _timestamp(moment: datetime) -> str:
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def new_event_id() -> str:
+    return str(uuid_utils.uuid7())
+
+
+def new_subject_ref() -> str:
+    return "s-" + uuid_utils.uuid4().hex
+
+
+def source_of(agency_id: str) -> str:
+    return SOURCE_PREFIX + agency_id
+
+
+@dataclass(frozen=True)
+class Envelope:
+    id: str
+    source: str
+    type: EventType
+    time: datetime
+    subject: str
+    subjectrole: Role
+    legalbasis: LegalBasis
+    purpose: Purpose
+    recipient: str
+    data: bytes
+    traceparent: str | None = None
+    sigkid: str | None = None
+    sig: str | None = None
+
+    @property
+    def agency_id(self) -> str:
+        return self.source.removeprefix(SOURCE_PREFIX)
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return tuple(r for r in self.recipient.split(",") if r)
+
+    def readdressed(self, *, recipient: str, legalbasis: LegalBasis, data: bytes) -> Envelope:
+        return replace(self, recipient=recipient, legalbasis=legalbasis, data=data, sigkid=None, sig=None)
+
+    @property
+    def content_type(self) -> str:
+        return SEALED_CONTENT_TYPE if self.sigkid else CONTENT_TYPE
+
+    def attributes(self) -> dict[str, str]:
+        """Every CloudEvents attribute as it travels (strings), the signature included when present."""
+        attributes = {
+            "id": self.id,
+            "source": self.source,
+            "type": self.type.value,
+            "specversion": "1.0",
+            "time": _timestamp(self.time),
+            "subject": self.subject,
+            "datacontenttype": self.content_type,
+            "subjectrole": self.subjectrole.value,
+            "legalbasis": self.legalbasis.value,
+            "purpose": self.purpose.value,
+            "recipient": self.recipient,
+        }
+        optional = {"traceparent": self.traceparent, "sigkid": self.sigkid, "sig": self.sig}
+        attributes.update({k: v for k, v in optional.items() if v})
+        return attributes
+
+    def to_kafka(self) -> tuple[bytes, bytes, Headers]:
+        attributes: dict[str, Any] = {**self.attributes(), "time": self.time}
+        message = to_binary(
+            CloudEvent(attributes=attributes, data=self.data), _FORMAT, key_mapper=lambda _: self.subject.encode()
+        )
+        key = message.key if isinstance(message.key, bytes) else str(message.key).encode()
+        return key, message.value, list(message.headers.items())
+
+    @classmethod
+    def from_kafka(cls, *, key: bytes | None, value: bytes | None, headers: Headers) -> Envelope:
+        try:
+            event = from_binary(KafkaMessage(headers=dict(headers), key=key, value=value or b""), _FORMAT, CloudEvent)
+        except Exception as exc:
+            raise EnvelopeError("envelope", f"not a CloudEvent in binary mode ({type(exc).__name__})") from exc
+        ext = event.get_extension
+        try:
+            envelope = cls(
+                id=event.get_id(),
+                source=event.get_source(),
+                type=EventType(event.get_type()),
+                time=event.get_time() or datetime.now(UTC),
+                subject=event.get_subject() or "",
+                subjectrole=Role(ext("subjectrole")),
+                legalbasis=LegalBasis(ext("legalbasis")),
+                purpose=Purpose(ext("purpose")),
+                recipient=ext("recipient") or "",
+                data=value or b"",
+                traceparent=ext("traceparent"),
+                sigkid=ext("sigkid"),
+                sig=ext("sig"),
+            )
+        except (ValueError, TypeError) as exc:
+            raise EnvelopeError("envelope", f"missing or unknown attribute ({exc})") from exc
+        if not envelope.source.startswith(SOURCE_PREFIX):
+            raise EnvelopeError("envelope", "source is not a Maillage agency")
+        if not SUBJECT_REF.match(envelope.subject):
+            raise EnvelopeError("envelope", "subject is not a pseudonymous subject_ref")
+        if key != envelope.subject.encode():
+            # One subject's events are totally ordered only if they share a partition: a record keyed
+            # otherwise could overtake a consent withdrawal about the same person.
+            raise EnvelopeError("key", "the record's key is not its subject")
+        return envelope

@@ -1,0 +1,1 @@
+"""The transactional outbox: rows written with the business change, published to Kafka by a relay."""

@@ -1,0 +1,51 @@
+"""Adding records to the outbox, inside the caller's transaction: they leave with its business change."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core.messaging.bus import Record, dead_letter_headers, header
+from maillage.core.messaging.envelope import Envelope, Headers
+from maillage.core.observability.metrics import DEAD_LETTERS
+from maillage.core.outbox import repository
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(session: AsyncSession, envelope: Envelope, *, topic: str) -> None:
+    """An event (sealed and signed) to `topic`."""
+    key, value, headers = envelope.to_kafka()
+    repository.add(
+        session, event_id=envelope.id, topic=topic, key=key, value=value, headers=headers, at=datetime.now(UTC)
+    )
+
+
+def enqueue_record(
+    session: AsyncSession, *, event_id: str, topic: str, key: bytes, value: bytes, headers: Headers
+) -> None:
+    """A plain record (metadata only, no envelope)."""
+    repository.add(session, event_id=event_id, topic=topic, key=key, value=value, headers=headers, at=datetime.now(UTC))
+
+
+def enqueue_dead_letter(
+    session: AsyncSession, record: Record, *, topic: str, service: str, reason: str, detail: str
+) -> None:
+    """A record this service could not read, to its dead-letter `topic` with the reason, in the caller's
+    transaction: it leaves with the batch's other effects, and is lost with none of them."""
+    headers = dead_letter_headers(
+        reason=reason,
+        detail=detail,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        original=list(record.headers),
+    )
+    key = header(list(record.headers), "ce_id") or f"{record.topic}:{record.partition}:{record.offset}"
+    enqueue_record(
+        session, event_id=key, topic=topic, key=record.key or key.encode(), value=record.value or b"", headers=headers
+    )
+    DEAD_LETTERS.labels(service, reason).inc()
+    log.warning("dead letter", extra={"reason": reason, "topic": record.topic, "offset": record.offset})

@@ -1,0 +1,80 @@
+"""The outbox relay: publishes the outbox's records in order; a broker outage delays them, never loses them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core.observability.metrics import OUTBOX_BACKLOG
+from maillage.core.outbox import repository
+from maillage.core.storage.db import unit_of_work
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    """Publishes outbox rows in order; a broker outage delays them, never loses them."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        producer: AIOKafkaProducer,
+        *,
+        batch_size: int = 500,
+        idle_poll: float = 1.0,
+        name: str = "service",
+    ) -> None:
+        self._backlog = OUTBOX_BACKLOG.labels(name)
+        self._sessions = sessions
+        self._producer = producer
+        self._batch_size = batch_size
+        self._idle_poll = idle_poll
+        self._wakeup = asyncio.Event()
+
+    def notify(self) -> None:
+        """Called after a commit that added outbox rows, so they leave at once rather than at the next poll."""
+        self._wakeup.set()
+
+    async def backlog(self) -> int:
+        async with self._sessions() as session:
+            return await repository.backlog(session)
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                published = await self.publish_pending()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay retrying", extra={"error": type(exc).__name__})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if published < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._idle_poll)
+                self._wakeup.clear()
+
+    async def publish_pending(self) -> int:
+        async with self._sessions() as session:
+            rows = await repository.pending(session, limit=self._batch_size)
+        self._backlog.set(len(rows))  # at least this many wait (all of them, below a full batch)
+        if not rows:
+            return 0
+        futures = [
+            await self._producer.send(r.topic, r.value, key=r.key, headers=repository.headers_of(r)) for r in rows
+        ]
+        await asyncio.gather(*futures)
+        async with unit_of_work(self._sessions) as session:
+            await repository.mark_published(session, [r.id or 0 for r in rows], at=datetime.now(UTC))
+        if len(rows) < self._batch_size:
+            self._backlog.set(0)
+        return len(rows)

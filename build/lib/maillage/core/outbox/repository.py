@@ -1,0 +1,48 @@
+"""Every query of the outbox table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import orjson
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core.messaging.envelope import Headers
+from maillage.core.outbox.models import OutboxRecord
+
+
+def add(
+    session: AsyncSession, *, event_id: str, topic: str, key: bytes, value: bytes, headers: Headers, at: datetime
+) -> None:
+    session.add(
+        OutboxRecord(
+            event_id=event_id,
+            topic=topic,
+            key=key,
+            value=value,
+            headers=orjson.dumps([(k, v.decode()) for k, v in headers]),
+            created_at=at,
+        )
+    )
+
+
+async def pending(session: AsyncSession, *, limit: int) -> Sequence[OutboxRecord]:
+    """The oldest records not yet published, in the order they were written."""
+    query = select(OutboxRecord).where(col(OutboxRecord.published_at).is_(None)).order_by(col(OutboxRecord.id))
+    return (await session.exec(query.limit(limit))).all()
+
+
+async def mark_published(session: AsyncSession, ids: list[int], *, at: datetime) -> None:
+    await session.exec(update(OutboxRecord).where(col(OutboxRecord.id).in_(ids)).values(published_at=at))
+
+
+async def backlog(session: AsyncSession) -> int:
+    query = select(func.count()).select_from(OutboxRecord).where(col(OutboxRecord.published_at).is_(None))
+    return int((await session.exec(query)).one())
+
+
+def headers_of(record: OutboxRecord) -> Headers:
+    return [(k, v.encode()) for k, v in orjson.loads(record.headers)]

@@ -1,0 +1,68 @@
+"""Database engines and sessions (sqlmodel over SQLAlchemy async): SQLite by default."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import JSON, Column, Engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the API read while the consumer writes; NORMAL keeps commits durable in WAL mode.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def make_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+async def create_schema(engine: AsyncEngine, tables: list[type[SQLModel]]) -> None:
+    """Create this service's own tables (each service has its own database and its own tables)."""
+    chosen = [t.__table__ for t in tables]  # type: ignore[attr-defined]
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=chosen))
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+# SQLite has one writer at a time. When two transactions of one process write at once, the second one
+# either sleeps in SQLite's busy handler (1, 2, 5, ... 100 ms steps: hundreds of ms under load) or, if it
+# read first, fails at once with "database is locked". Queueing them on an asyncio lock per engine instead
+# makes them wait exactly as long as the writer before them, no more.
+_sqlite_writers: WeakKeyDictionary[Engine, asyncio.Lock] = WeakKeyDictionary()
+
+
+def _writer_lock(factory: async_sessionmaker[AsyncSession]) -> asyncio.Lock | None:
+    bind = factory.kw.get("bind")
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
+        return None
+    return _sqlite_writers.setdefault(bind.sync_engine, asyncio.Lock())
+
+
+@asynccontextmanager
+async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction: commits when the block ends normally, rolls back otherwise."""
+    lock = _writer_lock(factory)
+    async with lock or nullcontext(), factory() as session, session.begin():
+        yield session
+
+
+def json_field(**kwargs: Any) -> Any:
+    """A sqlmodel field stored as a JSON column (lists of categories, maps of removals...)."""
+    return Field(sa_column=Column(JSON, nullable=False), **kwargs)

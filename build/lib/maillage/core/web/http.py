@@ -1,0 +1,198 @@
+"""HTTP plumbing shared by every service: body size limit, health probes, problem handlers, web pages."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from maillage.core.web.auth import jwks
+from maillage.core.web.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE, TITLES, install_problem_handlers
+from maillage.domain.errors import NotFound, NotReady, Unauthorized
+
+# The web pages (the on-call page, the dashboard) load their script and stylesheet from their own service and
+# nothing inline: injected markup could then neither run a script nor restyle the page.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+ASSET_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+# Never cached: a page and its assets change together, so a browser never pairs a new page with an old script.
+_STATIC_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def page(path: Path) -> FileResponse:
+    """An HTML page, under PAGE_CSP and never framed."""
+    return FileResponse(
+        path,
+        media_type="text/html; charset=utf-8",
+        headers={**_STATIC_HEADERS, "Content-Security-Policy": PAGE_CSP, "X-Frame-Options": "DENY"},
+    )
+
+
+def asset(folder: Path, name: str) -> FileResponse:
+    """A page's stylesheet or script from `folder`; any other name is not found (and cannot climb out)."""
+    wanted = folder / name
+    if wanted.suffix not in ASSET_TYPES or wanted.parent != folder or not wanted.is_file():
+        raise NotFound("No such file.")
+    return FileResponse(wanted, media_type=ASSET_TYPES[wanted.suffix], headers=_STATIC_HEADERS)
+
+
+class BodyLimit:
+    """Refuses bodies over `max_bytes` with 413 before any handler reads them, declared length or not."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, send)
+            return
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise _TooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            # FastAPI turns any error raised while it reads the body into its own 400; drop that answer.
+            if not too_large:
+                await send(message)
+
+        with contextlib.suppress(_TooLarge):
+            await self.app(scope, limited_receive, guarded_send)
+        if too_large:
+            await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        body = orjson.dumps(
+            {
+                "type": PROBLEM_TYPE_BASE + "too-large",
+                "title": TITLES["too-large"]["en"],
+                "status": 413,
+                "detail": f"The limit is {self.max_bytes} bytes.",
+                "instance": scope.get("path", ""),
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+# Every answer may hold personal data (an inbox page, an alert): never cached, never sniffed into another
+# type, never framed, and no referrer leaks a URL onwards. A route that sets its own value keeps it.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+)
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", ())}
+                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def install_common(
+    app: FastAPI, *, max_body_bytes: int, audience: str, scrape_token: str, ready: ReadinessCheck | None = None
+) -> None:
+    """Problem bodies, the body limit, security headers, and the routes every service has. Tokens are taken
+    only for `audience`; `/metrics` only with `scrape_token`. Readiness is `ready`, or else the check the
+    lifespan puts in `app.state.ready` once it has started (not ready before)."""
+    if ready is None:
+
+        async def ready() -> bool:
+            check: ReadinessCheck | None = getattr(app.state, "ready", None)
+            return bool(check and await check())
+
+    app.state.audience = audience
+    # Starlette's redirect to the slash-less path builds its URL from the Host header: an open redirect.
+    app.router.redirect_slashes = False
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+
+    @app.get("/.well-known/jwks.json", tags=["keys"], summary="This service's public keys (JWKS)")
+    async def jwks_document(request: Request) -> dict[str, list[dict[str, str]]]:
+        trust = getattr(request.app.state, "trust", None)
+        if trust is None:
+            raise NotReady("The keys are not loaded yet.")
+        # A service speaking for several agencies (the dispatcher) publishes the keys of each.
+        return jwks(trust, owners=getattr(request.app.state, "key_owners", None))
+
+    expected = f"Bearer {scrape_token}".encode()
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics (metadata only), for the scraper's bearer secret",
+        response_class=PlainTextResponse,
+        responses={401: {"description": "No scrape secret"}},
+    )
+    async def metrics(request: Request) -> PlainTextResponse:
+        # Counts by agency, sector and outcome say who works with whom: for the operators' scraper only.
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise Unauthorized("The metrics need the scrape secret as a bearer token.")
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Connected to Kafka and the database",
+        responses={503: {"description": "Not ready"}},
+    )
+    async def readyz() -> dict[str, str]:
+        if not await ready():
+            raise NotReady("Kafka or the database is not reachable yet.")
+        return {"status": "ready"}

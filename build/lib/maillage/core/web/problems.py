@@ -1,0 +1,158 @@
+"""Errors rendered at the edge: RFC 9457 problem bodies with titles in English, French, Dutch and German."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from maillage.domain.errors import MaillageError, Unauthorized
+
+PROBLEM_TYPE_BASE = "https://maillage.be/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+# Titles a partner system may show to a worker; the `type` URI is the stable contract.
+TITLES: dict[str, dict[str, str]] = {
+    "validation": {
+        "en": "The request is not valid",
+        "fr": "La requête n'est pas valide",
+        "nl": "Het verzoek is ongeldig",
+        "de": "Die Anfrage ist ungültig",
+    },
+    "malformed-json": {
+        "en": "The body is not valid JSON",
+        "fr": "Le corps n'est pas du JSON valide",
+        "nl": "De inhoud is geen geldige JSON",
+        "de": "Der Inhalt ist kein gültiges JSON",
+    },
+    "too-large": {
+        "en": "The body is too large",
+        "fr": "Le corps est trop volumineux",
+        "nl": "De inhoud is te groot",
+        "de": "Der Inhalt ist zu groß",
+    },
+    "not-found": {"en": "Not found", "fr": "Introuvable", "nl": "Niet gevonden", "de": "Nicht gefunden"},
+    "conflict": {
+        "en": "Conflict with the current state",
+        "fr": "Conflit avec l'état actuel",
+        "nl": "Conflict met de huidige toestand",
+        "de": "Konflikt mit dem aktuellen Zustand",
+    },
+    "unknown-recipient": {
+        "en": "Unknown recipient",
+        "fr": "Destinataire inconnu",
+        "nl": "Onbekende ontvanger",
+        "de": "Unbekannter Empfänger",
+    },
+    "idempotency-key-reused": {
+        "en": "This Idempotency-Key was used for another request",
+        "fr": "Cette clé d'idempotence a servi pour une autre requête",
+        "nl": "Deze idempotentiesleutel werd voor een ander verzoek gebruikt",
+        "de": "Dieser Idempotenzschlüssel wurde für eine andere Anfrage verwendet",
+    },
+    "unsupported-media-type": {
+        "en": "Send application/json",
+        "fr": "Envoyez du application/json",
+        "nl": "Stuur application/json",
+        "de": "Senden Sie application/json",
+    },
+    "webhook-destination": {
+        "en": "This webhook destination is not accepted",
+        "fr": "Cette destination de webhook n'est pas acceptée",
+        "nl": "Deze webhookbestemming wordt niet aanvaard",
+        "de": "Dieses Webhook-Ziel wird nicht akzeptiert",
+    },
+    "http": {"en": "Request refused", "fr": "Requête refusée", "nl": "Verzoek geweigerd", "de": "Anfrage abgelehnt"},
+    "unauthorized": {
+        "en": "Authentication required",
+        "fr": "Authentification requise",
+        "nl": "Authenticatie vereist",
+        "de": "Authentifizierung erforderlich",
+    },
+    "forbidden": {"en": "Not allowed", "fr": "Non autorisé", "nl": "Niet toegestaan", "de": "Nicht erlaubt"},
+    "not-ready": {"en": "Not ready yet", "fr": "Pas encore prêt", "nl": "Nog niet klaar", "de": "Noch nicht bereit"},
+    "request-timeout": {
+        "en": "The request took too long to arrive",
+        "fr": "La requête a mis trop de temps à arriver",
+        "nl": "Het verzoek deed er te lang over om aan te komen",
+        "de": "Die Anfrage brauchte zu lange, um anzukommen",
+    },
+    "too-many-streams": {
+        "en": "Too many open connections",
+        "fr": "Trop de connexions ouvertes",
+        "nl": "Te veel open verbindingen",
+        "de": "Zu viele offene Verbindungen",
+    },
+    "internal": {
+        "en": "The service could not complete the request",
+        "fr": "Le service n'a pas pu traiter la requête",
+        "nl": "De dienst kon het verzoek niet afhandelen",
+        "de": "Der Dienst konnte die Anfrage nicht bearbeiten",
+    },
+}
+LANGUAGES = ("en", "fr", "nl", "de")
+
+
+def preferred_language(accept_language: str | None) -> str:
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().lower()[:2]
+        if tag in LANGUAGES:
+            return tag
+    return "en"
+
+
+def problem(request: Request, *, status: int, code: str, detail: str, **extensions: Any) -> JSONResponse:
+    language = preferred_language(request.headers.get("accept-language"))
+    body = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": TITLES.get(code, TITLES["http"])[language],
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **extensions,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers={"Content-Language": language})
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Never echo the submitted values back: they may be personal data.
+    return [
+        {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_maillage_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, MaillageError)
+        response = problem(request, status=exc.status, code=exc.code, detail=exc.detail, **exc.extensions)
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="maillage"'
+        return response
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = _validation_errors(exc)
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem(request, status=400, code="malformed-json", detail="The body could not be parsed.")
+        return problem(
+            request, status=422, code="validation", detail="Some fields are missing or invalid.", errors=errors
+        )
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = "not-found" if exc.status_code == 404 else "http"
+        return problem(request, status=exc.status_code, code=code, detail=str(exc.detail))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return problem(
+            request, status=503, code="internal", detail="Temporarily unavailable; retry with the same Idempotency-Key."
+        )
+
+    app.add_exception_handler(MaillageError, on_maillage_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,191 @@
+"""Webhooks for partner systems: each inbox arrival is POSTed, HMAC-signed, retried with backoff, and traced.
+
+A delivery row is written in the same transaction as the inbox item (so a crash never loses a push);
+the dispatcher sends what is due and records every attempt.
+
+Every call goes through an egress policy (maillage.core.webhooks.egress): https to public destinations only.
+
+Signature: header `Maillage-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`.
+A receiver recomputes it with the secret it got at registration and refuses stale timestamps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+import httpx
+import orjson
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core.clock import Clock
+from maillage.core.storage.db import unit_of_work
+from maillage.core.webhooks import repository
+from maillage.core.webhooks.egress import EgressPolicy
+from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery, succeeded
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Maillage-Signature"
+MAX_ATTEMPTS = 8
+
+
+def signature(secret: str, *, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, *, now: int, tolerance: int = 300) -> bool:
+    """What a receiver does: recompute, compare in constant time, refuse old timestamps."""
+    try:
+        parts = dict(p.split("=", 1) for p in header.split(","))
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    expected = signature(secret, timestamp=timestamp, body=body)
+    return abs(now - timestamp) <= tolerance and hmac.compare_digest(expected, header)
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+async def enqueue_for_all(
+    session: AsyncSession, deliveries: list[tuple[str, dict[str, object]]], *, now: datetime
+) -> int:
+    """Within the caller's transaction: one pending delivery per live webhook and (event id, body);
+    returns how many were added."""
+    if not deliveries:
+        return 0
+    hooks = await repository.live_webhooks(session, now=now)
+    for event_id, body in deliveries if hooks else ():
+        payload = orjson.dumps(body)
+        for hook in hooks:
+            session.add(
+                WebhookDelivery(
+                    webhook_id=hook.id, event_id=event_id, body=payload, next_attempt_at=now, created_at=now
+                )
+            )
+    return len(deliveries) * len(hooks)
+
+
+def backoff(attempt: int, *, base: float) -> timedelta:
+    return timedelta(seconds=base * 2 ** (attempt - 1))
+
+
+class WebhookDispatcher:
+    """Sends due deliveries, each webhook in its own lane (a task sending its deliveries one at a time, oldest
+    first), so a slow receiver delays only its own; at most `concurrency` calls at once, each cut after
+    `attempt_seconds` whatever the receiver does. A failure (no 2xx in time) is retried after base·2ⁿ seconds."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock,
+        egress: EgressPolicy,
+        backoff_base: float = 1.0,
+        poll: float = 0.2,
+        attempt_seconds: float = 10.0,
+        concurrency: int = 8,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.backoff_base = backoff_base
+        self.poll = poll
+        self.attempt_seconds = attempt_seconds
+        self.client = egress.client(timeout=attempt_seconds)
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._lanes: dict[str, asyncio.Task[None]] = {}
+
+    def notify(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self.start_lanes()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the database busy or away: the deliveries wait, none is lost
+                    log.warning("webhook turn failed, trying again", extra={"error": type(exc).__name__})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll)
+                self._wakeup.clear()
+        finally:
+            lanes = list(self._lanes.values())
+            for lane in lanes:
+                lane.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+            await self.client.aclose()
+
+    async def start_lanes(self) -> None:
+        """A lane for each webhook with a due delivery and none running yet."""
+        self._lanes = {hook_id: lane for hook_id, lane in self._lanes.items() if not lane.done()}
+        async with self.sessions() as session:
+            due = await repository.webhooks_with_due_deliveries(session, now=self.clock.now())
+        for hook_id in due - set(self._lanes):
+            self._lanes[hook_id] = asyncio.create_task(self._lane(hook_id), name="webhook-lane")
+
+    async def _lane(self, hook_id: str) -> None:
+        try:
+            while (due := await self._next(hook_id)) is not None:
+                delivery, hook = due
+                async with self._slots:
+                    status = await self._attempt(delivery, hook)
+                async with unit_of_work(self.sessions) as session:
+                    await self._record(session, delivery.id or 0, status=status)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the next turn starts the lane again; the deliveries are in the database
+            log.warning("webhook lane stopped, trying again", extra={"error": type(exc).__name__})
+
+    async def _next(self, hook_id: str) -> tuple[WebhookDelivery, Webhook] | None:
+        async with self.sessions() as session:
+            return await repository.next_due(session, hook_id, now=self.clock.now())
+
+    async def _attempt(self, delivery: WebhookDelivery, hook: Webhook) -> int | None:
+        """The receiver's HTTP status, or None when none came within the deadline. Only the status line and
+        headers are read: a receiver cannot make us hold a body of its choosing."""
+        timestamp = int(self.clock.now().timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "Maillage-Event-Id": delivery.event_id,
+            "Maillage-Delivery-Id": str(delivery.id),
+            SIGNATURE_HEADER: signature(hook.secret, timestamp=timestamp, body=delivery.body),
+        }
+        try:
+            async with (
+                asyncio.timeout(self.attempt_seconds),
+                self.client.stream("POST", hook.url, content=delivery.body, headers=headers) as response,
+            ):
+                return response.status_code
+        except (httpx.HTTPError, TimeoutError):
+            return None
+        except Exception as exc:  # recorded as failed like the rest, so that a lane never spins on it
+            log.warning("webhook attempt failed unexpectedly", extra={"error": type(exc).__name__})
+            return None
+
+    async def _record(self, session: AsyncSession, delivery_id: int, *, status: int | None) -> None:
+        delivery = await repository.delivery(session, delivery_id)
+        if delivery is None:  # its webhook was deleted during the attempt
+            return
+        now = self.clock.now()
+        delivery.attempts += 1
+        session.add(WebhookAttempt(delivery_id=delivery_id, attempt=delivery.attempts, at=now, status_code=status))
+        if succeeded(status):
+            delivery.state = "delivered"
+        elif delivery.attempts >= MAX_ATTEMPTS:
+            delivery.state = "failed"
+            log.warning("webhook delivery failed for good", extra={"delivery": delivery_id})
+        else:
+            delivery.next_attempt_at = now + backoff(delivery.attempts, base=self.backoff_base)
+        session.add(delivery)

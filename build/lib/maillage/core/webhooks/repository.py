@@ -1,0 +1,92 @@
+"""Every query of the webhook tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, delete, func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
+
+
+def live(now: datetime) -> ColumnElement[bool]:
+    """The webhooks that still receive pushes: active and not expired."""
+    return and_(col(Webhook.active).is_(True), or_(col(Webhook.expires_at).is_(None), col(Webhook.expires_at) > now))
+
+
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (col(WebhookDelivery.state) == "pending", col(WebhookDelivery.next_attempt_at) <= now, live(now))
+
+
+async def live_webhooks(session: AsyncSession, *, now: datetime) -> Sequence[Webhook]:
+    return (await session.exec(select(Webhook).where(live(now)))).all()
+
+
+async def webhooks_with_due_deliveries(session: AsyncSession, *, now: datetime) -> set[str]:
+    query = (
+        select(WebhookDelivery.webhook_id)
+        .distinct()
+        .join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
+        .where(*_due(now))
+    )
+    return set((await session.exec(query)).all())
+
+
+async def next_due(session: AsyncSession, webhook_id: str, *, now: datetime) -> tuple[WebhookDelivery, Webhook] | None:
+    """The webhook's oldest delivery due now, with the webhook: its lane sends one at a time, in order."""
+    query = (
+        select(WebhookDelivery, Webhook)
+        .join(Webhook, col(Webhook.id) == WebhookDelivery.webhook_id)
+        .where(WebhookDelivery.webhook_id == webhook_id, *_due(now))
+        .order_by(col(WebhookDelivery.id))
+        .limit(1)
+    )
+    row = (await session.exec(query)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def delivery(session: AsyncSession, delivery_id: int) -> WebhookDelivery | None:
+    return await session.get(WebhookDelivery, delivery_id)
+
+
+async def webhook(session: AsyncSession, webhook_id: str) -> Webhook | None:
+    return await session.get(Webhook, webhook_id)
+
+
+async def webhooks(session: AsyncSession) -> Sequence[Webhook]:
+    return (await session.exec(select(Webhook).order_by(col(Webhook.created_at)))).all()
+
+
+async def count(session: AsyncSession) -> int:
+    return int((await session.exec(select(func.count()).select_from(Webhook))).one())
+
+
+async def delete_webhook(session: AsyncSession, hook: Webhook) -> None:
+    """The registration, and every delivery and attempt kept for it (their bodies carry case data)."""
+    deliveries = select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == hook.id)
+    await session.exec(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(deliveries)))
+    await session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.webhook_id) == hook.id))
+    await session.delete(hook)
+
+
+async def deliveries_page(
+    session: AsyncSession, webhook_id: str, *, after: int, limit: int
+) -> tuple[Sequence[WebhookDelivery], Sequence[WebhookAttempt]]:
+    """A page of the webhook's deliveries, oldest first, and every attempt at them."""
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.webhook_id == webhook_id, col(WebhookDelivery.id) > after)
+        .order_by(col(WebhookDelivery.id))
+        .limit(limit)
+    )
+    found = (await session.exec(query)).all()
+    ids = [d.id for d in found]
+    attempts = (
+        await session.exec(
+            select(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(ids)).order_by(col(WebhookAttempt.id))
+        )
+    ).all()
+    return found, attempts

@@ -1,0 +1,120 @@
+"""Workers connected right now (WebSocket or SSE), and what is pushed to them.
+
+Each connection has its own queue; the socket or stream task drains it. A slow or dead client
+fills only its own queue: when it is full the connection is dropped, and the worker gets every
+open alert again on reconnecting. Streams are capped per worker and per agency, so one token (or one
+agency's tokens) cannot hold the dispatcher's sockets and memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from maillage.core.observability.metrics import ONCALL_CONNECTIONS
+from maillage.domain.errors import TooManyStreams
+
+Message = dict[str, Any]
+QUEUE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Worker:
+    agency: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A message as it travels, serialised once however many workers it goes to."""
+
+    type: str
+    text: str
+
+    @classmethod
+    def of(cls, message: Message) -> Frame:
+        return cls(type=str(message["type"]), text=orjson.dumps(message).decode())
+
+
+@dataclass(eq=False)
+class Connection:
+    worker: Worker
+    kid: str = ""  # the token key that opened it: retiring that key closes the connection
+    revoked: bool = False
+    queue: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+
+    def send(self, message: Message | Frame) -> bool:
+        try:
+            self.queue.put_nowait(message if isinstance(message, Frame) else Frame.of(message))
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def close(self) -> None:
+        while True:  # make room for the end-of-stream mark
+            try:
+                self.queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                self.queue.get_nowait()
+
+
+class Live:
+    def __init__(self, *, max_per_worker: int = 5, max_per_agency: int = 2000) -> None:
+        self._by_agency: dict[str, dict[str, set[Connection]]] = defaultdict(lambda: defaultdict(set))
+        self._per_agency: Counter[str] = Counter()
+        self.max_per_worker = max_per_worker
+        self.max_per_agency = max_per_agency
+
+    def admit(self, worker: Worker) -> None:
+        """Raises TooManyStreams if `worker` may not open one more stream now."""
+        if len(self._by_agency[worker.agency].get(worker.id, ())) >= self.max_per_worker:
+            raise TooManyStreams(
+                f"At most {self.max_per_worker} live connections per worker: close another tab or device first."
+            )
+        if self._per_agency[worker.agency] >= self.max_per_agency:
+            raise TooManyStreams(f"At most {self.max_per_agency} live connections per agency.")
+
+    def connect(self, worker: Worker, *, kid: str = "") -> Connection:
+        """A new stream of `worker`'s, opened with a token of key `kid`; TooManyStreams over the caps."""
+        self.admit(worker)
+        connection = Connection(worker, kid=kid)
+        self._by_agency[worker.agency][worker.id].add(connection)
+        self._per_agency[worker.agency] += 1
+        ONCALL_CONNECTIONS.labels(worker.agency).inc()
+        return connection
+
+    def disconnect(self, connection: Connection) -> None:
+        workers = self._by_agency[connection.worker.agency]
+        mine = workers.get(connection.worker.id)
+        if mine is not None and connection in mine:
+            mine.discard(connection)
+            self._per_agency[connection.worker.agency] -= 1
+            ONCALL_CONNECTIONS.labels(connection.worker.agency).dec()
+            if not mine:
+                del workers[connection.worker.id]
+
+    def revoke(self, valid: Callable[[str], bool]) -> int:
+        """Close every connection opened with a token key that is no longer valid; how many were."""
+        closed = [
+            c for workers in self._by_agency.values() for mine in workers.values() for c in mine if not valid(c.kid)
+        ]
+        for connection in closed:
+            connection.revoked = True
+            connection.close()
+            self.disconnect(connection)
+        return len(closed)
+
+    def connected(self, agency: str) -> frozenset[str]:
+        return frozenset(self._by_agency[agency])
+
+    def send(self, agency: str, worker: str, message: Message | Frame) -> None:
+        for connection in list(self._by_agency[agency].get(worker, ())):
+            if not connection.send(message):
+                connection.close()
+                self.disconnect(connection)

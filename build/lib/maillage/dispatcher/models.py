@@ -1,0 +1,66 @@
+"""The dispatcher's own tables: the alerts it serves, their level and deadline, and who was paged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from maillage.core.outbox.models import OutboxRecord
+from maillage.core.storage.db import json_field
+from maillage.core.webhooks.models import TABLES as WEBHOOK_TABLES
+
+
+class AlertState(StrEnum):
+    OPEN = "open"  # paging, level by level
+    UNACKNOWLEDGED = "unacknowledged"  # every level paged in vain; the fallback was called; still acknowledgeable
+    ACKNOWLEDGED = "acknowledged"
+    GROUPED = "grouped"  # folded into an earlier open alert about the same person (`group_of`)
+
+
+class OncallAlert(SQLModel, table=True):
+    """One alert delivered to one served agency."""
+
+    __tablename__ = "oncall_alert"
+    __table_args__ = (UniqueConstraint("agency_id", "alert_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: str = Field(index=True)
+    alert_id: str = Field(index=True)  # the alert.raised event id
+    source_agency: str
+    subject_ref: str = Field(index=True)
+    subject_role: str
+    severity: str
+    kind: str
+    data: dict[str, Any] = json_field()  # what the gateway let this agency receive
+    raised_at: datetime
+    received_at: datetime
+    state: AlertState = Field(index=True)
+    group_of: str | None = None
+    grouped: int = 1  # alerts in this group, this one included
+    level: int = 1
+    level_started_at: datetime
+    deadline: datetime | None = Field(default=None, index=True)
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    acknowledged_level: int | None = None
+
+
+class Page(SQLModel, table=True):
+    """A worker paged for an alert at a level: never twice, restarts included."""
+
+    __tablename__ = "oncall_page"
+    __table_args__ = (UniqueConstraint("agency_id", "alert_id", "level", "worker"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: str
+    alert_id: str = Field(index=True)
+    level: int
+    worker: str
+    paged_at: datetime
+
+
+TABLES: list[type[SQLModel]] = [OncallAlert, Page, OutboxRecord, *WEBHOOK_TABLES]

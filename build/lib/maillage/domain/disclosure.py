@@ -1,0 +1,126 @@
+"""What each recipient may receive: payload ∩ consent ∩ ceiling, or payload ∩ danger rule ∩ ceiling.
+
+Pure functions over plain values; the gateway calls them for every recipient of every event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from maillage.domain.policy import Policy
+from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role, Sector
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One consent a person gave to the agency that obtained it, as the gateway holds it."""
+
+    consent_id: str
+    obtained_by: str
+    categories: frozenset[Category]
+    recipients: frozenset[str]
+    purposes: frozenset[Purpose]
+    valid_until: datetime | None = None
+
+    def covers(self, *, agency_id: str, sector: Sector, purpose: Purpose, at: datetime) -> bool:
+        return (
+            (agency_id in self.recipients or sector.value in self.recipients)
+            and purpose in self.purposes
+            and (self.valid_until is None or at < self.valid_until)
+        )
+
+
+@dataclass(frozen=True)
+class Recipient:
+    agency_id: str
+    sector: Sector
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    FILTERED = "filtered"
+    DENIED = "denied"
+
+
+class Removal(StrEnum):
+    NOT_CONSENTED = "not_consented"
+    ABOVE_CEILING = "above_ceiling"
+    OUTSIDE_DANGER_RULE = "outside_danger_rule"
+
+
+class DenialReason(StrEnum):
+    NO_CONSENT = "no_consent"
+    NOTHING_PERMITTED = "nothing_permitted"
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    recipient: Recipient
+    basis: LegalBasis
+    outcome: Outcome
+    delivered: frozenset[Category]
+    removed: Mapping[Category, Removal] = field(default_factory=dict)
+    reason: DenialReason | None = None
+
+    @property
+    def needs_review(self) -> bool:
+        return self.basis is LegalBasis.DANGER and self.outcome is not Outcome.DENIED
+
+
+def consented_categories(
+    grants: Iterable[Grant], *, discloser: str, recipient: Recipient, purpose: Purpose, at: datetime
+) -> frozenset[Category]:
+    """What the consents obtained by `discloser` allow it to disclose to `recipient`.
+
+    A consent is given to the agency that obtained it and allows that agency's disclosures only: a
+    recipient registering its own "consent" for the same person must never unlock what the person
+    refused the sender (GDPR art. 7: consent is specific to the controller it was given to)."""
+    allowed: frozenset[Category] = frozenset()
+    for grant in grants:
+        if grant.obtained_by != discloser:
+            continue
+        if grant.covers(agency_id=recipient.agency_id, sector=recipient.sector, purpose=purpose, at=at):
+            allowed |= grant.categories
+    return allowed
+
+
+def decide(
+    *,
+    policy: Policy,
+    role: Role,
+    present: frozenset[Category],
+    recipient: Recipient,
+    basis: LegalBasis,
+    consented: frozenset[Category],
+    closed_loop: bool = False,
+) -> Disclosure:
+    """Decide one recipient's share. `closed_loop` events (answers to a sender) are never denied outright:
+    their metadata always travels, only their personal parts are filtered."""
+    ceiling = policy.ceiling(recipient.sector, role)
+    if basis is LegalBasis.DANGER:
+        opened, outside = policy.danger.categories, Removal.OUTSIDE_DANGER_RULE
+    else:
+        opened, outside = consented, Removal.NOT_CONSENTED
+    delivered = present & opened & ceiling
+    removed = {c: (outside if c not in opened else Removal.ABOVE_CEILING) for c in present - delivered}
+    if delivered == present:
+        outcome, reason = Outcome.DELIVERED, None
+    elif delivered or closed_loop:
+        outcome, reason = Outcome.FILTERED, None
+    else:
+        no_consent = basis is not LegalBasis.DANGER and not consented
+        outcome = Outcome.DENIED
+        reason = DenialReason.NO_CONSENT if no_consent else DenialReason.NOTHING_PERMITTED
+    return Disclosure(
+        recipient=recipient, basis=basis, outcome=outcome, delivered=delivered, removed=removed, reason=reason
+    )
+
+
+def basis_for(*, policy: Policy, requested: LegalBasis, recipient: Recipient, has_children: bool) -> LegalBasis:
+    """Under `danger`, only the sectors the rule opens go without consent; the others still need it."""
+    if requested is LegalBasis.DANGER and policy.danger.opens(recipient.sector, has_children=has_children):
+        return LegalBasis.DANGER
+    return LegalBasis.CONSENT

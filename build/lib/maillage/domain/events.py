@@ -1,0 +1,254 @@
+"""Event payload models, one frozen pydantic model per event type and version: the single source of schemas/.
+
+Every field of a payload is either personal data, tagged with its data category
+(`categorised(...)`), or routing metadata, tagged `metadata(...)`: closed vocabularies,
+ids and dates only, so no free text can hide outside the categories the gateway filters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from enum import StrEnum
+from functools import cache
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from maillage.domain.vocabulary import Category, Purpose, Sector, Severity
+
+CATEGORY_KEY = "x-maillage-category"
+METADATA_KEY = "x-maillage-metadata"
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8000)]
+RecipientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,62}$")]
+
+
+def categorised(category: Category, description: str) -> Any:
+    return Field(default=None, description=description, json_schema_extra={CATEGORY_KEY: category.value})
+
+
+def metadata(description: str, **kwargs: Any) -> Any:
+    return Field(description=description, json_schema_extra={METADATA_KEY: True}, **kwargs)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Identity(Frozen):
+    given_name: ShortText | None = None
+    family_name: ShortText | None = None
+    birth_date: date | None = None
+    national_number: Annotated[str, StringConstraints(pattern=r"^\d{11}$")] | None = None
+    language: Literal["fr", "nl", "de", "en"] | None = None
+
+
+class Contact(Frozen):
+    phone: ShortText | None = None
+    email: ShortText | None = None
+    safe_contact_times: ShortText | None = None
+
+
+class Location(Frozen):
+    address: ShortText | None = None
+    municipality: ShortText | None = None
+    in_shelter: bool | None = None
+
+
+class Child(Frozen):
+    given_name: ShortText | None = None
+    birth_year: int | None = Field(default=None, ge=1900, le=2100)
+    lives_with_subject: bool | None = None
+
+
+class Risk(Frozen):
+    level: Literal["low", "moderate", "high", "severe"] | None = None
+    factors: tuple[ShortText, ...] = ()
+
+
+class Judicial(Frozen):
+    protection_order: bool | None = None
+    case_reference: ShortText | None = None
+    custody_release_date: date | None = None
+
+
+class Health(Frozen):
+    notes: LongText | None = None
+
+
+class PersonalData(Frozen):
+    """The eight categorised parts that any event about a person may carry."""
+
+    identity: Identity | None = categorised(Category.IDENTITY, "Who the person is.")
+    contact: Contact | None = categorised(Category.CONTACT, "How to reach the person safely.")
+    location: Location | None = categorised(Category.LOCATION, "Where the person lives or shelters.")
+    children: tuple[Child, ...] | None = categorised(Category.CHILDREN, "Children concerned.")
+    risk: Risk | None = categorised(Category.RISK, "Risk assessment.")
+    judicial: Judicial | None = categorised(Category.JUDICIAL, "Judicial measures.")
+    health: Health | None = categorised(Category.HEALTH, "Health information.")
+    narrative: LongText | None = categorised(Category.NARRATIVE, "Free text about the situation.")
+
+
+class EventType(StrEnum):
+    CONSENT_GRANTED = "maillage.consent.granted.v1"
+    CONSENT_WITHDRAWN = "maillage.consent.withdrawn.v1"
+    REFERRAL_CREATED = "maillage.referral.created.v1"
+    REFERRAL_RESPONDED = "maillage.referral.responded.v1"
+    ALERT_RAISED = "maillage.alert.raised.v1"
+    ALERT_ACKNOWLEDGED = "maillage.alert.acknowledged.v1"
+    ALERT_ESCALATED = "maillage.alert.escalated.v1"
+
+
+class EventPayload(Frozen):
+    event_type: ClassVar[EventType]
+
+
+class ConsentGranted(EventPayload):
+    """A person allows categories of their data to go to named sectors or agencies, for named purposes."""
+
+    event_type: ClassVar[EventType] = EventType.CONSENT_GRANTED
+    consent_id: UUID = metadata("Id of this consent, used to withdraw it.")
+    categories: tuple[Category, ...] = metadata("Categories the person allows to share.", min_length=1)
+    recipients: tuple[RecipientId, ...] = metadata("Sectors or agency ids allowed to receive.", min_length=1)
+    purposes: tuple[Purpose, ...] = metadata("Purposes the data may be used for.", min_length=1)
+    valid_until: datetime | None = metadata("End of validity; none means until withdrawn.", default=None)
+
+
+class ConsentWithdrawn(EventPayload):
+    event_type: ClassVar[EventType] = EventType.CONSENT_WITHDRAWN
+    consent_id: UUID = metadata("The consent that stops.")
+
+
+class ReferralCreated(PersonalData, EventPayload):
+    """Orient a person to a sector or a named agency, with the categories of data needed."""
+
+    event_type: ClassVar[EventType] = EventType.REFERRAL_CREATED
+    categories_needed: tuple[Category, ...] = metadata("Categories the recipient needs.", default=())
+
+
+class ReferralDecision(StrEnum):
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    CLOSED = "closed"
+
+
+class DeclineReason(StrEnum):
+    NO_CAPACITY = "no_capacity"
+    OUT_OF_MANDATE = "out_of_mandate"
+    PERSON_REFUSED = "person_refused"
+    UNREACHABLE = "unreachable"
+    OTHER = "other"
+
+
+class ReferralResponded(EventPayload):
+    """The recipient of a referral accepts, declines (with a reason) or closes it."""
+
+    event_type: ClassVar[EventType] = EventType.REFERRAL_RESPONDED
+    referral_id: UUID = metadata("Event id of the referral answered.")
+    decision: ReferralDecision = metadata("What the recipient decided.")
+    decline_reason: DeclineReason | None = metadata("Why it was declined.", default=None)
+    narrative: LongText | None = categorised(Category.NARRATIVE, "A comment for the sender.")
+
+
+class AlertKind(StrEnum):
+    THREAT = "threat"
+    CUSTODY_RELEASE = "custody_release"
+    WEAPON = "weapon"
+    PROTECTION_ORDER_BREACH = "protection_order_breach"
+    OTHER = "other"
+
+
+class AlertRaised(PersonalData, EventPayload):
+    """A safety alert; under the `danger` basis it carries a written justification (art. 458bis)."""
+
+    event_type: ClassVar[EventType] = EventType.ALERT_RAISED
+    severity: Severity = metadata("How urgent the danger is.")
+    kind: AlertKind = metadata("What happened.")
+    justification: LongText | None = categorised(
+        Category.NARRATIVE, "Why the danger is serious and imminent (required under `danger`)."
+    )
+    raised_by: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")] | None = metadata(
+        "Pseudonymous reference of who raised it: a danger disclosure's reviewer must be someone else.", default=None
+    )
+
+
+class AlertAcknowledged(EventPayload):
+    """A worker of a recipient agency read the alert and took it in hand (emitted by the dispatcher)."""
+
+    event_type: ClassVar[EventType] = EventType.ALERT_ACKNOWLEDGED
+    alert_id: UUID = metadata("Event id of the alert acknowledged.")
+    acknowledged_at: datetime = metadata("When a worker acknowledged it.")
+    level: int = metadata("The escalation level of the worker who acknowledged it (1 is the first).", ge=1)
+
+
+class AlertEscalated(EventPayload):
+    """No one acknowledged the alert in time: the next level was paged, or every level was exhausted."""
+
+    event_type: ClassVar[EventType] = EventType.ALERT_ESCALATED
+    alert_id: UUID = metadata("Event id of the alert escalated.")
+    escalated_at: datetime = metadata("When the time of the previous level ran out.")
+    level: int = metadata("The level now paged; the last level again when every level is exhausted.", ge=1)
+    exhausted: bool = metadata("Every level was paged and no one acknowledged: the fallback was called.", default=False)
+
+
+PAYLOAD_MODELS: dict[EventType, type[EventPayload]] = {
+    model.event_type: model
+    for model in (
+        ConsentGranted,
+        ConsentWithdrawn,
+        ReferralCreated,
+        ReferralResponded,
+        AlertRaised,
+        AlertAcknowledged,
+        AlertEscalated,
+    )
+}
+
+
+@cache  # models are frozen classes: read their annotations once, not for every event
+def field_categories(model: type[BaseModel]) -> Mapping[str, Category]:
+    """Read each personal field's data category from the model's schema annotations."""
+    found: dict[str, Category] = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and CATEGORY_KEY in extra:
+            found[name] = Category(str(extra[CATEGORY_KEY]))
+    return MappingProxyType(found)
+
+
+def present_categories(payload: EventPayload) -> frozenset[Category]:
+    """The categories this payload actually carries (fields set and not empty)."""
+    return frozenset(
+        category
+        for name, category in field_categories(type(payload)).items()
+        if getattr(payload, name) not in (None, (), "")
+    )
+
+
+def restrict(payload: EventPayload, allowed: frozenset[Category]) -> EventPayload:
+    """The same payload with every personal field outside `allowed` removed."""
+    removed = {name: None for name, cat in field_categories(type(payload)).items() if cat not in allowed}
+    return payload.model_copy(update=removed)
+
+
+__all__ = [
+    "PAYLOAD_MODELS",
+    "AlertAcknowledged",
+    "AlertEscalated",
+    "AlertRaised",
+    "ConsentGranted",
+    "ConsentWithdrawn",
+    "EventPayload",
+    "EventType",
+    "PersonalData",
+    "ReferralCreated",
+    "ReferralResponded",
+    "Sector",
+    "field_categories",
+    "present_categories",
+    "restrict",
+]

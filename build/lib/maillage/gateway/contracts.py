@@ -1,0 +1,45 @@
+"""What the gateway's API answers data-protection officers: metadata only, never a payload."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class BrokenRecord(BaseModel):
+    seq: int
+    event_id: str
+    recorded_at: str
+
+
+class ChainReport(BaseModel):
+    records: int = Field(description="Audit records walked, in seq order.")
+    intact: bool
+    first_broken: BrokenRecord | None = Field(
+        description="The first record whose content or link to the previous record does not hold."
+    )
+    policy_sha256s: list[str] = Field(description="The policy versions the records were decided under.")
+
+
+class DisclosureLine(BaseModel):
+    """One recipient's share of one event about the person: which categories it got, and why."""
+
+    recorded_at: str
+    event_id: str
+    event_type: str
+    source: str = Field(description="The agency that sent the event.")
+    recipient: str
+    recipient_name: str | None = Field(description="None when the agency has left the network since.")
+    sector: str
+    legal_basis: str
+    outcome: str = Field(description="`delivered` (everything sent) or `filtered` (some categories removed).")
+    delivered: list[str]
+    removed: dict[str, str] = Field(description="Category withheld from this recipient → why.")
+    review: bool = Field(description="Disclosed under `danger` (art. 458bis): queued for a second person's review.")
+
+
+class DisclosureReport(BaseModel):
+    subject_ref: str
+    disclosures: list[DisclosureLine] = Field(description="Oldest first, in the audit chain's order.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass it as `cursor` for the next page; none after the last."
+    )

@@ -1,0 +1,90 @@
+"""The gateway's own tables: consent state, decisions already taken, return routes, the audit chain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Field, SQLModel
+
+from maillage.core.storage.db import json_field
+
+
+class GrantRow(SQLModel, table=True):
+    __tablename__ = "gateway_grant"
+
+    consent_id: str = Field(primary_key=True)
+    subject_ref: str = Field(index=True)
+    categories: list[str] = json_field()
+    recipients: list[str] = json_field()
+    purposes: list[str] = json_field()
+    valid_until: datetime | None = None
+    granted_by: str
+    withdrawn_at: datetime | None = None
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """One row per submitted event decided: reprocessing the same record re-emits the same decisions."""
+
+    __tablename__ = "gateway_processed"
+
+    event_id: str = Field(primary_key=True)
+    digest: str
+    partition: int
+    offset: int
+    disclosures: list[dict[str, Any]] = json_field()
+    decided_at: datetime
+
+
+class ReturnRoute(SQLModel, table=True):
+    """Who sent a referral or an alert, and who received it: the way back for its answers."""
+
+    __tablename__ = "gateway_return_route"
+
+    event_id: str = Field(primary_key=True)
+    sender: str
+    subject_ref: str
+    recipients: list[str] = json_field()
+
+
+class AuditRow(SQLModel, table=True):
+    """Metadata only: who received which categories about which pseudonymous subject, on which basis."""
+
+    __tablename__ = "gateway_audit"
+
+    seq: int = Field(primary_key=True)
+    event_id: str = Field(index=True)
+    event_type: str
+    source: str
+    recipient: str
+    sector: str
+    subject_ref: str = Field(index=True)
+    subject_role: str
+    legal_basis: str
+    outcome: str
+    delivered: list[str] = json_field()
+    removed: dict[str, str] = json_field()
+    reason: str | None = None
+    review: bool = False
+    raised_by: str | None = None  # a danger alert's raiser (pseudonymous), for the four-eyes review
+    policy_sha256: str
+    recorded_at: str  # ISO 8601 exactly as hashed
+    prev_hash: str
+    hash: str
+
+
+class ReviewItem(SQLModel, table=True):
+    """A disclosure under `danger` (art. 458bis) awaiting a second person's review."""
+
+    __tablename__ = "gateway_review"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(index=True)
+    recipient: str
+    source: str
+    justification: str | None = None
+    raised_at: datetime
+    status: str = "pending"
+
+
+TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReturnRoute, AuditRow, ReviewItem]

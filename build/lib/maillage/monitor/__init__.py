@@ -1,0 +1,1 @@
+"""The operators' monitor: the whole flow of events, never its content."""
