@@ -262,7 +262,8 @@ def bench(
 ) -> None:
     """Measure gateway throughput beside a bare Kafka passthrough, referral latency, and (--only oncall)
     alert latency to on-call workers' sockets."""
-    from maillage.cli.bench import PARTS, BenchOptions, run_bench
+    from maillage.cli.bench.options import BenchOptions
+    from maillage.cli.bench.run import PARTS, run_bench
 
     unknown = sorted(set(only or ()) - set(PARTS))
     if unknown:

@@ -8,6 +8,7 @@ timer fires), so the report can say whether the client kept up.
 
 The parent talks to each child over a `multiprocessing` pipe: the child answers "ready" once every socket
 got its `hello` and `snapshot`, then answers "count" (alert messages so far) and "stop" (every arrival).
+This module imports nothing heavy: every child process imports it afresh.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
 import orjson
+from websockets.asyncio.client import ClientConnection, connect
 
 CONNECTS_AT_ONCE = 25
 TICK_SECONDS = 0.01
@@ -37,99 +39,112 @@ class Arrivals:
     other: int = 0  # messages other than alerts (updates, errors)
 
 
+def run_fast(coro: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed, as uvicorn runs the services."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coro)
+
+
 # --- the child process --------------------------------------------------------------------------
 
 
 def child_main(url: str, workers: list[tuple[str, str]], conn: Connection, compression: bool) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(_child(url, workers, conn, compression))
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_child(url, workers, conn, compression))
+    run_fast(_Child(url, workers, conn=conn, compression=compression).run())
 
 
-async def _child(url: str, workers: list[tuple[str, str]], conn: Connection, compression: bool) -> None:
-    from websockets.asyncio.client import connect
+class _Child:
+    """One child process's share of the sockets, read on its own event loop."""
 
-    seen = Arrivals(by_worker={worker: {} for worker, _ in workers})
-    counted = [0]
-    gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
-    sockets: dict[str, Any] = {}
-    errors: list[str] = []
-    stopping = False
+    def __init__(self, url: str, workers: list[tuple[str, str]], *, conn: Connection, compression: bool) -> None:
+        self.url, self.workers, self.conn, self.compression = url, workers, conn, compression
+        self.seen = Arrivals(by_worker={worker: {} for worker, _ in workers})
+        self.counted = 0
+        self.sockets: dict[str, ClientConnection] = {}
+        self.errors: list[str] = []
+        self.stopping = False
 
-    async def open_one(worker: str, token: str) -> None:
+    async def run(self) -> None:
+        gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
+        await asyncio.gather(*(self._open(worker, token, gate=gate) for worker, token in self.workers))
+        readers = [asyncio.create_task(self._read(worker, ws)) for worker, ws in self.sockets.items()]
+        ticker = asyncio.create_task(self._tick())
+        self.conn.send(("ready", len(self.sockets), self.errors))
+        try:
+            asked_to_stop = await self._answer()
+        finally:
+            self.stopping = True
+            ticker.cancel()
+            await asyncio.gather(*(ws.close() for ws in self.sockets.values()), return_exceptions=True)
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, ticker, return_exceptions=True)
+        if asked_to_stop:
+            self.conn.send(("done", self.seen))
+
+    async def _open(self, worker: str, token: str, *, gate: asyncio.Semaphore) -> None:
         async with gate:
             try:
-                # permessage-deflate offered, as browsers do, unless asked not to
                 ws = await connect(
-                    url,
+                    self.url,
                     additional_headers={"Authorization": f"Bearer {token}"},
                     open_timeout=60,
-                    compression="deflate" if compression else None,
+                    compression="deflate" if self.compression else None,  # as browsers do, unless asked not to
                 )
                 hello = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
                 snapshot = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
             except Exception as exc:
-                errors.append(f"{worker}: {type(exc).__name__}: {exc}")
+                self.errors.append(f"{worker}: {type(exc).__name__}: {exc}")
                 return
             if hello.get("type") != "hello" or snapshot.get("type") != "snapshot":
-                errors.append(f"{worker}: expected hello and snapshot, got {hello.get('type')}, {snapshot.get('type')}")
+                self.errors.append(
+                    f"{worker}: expected hello and snapshot, got {hello.get('type')}, {snapshot.get('type')}"
+                )
                 await ws.close()
                 return
-            sockets[worker] = ws
+            self.sockets[worker] = ws
 
-    async def read(worker: str, ws: Any) -> None:
-        mine = seen.by_worker[worker]
+    async def _read(self, worker: str, ws: ClientConnection) -> None:
+        mine = self.seen.by_worker[worker]
         try:
             async for raw in ws:
                 at = time.time()
                 message = orjson.loads(raw)
                 if message.get("type") == "alert":
                     mine.setdefault(message["alert"]["alert_id"], at)
-                    counted[0] += 1
+                    self.counted += 1
                 else:
-                    seen.other += 1
+                    self.seen.other += 1
         except Exception as exc:
-            if not stopping:
-                seen.closed[worker] = type(exc).__name__
+            if not self.stopping:
+                self.seen.closed[worker] = type(exc).__name__
             return
-        if not stopping:
-            seen.closed[worker] = f"closed {ws.close_code}"
+        if not self.stopping:
+            self.seen.closed[worker] = f"closed {ws.close_code}"
 
-    async def tick() -> None:
+    async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             before = loop.time()
             await asyncio.sleep(TICK_SECONDS)
-            seen.lags.append((time.time(), loop.time() - before - TICK_SECONDS))
+            self.seen.lags.append((time.time(), loop.time() - before - TICK_SECONDS))
 
-    await asyncio.gather(*(open_one(worker, token) for worker, token in workers))
-    readers = [asyncio.create_task(read(worker, ws)) for worker, ws in sockets.items()]
-    ticker = asyncio.create_task(tick())
-    conn.send(("ready", len(sockets), errors))
-
-    loop = asyncio.get_running_loop()
-    try:
+    async def _answer(self) -> bool:
+        """Answer the parent until it says "stop" (True) or is gone (False)."""
+        loop = asyncio.get_running_loop()
         while True:  # the pipe stays blocking: read it in a thread, answer from the loop
             try:
-                what = await loop.run_in_executor(None, conn.recv)
+                what = await loop.run_in_executor(None, self.conn.recv)
             except (EOFError, OSError):  # the parent is gone or gave up: close the sockets and leave
-                return
+                return False
             if what == "count":
-                conn.send(("count", counted[0], len(seen.closed)))
+                self.conn.send(("count", self.counted, len(self.seen.closed)))
             elif what == "stop":
-                break
-    finally:
-        stopping = True
-        ticker.cancel()
-        await asyncio.gather(*(ws.close() for ws in sockets.values()), return_exceptions=True)
-        for task in readers:
-            task.cancel()
-        await asyncio.gather(*readers, ticker, return_exceptions=True)
-    conn.send(("done", seen))
+                return True
 
 
 # --- the parent side ----------------------------------------------------------------------------
@@ -198,9 +213,8 @@ class SocketFleet:
     async def stop(self) -> Arrivals:
         for pipe in self.pipes:
             pipe.send("stop")
-        answers = await self._all(60)
         merged = Arrivals()
-        for _, part in answers:
+        for _, part in await self._all(60):
             merged.by_worker.update(part.by_worker)
             merged.lags.extend(part.lags)
             merged.closed.update(part.closed)

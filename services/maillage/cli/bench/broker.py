@@ -1,0 +1,45 @@
+"""The bench's Kafka topics (fresh ones per run, under their own prefix) and its plain producer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from maillage.core.config.network import Network
+from maillage.core.messaging import bus
+from maillage.core.messaging.topics import Topics
+
+
+async def create_topics(bootstrap: str, network: Network, topics: Topics, *, extra: tuple[str, ...] = ()) -> None:
+    k = network.kafka
+    await bus.ensure_topics(
+        bootstrap,
+        [*topics.all_for([a.id for a in network.agencies]), *extra],
+        partitions=k.partitions,
+        replication_factor=k.replication_factor,
+        min_insync_replicas=k.min_insync_replicas,
+    )
+
+
+async def delete_topics(bootstrap: str, *, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        ours = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    started = bus.producer(bootstrap)
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.stop()

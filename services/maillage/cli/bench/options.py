@@ -1,0 +1,34 @@
+"""What a `maillage bench` run measures and with how much load: the command's options, as one value."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from maillage.core.config.settings import DEFAULT_NETWORK
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    events: int = 20_000
+    subjects: int = 300
+    rate: float = 200.0
+    duration: float = 10.0
+    warmup: float = 2.0
+    sender: str = "refuge-liege"
+    recipient: str = "cpas-seraing"
+    network_file: Path = DEFAULT_NETWORK
+    bootstrap: str = ""
+    out_dir: Path = Path("bench-results")
+    parts: tuple[str, ...] = ("throughput", "latency")
+    # The on-call part (`--only oncall`): alerts POSTed to the sender, pushed to this many workers' sockets.
+    workers: int = 500
+    alert_rate: float = 20.0
+    oncall_duration: float = 10.0
+    socket_processes: int = 2
+    ws_compression: bool = True  # the workers offer permessage-deflate, as browsers do
+
+
+def options_json(opts: BenchOptions) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}

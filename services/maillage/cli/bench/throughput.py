@@ -1,0 +1,157 @@
+"""Gateway throughput beside a bare Kafka passthrough, over the same pre-produced referral records.
+
+referral.created records are pre-produced onto `maillage.submitted` exactly as an agency's outbox relay
+would (`Envelope.to_kafka`), then the real gateway (`running_gateway`) decides them; the same records then
+go through a bare consume→produce passthrough with the same consumer settings. Both are warmed up on the
+consent records first, so neither timing includes a group join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+
+from maillage.cli.bench import repository
+from maillage.cli.bench.broker import create_topics, producer
+from maillage.cli.bench.fixtures import consent_envelopes, make_subjects, referral_envelopes, service_keys
+from maillage.cli.bench.options import BenchOptions
+from maillage.core.config.network import Network
+from maillage.core.crypto.trust import Trust
+from maillage.core.messaging import bus
+from maillage.core.messaging.envelope import Envelope
+from maillage.gateway.app import running_gateway
+from maillage.gateway.handlers import TransactionalLoop
+from maillage.gateway.settings import GatewaySettings
+
+
+@dataclass(frozen=True)
+class Throughput:
+    records: int
+    seconds: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+class Passthrough:
+    """A bare consume→produce relay: the gateway's consumer settings, an idempotent producer, no
+    transaction, no decision. The floor the gateway's throughput is compared with."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, *, topic: str) -> None:
+        self.consumer = consumer
+        self.producer = producer
+        self.topic = topic
+        self.processed = 0
+
+    async def run_once(self, timeout_ms: int = 500) -> int:
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=1000)
+        records = [r for part in batches.values() for r in part]
+        if not records:
+            return 0
+        futures = [await self.producer.send(self.topic, r.value, key=r.key, headers=list(r.headers)) for r in records]
+        await asyncio.gather(*futures)
+        await self.consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+        self.processed += len(records)
+        return len(records)
+
+
+Runner = TransactionalLoop | Passthrough
+
+
+async def produce(sender: AIOKafkaProducer, topic: str, envelopes: list[Envelope], *, chunk: int = 1000) -> None:
+    """Publish as the outbox relay does; awaiting chunk by chunk rather than thousands of sends at once."""
+    for start in range(0, len(envelopes), chunk):
+        futures = []
+        for envelope in envelopes[start : start + chunk]:
+            key, value, headers = envelope.to_kafka()
+            futures.append(await sender.send(topic, value, key=key, headers=headers))
+        await asyncio.gather(*futures)
+
+
+async def drain(runner: Runner, *, until: int, stall: float = 60.0) -> float:
+    """Run batches until `until` records are done; the seconds from the first poll to the last commit."""
+    started = last_progress = time.perf_counter()
+    while runner.processed < until:
+        if await runner.run_once():
+            last_progress = time.perf_counter()
+        elif time.perf_counter() - last_progress > stall:
+            raise RuntimeError(f"{type(runner).__name__} stalled at {runner.processed}/{until} records")
+    return time.perf_counter() - started
+
+
+@asynccontextmanager
+async def passthrough(bootstrap: str, source: str, target: str) -> AsyncIterator[Passthrough]:
+    consumer = bus.consumer(bootstrap, source, group_id=f"{source}.bench-passthrough")
+    await consumer.start()
+    try:
+        async with producer(bootstrap) as relay_producer:
+            yield Passthrough(consumer, relay_producer, topic=target)
+    finally:
+        await consumer.stop()
+
+
+async def measure_throughput(
+    opts: BenchOptions, network: Network, *, bootstrap: str, prefix: str, data_dir: Path, console: Console
+) -> tuple[Throughput, Throughput, dict[str, int]]:
+    settings = GatewaySettings(
+        network_file=opts.network_file,
+        kafka_bootstrap=bootstrap,
+        topic_prefix=prefix,
+        data_dir=data_dir,
+        transactional_id=f"{prefix}gateway",
+    )
+    scratch = f"{prefix}bench.passthrough"
+    await create_topics(bootstrap, network, settings.topics, extra=(scratch,))
+    workload = _Workload(opts, sender=Trust.load(service_keys(settings), opts.sender))
+    async with producer(bootstrap) as source, passthrough(bootstrap, settings.topics.submitted, scratch) as relay:
+        await produce(source, settings.topics.submitted, workload.consents())
+        gateway_s = await _time_gateway(settings, source=source, relay=relay, workload=workload, console=console)
+        relay.consumer.resume(*relay.consumer.assignment())
+        console.log("passthrough: relaying the same records")
+        passthrough_s = await drain(relay, until=workload.total)
+    return (
+        Throughput(records=opts.events, seconds=gateway_s),
+        Throughput(records=opts.events, seconds=passthrough_s),
+        repository.gateway_outcomes(data_dir),
+    )
+
+
+async def _time_gateway(
+    settings: GatewaySettings, *, source: AIOKafkaProducer, relay: Passthrough, workload: _Workload, console: Console
+) -> float:
+    """Both runners warmed up on the consents, the referrals produced: the seconds the gateway took for them."""
+    async with running_gateway(settings, serve=False) as started:
+        console.log(f"warming up on {workload.warm} consents: the gateway and the passthrough join their groups")
+        await drain(started.loop, until=workload.warm)
+        await drain(relay, until=workload.warm)
+        relay.consumer.pause(*relay.consumer.assignment())
+        console.log(f"pre-producing {workload.events:,} referral.created records")
+        await produce(source, settings.topics.submitted, workload.referrals())
+        console.log("gateway: deciding them")
+        return await drain(started.loop, until=workload.total)
+
+
+class _Workload:
+    """The records of one run: a consent per person (the warm-up), then the referrals that are timed."""
+
+    def __init__(self, opts: BenchOptions, *, sender: Trust) -> None:
+        self.rng = random.Random(20_000)
+        self.subjects = make_subjects(opts.subjects, self.rng)
+        self.sender, self.recipient, self.events = sender, opts.recipient, opts.events
+        self.warm = len(self.subjects)
+        self.total = self.warm + opts.events
+
+    def consents(self) -> list[Envelope]:
+        return consent_envelopes(self.subjects, sender=self.sender, recipient=self.recipient)
+
+    def referrals(self) -> list[Envelope]:
+        return referral_envelopes(self.subjects, self.events, self.rng, sender=self.sender, recipient=self.recipient)
