@@ -18,7 +18,7 @@ from maillage.core.crypto.tokens import Scope, mint
 from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.storage.db import make_engine, session_factory
 from maillage.gateway.app import create_app as create_gateway_app
-from maillage.gateway.reports import verify_chain
+from maillage.gateway.services import verify_chain
 from tests.support import Pole, assert_problem, consent, decided, listening, refer
 
 pytestmark = pytest.mark.integration

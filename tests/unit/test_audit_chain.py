@@ -10,7 +10,9 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maillage.domain.audit import GENESIS, ChainWalk, chain_hash, first_broken
+from maillage.domain.audit import GENESIS, ChainWalk, audit_record, chain_hash, first_broken, linked
+from maillage.domain.disclosure import Disclosure, Outcome, Recipient, Removal
+from maillage.domain.vocabulary import Category, LegalBasis, Role, Sector
 
 pytestmark = pytest.mark.unit
 
@@ -128,3 +130,40 @@ def test_record_hash_is_sha256_of_previous_hash_and_rfc8785_form(record: dict[st
     expected = hashlib.sha256(GENESIS.encode() + rfc8785.dumps(body)).hexdigest()
 
     assert chain_hash(record, prev_hash=GENESIS) == expected
+
+
+def decision_records(raisers: list[str | None]) -> list[dict[str, Any]]:
+    """Records as the gateway builds them, one per decision, linked one after the other."""
+    decision = Disclosure(
+        recipient=Recipient(agency_id="zp-meuse", sector=Sector.POLICE),
+        basis=LegalBasis.DANGER,
+        outcome=Outcome.FILTERED,
+        delivered=frozenset({Category.IDENTITY, Category.RISK}),
+        removed={Category.HEALTH: Removal.OUTSIDE_DANGER_RULE},
+    )
+    records: list[dict[str, Any]] = []
+    prev = GENESIS
+    for seq, raiser in enumerate(raisers, start=1):
+        content = audit_record(
+            decision,
+            event_id=f"0190-{seq:04d}",
+            event_type="maillage.alert.raised.v1",
+            source="refuge-liege",
+            subject_role=Role.VICTIM,
+            subject_ref=f"s-{seq:032x}",
+            policy_sha256="ab" * 32,
+            recorded_at="2026-11-25T12:00:00+00:00",
+            raised_by=raiser,
+        )
+        records.append(linked(content, seq=seq, prev_hash=prev))
+        prev = records[-1]["hash"]
+    return records
+
+
+def test_decision_records_chain_and_cover_the_raiser_only_when_known() -> None:
+    records = decision_records([None, "0123456789abcdef", None])
+
+    assert first_broken(records) is None
+    assert "raised_by" not in records[0] and records[1]["raised_by"] == "0123456789abcdef"
+    assert records[1]["review"] is True and records[1]["removed"] == {"health": "outside_danger_rule"}
+    assert first_broken([records[0], {**records[1], "raised_by": "fedcba9876543210"}, records[2]]) == 2

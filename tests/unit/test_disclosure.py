@@ -18,6 +18,8 @@ from maillage.domain.disclosure import (
     basis_for,
     consented_categories,
     decide,
+    disclose,
+    shared_part,
 )
 from maillage.domain.events import (
     AlertKind,
@@ -302,3 +304,37 @@ def test_a_consent_registered_by_another_agency_never_widens_the_senders_disclos
     )
 
     assert beside == alone
+
+
+@given(policy=policies(), role=roles, recipient=recipients, grants=st.lists(grants, max_size=4), parts=categories)
+def test_only_an_alert_may_invoke_danger(
+    policy: Policy, role: Role, recipient: Recipient, grants: list[Grant], parts: frozenset[Category]
+) -> None:
+    """A referral that claims the danger basis still travels on the consents its sender obtained."""
+
+    def claiming(basis: LegalBasis) -> Disclosure:
+        return disclose(
+            referral(parts),
+            recipient=recipient,
+            policy=policy,
+            grants=grants,
+            sender=SENDER,
+            role=role,
+            purpose=Purpose.REFERRAL,
+            at=AT,
+            requested=basis,
+        )
+
+    assert claiming(LegalBasis.DANGER) == claiming(LegalBasis.CONSENT)
+    assert claiming(LegalBasis.DANGER).basis is LegalBasis.CONSENT
+
+
+def test_who_raised_an_alert_never_reaches_its_recipients() -> None:
+    raised = alert(ALL_CATEGORIES, justification="Threatened with a knife tonight.").model_copy(
+        update={"raised_by": "0123456789abcdef"}
+    )
+
+    shared = shared_part(raised, delivered=ALL_CATEGORIES)
+
+    assert "raised_by" not in shared
+    assert shared["justification"] == "Threatened with a knife tonight."

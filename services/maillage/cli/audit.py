@@ -140,7 +140,7 @@ async def _walk_database(url: str, *, progress: Any) -> ChainReport:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from maillage.core.storage.db import session_factory
-    from maillage.gateway.reports import verify_chain
+    from maillage.gateway.services import verify_chain
 
     # Not make_engine: its pragmas would write to what may be the evidence.
     engine = create_async_engine(_read_only(url))

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maillage.domain.canonical import canonical_json
+from maillage.domain.disclosure import Disclosure
+from maillage.domain.vocabulary import Role
 
 GENESIS = "0" * 64
 
@@ -16,6 +18,51 @@ def chain_hash(record: Mapping[str, Any], *, prev_hash: str) -> str:
     """SHA-256 over the previous hash and the RFC 8785 canonical form of the record (without its hash)."""
     body = {k: v for k, v in record.items() if k not in ("hash", "prev_hash")}
     return hashlib.sha256(prev_hash.encode() + canonical_json(body)).hexdigest()
+
+
+def audit_record(
+    disclosure: Disclosure,
+    *,
+    event_id: str,
+    event_type: str,
+    source: str,
+    subject_role: Role,
+    subject_ref: str,
+    policy_sha256: str,
+    recorded_at: str,
+    raised_by: str | None = None,
+) -> dict[str, Any]:
+    """The record of one decision: which categories a recipient got about a pseudonymous subject, or why
+    not, on which basis and under which policy. Metadata only: an audit trail must not become a second
+    copy of the data it traces."""
+    d = disclosure
+    record: dict[str, Any] = {
+        "event_id": event_id,
+        "event_type": event_type,
+        "source": source,
+        "recipient": d.recipient.agency_id,
+        "sector": d.recipient.sector.value,
+        "subject_ref": subject_ref,
+        "subject_role": subject_role.value,
+        "legal_basis": d.basis.value,
+        "outcome": d.outcome.value,
+        "delivered": sorted(d.delivered),
+        "removed": {k.value: v.value for k, v in d.removed.items()},
+        "reason": d.reason.value if d.reason else None,
+        "review": d.needs_review,
+        "policy_sha256": policy_sha256,
+        "recorded_at": recorded_at,
+    }
+    if raised_by:
+        # Only when known, so that records without it hash as they always did.
+        record["raised_by"] = raised_by
+    return record
+
+
+def linked(record: Mapping[str, Any], *, seq: int, prev_hash: str) -> dict[str, Any]:
+    """The record as the chain's next link, after the one whose hash is `prev_hash`."""
+    body = {"seq": seq, **record, "prev_hash": prev_hash}
+    return {**body, "hash": chain_hash(body, prev_hash=prev_hash)}
 
 
 def holds(record: Mapping[str, Any], *, prev_hash: str) -> bool:

@@ -9,7 +9,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
+from maillage.domain.events import AlertRaised, EventPayload, present_categories, restrict
 from maillage.domain.policy import Policy
 from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role, Sector
 
@@ -124,3 +126,45 @@ def basis_for(*, policy: Policy, requested: LegalBasis, recipient: Recipient, ha
     if requested is LegalBasis.DANGER and policy.danger.opens(recipient.sector, has_children=has_children):
         return LegalBasis.DANGER
     return LegalBasis.CONSENT
+
+
+def disclose(
+    payload: EventPayload,
+    *,
+    recipient: Recipient,
+    policy: Policy,
+    grants: Iterable[Grant],
+    sender: str,
+    role: Role,
+    purpose: Purpose,
+    at: datetime,
+    requested: LegalBasis,
+    closed_loop: bool = False,
+) -> Disclosure:
+    """One recipient's share of an event `sender` submitted about a person in `role`.
+
+    Only an alert may invoke `danger` (art. 458bis: serious and imminent danger); every other event,
+    whatever basis it claims, travels on the consents the sender obtained."""
+    present = present_categories(payload)
+    basis = LegalBasis.CONSENT
+    if isinstance(payload, AlertRaised):
+        has_children = Category.CHILDREN in present
+        basis = basis_for(policy=policy, requested=requested, recipient=recipient, has_children=has_children)
+    consented = consented_categories(grants, discloser=sender, recipient=recipient, purpose=purpose, at=at)
+    return decide(
+        policy=policy,
+        role=role,
+        present=present,
+        recipient=recipient,
+        basis=basis,
+        consented=consented,
+        closed_loop=closed_loop,
+    )
+
+
+def shared_part(payload: EventPayload, *, delivered: frozenset[Category]) -> dict[str, Any]:
+    """What a recipient receives of the payload: only the `delivered` categories. Never who raised an
+    alert: that reference is for the four-eyes review at the raising agency, not for recipients."""
+    share = restrict(payload, delivered).model_dump(mode="json", exclude_none=True)
+    share.pop("raised_by", None)
+    return share

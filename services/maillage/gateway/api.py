@@ -11,7 +11,7 @@ from maillage.core.crypto.tokens import staff_ref
 from maillage.core.messaging.envelope import SUBJECT_REF
 from maillage.core.web.paging import Cursor, Limit
 from maillage.core.web.problems import PROBLEM_JSON
-from maillage.gateway import reports
+from maillage.gateway import services
 from maillage.gateway.contracts import ChainReport, DisclosureReport
 from maillage.gateway.deps import AuditReader, NetworkDep, Sessions
 
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1", responses=ERRORS, tags=["audit"])  # type: igno
 
 @router.get("/audit/verify", summary="Walk the audit chain and name the first broken record")
 async def verify_audit_chain(principal: AuditReader, sessions: Sessions) -> ChainReport:
-    report = await reports.verify_chain(sessions)
+    report = await services.verify_chain(sessions)
     log.info(
         "audit chain verified", extra={"agency": principal.agency, "records": report.records, "intact": report.intact}
     )
@@ -43,7 +43,7 @@ async def list_disclosures(
     cursor: Cursor = None,
     limit: Limit = 200,
 ) -> DisclosureReport:
-    report = await reports.disclosures_about(
+    report = await services.disclosures_about(
         sessions, subject_ref, network=network, by=principal.agency, cursor=cursor, limit=limit
     )
     # Who looked at whom: a disclosure report is itself sensitive, so each reading leaves a trace.

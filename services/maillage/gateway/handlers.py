@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from maillage.core.messaging.bus import SkippedOffsets, send_batched
+from maillage.core.messaging.bus import Record, SkippedOffsets, send_batched
 from maillage.core.observability.metrics import DECISION_SECONDS
-from maillage.gateway.services import Gateway, Outgoing
+from maillage.gateway.crypto import CryptoThreads
+from maillage.gateway.outgoing import Outgoing
+from maillage.gateway.services import Gateway
 
 log = logging.getLogger(__name__)
+
+Batches = dict[Any, list[Record]]  # aiokafka's TopicPartition (untyped) → its records, in offset order
 
 
 class TransactionalLoop:
@@ -25,10 +30,12 @@ class TransactionalLoop:
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         *,
+        crypto: CryptoThreads,
         group_id: str,
         max_records: int = 1000,
     ) -> None:
         self.gateway = gateway
+        self.crypto = crypto
         self.consumer = consumer
         self.producer = producer
         self.group_id = group_id
@@ -41,17 +48,16 @@ class TransactionalLoop:
             await self.run_once()
 
     async def run_once(self, timeout_ms: int = 500) -> int:
-        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_records)
+        batches: Batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_records)
         records = [r for part in batches.values() for r in part]
         if not records:
             with contextlib.suppress(KafkaError):
                 await self.skipped.commit_when_idle()
             return 0
+        offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
         try:
             with DECISION_SECONDS.time():
-                outgoing = await self.gateway.process(records)
-                offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
-                await self._publish(outgoing, offsets)
+                await self._publish(await self._decide(records), offsets)
         except Exception as exc:
             log.warning("batch not published, reading it again", extra={"error": type(exc).__name__})
             self._rewind(batches)
@@ -61,13 +67,16 @@ class TransactionalLoop:
         self.processed += len(records)
         return len(records)
 
-    async def _publish(self, outgoing: list[Outgoing], offsets: dict[TopicPartition, int]) -> None:
+    async def _decide(self, records: list[Record]) -> list[Outgoing]:
+        arrivals = await self.crypto.open(records)
+        return await self.crypto.seal(await self.gateway.process(arrivals))
+
+    async def _publish(self, outgoing: list[Outgoing], offsets: dict[Any, int]) -> None:
         async with self.producer.transaction():
-            records = ((o.topic, o.key, o.value, o.headers) for o in outgoing)
-            futures = await send_batched(self.producer, records)
+            futures = await send_batched(self.producer, ((o.topic, o.key, o.value, o.headers) for o in outgoing))
             await self.producer.send_offsets_to_transaction(offsets, self.group_id)
         await asyncio.gather(*futures)
 
-    def _rewind(self, batches: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
+    def _rewind(self, batches: Batches) -> None:
         for tp, recs in batches.items():
             self.consumer.seek(tp, recs[0].offset)

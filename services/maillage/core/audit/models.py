@@ -1,0 +1,33 @@
+"""The audit chain's table: one row per disclosure decision, metadata only, each hash-linked to the one before."""
+
+from __future__ import annotations
+
+from sqlmodel import Field, SQLModel
+
+from maillage.core.storage.db import json_field
+
+
+class AuditRow(SQLModel, table=True):
+    """Metadata only: who received which categories about which pseudonymous subject, on which basis."""
+
+    __tablename__ = "gateway_audit"
+
+    seq: int = Field(primary_key=True)
+    event_id: str = Field(index=True)
+    event_type: str
+    source: str
+    recipient: str
+    sector: str
+    subject_ref: str = Field(index=True)
+    subject_role: str
+    legal_basis: str
+    outcome: str
+    delivered: list[str] = json_field()
+    removed: dict[str, str] = json_field()
+    reason: str | None = None
+    review: bool = False
+    raised_by: str | None = None  # a danger alert's raiser (pseudonymous), for the four-eyes review
+    policy_sha256: str
+    recorded_at: str  # ISO 8601 exactly as hashed
+    prev_hash: str
+    hash: str

@@ -1,0 +1,96 @@
+"""Every query of the audit chain's table."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import JSON, Select, Text, func, insert, type_coerce
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core.audit.models import AuditRow
+from maillage.domain.disclosure import Outcome
+
+CHUNK = 1000
+AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
+# JSON columns read as their stored text: a tampered value that is no longer JSON must show as a
+# broken record, not stop the walk.
+_JSON_COLUMNS = {c.name for c in AUDIT.c if isinstance(c.type, JSON)}
+_AS_STORED = [type_coerce(c, Text).label(c.name) if c.name in _JSON_COLUMNS else c for c in AUDIT.c]
+DISCLOSED = (Outcome.DELIVERED.value, Outcome.FILTERED.value)
+
+
+async def append(session: AsyncSession, records: Sequence[Mapping[str, Any]]) -> None:
+    """The records in one bulk statement: building an ORM object per record cost more than deciding it."""
+    if records:
+        await session.exec(insert(AUDIT), params=records)
+
+
+async def last(session: AsyncSession) -> AuditRow | None:
+    """The chain's tip: the next record links to its hash."""
+    return (await session.exec(select(AuditRow).order_by(col(AuditRow.seq).desc()).limit(1))).first()
+
+
+async def of_event(session: AsyncSession, event_id: str) -> list[dict[str, Any]]:
+    """An event's records in chain order, exactly as they were hashed."""
+    return await _as_hashed(session, select(*_AS_STORED).where(AUDIT.c.event_id == event_id).order_by(AUDIT.c.seq))
+
+
+async def walk(
+    sessions: async_sessionmaker[AsyncSession], *, chunk: int = CHUNK
+) -> AsyncIterator[tuple[list[dict[str, Any]], int]]:
+    """Every record written before the walk began, in seq order and as hashed, `chunk` records at a time,
+    each chunk with the number of records the walk will see in all.
+
+    A short read per chunk, not one long transaction: a reader holding SQLite's WAL snapshot for
+    minutes would stop checkpoints while the gateway keeps writing.
+    """
+    async with sessions() as session:
+        conn = await session.connection()
+        end, total = (await conn.execute(select(func.max(AUDIT.c.seq), func.count()))).one()
+    after = 0
+    while end is not None and after < end:
+        query = select(*_AS_STORED).where(AUDIT.c.seq > after, AUDIT.c.seq <= end).order_by(AUDIT.c.seq)
+        async with sessions() as session:
+            records = await _as_hashed(session, query.limit(chunk))
+        if not records:
+            return
+        yield records, total
+        after = records[-1]["seq"]
+
+
+async def disclosures_about(
+    session: AsyncSession, subject_ref: str, *, source: str, after: int, limit: int
+) -> Sequence[AuditRow]:
+    """The records of what `source` disclosed about `subject_ref` (denials left out), oldest first, after
+    the record `after`."""
+    query = (
+        select(AuditRow)
+        .where(col(AuditRow.subject_ref) == subject_ref)
+        .where(col(AuditRow.source) == source)
+        .where(col(AuditRow.outcome).in_(DISCLOSED))
+        .where(col(AuditRow.seq) > after)
+        .order_by(col(AuditRow.seq))
+        .limit(limit)
+    )
+    return (await session.exec(query)).all()
+
+
+async def _as_hashed(session: AsyncSession, query: Select[Any]) -> list[dict[str, Any]]:
+    conn = await session.connection()
+    return [_record(row) for row in (await conn.execute(query)).mappings().all()]
+
+
+def _record(row: Mapping[str, Any]) -> dict[str, Any]:
+    record = dict(row)
+    if record.get("raised_by") is None:
+        record.pop("raised_by", None)  # hashed only when an alert's raiser was known
+    for name in _JSON_COLUMNS:
+        # Left as stored when it is no JSON: then it cannot hash as the original did.
+        with contextlib.suppress(orjson.JSONDecodeError, TypeError):
+            record[name] = orjson.loads(record[name])
+    return record

@@ -1,0 +1,84 @@
+"""Every query of the gateway's tables: consent grants, events already decided, return routes, reviews."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.domain.answers import Route
+from maillage.domain.disclosure import Grant
+from maillage.domain.vocabulary import Category, Purpose
+from maillage.gateway.models import GrantRow, ProcessedEvent, ReturnRoute, ReviewItem
+
+
+@dataclass
+class NewRows:
+    """A batch's new rows of the append-only tables, inserted in bulk when it ends: building an ORM object
+    per row cost more than the rest of a decision."""
+
+    processed: list[dict[str, Any]] = field(default_factory=list)
+    routes: list[dict[str, Any]] = field(default_factory=list)
+    reviews: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def insert_rows(session: AsyncSession, rows: NewRows) -> None:
+    tables: list[tuple[type[SQLModel], list[dict[str, Any]]]] = [
+        (ProcessedEvent, rows.processed),
+        (ReturnRoute, rows.routes),
+        (ReviewItem, rows.reviews),
+    ]
+    for table, values in tables:
+        if values:
+            await session.exec(insert(table.__table__), params=values)  # type: ignore[attr-defined]
+
+
+async def active_grants(session: AsyncSession) -> list[tuple[str, Grant]]:
+    """Every consent not withdrawn, with the subject it is about."""
+    rows = await session.exec(select(GrantRow).where(col(GrantRow.withdrawn_at).is_(None)))
+    return [(row.subject_ref, _grant(row)) for row in rows.all()]
+
+
+async def add_grant(session: AsyncSession, row: GrantRow) -> Grant | None:
+    """Registers a consent; None when one with its id is registered already (the same event again)."""
+    if await session.get(GrantRow, row.consent_id) is not None:
+        return None
+    session.add(row)
+    return _grant(row)
+
+
+async def grant_row(session: AsyncSession, consent_id: str) -> GrantRow | None:
+    return await session.get(GrantRow, consent_id)
+
+
+def withdraw(session: AsyncSession, row: GrantRow, *, at: datetime) -> None:
+    """Withdrawn once: the first withdrawal's time stays."""
+    if row.withdrawn_at is None:
+        row.withdrawn_at = at
+        session.add(row)
+
+
+async def return_routes(session: AsyncSession) -> dict[str, Route]:
+    routes = await session.exec(select(ReturnRoute))
+    return {r.event_id: Route(sender=r.sender, recipients=tuple(r.recipients)) for r in routes.all()}
+
+
+async def processed(session: AsyncSession, event_ids: Sequence[str]) -> Sequence[ProcessedEvent]:
+    """The events among `event_ids` already decided."""
+    return (await session.exec(select(ProcessedEvent).where(col(ProcessedEvent.event_id).in_(event_ids)))).all()
+
+
+def _grant(row: GrantRow) -> Grant:
+    return Grant(
+        consent_id=row.consent_id,
+        obtained_by=row.granted_by,
+        categories=frozenset(Category(c) for c in row.categories),
+        recipients=frozenset(row.recipients),
+        purposes=frozenset(Purpose(p) for p in row.purposes),
+        valid_until=row.valid_until,
+    )
