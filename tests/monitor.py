@@ -9,15 +9,15 @@ import httpx
 
 from maillage.core.crypto.tokens import Scope, mint
 from maillage.monitor.app import create_app
-from maillage.monitor.service import Monitor
+from maillage.monitor.services import MonitorContext
 from maillage.monitor.settings import MonitorSettings
 from tests.support import Pole, Served, served_when_ready
 
 
 class RunningMonitor(Served):
     @property
-    def monitor(self) -> Monitor:
-        monitor: Monitor = self.app.state.monitor
+    def monitor(self) -> MonitorContext:
+        monitor: MonitorContext = self.app.state.monitor
         return monitor
 
 

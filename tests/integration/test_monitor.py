@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from maillage.core.clock import ManualClock
 from maillage.core.messaging.envelope import new_subject_ref
+from maillage.domain.status import OncallReport
 from tests.monitor import agency_minted_operator_token, as_operator, monitor, operator_token
 from tests.oncall import IMMINENT_DELAY, WEDNESDAY_10H, dispatcher, oncall_network, raise_alert
 from tests.support import Pole, assert_problem, consent, decided, eventually, refer
@@ -263,3 +265,30 @@ async def test_the_command_line_lists_and_replays_dead_letters_and_shows_status(
         assert shown.exit_code == 0, shown.output
         assert "maillage.gateway" in shown.output and "consumer lag" in shown.output
         assert "down" in shown.output, "services of the copied network are not running: said so"
+
+
+async def test_an_alert_acknowledged_after_every_level_passed_leaves_the_operators_list(pole: Pole) -> None:
+    received = datetime.now(UTC)
+    unanswered = OncallReport(
+        agency="zp-meuse",
+        alert_id="0197a0a0-0000-7000-8000-0000000a1e27",
+        severity="imminent",
+        state="unacknowledged",
+        levels_paged=3,
+        received_at=received,
+        at=received + timedelta(minutes=5),
+    )
+    async with monitor(pole) as running, as_operator(running, operator_token(pole)) as client:
+        async with raw_producer(pole) as producer:
+            await producer.send_and_wait(pole.topics.oncall, unanswered.model_dump_json().encode())
+        await eventually(lambda: items(client, "/v1/alerts/unacknowledged"), what="the unanswered alert")
+        # A worker takes it in hand later, in another batch: the monitor reads it back from its database.
+        late = unanswered.model_copy(update={"state": "acknowledged", "at": received + timedelta(minutes=7)})
+        async with raw_producer(pole) as producer:
+            await producer.send_and_wait(pole.topics.oncall, late.model_dump_json().encode())
+
+        async def answered() -> bool:
+            overview = (await client.get("/v1/overview")).json()
+            return not await items(client, "/v1/alerts/unacknowledged") and overview["alerts_unacknowledged"] == 0
+
+        await eventually(answered, what="the acknowledged alert off the operators' list")

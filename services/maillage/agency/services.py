@@ -11,13 +11,12 @@ from uuid import UUID, uuid4
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency import contracts as c
+from maillage.agency import repository
 from maillage.agency.models import (
     AlertProgress,
     ConsentRow,
@@ -25,32 +24,38 @@ from maillage.agency.models import (
     InboxItem,
     RecipientStatus,
     ReferralRow,
-    ReferralState,
     SentEvent,
 )
 from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import AgencyConfig, Network
-from maillage.core.crypto.trust import Trust
+from maillage.core.crypto.trust import Received, Refused, Trust
+from maillage.core.messaging.bus import Record
+from maillage.core.messaging.envelope import Envelope
 from maillage.core.messaging.topics import Topics
-from maillage.core.observability.metrics import EVENTS_SUBMITTED
-from maillage.core.outbox.enqueue import enqueue
+from maillage.core.observability.metrics import EVENTS_RECEIVED, EVENTS_SUBMITTED
+from maillage.core.outbox.enqueue import enqueue, enqueue_dead_letter
 from maillage.core.outbox.relay import OutboxRelay
 from maillage.core.storage.db import unit_of_work
 from maillage.core.web.paging import decode_cursor, next_cursor
-from maillage.core.webhooks.delivery import new_secret
+from maillage.core.webhooks import repository as webhooks
+from maillage.core.webhooks.delivery import enqueue_for_all, new_secret
 from maillage.core.webhooks.egress import EgressPolicy
-from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
+from maillage.core.webhooks.models import Webhook
 from maillage.domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound, UnknownRecipient
 from maillage.domain.events import (
+    AlertAcknowledged,
+    AlertEscalated,
     AlertRaised,
     ConsentGranted,
     ConsentWithdrawn,
     EventPayload,
+    EventType,
     ReferralCreated,
     ReferralDecision,
     ReferralResponded,
 )
-from maillage.domain.referrals import InvalidTransition, next_state
+from maillage.domain.referrals import InvalidTransition, ReferralState, next_state, state_after_response
+from maillage.domain.status import StatusReport
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 
 T = TypeVar("T", bound=BaseModel)
@@ -133,7 +138,7 @@ async def idempotent(
     scoped_key = f"{type(request).__name__}:{key}"
     try:
         async with unit_of_work(ctx.sessions) as session:
-            stored = await session.get(IdempotencyRecord, scoped_key)
+            stored = await repository.idempotency_record(session, scoped_key)
             if stored is None:
                 result = await work(session)
                 session.add(
@@ -147,7 +152,7 @@ async def idempotent(
                 )
     except IntegrityError:  # a concurrent request with the same key won the race
         async with ctx.sessions() as session:
-            stored = await session.get(IdempotencyRecord, scoped_key)
+            stored = await repository.idempotency_record(session, scoped_key)
         assert stored is not None
     if stored is None:
         ctx.relay.notify()
@@ -206,7 +211,7 @@ async def register_consent(ctx: AgencyContext, body: c.ConsentIn, *, idempotency
 
 async def withdraw_consent(ctx: AgencyContext, consent_id: UUID) -> c.ConsentOut:
     async with unit_of_work(ctx.sessions) as session:
-        row = await session.get(ConsentRow, str(consent_id))
+        row = await repository.consent(session, str(consent_id))
         if row is None:
             raise NotFound("No consent with this id was registered by this agency.")
         if row.withdrawn_at is None:
@@ -230,10 +235,8 @@ async def withdraw_consent(ctx: AgencyContext, consent_id: UUID) -> c.ConsentOut
 
 async def list_consents(ctx: AgencyContext, subject_ref: str) -> list[c.ConsentOut]:
     async with ctx.sessions() as session:
-        rows = await session.exec(
-            select(ConsentRow).where(ConsentRow.subject_ref == subject_ref).order_by(col(ConsentRow.granted_at))
-        )
-        return [_consent_out(r) for r in rows.all()]
+        rows = await repository.consents_of(session, subject_ref)
+    return [_consent_out(r) for r in rows]
 
 
 # --- referrals ----------------------------------------------------------------------------------
@@ -274,7 +277,7 @@ async def respond_to_referral(ctx: AgencyContext, referral_id: str, body: c.Refe
     if body.decision is ReferralDecision.DECLINED and body.decline_reason is None:
         raise InvalidRequest("A declined referral needs a decline_reason.")
     async with unit_of_work(ctx.sessions) as session:
-        row = await session.get(ReferralRow, referral_id)
+        row = await repository.referral(session, referral_id)
         if row is None or row.direction != "in":
             raise NotFound("This agency received no referral with this id.")
         try:
@@ -307,7 +310,7 @@ async def respond_to_referral(ctx: AgencyContext, referral_id: str, body: c.Refe
 
 async def get_referral(ctx: AgencyContext, referral_id: str) -> c.ReferralOut:
     async with ctx.sessions() as session:
-        row = await session.get(ReferralRow, referral_id)
+        row = await repository.referral(session, referral_id)
     if row is None:
         raise NotFound("This agency has no referral with this id.")
     return c.ReferralOut.model_validate(row, from_attributes=True)
@@ -353,34 +356,18 @@ async def raise_alert(
 
 async def inbox(ctx: AgencyContext, *, cursor: str | None, limit: int) -> c.InboxPage:
     async with ctx.sessions() as session:
-        rows = (
-            await session.exec(
-                select(InboxItem)
-                .where(col(InboxItem.seq) > decode_cursor(cursor))
-                .order_by(col(InboxItem.seq))
-                .limit(limit)
-            )
-        ).all()
+        rows = await repository.inbox_page(session, after=decode_cursor(cursor), limit=limit)
     items = [c.InboxEntry.model_validate(r, from_attributes=True) for r in rows]
     return c.InboxPage(items=items, next_cursor=next_cursor([r.seq or 0 for r in rows], limit=limit))
 
 
 async def event_fate(ctx: AgencyContext, event_id: str) -> c.EventFate:
     async with ctx.sessions() as session:
-        sent = await session.get(SentEvent, event_id)
+        sent = await repository.sent_event(session, event_id)
         if sent is None:
             raise NotFound("This agency sent no event with this id.")
-        rows = (
-            await session.exec(
-                select(RecipientStatus)
-                .where(RecipientStatus.event_id == event_id)
-                .order_by(col(RecipientStatus.recipient))
-            )
-        ).all()
-        progress = {
-            p.recipient: p
-            for p in (await session.exec(select(AlertProgress).where(AlertProgress.alert_id == event_id))).all()
-        }
+        rows = await repository.recipient_statuses(session, event_id)
+        progress = await repository.alert_progress_by_recipient(session, event_id)
     outcomes = [c.RecipientOutcome.model_validate(r, from_attributes=True) for r in rows]
     outcomes = [
         o.model_copy(update={"alert": c.AlertProgressOut.model_validate(progress[o.recipient], from_attributes=True)})
@@ -423,7 +410,7 @@ def _webhook_out(hook: Webhook, *, now: datetime) -> c.WebhookOut:
 
 
 async def _webhook(session: AsyncSession, webhook_id: str) -> Webhook:
-    hook = await session.get(Webhook, webhook_id)
+    hook = await webhooks.webhook(session, webhook_id)
     if hook is None:
         raise NotFound("This agency has no webhook with this id.")
     return hook
@@ -442,7 +429,7 @@ async def register_webhook(ctx: AgencyContext, body: c.WebhookIn, *, registered_
         registered_by=registered_by,
     )
     async with unit_of_work(ctx.sessions) as session:
-        registered = (await session.exec(select(func.count()).select_from(Webhook))).one()
+        registered = await webhooks.count(session)
         if registered >= MAX_WEBHOOKS:
             # Each webhook is one more copy of every arrival leaving the agency: a few are enough.
             raise Conflict(f"This agency has {registered} webhooks already, the most it may have; delete one first.")
@@ -452,7 +439,7 @@ async def register_webhook(ctx: AgencyContext, body: c.WebhookIn, *, registered_
 
 async def list_webhooks(ctx: AgencyContext) -> list[c.WebhookOut]:
     async with ctx.sessions() as session:
-        hooks = (await session.exec(select(Webhook).order_by(col(Webhook.created_at)))).all()
+        hooks = await webhooks.webhooks(session)
     now = ctx.clock.now()
     return [_webhook_out(h, now=now) for h in hooks]
 
@@ -460,11 +447,7 @@ async def list_webhooks(ctx: AgencyContext) -> list[c.WebhookOut]:
 async def delete_webhook(ctx: AgencyContext, webhook_id: str) -> None:
     """The registration goes, and with it every delivery kept for it (their bodies carry case data)."""
     async with unit_of_work(ctx.sessions) as session:
-        hook = await _webhook(session, webhook_id)
-        deliveries = select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == webhook_id)
-        await session.exec(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(deliveries)))
-        await session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.webhook_id) == webhook_id))
-        await session.delete(hook)
+        await webhooks.delete_webhook(session, await _webhook(session, webhook_id))
 
 
 async def rotate_webhook_secret(ctx: AgencyContext, webhook_id: str) -> c.WebhookSecret:
@@ -493,20 +476,9 @@ async def webhook_deliveries(
 ) -> c.WebhookDeliveryPage:
     async with ctx.sessions() as session:
         await _webhook(session, webhook_id)
-        deliveries = (
-            await session.exec(
-                select(WebhookDelivery)
-                .where(WebhookDelivery.webhook_id == webhook_id, col(WebhookDelivery.id) > decode_cursor(cursor))
-                .order_by(col(WebhookDelivery.id))
-                .limit(limit)
-            )
-        ).all()
-        ids = [d.id for d in deliveries]
-        attempts = (
-            await session.exec(
-                select(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(ids)).order_by(col(WebhookAttempt.id))
-            )
-        ).all()
+        deliveries, attempts = await webhooks.deliveries_page(
+            session, webhook_id, after=decode_cursor(cursor), limit=limit
+        )
     by_delivery: dict[int, list[c.WebhookAttemptOut]] = {}
     for attempt in attempts:
         by_delivery.setdefault(attempt.delivery_id, []).append(
@@ -523,3 +495,130 @@ async def webhook_deliveries(
         for d in deliveries
     ]
     return c.WebhookDeliveryPage(items=items, next_cursor=next_cursor([d.id or 0 for d in deliveries], limit=limit))
+
+
+# --- what the gateway delivers and reports ------------------------------------------------------
+
+
+async def take_in(
+    ctx: AgencyContext,
+    *,
+    deliveries: list[Received],
+    reports: list[StatusReport],
+    refused: list[tuple[Record, Refused]],
+) -> int:
+    """Store a batch of deliveries and status reports, and dead-letter what could not be read, all in one
+    transaction; returns how many webhook pushes it made due."""
+    async with unit_of_work(ctx.sessions) as session:
+        for record, refusal in refused:
+            _dead_letter(session, ctx, record, refusal)
+        pushes = await _store_deliveries(session, ctx, deliveries)
+        await _store_statuses(session, reports)
+    if refused:
+        ctx.relay.notify()  # the dead letters leave through the outbox, like every other record
+    return pushes
+
+
+def _dead_letter(session: AsyncSession, ctx: AgencyContext, record: Record, refusal: Refused) -> None:
+    enqueue_dead_letter(
+        session,
+        record,
+        topic=ctx.topics.dead_letters_of(ctx.agency.id),
+        service=f"agency:{ctx.agency.id}",
+        reason=refusal.reason,
+        detail=refusal.detail,
+    )
+
+
+def _inbox_item(envelope: Envelope, payload: EventPayload, *, received_at: datetime) -> InboxItem:
+    return InboxItem(
+        event_id=envelope.id,
+        type=envelope.type.value,
+        source_agency=envelope.agency_id,
+        subject_ref=envelope.subject,
+        subject_role=envelope.subjectrole.value,
+        legal_basis=envelope.legalbasis.value,
+        purpose=envelope.purpose.value,
+        sent_at=envelope.time,
+        received_at=received_at,
+        data=payload.model_dump(mode="json", exclude_none=True),
+    )
+
+
+async def _store_deliveries(session: AsyncSession, ctx: AgencyContext, deliveries: list[Received]) -> int:
+    if not deliveries:
+        return 0
+    known = await repository.inbox_known(session, [d.envelope.id for d in deliveries])
+    now = ctx.clock.now()
+    for_webhooks: list[tuple[str, dict[str, object]]] = []
+    for envelope, payload in ((d.envelope, d.payload) for d in deliveries):
+        if envelope.id in known:
+            continue  # a redelivered record: stored once
+        known.add(envelope.id)
+        item = _inbox_item(envelope, payload, received_at=now)
+        session.add(item)
+        EVENTS_RECEIVED.labels(ctx.agency.id, envelope.type.value).inc()
+        for_webhooks.append(
+            (envelope.id, c.InboxEntry.model_validate(item, from_attributes=True).model_dump(mode="json"))
+        )
+        await _follow(session, envelope, payload, now=now)
+    return await enqueue_for_all(session, for_webhooks, now=now)
+
+
+async def _follow(session: AsyncSession, envelope: Envelope, payload: EventPayload, *, now: datetime) -> None:
+    """What an arrival changes in the agency's referrals and in the progress of the alerts it raised."""
+    if envelope.type is EventType.REFERRAL_CREATED:
+        # New to the inbox in this transaction, so new to the referrals too: no need to look.
+        session.add(
+            ReferralRow(
+                referral_id=envelope.id,
+                direction="in",
+                counterpart=envelope.agency_id,
+                subject_ref=envelope.subject,
+                subject_role=envelope.subjectrole.value,
+                state=ReferralState.RECEIVED,
+                updated_at=now,
+            )
+        )
+    elif isinstance(payload, AlertAcknowledged | AlertEscalated):
+        await _follow_alert(session, envelope.agency_id, payload)
+    elif isinstance(payload, ReferralResponded):
+        await _follow_response(session, payload, now=now)
+
+
+async def _follow_response(session: AsyncSession, payload: ReferralResponded, *, now: datetime) -> None:
+    row = await repository.referral(session, str(payload.referral_id))
+    if row is not None and row.direction == "out":
+        row.state = state_after_response(payload.decision)
+        row.decline_reason = payload.decline_reason.value if payload.decline_reason else None
+        row.updated_at = now
+        session.add(row)
+
+
+async def _follow_alert(session: AsyncSession, recipient: str, payload: AlertAcknowledged | AlertEscalated) -> None:
+    row = await repository.alert_progress(session, str(payload.alert_id), recipient)
+    if row is None:
+        row = AlertProgress(alert_id=str(payload.alert_id), recipient=recipient, state="", level=payload.level)
+    if row.state == "acknowledged":
+        return  # final: a late escalation notice changes nothing
+    row.level = payload.level
+    if isinstance(payload, AlertAcknowledged):
+        row.state, row.acknowledged_at = "acknowledged", payload.acknowledged_at
+    else:
+        row.state = "unacknowledged" if payload.exhausted else "escalated"
+        row.escalated_at = payload.escalated_at
+    session.add(row)
+
+
+async def _store_statuses(session: AsyncSession, reports: list[StatusReport]) -> None:
+    if not reports:
+        return
+    seen = await repository.statuses_known(session, [r.event_id for r in reports])
+    for report in reports:
+        for line in report.recipients:
+            if (report.event_id, line.recipient) in seen:
+                continue  # a redelivered status report: stored once
+            seen.add((report.event_id, line.recipient))
+            session.add(
+                RecipientStatus(event_id=report.event_id, decided_at=report.decided_at, **line.model_dump(mode="json"))
+            )

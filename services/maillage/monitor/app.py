@@ -7,52 +7,57 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from maillage.core.clock import Clock, SystemClock
 from maillage.core.crypto.tokens import MONITOR_AUDIENCE
 from maillage.core.crypto.trust import PublicTrust
 from maillage.core.lifecycle import running, service_app
-from maillage.core.messaging.bus import Record
+from maillage.monitor import services
 from maillage.monitor.api import router
-from maillage.monitor.ingest import Ingest
+from maillage.monitor.handlers import MonitorHandlers
+from maillage.monitor.lag import LagWatch
 from maillage.monitor.models import TABLES
-from maillage.monitor.service import Monitor
+from maillage.monitor.services import MonitorContext
 from maillage.monitor.settings import MonitorSettings
 
 
-def create_app(settings: MonitorSettings) -> FastAPI:
+def create_app(settings: MonitorSettings, *, clock: Clock | None = None) -> FastAPI:
     topics = settings.topics
     agencies = [a.id for a in settings.network.agencies]
+    clock = clock or SystemClock()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(settings, tables=TABLES) as service:
-            monitor = Monitor(
+            lag = LagWatch(
+                settings.bootstrap,
+                prefix=topics.prefix,
+                auth=settings.kafka_auth,
+                clock=clock,
+                interval=settings.lag_interval_seconds,
+            )
+            ctx = MonitorContext(
                 network=settings.network,
                 topics=topics,
                 sessions=service.sessions,
-                bootstrap=settings.bootstrap,
                 producer=service.producer,
+                bootstrap=settings.bootstrap,
+                lag=lag,
                 auth=settings.kafka_auth,
-                lag_interval=settings.lag_interval_seconds,
+                clock=clock,
             )
-            ingest = Ingest(service.sessions, topics)
             trust = PublicTrust.load(settings.key_dirs)
-
-            async def handle(records: list[Record]) -> None:
-                await ingest.handle(records)
-                monitor.refresh_gauges_soon()
-
             await service.consume(
                 topics.audit,
                 topics.oncall,
                 *map(topics.status, agencies),
                 *topics.dead_letter_topics(agencies),
                 group_id=settings.group_id,
-                handle=handle,
+                handle=MonitorHandlers(ctx).handle,
                 name="monitor",
             )
-            service.tasks.start(monitor.watch(), name="lag")
+            service.tasks.start(lag.run(then=lambda: services.refresh_gauges(ctx)), name="lag")
             service.watch_keys([trust])
-            app.state.monitor = monitor
+            app.state.monitor = ctx
             app.state.trust = trust
             app.state.key_owners = ()
             app.state.ready = service.ready()

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from maillage.core.clock import Clock
 from maillage.core.messaging.kafka_auth import KafkaAuth, client_kwargs
+from maillage.core.observability.metrics import CONSUMER_LAG
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,3 +57,43 @@ async def consumer_lag(bootstrap: str, *, prefix: str, auth: KafkaAuth | None = 
             for topic, values in sorted(per_topic.items())
         ]
     return lags
+
+
+class LagWatch:
+    """The last consumer lag read from the broker, read again every `interval`, or sooner when asked."""
+
+    def __init__(
+        self, bootstrap: str, *, prefix: str, auth: KafkaAuth | None, clock: Clock, interval: float = 5.0
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.auth = auth
+        self.clock = clock
+        self.interval = interval
+        self.groups: list[GroupLag] = []
+        self.measured_at: datetime | None = None
+        self._wake = asyncio.Event()
+
+    def measure_soon(self) -> None:
+        self._wake.set()
+
+    async def run(self, *, then: Callable[[], Awaitable[None]]) -> None:
+        """Measure, then `then` (the gauges operators alert on), forever."""
+        while True:
+            try:
+                await self.measure()
+                await then()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker away for a while: keep the last figures, try again
+                log.warning("lag not read", extra={"error": type(exc).__name__})
+            # A polling cadence, not a deadline of the domain: it follows the wall clock.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            self._wake.clear()
+
+    async def measure(self) -> None:
+        self.groups = await consumer_lag(self.bootstrap, prefix=self.prefix, auth=self.auth)
+        self.measured_at = self.clock.now()
+        for g in self.groups:
+            CONSUMER_LAG.labels(g.group.removeprefix(self.prefix), g.topic.removeprefix(self.prefix)).set(g.lag)

@@ -1,0 +1,85 @@
+"""Every query of the agency's own tables (its webhooks' are in maillage.core.webhooks.repository)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.agency.models import (
+    AlertProgress,
+    ConsentRow,
+    IdempotencyRecord,
+    InboxItem,
+    RecipientStatus,
+    ReferralRow,
+    SentEvent,
+)
+
+# --- consents -----------------------------------------------------------------------------------
+
+
+async def consent(session: AsyncSession, consent_id: str) -> ConsentRow | None:
+    return await session.get(ConsentRow, consent_id)
+
+
+async def consents_of(session: AsyncSession, subject_ref: str) -> Sequence[ConsentRow]:
+    """The person's consents registered here, oldest first."""
+    query = select(ConsentRow).where(ConsentRow.subject_ref == subject_ref).order_by(col(ConsentRow.granted_at))
+    return (await session.exec(query)).all()
+
+
+# --- what the agency sent, and its fate ---------------------------------------------------------
+
+
+async def sent_event(session: AsyncSession, event_id: str) -> SentEvent | None:
+    return await session.get(SentEvent, event_id)
+
+
+async def recipient_statuses(session: AsyncSession, event_id: str) -> Sequence[RecipientStatus]:
+    """What the gateway decided for each recipient of the event, by recipient."""
+    query = select(RecipientStatus).where(RecipientStatus.event_id == event_id).order_by(col(RecipientStatus.recipient))
+    return (await session.exec(query)).all()
+
+
+async def statuses_known(session: AsyncSession, event_ids: list[str]) -> set[tuple[str, str]]:
+    """The (event, recipient) pairs already stored among these events."""
+    query = select(RecipientStatus.event_id, RecipientStatus.recipient).where(
+        col(RecipientStatus.event_id).in_(event_ids)
+    )
+    return {(event_id, recipient) for event_id, recipient in (await session.exec(query)).all()}
+
+
+async def alert_progress(session: AsyncSession, alert_id: str, recipient: str) -> AlertProgress | None:
+    return await session.get(AlertProgress, (alert_id, recipient))
+
+
+async def alert_progress_by_recipient(session: AsyncSession, alert_id: str) -> dict[str, AlertProgress]:
+    query = select(AlertProgress).where(AlertProgress.alert_id == alert_id)
+    return {p.recipient: p for p in (await session.exec(query)).all()}
+
+
+# --- inbox and referrals ------------------------------------------------------------------------
+
+
+async def inbox_page(session: AsyncSession, *, after: int, limit: int) -> Sequence[InboxItem]:
+    query = select(InboxItem).where(col(InboxItem.seq) > after).order_by(col(InboxItem.seq)).limit(limit)
+    return (await session.exec(query)).all()
+
+
+async def inbox_known(session: AsyncSession, event_ids: list[str]) -> set[str]:
+    """The events among these already in the inbox."""
+    query = select(InboxItem.event_id).where(col(InboxItem.event_id).in_(event_ids))
+    return set((await session.exec(query)).all())
+
+
+async def referral(session: AsyncSession, referral_id: str) -> ReferralRow | None:
+    return await session.get(ReferralRow, referral_id)
+
+
+# --- idempotency --------------------------------------------------------------------------------
+
+
+async def idempotency_record(session: AsyncSession, key: str) -> IdempotencyRecord | None:
+    return await session.get(IdempotencyRecord, key)

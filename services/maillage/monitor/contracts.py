@@ -1,0 +1,171 @@
+"""The monitor's answers to operators, and what it keeps of each record it reads: metadata only, never content."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+
+def aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite gives back naive UTC times
+
+
+# ISO 8601 with its offset written out (`+00:00`), as the dashboard and the command line have always read it.
+Moment = Annotated[
+    datetime,
+    AfterValidator(aware),
+    PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DecisionCounts(Answer):
+    delivered: int
+    filtered: int
+    denied: int
+
+
+class Overview(Answer):
+    minutes: int
+    generated_at: Moment
+    decisions: DecisionCounts
+    rejected: int = Field(description="Events the gateway would not decide.")
+    dead_letters_waiting: int = Field(description="Dead letters not replayed yet.")
+    reviews_pending: int = Field(description="Disclosures under `danger` awaiting a second person's review.")
+    alerts_unacknowledged: int = Field(description="Alerts every on-call level let pass.")
+    max_lag: int = Field(description="The largest consumer lag, in records, at the last measure.")
+
+
+class SectorSeries(Answer):
+    """Decisions for one recipient sector, one count per time bucket."""
+
+    sector: str
+    delivered: list[int]
+    filtered: list[int]
+    denied: list[int]
+
+
+class Flow(Answer):
+    bucket_seconds: int
+    times: list[Moment] = Field(description="The start of each bucket.")
+    series: list[SectorSeries]
+
+
+class DecisionTotal(Answer):
+    type: str
+    sector: str
+    outcome: str
+    legal_basis: str
+    count: int
+    categories_removed: int
+
+
+class Decisions(Answer):
+    minutes: int
+    items: list[DecisionTotal]
+
+
+class GroupLagOut(Answer):
+    group: str
+    topic: str
+    lag: int
+    partitions: int
+
+
+class Lag(Answer):
+    measured_at: Moment | None
+    groups: list[GroupLagOut]
+
+
+class DeadLetterOut(Answer):
+    id: int
+    reason: str
+    detail: str
+    service: str = Field(description="Who refused the record: the writer of the dead-letter topic.")
+    topic: str
+    event_id: str | None
+    event_type: str | None
+    source: str | None
+    at: Moment
+    replayed_at: Moment | None
+    replays: int
+    replayable: bool
+
+
+class DeadLetters(Answer):
+    items: list[DeadLetterOut]
+
+
+class ReviewOut(Answer):
+    id: int
+    event_id: str
+    recipient: str
+    sector: str
+    source: str
+    recorded_at: Moment
+    status: str
+    approved_at: Moment | None
+    approved_by: str | None
+
+
+class ReviewPage(Answer):
+    items: list[ReviewOut]
+    next_cursor: str | None
+
+
+class UnansweredAlert(Answer):
+    agency: str
+    alert_id: str
+    severity: str
+    levels_paged: int
+    received_at: Moment
+    since: Moment
+
+
+class UnansweredPage(Answer):
+    items: list[UnansweredAlert]
+    next_cursor: str | None
+
+
+# --- what the monitor keeps of the records it reads ---------------------------------------------
+
+
+class AuditLine(Answer):
+    """One audit record of the gateway, without the subject nor the categories' names."""
+
+    seq: int
+    event_id: str
+    event_type: str
+    source: str
+    recipient: str
+    sector: str
+    legal_basis: str
+    outcome: str
+    removed: int  # how many categories were removed
+    review: bool
+    raised_by: str | None
+    recorded_at: datetime
+
+
+class DeadLetterSeen(Answer):
+    """Where a dead letter lies, why, and what it was: never its value."""
+
+    dlq_topic: str
+    dlq_partition: int
+    dlq_offset: int
+    reason: str
+    detail: str
+    service: str
+    topic: str
+    partition: int | None
+    offset: int | None
+    event_id: str | None
+    event_type: str | None
+    source: str | None
+    at: datetime

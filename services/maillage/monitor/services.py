@@ -1,0 +1,336 @@
+"""The monitor's use cases: what operators read and do, and what it keeps of the records it reads.
+
+Nothing here carries a subject, a category's content or a record's value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core.clock import Clock, SystemClock
+from maillage.core.config.network import Network
+from maillage.core.messaging.kafka_auth import KafkaAuth
+from maillage.core.messaging.topics import Topics
+from maillage.core.observability.metrics import ALERTS_UNACKNOWLEDGED, REVIEWS_PENDING
+from maillage.core.storage.db import unit_of_work
+from maillage.core.web.paging import decode_cursor, next_cursor
+from maillage.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from maillage.domain.review import may_approve
+from maillage.domain.status import OncallReport, StatusReport
+from maillage.monitor import contracts as c
+from maillage.monitor import repository
+from maillage.monitor.lag import LagWatch
+from maillage.monitor.models import DeadLetter, Decision, OncallOutcome, Rejection, Review
+from maillage.monitor.replay import read_back
+
+log = logging.getLogger(__name__)
+OUTCOMES = ("delivered", "filtered", "denied")
+MAX_BUCKETS = 1440
+
+Fact = c.AuditLine | StatusReport | OncallReport | c.DeadLetterSeen
+# A record the monitor cannot make sense of is counted, never fatal: it only watches, and one odd record must
+# not hold back every other one.
+NOT_UNDERSTOOD = (orjson.JSONDecodeError, ValidationError, KeyError, TypeError, ValueError)
+
+
+@dataclass
+class MonitorContext:
+    network: Network
+    topics: Topics
+    sessions: async_sessionmaker[AsyncSession]
+    producer: AIOKafkaProducer
+    bootstrap: str
+    lag: LagWatch
+    auth: KafkaAuth | None = None
+    clock: Clock = field(default_factory=SystemClock)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+async def overview(ctx: MonitorContext, *, minutes: int) -> c.Overview:
+    since = ctx.clock.now() - timedelta(minutes=minutes)
+    async with ctx.sessions() as session:
+        outcomes = await repository.outcome_counts(session, since=since)
+        dead = await repository.dead_letters_waiting(session)
+        reviews = await repository.reviews_pending(session)
+        unanswered = await repository.alerts_unacknowledged(session)
+        rejected = await repository.rejections_since(session, since=since)
+    return c.Overview(
+        minutes=minutes,
+        generated_at=ctx.clock.now(),
+        decisions=c.DecisionCounts(**{o: outcomes.get(o, 0) for o in OUTCOMES}),
+        rejected=rejected,
+        dead_letters_waiting=dead,
+        reviews_pending=reviews,
+        alerts_unacknowledged=unanswered,
+        max_lag=max((g.lag for g in ctx.lag.groups), default=0),
+    )
+
+
+async def flow(ctx: MonitorContext, *, minutes: int, bucket_seconds: int) -> c.Flow:
+    buckets = -(-minutes * 60 // bucket_seconds)
+    if buckets > MAX_BUCKETS:
+        raise InvalidRequest(f"At most {MAX_BUCKETS} points per series: widen bucket_seconds or shorten minutes.")
+    start = ctx.clock.now() - timedelta(minutes=minutes)
+    async with ctx.sessions() as session:
+        rows = await repository.decided_since(session, since=start)
+    counts: dict[str, list[Counter[str]]] = defaultdict(lambda: [Counter() for _ in range(buckets)])
+    for recorded_at, sector, outcome in rows:
+        index = min(buckets - 1, int((c.aware(recorded_at) - start).total_seconds() // bucket_seconds))
+        counts[sector][index][outcome] += 1
+    return c.Flow(
+        bucket_seconds=bucket_seconds,
+        times=[start + timedelta(seconds=i * bucket_seconds) for i in range(buckets)],
+        series=[_series(sector, per) for sector, per in sorted(counts.items())],
+    )
+
+
+def _series(sector: str, per_bucket: list[Counter[str]]) -> c.SectorSeries:
+    return c.SectorSeries(sector=sector, **{o: [bucket[o] for bucket in per_bucket] for o in OUTCOMES})
+
+
+async def decisions(ctx: MonitorContext, *, minutes: int) -> c.Decisions:
+    since = ctx.clock.now() - timedelta(minutes=minutes)
+    async with ctx.sessions() as session:
+        rows = await repository.decision_totals(session, since=since)
+    items = [
+        c.DecisionTotal(type=t, sector=s, outcome=o, legal_basis=b, count=n, categories_removed=r or 0)
+        for t, s, o, b, n, r in rows
+    ]
+    return c.Decisions(minutes=minutes, items=items)
+
+
+def lag(ctx: MonitorContext) -> c.Lag:
+    prefix = ctx.topics.prefix
+    groups = [
+        c.GroupLagOut(
+            group=g.group.removeprefix(prefix), topic=g.topic.removeprefix(prefix), lag=g.lag, partitions=g.partitions
+        )
+        for g in ctx.lag.groups
+    ]
+    return c.Lag(measured_at=ctx.lag.measured_at, groups=groups)
+
+
+async def unacknowledged(ctx: MonitorContext, *, cursor: str | None, limit: int) -> c.UnansweredPage:
+    async with ctx.sessions() as session:
+        rows = await repository.unanswered_page(session, after=decode_cursor(cursor), limit=limit)
+    return c.UnansweredPage(
+        items=[_unanswered(a) for a in rows], next_cursor=next_cursor([a.id or 0 for a in rows], limit=limit)
+    )
+
+
+def _unanswered(alert: OncallOutcome) -> c.UnansweredAlert:
+    return c.UnansweredAlert(
+        agency=alert.agency,
+        alert_id=alert.alert_id,
+        severity=alert.severity,
+        levels_paged=alert.levels_paged,
+        received_at=alert.received_at,
+        since=alert.updated_at,
+    )
+
+
+# --- dead letters -------------------------------------------------------------------------------
+
+
+def replayable(ctx: MonitorContext, dead: DeadLetter) -> bool:
+    # The monitor may write only where any agency may: the submitted topic. What an agency could not
+    # read from its delivery topic is answered at the source (the gateway delivers it again).
+    return dead.dlq_topic == ctx.topics.dlq and dead.topic == ctx.topics.submitted and dead.partition is not None
+
+
+def _dead_letter_out(ctx: MonitorContext, dead: DeadLetter) -> c.DeadLetterOut:
+    return c.DeadLetterOut(
+        id=dead.id or 0,
+        reason=dead.reason,
+        detail=dead.detail,
+        service=dead.service,
+        topic=dead.topic.removeprefix(ctx.topics.prefix),
+        event_id=dead.event_id,
+        event_type=dead.event_type,
+        source=dead.source,
+        at=dead.at,
+        replayed_at=dead.replayed_at,
+        replays=dead.replays,
+        replayable=replayable(ctx, dead),
+    )
+
+
+async def dead_letters(ctx: MonitorContext, *, limit: int, waiting: bool) -> c.DeadLetters:
+    async with ctx.sessions() as session:
+        rows = await repository.dead_letters(session, limit=limit, waiting=waiting)
+    return c.DeadLetters(items=[_dead_letter_out(ctx, d) for d in rows])
+
+
+async def replay(ctx: MonitorContext, dead_letter_id: int) -> c.DeadLetterOut:
+    """Publish the record again, as first published, to the topic it came from."""
+    async with ctx.sessions() as session:
+        dead = await repository.dead_letter(session, dead_letter_id)
+    if dead is None:
+        raise NotFound("There is no dead letter with this id.")
+    if not replayable(ctx, dead):
+        raise Conflict(
+            f"Only records refused by the gateway can be replayed from here; this one was refused by {dead.service}."
+        )
+    key, value, headers = await read_back(dead, bootstrap=ctx.bootstrap, auth=ctx.auth)
+    await ctx.producer.send_and_wait(dead.topic, value, key=key, headers=headers)
+    async with unit_of_work(ctx.sessions) as session:
+        stored = await repository.dead_letter(session, dead_letter_id)
+        assert stored is not None
+        stored.replayed_at, stored.replays = ctx.clock.now(), stored.replays + 1
+        session.add(stored)
+    log.info("dead letter replayed", extra={"dead_letter": dead_letter_id, "reason": dead.reason})
+    return _dead_letter_out(ctx, stored)
+
+
+# --- reviews ------------------------------------------------------------------------------------
+
+
+def _review_out(review: Review) -> c.ReviewOut:
+    return c.ReviewOut(
+        id=review.id or 0,
+        event_id=review.event_id,
+        recipient=review.recipient,
+        sector=review.sector,
+        source=review.source,
+        recorded_at=review.recorded_at,
+        status=review.status,
+        approved_at=review.approved_at,
+        approved_by=review.approved_by,
+    )
+
+
+async def reviews(ctx: MonitorContext, *, pending: bool, cursor: str | None, limit: int) -> c.ReviewPage:
+    async with ctx.sessions() as session:
+        rows = await repository.reviews_page(session, after=decode_cursor(cursor), limit=limit, pending=pending)
+    return c.ReviewPage(
+        items=[_review_out(r) for r in rows], next_cursor=next_cursor([r.id or 0 for r in rows], limit=limit)
+    )
+
+
+async def approve(ctx: MonitorContext, review_id: int, *, reviewer: str, reviewer_agency: str) -> c.ReviewOut:
+    """`reviewer` (pseudonymous, of a token issued by `reviewer_agency`) approves a danger disclosure."""
+    async with unit_of_work(ctx.sessions) as session:
+        review = await repository.review(session, review_id)
+        if review is None:
+            raise NotFound("There is no review with this id.")
+        if review.status != "pending":
+            raise Conflict("This disclosure was already reviewed.")
+        if not may_approve(
+            reviewer=reviewer, reviewer_agency=reviewer_agency, raised_by=review.raised_by, raising_agency=review.source
+        ):
+            raise Forbidden(
+                "The disclosure must be reviewed by a second person, of another agency than the one "
+                "that raised the alert."
+            )
+        review.status, review.approved_by, review.approved_at = "approved", reviewer, ctx.clock.now()
+        session.add(review)
+        answer = _review_out(review)
+    ctx.lag.measure_soon()  # the review queue's gauge is refreshed with the next measure
+    return answer
+
+
+# --- gauges -------------------------------------------------------------------------------------
+
+
+async def refresh_gauges(ctx: MonitorContext) -> None:
+    """The figures operators alert on: reviews waiting for a second person, alerts no one answered."""
+    async with ctx.sessions() as session:
+        pending = await repository.reviews_pending(session)
+        unanswered = await repository.alerts_unacknowledged(session)
+    REVIEWS_PENDING.set(pending)
+    ALERTS_UNACKNOWLEDGED.set(unanswered)
+
+
+# --- what the monitor reads ---------------------------------------------------------------------
+
+
+async def take_in(ctx: MonitorContext, facts: Sequence[Fact]) -> None:
+    """Keep what a batch of records says, in one transaction, each record at most once."""
+    async with unit_of_work(ctx.sessions) as session:
+        for fact in facts:
+            try:
+                await _keep(session, fact)
+            except NOT_UNDERSTOOD as exc:
+                log.warning("record not understood", extra={"error": type(exc).__name__})
+    ctx.lag.measure_soon()  # and the gauges with it
+
+
+async def _keep(session: AsyncSession, fact: Fact) -> None:
+    if isinstance(fact, c.AuditLine):
+        await _keep_decision(session, fact)
+    elif isinstance(fact, OncallReport):
+        await _keep_oncall(session, fact)
+    elif isinstance(fact, c.DeadLetterSeen):
+        await _keep_dead_letter(session, fact)
+    else:
+        await _keep_rejection(session, fact)
+
+
+async def _keep_decision(session: AsyncSession, line: c.AuditLine) -> None:
+    if await repository.decision_known(session, line.seq):
+        return  # redelivered
+    session.add(Decision(**line.model_dump(exclude={"raised_by"})))
+    if line.review:
+        session.add(
+            Review(
+                event_id=line.event_id,
+                recipient=line.recipient,
+                sector=line.sector,
+                source=line.source,
+                raised_by=line.raised_by,
+                recorded_at=line.recorded_at,
+            )
+        )
+
+
+async def _keep_rejection(session: AsyncSession, report: StatusReport) -> None:
+    rejected = next((line for line in report.recipients if line.outcome == "rejected"), None)
+    if rejected is not None and not await repository.rejection_known(session, report.event_id):
+        session.add(
+            Rejection(
+                event_id=report.event_id,
+                source=report.source,
+                event_type=report.type,
+                reason=rejected.reason,
+                at=report.decided_at,
+            )
+        )
+
+
+async def _keep_oncall(session: AsyncSession, report: OncallReport) -> None:
+    row = await repository.oncall_outcome(session, agency=report.agency, alert_id=report.alert_id)
+    if row is None:
+        row = OncallOutcome(
+            agency=report.agency,
+            alert_id=report.alert_id,
+            severity=report.severity,
+            state=report.state,
+            levels_paged=report.levels_paged,
+            received_at=report.received_at,
+            updated_at=report.at,
+        )
+    elif row.state == "acknowledged" or row.updated_at > report.at:
+        return  # acknowledged is final; an older report changes nothing
+    row.state, row.levels_paged, row.updated_at = report.state, report.levels_paged, report.at
+    if report.state == "acknowledged":
+        row.acknowledged_after_s = (report.at - report.received_at).total_seconds()
+    session.add(row)
+
+
+async def _keep_dead_letter(session: AsyncSession, seen: c.DeadLetterSeen) -> None:
+    if not await repository.dead_letter_known(
+        session, topic=seen.dlq_topic, partition=seen.dlq_partition, offset=seen.dlq_offset
+    ):
+        session.add(DeadLetter(**seen.model_dump()))
