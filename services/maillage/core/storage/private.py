@@ -6,6 +6,7 @@ segments hold metadata about who works with whom. Nobody else on the machine rea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -20,8 +21,14 @@ def keep_private(data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     data_dir.chmod(0o700)
     for path in data_dir.iterdir():
-        mode = path.lstat().st_mode
-        if stat.S_ISDIR(mode):
-            path.chmod(0o700)
-        elif stat.S_ISREG(mode):
-            path.chmod(0o600)
+        # Another service of the same data directory may be removing a file meanwhile (a SQLite journal).
+        with contextlib.suppress(FileNotFoundError):
+            _tighten(path)
+
+
+def _tighten(path: Path) -> None:
+    mode = path.lstat().st_mode
+    if stat.S_ISDIR(mode):
+        path.chmod(0o700)
+    elif stat.S_ISREG(mode):
+        path.chmod(0o600)
