@@ -20,7 +20,7 @@ from maillage.core.config.network import load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.crypto.tokens import Scope, mint
 from maillage.dispatcher.app import UVICORN_OPTIONS, create_app
-from maillage.dispatcher.escalation import Dispatcher
+from maillage.dispatcher.services import Dispatcher
 from maillage.dispatcher.settings import DispatcherSettings
 from tests.support import ALL_EIGHT, Pole, Served, eventually, served_when_ready
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import Network
@@ -17,15 +14,13 @@ from maillage.core.crypto.tokens import DISPATCHER_AUDIENCE
 from maillage.core.crypto.trust import Trust
 from maillage.core.lifecycle import running, service_app
 from maillage.core.outbox.relay import OutboxRelay
-from maillage.core.storage.db import unit_of_work
 from maillage.core.webhooks.delivery import WebhookDispatcher, new_secret
 from maillage.core.webhooks.egress import Destination, EgressPolicy
-from maillage.core.webhooks.models import Webhook
 from maillage.dispatcher.api import router
-from maillage.dispatcher.escalation import Dispatcher, Served, fallback_webhook_id
 from maillage.dispatcher.handlers import DeliveryHandler
 from maillage.dispatcher.live import Live
 from maillage.dispatcher.models import TABLES
+from maillage.dispatcher.services import Dispatcher, Served, register_fallbacks
 from maillage.dispatcher.settings import DispatcherSettings
 from maillage.domain.rota import Rota
 
@@ -75,12 +70,13 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
                 )
                 for a in agencies
             }
-            await _register_fallbacks(service.sessions, served, secret=fallback_secret(settings))
+            # Webhook attempts run on the real clock, whatever clock paces the escalation (a test's manual one).
+            real_clock = SystemClock()
+            await register_fallbacks(service.sessions, served, secret=fallback_secret(settings), clock=real_clock)
             relay = OutboxRelay(service.sessions, service.producer, name="dispatcher")
             webhooks = WebhookDispatcher(
                 service.sessions,
-                # Attempts run on the real clock, whatever clock paces the escalation (a test's manual one).
-                clock=SystemClock(),
+                clock=real_clock,
                 egress=fallback_egress(network),
                 attempt_seconds=settings.webhook_attempt_seconds,
             )
@@ -93,6 +89,7 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
                 live=live,
                 relay=relay,
                 clock=clock,
+                webhook_clock=real_clock,
                 on_fallback=webhooks.notify,
             )
             await dispatcher.start()
@@ -120,24 +117,3 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
     app.state.sign_in_seconds = settings.sign_in_seconds
     app.include_router(router)
     return app
-
-
-async def _register_fallbacks(
-    sessions: async_sessionmaker[AsyncSession], served: dict[str, Served], *, secret: str
-) -> None:
-    """One webhook row per agency with a fallback URL, so its calls are signed, retried and traced."""
-    async with unit_of_work(sessions) as session:
-        for agency_id, s in served.items():
-            url = s.rota.policy.fallback_url
-            hook = await session.get(Webhook, fallback_webhook_id(agency_id))
-            if url is None:
-                if hook is not None:
-                    hook.active = False
-                    session.add(hook)
-                continue
-            if hook is None:
-                hook = Webhook(
-                    id=fallback_webhook_id(agency_id), url=str(url), secret=secret, created_at=datetime.now(UTC)
-                )
-            hook.url, hook.secret, hook.active = str(url), secret, True
-            session.add(hook)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +112,15 @@ class Live:
 
     def connected(self, agency: str) -> frozenset[str]:
         return frozenset(self._by_agency[agency])
+
+    def tell(self, messages: Iterable[tuple[str, str, Message]]) -> None:
+        """Each (agency, worker, message) sent; a message going to hundreds of workers is serialised once."""
+        frames: dict[int, Frame] = {}
+        for agency, worker, message in messages:
+            frame = frames.get(id(message))
+            if frame is None:
+                frame = frames[id(message)] = Frame.of(message)
+            self.send(agency, worker, frame)
 
     def send(self, agency: str, worker: str, message: Message | Frame) -> None:
         for connection in list(self._by_agency[agency].get(worker, ())):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import UniqueConstraint
@@ -12,13 +11,7 @@ from sqlmodel import Field, SQLModel
 from maillage.core.outbox.models import OutboxRecord
 from maillage.core.storage.db import json_field
 from maillage.core.webhooks.models import TABLES as WEBHOOK_TABLES
-
-
-class AlertState(StrEnum):
-    OPEN = "open"  # paging, level by level
-    UNACKNOWLEDGED = "unacknowledged"  # every level paged in vain; the fallback was called; still acknowledgeable
-    ACKNOWLEDGED = "acknowledged"
-    GROUPED = "grouped"  # folded into an earlier open alert about the same person (`group_of`)
+from maillage.domain.escalation import AlertState
 
 
 class OncallAlert(SQLModel, table=True):

@@ -1,0 +1,153 @@
+"""Every query of the dispatcher's tables (the fallback webhooks' through core/webhooks/repository.py)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlalchemy import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core.webhooks import repository as webhooks
+from maillage.core.webhooks.models import Webhook, WebhookDelivery
+from maillage.dispatcher.models import OncallAlert, Page
+from maillage.domain.escalation import SHOWN, AlertState
+
+PAGES = Page.__table__  # type: ignore[attr-defined]
+
+
+def fallback_webhook_id(agency_id: str) -> str:
+    return f"fallback:{agency_id}"
+
+
+async def known(session: AsyncSession, *, agency: str, alert_id: str) -> bool:
+    found = await session.exec(
+        select(OncallAlert.id).where(OncallAlert.agency_id == agency, OncallAlert.alert_id == alert_id)
+    )
+    return found.first() is not None
+
+
+async def alert(session: AsyncSession, *, agency: str, alert_id: str) -> OncallAlert | None:
+    found = await session.exec(
+        select(OncallAlert).where(OncallAlert.agency_id == agency, OncallAlert.alert_id == alert_id)
+    )
+    return found.first()
+
+
+async def paging_about(session: AsyncSession, *, agency: str, subject_ref: str) -> Sequence[OncallAlert]:
+    """The alerts still paging about one person at one agency, oldest first: what a new one may join."""
+    query = (
+        select(OncallAlert)
+        .where(
+            OncallAlert.agency_id == agency,
+            OncallAlert.subject_ref == subject_ref,
+            OncallAlert.state == AlertState.OPEN,
+            col(OncallAlert.group_of).is_(None),
+        )
+        .order_by(col(OncallAlert.received_at), col(OncallAlert.id))
+    )
+    return (await session.exec(query)).all()
+
+
+async def members(session: AsyncSession, primary: OncallAlert) -> list[OncallAlert]:
+    """The alerts grouped under `primary` (not itself)."""
+    if primary.grouped == 1:
+        return []
+    query = select(OncallAlert).where(
+        OncallAlert.agency_id == primary.agency_id, OncallAlert.group_of == primary.alert_id
+    )
+    return list((await session.exec(query)).all())
+
+
+async def members_of(session: AsyncSession, *, agency: str, primaries: Collection[str]) -> dict[str, list[OncallAlert]]:
+    """The alerts grouped under each of `primaries`, by primary."""
+    grouped: dict[str, list[OncallAlert]] = defaultdict(list)
+    if not primaries:
+        return grouped
+    query = select(OncallAlert).where(OncallAlert.agency_id == agency, col(OncallAlert.group_of).in_(primaries))
+    for member in (await session.exec(query)).all():
+        grouped[member.group_of or ""].append(member)
+    return grouped
+
+
+async def shown_at(session: AsyncSession, *, agency: str) -> Sequence[OncallAlert]:
+    """The agency's alerts a worker may see (open, or let pass by every level), oldest first."""
+    query = (
+        select(OncallAlert)
+        .where(OncallAlert.agency_id == agency, col(OncallAlert.state).in_(SHOWN))
+        .order_by(col(OncallAlert.received_at))
+    )
+    return (await session.exec(query)).all()
+
+
+async def paging(session: AsyncSession, *, agencies: Collection[str], due_by: datetime | None) -> Sequence[OncallAlert]:
+    """The alerts still paging at `agencies` (groups by their first alert), oldest first; with `due_by`, only
+    those whose level ran out of time by then."""
+    query = select(OncallAlert).where(
+        OncallAlert.state == AlertState.OPEN,
+        col(OncallAlert.group_of).is_(None),
+        col(OncallAlert.agency_id).in_(agencies),
+    )
+    if due_by is not None:
+        query = query.where(col(OncallAlert.deadline) <= due_by)
+    return (await session.exec(query.order_by(col(OncallAlert.received_at)))).all()
+
+
+async def first_deadline(session: AsyncSession, *, agencies: Collection[str]) -> datetime | None:
+    query = (
+        select(OncallAlert.deadline)
+        .where(
+            OncallAlert.state == AlertState.OPEN,
+            col(OncallAlert.agency_id).in_(agencies),
+            col(OncallAlert.deadline).is_not(None),
+        )
+        .order_by(col(OncallAlert.deadline))
+        .limit(1)
+    )
+    return (await session.exec(query)).first()
+
+
+async def unacknowledged(session: AsyncSession, *, after: int, limit: int) -> Sequence[OncallAlert]:
+    """Alerts every level let pass, in the order they were stored, after position `after`."""
+    query = (
+        select(OncallAlert)
+        .where(OncallAlert.state == AlertState.UNACKNOWLEDGED, col(OncallAlert.id) > after)
+        .order_by(col(OncallAlert.id))
+        .limit(limit)
+    )
+    return (await session.exec(query)).all()
+
+
+async def add_pages(
+    session: AsyncSession, *, agency: str, alert_id: str, level: int, workers: Collection[str], at: datetime
+) -> None:
+    # One multi-row INSERT, not one ORM object (and one INSERT ... RETURNING) per worker: an alert may page
+    # hundreds of workers at once.
+    rows = [
+        {"agency_id": agency, "alert_id": alert_id, "level": level, "worker": worker, "paged_at": at}
+        for worker in workers
+    ]
+    await session.exec(insert(PAGES), params=rows)
+
+
+async def paged(session: AsyncSession) -> dict[tuple[str, str], frozenset[str]]:
+    """Who was paged for each alert (agency, alert id): never paged again, restarts included."""
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for page in (await session.exec(select(Page))).all():
+        found[(page.agency_id, page.alert_id)].add(page.worker)
+    return {key: frozenset(workers) for key, workers in found.items()}
+
+
+def add_fallback_call(session: AsyncSession, *, agency: str, alert_id: str, body: bytes, at: datetime) -> None:
+    """A call of the agency's fallback webhook, signed, retried and traced like any webhook delivery."""
+    session.add(
+        WebhookDelivery(
+            webhook_id=fallback_webhook_id(agency), event_id=alert_id, body=body, next_attempt_at=at, created_at=at
+        )
+    )
+
+
+async def fallback_webhook(session: AsyncSession, *, agency: str) -> Webhook | None:
+    return await webhooks.webhook(session, fallback_webhook_id(agency))
