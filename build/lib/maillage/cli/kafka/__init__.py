@@ -1,1 +1,0 @@
-"""The local development broker: the Maven pom that fetches Apache Kafka's jars, and its logging."""

@@ -1,1 +1,0 @@
-"""Webhooks: each inbox arrival (or an unanswered alert) POSTed, signed, to a checked destination."""

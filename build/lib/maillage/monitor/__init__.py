@@ -1,1 +1,0 @@
-"""The operators' monitor: the whole flow of events, never its content."""
