@@ -7,7 +7,7 @@ from pathlib import Path
 from uuid import UUID
 
 from fastapi import APIRouter, Request, WebSocket
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 
 from maillage.core.web.http import asset, page
 from maillage.core.web.paging import Cursor, Limit, decode_cursor
@@ -24,7 +24,7 @@ router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
 
 
 @router.get("/oncall", include_in_schema=False)
-async def oncall_page() -> FileResponse:
+async def oncall_page() -> HTMLResponse:
     return page(STATIC / "oncall.html")
 
 

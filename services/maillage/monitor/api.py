@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
 from maillage.core.crypto.tokens import staff_ref
 from maillage.core.web.http import asset, page
@@ -32,7 +32,7 @@ router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
 
 
 @router.get("/dashboard", include_in_schema=False)
-async def dashboard() -> FileResponse:
+async def dashboard() -> HTMLResponse:
     return page(STATIC / "dashboard.html")
 
 

@@ -6,10 +6,11 @@ import contextlib
 import hmac
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from string import Template
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,25 +25,34 @@ PAGE_CSP = (
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 ASSET_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+# A page's messages in every language: data its script fetches, never run.
+DATA_TYPES = {".json": "application/json"}
+# What every page shares (its frame page.html, common.js, common.css, the shared messages), served by each service
+# after the files of its own static folder.
+SHARED_STATIC = Path(__file__).parent / "static"
 # Never cached: a page and its assets change together, so a browser never pairs a new page with an old script.
 _STATIC_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
-def page(path: Path) -> FileResponse:
-    """An HTML page, under PAGE_CSP and never framed."""
-    return FileResponse(
-        path,
-        media_type="text/html; charset=utf-8",
-        headers={**_STATIC_HEADERS, "Content-Security-Policy": PAGE_CSP, "X-Frame-Options": "DENY"},
+def page(path: Path) -> HTMLResponse:
+    """The page whose own markup is `path` (`<name>.html`) in the frame every page shares, which loads
+    `<name>.css` and `<name>.js`; under PAGE_CSP and never framed."""
+    frame = Template((SHARED_STATIC / "page.html").read_text(encoding="utf-8"))
+    html = frame.substitute(page=path.stem, main=path.read_text(encoding="utf-8").rstrip("\n"))
+    return HTMLResponse(
+        html, headers={**_STATIC_HEADERS, "Content-Security-Policy": PAGE_CSP, "X-Frame-Options": "DENY"}
     )
 
 
 def asset(folder: Path, name: str) -> FileResponse:
-    """A page's stylesheet or script from `folder`; any other name is not found (and cannot climb out)."""
-    wanted = folder / name
-    if wanted.suffix not in ASSET_TYPES or wanted.parent != folder or not wanted.is_file():
-        raise NotFound("No such file.")
-    return FileResponse(wanted, media_type=ASSET_TYPES[wanted.suffix], headers=_STATIC_HEADERS)
+    """A page's stylesheet, script or messages by name: from `folder`, else shared by every page; any other name
+    is not found (and cannot climb out of either)."""
+    served = ASSET_TYPES | DATA_TYPES
+    for place in (folder, SHARED_STATIC):
+        wanted = place / name
+        if wanted.suffix in served and wanted.parent == place and wanted.is_file():
+            return FileResponse(wanted, media_type=served[wanted.suffix], headers=_STATIC_HEADERS)
+    raise NotFound("No such file.")
 
 
 class BodyLimit:
