@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +43,19 @@ def asset(folder: Path, name: str) -> FileResponse:
     if wanted.suffix not in ASSET_TYPES or wanted.parent != folder or not wanted.is_file():
         raise NotFound("No such file.")
     return FileResponse(wanted, media_type=ASSET_TYPES[wanted.suffix], headers=_STATIC_HEADERS)
+
+
+def add_page(router: APIRouter, path: str, *, html: Path) -> None:
+    """Serve the page `html` at `path`, and the stylesheet and script beside it at /static/{name}; neither is
+    part of the API's OpenAPI document."""
+
+    @router.get(path, include_in_schema=False)
+    async def web_page() -> FileResponse:
+        return page(html)
+
+    @router.get("/static/{name}", include_in_schema=False)
+    async def web_page_asset(name: str) -> FileResponse:
+        return asset(html.parent, name)
 
 
 class BodyLimit:
