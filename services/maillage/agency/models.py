@@ -8,21 +8,16 @@ from typing import Any
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from maillage.core.consents.models import ConsentTerms
 from maillage.core.outbox.models import OutboxRecord
 from maillage.core.storage.db import json_field
 from maillage.core.webhooks.models import TABLES as WEBHOOK_TABLES
 from maillage.domain.referrals import ReferralState
 
 
-class ConsentRow(SQLModel, table=True):
+class ConsentRow(ConsentTerms, table=True):
     __tablename__ = "consent"
 
-    consent_id: str = Field(primary_key=True)
-    subject_ref: str = Field(index=True)
-    categories: list[str] = json_field()
-    recipients: list[str] = json_field()
-    purposes: list[str] = json_field()
-    valid_until: datetime | None = None
     granted_at: datetime
     withdrawn_at: datetime | None = None
     event_id: str

@@ -85,10 +85,12 @@ def _submit(
     *,
     subject_ref: str,
     role: Role,
-    basis: LegalBasis,
     purpose: Purpose,
-    recipients: tuple[str, ...],
+    basis: LegalBasis = LegalBasis.CONSENT,
+    recipients: tuple[str, ...] = (),
 ) -> str:
+    """Seal, sign and put in the outbox an event of this agency's, and keep what it sent. Its basis is consent
+    unless an alert invokes danger; with no recipients it is for the gateway alone (a consent given or withdrawn)."""
     now = ctx.clock.now()
     envelope = ctx.trust.sealed_event(
         payload, subject_ref=subject_ref, role=role, basis=basis, purpose=purpose, at=now, recipients=recipients
@@ -109,10 +111,14 @@ def _submit(
     return event_id
 
 
-def _check_recipients(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
+def _check_known(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
     unknown = [r for r in recipients if not ctx.network.knows(r)]
     if unknown:
         raise UnknownRecipient(f"Not a sector nor an agency of this network: {', '.join(unknown)}.", unknown=unknown)
+
+
+def _check_recipients(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
+    _check_known(ctx, recipients)
     if not ctx.network.resolve(recipients, sender=ctx.agency.id):
         raise UnknownRecipient("No agency other than the sender matches these recipients.")
 
@@ -170,9 +176,7 @@ def _consent_out(row: ConsentRow) -> c.ConsentOut:
 
 
 async def register_consent(ctx: AgencyContext, body: c.ConsentIn, *, idempotency_key: str | None) -> c.ConsentOut:
-    unknown = [r for r in body.recipients if not ctx.network.knows(r)]
-    if unknown:
-        raise UnknownRecipient(f"Not a sector nor an agency of this network: {', '.join(unknown)}.", unknown=unknown)
+    _check_known(ctx, body.recipients)
 
     async def work(session: AsyncSession) -> c.ConsentOut:
         consent_id = uuid4()
@@ -184,14 +188,7 @@ async def register_consent(ctx: AgencyContext, body: c.ConsentIn, *, idempotency
             valid_until=body.valid_until,
         )
         event_id = _submit(
-            session,
-            ctx,
-            payload,
-            subject_ref=body.subject_ref,
-            role=Role.OTHER,
-            basis=LegalBasis.CONSENT,
-            purpose=body.purposes[0],
-            recipients=(),
+            session, ctx, payload, subject_ref=body.subject_ref, role=Role.OTHER, purpose=body.purposes[0]
         )
         row = ConsentRow(
             consent_id=str(consent_id),
@@ -215,16 +212,9 @@ async def withdraw_consent(ctx: AgencyContext, consent_id: UUID) -> c.ConsentOut
         if row is None:
             raise NotFound("No consent with this id was registered by this agency.")
         if row.withdrawn_at is None:
-            event_id = _submit(
-                session,
-                ctx,
-                ConsentWithdrawn(consent_id=consent_id),
-                subject_ref=row.subject_ref,
-                role=Role.OTHER,
-                basis=LegalBasis.CONSENT,
-                purpose=Purpose(row.purposes[0]),
-                recipients=(),
-            )
+            withdrawn = ConsentWithdrawn(consent_id=consent_id)
+            purpose = Purpose(row.purposes[0])
+            event_id = _submit(session, ctx, withdrawn, subject_ref=row.subject_ref, role=Role.OTHER, purpose=purpose)
             row.withdrawn_at = ctx.clock.now()
             row.event_id = event_id
             session.add(row)
@@ -253,7 +243,6 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
             payload,
             subject_ref=body.subject_ref,
             role=body.subject_role,
-            basis=LegalBasis.CONSENT,
             purpose=body.purpose,
             recipients=(body.recipient,),
         )
@@ -296,7 +285,6 @@ async def respond_to_referral(ctx: AgencyContext, referral_id: str, body: c.Refe
             payload,
             subject_ref=row.subject_ref,
             role=Role(row.subject_role),
-            basis=LegalBasis.CONSENT,
             purpose=Purpose.REFERRAL,
             recipients=(row.counterpart,),
         )

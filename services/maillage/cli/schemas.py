@@ -30,36 +30,23 @@ def rendered() -> dict[str, bytes]:
     return {name: content + b"\n" for name, content in files.items()}
 
 
+REQUIRED_CE_HEADERS = (
+    "ce_id",
+    "ce_source",
+    "ce_type",
+    "ce_specversion",
+    "ce_time",
+    "ce_subject",
+    "ce_subjectrole",
+    "ce_legalbasis",
+    "ce_purpose",
+)
 CE_HEADERS = {
     "type": "object",
     "description": "CloudEvents 1.0 attributes in Kafka binary content mode.",
-    "required": [
-        "ce_id",
-        "ce_source",
-        "ce_type",
-        "ce_specversion",
-        "ce_time",
-        "ce_subject",
-        "ce_subjectrole",
-        "ce_legalbasis",
-        "ce_purpose",
-    ],
+    "required": list(REQUIRED_CE_HEADERS),
     "properties": {
-        name: {"type": "string"}
-        for name in (
-            "ce_id",
-            "ce_source",
-            "ce_type",
-            "ce_specversion",
-            "ce_time",
-            "ce_subject",
-            "content-type",
-            "ce_subjectrole",
-            "ce_legalbasis",
-            "ce_purpose",
-            "ce_recipient",
-            "ce_traceparent",
-        )
+        name: {"type": "string"} for name in (*REQUIRED_CE_HEADERS, "content-type", "ce_recipient", "ce_traceparent")
     },
 }
 

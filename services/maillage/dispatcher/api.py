@@ -7,9 +7,9 @@ from pathlib import Path
 from uuid import UUID
 
 from fastapi import APIRouter, Request, WebSocket
-from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
-from maillage.core.web.http import asset, page
+from maillage.core.web.http import add_page
 from maillage.core.web.paging import Cursor, Limit, decode_cursor
 from maillage.core.web.problems import PROBLEM_JSON
 from maillage.dispatcher import contracts as c
@@ -21,16 +21,7 @@ PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}
 ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 
 router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
-
-
-@router.get("/oncall", include_in_schema=False)
-async def oncall_page() -> HTMLResponse:
-    return page(STATIC / "oncall.html")
-
-
-@router.get("/static/{name}", include_in_schema=False)
-async def oncall_asset(name: str) -> FileResponse:
-    return asset(STATIC, name)
+add_page(router, "/oncall", html=STATIC / "oncall.html")
 
 
 @router.get("/v1/me", tags=["on-call"], summary="Who this worker is and at which levels they are on call now")

@@ -443,17 +443,7 @@ class Dispatcher:
     def _call_fallback(self, session: AsyncSession, row: OncallAlert, *, now: datetime, notices: Notices) -> None:
         if self.served[row.agency_id].rota.policy.fallback_url is None:
             return
-        call = c.FallbackCall(
-            agency=row.agency_id,
-            alert_id=row.alert_id,
-            severity=Severity(row.severity),
-            kind=row.kind,
-            levels_paged=row.level,
-            grouped=row.grouped,
-            received_at=row.received_at,
-            exhausted_at=now,
-        )
-        body = orjson.dumps(call.message())
+        body = orjson.dumps(views.fallback_call(row, exhausted_at=now).message())
         repository.add_fallback_call(
             session, agency=row.agency_id, alert_id=row.alert_id, body=body, at=self.webhook_clock.now()
         )

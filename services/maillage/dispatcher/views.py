@@ -3,6 +3,9 @@ see them (the contracts)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from maillage.core.config.network import Network
 from maillage.dispatcher import contracts as c
 from maillage.dispatcher.models import OncallAlert
@@ -71,16 +74,25 @@ def _member_of(row: OncallAlert, *, network: Network) -> c.GroupMember:
 
 def unanswered(row: OncallAlert) -> c.UnacknowledgedAlert:
     """An alert every level let pass, for operators: metadata only."""
-    return c.UnacknowledgedAlert(
-        alert_id=row.alert_id,
-        agency=row.agency_id,
-        source_agency=row.source_agency,
-        severity=Severity(row.severity),
-        kind=row.kind,
-        levels_paged=row.level,
-        grouped=row.grouped,
-        received_at=row.received_at,
-    )
+    return c.UnacknowledgedAlert(**_metadata(row), source_agency=row.source_agency)
+
+
+def fallback_call(row: OncallAlert, *, exhausted_at: datetime) -> c.FallbackCall:
+    """What an agency's fallback webhook is told of an alert every level let pass: metadata only."""
+    return c.FallbackCall(**_metadata(row), exhausted_at=exhausted_at)
+
+
+def _metadata(row: OncallAlert) -> dict[str, Any]:
+    # Neither the subject nor the content: what may be told of an alert outside the on-call page.
+    return {
+        "alert_id": row.alert_id,
+        "agency": row.agency_id,
+        "severity": Severity(row.severity),
+        "kind": row.kind,
+        "levels_paged": row.level,
+        "grouped": row.grouped,
+        "received_at": row.received_at,
+    }
 
 
 def _name(agency_id: str, *, network: Network) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from maillage.domain.disclosure import Disclosure, Outcome
+from maillage.domain.errors import Unacceptable
 from maillage.domain.events import (
     AlertAcknowledged,
     AlertEscalated,
@@ -32,13 +33,8 @@ class Question(NamedTuple):
     event_id: str
 
 
-class Unanswerable(Exception):
-    """An answer with nowhere to go; `reason` is a stable word (the dead letter's)."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+class Unanswerable(Unacceptable):
+    """An answer with nowhere to go."""
 
 
 def opens_route(payload: EventPayload) -> bool:

@@ -1,5 +1,6 @@
-"""Errors as types: each carries its HTTP status and a stable problem code, which the edge renders as an
-RFC 9457 problem body (maillage.core.web.problems); nothing here knows of HTTP frameworks."""
+"""Errors as types. A request's carry their HTTP status and a stable problem code, which the edge renders as an
+RFC 9457 problem body (maillage.core.web.problems); a record's carry the stable reason its dead letter gives.
+Nothing here knows of HTTP frameworks or Kafka."""
 
 from __future__ import annotations
 
@@ -56,3 +57,16 @@ class TooManyStreams(MaillageError):
 
 class NotReady(MaillageError):
     status, code = 503, "not-ready"
+
+
+# --- records -----------------------------------------------------------------------------------------
+
+
+class Unacceptable(Exception):
+    """What makes a record unacceptable: `reason` is a stable machine-readable word (its dead letter's),
+    `detail` tells a person more."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

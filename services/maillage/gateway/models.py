@@ -8,18 +8,13 @@ from typing import Any
 from sqlmodel import Field, SQLModel
 
 from maillage.core.audit.models import AuditRow
+from maillage.core.consents.models import ConsentTerms
 from maillage.core.storage.db import json_field
 
 
-class GrantRow(SQLModel, table=True):
+class GrantRow(ConsentTerms, table=True):
     __tablename__ = "gateway_grant"
 
-    consent_id: str = Field(primary_key=True)
-    subject_ref: str = Field(index=True)
-    categories: list[str] = json_field()
-    recipients: list[str] = json_field()
-    purposes: list[str] = json_field()
-    valid_until: datetime | None = None
     granted_by: str
     withdrawn_at: datetime | None = None
 

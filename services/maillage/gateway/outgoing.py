@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from maillage.core.crypto.trust import Refused
-from maillage.core.messaging.bus import Record, dead_letter_headers, header
+from maillage.core.messaging.bus import Record, dead_letter_headers, dead_letter_id
 from maillage.core.messaging.envelope import Envelope, Headers
 from maillage.core.messaging.topics import Topics
 from maillage.core.observability.metrics import DEAD_LETTERS
@@ -65,15 +65,8 @@ class Outbound:
 
     def dead_letter(self, record: Record, refused: Refused) -> None:
         """The record as it came, with why it was refused: nothing is silently dropped."""
-        headers = dead_letter_headers(
-            reason=refused.reason,
-            detail=refused.detail,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            original=list(record.headers),
-        )
-        key = header(list(record.headers), "ce_id") or f"{record.topic}:{record.partition}:{record.offset}"
+        headers = dead_letter_headers(record, reason=refused.reason, detail=refused.detail)
+        key = dead_letter_id(record)
         self.records.append(Outgoing(self.topics.dlq, key.encode(), record.value or b"", headers))
         DEAD_LETTERS.labels("gateway", refused.reason).inc()
         log.warning(

@@ -440,17 +440,6 @@ async def disclosures_about(
 
 def _disclosure_line(row: AuditRow, network: Network) -> DisclosureLine:
     agency = network.by_id.get(row.recipient)
-    return DisclosureLine(
-        recorded_at=row.recorded_at,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        source=row.source,
-        recipient=row.recipient,
-        recipient_name=agency.name if agency else None,
-        sector=row.sector,
-        legal_basis=row.legal_basis,
-        outcome=row.outcome,
-        delivered=list(row.delivered),
-        removed=dict(row.removed),
-        review=row.review,
-    )
+    # The line's own fields only: the record also holds the subject, the raiser and the chain's hashes.
+    recorded = row.model_dump(include=set(DisclosureLine.model_fields))
+    return DisclosureLine(**recorded, recipient_name=agency.name if agency else None)

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from fastapi.responses import FileResponse, HTMLResponse
 
 from maillage.core.crypto.tokens import staff_ref
-from maillage.core.web.http import asset, page
+from maillage.core.web.http import add_page
 from maillage.core.web.paging import Cursor, Limit
 from maillage.core.web.problems import PROBLEM_JSON
 from maillage.monitor import contracts as c
@@ -29,16 +28,7 @@ BucketSeconds = Annotated[int, Query(ge=10, le=86400)]
 DeadLetterLimit = Annotated[int, Query(ge=1, le=1000)]
 
 router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
-
-
-@router.get("/dashboard", include_in_schema=False)
-async def dashboard() -> HTMLResponse:
-    return page(STATIC / "dashboard.html")
-
-
-@router.get("/static/{name}", include_in_schema=False)
-async def dashboard_asset(name: str) -> FileResponse:
-    return asset(STATIC, name)
+add_page(router, "/dashboard", html=STATIC / "dashboard.html")
 
 
 @router.get("/v1/overview", tags=["monitor"], summary="Totals at a glance")

@@ -284,14 +284,7 @@ async def _keep_decision(session: AsyncSession, line: c.AuditLine) -> None:
     session.add(Decision(**line.model_dump(exclude={"raised_by"})))
     if line.review:
         session.add(
-            Review(
-                event_id=line.event_id,
-                recipient=line.recipient,
-                sector=line.sector,
-                source=line.source,
-                raised_by=line.raised_by,
-                recorded_at=line.recorded_at,
-            )
+            Review(**line.model_dump(include={"event_id", "recipient", "sector", "source", "raised_by", "recorded_at"}))
         )
 
 
@@ -312,15 +305,7 @@ async def _keep_rejection(session: AsyncSession, report: StatusReport) -> None:
 async def _keep_oncall(session: AsyncSession, report: OncallReport) -> None:
     row = await repository.oncall_outcome(session, agency=report.agency, alert_id=report.alert_id)
     if row is None:
-        row = OncallOutcome(
-            agency=report.agency,
-            alert_id=report.alert_id,
-            severity=report.severity,
-            state=report.state,
-            levels_paged=report.levels_paged,
-            received_at=report.received_at,
-            updated_at=report.at,
-        )
+        row = OncallOutcome(**report.model_dump(exclude={"kind", "at"}), updated_at=report.at)
     elif row.state == "acknowledged" or row.updated_at > report.at:
         return  # acknowledged is final; an older report changes nothing
     row.state, row.levels_paged, row.updated_at = report.state, report.levels_paged, report.at

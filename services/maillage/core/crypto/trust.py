@@ -16,6 +16,7 @@ from maillage.core.crypto.sealing import SealError, open_sealed, seal, sealed_ki
 from maillage.core.crypto.signing import SignatureError, sign, verify
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.envelope import Envelope, EnvelopeError, new_event_id, source_of
+from maillage.domain.errors import Unacceptable
 from maillage.domain.events import PAYLOAD_MODELS, EventPayload, EventType
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 
@@ -31,14 +32,12 @@ class Received:
     payload: EventPayload
 
 
-class Refused(Exception):
+class Refused(Unacceptable):
     """A record that is no acceptable event: it becomes a dead letter with `reason` (a stable word).
     `envelope` is set once the signature held: its sender can then be told."""
 
     def __init__(self, reason: str, detail: str, *, envelope: Envelope | None = None) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+        super().__init__(reason, detail)
         self.envelope = envelope
 
 
@@ -49,12 +48,31 @@ def _stamp(dirs: KeyDirs) -> tuple[tuple[str, int], ...]:
     return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in dirs.public.glob("*.json")))
 
 
-@dataclass
-class Trust:
+@dataclass(kw_only=True)
+class _KeyFiles:
+    """The key directories as last read, and read again when a key file is added or retired."""
+
     dirs: KeyDirs
-    own: OwnKeys
     public: PublicKeys
     _seen: tuple[tuple[str, int], ...] = ()
+
+    def refresh(self) -> bool:
+        """Reload the key directories if a key was added or retired since (a rotation elsewhere); true if so."""
+        stamp = _stamp(self.dirs)
+        if stamp == self._seen:
+            return False
+        self._seen = stamp
+        self.public = PublicKeys.load(self.dirs)
+        self._reload_own()
+        return True
+
+    def _reload_own(self) -> None:
+        """The owner's private keys, read again after the public ones (none here)."""
+
+
+@dataclass(kw_only=True)
+class Trust(_KeyFiles):
+    own: OwnKeys
     uses: frozenset[KeyUse] = frozenset(KeyUse)
 
     @classmethod
@@ -68,15 +86,8 @@ class Trust:
     def owner(self) -> str:
         return self.own.owner
 
-    def refresh(self) -> bool:
-        """Reload the key directories if a key was added or retired since (a rotation elsewhere); true if so."""
-        stamp = _stamp(self.dirs)
-        if stamp == self._seen:
-            return False
-        self._seen = stamp
-        self.public = PublicKeys.load(self.dirs)
+    def _reload_own(self) -> None:
         self.own = OwnKeys.load(self.dirs, self.owner, self.public, uses=self.uses)
-        return True
 
     def seal_and_sign(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
         sealed = seal(plaintext, to=self.public.current(to, KeyUse.SEALING), event_id=envelope.id)
@@ -155,26 +166,15 @@ class Trust:
             raise Refused("schema", f"invalid fields: {', '.join(fields)[:300]}", envelope=envelope) from None
 
 
-@dataclass
-class PublicTrust:
+@dataclass(kw_only=True)
+class PublicTrust(_KeyFiles):
     """The public keys alone, for a service that checks tokens but holds no keys of its own (the monitor)."""
 
-    dirs: KeyDirs
-    public: PublicKeys
-    _seen: tuple[tuple[str, int], ...] = ()
     owner: str = ""
 
     @classmethod
     def load(cls, dirs: KeyDirs) -> PublicTrust:
         return cls(dirs=dirs, public=PublicKeys.load(dirs), _seen=_stamp(dirs))
-
-    def refresh(self) -> bool:
-        stamp = _stamp(self.dirs)
-        if stamp == self._seen:
-            return False
-        self._seen = stamp
-        self.public = PublicKeys.load(self.dirs)
-        return True
 
 
 async def watch_keys(

@@ -144,18 +144,21 @@ async def _partition_of(kafka_producer: AIOKafkaProducer, topic: str, key: bytes
     return int(partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)])
 
 
-def dead_letter_headers(
-    *, reason: str, detail: str, topic: str, partition: int, offset: int, original: Headers
-) -> Headers:
-    """Headers of a dead letter: why, and where it came from; the original headers follow, untouched."""
+def dead_letter_headers(record: Record, *, reason: str, detail: str) -> Headers:
+    """Headers of `record`'s dead letter: why, and where it came from; the original headers follow, untouched."""
     return [
         ("dlq_reason", reason.encode()),
         ("dlq_detail", detail.encode()[:500]),
-        ("dlq_topic", topic.encode()),
-        ("dlq_partition", str(partition).encode()),
-        ("dlq_offset", str(offset).encode()),
-        *original,
+        ("dlq_topic", record.topic.encode()),
+        ("dlq_partition", str(record.partition).encode()),
+        ("dlq_offset", str(record.offset).encode()),
+        *record.headers,
     ]
+
+
+def dead_letter_id(record: Record) -> str:
+    """What names `record`'s dead letter: its event id, or where it lay when it carries none."""
+    return header(list(record.headers), "ce_id") or f"{record.topic}:{record.partition}:{record.offset}"
 
 
 def header(headers: Headers, name: str) -> str | None:

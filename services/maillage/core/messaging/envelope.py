@@ -12,6 +12,7 @@ from cloudevents.core.bindings.kafka import KafkaMessage, from_binary, to_binary
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
+from maillage.domain.errors import Unacceptable
 from maillage.domain.events import EventType
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 
@@ -26,13 +27,8 @@ _FORMAT = JSONFormat()
 Headers = list[tuple[str, bytes]]
 
 
-class EnvelopeError(ValueError):
-    """A record is not a valid Maillage envelope; `reason` is a stable machine-readable word."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+class EnvelopeError(Unacceptable, ValueError):
+    """A record is not a valid Maillage envelope."""
 
 
 def _timestamp(moment: datetime) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.messaging.bus import Record, dead_letter_headers, header
+from maillage.core.messaging.bus import Record, dead_letter_headers, dead_letter_id
 from maillage.core.messaging.envelope import Envelope, Headers
 from maillage.core.observability.metrics import DEAD_LETTERS
 from maillage.core.outbox import repository
@@ -35,15 +35,8 @@ def enqueue_dead_letter(
 ) -> None:
     """A record this service could not read, to its dead-letter `topic` with the reason, in the caller's
     transaction: it leaves with the batch's other effects, and is lost with none of them."""
-    headers = dead_letter_headers(
-        reason=reason,
-        detail=detail,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        original=list(record.headers),
-    )
-    key = header(list(record.headers), "ce_id") or f"{record.topic}:{record.partition}:{record.offset}"
+    headers = dead_letter_headers(record, reason=reason, detail=detail)
+    key = dead_letter_id(record)
     enqueue_record(
         session, event_id=key, topic=topic, key=record.key or key.encode(), value=record.value or b"", headers=headers
     )

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import JSON, Column, Engine, event
+from sqlalchemy import JSON, Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -57,5 +57,6 @@ async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
 
 
 def json_field(**kwargs: Any) -> Any:
-    """A sqlmodel field stored as a JSON column (lists of categories, maps of removals...)."""
-    return Field(sa_column=Column(JSON, nullable=False), **kwargs)
+    """A sqlmodel field stored as a JSON column (lists of categories, maps of removals...). A column type, not a
+    column: each table that declares (or inherits) the field gets a column of its own."""
+    return Field(sa_type=JSON, nullable=False, **kwargs)

@@ -9,7 +9,7 @@ from pathlib import Path
 from string import Template
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,6 +53,19 @@ def asset(folder: Path, name: str) -> FileResponse:
         if wanted.suffix in served and wanted.parent == place and wanted.is_file():
             return FileResponse(wanted, media_type=served[wanted.suffix], headers=_STATIC_HEADERS)
     raise NotFound("No such file.")
+
+
+def add_page(router: APIRouter, path: str, *, html: Path) -> None:
+    """Serve the page `html` at `path`, and the stylesheet and script beside it at /static/{name}; neither is
+    part of the API's OpenAPI document."""
+
+    @router.get(path, include_in_schema=False)
+    async def web_page() -> HTMLResponse:
+        return page(html)
+
+    @router.get("/static/{name}", include_in_schema=False)
+    async def web_page_asset(name: str) -> FileResponse:
+        return asset(html.parent, name)
 
 
 class BodyLimit:

@@ -1,0 +1,1 @@
+"""Consents as the services keep them: the terms a `consent.granted` event states, in each one's own table."""
