@@ -6,6 +6,7 @@ test advances the dispatcher's clock.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -200,6 +201,30 @@ async def test_the_same_persons_alerts_are_grouped_not_paged_again(pole: Pole, t
         await first.next("acked")
     for sender, alert_id in (("refuge-liege", first_id), ("ecoute-namur", second_id), ("refuge-liege", third_id)):
         await alert_progress(pole, sender, alert_id, state="acknowledged")
+
+
+async def test_grouped_alerts_stay_shown_when_every_level_let_them_pass_and_when_taken_in_hand(
+    pole: Pole, tmp_path: Path
+) -> None:
+    await start_pole(pole, tmp_path)
+    subject = new_subject_ref()
+    clock = ManualClock(WEDNESDAY_10H)
+    async with dispatcher(pole, clock) as running, socket(running, worker_token(pole, LEVEL_1[0])) as first:
+        first_id = await raise_alert(pole, subject, severity="high")
+        await first.next("alert")
+        second_id = await raise_alert(pole, subject, severity="high")
+        await first.next("update")
+
+        # Every level lets it pass (levels 2 and 3 have no one connected): still shown, with what is grouped.
+        clock.advance(timedelta(seconds=600))
+        await running.dispatcher.run_due()
+        passed = (await first.next("update"))["alert"]
+        assert (passed["alert_id"], passed["state"]) == (first_id, "unacknowledged")
+        assert [m["alert_id"] for m in passed["group"]] == [second_id], "the grouped alert's content is still shown"
+
+        await first.send({"type": "ack", "alert_id": first_id})
+        acked = (await first.next("acked"))["alert"]
+        assert [m["alert_id"] for m in acked["group"]] == [second_id], "what was taken in hand, all of it"
 
 
 async def test_an_alert_after_one_no_one_answered_is_paged_afresh(pole: Pole, tmp_path: Path) -> None:

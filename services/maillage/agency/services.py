@@ -16,16 +16,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency import contracts as c
-from maillage.agency import repository
-from maillage.agency.models import (
-    AlertProgress,
-    ConsentRow,
-    IdempotencyRecord,
-    InboxItem,
-    RecipientStatus,
-    ReferralRow,
-    SentEvent,
-)
+from maillage.agency import models, repository
 from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import AgencyConfig, Network
 from maillage.core.crypto.trust import Received, Refused, Trust
@@ -99,7 +90,7 @@ def _submit(
     enqueue(session, envelope, topic=ctx.topics.submitted)
     EVENTS_SUBMITTED.labels(ctx.agency.id, payload.event_type.value).inc()
     session.add(
-        SentEvent(
+        models.SentEvent(
             event_id=event_id,
             type=payload.event_type.value,
             subject_ref=subject_ref,
@@ -148,7 +139,7 @@ async def idempotent(
             if stored is None:
                 result = await work(session)
                 session.add(
-                    IdempotencyRecord(
+                    models.IdempotencyRecord(
                         key=scoped_key,
                         request_hash=digest,
                         status_code=201,
@@ -171,7 +162,7 @@ async def idempotent(
 # --- consents -----------------------------------------------------------------------------------
 
 
-def _consent_out(row: ConsentRow) -> c.ConsentOut:
+def _consent_out(row: models.ConsentRow) -> c.ConsentOut:
     return c.ConsentOut.model_validate(row, from_attributes=True)
 
 
@@ -190,7 +181,7 @@ async def register_consent(ctx: AgencyContext, body: c.ConsentIn, *, idempotency
         event_id = _submit(
             session, ctx, payload, subject_ref=body.subject_ref, role=Role.OTHER, purpose=body.purposes[0]
         )
-        row = ConsentRow(
+        row = models.ConsentRow(
             consent_id=str(consent_id),
             subject_ref=body.subject_ref,
             categories=list(body.categories),
@@ -247,7 +238,7 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
             recipients=(body.recipient,),
         )
         session.add(
-            ReferralRow(
+            models.ReferralRow(
                 referral_id=event_id,
                 direction="out",
                 counterpart=body.recipient,
@@ -518,8 +509,8 @@ def _dead_letter(session: AsyncSession, ctx: AgencyContext, record: Record, refu
     )
 
 
-def _inbox_item(envelope: Envelope, payload: EventPayload, *, received_at: datetime) -> InboxItem:
-    return InboxItem(
+def _inbox_item(envelope: Envelope, payload: EventPayload, *, received_at: datetime) -> models.InboxItem:
+    return models.InboxItem(
         event_id=envelope.id,
         type=envelope.type.value,
         source_agency=envelope.agency_id,
@@ -558,7 +549,7 @@ async def _follow(session: AsyncSession, envelope: Envelope, payload: EventPaylo
     if envelope.type is EventType.REFERRAL_CREATED:
         # New to the inbox in this transaction, so new to the referrals too: no need to look.
         session.add(
-            ReferralRow(
+            models.ReferralRow(
                 referral_id=envelope.id,
                 direction="in",
                 counterpart=envelope.agency_id,
@@ -586,7 +577,7 @@ async def _follow_response(session: AsyncSession, payload: ReferralResponded, *,
 async def _follow_alert(session: AsyncSession, recipient: str, payload: AlertAcknowledged | AlertEscalated) -> None:
     row = await repository.alert_progress(session, str(payload.alert_id), recipient)
     if row is None:
-        row = AlertProgress(alert_id=str(payload.alert_id), recipient=recipient, state="", level=payload.level)
+        row = models.AlertProgress(alert_id=str(payload.alert_id), recipient=recipient, state="", level=payload.level)
     if row.state == "acknowledged":
         return  # final: a late escalation notice changes nothing
     row.level = payload.level
@@ -608,5 +599,7 @@ async def _store_statuses(session: AsyncSession, reports: list[StatusReport]) ->
                 continue  # a redelivered status report: stored once
             seen.add((report.event_id, line.recipient))
             session.add(
-                RecipientStatus(event_id=report.event_id, decided_at=report.decided_at, **line.model_dump(mode="json"))
+                models.RecipientStatus(
+                    event_id=report.event_id, decided_at=report.decided_at, **line.model_dump(mode="json")
+                )
             )

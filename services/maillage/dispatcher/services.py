@@ -340,7 +340,8 @@ class Dispatcher:
             level = acknowledgement_level(alert, worker=worker.id, levels=self.levels_of(worker))
             if level is not None:  # None: the same tap twice
                 await self._acknowledged(session, row, alert, by=worker, level=level, notices=notices)
-            view = self._view(row)
+            # With every alert grouped under it: the worker sees what they took in hand, all of it.
+            view = self._view(row, await repository.members(session, row))
         self._after(notices)
         return view
 
@@ -438,7 +439,8 @@ class Dispatcher:
             "alert unacknowledged at every level",
             extra={"agency": row.agency_id, "alert": row.alert_id, "levels": row.level},
         )
-        self._tell_watchers(row, notices)
+        # Still acknowledgeable: those who see it keep seeing every alert grouped under it.
+        self._tell_watchers(row, notices, members=await repository.members(session, row))
 
     def _call_fallback(self, session: AsyncSession, row: OncallAlert, *, now: datetime, notices: Notices) -> None:
         if self.served[row.agency_id].rota.policy.fallback_url is None:
