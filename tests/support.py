@@ -205,7 +205,13 @@ async def refer(
 ) -> str:
     response = await pole[agency].post(
         "/v1/referrals",
-        json={"subject_ref": subject_ref, "subject_role": role, "recipient": to, "data": data or ALL_EIGHT},
+        json={
+            "subject_ref": subject_ref,
+            "subject_role": role,
+            "recipient": to,
+            "reason": "psychological_support",
+            "data": data or ALL_EIGHT,
+        },
     )
     assert response.status_code == 202, response.text
     return str(response.json()["event_id"])

@@ -155,6 +155,8 @@ async def test_marker_in_every_field_is_nowhere_but_in_the_recipients_inbox(
                 "subject_ref": subject,
                 "subject_role": "victim",
                 "recipient": "cpas-seraing",
+                "reason": "other",
+                "reason_comment": f"{marker}reason",
                 "data": everything_marked(marker),
             },
         ).json()["event_id"]

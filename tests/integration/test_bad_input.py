@@ -21,6 +21,7 @@ def referral(subject: str, **overrides: Any) -> dict[str, Any]:
         "subject_ref": subject,
         "subject_role": "victim",
         "recipient": "cpas-seraing",
+        "reason": "shelter",
         "data": {"identity": {"given_name": "Amina"}},
         **overrides,
     }

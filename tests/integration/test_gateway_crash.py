@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from maillage.cli.kafka_local import free_port
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.envelope import Envelope, new_event_id, new_subject_ref, source_of
-from maillage.domain.events import ConsentGranted, EventPayload, ReferralCreated
+from maillage.domain.events import ConsentGranted, EventPayload, ReferralCreated, ReferralReason
 from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role
 from tests.processes import maillage, wait_ready
 from tests.support import Pole, eventually
@@ -64,7 +64,9 @@ async def produce_stream(pole: Pole) -> set[str]:
             key, value, headers = submitted(sender, consent, subject=subject).to_kafka()
             await producer.send(pole.topics.submitted, value, key=key, headers=headers)
         for i in range(EVENTS):
-            referral = ReferralCreated(identity={"given_name": f"P{i}"}, contact={"phone": "+32 4 000"})
+            referral = ReferralCreated(
+                identity={"given_name": f"P{i}"}, contact={"phone": "+32 4 000"}, reason=ReferralReason.SHELTER
+            )
             envelope = submitted(sender, referral, subject=subjects[i % len(subjects)], recipient=RECIPIENTS[i % 2])
             key, value, headers = envelope.to_kafka()
             await producer.send(pole.topics.submitted, value, key=key, headers=headers)

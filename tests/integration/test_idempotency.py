@@ -29,6 +29,7 @@ def referral_body(subject: str, *, narrative: str = "Needs a shelter place tonig
         "subject_ref": subject,
         "subject_role": "victim",
         "recipient": "cpas-seraing",
+        "reason": "shelter",
         "data": {"identity": {"given_name": "Amina"}, "narrative": narrative},
     }
 

@@ -119,7 +119,13 @@ async def test_a_subject_ref_is_random_never_free_text(pole: Pole) -> None:
     for smuggled in ("Amina_Testperson_1985-01-01_Liege", "s-12345678", "s-" + "A" * 32, "s-" + "0" * 31):
         refused = await client.post(
             "/v1/referrals",
-            json={"subject_ref": smuggled, "subject_role": "victim", "recipient": "social", "data": ALL_EIGHT},
+            json={
+                "subject_ref": smuggled,
+                "subject_role": "victim",
+                "recipient": "social",
+                "reason": "financial_aid",
+                "data": ALL_EIGHT,
+            },
         )
         assert assert_problem(refused, 422)["errors"][0]["loc"] == ["body", "subject_ref"]
         assert smuggled not in refused.text, "the value is never echoed"

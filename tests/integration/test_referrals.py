@@ -31,7 +31,8 @@ async def test_consented_referral_reaches_named_agency_with_exactly_permitted_fi
 
     item = await received(pole, "cpas-seraing", event_id)
     # social's ceiling for a victim excludes location; risk was never consented.
-    assert set(item["data"]) == {"identity", "contact", "narrative", "categories_needed"}
+    assert set(item["data"]) == {"identity", "contact", "narrative", "categories_needed", "reason"}
+    assert item["data"]["reason"] == "psychological_support", "the reason always travels"
     assert item["data"]["identity"] == {"given_name": "Amina", "family_name": "Testperson"}
     outcome = await eventually(lambda: fate(pole["refuge-liege"], event_id), what="status")
     [line] = outcome["recipients"]

@@ -9,7 +9,13 @@ import pytest
 
 from maillage.domain.answers import Question, Unanswerable, answer_goes_to, opens_route, question_of, route_of
 from maillage.domain.disclosure import DenialReason, Disclosure, Outcome, Recipient
-from maillage.domain.events import AlertAcknowledged, ReferralCreated, ReferralDecision, ReferralResponded
+from maillage.domain.events import (
+    AlertAcknowledged,
+    ReferralCreated,
+    ReferralDecision,
+    ReferralReason,
+    ReferralResponded,
+)
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
 
 pytestmark = pytest.mark.unit
@@ -61,5 +67,6 @@ def test_responses_and_acknowledgements_name_what_they_answer() -> None:
 
     assert question_of(response) == Question("referral", str(referral_id))
     assert question_of(acknowledgement) == Question("alert", str(alert_id))
-    assert question_of(ReferralCreated()) is None
-    assert opens_route(ReferralCreated()) and not opens_route(response)
+    referral = ReferralCreated(reason=ReferralReason.LEGAL_ADVICE)
+    assert question_of(referral) is None
+    assert opens_route(referral) and not opens_route(response)

@@ -32,6 +32,7 @@ from maillage.domain.events import (
     Judicial,
     Location,
     ReferralCreated,
+    ReferralReason,
     Risk,
     present_categories,
     restrict,
@@ -106,7 +107,9 @@ def policies(draw: st.DrawFn) -> Policy:
 
 
 def referral(parts: frozenset[Category]) -> ReferralCreated:
-    return ReferralCreated(**{c.value: PARTS[c] for c in parts}, categories_needed=tuple(sorted(parts)))
+    return ReferralCreated(
+        **{c.value: PARTS[c] for c in parts}, reason=ReferralReason.SHELTER, categories_needed=tuple(sorted(parts))
+    )
 
 
 def alert(parts: frozenset[Category], *, justification: str | None) -> AlertRaised:
@@ -252,7 +255,7 @@ def test_restrict_removes_every_personal_field_outside_the_allowed_categories(
 ) -> None:
     share = restrict(referral(parts), allowed).model_dump(mode="json", exclude_none=True)
 
-    assert set(share) - {"categories_needed"} == {c.value for c in parts & allowed}
+    assert set(share) - {"categories_needed", "reason"} == {c.value for c in parts & allowed}
 
 
 @settings(max_examples=200)

@@ -16,6 +16,7 @@ from maillage.domain.events import (
     PersonalData,
     RecipientId,
     ReferralDecision,
+    ReferralReason,
 )
 from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role, Severity
 
@@ -57,6 +58,10 @@ class ReferralIn(Body):
     subject_ref: SubjectRef
     subject_role: Role
     recipient: RecipientId = Field(description="A sector, or a named agency id.")
+    reason: ReferralReason = Field(description="What the person is referred for.")
+    reason_comment: LongText | None = Field(
+        default=None, description="More about the reason (with `other`); data category narrative."
+    )
     purpose: Purpose = Purpose.REFERRAL
     categories_needed: tuple[Category, ...] = ()
     data: PersonalData

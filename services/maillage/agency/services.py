@@ -83,8 +83,16 @@ def _submit(
     """Seal, sign and put in the outbox an event of this agency's, and keep what it sent. Its basis is consent
     unless an alert invokes danger; with no recipients it is for the gateway alone (a consent given or withdrawn)."""
     now = ctx.clock.now()
+    only_pole = ctx.agency.poles[0] if len(ctx.agency.poles) == 1 else None
     envelope = ctx.trust.sealed_event(
-        payload, subject_ref=subject_ref, role=role, basis=basis, purpose=purpose, at=now, recipients=recipients
+        payload,
+        subject_ref=subject_ref,
+        role=role,
+        basis=basis,
+        purpose=purpose,
+        at=now,
+        recipients=recipients,
+        pole=only_pole,
     )
     event_id = envelope.id
     enqueue(session, envelope, topic=ctx.topics.submitted)
@@ -110,7 +118,7 @@ def _check_known(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
 
 def _check_recipients(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
     _check_known(ctx, recipients)
-    if not ctx.network.resolve(recipients, sender=ctx.agency.id):
+    if not ctx.network.resolve(recipients, sender=ctx.agency.id, pole=None):
         raise UnknownRecipient("No agency other than the sender matches these recipients.")
 
 
@@ -227,7 +235,12 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
     _check_recipients(ctx, (body.recipient,))
 
     async def work(session: AsyncSession) -> c.ReferralAccepted:
-        payload = ReferralCreated(**body.data.model_dump(), categories_needed=body.categories_needed)
+        payload = ReferralCreated(
+            **body.data.model_dump(),
+            reason=body.reason,
+            reason_comment=body.reason_comment,
+            categories_needed=body.categories_needed,
+        )
         event_id = _submit(
             session,
             ctx,

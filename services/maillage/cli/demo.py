@@ -140,12 +140,16 @@ class Demo:
             },
         )
         self.console.print("Consent registered: all but health, to cpas-seraing and praxis-meuse, for referral.\n")
-        for to, title in (
-            ("cpas-seraing", "1. Referral to the CPAS (ceiling of `social` applies)"),
-            ("praxis-meuse", "2. Referral to the perpetrator programme (never location/contact)"),
-            ("chr-citadelle", "3. Referral to the hospital, which has no consent"),
+        for to, reason, title in (
+            ("cpas-seraing", "financial_aid", "1. Referral to the CPAS (ceiling of `social` applies)"),
+            (
+                "praxis-meuse",
+                "perpetrator_programme",
+                "2. Referral to the perpetrator programme (never location/contact)",
+            ),
+            ("chr-citadelle", "medical_care", "3. Referral to the hospital, which has no consent"),
         ):
-            body = {"subject_ref": subject, "subject_role": "victim", "recipient": to, "data": AMINA}
+            body = {"subject_ref": subject, "subject_role": "victim", "recipient": to, "reason": reason, "data": AMINA}
             event = self.post("refuge-liege", "/v1/referrals", body)
             self.show(title, "refuge-liege", AMINA, event["event_id"])
         alert = {
@@ -171,7 +175,13 @@ class Demo:
         first = self.post(
             "refuge-liege",
             "/v1/referrals",
-            {"subject_ref": subject, "subject_role": "victim", "recipient": "cpas-seraing", "data": AMINA},
+            {
+                "subject_ref": subject,
+                "subject_role": "victim",
+                "recipient": "cpas-seraing",
+                "reason": "financial_aid",
+                "data": AMINA,
+            },
         )
         if self.wait_inbox("cpas-seraing", first["event_id"]) is not None:
             self.post("cpas-seraing", f"/v1/referrals/{first['event_id']}/response", {"decision": "accepted"})

@@ -25,6 +25,14 @@ METADATA_KEY = "x-maillage-metadata"
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8000)]
 RecipientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,62}$")]
+StaffRef = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+# A person's pseudonymous reference, as `new_subject_ref` mints it: no room for a name or a birth date.
+SubjectRefText = Annotated[str, StringConstraints(pattern=r"^s-[0-9a-f]{32}$")]
+# A court order's or an article of law's reference: letters, digits and the signs such references use,
+# nothing that could carry a sentence about a person.
+LegalReference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ./:§()-]{0,99}$")]
+NoticeVersion = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,40}$")]
+Language = Literal["fr", "nl", "de", "en"]
 
 
 def categorised(category: Category, description: str) -> Any:
@@ -101,6 +109,13 @@ class EventType(StrEnum):
     ALERT_RAISED = "maillage.alert.raised.v1"
     ALERT_ACKNOWLEDGED = "maillage.alert.acknowledged.v1"
     ALERT_ESCALATED = "maillage.alert.escalated.v1"
+    DISCLOSURE_REVIEWED = "maillage.disclosure.reviewed.v1"
+    NOTICE_ISSUED = "maillage.notice.issued.v1"
+    NOTICE_ACKNOWLEDGED = "maillage.notice.acknowledged.v1"
+    CASE_CONFERENCE_CONVENED = "maillage.case_conference.convened.v1"
+    CASE_CONFERENCE_CLOSED = "maillage.case_conference.closed.v1"
+    CONSULTATION_REQUESTED = "maillage.consultation.requested.v1"
+    CONSULTATION_ANSWERED = "maillage.consultation.answered.v1"
 
 
 class EventPayload(Frozen):
@@ -116,6 +131,19 @@ class ConsentGranted(EventPayload):
     recipients: tuple[RecipientId, ...] = metadata("Sectors or agency ids allowed to receive.", min_length=1)
     purposes: tuple[Purpose, ...] = metadata("Purposes the data may be used for.", min_length=1)
     valid_until: datetime | None = metadata("End of validity; none means until withdrawn.", default=None)
+    # A consent is given to the professional who obtained it, after an information notice: the record of
+    # both is what a data-protection officer asks for first (GDPR art. 7(1): the controller must be able
+    # to demonstrate consent).
+    obtained_by: StaffRef | None = metadata("Pseudonymous reference of the professional who obtained it.", default=None)
+    notice_version: NoticeVersion | None = metadata(
+        "Version of the information notice the person received.", default=None
+    )
+    notice_language: Language | None = metadata("Language of that notice.", default=None)
+    disclosers: tuple[RecipientId, ...] = metadata(
+        "Agencies, besides the one that obtained it, the person allows to disclose under this consent "
+        '("the Pôle\'s partners share with each other"); none: only the registering agency.',
+        default=(),
+    )
 
 
 class ConsentWithdrawn(EventPayload):
@@ -123,10 +151,33 @@ class ConsentWithdrawn(EventPayload):
     consent_id: UUID = metadata("The consent that stops.")
 
 
-class ReferralCreated(PersonalData, EventPayload):
-    """Orient a person to a sector or a named agency, with the categories of data needed."""
+class ReferralReason(StrEnum):
+    SHELTER = "shelter"
+    PSYCHOLOGICAL_SUPPORT = "psychological_support"
+    PERPETRATOR_PROGRAMME = "perpetrator_programme"
+    LEGAL_ADVICE = "legal_advice"
+    MEDICAL_CARE = "medical_care"
+    FINANCIAL_AID = "financial_aid"
+    CHILD_PROTECTION_ASSESSMENT = "child_protection_assessment"
+    OTHER = "other"
+
+
+class Grounds(Frozen):
+    """What a disclosure rests on besides consent or danger: a court order or an article of law
+    (`legal_obligation`), or a case conference's reference (`case_conference`, art. 458ter)."""
+
+    legal_reference: LegalReference | None = metadata(
+        "Under `legal_obligation`: the court order or the article of law.", default=None
+    )
+    conference_id: UUID | None = metadata("Under `case_conference`: the conference's reference.", default=None)
+
+
+class ReferralCreated(PersonalData, Grounds, EventPayload):
+    """Orient a person to a sector or a named agency, for a reason, with the categories of data needed."""
 
     event_type: ClassVar[EventType] = EventType.REFERRAL_CREATED
+    reason: ReferralReason = metadata("What the person is referred for.")
+    reason_comment: LongText | None = categorised(Category.NARRATIVE, "More about the reason (with `other`).")
     categories_needed: tuple[Category, ...] = metadata("Categories the recipient needs.", default=())
 
 
@@ -162,7 +213,7 @@ class AlertKind(StrEnum):
     OTHER = "other"
 
 
-class AlertRaised(PersonalData, EventPayload):
+class AlertRaised(PersonalData, Grounds, EventPayload):
     """A safety alert; under the `danger` basis it carries a written justification (art. 458bis)."""
 
     event_type: ClassVar[EventType] = EventType.ALERT_RAISED
@@ -195,6 +246,125 @@ class AlertEscalated(EventPayload):
     exhausted: bool = metadata("Every level was paged and no one acknowledged: the fallback was called.", default=False)
 
 
+class ReviewDecision(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class DisclosureReviewed(EventPayload):
+    """A second professional of the raising agency approved or rejected a disclosure made under `danger`
+    (art. 458bis): a rejection has every recipient erase what it received under it."""
+
+    event_type: ClassVar[EventType] = EventType.DISCLOSURE_REVIEWED
+    alert_id: UUID = metadata("Event id of the alert whose danger disclosures are reviewed.")
+    decision: ReviewDecision = metadata("Approved, or rejected.")
+    reviewer: StaffRef = metadata("Pseudonymous reference of the reviewer: never the one who raised the alert.")
+
+
+class NoticeKind(StrEnum):
+    CONSENT_WITHDRAWN = "consent_withdrawn"  # stop using it: the person withdrew the consent it came under
+    DISCLOSURE_REJECTED = "disclosure_rejected"  # erase it: a danger disclosure was rejected on review
+
+
+class NoticeIssued(EventPayload):
+    """A notice to an agency that received data about a person: which events, which categories, and what
+    it must now do (stop using, or erase). Built by the gateway from its own records; no payload value."""
+
+    event_type: ClassVar[EventType] = EventType.NOTICE_ISSUED
+    notice_id: UUID = metadata("Id of this notice, acknowledged by the recipient's service.")
+    kind: NoticeKind = metadata("Why it is sent.")
+    cause: UUID = metadata("The event that caused it: the withdrawal, or the review.")
+    events: tuple[UUID, ...] = metadata("The events the recipient received that the notice is about.", min_length=1)
+    categories: tuple[Category, ...] = metadata("The categories the recipient received in them.", default=())
+    erase: bool = metadata("Erase what was received under them (not only stop using it).", default=False)
+
+
+class NoticeAcknowledged(EventPayload):
+    """A recipient's service stored a notice (and erased what it asked to erase): the receipt."""
+
+    event_type: ClassVar[EventType] = EventType.NOTICE_ACKNOWLEDGED
+    notice_id: UUID = metadata("The notice acknowledged.")
+    acknowledged_at: datetime = metadata("When the recipient's service stored it.")
+    erased: int = metadata("How many of the events concerned it erased.", ge=0, default=0)
+
+
+class ConferencePurpose(StrEnum):
+    RISK_ASSESSMENT = "risk_assessment"
+    SAFETY_PLANNING = "safety_planning"
+    COORDINATION = "coordination"
+    CHILD_PROTECTION = "child_protection"
+
+
+class CaseConferenceConvened(EventPayload):
+    """A case conference (*concertation de cas*, art. 458ter) convened by an agency the network file
+    authorises, on the authority its reference names: only its participants receive under it, only about
+    its subjects, until it is closed or ends."""
+
+    event_type: ClassVar[EventType] = EventType.CASE_CONFERENCE_CONVENED
+    conference_id: UUID = metadata("The conference's reference in Maillage.")
+    authorisation: LegalReference = metadata("The law setting it up, or the prosecutor's authorisation.")
+    purpose: ConferencePurpose = metadata("What it is convened for.")
+    participants: tuple[RecipientId, ...] = metadata("The participating agencies.", min_length=1)
+    subjects: tuple[SubjectRefText, ...] = metadata("The persons it is about (pseudonymous).", min_length=1)
+    ends_at: datetime = metadata("When it ends, unless closed before.")
+
+
+class CaseConferenceClosed(EventPayload):
+    event_type: ClassVar[EventType] = EventType.CASE_CONFERENCE_CLOSED
+    conference_id: UUID = metadata("The conference closed.")
+
+
+class Level(StrEnum):
+    LOW = "low"
+    MODERATE = "moderate"
+    HIGH = "high"
+    SEVERE = "severe"
+
+
+class ConsultationQuestion(StrEnum):
+    SEVERITY = "severity"
+    DANGEROUSNESS = "dangerousness"
+    CASE_CONFERENCE = "case_conference"
+    ORIENTATION = "orientation"
+
+
+class ConsultationRequested(EventPayload):
+    """An anonymous situation put to the Pôle's consultation desk for advice. It never carries identity,
+    contact or location, whatever the consent: the gateway refuses it whole if it does."""
+
+    event_type: ClassVar[EventType] = EventType.CONSULTATION_REQUESTED
+    questions: tuple[ConsultationQuestion, ...] = metadata("What the asker wants to know.", min_length=1)
+    identity: Identity | None = categorised(Category.IDENTITY, "Never allowed: refused whole.")
+    contact: Contact | None = categorised(Category.CONTACT, "Never allowed: refused whole.")
+    location: Location | None = categorised(Category.LOCATION, "Never allowed: refused whole.")
+    children: tuple[Child, ...] | None = categorised(Category.CHILDREN, "Children concerned (no names).")
+    risk: Risk | None = categorised(Category.RISK, "Risk factors observed.")
+    judicial: Judicial | None = categorised(Category.JUDICIAL, "Judicial measures known.")
+    health: Health | None = categorised(Category.HEALTH, "Health information.")
+    narrative: LongText | None = categorised(Category.NARRATIVE, "The situation, told without names.")
+
+
+class Advice(StrEnum):
+    CASE_CONFERENCE = "case_conference"
+    REFERRAL = "referral"
+    SAFETY_PLAN = "safety_plan"
+    RISK_ASSESSMENT = "risk_assessment"
+    DANGER_ALERT = "danger_alert"
+    NO_FURTHER_ACTION = "no_further_action"
+
+
+class ConsultationAnswered(EventPayload):
+    """The consultation desk's assessment, back to the asker."""
+
+    event_type: ClassVar[EventType] = EventType.CONSULTATION_ANSWERED
+    consultation_id: UUID = metadata("Event id of the consultation answered.")
+    severity: Level = metadata("How severe the situation is.")
+    dangerousness: Level = metadata("How dangerous it is.")
+    advice: tuple[Advice, ...] = metadata("What the desk advises.", min_length=1)
+    refer_to: Sector | None = metadata("With `referral`: the sector to refer to.", default=None)
+    comment: LongText | None = categorised(Category.NARRATIVE, "The desk's comment.")
+
+
 PAYLOAD_MODELS: dict[EventType, type[EventPayload]] = {
     model.event_type: model
     for model in (
@@ -205,6 +375,13 @@ PAYLOAD_MODELS: dict[EventType, type[EventPayload]] = {
         AlertRaised,
         AlertAcknowledged,
         AlertEscalated,
+        DisclosureReviewed,
+        NoticeIssued,
+        NoticeAcknowledged,
+        CaseConferenceConvened,
+        CaseConferenceClosed,
+        ConsultationRequested,
+        ConsultationAnswered,
     )
 }
 

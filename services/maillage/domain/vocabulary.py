@@ -14,6 +14,8 @@ class Sector(StrEnum):
     SOCIAL = "social"
     CHILD_PROTECTION = "child_protection"
     HOUSING = "housing"
+    # The Pôle's own service: its consultation desk and the case conferences it convenes.
+    RESOURCE_HUB = "resource_hub"
 
 
 class Role(StrEnum):
@@ -49,6 +51,8 @@ class LegalBasis(StrEnum):
     DANGER = "danger"
     CASE_CONFERENCE = "case_conference"
     LEGAL_OBLIGATION = "legal_obligation"
+    # An anonymous consultation discloses no one: no identity, contact or location ever travels in it.
+    ANONYMOUS = "anonymous"
 
 
 class Severity(StrEnum):

@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.core.audit import repository as audit
 from maillage.core.audit.models import AuditRow
 from maillage.core.clock import Clock, SystemClock
-from maillage.core.config.network import Network
+from maillage.core.config.network import Network, NetworkError
 from maillage.core.crypto.trust import Received, Refused
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.envelope import Envelope
@@ -199,7 +199,11 @@ class Gateway:
         raise Refused("schema", f"no rule for {envelope.type.value}")
 
     def _send(self, batch: Batch, envelope: Envelope, payload: EventPayload) -> list[Disclosure]:
-        recipients = self.network.resolve(envelope.recipients, sender=envelope.agency_id)
+        try:
+            pole = self.network.pole_of(envelope.agency_id, asked=envelope.pole)
+        except NetworkError as exc:
+            raise Refused("pole", str(exc)) from None
+        recipients = self.network.resolve(envelope.recipients, sender=envelope.agency_id, pole=pole)
         if not recipients:
             raise Refused("unroutable", "no agency matches the recipients")
         disclosures = [self._disclose(envelope, payload, r) for r in recipients]

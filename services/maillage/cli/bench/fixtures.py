@@ -13,7 +13,7 @@ from maillage.core.crypto.keys import KeyDirs, ensure_keys
 from maillage.core.crypto.tokens import ALL_AGENCY_SCOPES, Scope, mint
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.envelope import Envelope, new_subject_ref
-from maillage.domain.events import ConsentGranted, EventPayload, PersonalData, ReferralCreated
+from maillage.domain.events import ConsentGranted, EventPayload, PersonalData, ReferralCreated, ReferralReason
 from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role
 from maillage.gateway.settings import GatewaySettings
 
@@ -159,6 +159,7 @@ def referral_body(subject: Subject, rng: random.Random, *, recipient: str) -> di
         "subject_ref": subject.ref,
         "subject_role": Role.VICTIM.value,
         "recipient": recipient,
+        "reason": ReferralReason.SHELTER.value,
         "purpose": Purpose.REFERRAL.value,
         "categories_needed": [c.value for c in NEEDED],
         "data": referral_data(subject, rng),
@@ -232,7 +233,7 @@ def referral_envelopes(
 
 def _referral_envelope(subject: Subject, rng: random.Random, *, sender: Trust, recipient: str) -> Envelope:
     data = PersonalData.model_validate(referral_data(subject, rng))
-    payload = ReferralCreated(**data.model_dump(), categories_needed=NEEDED)
+    payload = ReferralCreated(**data.model_dump(), reason=ReferralReason.SHELTER, categories_needed=NEEDED)
     return _envelope(payload, sender=sender, subject_ref=subject.ref, role=Role.VICTIM, recipients=(recipient,))
 
 

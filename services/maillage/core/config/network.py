@@ -31,6 +31,10 @@ class AgencyConfig(_Model):
     poles: tuple[str, ...] = ()
     port: int = Field(ge=0, le=65535)
     database_url: str | None = None
+    # The Pôle's consultation desk: where anonymous consultations of its Pôle(s) go.
+    consultation_desk: bool = False
+    # Authorised to convene case conferences (art. 458ter: the Pôle's own service, a prosecutor's office).
+    convenes_case_conferences: bool = False
 
 
 class KafkaConfig(_Model):
@@ -147,14 +151,33 @@ class Network(_Model):
     def knows(self, recipient: str) -> bool:
         return recipient in self.by_id or recipient in set(Sector)
 
-    def resolve(self, recipients: tuple[str, ...], *, sender: str) -> tuple[Recipient, ...]:
-        """Each named agency, and every agency of each named sector, except the sender itself."""
+    def resolve(self, recipients: tuple[str, ...], *, sender: str, pole: str | None) -> tuple[Recipient, ...]:
+        """Each named agency, wherever it works, and every agency of each named sector that serves `pole` —
+        never the rest of the network: a danger alert "to the police" reaches the police zone of the
+        event's Pôle, not every police zone. Never the sender itself."""
         chosen: dict[str, Recipient] = {}
         for token in recipients:
             for agency in self.agencies:
-                if token in (agency.id, agency.sector.value) and agency.id != sender:
+                named = token == agency.id
+                in_sector = token == agency.sector.value and (pole is None or pole in agency.poles)
+                if (named or in_sector) and agency.id != sender:
                     chosen[agency.id] = Recipient(agency_id=agency.id, sector=agency.sector)
         return tuple(chosen.values())
+
+    def pole_of(self, agency_id: str, *, asked: str | None) -> str:
+        """The Pôle an agency's event belongs to: the one asked, if the agency serves it; else its only one.
+        Raises NetworkError when none fits (asked for one it does not serve, or several to choose from)."""
+        poles = self.agency(agency_id).poles
+        if asked is not None:
+            if asked not in poles:
+                raise NetworkError(f"{agency_id} does not serve the Pôle {asked!r}")
+            return asked
+        if len(poles) != 1:
+            raise NetworkError(f"{agency_id} serves {len(poles)} Pôles: say which one the event belongs to")
+        return poles[0]
+
+    def consultation_desk(self, pole: str) -> AgencyConfig | None:
+        return next((a for a in self.agencies if a.consultation_desk and pole in a.poles), None)
 
 
 def load_network(path: Path) -> Network:

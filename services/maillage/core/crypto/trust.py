@@ -120,9 +120,10 @@ class Trust(_KeyFiles):
         purpose: Purpose,
         at: datetime,
         recipients: tuple[str, ...] = (),
+        pole: str | None = None,
     ) -> Envelope:
-        """An event of this owner's about `subject_ref`, sealed to the gateway and signed: what an outbox
-        publishes (an agency's, or the dispatcher's for an agency it speaks for)."""
+        """An event of this owner's about `subject_ref`, in `pole`, sealed to the gateway and signed: what an
+        outbox publishes (an agency's, or the dispatcher's for an agency it speaks for)."""
         envelope = Envelope(
             id=new_event_id(),
             source=source_of(self.owner),
@@ -134,6 +135,7 @@ class Trust(_KeyFiles):
             purpose=purpose,
             recipient=",".join(recipients),
             data=b"",
+            pole=pole,
         )
         plaintext = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
         return self.seal_and_sign(envelope, plaintext, to=GATEWAY)

@@ -22,6 +22,10 @@ SEALED_CONTENT_TYPE = "application/vnd.maillage.sealed"
 # "s-" and 128 random bits in hex, as `new_subject_ref` mints them: no room for a name, a birth date or any
 # other free text outside the categories the gateway filters.
 SUBJECT_REF = re.compile(r"^s-[0-9a-f]{32}$")
+# What an envelope is about, and its Kafka key: a person (s-), an anonymous consultation (c-) or a case
+# conference (k-), each 128 random bits; which kind fits which event type is the gateway's check.
+ENVELOPE_SUBJECT = re.compile(r"^[sck]-[0-9a-f]{32}$")
+POLE = re.compile(r"^[a-z][a-z0-9_-]{1,40}$")
 _FORMAT = JSONFormat()
 
 Headers = list[tuple[str, bytes]]
@@ -44,6 +48,16 @@ def new_subject_ref() -> str:
     return "s-" + uuid_utils.uuid4().hex
 
 
+def new_consultation_ref() -> str:
+    """What an anonymous consultation's envelope is about (and keyed by) instead of a person."""
+    return "c-" + uuid_utils.uuid4().hex
+
+
+def conference_ref(conference_id: str) -> str:
+    """What a case conference's own events are about (and keyed by), so that they stay in order."""
+    return "k-" + conference_id.replace("-", "")
+
+
 def source_of(agency_id: str) -> str:
     return SOURCE_PREFIX + agency_id
 
@@ -61,6 +75,8 @@ class Envelope:
     recipient: str
     data: bytes
     traceparent: str | None = None
+    # The Pôle of the event: a referral or an alert to a sector reaches that sector's agencies of this Pôle.
+    pole: str | None = None
     sigkid: str | None = None
     sig: str | None = None
 
@@ -94,7 +110,7 @@ class Envelope:
             "purpose": self.purpose.value,
             "recipient": self.recipient,
         }
-        optional = {"traceparent": self.traceparent, "sigkid": self.sigkid, "sig": self.sig}
+        optional = {"traceparent": self.traceparent, "pole": self.pole, "sigkid": self.sigkid, "sig": self.sig}
         attributes.update({k: v for k, v in optional.items() if v})
         return attributes
 
@@ -126,6 +142,7 @@ class Envelope:
                 recipient=ext("recipient") or "",
                 data=value or b"",
                 traceparent=ext("traceparent"),
+                pole=ext("pole"),
                 sigkid=ext("sigkid"),
                 sig=ext("sig"),
             )
@@ -133,7 +150,9 @@ class Envelope:
             raise EnvelopeError("envelope", f"missing or unknown attribute ({exc})") from exc
         if not envelope.source.startswith(SOURCE_PREFIX):
             raise EnvelopeError("envelope", "source is not a Maillage agency")
-        if not SUBJECT_REF.match(envelope.subject):
+        if envelope.pole is not None and not POLE.match(envelope.pole):
+            raise EnvelopeError("envelope", "pole is not a Pôle's name")
+        if not ENVELOPE_SUBJECT.match(envelope.subject):
             raise EnvelopeError("envelope", "subject is not a pseudonymous subject_ref")
         if key != envelope.subject.encode():
             # One subject's events are totally ordered only if they share a partition: a record keyed
