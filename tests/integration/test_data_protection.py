@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner, Result
 
 from maillage.cli.main import app as cli
+from maillage.core.audit import repository as audit_repository
 from maillage.core.crypto.tokens import Scope, mint
 from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.storage.db import make_engine, session_factory
+from maillage.domain.events import AlertKind, AlertRaised, ReferralCreated, ReferralReason
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role, Severity
 from maillage.gateway.app import create_app as create_gateway_app
 from maillage.gateway.services import verify_chain
 from tests.support import Pole, assert_problem, consent, decided, listening, refer
@@ -187,3 +192,56 @@ async def test_the_audit_api_needs_an_audit_read_token_from_an_agency_of_the_net
     assert_problem(await gateway.get("/v1/disclosures/has%20a%20space%20in%20it", headers=right), 422)
     # The check comes before the path is even looked at: no token learns nothing about the format.
     assert_problem(await gateway.get("/v1/disclosures/short"), 401)
+
+
+async def test_a_batch_mixing_a_referral_and_a_danger_alert_keeps_the_chain_intact_and_who_raised_it(
+    pole: Pole, producer: AIOKafkaProducer
+) -> None:
+    # Both written before the gateway starts, so that it decides them in one batch: the referral's records
+    # come first and carry no `raised_by`, the alert's carry it.
+    sender = pole.trust("refuge-liege")
+    subject = new_subject_ref()
+    at = datetime.now(UTC)
+    referral = sender.sealed_event(
+        ReferralCreated(identity={"given_name": "Amina"}, reason=ReferralReason.SHELTER),
+        subject_ref=subject,
+        role=Role.VICTIM,
+        basis=LegalBasis.CONSENT,
+        purpose=Purpose.REFERRAL,
+        at=at,
+        recipients=("cpas-seraing",),
+        pole="liege",
+    )
+    alert = sender.sealed_event(
+        AlertRaised(
+            identity={"given_name": "Amina"},
+            severity=Severity.IMMINENT,
+            kind=AlertKind.THREAT,
+            justification="He is on his way.",
+            raised_by="0123456789abcdef",
+        ),
+        subject_ref=subject,
+        role=Role.VICTIM,
+        basis=LegalBasis.DANGER,
+        purpose=Purpose.SAFETY_PLANNING,
+        at=at,
+        recipients=("police",),
+        pole="liege",
+    )
+    for envelope in (referral, alert):
+        key, value, headers = envelope.to_kafka()
+        await producer.send_and_wait(pole.topics.submitted, value, key=key, headers=headers)
+
+    gateway = await pole.start_gateway()
+    token = {"Authorization": f"Bearer {pole.token('refuge-liege', (Scope.AUDIT_READ,))}"}
+    await pole.read_until(
+        pole.topics.audit, lambda records: {r.key for r in records} >= {referral.id.encode(), alert.id.encode()}
+    )
+
+    report = (await gateway.get("/v1/audit/verify", headers=token)).json()
+    assert (report["intact"], report["records"]) == (True, 2)
+    engine = make_engine(pole.gateway_settings().db_url())
+    async with session_factory(engine)() as session:
+        [stored] = await audit_repository.of_event(session, alert.id)
+    await engine.dispose()
+    assert stored["raised_by"] == "0123456789abcdef", "who raised the alert is kept in the gateway's database"

@@ -20,6 +20,11 @@ def chain_hash(record: Mapping[str, Any], *, prev_hash: str) -> str:
     return hashlib.sha256(prev_hash.encode() + canonical_json(body)).hexdigest()
 
 
+# Fields a record carries only when they apply: a record without them hashes as records always did, so
+# adding one never breaks the chain written before it.
+OPTIONAL_FIELDS = frozenset({"raised_by"})
+
+
 def audit_record(
     disclosure: Disclosure,
     *,

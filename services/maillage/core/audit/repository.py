@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.audit.models import AuditRow
+from maillage.domain.audit import OPTIONAL_FIELDS
 from maillage.domain.disclosure import Outcome
 
 CHUNK = 1000
@@ -25,9 +26,14 @@ DISCLOSED = (Outcome.DELIVERED.value, Outcome.FILTERED.value)
 
 
 async def append(session: AsyncSession, records: Sequence[Mapping[str, Any]]) -> None:
-    """The records in one bulk statement: building an ORM object per record cost more than deciding it."""
+    """The records in one bulk statement: building an ORM object per record cost more than deciding it.
+
+    Every record gets every column: a bulk insert takes its column list from the first record, and a later
+    record's optional field (who raised an alert) would otherwise be dropped — the stored row would then no
+    longer match its hash, and an untampered chain would read as broken."""
     if records:
-        await session.exec(insert(AUDIT), params=records)
+        columns = [c.name for c in AUDIT.c]
+        await session.exec(insert(AUDIT), params=[{name: r.get(name) for name in columns} for r in records])
 
 
 async def last(session: AsyncSession) -> AuditRow | None:
@@ -87,8 +93,9 @@ async def _as_hashed(session: AsyncSession, query: Select[Any]) -> list[dict[str
 
 def _record(row: Mapping[str, Any]) -> dict[str, Any]:
     record = dict(row)
-    if record.get("raised_by") is None:
-        record.pop("raised_by", None)  # hashed only when an alert's raiser was known
+    for name in OPTIONAL_FIELDS:
+        if record.get(name) is None:
+            record.pop(name, None)  # hashed only when it applied
     for name in _JSON_COLUMNS:
         # Left as stored when it is no JSON: then it cannot hash as the original did.
         with contextlib.suppress(orjson.JSONDecodeError, TypeError):
