@@ -7,8 +7,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, status
 
+from maillage.agency import consultations, services
 from maillage.agency import contracts as c
-from maillage.agency import services
 from maillage.agency.deps import Allowed, Context, IdempotencyKey
 from maillage.core.crypto.tokens import Principal, Scope, staff_ref
 from maillage.core.messaging.envelope import SUBJECT_REF
@@ -63,6 +63,21 @@ async def raise_alert(
     body: c.AlertIn, ctx: Context, caller: Annotated[Principal, Allowed(Scope.EVENTS_WRITE)], key: IdempotencyKey = None
 ) -> c.AcceptedEvent:
     return await services.raise_alert(ctx, body, idempotency_key=key, raised_by=staff_ref(caller))
+
+
+@router.post("/consultations", status_code=status.HTTP_202_ACCEPTED, tags=["consultations"], dependencies=EVENTS_WRITE)
+async def ask_consultation(body: c.ConsultationIn, ctx: Context, key: IdempotencyKey = None) -> c.ConsultationAccepted:
+    return await consultations.ask(ctx, body, idempotency_key=key)
+
+
+@router.get("/consultations/{consultation_id}", tags=["consultations"], dependencies=INBOX_READ)
+async def get_consultation(consultation_id: str, ctx: Context) -> c.ConsultationOut:
+    return await consultations.get(ctx, consultation_id)
+
+
+@router.post("/consultations/{consultation_id}/answer", tags=["consultations"], dependencies=EVENTS_WRITE)
+async def answer_consultation(consultation_id: UUID, body: c.ConsultationAnswerIn, ctx: Context) -> c.ConsultationOut:
+    return await consultations.answer(ctx, str(consultation_id), body)
 
 
 @router.get("/inbox", tags=["inbox"], dependencies=INBOX_READ)

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from maillage.core.messaging.envelope import SUBJECT_REF
+from maillage.core.messaging.envelope import POLE, SUBJECT_REF
+from maillage.domain.consultations import NEVER_ASKED, identifying_fields
+from maillage.domain.errors import NotAnonymous
 from maillage.domain.events import (
+    Advice,
     AlertKind,
+    ConsultationQuestion,
     DeclineReason,
+    Health,
+    Level,
     LongText,
     PersonalData,
     RecipientId,
     ReferralDecision,
     ReferralReason,
+    Risk,
 )
-from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role, Severity
+from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role, Sector, Severity
 
 
 def _subject_ref(value: str) -> str:
@@ -28,6 +35,7 @@ def _subject_ref(value: str) -> str:
 
 
 SubjectRef = Annotated[str, AfterValidator(_subject_ref)]
+PoleName = Annotated[str, StringConstraints(pattern=POLE.pattern)]
 
 
 class Body(BaseModel):
@@ -221,3 +229,93 @@ class WebhookDeliveryOut(Body):
 class WebhookDeliveryPage(Body):
     items: list[WebhookDeliveryOut]
     next_cursor: str | None = Field(description="Pass it as `cursor` for the next page; none after the last.")
+
+
+# --- anonymous consultations ------------------------------------------------------------------------
+
+
+def _anonymous(data: Any) -> Any:
+    """Refuse, naming the fields, what would tell who a consultation is about — before any other check, so
+    that a partner system learns the rule rather than a schema detail. Never the values."""
+    if isinstance(data, dict):
+        found = identifying_fields(data, never=NEVER_ASKED)
+        if found:
+            raise NotAnonymous(
+                f"A consultation is anonymous: remove {', '.join(found)}. Describe the situation without names, "
+                "contact details, addresses or references to a person or a court case.",
+                fields=found,
+            )
+    return data
+
+
+class AnonymousChild(Body):
+    birth_year: int | None = Field(default=None, ge=1900, le=2100)
+    lives_with_subject: bool | None = None
+
+
+class AnonymousJudicial(Body):
+    protection_order: bool | None = None
+    custody_release_date: date | None = None
+
+
+class ConsultationIn(Body):
+    """A situation put to the Pôle's consultation desk for advice, without anyone's identity, contact or
+    location, and without a person's reference: the envelope is about a random consultation reference."""
+
+    questions: tuple[ConsultationQuestion, ...] = Field(min_length=1, description="What the asker wants to know.")
+    subject_role: Role = Field(default=Role.VICTIM, description="Whom the situation is mostly about.")
+    pole: PoleName | None = Field(
+        default=None, description="The Pôle whose desk is asked; default: the sender's only Pôle."
+    )
+    children: tuple[AnonymousChild, ...] | None = Field(default=None, description="Children concerned, no names.")
+    risk: Risk | None = None
+    judicial: AnonymousJudicial | None = None
+    health: Health | None = None
+    narrative: LongText | None = Field(default=None, description="The situation, told without names.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_identifying(cls, data: Any) -> Any:
+        return _anonymous(data)
+
+
+class ConsultationAccepted(AcceptedEvent):
+    consultation_id: str
+    consultation_ref: str = Field(description="What the consultation is about instead of a person (`c-…`).")
+    desk: str = Field(description="The consultation desk it goes to.")
+
+
+class ConsultationAnswerIn(Body):
+    severity: Level
+    dangerousness: Level
+    advice: tuple[Advice, ...] = Field(min_length=1)
+    refer_to: Sector | None = Field(default=None, description="With the `referral` advice: the sector to refer to.")
+    comment: LongText | None = None
+
+    @model_validator(mode="after")
+    def _referral_names_a_sector(self) -> ConsultationAnswerIn:
+        if (Advice.REFERRAL in self.advice) != (self.refer_to is not None):
+            raise ValueError("refer_to goes with the referral advice, and the referral advice with refer_to")
+        return self
+
+
+class ConsultationAnswerOut(Body):
+    severity: Level
+    dangerousness: Level
+    advice: list[Advice]
+    refer_to: Sector | None = None
+    comment: str | None = Field(default=None, description="Absent when the asker's ceiling excludes narrative.")
+
+
+class ConsultationOut(Body):
+    consultation_id: str
+    consultation_ref: str
+    direction: Literal["out", "in"] = Field(description="`out`: asked by this agency; `in`: put to its desk.")
+    counterpart: str = Field(description="The desk asked (out), or the agency that asked (in).")
+    pole: str
+    subject_role: Role
+    questions: list[ConsultationQuestion]
+    state: Literal["pending", "answered"]
+    asked_at: datetime
+    answered_at: datetime | None
+    answer: ConsultationAnswerOut | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from maillage.core.consents.models import ConsentTerms
@@ -95,6 +95,24 @@ class ReferralRow(SQLModel, table=True):
     updated_at: datetime
 
 
+class ConsultationRow(SQLModel, table=True):
+    """An anonymous consultation this agency put to its Pôle's desk ("out"), or its desk received ("in")."""
+
+    __tablename__ = "consultation"
+
+    consultation_id: str = Field(primary_key=True)  # the event id of the consultation.requested
+    direction: str  # "out" (asked by this agency) or "in" (put to this agency, the desk)
+    counterpart: str  # the desk (out) or the asking agency (in)
+    consultation_ref: str  # what it is about instead of a person: its envelope's subject ("c-…")
+    pole: str
+    subject_role: str
+    questions: list[str] = json_field()
+    state: str  # pending | answered
+    asked_at: datetime
+    answer: dict[str, Any] | None = Field(default=None, sa_type=JSON)  # what the asker received of it
+    answered_at: datetime | None = None
+
+
 class IdempotencyRecord(SQLModel, table=True):
     __tablename__ = "idempotency"
 
@@ -112,6 +130,7 @@ TABLES: list[type[SQLModel]] = [
     AlertProgress,
     InboxItem,
     ReferralRow,
+    ConsultationRow,
     IdempotencyRecord,
     OutboxRecord,
     *WEBHOOK_TABLES,

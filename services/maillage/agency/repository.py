@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.agency.models import (
     AlertProgress,
     ConsentRow,
+    ConsultationRow,
     IdempotencyRecord,
     InboxItem,
     RecipientStatus,
@@ -76,6 +77,10 @@ async def inbox_known(session: AsyncSession, event_ids: list[str]) -> set[str]:
 
 async def referral(session: AsyncSession, referral_id: str) -> ReferralRow | None:
     return await session.get(ReferralRow, referral_id)
+
+
+async def consultation(session: AsyncSession, consultation_id: str) -> ConsultationRow | None:
+    return await session.get(ConsultationRow, consultation_id)
 
 
 # --- idempotency --------------------------------------------------------------------------------

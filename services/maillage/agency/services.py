@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.agency import consultations, models, repository
 from maillage.agency import contracts as c
-from maillage.agency import models, repository
 from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import AgencyConfig, Network
 from maillage.core.crypto.trust import Received, Refused, Trust
@@ -39,6 +39,8 @@ from maillage.domain.events import (
     AlertRaised,
     ConsentGranted,
     ConsentWithdrawn,
+    ConsultationAnswered,
+    ConsultationRequested,
     EventPayload,
     EventType,
     ReferralCreated,
@@ -79,11 +81,12 @@ def _submit(
     purpose: Purpose,
     basis: LegalBasis = LegalBasis.CONSENT,
     recipients: tuple[str, ...] = (),
+    pole: str | None = None,
 ) -> str:
     """Seal, sign and put in the outbox an event of this agency's, and keep what it sent. Its basis is consent
     unless an alert invokes danger; with no recipients it is for the gateway alone (a consent given or withdrawn)."""
     now = ctx.clock.now()
-    only_pole = ctx.agency.poles[0] if len(ctx.agency.poles) == 1 else None
+    only_pole = pole or (ctx.agency.poles[0] if len(ctx.agency.poles) == 1 else None)
     envelope = ctx.trust.sealed_event(
         payload,
         subject_ref=subject_ref,
@@ -576,6 +579,8 @@ async def _follow(session: AsyncSession, envelope: Envelope, payload: EventPaylo
         await _follow_alert(session, envelope.agency_id, payload)
     elif isinstance(payload, ReferralResponded):
         await _follow_response(session, payload, now=now)
+    elif isinstance(payload, ConsultationRequested | ConsultationAnswered):
+        await consultations.follow(session, envelope, payload, now=now)
 
 
 async def _follow_response(session: AsyncSession, payload: ReferralResponded, *, now: datetime) -> None:

@@ -17,7 +17,7 @@ from rich.table import Table
 from maillage.cli.credentials import TokenFileOption, bearer_token
 from maillage.core.config.network import NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
-from maillage.core.messaging.envelope import SUBJECT_REF
+from maillage.core.messaging.envelope import ENVELOPE_SUBJECT
 from maillage.gateway.contracts import ChainReport, DisclosureReport
 
 audit_app = typer.Typer(no_args_is_help=True, help="The gateway's tamper-evident audit chain.")
@@ -192,14 +192,14 @@ def _print_chain(report: ChainReport) -> None:
 
 @disclosures_app.command("disclosures")
 def disclosures(
-    subject_ref: Annotated[str, typer.Argument(help="The person's pseudonymous reference.")],
+    subject_ref: Annotated[str, typer.Argument(help="The person's pseudonymous reference, or a consultation's (c-…).")],
     gateway: GatewayOption = None,
     token_file: TokenFileOption = None,
     network: NetworkOption = DEFAULT_NETWORK,
 ) -> None:
     """List who received which categories about a person, when, and on which basis (scope audit:read)."""
-    if not SUBJECT_REF.fullmatch(subject_ref):
-        raise typer.BadParameter("'s-' and 32 lowercase hexadecimal digits.", param_hint="SUBJECT_REF")
+    if not ENVELOPE_SUBJECT.fullmatch(subject_ref):
+        raise typer.BadParameter("'s-' (or 'c-') and 32 lowercase hexadecimal digits.", param_hint="SUBJECT_REF")
     try:
         base_url = _base_url(gateway, network)
         with console.status("Asking the gateway…"):

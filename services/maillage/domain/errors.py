@@ -59,6 +59,25 @@ class NotReady(MaillageError):
     status, code = 503, "not-ready"
 
 
+# --- anonymous consultations ---------------------------------------------------------------------------
+
+
+class NotAnonymous(MaillageError):
+    """A consultation carrying a part that would tell who it is about; `fields` names them, never their values."""
+
+    status, code = 422, "not-anonymous"
+
+
+class PoleNotChosen(MaillageError):
+    """The sender serves several Pôles (or not the one named): which one the event is for is not known."""
+
+    status, code = 422, "pole"
+
+
+class NoConsultationDesk(MaillageError):
+    status, code = 422, "no-consultation-desk"
+
+
 # --- records -----------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from maillage.core.crypto.tokens import staff_ref
-from maillage.core.messaging.envelope import SUBJECT_REF
+from maillage.core.messaging.envelope import ENVELOPE_SUBJECT
 from maillage.core.web.paging import Cursor, Limit
 from maillage.core.web.problems import PROBLEM_JSON
 from maillage.gateway import services
@@ -36,7 +36,7 @@ async def verify_audit_chain(principal: AuditReader, sessions: Sessions) -> Chai
     summary="Who received which categories about a person, when, on which basis (metadata only)",
 )
 async def list_disclosures(
-    subject_ref: Annotated[str, Path(pattern=SUBJECT_REF.pattern)],
+    subject_ref: Annotated[str, Path(pattern=ENVELOPE_SUBJECT.pattern)],  # a person's, or a consultation's
     principal: AuditReader,
     sessions: Sessions,
     network: NetworkDep,

@@ -35,11 +35,18 @@ from maillage.domain.disclosure import (
     disclose,
     shared_part,
 )
-from maillage.domain.events import AlertRaised, ConsentGranted, ConsentWithdrawn, EventPayload
+from maillage.domain.events import (
+    AlertRaised,
+    ConsentGranted,
+    ConsentWithdrawn,
+    ConsultationAnswered,
+    ConsultationRequested,
+    EventPayload,
+)
 from maillage.domain.policy import Policy
 from maillage.domain.status import RecipientLine
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
-from maillage.gateway import repository
+from maillage.gateway import consultations, repository
 from maillage.gateway.contracts import BrokenRecord, ChainReport, DisclosureLine, DisclosureReport
 from maillage.gateway.models import GrantRow
 from maillage.gateway.outgoing import Outbound, Outgoing, Share
@@ -191,6 +198,13 @@ class Gateway:
             case ConsentWithdrawn():
                 await self._withdraw(batch.session, envelope, payload)
                 return []
+            case ConsultationRequested():
+                return [self._consult(batch, envelope, payload)]
+            case ConsultationAnswered():
+                routes = self.state.routes
+                return [
+                    consultations.to_asker(envelope, payload, network=self.network, policy=self.policy, routes=routes)
+                ]
         question = question_of(payload)
         if question is not None:
             return [self._answer(envelope, payload, question)]
@@ -218,6 +232,21 @@ class Gateway:
             }
         )
         return disclosures
+
+    def _consult(self, batch: Batch, envelope: Envelope, payload: ConsultationRequested) -> Disclosure:
+        """An anonymous consultation to its Pôle's desk, which alone may answer it (gateway/consultations.py)."""
+        disclosure = consultations.to_desk(envelope, payload, network=self.network, policy=self.policy)
+        route = route_of(sender=envelope.agency_id, disclosures=[disclosure])
+        self.state.routes[envelope.id] = route
+        batch.rows.routes.append(
+            {
+                "event_id": envelope.id,
+                "sender": route.sender,
+                "subject_ref": envelope.subject,
+                "recipients": [*route.recipients],
+            }
+        )
+        return disclosure
 
     def _answer(self, envelope: Envelope, payload: EventPayload, question: Question) -> Disclosure:
         route = self.state.routes.get(question.event_id)

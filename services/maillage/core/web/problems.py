@@ -86,6 +86,24 @@ TITLES: dict[str, dict[str, str]] = {
         "nl": "Te veel open verbindingen",
         "de": "Zu viele offene Verbindungen",
     },
+    "not-anonymous": {
+        "en": "A consultation is anonymous: remove what tells who it is about",
+        "fr": "Une consultation est anonyme : retirez ce qui permet d'identifier la personne",
+        "nl": "Een consultatie is anoniem: verwijder wat de persoon identificeert",
+        "de": "Eine Konsultation ist anonym: Entfernen Sie, was die Person erkennen lässt",
+    },
+    "pole": {
+        "en": "Say which Pôle this is for",
+        "fr": "Précisez le Pôle concerné",
+        "nl": "Geef aan voor welke Pôle dit is",
+        "de": "Geben Sie an, für welchen Pôle dies ist",
+    },
+    "no-consultation-desk": {
+        "en": "This Pôle has no consultation desk",
+        "fr": "Ce Pôle n'a pas de service de consultation",
+        "nl": "Deze Pôle heeft geen consultatiedienst",
+        "de": "Dieser Pôle hat keine Konsultationsstelle",
+    },
     "internal": {
         "en": "The service could not complete the request",
         "fr": "Le service n'a pas pu traiter la requête",
