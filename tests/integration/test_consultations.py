@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner, Result
@@ -148,7 +149,13 @@ async def test_consultation_answer_reaches_the_asker(pole: Pole) -> None:
     env = {"MAILLAGE_TOKEN": pole.token(ASKER, (Scope.AUDIT_READ,))}
     listed = await run_cli("disclosures", ref, "--gateway", url, env=env)
     assert listed.exit_code == 0, listed.output
-    assert f"Disclosures about {ref}" in said(listed) and f"({DESK})" in said(listed) and "anonymous" in listed.output
+    assert f"Disclosures about {ref}" in said(listed) and f"({DESK})" in said(listed) and f"({ASKER})" in said(listed)
+    assert "consultation.requested" in listed.output and "consultation.answered" in listed.output
+    assert "anonymous" in listed.output
+    async with httpx.AsyncClient(
+        base_url=url, headers=bearer(pole.token("cpas-seraing", (Scope.AUDIT_READ,)))
+    ) as other:
+        assert (await other.get(f"/v1/disclosures/{ref}")).json()["disclosures"] == [], "not a party to it"
     verified = await run_cli("audit", "verify", "--gateway", url, env=env)
     assert verified.exit_code == 0 and "2 audit records: intact" in said(verified)
 

@@ -461,9 +461,17 @@ async def disclosures_about(
 ) -> DisclosureReport:
     """Every recipient that received something about `subject_ref` from agency `by`, oldest first; denials
     left out. Each agency answers for its own disclosures: another agency's report would tell the reader
-    which agencies (a shelter, say) hold the person's data."""
+    which agencies (a shelter, say) hold the person's data. About a consultation, which identifies no one,
+    each party also sees what it received: the asker, the desk's answer."""
     async with sessions() as session:
-        rows = await audit.disclosures_about(session, subject_ref, source=by, after=decode_cursor(cursor), limit=limit)
+        rows = await audit.disclosures_about(
+            session,
+            subject_ref,
+            source=by,
+            after=decode_cursor(cursor),
+            limit=limit,
+            or_received=subject_ref.startswith(consultations.CONSULTATION_PREFIX),
+        )
     return DisclosureReport(
         subject_ref=subject_ref,
         disclosures=[_disclosure_line(row, network) for row in rows],

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Select, Text, func, insert, type_coerce
+from sqlalchemy import JSON, Select, Text, func, insert, or_, type_coerce
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -70,14 +70,17 @@ async def walk(
 
 
 async def disclosures_about(
-    session: AsyncSession, subject_ref: str, *, source: str, after: int, limit: int
+    session: AsyncSession, subject_ref: str, *, source: str, after: int, limit: int, or_received: bool = False
 ) -> Sequence[AuditRow]:
     """The records of what `source` disclosed about `subject_ref` (denials left out), oldest first, after
-    the record `after`."""
+    the record `after`; with `or_received`, also what it received about it."""
+    party = col(AuditRow.source) == source
+    if or_received:
+        party = or_(party, col(AuditRow.recipient) == source)
     query = (
         select(AuditRow)
         .where(col(AuditRow.subject_ref) == subject_ref)
-        .where(col(AuditRow.source) == source)
+        .where(party)
         .where(col(AuditRow.outcome).in_(DISCLOSED))
         .where(col(AuditRow.seq) > after)
         .order_by(col(AuditRow.seq))
