@@ -84,9 +84,10 @@ def _submit(
     pole: str | None = None,
 ) -> str:
     """Seal, sign and put in the outbox an event of this agency's, and keep what it sent. Its basis is consent
-    unless an alert invokes danger; with no recipients it is for the gateway alone (a consent given or withdrawn)."""
+    unless an alert invokes danger; with no recipients it is for the gateway alone (a consent given or withdrawn).
+    Its Pôle is the one given, else the agency's only one."""
     now = ctx.clock.now()
-    only_pole = pole or (ctx.agency.poles[0] if len(ctx.agency.poles) == 1 else None)
+    pole = pole or (ctx.agency.poles[0] if len(ctx.agency.poles) == 1 else None)
     envelope = ctx.trust.sealed_event(
         payload,
         subject_ref=subject_ref,
@@ -95,7 +96,7 @@ def _submit(
         purpose=purpose,
         at=now,
         recipients=recipients,
-        pole=only_pole,
+        pole=pole,
     )
     event_id = envelope.id
     enqueue(session, envelope, topic=ctx.topics.submitted)
