@@ -81,7 +81,7 @@ def _line(row: models.AlertReview) -> c.ReviewLine:
         kind=row.kind,
         raised_by=row.raised_by,
         raised_at=row.raised_at,
-        status=row.decision or "pending",  # type: ignore[arg-type]
+        status=row.decision or "pending",
         decided_at=row.decided_at,
     )
 
