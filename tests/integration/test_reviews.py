@@ -5,18 +5,22 @@ the gateway nor the monitor ever holds the justification or any other payload va
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from maillage.core.crypto.tokens import Principal, Scope, mint, staff_ref
-from maillage.core.messaging.envelope import new_subject_ref
+from maillage.core.messaging.envelope import Envelope, new_subject_ref
+from maillage.domain.events import DisclosureReviewed, ReviewDecision
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 from tests.monitor import as_operator, monitor, operator_token
-from tests.support import ALL_EIGHT, Pole, assert_problem, decided, eventually, received
+from tests.support import ALL_EIGHT, Pole, assert_problem, decided, eventually, has_event, header_of, received
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +211,62 @@ async def test_rejected_danger_disclosure_is_recorded_and_counted_as_rejected(po
         assert (decision["decision"], decision["alert_id"]) == ("rejected", alert_id)
         assert (await chain_verified(pole, gateway))["intact"] is True
         await reviews_counted(operators, pending=0, approved=0, rejected=1)
+
+
+def review_signed_by(pole: Pole, agency: str, alert_id: str, *, subject: str, by: str) -> Envelope:
+    """A decision sealed to the gateway and validly signed by `agency`'s key, written past its service's checks."""
+    payload = DisclosureReviewed(alert_id=UUID(alert_id), decision=ReviewDecision.APPROVED, reviewer=by)
+    return pole.trust(agency).sealed_event(
+        payload,
+        subject_ref=subject,
+        role=Role.VICTIM,
+        basis=LegalBasis.DANGER,
+        purpose=Purpose.SAFETY_PLANNING,
+        at=datetime.now(UTC),
+    )
+
+
+async def refusal(pole: Pole, producer: AIOKafkaProducer, envelope: Envelope) -> str | None:
+    """Why the gateway refused the event, as its dead letter says."""
+    key, value, headers = envelope.to_kafka()
+    await producer.send_and_wait(pole.topics.submitted, value, key=key, headers=headers)
+    letters = await pole.read_until(pole.topics.dlq, has_event(envelope.id))
+    [letter] = [r for r in letters if header_of(r, "ce_id") == envelope.id]
+    return header_of(letter, "dlq_reason")
+
+
+async def test_the_gateway_records_one_decision_per_alert_by_a_second_professional_of_its_agency(
+    pole: Pole, producer: AIOKafkaProducer
+) -> None:
+    gateway = await start(pole)
+    alert_id = await raise_danger_alert(pole, justification="He is on his way.", data=ALL_EIGHT)
+    await decided(pole, RAISER, alert_id)
+    subject = (await pole[RAISER].get(f"/v1/events/{alert_id}")).json()["subject_ref"]
+
+    # Past the agency's own checks (its key, written straight to the broker): the raiser approving its own
+    # alert, another agency deciding on it, a decision about another subject.
+    assert (
+        await refusal(
+            pole, producer, review_signed_by(pole, RAISER, alert_id, subject=subject, by=ref_of(RAISER_SYSTEM))
+        )
+        == "self_review"
+    )
+    assert (
+        await refusal(pole, producer, review_signed_by(pole, "zp-meuse", alert_id, subject=subject, by="0" * 16))
+        == "unknown_alert"
+    )
+    assert (
+        await refusal(pole, producer, review_signed_by(pole, RAISER, alert_id, subject=new_subject_ref(), by="0" * 16))
+        == "unknown_alert"
+    )
+
+    second = professional(pole, f"{RAISER}-worker-2")
+    approved = await pole[RAISER].post(f"/v1/reviews/{alert_id}", json={"decision": "approved"}, headers=second)
+    await decided(pole, RAISER, approved.json()["review_event_id"])
+    # One decision per alert, even from a third professional whose agency's service was bypassed.
+    assert (
+        await refusal(pole, producer, review_signed_by(pole, RAISER, alert_id, subject=subject, by="3" * 16))
+        == "already_reviewed"
+    )
+    report = await chain_verified(pole, gateway)
+    assert (report["records"], report["intact"]) == (2, True)
