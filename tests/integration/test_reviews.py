@@ -17,10 +17,11 @@ from aiokafka import AIOKafkaProducer
 
 from maillage.core.crypto.tokens import Principal, Scope, mint, staff_ref
 from maillage.core.messaging.envelope import Envelope, new_subject_ref
+from maillage.core.polling import eventually
 from maillage.domain.events import DisclosureReviewed, ReviewDecision
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 from tests.monitor import as_operator, monitor, operator_token
-from tests.support import ALL_EIGHT, Pole, assert_problem, decided, eventually, has_event, header_of, received
+from tests.support import ALL_EIGHT, Pole, assert_problem, decided, has_event, header_of, received
 
 pytestmark = pytest.mark.integration
 
