@@ -185,7 +185,7 @@ class Gateway:
                 raise event
             self._emit(batch, event, [_disclosure_from_json(d) for d in before.disclosures])
             for row in await audit.of_event(batch.session, event.envelope.id):
-                batch.out.audit(event.envelope.id, row)
+                batch.out.audit(row.get("alert_id") or event.envelope.id, row)  # a review: keyed as its alert
         # else: the same event published twice (an outbox retry): already delivered, nothing to do.
 
     # --- decisions ------------------------------------------------------------------------------
