@@ -1,9 +1,10 @@
 """The operators' dashboard (`GET /dashboard`) in a headless Chromium, on the demo network.
 
 A real broker, gateway and three agencies: referrals delivered, filtered and denied, a danger alert
-awaiting its four-eyes review, and one malformed record dead-lettered by the gateway. The operator
-signs in with a token, sees the flow per sector as charts with real data, replays the dead letter,
-reads the page in three languages, and never sees a single personal value.
+awaiting its review at the agency that raised it (counted here, never approved here), and one malformed
+record dead-lettered by the gateway. The operator signs in with a token, sees the flow per sector as charts
+with real data, replays the dead letter, reads the page in three languages, and never sees a single personal
+value.
 """
 
 from __future__ import annotations
@@ -192,7 +193,6 @@ async def test_operator_watches_the_flow_replays_a_dead_letter_and_never_sees_pe
         await expect(banner).to_have_attribute("data-status", "403")
         await expect(page.get_by_test_id("banner-help")).to_contain_text("jeton d'opérateur")
         await expect(page.get_by_test_id("sign-in")).to_be_visible()
-        review = page.get_by_test_id("review-row")
 
         # The operator with monitor:act: tiles, charts with real data, decisions, lag, the dead letter.
         await sign_in(page, operator_token(pole, act=True))
@@ -249,13 +249,12 @@ async def test_operator_watches_the_flow_replays_a_dead_letter_and_never_sees_pe
         await no_horizontal_overflow(page, DESKTOP[0])
         await screenshot(page, "dashboard")
 
-        # A second person approves the danger disclosure.
-        await review.get_by_test_id("approve-button").click()
-        await expect(page.get_by_test_id("notice")).to_contain_text("approuvée")
-        await expect(page.get_by_test_id("reviews-empty")).to_be_visible(timeout=10_000)
-        assert (await api.get("/v1/reviews")).json()["items"] == []
-        [approved] = (await api.get("/v1/reviews", params={"pending": False})).json()["items"]
-        assert approved["status"] == "approved" and approved["approved_by"]
+        # The danger disclosure is counted, pending its review at the raising agency: nothing to approve here.
+        review = page.get_by_test_id("review-counts")
+        await expect(review).to_have_attribute("data-pending", "1")
+        await expect(review).to_have_attribute("data-approved", "0")
+        await expect(page.get_by_test_id("approve-button")).to_have_count(0)
+        assert (await api.get("/v1/reviews")).json()["pending"] == 1
 
         # Usable on a phone: nothing scrolls sideways, every table reads as cards.
         await page.set_viewport_size({"width": PHONE[0], "height": PHONE[1]})

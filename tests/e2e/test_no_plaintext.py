@@ -101,7 +101,7 @@ async def operator_views(network: Network, token: str) -> list[str]:
                 "/v1/decisions",
                 "/v1/lag",
                 "/v1/dead-letters",
-                "/v1/reviews?pending=false",
+                "/v1/reviews",
                 "/v1/alerts/unacknowledged",
                 "/openapi.json",
             )

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, status
 
-from maillage.agency import consultations, services
+from maillage.agency import consultations, reviews, services
 from maillage.agency import contracts as c
 from maillage.agency.deps import Allowed, Context, IdempotencyKey
 from maillage.core.crypto.tokens import Principal, Scope, staff_ref
@@ -22,6 +22,7 @@ CONSENT_WRITE = [Allowed(Scope.CONSENT_WRITE)]
 EVENTS_WRITE = [Allowed(Scope.EVENTS_WRITE)]
 INBOX_READ = [Allowed(Scope.INBOX_READ)]
 WEBHOOKS_MANAGE = [Allowed(Scope.WEBHOOKS_MANAGE)]
+DISCLOSURE_REVIEW = [Allowed(Scope.DISCLOSURE_REVIEW)]
 
 router = APIRouter(prefix="/v1", responses=ERRORS)  # type: ignore[arg-type]
 
@@ -78,6 +79,23 @@ async def get_consultation(consultation_id: str, ctx: Context) -> c.Consultation
 @router.post("/consultations/{consultation_id}/answer", tags=["consultations"], dependencies=EVENTS_WRITE)
 async def answer_consultation(consultation_id: UUID, body: c.ConsultationAnswerIn, ctx: Context) -> c.ConsultationOut:
     return await consultations.answer(ctx, str(consultation_id), body)
+
+
+@router.get("/reviews", tags=["reviews"], dependencies=DISCLOSURE_REVIEW, summary="Danger alerts to review")
+async def list_reviews(ctx: Context, pending: bool = False, cursor: Cursor = None, limit: Limit = 50) -> c.ReviewPage:
+    return await reviews.reviews(ctx, pending=pending, cursor=cursor, limit=limit)
+
+
+@router.get("/reviews/{alert_id}", tags=["reviews"], dependencies=DISCLOSURE_REVIEW)
+async def get_review(alert_id: str, ctx: Context) -> c.ReviewOut:
+    return await reviews.review(ctx, alert_id)
+
+
+@router.post("/reviews/{alert_id}", tags=["reviews"], summary="Approve or reject: a second person")
+async def review_alert(
+    alert_id: str, body: c.ReviewIn, ctx: Context, caller: Annotated[Principal, Allowed(Scope.DISCLOSURE_REVIEW)]
+) -> c.ReviewOut:
+    return await reviews.decide(ctx, alert_id, body, reviewer=staff_ref(caller))
 
 
 @router.get("/inbox", tags=["inbox"], dependencies=INBOX_READ)

@@ -23,6 +23,7 @@ from maillage.domain.events import (
     RecipientId,
     ReferralDecision,
     ReferralReason,
+    ReviewDecision,
     Risk,
 )
 from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role, Sector, Severity
@@ -319,3 +320,39 @@ class ConsultationOut(Body):
     asked_at: datetime
     answered_at: datetime | None
     answer: ConsultationAnswerOut | None
+
+
+# --- reviews of danger alerts (art. 458bis) ------------------------------------------------------
+
+
+class ReviewIn(Body):
+    decision: ReviewDecision = Field(description="`rejected` has every recipient erase what it received.")
+    comment: LongText | None = Field(default=None, description="Why; it stays at this agency.")
+
+
+class ReviewLine(Body):
+    alert_id: str
+    severity: str
+    kind: str
+    raised_by: str | None = Field(description="Pseudonymous reference of the professional who raised it.")
+    raised_at: datetime
+    status: Literal["pending", "approved", "rejected"]
+    decided_at: datetime | None
+
+
+class ReviewOut(ReviewLine):
+    """What a second professional weighs: the justification stays here, never leaves the agency."""
+
+    subject_ref: str
+    subject_role: str
+    justification: str
+    recipients: list[str] = Field(description="Sectors or agencies the alert was addressed to.")
+    disclosed_to: list[str] = Field(description="Agencies the gateway disclosed it to under `danger`, once decided.")
+    reviewer: str | None = Field(description="Pseudonymous reference of the reviewer.")
+    comment: str | None
+    review_event_id: str | None = Field(description="The decision's event: its fate at `/v1/events/{id}`.")
+
+
+class ReviewPage(Body):
+    items: list[ReviewLine]
+    next_cursor: str | None

@@ -113,6 +113,30 @@ class ConsultationRow(SQLModel, table=True):
     answered_at: datetime | None = None
 
 
+class AlertReview(SQLModel, table=True):
+    """A danger alert this agency raised (art. 458bis), with its justification, and a second professional's
+    decision on it: the justification never leaves the agency, so it is reviewed here."""
+
+    __tablename__ = "alert_review"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    alert_id: str = Field(unique=True)
+    subject_ref: str
+    subject_role: str
+    purpose: str
+    severity: str
+    kind: str
+    justification: str
+    recipients: list[str] = json_field()
+    raised_by: str | None = None
+    raised_at: datetime
+    decision: str | None = Field(default=None, index=True)  # approved | rejected; None while pending
+    reviewer: str | None = None
+    comment: str | None = None
+    decided_at: datetime | None = None
+    review_event_id: str | None = None
+
+
 class IdempotencyRecord(SQLModel, table=True):
     __tablename__ = "idempotency"
 
@@ -134,4 +158,5 @@ TABLES: list[type[SQLModel]] = [
     IdempotencyRecord,
     OutboxRecord,
     *WEBHOOK_TABLES,
+    AlertReview,
 ]

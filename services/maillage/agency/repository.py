@@ -9,6 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency.models import (
     AlertProgress,
+    AlertReview,
     ConsentRow,
     ConsultationRow,
     IdempotencyRecord,
@@ -81,6 +82,29 @@ async def referral(session: AsyncSession, referral_id: str) -> ReferralRow | Non
 
 async def consultation(session: AsyncSession, consultation_id: str) -> ConsultationRow | None:
     return await session.get(ConsultationRow, consultation_id)
+
+
+# --- reviews of danger alerts (art. 458bis) ----------------------------------------------------
+
+
+async def review(session: AsyncSession, alert_id: str) -> AlertReview | None:
+    return (await session.exec(select(AlertReview).where(AlertReview.alert_id == alert_id))).first()
+
+
+async def reviews_page(session: AsyncSession, *, after: int, limit: int, pending: bool) -> Sequence[AlertReview]:
+    """Oldest first; `pending`: only those no one decided yet."""
+    query = select(AlertReview).where(col(AlertReview.seq) > after).order_by(col(AlertReview.seq)).limit(limit)
+    if pending:
+        query = query.where(col(AlertReview.decision).is_(None))
+    return (await session.exec(query)).all()
+
+
+async def disclosed_under_danger(session: AsyncSession, alert_id: str) -> list[str]:
+    """The recipients the gateway disclosed the alert to under `danger`, as it reported them."""
+    query = select(RecipientStatus.recipient).where(
+        RecipientStatus.event_id == alert_id, col(RecipientStatus.review).is_(True)
+    )
+    return sorted((await session.exec(query)).all())
 
 
 # --- idempotency --------------------------------------------------------------------------------

@@ -342,9 +342,27 @@ async def raise_alert(
             purpose=body.purpose,
             recipients=body.recipients,
         )
+        if body.legal_basis is LegalBasis.DANGER:  # a second professional of this agency reviews it (art. 458bis)
+            session.add(_awaiting_review(body, alert_id=event_id, raised_by=raised_by, at=ctx.clock.now()))
         return c.AcceptedEvent(event_id=event_id, status_url=_status_url(event_id))
 
     return await idempotent(ctx, idempotency_key, body, work, c.AcceptedEvent)
+
+
+def _awaiting_review(body: c.AlertIn, *, alert_id: str, raised_by: str | None, at: datetime) -> models.AlertReview:
+    """The review record of a danger alert, kept with its justification by the agency that raised it."""
+    return models.AlertReview(
+        alert_id=alert_id,
+        subject_ref=body.subject_ref,
+        subject_role=body.subject_role.value,
+        purpose=body.purpose.value,
+        severity=body.severity.value,
+        kind=body.kind.value,
+        justification=body.justification or "",
+        recipients=list(body.recipients),
+        raised_by=raised_by,
+        raised_at=at,
+    )
 
 
 # --- reading ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 from maillage.domain.canonical import canonical_json
 from maillage.domain.disclosure import Disclosure
-from maillage.domain.vocabulary import Role
+from maillage.domain.vocabulary import LegalBasis, Role
 
 GENESIS = "0" * 64
 
@@ -23,6 +23,7 @@ def chain_hash(record: Mapping[str, Any], *, prev_hash: str) -> str:
 # Fields a record carries only when they apply: a record without them hashes as records always did, so
 # adding one never breaks the chain written before it.
 OPTIONAL_FIELDS = frozenset({"raised_by"})
+OPTIONAL_FIELDS |= {"alert_id", "decision", "reviewer"}  # a danger alert's review (art. 458bis)
 
 
 def audit_record(
@@ -62,6 +63,44 @@ def audit_record(
         # Only when known, so that records without it hash as they always did.
         record["raised_by"] = raised_by
     return record
+
+
+def review_record(
+    *,
+    event_id: str,
+    event_type: str,
+    source: str,
+    subject_ref: str,
+    subject_role: Role,
+    alert_id: str,
+    decision: str,
+    reviewer: str,
+    policy_sha256: str,
+    recorded_at: str,
+) -> dict[str, Any]:
+    """The record of a second professional's decision on an alert's danger disclosures (art. 458bis): it
+    discloses nothing itself (recorded at the gateway, no categories), and names the alert, the decision and
+    the pseudonymous reviewer. The justification it rests on stays at the raising agency."""
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "source": source,
+        "recipient": "gateway",
+        "sector": "gateway",
+        "subject_ref": subject_ref,
+        "subject_role": subject_role.value,
+        "legal_basis": LegalBasis.DANGER.value,
+        "outcome": "recorded",
+        "delivered": [],
+        "removed": {},
+        "reason": None,
+        "review": False,
+        "policy_sha256": policy_sha256,
+        "recorded_at": recorded_at,
+        "alert_id": alert_id,
+        "decision": decision,
+        "reviewer": reviewer,
+    }
 
 
 def linked(record: Mapping[str, Any], *, seq: int, prev_hash: str) -> dict[str, Any]:

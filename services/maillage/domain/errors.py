@@ -51,6 +51,16 @@ class Forbidden(MaillageError):
     status, code = 403, "forbidden"
 
 
+class SelfReview(MaillageError):
+    """Art. 458bis: the one who raised a danger alert never reviews it."""
+
+    status, code = 403, "self-review"
+
+
+class AlreadyReviewed(MaillageError):
+    status, code = 409, "already-reviewed"
+
+
 class TooManyStreams(MaillageError):
     status, code = 429, "too-many-streams"
 

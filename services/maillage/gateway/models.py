@@ -1,4 +1,6 @@
-"""The gateway's tables: consent state, decisions already taken, return routes, reviews; and core's audit chain."""
+"""The gateway's tables: consent state, decisions already taken, return routes; and core's audit chain.
+
+A danger disclosure's review is an audit record only: its justification stays at the raising agency."""
 
 from __future__ import annotations
 
@@ -43,18 +45,4 @@ class ReturnRoute(SQLModel, table=True):
     recipients: list[str] = json_field()
 
 
-class ReviewItem(SQLModel, table=True):
-    """A disclosure under `danger` (art. 458bis) awaiting a second person's review."""
-
-    __tablename__ = "gateway_review"
-
-    id: int | None = Field(default=None, primary_key=True)
-    event_id: str = Field(index=True)
-    recipient: str
-    source: str
-    justification: str | None = None
-    raised_at: datetime
-    status: str = "pending"
-
-
-TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReturnRoute, AuditRow, ReviewItem]
+TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReturnRoute, AuditRow]

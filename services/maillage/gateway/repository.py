@@ -1,4 +1,4 @@
-"""Every query of the gateway's tables: consent grants, events already decided, return routes, reviews."""
+"""Every query of the gateway's tables: consent grants, events already decided, return routes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.domain.answers import Route
 from maillage.domain.disclosure import Grant
 from maillage.domain.vocabulary import Category, Purpose
-from maillage.gateway.models import GrantRow, ProcessedEvent, ReturnRoute, ReviewItem
+from maillage.gateway.models import GrantRow, ProcessedEvent, ReturnRoute
 
 
 @dataclass
@@ -24,14 +24,12 @@ class NewRows:
 
     processed: list[dict[str, Any]] = field(default_factory=list)
     routes: list[dict[str, Any]] = field(default_factory=list)
-    reviews: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def insert_rows(session: AsyncSession, rows: NewRows) -> None:
     tables: list[tuple[type[SQLModel], list[dict[str, Any]]]] = [
         (ProcessedEvent, rows.processed),
         (ReturnRoute, rows.routes),
-        (ReviewItem, rows.reviews),
     ]
     for table, values in tables:
         if values:

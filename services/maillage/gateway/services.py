@@ -41,12 +41,14 @@ from maillage.domain.events import (
     ConsentWithdrawn,
     ConsultationAnswered,
     ConsultationRequested,
+    DisclosureReviewed,
     EventPayload,
+    ReviewDecision,
 )
 from maillage.domain.policy import Policy
 from maillage.domain.status import RecipientLine
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
-from maillage.gateway import consultations, repository
+from maillage.gateway import consultations, repository, reviews
 from maillage.gateway.contracts import BrokenRecord, ChainReport, DisclosureLine, DisclosureReport
 from maillage.gateway.models import GrantRow
 from maillage.gateway.outgoing import Outbound, Outgoing, Share
@@ -185,7 +187,7 @@ class Gateway:
                 raise event
             self._emit(batch, event, [_disclosure_from_json(d) for d in before.disclosures])
             for row in await audit.of_event(batch.session, event.envelope.id):
-                batch.out.audit(event.envelope.id, row)
+                batch.out.audit(row.get("alert_id") or event.envelope.id, row)  # a review: keyed as its alert
         # else: the same event published twice (an outbox retry): already delivered, nothing to do.
 
     # --- decisions ------------------------------------------------------------------------------
@@ -205,6 +207,9 @@ class Gateway:
                 return [
                     consultations.to_asker(envelope, payload, network=self.network, policy=self.policy, routes=routes)
                 ]
+            case DisclosureReviewed():
+                await self._reviewed(batch, envelope, payload)
+                return []
         question = question_of(payload)
         if question is not None:
             return [self._answer(envelope, payload, question)]
@@ -298,6 +303,30 @@ class Gateway:
         repository.withdraw(session, row, at=envelope.time)
         self.state.grants.get(envelope.subject, {}).pop(row.consent_id, None)
 
+    async def _reviewed(self, batch: Batch, envelope: Envelope, payload: DisclosureReviewed) -> None:
+        """A second professional's decision on a danger alert (art. 458bis): an audit record, nothing more
+        here; the justification it rests on stays at the raising agency."""
+        review = await reviews.accept(
+            batch.session,
+            envelope,
+            payload,
+            unsaved=batch.audit,
+            policy_sha256=self.policy.sha256,
+            recorded_at=self.clock.now().isoformat(),
+        )
+        record = linked(review.record, seq=self.state.last_seq + 1, prev_hash=self.state.last_hash)
+        self.state.last_seq, self.state.last_hash = record["seq"], record["hash"]
+        batch.audit.append(record)
+        batch.out.audit(review.alert_id, record)  # keyed as the alert's records: read after them
+        if payload.decision is ReviewDecision.REJECTED:
+            self._on_rejection(batch, cause=envelope, alert_id=review.alert_id, received=review.received)
+
+    def _on_rejection(self, batch: Batch, *, cause: Envelope, alert_id: str, received: dict[str, list[str]]) -> None:
+        """A rejected danger disclosure: each recipient must erase what it received under the alert.
+        `cause` is the review event, `received` each recipient agency → the categories it got in `alert_id`.
+        The notices (NoticeIssued, kind disclosure_rejected, erase) leave from here, in this batch."""
+        # wired to the notice mechanism at merge
+
     # --- the trace of a decision, and what leaves the gateway -----------------------------------
 
     def _record(
@@ -343,8 +372,6 @@ class Gateway:
             self.state.last_seq, self.state.last_hash = record["seq"], record["hash"]
             batch.audit.append(record)
             batch.out.audit(envelope.id, record)
-            if d.needs_review:
-                batch.rows.reviews.append(_review(envelope, d, alert=alert, at=at))
 
     def _emit(self, batch: Batch, event: Received, disclosures: list[Disclosure]) -> None:
         envelope = event.envelope
@@ -378,18 +405,6 @@ def record_digest(record: Record) -> str:
     for name, value in sorted(record.headers):
         digest.update(name.encode() + b"\0" + value + b"\0")
     return digest.hexdigest()
-
-
-def _review(envelope: Envelope, d: Disclosure, *, alert: AlertRaised | None, at: datetime) -> dict[str, Any]:
-    """A disclosure under `danger` (art. 458bis), queued for a second professional's review."""
-    return {
-        "event_id": envelope.id,
-        "recipient": d.recipient.agency_id,
-        "source": envelope.agency_id,
-        "justification": alert.justification if alert else None,
-        "raised_at": at,
-        "status": "pending",
-    }
 
 
 def _line(d: Disclosure) -> RecipientLine:

@@ -1,7 +1,8 @@
 """The monitor's JSON API and dashboard: flow per sector, decisions, lag, dead letters, reviews, unanswered alerts.
 
-Reading needs `monitor:read`; replaying a dead letter or approving a danger disclosure needs
-`monitor:act` as well. Nothing here carries a subject, a category's content or a record's value.
+Reading needs `monitor:read`; replaying a dead letter needs `monitor:act` as well. Danger disclosures are
+reviewed at the agency that raised them, where the justification is: operators only count them.
+Nothing here carries a subject, a category's content or a record's value.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from maillage.core.crypto.tokens import staff_ref
 from maillage.core.web.http import add_page
 from maillage.core.web.paging import Cursor, Limit
 from maillage.core.web.problems import PROBLEM_JSON
@@ -66,20 +66,9 @@ async def replay(dead_letter_id: int, _: Reader, __: Actor, ctx: Context) -> c.D
     return await services.replay(ctx, dead_letter_id)
 
 
-@router.get("/v1/reviews", tags=["monitor"], summary="Disclosures under `danger`, pending a second person's review")
-async def reviews(
-    _: Reader, ctx: Context, pending: bool = True, cursor: Cursor = None, limit: Limit = 200
-) -> c.ReviewPage:
-    return await services.reviews(ctx, pending=pending, cursor=cursor, limit=limit)
-
-
-@router.post(
-    "/v1/reviews/{review_id}/approve",
-    tags=["monitor"],
-    summary="Approve a danger disclosure: a second person, not the one who raised the alert",
-)
-async def approve(review_id: int, _: Reader, actor: Actor, ctx: Context) -> c.ReviewOut:
-    return await services.approve(ctx, review_id, reviewer=staff_ref(actor), reviewer_agency=actor.agency)
+@router.get("/v1/reviews", tags=["monitor"], summary="Danger disclosures: how many wait for review, since when")
+async def reviews(_: Reader, ctx: Context) -> c.ReviewCounts:
+    return await services.reviews(ctx)
 
 
 @router.get("/v1/alerts/unacknowledged", tags=["monitor"], summary="Alerts no on-call worker acknowledged")

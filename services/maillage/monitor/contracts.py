@@ -37,7 +37,9 @@ class Overview(Answer):
     decisions: DecisionCounts
     rejected: int = Field(description="Events the gateway would not decide.")
     dead_letters_waiting: int = Field(description="Dead letters not replayed yet.")
-    reviews_pending: int = Field(description="Disclosures under `danger` awaiting a second person's review.")
+    reviews_pending: int = Field(
+        description="Alerts disclosed under `danger` awaiting their review at the raising agency."
+    )
     alerts_unacknowledged: int = Field(description="Alerts every on-call level let pass.")
     max_lag: int = Field(description="The largest consumer lag, in records, at the last measure.")
 
@@ -102,21 +104,15 @@ class DeadLetters(Answer):
     items: list[DeadLetterOut]
 
 
-class ReviewOut(Answer):
-    id: int
-    event_id: str
-    recipient: str
-    sector: str
-    source: str
-    recorded_at: Moment
-    status: str
-    approved_at: Moment | None
-    approved_by: str | None
+class ReviewCounts(Answer):
+    """Art. 458bis reviews, counted: each happens at the agency that raised the alert, where its
+    justification is; operators see how many wait and for how long, never what or who."""
 
-
-class ReviewPage(Answer):
-    items: list[ReviewOut]
-    next_cursor: str | None
+    pending: int = Field(description="Alerts disclosed under `danger` with no decision recorded yet.")
+    approved: int
+    rejected: int
+    oldest_pending_since: Moment | None = Field(description="When the longest-waiting one was recorded.")
+    oldest_pending_age_seconds: float | None = Field(description="How long it has been waiting.")
 
 
 class UnansweredAlert(Answer):
@@ -149,7 +145,8 @@ class AuditLine(Answer):
     outcome: str
     removed: int  # how many categories were removed
     review: bool
-    raised_by: str | None
+    alert_id: str | None = None  # a review's alert
+    decision: str | None = None  # a review's decision
     recorded_at: datetime
 
 

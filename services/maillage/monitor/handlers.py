@@ -65,7 +65,8 @@ def _audit_line(record: Record) -> AuditLine:
         outcome=str(raw["outcome"]),
         removed=len(raw.get("removed") or {}),
         review=bool(raw.get("review")),
-        raised_by=raw.get("raised_by"),
+        alert_id=raw.get("alert_id"),
+        decision=raw.get("decision"),
         recorded_at=datetime.fromisoformat(raw["recorded_at"]),
     )
 

@@ -27,21 +27,15 @@ class Decision(SQLModel, table=True):
 
 
 class Review(SQLModel, table=True):
-    """A disclosure under `danger` (art. 458bis): it stays pending until a second person approves it."""
+    """An alert disclosed under `danger` (art. 458bis), pending until a second professional of the raising
+    agency decides on it there. Only what operators count: its status and times, never who or why."""
 
     __tablename__ = "monitor_review"
-    __table_args__ = (UniqueConstraint("event_id", "recipient"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    event_id: str = Field(index=True)
-    recipient: str
-    sector: str
-    source: str
-    raised_by: str | None = None
-    recorded_at: datetime
-    status: str = Field(default="pending", index=True)  # pending | approved
-    approved_by: str | None = None
-    approved_at: datetime | None = None
+    alert_id: str = Field(primary_key=True)
+    status: str = Field(default="pending", index=True)  # pending | approved | rejected
+    recorded_at: datetime | None = None  # when its first danger disclosure was recorded
+    decided_at: datetime | None = None
 
 
 class DeadLetter(SQLModel, table=True):

@@ -85,15 +85,19 @@ async def reviews_pending(session: AsyncSession) -> int:
     return int((await session.exec(query)).one())
 
 
-async def reviews_page(session: AsyncSession, *, after: int, limit: int, pending: bool) -> Sequence[Review]:
-    query = select(Review).where(col(Review.id) > after).order_by(col(Review.id)).limit(limit)
-    if pending:
-        query = query.where(Review.status == "pending")
-    return (await session.exec(query)).all()
+async def review_counts(session: AsyncSession) -> dict[str, int]:
+    query = select(Review.status, func.count()).group_by(Review.status)
+    return {status: int(count) for status, count in (await session.exec(query)).all()}
 
 
-async def review(session: AsyncSession, review_id: int) -> Review | None:
-    return await session.get(Review, review_id)
+async def oldest_pending_review(session: AsyncSession) -> datetime | None:
+    query = select(func.min(Review.recorded_at)).where(Review.status == "pending")
+    oldest: datetime | None = (await session.exec(query)).one()
+    return oldest
+
+
+async def review(session: AsyncSession, alert_id: str) -> Review | None:
+    return await session.get(Review, alert_id)
 
 
 # --- on-call outcomes ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -24,8 +24,7 @@ from maillage.core.messaging.topics import Topics
 from maillage.core.observability.metrics import ALERTS_UNACKNOWLEDGED, REVIEWS_PENDING
 from maillage.core.storage.db import unit_of_work
 from maillage.core.web.paging import decode_cursor, next_cursor
-from maillage.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from maillage.domain.review import may_approve
+from maillage.domain.errors import Conflict, InvalidRequest, NotFound
 from maillage.domain.status import OncallReport, StatusReport
 from maillage.monitor import contracts as c
 from maillage.monitor import repository
@@ -197,48 +196,20 @@ async def replay(ctx: MonitorContext, dead_letter_id: int) -> c.DeadLetterOut:
 # --- reviews ------------------------------------------------------------------------------------
 
 
-def _review_out(review: Review) -> c.ReviewOut:
-    return c.ReviewOut(
-        id=review.id or 0,
-        event_id=review.event_id,
-        recipient=review.recipient,
-        sector=review.sector,
-        source=review.source,
-        recorded_at=review.recorded_at,
-        status=review.status,
-        approved_at=review.approved_at,
-        approved_by=review.approved_by,
-    )
-
-
-async def reviews(ctx: MonitorContext, *, pending: bool, cursor: str | None, limit: int) -> c.ReviewPage:
+async def reviews(ctx: MonitorContext) -> c.ReviewCounts:
+    """How many danger disclosures wait for their review at the raising agency, since when; how many were
+    decided. Counts and ages only: the review itself, and its justification, are the agency's."""
     async with ctx.sessions() as session:
-        rows = await repository.reviews_page(session, after=decode_cursor(cursor), limit=limit, pending=pending)
-    return c.ReviewPage(
-        items=[_review_out(r) for r in rows], next_cursor=next_cursor([r.id or 0 for r in rows], limit=limit)
+        counts = await repository.review_counts(session)
+        oldest = await repository.oldest_pending_review(session)
+    since = c.aware(oldest) if oldest else None
+    return c.ReviewCounts(
+        pending=counts.get("pending", 0),
+        approved=counts.get("approved", 0),
+        rejected=counts.get("rejected", 0),
+        oldest_pending_since=since,
+        oldest_pending_age_seconds=(ctx.clock.now() - since).total_seconds() if since else None,
     )
-
-
-async def approve(ctx: MonitorContext, review_id: int, *, reviewer: str, reviewer_agency: str) -> c.ReviewOut:
-    """`reviewer` (pseudonymous, of a token issued by `reviewer_agency`) approves a danger disclosure."""
-    async with unit_of_work(ctx.sessions) as session:
-        review = await repository.review(session, review_id)
-        if review is None:
-            raise NotFound("There is no review with this id.")
-        if review.status != "pending":
-            raise Conflict("This disclosure was already reviewed.")
-        if not may_approve(
-            reviewer=reviewer, reviewer_agency=reviewer_agency, raised_by=review.raised_by, raising_agency=review.source
-        ):
-            raise Forbidden(
-                "The disclosure must be reviewed by a second person, of another agency than the one "
-                "that raised the alert."
-            )
-        review.status, review.approved_by, review.approved_at = "approved", reviewer, ctx.clock.now()
-        session.add(review)
-        answer = _review_out(review)
-    ctx.lag.measure_soon()  # the review queue's gauge is refreshed with the next measure
-    return answer
 
 
 # --- gauges -------------------------------------------------------------------------------------
@@ -279,13 +250,24 @@ async def _keep(session: AsyncSession, fact: Fact) -> None:
 
 
 async def _keep_decision(session: AsyncSession, line: c.AuditLine) -> None:
+    if line.decision is not None and line.alert_id is not None:
+        await _keep_review(session, line.alert_id, decision=line.decision, at=line.recorded_at)
+        return  # a review discloses nothing: it is no decision to count
     if await repository.decision_known(session, line.seq):
         return  # redelivered
-    session.add(Decision(**line.model_dump(exclude={"raised_by"})))
+    session.add(Decision(**line.model_dump(exclude={"alert_id", "decision"})))
     if line.review:
-        session.add(
-            Review(**line.model_dump(include={"event_id", "recipient", "sector", "source", "raised_by", "recorded_at"}))
-        )
+        await _keep_review(session, line.event_id, decision=None, at=line.recorded_at)
+
+
+async def _keep_review(session: AsyncSession, alert_id: str, *, decision: str | None, at: datetime) -> None:
+    """One row per alert, whichever of its disclosures or its decision is read first."""
+    row = await repository.review(session, alert_id) or Review(alert_id=alert_id)
+    if decision is None:
+        row.recorded_at = min(row.recorded_at or at, at)
+    elif row.status == "pending":
+        row.status, row.decided_at = decision, at
+    session.add(row)
 
 
 async def _keep_rejection(session: AsyncSession, report: StatusReport) -> None:

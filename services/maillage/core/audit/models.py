@@ -27,6 +27,9 @@ class AuditRow(SQLModel, table=True):
     reason: str | None = None
     review: bool = False
     raised_by: str | None = None  # a danger alert's raiser (pseudonymous), for the four-eyes review
+    alert_id: str | None = Field(default=None, index=True)  # a review's alert (art. 458bis)
+    decision: str | None = None  # a review's decision: approved | rejected
+    reviewer: str | None = None  # a review's second professional (pseudonymous)
     policy_sha256: str
     recorded_at: str  # ISO 8601 exactly as hashed
     prev_hash: str

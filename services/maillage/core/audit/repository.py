@@ -46,6 +46,13 @@ async def of_event(session: AsyncSession, event_id: str) -> list[dict[str, Any]]
     return await _as_hashed(session, select(*_AS_STORED).where(AUDIT.c.event_id == event_id).order_by(AUDIT.c.seq))
 
 
+async def reviewed(session: AsyncSession, alert_id: str) -> bool:
+    """Whether a decision on this alert's danger disclosures is in the chain already."""
+    return (
+        await session.exec(select(AuditRow.seq).where(col(AuditRow.alert_id) == alert_id).limit(1))
+    ).first() is not None
+
+
 async def walk(
     sessions: async_sessionmaker[AsyncSession], *, chunk: int = CHUNK
 ) -> AsyncIterator[tuple[list[dict[str, Any]], int]]:

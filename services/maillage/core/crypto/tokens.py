@@ -33,6 +33,7 @@ class Scope(StrEnum):
     AUDIT_READ = "audit:read"
     SUBJECT_ERASE = "subject:erase"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    DISCLOSURE_REVIEW = "disclosure:review"  # a second professional reviews a danger disclosure (art. 458bis)
 
 
 class TokenError(ValueError):

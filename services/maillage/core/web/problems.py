@@ -104,6 +104,18 @@ TITLES: dict[str, dict[str, str]] = {
         "nl": "Deze Pôle heeft geen consultatiedienst",
         "de": "Dieser Pôle hat keine Konsultationsstelle",
     },
+    "self-review": {
+        "en": "The one who raised the alert cannot review it",
+        "fr": "La personne qui a donné l'alerte ne peut pas la revoir",
+        "nl": "Wie de melding deed, kan ze niet beoordelen",
+        "de": "Wer den Alarm ausgelöst hat, kann ihn nicht prüfen",
+    },
+    "already-reviewed": {
+        "en": "This alert was already reviewed",
+        "fr": "Cette alerte a déjà été revue",
+        "nl": "Deze melding werd al beoordeeld",
+        "de": "Dieser Alarm wurde bereits geprüft",
+    },
     "internal": {
         "en": "The service could not complete the request",
         "fr": "Le service n'a pas pu traiter la requête",

@@ -29,7 +29,6 @@ Object.assign(S, {
   timer: 0,
   again: false,              // a refresh was asked for while one was under way
   replaying: new Set(),      // dead-letter ids with a replay under way
-  approving: new Set(),      // review ids with an approval under way
   keys: {},                  // what each section last showed: rebuilt only when it changes
 });
 
@@ -123,15 +122,15 @@ async function refresh() {
   }
 }
 
-const underWay = (kind) => (kind === "replay" ? S.replaying : S.approving);
+const underWay = () => S.replaying;
 
+// Operators act on dead letters only: a danger disclosure is reviewed at the agency that raised it.
 async function act(kind, id) {
   const pending = underWay(kind);
   if (pending.has(id) || !S.token) return;
   pending.add(id);
   render();
-  const path = kind === "replay" ? "/v1/dead-letters/" + encodeURIComponent(id) + "/replay"
-    : "/v1/reviews/" + encodeURIComponent(id) + "/approve";
+  const path = "/v1/dead-letters/" + encodeURIComponent(id) + "/replay";
   let result;
   try {
     result = await api(path, "POST");
@@ -147,16 +146,12 @@ async function act(kind, id) {
     return;
   }
   if (result.ok) {
-    const key = kind === "replay" ? "deadLetters" : "reviews";
-    const list = items(S.data[key]);
-    S.data[key] = { items: list.map((item) => (String(item.id) === String(id) ? result.body : item)) };
+    const list = items(S.data.deadLetters);
+    S.data.deadLetters = { items: list.map((item) => (String(item.id) === String(id) ? result.body : item)) };
     hideBanner("action");
-    notice(t(kind === "replay" ? "replayDone" : "approveDone"));
+    notice(t("replayDone"));
   } else if (result.status === 403) {
-    const problem = problemOf(result);
-    // Without monitor:act, the detail names the scope; otherwise it is the four-eyes rule.
-    const help = kind === "approve" && !/monitor:act/.test(text(problem.detail)) ? "secondPerson" : "needAct";
-    showBanner(problem, "action", help);
+    showBanner(problemOf(result), "action", "needAct");
   } else {
     showBanner(problemOf(result), "action", result.status === 409 ? "conflict" : null);
   }
@@ -416,7 +411,7 @@ function ident(value) {
     parts.flatMap((part, i) => (i < parts.length - 1 ? [part + ".", h("wbr")] : [part])));
 }
 
-/* A row's action (replay, approve): its button, disabled and saying `busyKey` while the action is under way. */
+/* A row's action (replay): its button, disabled and saying `busyKey` while the action is under way. */
 function actionButton(kind, id, busyKey) {
   const busy = underWay(kind).has(id);
   const button = h("button", { type: "button", class: "btn", "data-testid": kind + "-button", disabled: busy },
@@ -509,27 +504,21 @@ function renderDeadLetters() {
   });
 }
 
+/* Art. 458bis reviews, counted: each is done at the agency that raised the alert, where its justification is. */
 function renderReviews() {
-  const list = items(S.data.reviews);
-  const pendingCount = list.filter((r) => r.status === "pending").length;
-  $("reviews-title").replaceChildren(t("reviewsTitle"),
-    pendingCount ? h("span", { class: "n" }, "(" + pendingCount + ")") : "");
+  const r = S.data.reviews;
+  const pending = r ? num(r.pending) : 0;
+  $("reviews-title").replaceChildren(t("reviewsTitle"), pending ? h("span", { class: "n" }, "(" + pending + ")") : "");
+  const decided = r ? pending + num(r.approved) + num(r.rejected) : 0;
   fillTable("reviews", {
-    rows: list, also: [[...S.approving]], empty: "reviewsEmpty",
-    columns: ["recorded", "source", "recipient", "sector", "event", "status", "action:act-cell"],
-    row: (r) => {
-      const id = String(r.id);
-      const pending = r.status === "pending";
-      const action = pending ? actionButton("approve", id, "approving") : "";
-      return {
-        attrs: { "data-testid": "review-row", "data-id": id, "data-status": r.status,
-                 class: pending ? null : "is-done" },
-        cells: [when(r.recorded_at), ident(r.source), ident(r.recipient), label("sectors", r.sector),
-                h("span", { class: "ident", title: String(r.event_id || "") }, String(r.event_id || "").slice(0, 8)),
-                h("span", { class: "pill " + (pending ? "waiting" : "ok") },
-                  pending ? t("pending") : t("approved")), action],
-      };
-    },
+    rows: decided ? [r] : [], empty: "reviewsEmpty",
+    columns: ["pending:num", "approved:num", "rejected:num", "oldestPending"],
+    row: (counts) => ({
+      attrs: { "data-testid": "review-counts", "data-pending": num(counts.pending),
+               "data-approved": num(counts.approved), "data-rejected": num(counts.rejected) },
+      cells: [formatNumber(num(counts.pending)), formatNumber(num(counts.approved)),
+              formatNumber(num(counts.rejected)), counts.oldest_pending_since ? when(counts.oldest_pending_since) : "—"],
+    }),
   });
 }
 
@@ -569,7 +558,6 @@ function reset() {
   S.updatedAt = null;
   S.conn = "loading";
   S.replaying = new Set();
-  S.approving = new Set();
 }
 
 function begin() {
