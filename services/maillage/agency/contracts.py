@@ -58,9 +58,15 @@ class ReferralIn(Body):
     subject_ref: SubjectRef
     subject_role: Role
     recipient: RecipientId = Field(description="A sector, or a named agency id.")
-    reason: ReferralReason = Field(description="What the person is referred for.")
+    reason: ReferralReason = Field(
+        description="What the person is referred for: shelter, psychological support, perpetrator programme, "
+        "legal advice, medical care, financial aid, child protection assessment, or `other` (then say what in "
+        "`reason_comment`)."
+    )
     reason_comment: LongText | None = Field(
-        default=None, description="More about the reason (with `other`); data category narrative."
+        default=None,
+        description="More about the reason; required with `other`. Data category narrative: the recipient gets it "
+        "only when the consents and its sector's ceiling allow narrative.",
     )
     purpose: Purpose = Purpose.REFERRAL
     categories_needed: tuple[Category, ...] = ()
@@ -91,6 +97,10 @@ class ReferralOut(Body):
     state: str
     decline_reason: str | None
     updated_at: datetime
+    reason: ReferralReason | None = Field(default=None, description="What the person is referred for.")
+    reason_comment: str | None = Field(
+        default=None, description="More about the reason, when the recipient was allowed to receive it (narrative)."
+    )
 
 
 class AlertIn(Body):

@@ -93,6 +93,8 @@ class ReferralRow(SQLModel, table=True):
     state: ReferralState
     decline_reason: str | None = None
     updated_at: datetime
+    reason: str | None = None  # what the person is referred for (ReferralReason)
+    reason_comment: str | None = None  # with `other`; at the recipient only when its consent and ceiling let it through
 
 
 class IdempotencyRecord(SQLModel, table=True):

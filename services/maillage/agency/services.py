@@ -40,9 +40,9 @@ from maillage.domain.events import (
     ConsentGranted,
     ConsentWithdrawn,
     EventPayload,
-    EventType,
     ReferralCreated,
     ReferralDecision,
+    ReferralReason,
     ReferralResponded,
 )
 from maillage.domain.referrals import InvalidTransition, ReferralState, next_state, state_after_response
@@ -232,6 +232,8 @@ async def list_consents(ctx: AgencyContext, subject_ref: str) -> list[c.ConsentO
 
 
 async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_key: str | None) -> c.ReferralAccepted:
+    if body.reason is ReferralReason.OTHER and body.reason_comment is None:
+        raise InvalidRequest("A referral for another reason needs a reason_comment saying what it is for.")
     _check_recipients(ctx, (body.recipient,))
 
     async def work(session: AsyncSession) -> c.ReferralAccepted:
@@ -259,6 +261,8 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
                 subject_role=body.subject_role.value,
                 state=ReferralState.SENT,
                 updated_at=ctx.clock.now(),
+                reason=body.reason.value,
+                reason_comment=body.reason_comment,
             )
         )
         return c.ReferralAccepted(event_id=event_id, referral_id=event_id, status_url=_status_url(event_id))
@@ -559,7 +563,7 @@ async def _store_deliveries(session: AsyncSession, ctx: AgencyContext, deliverie
 
 async def _follow(session: AsyncSession, envelope: Envelope, payload: EventPayload, *, now: datetime) -> None:
     """What an arrival changes in the agency's referrals and in the progress of the alerts it raised."""
-    if envelope.type is EventType.REFERRAL_CREATED:
+    if isinstance(payload, ReferralCreated):
         # New to the inbox in this transaction, so new to the referrals too: no need to look.
         session.add(
             models.ReferralRow(
@@ -570,6 +574,8 @@ async def _follow(session: AsyncSession, envelope: Envelope, payload: EventPaylo
                 subject_role=envelope.subjectrole.value,
                 state=ReferralState.RECEIVED,
                 updated_at=now,
+                reason=payload.reason.value,
+                reason_comment=payload.reason_comment,
             )
         )
     elif isinstance(payload, AlertAcknowledged | AlertEscalated):
