@@ -34,6 +34,19 @@ class Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+PoleName = Annotated[
+    str | None,
+    Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_-]{1,40}$",
+        description="The Pôle the event belongs to, one this agency serves (as the network file names it): a "
+        "sector among the recipients means that sector's agencies of this Pôle only. Default: the agency's only "
+        "Pôle; an agency serving several must name one whenever it addresses a sector. Agencies named by id are "
+        "reached wherever they work.",
+    ),
+]
+
+
 class ConsentIn(Body):
     subject_ref: SubjectRef
     categories: tuple[Category, ...] = Field(min_length=1)
@@ -70,6 +83,7 @@ class ReferralIn(Body):
     )
     purpose: Purpose = Purpose.REFERRAL
     categories_needed: tuple[Category, ...] = ()
+    pole: PoleName = None
     data: PersonalData
 
 
@@ -114,6 +128,7 @@ class AlertIn(Body):
     justification: LongText | None = Field(
         default=None, description="Required when legal_basis is `danger` (Penal Code art. 458bis)."
     )
+    pole: PoleName = None
     data: PersonalData
 
 

@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.agency import contracts as c
 from maillage.agency import models, repository
 from maillage.core.clock import Clock, SystemClock
-from maillage.core.config.network import AgencyConfig, Network
+from maillage.core.config.network import AgencyConfig, Network, NetworkError
 from maillage.core.crypto.trust import Received, Refused, Trust
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.envelope import Envelope
@@ -32,7 +32,14 @@ from maillage.core.webhooks import repository as webhooks
 from maillage.core.webhooks.delivery import enqueue_for_all, new_secret
 from maillage.core.webhooks.egress import EgressPolicy
 from maillage.core.webhooks.models import Webhook
-from maillage.domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound, UnknownRecipient
+from maillage.domain.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    PoleRequired,
+    UnknownRecipient,
+)
 from maillage.domain.events import (
     AlertAcknowledged,
     AlertEscalated,
@@ -47,7 +54,7 @@ from maillage.domain.events import (
 )
 from maillage.domain.referrals import InvalidTransition, ReferralState, next_state, state_after_response
 from maillage.domain.status import StatusReport
-from maillage.domain.vocabulary import LegalBasis, Purpose, Role
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role, Sector
 
 T = TypeVar("T", bound=BaseModel)
 MAX_WEBHOOKS = 20
@@ -79,11 +86,12 @@ def _submit(
     purpose: Purpose,
     basis: LegalBasis = LegalBasis.CONSENT,
     recipients: tuple[str, ...] = (),
+    pole: str | None = None,
 ) -> str:
     """Seal, sign and put in the outbox an event of this agency's, and keep what it sent. Its basis is consent
     unless an alert invokes danger; with no recipients it is for the gateway alone (a consent given or withdrawn)."""
     now = ctx.clock.now()
-    only_pole = ctx.agency.poles[0] if len(ctx.agency.poles) == 1 else None
+    only_pole = pole or (ctx.agency.poles[0] if len(ctx.agency.poles) == 1 else None)
     envelope = ctx.trust.sealed_event(
         payload,
         subject_ref=subject_ref,
@@ -116,10 +124,24 @@ def _check_known(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
         raise UnknownRecipient(f"Not a sector nor an agency of this network: {', '.join(unknown)}.", unknown=unknown)
 
 
-def _check_recipients(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
+def _check_recipients(ctx: AgencyContext, recipients: tuple[str, ...], *, pole: str | None = None) -> str | None:
+    """The event's Pôle (see `_event_pole`), once some agency other than the sender is found in it."""
     _check_known(ctx, recipients)
-    if not ctx.network.resolve(recipients, sender=ctx.agency.id, pole=None):
-        raise UnknownRecipient("No agency other than the sender matches these recipients.")
+    pole = _event_pole(ctx, recipients, asked=pole)
+    if not ctx.network.resolve(recipients, sender=ctx.agency.id, pole=pole):
+        raise UnknownRecipient("No agency other than the sender matches these recipients in the event's Pôle.")
+    return pole
+
+
+def _event_pole(ctx: AgencyContext, recipients: tuple[str, ...], *, asked: str | None) -> str | None:
+    """The Pôle asked for, if this agency serves it; else its only one. A sector addressed from an agency
+    serving several Pôles must not guess: "the police" of Liège and of Namur are not the same people."""
+    try:
+        return ctx.network.pole_of(ctx.agency.id, asked=asked)
+    except NetworkError as exc:
+        if asked is None and not any(r in set(Sector) for r in recipients):
+            return None  # agencies named by id only: reached wherever they work, no Pôle needed
+        raise PoleRequired(f"{exc}.", poles=list(ctx.agency.poles)) from None
 
 
 def _status_url(event_id: str) -> str:
@@ -234,7 +256,7 @@ async def list_consents(ctx: AgencyContext, subject_ref: str) -> list[c.ConsentO
 async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_key: str | None) -> c.ReferralAccepted:
     if body.reason is ReferralReason.OTHER and body.reason_comment is None:
         raise InvalidRequest("A referral for another reason needs a reason_comment saying what it is for.")
-    _check_recipients(ctx, (body.recipient,))
+    pole = _check_recipients(ctx, (body.recipient,), pole=body.pole)
 
     async def work(session: AsyncSession) -> c.ReferralAccepted:
         payload = ReferralCreated(
@@ -251,6 +273,7 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
             role=body.subject_role,
             purpose=body.purpose,
             recipients=(body.recipient,),
+            pole=pole,
         )
         session.add(
             models.ReferralRow(
@@ -322,7 +345,7 @@ async def raise_alert(
         raise InvalidRequest("An alert under the danger basis needs a written justification (art. 458bis).")
     if body.legal_basis not in (LegalBasis.CONSENT, LegalBasis.DANGER):
         raise InvalidRequest(f"The {body.legal_basis.value} basis is not available yet.")
-    _check_recipients(ctx, body.recipients)
+    pole = _check_recipients(ctx, body.recipients, pole=body.pole)
 
     async def work(session: AsyncSession) -> c.AcceptedEvent:
         payload = AlertRaised(
@@ -341,6 +364,7 @@ async def raise_alert(
             basis=body.legal_basis,
             purpose=body.purpose,
             recipients=body.recipients,
+            pole=pole,
         )
         return c.AcceptedEvent(event_id=event_id, status_url=_status_url(event_id))
 

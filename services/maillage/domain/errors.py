@@ -35,6 +35,12 @@ class InvalidRequest(MaillageError):
     status, code = 422, "validation"
 
 
+class PoleRequired(MaillageError):
+    """A sector is addressed and the event's Pôle is unclear: the sender serves several, or not the one named."""
+
+    status, code = 422, "pole-required"
+
+
 class WebhookDestinationRefused(MaillageError):
     status, code = 422, "webhook-destination"
 

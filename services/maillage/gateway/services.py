@@ -199,10 +199,7 @@ class Gateway:
         raise Refused("schema", f"no rule for {envelope.type.value}")
 
     def _send(self, batch: Batch, envelope: Envelope, payload: EventPayload) -> list[Disclosure]:
-        try:
-            pole = self.network.pole_of(envelope.agency_id, asked=envelope.pole)
-        except NetworkError as exc:
-            raise Refused("pole", str(exc)) from None
+        pole = self._pole(envelope)
         recipients = self.network.resolve(envelope.recipients, sender=envelope.agency_id, pole=pole)
         if not recipients:
             raise Refused("unroutable", "no agency matches the recipients")
@@ -218,6 +215,15 @@ class Gateway:
             }
         )
         return disclosures
+
+    def _pole(self, envelope: Envelope) -> str | None:
+        """The event's Pôle; none needed when only agencies named by id are addressed, and none named."""
+        try:
+            return self.network.pole_of(envelope.agency_id, asked=envelope.pole)
+        except NetworkError as exc:
+            if envelope.pole is None and not any(r in set(Sector) for r in envelope.recipients):
+                return None
+            raise Refused("pole", str(exc)) from None
 
     def _answer(self, envelope: Envelope, payload: EventPayload, question: Question) -> Disclosure:
         route = self.state.routes.get(question.event_id)

@@ -47,6 +47,12 @@ TITLES: dict[str, dict[str, str]] = {
         "nl": "Onbekende ontvanger",
         "de": "Unbekannter Empfänger",
     },
+    "pole-required": {
+        "en": "Say which of your Pôles the event belongs to",
+        "fr": "Précisez à quel Pôle, parmi les vôtres, l'événement appartient",
+        "nl": "Geef aan tot welke van uw Pôles de gebeurtenis behoort",
+        "de": "Geben Sie an, zu welchem Ihrer Pôles das Ereignis gehört",
+    },
     "idempotency-key-reused": {
         "en": "This Idempotency-Key was used for another request",
         "fr": "Cette clé d'idempotence a servi pour une autre requête",
