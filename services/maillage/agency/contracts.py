@@ -12,6 +12,7 @@ from maillage.core.messaging.envelope import SUBJECT_REF
 from maillage.domain.events import (
     AlertKind,
     DeclineReason,
+    LegalReference,
     LongText,
     PersonalData,
     RecipientId,
@@ -47,6 +48,21 @@ PoleName = Annotated[
 ]
 
 
+class GroundsIn(Body):
+    """What a disclosure rests on when it is not the person's consent (nor, for an alert, danger)."""
+
+    legal_reference: LegalReference | None = Field(
+        default=None,
+        description="With `legal_obligation` (required): the court order or the article of law that obliges the "
+        "disclosure, e.g. `C.i.cr. art. 46quater` or a court order's number. Recorded in the audit chain.",
+    )
+    conference_id: UUID | None = Field(
+        default=None,
+        description="With `case_conference` (required): the case conference (art. 458ter) it is disclosed under. "
+        "Only its participants receive, only about its subjects, until it is closed or ends.",
+    )
+
+
 class ConsentIn(Body):
     subject_ref: SubjectRef
     categories: tuple[Category, ...] = Field(min_length=1)
@@ -67,7 +83,7 @@ class ConsentOut(Body):
     event_id: str
 
 
-class ReferralIn(Body):
+class ReferralIn(GroundsIn):
     subject_ref: SubjectRef
     subject_role: Role
     recipient: RecipientId = Field(description="A sector, or a named agency id.")
@@ -83,6 +99,12 @@ class ReferralIn(Body):
     )
     purpose: Purpose = Purpose.REFERRAL
     categories_needed: tuple[Category, ...] = ()
+    legal_basis: LegalBasis = Field(
+        default=LegalBasis.CONSENT,
+        description="`consent` (the consents this agency obtained), `legal_obligation` (with legal_reference, to "
+        "one agency named by id) or `case_conference` (with conference_id). Neither of the last two needs consent; "
+        "the recipient sector's ceiling always applies.",
+    )
     pole: PoleName = None
     data: PersonalData
 
@@ -117,13 +139,17 @@ class ReferralOut(Body):
     )
 
 
-class AlertIn(Body):
+class AlertIn(GroundsIn):
     subject_ref: SubjectRef
     subject_role: Role
     severity: Severity
     kind: AlertKind
     recipients: tuple[RecipientId, ...] = Field(min_length=1, description="Sectors or agency ids.")
-    legal_basis: LegalBasis = LegalBasis.CONSENT
+    legal_basis: LegalBasis = Field(
+        default=LegalBasis.CONSENT,
+        description="`consent`, `danger` (art. 458bis, with justification), `legal_obligation` (with "
+        "legal_reference, to one agency named by id) or `case_conference` (with conference_id).",
+    )
     purpose: Purpose = Purpose.SAFETY_PLANNING
     justification: LongText | None = Field(
         default=None, description="Required when legal_basis is `danger` (Penal Code art. 458bis)."

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency import contracts as c
 from maillage.agency import models, repository
+from maillage.agency.grounds import ALERT_BASES, REFERRAL_BASES, check_grounds
 from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import AgencyConfig, Network, NetworkError
 from maillage.core.crypto.trust import Received, Refused, Trust
@@ -256,11 +257,20 @@ async def list_consents(ctx: AgencyContext, subject_ref: str) -> list[c.ConsentO
 async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_key: str | None) -> c.ReferralAccepted:
     if body.reason is ReferralReason.OTHER and body.reason_comment is None:
         raise InvalidRequest("A referral for another reason needs a reason_comment saying what it is for.")
+    on_grounds = check_grounds(
+        ctx.network,
+        basis=body.legal_basis,
+        allowed=REFERRAL_BASES,
+        recipients=(body.recipient,),
+        legal_reference=body.legal_reference,
+        conference_id=body.conference_id,
+    )
     pole = _check_recipients(ctx, (body.recipient,), pole=body.pole)
 
     async def work(session: AsyncSession) -> c.ReferralAccepted:
         payload = ReferralCreated(
             **body.data.model_dump(),
+            **on_grounds,
             reason=body.reason,
             reason_comment=body.reason_comment,
             categories_needed=body.categories_needed,
@@ -271,6 +281,7 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
             payload,
             subject_ref=body.subject_ref,
             role=body.subject_role,
+            basis=body.legal_basis,
             purpose=body.purpose,
             recipients=(body.recipient,),
             pole=pole,
@@ -343,13 +354,20 @@ async def raise_alert(
 ) -> c.AcceptedEvent:
     if body.legal_basis is LegalBasis.DANGER and body.justification is None:
         raise InvalidRequest("An alert under the danger basis needs a written justification (art. 458bis).")
-    if body.legal_basis not in (LegalBasis.CONSENT, LegalBasis.DANGER):
-        raise InvalidRequest(f"The {body.legal_basis.value} basis is not available yet.")
+    on_grounds = check_grounds(
+        ctx.network,
+        basis=body.legal_basis,
+        allowed=ALERT_BASES,
+        recipients=body.recipients,
+        legal_reference=body.legal_reference,
+        conference_id=body.conference_id,
+    )
     pole = _check_recipients(ctx, body.recipients, pole=body.pole)
 
     async def work(session: AsyncSession) -> c.AcceptedEvent:
         payload = AlertRaised(
             **body.data.model_dump(),
+            **on_grounds,
             severity=body.severity,
             kind=body.kind,
             justification=body.justification,

@@ -41,6 +41,12 @@ class PoleRequired(MaillageError):
     status, code = 422, "pole-required"
 
 
+class GroundsRequired(MaillageError):
+    """A legal basis invoked without what it requires (a legal reference, one named agency, a conference)."""
+
+    status, code = 422, "grounds-required"
+
+
 class WebhookDestinationRefused(MaillageError):
     status, code = 422, "webhook-destination"
 

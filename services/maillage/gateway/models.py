@@ -57,4 +57,17 @@ class ReviewItem(SQLModel, table=True):
     status: str = "pending"
 
 
-TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReturnRoute, AuditRow, ReviewItem]
+class ConferenceRow(SQLModel, table=True):
+    """A case conference (art. 458ter): who takes part, about whom, until when. Metadata only."""
+
+    __tablename__ = "gateway_case_conference"
+
+    conference_id: str = Field(primary_key=True)
+    convener: str
+    participants: list[str] = json_field()
+    subjects: list[str] = json_field()
+    ends_at: datetime
+    closed_at: datetime | None = None
+
+
+TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReturnRoute, AuditRow, ReviewItem, ConferenceRow]

@@ -35,11 +35,19 @@ from maillage.domain.disclosure import (
     disclose,
     shared_part,
 )
-from maillage.domain.events import AlertRaised, ConsentGranted, ConsentWithdrawn, EventPayload
+from maillage.domain.events import (
+    AlertRaised,
+    CaseConferenceClosed,
+    CaseConferenceConvened,
+    ConsentGranted,
+    ConsentWithdrawn,
+    EventPayload,
+)
+from maillage.domain.grounds import GROUNDED, Conference
 from maillage.domain.policy import Policy
 from maillage.domain.status import RecipientLine
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
-from maillage.gateway import repository
+from maillage.gateway import grounds, repository
 from maillage.gateway.contracts import BrokenRecord, ChainReport, DisclosureLine, DisclosureReport
 from maillage.gateway.models import GrantRow
 from maillage.gateway.outgoing import Outbound, Outgoing, Share
@@ -76,12 +84,14 @@ class State:
 
     grants: dict[str, dict[str, Grant]] = field(default_factory=dict)
     routes: dict[str, Route] = field(default_factory=dict)
+    conferences: dict[str, Conference] = field(default_factory=dict)
     last_seq: int = 0
     last_hash: str = GENESIS
 
     @classmethod
     async def load(cls, session: AsyncSession) -> State:
         state = cls(routes=await repository.return_routes(session))
+        state.conferences = await repository.conferences(session)
         for subject_ref, grant in await repository.active_grants(session):
             state.grants.setdefault(subject_ref, {})[grant.consent_id] = grant
         tip = await audit.last(session)
@@ -191,6 +201,16 @@ class Gateway:
             case ConsentWithdrawn():
                 await self._withdraw(batch.session, envelope, payload)
                 return []
+            case CaseConferenceConvened():
+                return await grounds.convene(
+                    batch.session, envelope, payload, network=self.network, conferences=self.state.conferences
+                )
+            case CaseConferenceClosed():
+                at = self.clock.now()
+                conferences = self.state.conferences
+                return await grounds.close(
+                    batch.session, envelope, payload, network=self.network, conferences=conferences, at=at
+                )
         question = question_of(payload)
         if question is not None:
             return [self._answer(envelope, payload, question)]
@@ -199,6 +219,7 @@ class Gateway:
         raise Refused("schema", f"no rule for {envelope.type.value}")
 
     def _send(self, batch: Batch, envelope: Envelope, payload: EventPayload) -> list[Disclosure]:
+        grounds.check_grounds(envelope, payload, network=self.network)
         pole = self._pole(envelope)
         recipients = self.network.resolve(envelope.recipients, sender=envelope.agency_id, pole=pole)
         if not recipients:
@@ -240,6 +261,9 @@ class Gateway:
     def _disclose(
         self, envelope: Envelope, payload: EventPayload, recipient: Recipient, *, closed_loop: bool = False
     ) -> Disclosure:
+        if envelope.legalbasis in GROUNDED and not closed_loop:
+            conferences, at = self.state.conferences, self.clock.now()
+            return grounds.disclose(envelope, payload, recipient, policy=self.policy, conferences=conferences, at=at)
         return disclose(
             payload,
             recipient=recipient,
@@ -304,22 +328,26 @@ class Gateway:
     def _audit(self, batch: Batch, event: Received, disclosures: list[Disclosure], *, at: datetime) -> None:
         envelope, payload = event.envelope, event.payload
         alert = payload if isinstance(payload, AlertRaised) else None
+        on_grounds = grounds.audit_fields(payload, basis=envelope.legalbasis)
+        subjects = grounds.audited_subjects(envelope, payload, conferences=self.state.conferences)
         for d in disclosures:
-            content = audit_record(
-                d,
-                event_id=envelope.id,
-                event_type=envelope.type.value,
-                source=envelope.agency_id,
-                subject_role=envelope.subjectrole,
-                subject_ref=envelope.subject,
-                policy_sha256=self.policy.sha256,
-                recorded_at=at.isoformat(),
-                raised_by=alert.raised_by if alert else None,
-            )
-            record = linked(content, seq=self.state.last_seq + 1, prev_hash=self.state.last_hash)
-            self.state.last_seq, self.state.last_hash = record["seq"], record["hash"]
-            batch.audit.append(record)
-            batch.out.audit(envelope.id, record)
+            for subject_ref in subjects:
+                content = audit_record(
+                    d,
+                    event_id=envelope.id,
+                    event_type=envelope.type.value,
+                    source=envelope.agency_id,
+                    subject_role=envelope.subjectrole,
+                    subject_ref=subject_ref,
+                    policy_sha256=self.policy.sha256,
+                    recorded_at=at.isoformat(),
+                    raised_by=alert.raised_by if alert else None,
+                    **on_grounds,
+                )
+                record = linked(content, seq=self.state.last_seq + 1, prev_hash=self.state.last_hash)
+                self.state.last_seq, self.state.last_hash = record["seq"], record["hash"]
+                batch.audit.append(record)
+                batch.out.audit(envelope.id, record)
             if d.needs_review:
                 batch.rows.reviews.append(_review(envelope, d, alert=alert, at=at))
 

@@ -27,6 +27,8 @@ class AuditRow(SQLModel, table=True):
     reason: str | None = None
     review: bool = False
     raised_by: str | None = None  # a danger alert's raiser (pseudonymous), for the four-eyes review
+    legal_reference: str | None = None  # under legal_obligation: the court order or the article of law
+    conference_id: str | None = None  # under case_conference: the conference (art. 458ter)
     policy_sha256: str
     recorded_at: str  # ISO 8601 exactly as hashed
     prev_hash: str

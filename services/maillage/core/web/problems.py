@@ -53,6 +53,12 @@ TITLES: dict[str, dict[str, str]] = {
         "nl": "Geef aan tot welke van uw Pôles de gebeurtenis behoort",
         "de": "Geben Sie an, zu welchem Ihrer Pôles das Ereignis gehört",
     },
+    "grounds-required": {
+        "en": "This legal basis needs its grounds",
+        "fr": "Cette base légale doit être justifiée par ses fondements",
+        "nl": "Deze rechtsgrond vereist zijn grondslag",
+        "de": "Diese Rechtsgrundlage braucht ihre Begründung",
+    },
     "idempotency-key-reused": {
         "en": "This Idempotency-Key was used for another request",
         "fr": "Cette clé d'idempotence a servi pour une autre requête",
