@@ -7,8 +7,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, status
 
+from maillage.agency import conferences, services
 from maillage.agency import contracts as c
-from maillage.agency import services
 from maillage.agency.deps import Allowed, Context, IdempotencyKey
 from maillage.core.crypto.tokens import Principal, Scope, staff_ref
 from maillage.core.messaging.envelope import SUBJECT_REF
@@ -63,6 +63,25 @@ async def raise_alert(
     body: c.AlertIn, ctx: Context, caller: Annotated[Principal, Allowed(Scope.EVENTS_WRITE)], key: IdempotencyKey = None
 ) -> c.AcceptedEvent:
     return await services.raise_alert(ctx, body, idempotency_key=key, raised_by=staff_ref(caller))
+
+
+@router.post(
+    "/case-conferences", status_code=status.HTTP_201_CREATED, tags=["case conferences"], dependencies=EVENTS_WRITE
+)
+async def convene_case_conference(
+    body: c.CaseConferenceIn, ctx: Context, key: IdempotencyKey = None
+) -> c.CaseConferenceOut:
+    return await conferences.convene(ctx, body, idempotency_key=key)
+
+
+@router.post("/case-conferences/{conference_id}/close", tags=["case conferences"], dependencies=EVENTS_WRITE)
+async def close_case_conference(conference_id: UUID, ctx: Context) -> c.CaseConferenceOut:
+    return await conferences.close(ctx, conference_id)
+
+
+@router.get("/case-conferences/{conference_id}", tags=["case conferences"], dependencies=INBOX_READ)
+async def get_case_conference(conference_id: UUID, ctx: Context) -> c.CaseConferenceOut:
+    return await conferences.get(ctx, conference_id)
 
 
 @router.get("/inbox", tags=["inbox"], dependencies=INBOX_READ)

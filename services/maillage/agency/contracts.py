@@ -11,6 +11,7 @@ from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field
 from maillage.core.messaging.envelope import SUBJECT_REF
 from maillage.domain.events import (
     AlertKind,
+    ConferencePurpose,
     DeclineReason,
     LegalReference,
     LongText,
@@ -107,6 +108,42 @@ class ReferralIn(GroundsIn):
     )
     pole: PoleName = None
     data: PersonalData
+
+
+class CaseConferenceIn(Body):
+    """A case conference (art. 458ter, *concertation de cas*) to convene: only agencies the network file
+    authorises may (the Pôle's own service, a prosecutor's office)."""
+
+    authorisation: LegalReference = Field(
+        description="The authority it is convened on: the law setting it up, or the prosecutor's authorisation "
+        "(a reference, e.g. `Decret 2024 art. 12` or `PG Liege 2026/88`)."
+    )
+    purpose: ConferencePurpose = Field(description="What it is convened for.")
+    participants: tuple[RecipientId, ...] = Field(
+        min_length=1,
+        max_length=30,
+        description="The participating agencies, by id (not sectors). They, and the convener, are the only ones "
+        "that may send and receive under it.",
+    )
+    subjects: tuple[SubjectRef, ...] = Field(
+        min_length=1, max_length=20, description="The persons it is about (pseudonymous references)."
+    )
+    ends_at: datetime = Field(description="When it ends unless closed before; must be in the future.")
+
+
+class CaseConferenceOut(Body):
+    conference_id: UUID = Field(description="Give it as `conference_id` with `legal_basis: case_conference`.")
+    convener: str
+    authorisation: str
+    purpose: ConferencePurpose
+    participants: list[str]
+    subjects: list[str]
+    ends_at: datetime
+    closed_at: datetime | None
+    state: Literal["open", "closed", "ended"] = Field(
+        description="`open` until closed by its convener (`closed`) or past its end (`ended`)."
+    )
+    event_id: str = Field(description="The convening event.")
 
 
 class AcceptedEvent(Body):

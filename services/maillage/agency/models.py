@@ -97,6 +97,22 @@ class ReferralRow(SQLModel, table=True):
     reason_comment: str | None = None  # with `other`; at the recipient only when its consent and ceiling let it through
 
 
+class CaseConferenceRow(SQLModel, table=True):
+    """A case conference (art. 458ter) this agency convened, or takes part in (as its convening told it)."""
+
+    __tablename__ = "case_conference"
+
+    conference_id: str = Field(primary_key=True)
+    convener: str
+    authorisation: str
+    purpose: str
+    participants: list[str] = json_field()
+    subjects: list[str] = json_field()
+    ends_at: datetime
+    closed_at: datetime | None = None
+    event_id: str  # the convening event
+
+
 class IdempotencyRecord(SQLModel, table=True):
     __tablename__ = "idempotency"
 
@@ -114,6 +130,7 @@ TABLES: list[type[SQLModel]] = [
     AlertProgress,
     InboxItem,
     ReferralRow,
+    CaseConferenceRow,
     IdempotencyRecord,
     OutboxRecord,
     *WEBHOOK_TABLES,

@@ -9,6 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency.models import (
     AlertProgress,
+    CaseConferenceRow,
     ConsentRow,
     IdempotencyRecord,
     InboxItem,
@@ -83,3 +84,10 @@ async def referral(session: AsyncSession, referral_id: str) -> ReferralRow | Non
 
 async def idempotency_record(session: AsyncSession, key: str) -> IdempotencyRecord | None:
     return await session.get(IdempotencyRecord, key)
+
+
+# --- case conferences ---------------------------------------------------------------------------
+
+
+async def case_conference(session: AsyncSession, conference_id: str) -> CaseConferenceRow | None:
+    return await session.get(CaseConferenceRow, conference_id)

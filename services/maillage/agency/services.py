@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.agency import conferences, models, repository
 from maillage.agency import contracts as c
-from maillage.agency import models, repository
 from maillage.agency.grounds import ALERT_BASES, REFERRAL_BASES, check_grounds
 from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import AgencyConfig, Network, NetworkError
@@ -45,6 +45,8 @@ from maillage.domain.events import (
     AlertAcknowledged,
     AlertEscalated,
     AlertRaised,
+    CaseConferenceClosed,
+    CaseConferenceConvened,
     ConsentGranted,
     ConsentWithdrawn,
     EventPayload,
@@ -624,6 +626,8 @@ async def _follow(session: AsyncSession, envelope: Envelope, payload: EventPaylo
         await _follow_alert(session, envelope.agency_id, payload)
     elif isinstance(payload, ReferralResponded):
         await _follow_response(session, payload, now=now)
+    elif isinstance(payload, CaseConferenceConvened | CaseConferenceClosed):
+        await conferences.follow(session, envelope, payload, now=now)
 
 
 async def _follow_response(session: AsyncSession, payload: ReferralResponded, *, now: datetime) -> None:

@@ -47,6 +47,12 @@ class GroundsRequired(MaillageError):
     status, code = 422, "grounds-required"
 
 
+class NotAConvener(MaillageError):
+    """Only agencies the network file authorises convene case conferences (art. 458ter)."""
+
+    status, code = 403, "not-a-convener"
+
+
 class WebhookDestinationRefused(MaillageError):
     status, code = 422, "webhook-destination"
 

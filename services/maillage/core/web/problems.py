@@ -59,6 +59,12 @@ TITLES: dict[str, dict[str, str]] = {
         "nl": "Deze rechtsgrond vereist zijn grondslag",
         "de": "Diese Rechtsgrundlage braucht ihre Begründung",
     },
+    "not-a-convener": {
+        "en": "This agency may not convene case conferences",
+        "fr": "Cette organisation ne peut pas convoquer de concertation de cas",
+        "nl": "Deze organisatie mag geen casusoverleg bijeenroepen",
+        "de": "Diese Einrichtung darf keine Fallkonferenz einberufen",
+    },
     "idempotency-key-reused": {
         "en": "This Idempotency-Key was used for another request",
         "fr": "Cette clé d'idempotence a servi pour une autre requête",
