@@ -11,7 +11,8 @@ import pytest
 
 from maillage.core.crypto.tokens import Scope
 from maillage.core.messaging.envelope import new_subject_ref
-from tests.support import ALL_EIGHT, Pole, assert_problem, categories_in, decided, eventually, inbox_of, received
+from maillage.core.polling import eventually
+from tests.support import ALL_EIGHT, Pole, assert_problem, categories_in, decided, inbox_of, received
 
 pytestmark = pytest.mark.integration
 
