@@ -76,14 +76,16 @@ def audit_fields(payload: EventPayload, *, basis: LegalBasis) -> dict[str, str |
     }
 
 
-def audited_subjects(envelope: Envelope, payload: EventPayload, *, conferences: dict[str, Conference]) -> list[str]:
-    """Whom an audit record is about: a conference's own events disclose to its participants that its
-    subjects are discussed there, so they are recorded under each subject (and show in their reports)."""
-    if isinstance(payload, ConferenceEvent):
-        conference = conferences.get(str(payload.conference_id))
-        if conference is not None:
-            return sorted(conference.subjects)
-    return [envelope.subject]
+def audited(
+    envelope: Envelope, payload: EventPayload, disclosures: list[Disclosure], *, conferences: dict[str, Conference]
+) -> list[tuple[Disclosure, str]]:
+    """Each disclosure with whom its audit record is about: the event's subject, except for a conference's
+    own events — they disclose to its participants that its subjects are discussed there, so each is
+    recorded under every subject (and shows in that person's disclosure report)."""
+    subjects = [envelope.subject]
+    if isinstance(payload, ConferenceEvent) and str(payload.conference_id) in conferences:
+        subjects = sorted(conferences[str(payload.conference_id)].subjects)
+    return [(d, subject_ref) for d in disclosures for subject_ref in subjects]
 
 
 async def convene(
@@ -125,7 +127,6 @@ async def close(
     *,
     network: Network,
     conferences: dict[str, Conference],
-    at: datetime,
 ) -> list[Disclosure]:
     """Only its convener closes a conference; nothing is disclosed under it afterwards."""
     conference_id = str(payload.conference_id)
@@ -134,7 +135,7 @@ async def close(
     if row is None or row.convener != envelope.agency_id:
         raise Refused("case_conference", "no conference with this id convened by this agency")
     if row.closed_at is None:
-        row.closed_at = at
+        row.closed_at = envelope.time  # when its convener closed it; the gateway denies from the moment it knows
         session.add(row)
     conferences[conference_id] = repository.conference_of(row)
     return _told(conferences[conference_id], network=network)

@@ -206,10 +206,8 @@ class Gateway:
                     batch.session, envelope, payload, network=self.network, conferences=self.state.conferences
                 )
             case CaseConferenceClosed():
-                at = self.clock.now()
-                conferences = self.state.conferences
                 return await grounds.close(
-                    batch.session, envelope, payload, network=self.network, conferences=conferences, at=at
+                    batch.session, envelope, payload, network=self.network, conferences=self.state.conferences
                 )
         question = question_of(payload)
         if question is not None:
@@ -329,25 +327,23 @@ class Gateway:
         envelope, payload = event.envelope, event.payload
         alert = payload if isinstance(payload, AlertRaised) else None
         on_grounds = grounds.audit_fields(payload, basis=envelope.legalbasis)
-        subjects = grounds.audited_subjects(envelope, payload, conferences=self.state.conferences)
-        for d in disclosures:
-            for subject_ref in subjects:
-                content = audit_record(
-                    d,
-                    event_id=envelope.id,
-                    event_type=envelope.type.value,
-                    source=envelope.agency_id,
-                    subject_role=envelope.subjectrole,
-                    subject_ref=subject_ref,
-                    policy_sha256=self.policy.sha256,
-                    recorded_at=at.isoformat(),
-                    raised_by=alert.raised_by if alert else None,
-                    **on_grounds,
-                )
-                record = linked(content, seq=self.state.last_seq + 1, prev_hash=self.state.last_hash)
-                self.state.last_seq, self.state.last_hash = record["seq"], record["hash"]
-                batch.audit.append(record)
-                batch.out.audit(envelope.id, record)
+        for d, subject_ref in grounds.audited(envelope, payload, disclosures, conferences=self.state.conferences):
+            content = audit_record(
+                d,
+                event_id=envelope.id,
+                event_type=envelope.type.value,
+                source=envelope.agency_id,
+                subject_role=envelope.subjectrole,
+                subject_ref=subject_ref,
+                policy_sha256=self.policy.sha256,
+                recorded_at=at.isoformat(),
+                raised_by=alert.raised_by if alert else None,
+                **on_grounds,
+            )
+            record = linked(content, seq=self.state.last_seq + 1, prev_hash=self.state.last_hash)
+            self.state.last_seq, self.state.last_hash = record["seq"], record["hash"]
+            batch.audit.append(record)
+            batch.out.audit(envelope.id, record)
             if d.needs_review:
                 batch.rows.reviews.append(_review(envelope, d, alert=alert, at=at))
 
