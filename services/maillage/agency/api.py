@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, status
 
-from maillage.agency import consultations, reviews, services
+from maillage.agency import conferences, consultations, reviews, services
 from maillage.agency import contracts as c
 from maillage.agency.deps import Allowed, Context, IdempotencyKey
 from maillage.core.crypto.tokens import Principal, Scope, staff_ref
@@ -96,6 +96,25 @@ async def review_alert(
     alert_id: str, body: c.ReviewIn, ctx: Context, caller: Annotated[Principal, Allowed(Scope.DISCLOSURE_REVIEW)]
 ) -> c.ReviewOut:
     return await reviews.decide(ctx, alert_id, body, reviewer=staff_ref(caller))
+
+
+@router.post(
+    "/case-conferences", status_code=status.HTTP_201_CREATED, tags=["case conferences"], dependencies=EVENTS_WRITE
+)
+async def convene_case_conference(
+    body: c.CaseConferenceIn, ctx: Context, key: IdempotencyKey = None
+) -> c.CaseConferenceOut:
+    return await conferences.convene(ctx, body, idempotency_key=key)
+
+
+@router.post("/case-conferences/{conference_id}/close", tags=["case conferences"], dependencies=EVENTS_WRITE)
+async def close_case_conference(conference_id: UUID, ctx: Context) -> c.CaseConferenceOut:
+    return await conferences.close(ctx, conference_id)
+
+
+@router.get("/case-conferences/{conference_id}", tags=["case conferences"], dependencies=INBOX_READ)
+async def get_case_conference(conference_id: UUID, ctx: Context) -> c.CaseConferenceOut:
+    return await conferences.get(ctx, conference_id)
 
 
 @router.get("/inbox", tags=["inbox"], dependencies=INBOX_READ)

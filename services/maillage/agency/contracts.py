@@ -14,9 +14,11 @@ from maillage.domain.errors import NotAnonymous
 from maillage.domain.events import (
     Advice,
     AlertKind,
+    ConferencePurpose,
     ConsultationQuestion,
     DeclineReason,
     Health,
+    LegalReference,
     Level,
     LongText,
     PersonalData,
@@ -43,6 +45,34 @@ class Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+EventPole = Annotated[
+    str | None,
+    Field(
+        default=None,
+        pattern=POLE.pattern,
+        description="The Pôle the event belongs to, one this agency serves (as the network file names it): a "
+        "sector among the recipients means that sector's agencies of this Pôle only. Default: the agency's only "
+        "Pôle; an agency serving several must name one whenever it addresses a sector. Agencies named by id are "
+        "reached wherever they work.",
+    ),
+]
+
+
+class GroundsIn(Body):
+    """What a disclosure rests on when it is not the person's consent (nor, for an alert, danger)."""
+
+    legal_reference: LegalReference | None = Field(
+        default=None,
+        description="With `legal_obligation` (required): the court order or the article of law that obliges the "
+        "disclosure, e.g. `C.i.cr. art. 46quater` or a court order's number. Recorded in the audit chain.",
+    )
+    conference_id: UUID | None = Field(
+        default=None,
+        description="With `case_conference` (required): the case conference (art. 458ter) it is disclosed under. "
+        "Only its participants receive, only about its subjects, until it is closed or ends.",
+    )
+
+
 class ConsentIn(Body):
     subject_ref: SubjectRef
     categories: tuple[Category, ...] = Field(min_length=1)
@@ -63,17 +93,66 @@ class ConsentOut(Body):
     event_id: str
 
 
-class ReferralIn(Body):
+class ReferralIn(GroundsIn):
     subject_ref: SubjectRef
     subject_role: Role
     recipient: RecipientId = Field(description="A sector, or a named agency id.")
-    reason: ReferralReason = Field(description="What the person is referred for.")
+    reason: ReferralReason = Field(
+        description="What the person is referred for: shelter, psychological support, perpetrator programme, "
+        "legal advice, medical care, financial aid, child protection assessment, or `other` (then say what in "
+        "`reason_comment`)."
+    )
     reason_comment: LongText | None = Field(
-        default=None, description="More about the reason (with `other`); data category narrative."
+        default=None,
+        description="More about the reason; required with `other`. Data category narrative: the recipient gets it "
+        "only when the consents and its sector's ceiling allow narrative.",
     )
     purpose: Purpose = Purpose.REFERRAL
     categories_needed: tuple[Category, ...] = ()
+    legal_basis: LegalBasis = Field(
+        default=LegalBasis.CONSENT,
+        description="`consent` (the consents this agency obtained), `legal_obligation` (with legal_reference, to "
+        "one agency named by id) or `case_conference` (with conference_id). Neither of the last two needs consent; "
+        "the recipient sector's ceiling always applies.",
+    )
+    pole: EventPole = None
     data: PersonalData
+
+
+class CaseConferenceIn(Body):
+    """A case conference (art. 458ter, *concertation de cas*) to convene: only agencies the network file
+    authorises may (the Pôle's own service, a prosecutor's office)."""
+
+    authorisation: LegalReference = Field(
+        description="The authority it is convened on: the law setting it up, or the prosecutor's authorisation "
+        "(a reference, e.g. `Decret 2024 art. 12` or `PG Liege 2026/88`)."
+    )
+    purpose: ConferencePurpose = Field(description="What it is convened for.")
+    participants: tuple[RecipientId, ...] = Field(
+        min_length=1,
+        max_length=30,
+        description="The participating agencies, by id (not sectors). They, and the convener, are the only ones "
+        "that may send and receive under it.",
+    )
+    subjects: tuple[SubjectRef, ...] = Field(
+        min_length=1, max_length=20, description="The persons it is about (pseudonymous references)."
+    )
+    ends_at: datetime = Field(description="When it ends unless closed before; must be in the future.")
+
+
+class CaseConferenceOut(Body):
+    conference_id: UUID = Field(description="Give it as `conference_id` with `legal_basis: case_conference`.")
+    convener: str
+    authorisation: str
+    purpose: ConferencePurpose
+    participants: list[str]
+    subjects: list[str]
+    ends_at: datetime
+    closed_at: datetime | None
+    state: Literal["open", "closed", "ended"] = Field(
+        description="`open` until closed by its convener (`closed`) or past its end (`ended`)."
+    )
+    event_id: str = Field(description="The convening event.")
 
 
 class AcceptedEvent(Body):
@@ -100,19 +179,28 @@ class ReferralOut(Body):
     state: str
     decline_reason: str | None
     updated_at: datetime
+    reason: ReferralReason | None = Field(default=None, description="What the person is referred for.")
+    reason_comment: str | None = Field(
+        default=None, description="More about the reason, when the recipient was allowed to receive it (narrative)."
+    )
 
 
-class AlertIn(Body):
+class AlertIn(GroundsIn):
     subject_ref: SubjectRef
     subject_role: Role
     severity: Severity
     kind: AlertKind
     recipients: tuple[RecipientId, ...] = Field(min_length=1, description="Sectors or agency ids.")
-    legal_basis: LegalBasis = LegalBasis.CONSENT
+    legal_basis: LegalBasis = Field(
+        default=LegalBasis.CONSENT,
+        description="`consent`, `danger` (art. 458bis, with justification), `legal_obligation` (with "
+        "legal_reference, to one agency named by id) or `case_conference` (with conference_id).",
+    )
     purpose: Purpose = Purpose.SAFETY_PLANNING
     justification: LongText | None = Field(
         default=None, description="Required when legal_basis is `danger` (Penal Code art. 458bis)."
     )
+    pole: EventPole = None
     data: PersonalData
 
 

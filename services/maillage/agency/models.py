@@ -93,6 +93,24 @@ class ReferralRow(SQLModel, table=True):
     state: ReferralState
     decline_reason: str | None = None
     updated_at: datetime
+    reason: str | None = None  # what the person is referred for (ReferralReason)
+    reason_comment: str | None = None  # with `other`; at the recipient only when its consent and ceiling let it through
+
+
+class CaseConferenceRow(SQLModel, table=True):
+    """A case conference (art. 458ter) this agency convened, or takes part in (as its convening told it)."""
+
+    __tablename__ = "case_conference"
+
+    conference_id: str = Field(primary_key=True)
+    convener: str
+    authorisation: str
+    purpose: str
+    participants: list[str] = json_field()
+    subjects: list[str] = json_field()
+    ends_at: datetime
+    closed_at: datetime | None = None
+    event_id: str  # the convening event
 
 
 class ConsultationRow(SQLModel, table=True):
@@ -155,6 +173,7 @@ TABLES: list[type[SQLModel]] = [
     InboxItem,
     ReferralRow,
     ConsultationRow,
+    CaseConferenceRow,
     IdempotencyRecord,
     OutboxRecord,
     *WEBHOOK_TABLES,

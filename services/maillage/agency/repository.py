@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.agency.models import (
     AlertProgress,
     AlertReview,
+    CaseConferenceRow,
     ConsentRow,
     ConsultationRow,
     IdempotencyRecord,
@@ -112,3 +113,10 @@ async def disclosed_under_danger(session: AsyncSession, alert_id: str) -> list[s
 
 async def idempotency_record(session: AsyncSession, key: str) -> IdempotencyRecord | None:
     return await session.get(IdempotencyRecord, key)
+
+
+# --- case conferences ---------------------------------------------------------------------------
+
+
+async def case_conference(session: AsyncSession, conference_id: str) -> CaseConferenceRow | None:
+    return await session.get(CaseConferenceRow, conference_id)

@@ -15,10 +15,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.agency import consultations, models, repository
+from maillage.agency import conferences, consultations, models, repository
 from maillage.agency import contracts as c
+from maillage.agency.grounds import ALERT_BASES, REFERRAL_BASES, check_grounds
 from maillage.core.clock import Clock, SystemClock
-from maillage.core.config.network import AgencyConfig, Network
+from maillage.core.config.network import AgencyConfig, Network, NetworkError
 from maillage.core.crypto.trust import Received, Refused, Trust
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.envelope import Envelope
@@ -32,24 +33,33 @@ from maillage.core.webhooks import repository as webhooks
 from maillage.core.webhooks.delivery import enqueue_for_all, new_secret
 from maillage.core.webhooks.egress import EgressPolicy
 from maillage.core.webhooks.models import Webhook
-from maillage.domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound, UnknownRecipient
+from maillage.domain.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    PoleRequired,
+    UnknownRecipient,
+)
 from maillage.domain.events import (
     AlertAcknowledged,
     AlertEscalated,
     AlertRaised,
+    CaseConferenceClosed,
+    CaseConferenceConvened,
     ConsentGranted,
     ConsentWithdrawn,
     ConsultationAnswered,
     ConsultationRequested,
     EventPayload,
-    EventType,
     ReferralCreated,
     ReferralDecision,
+    ReferralReason,
     ReferralResponded,
 )
 from maillage.domain.referrals import InvalidTransition, ReferralState, next_state, state_after_response
 from maillage.domain.status import StatusReport
-from maillage.domain.vocabulary import LegalBasis, Purpose, Role
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role, Sector
 
 T = TypeVar("T", bound=BaseModel)
 MAX_WEBHOOKS = 20
@@ -120,10 +130,24 @@ def _check_known(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
         raise UnknownRecipient(f"Not a sector nor an agency of this network: {', '.join(unknown)}.", unknown=unknown)
 
 
-def _check_recipients(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
+def _check_recipients(ctx: AgencyContext, recipients: tuple[str, ...], *, pole: str | None = None) -> str | None:
+    """The event's Pôle (see `_event_pole`), once some agency other than the sender is found in it."""
     _check_known(ctx, recipients)
-    if not ctx.network.resolve(recipients, sender=ctx.agency.id, pole=None):
-        raise UnknownRecipient("No agency other than the sender matches these recipients.")
+    pole = _event_pole(ctx, recipients, asked=pole)
+    if not ctx.network.resolve(recipients, sender=ctx.agency.id, pole=pole):
+        raise UnknownRecipient("No agency other than the sender matches these recipients in the event's Pôle.")
+    return pole
+
+
+def _event_pole(ctx: AgencyContext, recipients: tuple[str, ...], *, asked: str | None) -> str | None:
+    """The Pôle asked for, if this agency serves it; else its only one. A sector addressed from an agency
+    serving several Pôles must not guess: "the police" of Liège and of Namur are not the same people."""
+    try:
+        return ctx.network.pole_of(ctx.agency.id, asked=asked)
+    except NetworkError as exc:
+        if asked is None and not any(r in set(Sector) for r in recipients):
+            return None  # agencies named by id only: reached wherever they work, no Pôle needed
+        raise PoleRequired(f"{exc}.", poles=list(ctx.agency.poles)) from None
 
 
 def _status_url(event_id: str) -> str:
@@ -236,11 +260,22 @@ async def list_consents(ctx: AgencyContext, subject_ref: str) -> list[c.ConsentO
 
 
 async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_key: str | None) -> c.ReferralAccepted:
-    _check_recipients(ctx, (body.recipient,))
+    if body.reason is ReferralReason.OTHER and body.reason_comment is None:
+        raise InvalidRequest("A referral for another reason needs a reason_comment saying what it is for.")
+    on_grounds = check_grounds(
+        ctx.network,
+        basis=body.legal_basis,
+        allowed=REFERRAL_BASES,
+        recipients=(body.recipient,),
+        legal_reference=body.legal_reference,
+        conference_id=body.conference_id,
+    )
+    pole = _check_recipients(ctx, (body.recipient,), pole=body.pole)
 
     async def work(session: AsyncSession) -> c.ReferralAccepted:
         payload = ReferralCreated(
             **body.data.model_dump(),
+            **on_grounds,
             reason=body.reason,
             reason_comment=body.reason_comment,
             categories_needed=body.categories_needed,
@@ -251,8 +286,10 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
             payload,
             subject_ref=body.subject_ref,
             role=body.subject_role,
+            basis=body.legal_basis,
             purpose=body.purpose,
             recipients=(body.recipient,),
+            pole=pole,
         )
         session.add(
             models.ReferralRow(
@@ -263,6 +300,8 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
                 subject_role=body.subject_role.value,
                 state=ReferralState.SENT,
                 updated_at=ctx.clock.now(),
+                reason=body.reason.value,
+                reason_comment=body.reason_comment,
             )
         )
         return c.ReferralAccepted(event_id=event_id, referral_id=event_id, status_url=_status_url(event_id))
@@ -320,13 +359,20 @@ async def raise_alert(
 ) -> c.AcceptedEvent:
     if body.legal_basis is LegalBasis.DANGER and body.justification is None:
         raise InvalidRequest("An alert under the danger basis needs a written justification (art. 458bis).")
-    if body.legal_basis not in (LegalBasis.CONSENT, LegalBasis.DANGER):
-        raise InvalidRequest(f"The {body.legal_basis.value} basis is not available yet.")
-    _check_recipients(ctx, body.recipients)
+    on_grounds = check_grounds(
+        ctx.network,
+        basis=body.legal_basis,
+        allowed=ALERT_BASES,
+        recipients=body.recipients,
+        legal_reference=body.legal_reference,
+        conference_id=body.conference_id,
+    )
+    pole = _check_recipients(ctx, body.recipients, pole=body.pole)
 
     async def work(session: AsyncSession) -> c.AcceptedEvent:
         payload = AlertRaised(
             **body.data.model_dump(),
+            **on_grounds,
             severity=body.severity,
             kind=body.kind,
             justification=body.justification,
@@ -341,6 +387,7 @@ async def raise_alert(
             basis=body.legal_basis,
             purpose=body.purpose,
             recipients=body.recipients,
+            pole=pole,
         )
         if body.legal_basis is LegalBasis.DANGER:  # a second professional of this agency reviews it (art. 458bis)
             session.add(_awaiting_review(body, alert_id=event_id, raised_by=raised_by, at=ctx.clock.now()))
@@ -581,7 +628,7 @@ async def _store_deliveries(session: AsyncSession, ctx: AgencyContext, deliverie
 
 async def _follow(session: AsyncSession, envelope: Envelope, payload: EventPayload, *, now: datetime) -> None:
     """What an arrival changes in the agency's referrals and in the progress of the alerts it raised."""
-    if envelope.type is EventType.REFERRAL_CREATED:
+    if isinstance(payload, ReferralCreated):
         # New to the inbox in this transaction, so new to the referrals too: no need to look.
         session.add(
             models.ReferralRow(
@@ -592,6 +639,8 @@ async def _follow(session: AsyncSession, envelope: Envelope, payload: EventPaylo
                 subject_role=envelope.subjectrole.value,
                 state=ReferralState.RECEIVED,
                 updated_at=now,
+                reason=payload.reason.value,
+                reason_comment=payload.reason_comment,
             )
         )
     elif isinstance(payload, AlertAcknowledged | AlertEscalated):
@@ -600,6 +649,8 @@ async def _follow(session: AsyncSession, envelope: Envelope, payload: EventPaylo
         await _follow_response(session, payload, now=now)
     elif isinstance(payload, ConsultationRequested | ConsultationAnswered):
         await consultations.follow(session, envelope, payload, now=now)
+    elif isinstance(payload, CaseConferenceConvened | CaseConferenceClosed):
+        await conferences.follow(session, envelope, payload, now=now)
 
 
 async def _follow_response(session: AsyncSession, payload: ReferralResponded, *, now: datetime) -> None:

@@ -18,7 +18,7 @@ from maillage.cli.credentials import TokenFileOption, bearer_token
 from maillage.core.config.network import NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.messaging.envelope import ENVELOPE_SUBJECT
-from maillage.gateway.contracts import ChainReport, DisclosureReport
+from maillage.gateway.contracts import ChainReport, DisclosureLine, DisclosureReport
 
 audit_app = typer.Typer(no_args_is_help=True, help="The gateway's tamper-evident audit chain.")
 disclosures_app = typer.Typer()
@@ -231,6 +231,7 @@ def _disclosure_table(report: DisclosureReport) -> Table:
         event = line.event_type.removeprefix("maillage.").removesuffix(".v1")
         recipient = f"{line.recipient_name}\n({line.recipient})" if line.recipient_name else line.recipient
         basis = f"{line.legal_basis}\n[yellow](to review)[/]" if line.review else line.legal_basis
+        basis += _grounds(line)
         removed = "\n".join(f"{category}: {why.replace('_', ' ')}" for category, why in line.removed.items())
         table.add_row(
             f"{_when(line.recorded_at)}\n[dim]{escape(event)}[/]",
@@ -241,6 +242,15 @@ def _disclosure_table(report: DisclosureReport) -> Table:
             escape(removed) or "—",
         )
     return table
+
+
+def _grounds(line: DisclosureLine) -> str:
+    """What a disclosure without consent rests on: the court order or article, the case conference."""
+    if line.legal_reference:
+        return f"\n{escape(line.legal_reference)}"
+    if line.conference_id:
+        return f"\n[dim]conference[/] {escape(line.conference_id)}"
+    return ""
 
 
 def _when(recorded_at: str) -> str:

@@ -22,7 +22,13 @@ def chain_hash(record: Mapping[str, Any], *, prev_hash: str) -> str:
 
 # Fields a record carries only when they apply: a record without them hashes as records always did, so
 # adding one never breaks the chain written before it.
-OPTIONAL_FIELDS = frozenset({"raised_by"})
+OPTIONAL_FIELDS = frozenset(
+    {
+        "raised_by",
+        "legal_reference",
+        "conference_id",
+    }
+)
 OPTIONAL_FIELDS |= {"alert_id", "decision", "reviewer"}  # a danger alert's review (art. 458bis)
 
 
@@ -37,6 +43,8 @@ def audit_record(
     policy_sha256: str,
     recorded_at: str,
     raised_by: str | None = None,
+    legal_reference: str | None = None,
+    conference_id: str | None = None,
 ) -> dict[str, Any]:
     """The record of one decision: which categories a recipient got about a pseudonymous subject, or why
     not, on which basis and under which policy. Metadata only: an audit trail must not become a second
@@ -62,6 +70,10 @@ def audit_record(
     if raised_by:
         # Only when known, so that records without it hash as they always did.
         record["raised_by"] = raised_by
+    if legal_reference:
+        record["legal_reference"] = legal_reference  # the court order or article a legal obligation rests on
+    if conference_id:
+        record["conference_id"] = conference_id  # the case conference (art. 458ter) it was disclosed under
     return record
 
 

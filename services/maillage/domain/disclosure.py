@@ -56,6 +56,12 @@ class Removal(StrEnum):
 class DenialReason(StrEnum):
     NO_CONSENT = "no_consent"
     NOTHING_PERMITTED = "nothing_permitted"
+    # Under a case conference (art. 458ter), see domain/grounds.py.
+    UNKNOWN_CONFERENCE = "unknown_conference"
+    CONFERENCE_CLOSED = "conference_closed"
+    SENDER_NOT_A_PARTICIPANT = "sender_not_a_participant"
+    NOT_A_PARTICIPANT = "not_a_participant"
+    SUBJECT_NOT_IN_CONFERENCE = "subject_not_in_conference"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,24 @@ class InvalidRequest(MaillageError):
     status, code = 422, "validation"
 
 
+class PoleRequired(MaillageError):
+    """A sector is addressed and the event's Pôle is unclear: the sender serves several, or not the one named."""
+
+    status, code = 422, "pole-required"
+
+
+class GroundsRequired(MaillageError):
+    """A legal basis invoked without what it requires (a legal reference, one named agency, a conference)."""
+
+    status, code = 422, "grounds-required"
+
+
+class NotAConvener(MaillageError):
+    """Only agencies the network file authorises convene case conferences (art. 458ter)."""
+
+    status, code = 403, "not-a-convener"
+
+
 class WebhookDestinationRefused(MaillageError):
     status, code = 422, "webhook-destination"
 

@@ -35,6 +35,12 @@ class DisclosureLine(BaseModel):
     delivered: list[str]
     removed: dict[str, str] = Field(description="Category withheld from this recipient → why.")
     review: bool = Field(description="Disclosed under `danger` (art. 458bis): queued for a second person's review.")
+    legal_reference: str | None = Field(
+        default=None, description="Under `legal_obligation`: the court order or the article of law it rests on."
+    )
+    conference_id: str | None = Field(
+        default=None, description="Under `case_conference`: the conference (art. 458ter) it was disclosed under."
+    )
 
 
 class DisclosureReport(BaseModel):

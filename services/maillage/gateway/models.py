@@ -45,4 +45,17 @@ class ReturnRoute(SQLModel, table=True):
     recipients: list[str] = json_field()
 
 
-TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReturnRoute, AuditRow]
+class ConferenceRow(SQLModel, table=True):
+    """A case conference (art. 458ter): who takes part, about whom, until when. Metadata only."""
+
+    __tablename__ = "gateway_case_conference"
+
+    conference_id: str = Field(primary_key=True)
+    convener: str
+    participants: list[str] = json_field()
+    subjects: list[str] = json_field()
+    ends_at: datetime
+    closed_at: datetime | None = None
+
+
+TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReturnRoute, AuditRow, ConferenceRow]

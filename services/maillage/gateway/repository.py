@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert
@@ -13,8 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.domain.answers import Route
 from maillage.domain.disclosure import Grant
+from maillage.domain.grounds import Conference
 from maillage.domain.vocabulary import Category, Purpose
-from maillage.gateway.models import GrantRow, ProcessedEvent, ReturnRoute
+from maillage.gateway.models import ConferenceRow, GrantRow, ProcessedEvent, ReturnRoute
 
 
 @dataclass
@@ -69,6 +70,28 @@ async def return_routes(session: AsyncSession) -> dict[str, Route]:
 async def processed(session: AsyncSession, event_ids: Sequence[str]) -> Sequence[ProcessedEvent]:
     """The events among `event_ids` already decided."""
     return (await session.exec(select(ProcessedEvent).where(col(ProcessedEvent.event_id).in_(event_ids)))).all()
+
+
+async def conferences(session: AsyncSession) -> dict[str, Conference]:
+    """Every case conference convened, closed or not: a late disclosure under a closed one is denied by name."""
+    rows = await session.exec(select(ConferenceRow))
+    return {row.conference_id: conference_of(row) for row in rows.all()}
+
+
+async def conference_row(session: AsyncSession, conference_id: str) -> ConferenceRow | None:
+    return await session.get(ConferenceRow, conference_id)
+
+
+def conference_of(row: ConferenceRow) -> Conference:
+    ends_at = row.ends_at if row.ends_at.tzinfo else row.ends_at.replace(tzinfo=UTC)  # SQLite gives back naive UTC
+    return Conference(
+        conference_id=row.conference_id,
+        convener=row.convener,
+        participants=frozenset(row.participants),
+        subjects=frozenset(row.subjects),
+        ends_at=ends_at,
+        closed=row.closed_at is not None,
+    )
 
 
 def _grant(row: GrantRow) -> Grant:

@@ -37,6 +37,8 @@ from maillage.domain.disclosure import (
 )
 from maillage.domain.events import (
     AlertRaised,
+    CaseConferenceClosed,
+    CaseConferenceConvened,
     ConsentGranted,
     ConsentWithdrawn,
     ConsultationAnswered,
@@ -45,10 +47,11 @@ from maillage.domain.events import (
     EventPayload,
     ReviewDecision,
 )
+from maillage.domain.grounds import GROUNDED, Conference
 from maillage.domain.policy import Policy
 from maillage.domain.status import RecipientLine
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
-from maillage.gateway import consultations, repository, reviews
+from maillage.gateway import consultations, grounds, repository, reviews
 from maillage.gateway.contracts import BrokenRecord, ChainReport, DisclosureLine, DisclosureReport
 from maillage.gateway.models import GrantRow
 from maillage.gateway.outgoing import Outbound, Outgoing, Share
@@ -85,12 +88,14 @@ class State:
 
     grants: dict[str, dict[str, Grant]] = field(default_factory=dict)
     routes: dict[str, Route] = field(default_factory=dict)
+    conferences: dict[str, Conference] = field(default_factory=dict)
     last_seq: int = 0
     last_hash: str = GENESIS
 
     @classmethod
     async def load(cls, session: AsyncSession) -> State:
         state = cls(routes=await repository.return_routes(session))
+        state.conferences = await repository.conferences(session)
         for subject_ref, grant in await repository.active_grants(session):
             state.grants.setdefault(subject_ref, {})[grant.consent_id] = grant
         tip = await audit.last(session)
@@ -210,6 +215,14 @@ class Gateway:
             case DisclosureReviewed():
                 await self._reviewed(batch, envelope, payload)
                 return []
+            case CaseConferenceConvened():
+                return await grounds.convene(
+                    batch.session, envelope, payload, network=self.network, conferences=self.state.conferences
+                )
+            case CaseConferenceClosed():
+                return await grounds.close(
+                    batch.session, envelope, payload, network=self.network, conferences=self.state.conferences
+                )
         question = question_of(payload)
         if question is not None:
             return [self._answer(envelope, payload, question)]
@@ -218,10 +231,8 @@ class Gateway:
         raise Refused("schema", f"no rule for {envelope.type.value}")
 
     def _send(self, batch: Batch, envelope: Envelope, payload: EventPayload) -> list[Disclosure]:
-        try:
-            pole = self.network.pole_of(envelope.agency_id, asked=envelope.pole)
-        except NetworkError as exc:
-            raise Refused("pole", str(exc)) from None
+        grounds.check_grounds(envelope, payload, network=self.network)
+        pole = self._pole(envelope)
         recipients = self.network.resolve(envelope.recipients, sender=envelope.agency_id, pole=pole)
         if not recipients:
             raise Refused("unroutable", "no agency matches the recipients")
@@ -253,6 +264,15 @@ class Gateway:
         )
         return disclosure
 
+    def _pole(self, envelope: Envelope) -> str | None:
+        """The event's Pôle; none needed when only agencies named by id are addressed, and none named."""
+        try:
+            return self.network.pole_of(envelope.agency_id, asked=envelope.pole)
+        except NetworkError as exc:
+            if envelope.pole is None and not any(r in set(Sector) for r in envelope.recipients):
+                return None
+            raise Refused("pole", str(exc)) from None
+
     def _answer(self, envelope: Envelope, payload: EventPayload, question: Question) -> Disclosure:
         route = self.state.routes.get(question.event_id)
         try:
@@ -268,6 +288,9 @@ class Gateway:
     def _disclose(
         self, envelope: Envelope, payload: EventPayload, recipient: Recipient, *, closed_loop: bool = False
     ) -> Disclosure:
+        if envelope.legalbasis in GROUNDED and not closed_loop:
+            conferences, at = self.state.conferences, self.clock.now()
+            return grounds.disclose(envelope, payload, recipient, policy=self.policy, conferences=conferences, at=at)
         return disclose(
             payload,
             recipient=recipient,
@@ -356,17 +379,19 @@ class Gateway:
     def _audit(self, batch: Batch, event: Received, disclosures: list[Disclosure], *, at: datetime) -> None:
         envelope, payload = event.envelope, event.payload
         alert = payload if isinstance(payload, AlertRaised) else None
-        for d in disclosures:
+        on_grounds = grounds.audit_fields(payload, basis=envelope.legalbasis)
+        for d, subject_ref in grounds.audited(envelope, payload, disclosures, conferences=self.state.conferences):
             content = audit_record(
                 d,
                 event_id=envelope.id,
                 event_type=envelope.type.value,
                 source=envelope.agency_id,
                 subject_role=envelope.subjectrole,
-                subject_ref=envelope.subject,
+                subject_ref=subject_ref,
                 policy_sha256=self.policy.sha256,
                 recorded_at=at.isoformat(),
                 raised_by=alert.raised_by if alert else None,
+                **on_grounds,
             )
             record = linked(content, seq=self.state.last_seq + 1, prev_hash=self.state.last_hash)
             self.state.last_seq, self.state.last_hash = record["seq"], record["hash"]

@@ -30,6 +30,8 @@ class AuditRow(SQLModel, table=True):
     alert_id: str | None = Field(default=None, index=True)  # a review's alert (art. 458bis)
     decision: str | None = None  # a review's decision: approved | rejected
     reviewer: str | None = None  # a review's second professional (pseudonymous)
+    legal_reference: str | None = None  # under legal_obligation: the court order or the article of law
+    conference_id: str | None = None  # under case_conference: the conference (art. 458ter)
     policy_sha256: str
     recorded_at: str  # ISO 8601 exactly as hashed
     prev_hash: str

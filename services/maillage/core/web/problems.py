@@ -47,6 +47,24 @@ TITLES: dict[str, dict[str, str]] = {
         "nl": "Onbekende ontvanger",
         "de": "Unbekannter Empfänger",
     },
+    "pole-required": {
+        "en": "Say which of your Pôles the event belongs to",
+        "fr": "Précisez à quel Pôle, parmi les vôtres, l'événement appartient",
+        "nl": "Geef aan tot welke van uw Pôles de gebeurtenis behoort",
+        "de": "Geben Sie an, zu welchem Ihrer Pôles das Ereignis gehört",
+    },
+    "grounds-required": {
+        "en": "This legal basis needs its grounds",
+        "fr": "Cette base légale doit être justifiée par ses fondements",
+        "nl": "Deze rechtsgrond vereist zijn grondslag",
+        "de": "Diese Rechtsgrundlage braucht ihre Begründung",
+    },
+    "not-a-convener": {
+        "en": "This agency may not convene case conferences",
+        "fr": "Cette organisation ne peut pas convoquer de concertation de cas",
+        "nl": "Deze organisatie mag geen casusoverleg bijeenroepen",
+        "de": "Diese Einrichtung darf keine Fallkonferenz einberufen",
+    },
     "idempotency-key-reused": {
         "en": "This Idempotency-Key was used for another request",
         "fr": "Cette clé d'idempotence a servi pour une autre requête",
