@@ -182,9 +182,9 @@ async def test_consultation_of_an_agency_of_two_poles_must_say_which(pole: Pole)
     both = await pole.start_agency("praxis-meuse")  # serves Liège and Namur
 
     ambiguous = assert_problem(await both.post("/v1/consultations", json=SITUATION), 422)
-    assert ambiguous["type"].endswith("/pole") and ambiguous["poles"] == ["liege", "namur"]
+    assert ambiguous["type"].endswith("/pole-required") and ambiguous["poles"] == ["liege", "namur"]
     elsewhere = assert_problem(await both.post("/v1/consultations", json={**SITUATION, "pole": "brabant"}), 422)
-    assert elsewhere["type"].endswith("/pole")
+    assert elsewhere["type"].endswith("/pole-required")
     chosen = await both.post("/v1/consultations", json={**SITUATION, "pole": "namur"})
     assert chosen.status_code == 202, chosen.text
     consultation = (await both.get(f"/v1/consultations/{chosen.json()['consultation_id']}")).json()

@@ -13,7 +13,7 @@ from maillage.agency import models, repository, services
 from maillage.core.config.network import AgencyConfig, NetworkError
 from maillage.core.messaging.envelope import Envelope, new_consultation_ref
 from maillage.core.storage.db import unit_of_work
-from maillage.domain.errors import Conflict, Forbidden, NoConsultationDesk, NotFound, PoleNotChosen
+from maillage.domain.errors import Conflict, Forbidden, NoConsultationDesk, NotFound, PoleRequired
 from maillage.domain.events import ConsultationAnswered, ConsultationQuestion, ConsultationRequested
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 
@@ -37,7 +37,7 @@ def _desk(ctx: services.AgencyContext, asked: str | None) -> tuple[str, AgencyCo
     try:
         pole = ctx.network.pole_of(ctx.agency.id, asked=asked)
     except NetworkError as exc:
-        raise PoleNotChosen(f"{exc}.", poles=list(ctx.agency.poles)) from None
+        raise PoleRequired(f"{exc}.", poles=list(ctx.agency.poles)) from None
     desk = ctx.network.consultation_desk(pole)
     if desk is None or desk.id == ctx.agency.id:
         raise NoConsultationDesk(f"No consultation desk of the Pôle {pole!r} other than this agency.")

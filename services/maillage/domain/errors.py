@@ -96,12 +96,6 @@ class NotAnonymous(MaillageError):
     status, code = 422, "not-anonymous"
 
 
-class PoleNotChosen(MaillageError):
-    """The sender serves several Pôles (or not the one named): which one the event is for is not known."""
-
-    status, code = 422, "pole"
-
-
 class NoConsultationDesk(MaillageError):
     status, code = 422, "no-consultation-desk"
 

@@ -110,12 +110,6 @@ TITLES: dict[str, dict[str, str]] = {
         "nl": "Een consultatie is anoniem: verwijder wat de persoon identificeert",
         "de": "Eine Konsultation ist anonym: Entfernen Sie, was die Person erkennen lässt",
     },
-    "pole": {
-        "en": "Say which Pôle this is for",
-        "fr": "Précisez le Pôle concerné",
-        "nl": "Geef aan voor welke Pôle dit is",
-        "de": "Geben Sie an, für welchen Pôle dies ist",
-    },
     "no-consultation-desk": {
         "en": "This Pôle has no consultation desk",
         "fr": "Ce Pôle n'a pas de service de consultation",
