@@ -53,19 +53,27 @@ class Demo:
     key_dirs: KeyDirs
     timeout: float = 20.0
 
-    def client(self, agency_id: str) -> httpx.Client:
-        """The agency's API as its case-management system calls it, with a fresh token."""
+    def client(
+        self, agency_id: str, *, staff: str = "demo", scopes: tuple[Scope, ...] = ALL_AGENCY_SCOPES
+    ) -> httpx.Client:
+        """The agency's API as its case-management system calls it for one of its professionals, with a fresh
+        token."""
         own = OwnKeys.load(self.key_dirs, agency_id, PublicKeys.load(self.key_dirs))
-        token = mint(own, subject="demo", scopes=ALL_AGENCY_SCOPES, lifetime=timedelta(minutes=5))
+        token = mint(own, subject=staff, scopes=scopes, lifetime=timedelta(minutes=5))
         return httpx.Client(
             base_url=f"http://127.0.0.1:{self.network.agency(agency_id).port}",
             timeout=10,
             headers={"Authorization": f"Bearer {token}"},
         )
 
-    def post(self, agency_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        with self.client(agency_id) as client:
-            response = client.post(path, json=body)
+    def post(
+        self, agency_id: str, path: str, body: dict[str, Any], *, as_client: httpx.Client | None = None
+    ) -> dict[str, Any]:
+        if as_client is not None:
+            response = as_client.post(path, json=body)
+        else:
+            with self.client(agency_id) as client:
+                response = client.post(path, json=body)
         if response.status_code >= 400:
             raise RuntimeError(f"{agency_id} {path}: {response.status_code} {response.text}")
         result: dict[str, Any] = response.json()
@@ -186,7 +194,89 @@ class Demo:
         if self.wait_inbox("cpas-seraing", first["event_id"]) is not None:
             self.post("cpas-seraing", f"/v1/referrals/{first['event_id']}/response", {"decision": "accepted"})
             state = self._referral_state("refuge-liege", first["event_id"], "accepted")
-            self.console.print(f"6. The CPAS accepts the referral; refuge-liege sees it as [bold]{state}[/].")
+            self.console.print(f"6. The CPAS accepts the referral; refuge-liege sees it as [bold]{state}[/].\n")
+        self.review(event["event_id"])
+        self.consultation()
+        self.case_conference(subject)
+
+    def review(self, alert_id: str) -> None:
+        """Art. 458bis: a second professional of the raising agency, who reads the justification there, decides."""
+        with self.client("refuge-liege", staff="demo-reviewer", scopes=(Scope.DISCLOSURE_REVIEW,)) as reviewer:
+            seen = reviewer.get(f"/v1/reviews/{alert_id}").json()
+            decided = self.post("refuge-liege", f"/v1/reviews/{alert_id}", {"decision": "approved"}, as_client=reviewer)
+        fate = self.wait_fate("refuge-liege", decided["review_event_id"])
+        self.console.print(
+            f"7. A second professional of refuge-liege reads the justification ({len(seen['justification'])} "
+            f"characters, never sent to the gateway) and [bold]{decided['status']}[/] the disclosure to "
+            f"{', '.join(seen['disclosed_to'])}; the gateway {fate['state']} the decision in its audit chain.\n"
+        )
+
+    def consultation(self) -> None:
+        """An anonymous situation put to the Pôle's consultation desk: no name, no reference to a person."""
+        asked = self.post(
+            "refuge-liege",
+            "/v1/consultations",
+            {
+                "questions": ["dangerousness", "case_conference"],
+                "risk": {"level": "high", "factors": ["threats", "separation", "weapon mentioned"]},
+                "narrative": "A woman in our shelter with her son; her former partner threatens to come.",
+            },
+        )
+        desk, consultation_id = asked["desk"], asked["consultation_id"]
+        item = self.wait_inbox(desk, consultation_id)
+        about = item["subject_ref"] if item else "(not received)"
+        self.post(
+            desk,
+            f"/v1/consultations/{consultation_id}/answer",
+            {"severity": "high", "dangerousness": "severe", "advice": ["case_conference", "safety_plan"]},
+        )
+        answer = self._answered("refuge-liege", consultation_id)
+        self.console.print(
+            f"8. refuge-liege consults the Pôle's desk {desk} anonymously (about [bold]{about}[/], no person); "
+            f"the desk answers: dangerousness [bold]{answer['dangerousness']}[/], advice "
+            f"[bold]{', '.join(answer['advice'])}[/].\n"
+        )
+
+    def case_conference(self, subject: str) -> None:
+        """Art. 458ter: the Pôle convenes a case conference; under it only its participants receive."""
+        convener, participants = "pole-meuse", ["refuge-liege", "cpas-seraing", "zp-meuse"]
+        conference = self.post(
+            convener,
+            "/v1/case-conferences",
+            {
+                "authorisation": "Code penal art. 458ter",
+                "purpose": "risk_assessment",
+                "participants": participants,
+                "subjects": [subject],
+                "ends_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+            },
+        )
+        conference_id = str(conference["conference_id"])
+        # Disclosures under it travel on the person's key, the convening on the conference's: wait for the
+        # gateway to know the conference before sending under it.
+        self.wait_fate(convener, conference["event_id"])
+        self.console.print(
+            f"9. {convener} convenes a case conference (art. 458ter) with {', '.join(participants)} about {subject}."
+        )
+        data = {k: AMINA[k] for k in ("identity", "risk", "narrative")}
+        for to, title in (
+            ("cpas-seraing", "9a. Under the case conference, to a participant (no consent needed, ceiling applies)"),
+            ("chr-citadelle", "9b. Under the case conference, to an agency that does not take part"),
+        ):
+            body = {
+                "subject_ref": subject,
+                "subject_role": "victim",
+                "recipient": to,
+                "reason": "other",
+                "reason_comment": "Preparing the case conference.",
+                "legal_basis": "case_conference",
+                "conference_id": conference_id,
+                "data": data,
+            }
+            event = self.post("refuge-liege", "/v1/referrals", body)
+            self.show(title, "refuge-liege", data, event["event_id"])
+        self.post(convener, f"/v1/case-conferences/{conference_id}/close", {})
+        self.console.print(f"{convener} closes the case conference: nothing more is disclosed under it.")
 
     @contextmanager
     def on_call_socket(self, agency_id: str) -> Iterator[OnCallWorker | None]:
@@ -224,6 +314,16 @@ class Demo:
             f"{page['level']}) is paged live and acknowledges; {sender} sees the alert "
             f"[bold]{state}[/].\n"
         )
+
+    def _answered(self, agency_id: str, consultation_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        with self.client(agency_id) as client:
+            while time.monotonic() < deadline:
+                seen = client.get(f"/v1/consultations/{consultation_id}").json()
+                if seen["state"] == "answered":
+                    return dict(seen["answer"])
+                time.sleep(0.1)
+        raise RuntimeError(f"no answer to consultation {consultation_id} after {self.timeout}s")
 
     def _referral_state(self, agency_id: str, referral_id: str, expected: str) -> str:
         deadline = time.monotonic() + self.timeout
