@@ -22,7 +22,13 @@ def chain_hash(record: Mapping[str, Any], *, prev_hash: str) -> str:
 
 # Fields a record carries only when they apply: a record without them hashes as records always did, so
 # adding one never breaks the chain written before it.
-OPTIONAL_FIELDS = frozenset({"raised_by"})
+OPTIONAL_FIELDS = frozenset(
+    {
+        "raised_by",
+        "consents",  # the consents a disclosure rested on (ids): who received what under a consent
+        "notice",  # a notice to a past recipient, or its receipt (gateway/notices.py)
+    }
+)
 
 
 def audit_record(
@@ -61,6 +67,8 @@ def audit_record(
     if raised_by:
         # Only when known, so that records without it hash as they always did.
         record["raised_by"] = raised_by
+    if d.consents:
+        record["consents"] = sorted(d.consents)
     return record
 
 

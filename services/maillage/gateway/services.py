@@ -35,11 +35,11 @@ from maillage.domain.disclosure import (
     disclose,
     shared_part,
 )
-from maillage.domain.events import AlertRaised, ConsentGranted, ConsentWithdrawn, EventPayload
+from maillage.domain.events import AlertRaised, ConsentGranted, ConsentWithdrawn, EventPayload, NoticeAcknowledged
 from maillage.domain.policy import Policy
 from maillage.domain.status import RecipientLine
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
-from maillage.gateway import repository
+from maillage.gateway import notices, repository
 from maillage.gateway.contracts import BrokenRecord, ChainReport, DisclosureLine, DisclosureReport
 from maillage.gateway.models import GrantRow
 from maillage.gateway.outgoing import Outbound, Outgoing, Share
@@ -179,6 +179,7 @@ class Gateway:
             self._emit(batch, event, [_disclosure_from_json(d) for d in before.disclosures])
             for row in await audit.of_event(batch.session, event.envelope.id):
                 batch.out.audit(event.envelope.id, row)
+            await notices.replay(self, batch, event)
         # else: the same event published twice (an outbox retry): already delivered, nothing to do.
 
     # --- decisions ------------------------------------------------------------------------------
@@ -189,7 +190,12 @@ class Gateway:
                 await self._grant(batch.session, envelope, payload)
                 return []
             case ConsentWithdrawn():
-                await self._withdraw(batch.session, envelope, payload)
+                withdrawn = await self._withdraw(batch.session, envelope, payload)
+                if withdrawn is not None:
+                    await notices.notify_withdrawal(self, batch, cause=envelope, consent_id=withdrawn)
+                return []
+            case NoticeAcknowledged():
+                await notices.acknowledge(self, batch, envelope, payload)
                 return []
         question = question_of(payload)
         if question is not None:
@@ -256,18 +262,22 @@ class Gateway:
             purposes=list(payload.purposes),
             valid_until=payload.valid_until,
             granted_by=envelope.agency_id,
+            disclosers=list(payload.disclosers) or None,
         )
         grant = await repository.add_grant(session, row)
         if grant is not None:
             self.state.grants.setdefault(envelope.subject, {})[grant.consent_id] = grant
 
-    async def _withdraw(self, session: AsyncSession, envelope: Envelope, payload: ConsentWithdrawn) -> None:
+    async def _withdraw(self, session: AsyncSession, envelope: Envelope, payload: ConsentWithdrawn) -> str | None:
+        """The consent withdrawn now, None when it was already: its past recipients were told then."""
         row = await repository.grant_row(session, str(payload.consent_id))
         # Only the agency that registered a consent withdraws it; to any other, it does not exist.
         if row is None or row.subject_ref != envelope.subject or row.granted_by != envelope.agency_id:
             raise Refused("unknown_consent", "no consent with this id registered by this agency for this subject")
+        first = row.withdrawn_at is None
         repository.withdraw(session, row, at=envelope.time)
         self.state.grants.get(envelope.subject, {}).pop(row.consent_id, None)
+        return row.consent_id if first else None
 
     # --- the trace of a decision, and what leaves the gateway -----------------------------------
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
 from maillage.core.storage.db import json_field
@@ -27,6 +30,9 @@ class AuditRow(SQLModel, table=True):
     reason: str | None = None
     review: bool = False
     raised_by: str | None = None  # a danger alert's raiser (pseudonymous), for the four-eyes review
+    # Optional JSON fields are SQL NULL when absent (not JSON null), so that they are left out when hashed.
+    consents: list[str] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)
+    notice: dict[str, Any] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)
     policy_sha256: str
     recorded_at: str  # ISO 8601 exactly as hashed
     prev_hash: str

@@ -86,6 +86,17 @@ async def disclosures_about(
     return (await session.exec(query)).all()
 
 
+async def disclosed_about(session: AsyncSession, subject_ref: str) -> list[dict[str, Any]]:
+    """Every record of a disclosure about `subject_ref` (denials left out), in chain order, as hashed: who
+    received what about the person, and under which consents (gateway/notices.py)."""
+    query = (
+        select(*_AS_STORED)
+        .where(AUDIT.c.subject_ref == subject_ref, AUDIT.c.outcome.in_(DISCLOSED))
+        .order_by(AUDIT.c.seq)
+    )
+    return await _as_hashed(session, query)
+
+
 async def _as_hashed(session: AsyncSession, query: Select[Any]) -> list[dict[str, Any]]:
     conn = await session.connection()
     return [_record(row) for row in (await conn.execute(query)).mappings().all()]
@@ -96,7 +107,7 @@ def _record(row: Mapping[str, Any]) -> dict[str, Any]:
     for name in OPTIONAL_FIELDS:
         if record.get(name) is None:
             record.pop(name, None)  # hashed only when it applied
-    for name in _JSON_COLUMNS:
+    for name in _JSON_COLUMNS & record.keys():
         # Left as stored when it is no JSON: then it cannot hash as the original did.
         with contextlib.suppress(orjson.JSONDecodeError, TypeError):
             record[name] = orjson.loads(record[name])

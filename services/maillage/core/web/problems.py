@@ -47,6 +47,12 @@ TITLES: dict[str, dict[str, str]] = {
         "nl": "Onbekende ontvanger",
         "de": "Unbekannter Empfänger",
     },
+    "unknown-discloser": {
+        "en": "Unknown disclosing agency",
+        "fr": "Organisme communicant inconnu",
+        "nl": "Onbekende verstrekkende instantie",
+        "de": "Unbekannte übermittelnde Stelle",
+    },
     "idempotency-key-reused": {
         "en": "This Idempotency-Key was used for another request",
         "fr": "Cette clé d'idempotence a servi pour une autre requête",
