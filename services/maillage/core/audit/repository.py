@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.core.audit.models import AuditRow
 from maillage.domain.audit import OPTIONAL_FIELDS
 from maillage.domain.disclosure import Outcome
+from maillage.domain.notices import NOTIFIED
 
 CHUNK = 1000
 AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
@@ -72,13 +73,13 @@ async def walk(
 async def disclosures_about(
     session: AsyncSession, subject_ref: str, *, source: str, after: int, limit: int
 ) -> Sequence[AuditRow]:
-    """The records of what `source` disclosed about `subject_ref` (denials left out), oldest first, after
-    the record `after`."""
+    """The records of what `source` disclosed about `subject_ref` (denials left out), and of the notices its
+    events sent past recipients, oldest first, after the record `after`."""
     query = (
         select(AuditRow)
         .where(col(AuditRow.subject_ref) == subject_ref)
         .where(col(AuditRow.source) == source)
-        .where(col(AuditRow.outcome).in_(DISCLOSED))
+        .where(col(AuditRow.outcome).in_((*DISCLOSED, NOTIFIED)))
         .where(col(AuditRow.seq) > after)
         .order_by(col(AuditRow.seq))
         .limit(limit)
