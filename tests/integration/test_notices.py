@@ -5,25 +5,41 @@ mechanism has recipients erase what they received (a rejected danger disclosure)
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import orjson
 import pytest
 
 from maillage.core.audit import repository as audit_repository
+from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.tokens import Scope
+from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.bus import send_batched
 from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.polling import eventually
-from maillage.core.storage.db import unit_of_work
+from maillage.core.storage.db import create_schema, make_engine, session_factory, unit_of_work
 from maillage.core.webhooks.egress import TableResolver
-from maillage.domain.events import DisclosureReviewed, EventType, ReviewDecision
-from maillage.domain.vocabulary import LegalBasis, Purpose, Role
+from maillage.domain.events import (
+    ConsentGranted,
+    ConsentWithdrawn,
+    DisclosureReviewed,
+    EventType,
+    Identity,
+    ReferralCreated,
+    ReferralReason,
+    ReviewDecision,
+)
+from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role
 from maillage.gateway import notices
 from maillage.gateway.app import GatewayRunning, running_gateway
-from maillage.gateway.outgoing import Outbound
-from maillage.gateway.services import Batch, verify_chain
+from maillage.gateway.crypto import CryptoThreads
+from maillage.gateway.models import TABLES
+from maillage.gateway.outgoing import Outbound, Outgoing, Share
+from maillage.gateway.services import Batch, Gateway, verify_chain
 from tests.support import ALL_EIGHT, Pole, categories_in, consent, decided, inbox_of, received, refer
 from tests.webhooks import (
     Receiver,
@@ -140,7 +156,7 @@ async def reject_directly(started: GatewayRunning, pole: Pole, *, subject: str, 
     """What the review of a danger disclosure will do in the gateway's batch when it is rejected, driven
     here directly: notices to erase the alert, published with the gateway's own producer. Returns the id of
     the (never published) review event that caused them."""
-    review = DisclosureReviewed(alert_id=alert_id, decision=ReviewDecision.REJECTED, reviewer="b" * 16)  # type: ignore[arg-type]
+    review = DisclosureReviewed(alert_id=alert_id, decision=ReviewDecision.REJECTED, reviewer="b" * 16)
     cause = pole.trust(REFUGE).sealed_event(
         review,
         subject_ref=subject,
@@ -213,3 +229,67 @@ async def test_rejected_disclosure_notice_has_each_recipient_erase_what_it_recei
 def acknowledged(records: list[Any]) -> list[dict[str, Any]]:
     decoded = [orjson.loads(r.value) for r in records]
     return [r for r in decoded if r["event_type"] == EventType.NOTICE_ACKNOWLEDGED.value]
+
+
+# --- exactly once: a batch decided again after its Kafka transaction aborted ------------------------------
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """A record as the gateway's consumer hands it over (aiokafka's ConsumerRecord, reduced to its fields)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp: int = 0
+
+
+def notice_shares(outgoing: list[Outgoing | Share]) -> list[Share]:
+    return [o for o in outgoing if isinstance(o, Share) and o.envelope.type is EventType.NOTICE_ISSUED]
+
+
+async def test_a_withdrawal_read_again_after_an_aborted_transaction_sends_the_same_notices(
+    pole: Pole, tmp_path: Path
+) -> None:
+    settings = pole.gateway_settings()
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    await create_schema(engine, TABLES)
+    gateway = Gateway(
+        network=settings.network, policy=settings.policy, topics=settings.topics, sessions=session_factory(engine)
+    )
+    await gateway.start()
+    crypto = CryptoThreads(Trust.load(settings.key_dirs, GATEWAY))
+    refuge, subject, consent_id, now = pole.trust(REFUGE), new_subject_ref(), uuid4(), datetime.now(UTC)
+    common: dict[str, Any] = {
+        "subject_ref": subject,
+        "basis": LegalBasis.CONSENT,
+        "purpose": Purpose.REFERRAL,
+        "at": now,
+    }
+    granted = ConsentGranted(
+        consent_id=consent_id, categories=(Category.IDENTITY,), recipients=(CPAS,), purposes=(Purpose.REFERRAL,)
+    )
+    referral = ReferralCreated(identity=Identity(given_name="Amina"), reason=ReferralReason.SHELTER)
+    envelopes = [
+        refuge.sealed_event(granted, role=Role.OTHER, **common),
+        refuge.sealed_event(referral, role=Role.VICTIM, recipients=(CPAS,), pole="liege", **common),
+        refuge.sealed_event(ConsentWithdrawn(consent_id=consent_id), role=Role.OTHER, **common),
+    ]
+    records = [Consumed(settings.topics.submitted, 0, offset, *e.to_kafka()) for offset, e in enumerate(envelopes)]
+    try:
+        first = await gateway.process(await crypto.open(records))
+        again = await gateway.process(await crypto.open(records[2:]))
+    finally:
+        crypto.close()
+        await engine.dispose()
+
+    [sent], [resent] = notice_shares(first), notice_shares(again)
+    assert (resent.envelope.id, resent.envelope.recipient) == (sent.envelope.id, CPAS), "the same notice, not another"
+    assert orjson.loads(resent.plaintext) == orjson.loads(sent.plaintext)
+    audited = [o for o in again if isinstance(o, Outgoing) and o.topic == settings.topics.audit]
+    assert [orjson.loads(o.value)["event_type"] for o in audited] == [NOTICE]
+    told = [o for o in again if isinstance(o, Outgoing) and o.topic == settings.topics.status(REFUGE)]
+    assert any(orjson.loads(o.value)["notices"] for o in told), "the sender is told again that it was delivered"
