@@ -257,7 +257,7 @@ def _tell(gateway: Gateway, batch: Batch, *, cause: str, originator: str, lines:
     report = StatusReport(
         event_id=cause,
         source=originator,
-        type=EventType.NOTICE_ISSUED.value,
+        type=(EventType.NOTICE_ACKNOWLEDGED if lines[0].state == ACKNOWLEDGED else EventType.NOTICE_ISSUED).value,
         decided_at=gateway.clock.now(),
         recipients=[],
         notices=lines,
