@@ -18,7 +18,7 @@ from maillage.cli.credentials import TokenFileOption, bearer_token
 from maillage.core.config.network import NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.messaging.envelope import SUBJECT_REF
-from maillage.gateway.contracts import ChainReport, DisclosureReport
+from maillage.gateway.contracts import ChainReport, DisclosureLine, DisclosureReport
 
 audit_app = typer.Typer(no_args_is_help=True, help="The gateway's tamper-evident audit chain.")
 disclosures_app = typer.Typer()
@@ -237,10 +237,18 @@ def _disclosure_table(report: DisclosureReport) -> Table:
             escape(recipient),
             line.sector,
             basis,
-            "\n".join(line.delivered) or "—",
+            "\n".join(line.delivered) or _notice(line) or "—",
             escape(removed) or "—",
         )
     return table
+
+
+def _notice(line: DisclosureLine) -> str:
+    """A notice carried no data: say what it was about instead (which categories, which kind)."""
+    if not line.notice:
+        return ""
+    about = ", ".join(line.notice.get("categories") or ())
+    return escape(f"notice ({str(line.notice.get('kind', '')).replace('_', ' ')}): {about}")
 
 
 def _when(recorded_at: str) -> str:

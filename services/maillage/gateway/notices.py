@@ -86,8 +86,9 @@ async def notify_withdrawal(gateway: Gateway, batch: Batch, *, cause: Envelope, 
 async def notify_rejected_disclosure(
     gateway: Gateway, batch: Batch, *, cause: Envelope, alert_id: str
 ) -> list[NoticeRow]:
-    """A danger disclosure (art. 458bis) was rejected on review (`cause`, the review): every agency that
-    received the alert is told to erase it."""
+    """A danger disclosure (art. 458bis) was rejected on review (`cause`, the review event, about the alert's
+    subject): every agency that received the alert is told to erase it, and its receipts go to the review's
+    sender (`GET /v1/events/{review event id}` there)."""
     recipients = await past_recipients(batch, subject_ref=cause.subject, event_ids={alert_id})
     return await issue_notices(
         gateway, batch, kind=NoticeKind.DISCLOSURE_REJECTED, cause=cause, recipients=recipients, erase=True
