@@ -175,6 +175,7 @@ ALL_EIGHT: dict[str, Any] = {
     "narrative": "Left home with her two children after he threatened her with a knife.",
 }
 CATEGORIES = list(ALL_EIGHT)
+NOTICE_VERSION = "2026-09"  # the information notice a person receives before consenting
 
 
 async def consent(
@@ -185,6 +186,7 @@ async def consent(
     to: list[str],
     categories: list[str],
     purposes: list[str] | None = None,
+    disclosers: list[str] | None = None,
 ) -> dict[str, Any]:
     response = await pole[agency].post(
         "/v1/consents",
@@ -193,6 +195,9 @@ async def consent(
             "categories": categories,
             "recipients": to,
             "purposes": purposes or ["referral"],
+            "notice_version": NOTICE_VERSION,
+            "notice_language": "fr",
+            **({"disclosers": disclosers} if disclosers is not None else {}),
         },
     )
     assert response.status_code == 201, response.text

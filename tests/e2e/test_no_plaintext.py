@@ -145,6 +145,8 @@ async def test_marker_in_every_field_is_nowhere_but_in_the_recipients_inbox(
                     "categories": ["identity", "contact", "children", "narrative"],
                     "recipients": ["cpas-seraing"],
                     "purposes": ["referral"],
+                    "notice_version": "2026-09",
+                    "notice_language": "fr",
                 },
             ).status_code
             == 201

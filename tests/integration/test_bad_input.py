@@ -27,6 +27,18 @@ def referral(subject: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
+def consent_body(subject: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "subject_ref": subject,
+        "categories": ["identity"],
+        "recipients": ["social"],
+        "purposes": ["referral"],
+        "notice_version": "2026-09",
+        "notice_language": "fr",
+        **overrides,
+    }
+
+
 def without(body: dict[str, Any], name: str) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != name}
 
@@ -105,10 +117,36 @@ CASES: dict[str, tuple[str, Any, int, str]] = {
                 "categories": ["identity"],
                 "recipients": ["astrology"],
                 "purposes": ["referral"],
+                "notice_version": "2026-09",
+                "notice_language": "fr",
             }
         },
         422,
         "unknown-recipient",
+    ),
+    "consent without the information notice given": (
+        "/v1/consents",
+        lambda s: {"json": without(consent_body(s), "notice_version")},
+        422,
+        "validation",
+    ),
+    "consent with a notice in an unknown language": (
+        "/v1/consents",
+        lambda s: {"json": consent_body(s, notice_language="es")},
+        422,
+        "validation",
+    ),
+    "consent naming an unknown disclosing agency": (
+        "/v1/consents",
+        lambda s: {"json": consent_body(s, disclosers=["refuge-bruxelles"])},
+        422,
+        "unknown-discloser",
+    ),
+    "consent naming a sector as disclosing agency": (
+        "/v1/consents",
+        lambda s: {"json": consent_body(s, disclosers=["police"])},
+        422,
+        "unknown-discloser",
     ),
     "consent without purposes": (
         "/v1/consents",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -30,7 +31,7 @@ from tests.oncall import (
     start_pole,
     worker_token,
 )
-from tests.support import Pole, assert_problem
+from tests.support import Pole, assert_problem, eventually
 
 pytestmark = pytest.mark.integration
 SECOND = IMMINENT_DELAY / 120
@@ -345,3 +346,37 @@ async def test_a_socket_whose_token_expires_is_told_and_closed(pole: Pole, tmp_p
         with pytest.raises(ConnectionClosed) as closed:
             await ws.next(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_a_danger_disclosure_rejected_on_review_is_erased_from_the_on_call_pages(
+    pole: Pole, tmp_path: Path
+) -> None:
+    await start_pole(pole, tmp_path)
+    clock = ManualClock(WEDNESDAY_10H)
+    async with (
+        dispatcher(pole, clock) as running,
+        socket(running, worker_token(pole, LEVEL_1[0])) as dubois,
+        httpx.AsyncClient(base_url=running.url, timeout=30) as client,
+    ):
+        alert_id = await raise_alert(pole, new_subject_ref())
+        assert (await dubois.next("alert"))["alert"]["data"]["identity"]["family_name"] == "Testperson"
+
+        reviewer = mint(
+            pole.trust("refuge-liege").own, subject="second-social-worker", scopes=(Scope.DISCLOSURE_REVIEW,)
+        )
+        rejected = await pole["refuge-liege"].post(
+            f"/v1/reviews/{alert_id}",
+            json={"decision": "rejected"},
+            headers={"Authorization": f"Bearer {reviewer}"},
+        )
+        assert rejected.status_code == 200, rejected.text
+
+        headers = {"Authorization": f"Bearer {worker_token(pole, LEVEL_1[0])}"}
+
+        async def erased() -> dict[str, Any] | None:
+            shown = (await client.get("/v1/alerts", headers=headers)).json()
+            alert: dict[str, Any] = next(a for a in shown["items"] if a["alert_id"] == alert_id)
+            return alert if alert["data"] == {} else None
+
+        alert = await eventually(erased, what="the rejected alert's data erased from the pages")
+        assert alert["state"] == "open", "who is paged stays: only what the disclosure carried goes"

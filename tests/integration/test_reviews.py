@@ -213,6 +213,25 @@ async def test_rejected_danger_disclosure_is_recorded_and_counted_as_rejected(po
         assert (await chain_verified(pole, gateway))["intact"] is True
         await reviews_counted(operators, pending=0, approved=0, rejected=1)
 
+        # Each recipient is told to erase what it received under the alert; its service erases and confirms,
+        # and the reviewer's agency sees the receipt on the decision's event.
+        async def erased_and_confirmed() -> dict[str, Any] | None:
+            fate = (await agency.get(f"/v1/events/{review['review_event_id']}")).json()
+            done = [n for n in fate["notices"] if n["acknowledged_at"] is not None]
+            return done[0] if done else None
+
+        notice = await eventually(erased_and_confirmed, what="zp-meuse's receipt of the erase notice")
+        assert (notice["recipient"], notice["kind"], notice["events"]) == (
+            "zp-meuse",
+            "disclosure_rejected",
+            [alert_id],
+        )
+        assert (notice["erase"], notice["erased"]) == (True, 1)
+        inbox = (await pole["zp-meuse"].get("/v1/inbox", params={"limit": 500})).json()["items"]
+        assert alert_id not in [i["event_id"] for i in inbox], "the rejected disclosure is erased at the recipient"
+        assert [i["type"] for i in inbox] == ["maillage.notice.issued.v1"], "the notice itself stays, with no data"
+        assert (await chain_verified(pole, gateway))["intact"] is True
+
 
 def review_signed_by(pole: Pole, agency: str, alert_id: str, *, subject: str, by: str) -> Envelope:
     """A decision sealed to the gateway and validly signed by `agency`'s key, written past its service's checks."""

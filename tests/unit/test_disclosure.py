@@ -73,6 +73,7 @@ grants = st.builds(
     recipients=st.frozensets(st.sampled_from(RECIPIENT_TOKENS), min_size=1, max_size=4),
     purposes=st.frozensets(purposes, min_size=1),
     valid_until=st.none() | st.integers(-3, 3).map(lambda hours: AT + timedelta(hours=hours)),
+    disclosers=st.frozensets(st.sampled_from(AGENCY_IDS), max_size=2),
 )
 
 
@@ -121,13 +122,19 @@ def alert(parts: frozenset[Category], *, justification: str | None) -> AlertRais
     )
 
 
-def consent_oracle(grants: list[Grant], recipient: Recipient, purpose: Purpose) -> frozenset[Category]:
-    """What the person allowed the sender to give this recipient for this purpose, at AT, restated
-    independently: a consent counts for the agency that obtained it only."""
+def allowing(grants: list[Grant], sender: str) -> list[Grant]:
+    """The consents that allow `sender` to disclose, restated independently: the agency that obtained one,
+    and the partners the person named in it."""
+    return [g for g in grants if sender == g.obtained_by or sender in g.disclosers]
+
+
+def consent_oracle(
+    grants: list[Grant], recipient: Recipient, purpose: Purpose, *, sender: str = SENDER
+) -> frozenset[Category]:
+    """What the person allowed `sender` to give this recipient for this purpose, at AT, restated
+    independently: a consent counts for the agencies it allows to disclose only."""
     allowed: set[Category] = set()
-    for grant in grants:
-        if grant.obtained_by != SENDER:
-            continue
+    for grant in allowing(grants, sender):
         named = recipient.agency_id in grant.recipients or recipient.sector.value in grant.recipients
         valid = grant.valid_until is None or grant.valid_until > AT
         if named and valid and purpose in grant.purposes:
@@ -284,6 +291,7 @@ def test_a_consent_registered_by_another_agency_never_widens_the_senders_disclos
             **{
                 **g.__dict__,
                 "obtained_by": "zp-meuse",
+                "disclosers": frozenset(),
                 "categories": ALL_CATEGORIES,
                 "recipients": frozenset(RECIPIENT_TOKENS),
                 "valid_until": None,
@@ -307,6 +315,51 @@ def test_a_consent_registered_by_another_agency_never_widens_the_senders_disclos
     )
 
     assert beside == alone
+
+
+@settings(max_examples=300)
+@given(
+    policy=policies(),
+    role=roles,
+    recipient=recipients,
+    purpose=purposes,
+    grants=st.lists(grants, max_size=5),
+    parts=categories,
+    sender=st.sampled_from(AGENCY_IDS),
+)
+def test_what_a_sender_discloses_rests_only_on_the_consents_allowing_that_sender(
+    policy: Policy,
+    role: Role,
+    recipient: Recipient,
+    purpose: Purpose,
+    grants: list[Grant],
+    parts: frozenset[Category],
+    sender: str,
+) -> None:
+    """payload ∩ (consents allowing S) ∩ ceiling, for any sender S among registering agencies and named
+    partners; and the disclosure names the consents it rested on, which a withdrawal's notice follows."""
+    decision = disclose(
+        referral(parts),
+        recipient=recipient,
+        policy=policy,
+        grants=grants,
+        sender=sender,
+        role=role,
+        purpose=purpose,
+        at=AT,
+        requested=LegalBasis.CONSENT,
+    )
+
+    expected = (
+        parts & consent_oracle(grants, recipient, purpose, sender=sender) & policy.ceiling(recipient.sector, role)
+    )
+    assert decision.delivered == expected
+    allowed = {g.consent_id: g for g in allowing(grants, sender)}
+    assert decision.consents <= allowed.keys()
+    rested_on = frozenset(c for consent_id in decision.consents for c in allowed[consent_id].categories)
+    assert decision.delivered <= rested_on
+    if not decision.delivered:
+        assert decision.consents == frozenset()
 
 
 @given(policy=policies(), role=roles, recipient=recipients, grants=st.lists(grants, max_size=4), parts=categories)

@@ -27,9 +27,14 @@ DISCLOSURE_REVIEW = [Allowed(Scope.DISCLOSURE_REVIEW)]
 router = APIRouter(prefix="/v1", responses=ERRORS)  # type: ignore[arg-type]
 
 
-@router.post("/consents", status_code=status.HTTP_201_CREATED, tags=["consents"], dependencies=CONSENT_WRITE)
-async def register_consent(body: c.ConsentIn, ctx: Context, key: IdempotencyKey = None) -> c.ConsentOut:
-    return await services.register_consent(ctx, body, idempotency_key=key)
+@router.post("/consents", status_code=status.HTTP_201_CREATED, tags=["consents"])
+async def register_consent(
+    body: c.ConsentIn,
+    ctx: Context,
+    caller: Annotated[Principal, Allowed(Scope.CONSENT_WRITE)],
+    key: IdempotencyKey = None,
+) -> c.ConsentOut:
+    return await services.register_consent(ctx, body, idempotency_key=key, obtained_by=staff_ref(caller))
 
 
 @router.post("/consents/{consent_id}/withdraw", tags=["consents"], dependencies=CONSENT_WRITE)

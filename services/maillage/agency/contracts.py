@@ -18,9 +18,12 @@ from maillage.domain.events import (
     ConsultationQuestion,
     DeclineReason,
     Health,
+    Language,
     LegalReference,
     Level,
     LongText,
+    NoticeKind,
+    NoticeVersion,
     PersonalData,
     RecipientId,
     ReferralDecision,
@@ -79,6 +82,13 @@ class ConsentIn(Body):
     recipients: tuple[RecipientId, ...] = Field(min_length=1, description="Sectors or agency ids.")
     purposes: tuple[Purpose, ...] = Field(min_length=1)
     valid_until: datetime | None = None
+    notice_version: NoticeVersion = Field(description="Version of the information notice the person received.")
+    notice_language: Language = Field(description="Language of that notice.")
+    disclosers: tuple[RecipientId, ...] = Field(
+        default=(),
+        description="Agency ids allowed to disclose under this consent besides this one (the person agreeing "
+        "that these partners share with each other); by default this agency alone.",
+    )
 
 
 class ConsentOut(Body):
@@ -91,6 +101,10 @@ class ConsentOut(Body):
     granted_at: datetime
     withdrawn_at: datetime | None
     event_id: str
+    obtained_by: str | None = Field(description="Pseudonymous reference of the professional who obtained it.")
+    notice_version: str | None
+    notice_language: str | None
+    disclosers: list[str] = Field(description="Agencies allowed to disclose under it, this one first.")
 
 
 class ReferralIn(GroundsIn):
@@ -229,6 +243,18 @@ class RecipientOutcome(Body):
     )
 
 
+class NoticeOut(Body):
+    notice_id: str
+    recipient: str = Field(description="An agency that had received data under what the event changed.")
+    kind: NoticeKind
+    events: list[str] = Field(description="The events it had received that the notice is about.")
+    categories: list[Category] = Field(description="The categories it had received in them.")
+    erase: bool = Field(description="It was asked to erase them, not only to stop using them.")
+    delivered_at: datetime | None = Field(description="When the gateway sent it the notice.")
+    acknowledged_at: datetime | None = Field(description="When its service stored the notice (and erased).")
+    erased: int | None = Field(description="How many of the events it erased, once acknowledged.")
+
+
 class EventFate(Body):
     event_id: str
     type: str
@@ -236,6 +262,9 @@ class EventFate(Body):
     created_at: datetime
     state: str = Field(description="`pending` until the gateway has decided, then `decided` or `rejected`.")
     recipients: list[RecipientOutcome]
+    notices: list[NoticeOut] = Field(
+        default=[], description="The notices this event caused to past recipients (a withdrawal's), and receipts."
+    )
 
 
 class InboxEntry(Body):

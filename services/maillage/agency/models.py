@@ -21,6 +21,9 @@ class ConsentRow(ConsentTerms, table=True):
     granted_at: datetime
     withdrawn_at: datetime | None = None
     event_id: str
+    obtained_by: str | None = None  # staff_ref of who obtained it
+    notice_version: str | None = None
+    notice_language: str | None = None
 
 
 class SentEvent(SQLModel, table=True):
@@ -80,6 +83,23 @@ class InboxItem(SQLModel, table=True):
     sent_at: datetime
     received_at: datetime
     data: dict[str, Any] = json_field()
+
+
+class NoticeReceipt(SQLModel, table=True):
+    """A notice an event of this agency caused at a past recipient (a withdrawal's), and its receipt."""
+
+    __tablename__ = "notice_receipt"
+
+    notice_id: str = Field(primary_key=True)
+    cause: str = Field(index=True)
+    recipient: str
+    kind: str
+    events: list[str] = json_field()
+    categories: list[str] = json_field()
+    erase: bool = False
+    delivered_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    erased: int | None = None
 
 
 class ReferralRow(SQLModel, table=True):
@@ -176,6 +196,7 @@ TABLES: list[type[SQLModel]] = [
     CaseConferenceRow,
     IdempotencyRecord,
     OutboxRecord,
+    NoticeReceipt,
     *WEBHOOK_TABLES,
     AlertReview,
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,6 +16,7 @@ from maillage.agency.models import (
     ConsultationRow,
     IdempotencyRecord,
     InboxItem,
+    NoticeReceipt,
     RecipientStatus,
     ReferralRow,
     SentEvent,
@@ -75,6 +77,23 @@ async def inbox_known(session: AsyncSession, event_ids: list[str]) -> set[str]:
     """The events among these already in the inbox."""
     query = select(InboxItem.event_id).where(col(InboxItem.event_id).in_(event_ids))
     return set((await session.exec(query)).all())
+
+
+async def erase_inbox_items(session: AsyncSession, event_ids: list[str]) -> int:
+    """Delete these events from the inbox; how many were there."""
+    await session.flush()  # an event stored earlier in this transaction is erased too
+    result = await session.exec(delete(InboxItem).where(col(InboxItem.event_id).in_(event_ids)))
+    return int(result.rowcount or 0)
+
+
+async def notice_receipt(session: AsyncSession, notice_id: str) -> NoticeReceipt | None:
+    return await session.get(NoticeReceipt, notice_id)
+
+
+async def notice_receipts(session: AsyncSession, cause: str) -> Sequence[NoticeReceipt]:
+    """The notices an event of this agency caused, by recipient."""
+    query = select(NoticeReceipt).where(NoticeReceipt.cause == cause).order_by(col(NoticeReceipt.recipient))
+    return (await session.exec(query)).all()
 
 
 async def referral(session: AsyncSession, referral_id: str) -> ReferralRow | None:

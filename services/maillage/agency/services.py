@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.agency import conferences, consultations, models, repository
+from maillage.agency import conferences, consultations, models, notices, repository
 from maillage.agency import contracts as c
 from maillage.agency.grounds import ALERT_BASES, REFERRAL_BASES, check_grounds
 from maillage.core.clock import Clock, SystemClock
@@ -39,6 +39,7 @@ from maillage.domain.errors import (
     InvalidRequest,
     NotFound,
     PoleRequired,
+    UnknownDiscloser,
     UnknownRecipient,
 )
 from maillage.domain.events import (
@@ -52,6 +53,7 @@ from maillage.domain.events import (
     ConsultationAnswered,
     ConsultationRequested,
     EventPayload,
+    NoticeIssued,
     ReferralCreated,
     ReferralDecision,
     ReferralReason,
@@ -198,12 +200,25 @@ async def idempotent(
 # --- consents -----------------------------------------------------------------------------------
 
 
-def _consent_out(row: models.ConsentRow) -> c.ConsentOut:
-    return c.ConsentOut.model_validate(row, from_attributes=True)
+def _consent_out(row: models.ConsentRow, *, agency_id: str) -> c.ConsentOut:
+    # A consent registered before disclosers were recorded allows its registering agency alone.
+    return c.ConsentOut.model_validate({**row.model_dump(), "disclosers": row.disclosers or [agency_id]})
 
 
-async def register_consent(ctx: AgencyContext, body: c.ConsentIn, *, idempotency_key: str | None) -> c.ConsentOut:
+def _disclosers(ctx: AgencyContext, body: c.ConsentIn) -> tuple[str, ...]:
+    """The partners the person allows to disclose under the consent, besides this agency: agencies of the
+    network only (a sector is no one a person could agree to)."""
+    unknown = [d for d in body.disclosers if d not in ctx.network.by_id]
+    if unknown:
+        raise UnknownDiscloser(f"Not an agency of this network: {', '.join(unknown)}.", unknown=unknown)
+    return tuple(dict.fromkeys(d for d in body.disclosers if d != ctx.agency.id))
+
+
+async def register_consent(
+    ctx: AgencyContext, body: c.ConsentIn, *, idempotency_key: str | None, obtained_by: str | None = None
+) -> c.ConsentOut:
     _check_known(ctx, body.recipients)
+    others = _disclosers(ctx, body)
 
     async def work(session: AsyncSession) -> c.ConsentOut:
         consent_id = uuid4()
@@ -213,6 +228,10 @@ async def register_consent(ctx: AgencyContext, body: c.ConsentIn, *, idempotency
             recipients=body.recipients,
             purposes=body.purposes,
             valid_until=body.valid_until,
+            obtained_by=obtained_by,
+            notice_version=body.notice_version,
+            notice_language=body.notice_language,
+            disclosers=others,
         )
         event_id = _submit(
             session, ctx, payload, subject_ref=body.subject_ref, role=Role.OTHER, purpose=body.purposes[0]
@@ -226,9 +245,13 @@ async def register_consent(ctx: AgencyContext, body: c.ConsentIn, *, idempotency
             valid_until=body.valid_until,
             granted_at=ctx.clock.now(),
             event_id=event_id,
+            obtained_by=obtained_by,
+            notice_version=body.notice_version,
+            notice_language=body.notice_language,
+            disclosers=[ctx.agency.id, *others],
         )
         session.add(row)
-        return _consent_out(row)
+        return _consent_out(row, agency_id=ctx.agency.id)
 
     return await idempotent(ctx, idempotency_key, body, work, c.ConsentOut)
 
@@ -245,7 +268,7 @@ async def withdraw_consent(ctx: AgencyContext, consent_id: UUID) -> c.ConsentOut
             row.withdrawn_at = ctx.clock.now()
             row.event_id = event_id
             session.add(row)
-        result = _consent_out(row)
+        result = _consent_out(row, agency_id=ctx.agency.id)
     ctx.relay.notify()
     return result
 
@@ -253,7 +276,7 @@ async def withdraw_consent(ctx: AgencyContext, consent_id: UUID) -> c.ConsentOut
 async def list_consents(ctx: AgencyContext, subject_ref: str) -> list[c.ConsentOut]:
     async with ctx.sessions() as session:
         rows = await repository.consents_of(session, subject_ref)
-    return [_consent_out(r) for r in rows]
+    return [_consent_out(r, agency_id=ctx.agency.id) for r in rows]
 
 
 # --- referrals ----------------------------------------------------------------------------------
@@ -429,6 +452,7 @@ async def event_fate(ctx: AgencyContext, event_id: str) -> c.EventFate:
             raise NotFound("This agency sent no event with this id.")
         rows = await repository.recipient_statuses(session, event_id)
         progress = await repository.alert_progress_by_recipient(session, event_id)
+        receipts = await notices.receipts(session, event_id)
     outcomes = [c.RecipientOutcome.model_validate(r, from_attributes=True) for r in rows]
     outcomes = [
         o.model_copy(update={"alert": c.AlertProgressOut.model_validate(progress[o.recipient], from_attributes=True)})
@@ -444,6 +468,7 @@ async def event_fate(ctx: AgencyContext, event_id: str) -> c.EventFate:
         created_at=sent.created_at,
         state=state,
         recipients=outcomes,
+        notices=receipts,
     )
 
 
@@ -575,7 +600,7 @@ async def take_in(
             _dead_letter(session, ctx, record, refusal)
         pushes = await _store_deliveries(session, ctx, deliveries)
         await _store_statuses(session, reports)
-    if refused:
+    if refused or any(isinstance(d.payload, NoticeIssued) for d in deliveries):
         ctx.relay.notify()  # the dead letters leave through the outbox, like every other record
     return pushes
 
@@ -623,6 +648,10 @@ async def _store_deliveries(session: AsyncSession, ctx: AgencyContext, deliverie
             (envelope.id, c.InboxEntry.model_validate(item, from_attributes=True).model_dump(mode="json"))
         )
         await _follow(session, envelope, payload, now=now)
+        if isinstance(payload, NoticeIssued):
+            receipt = await notices.heed(session, payload, now=now)
+            role, purpose = envelope.subjectrole, envelope.purpose
+            _submit(session, ctx, receipt, subject_ref=envelope.subject, role=role, purpose=purpose)
     return await enqueue_for_all(session, for_webhooks, now=now)
 
 
@@ -682,6 +711,7 @@ async def _store_statuses(session: AsyncSession, reports: list[StatusReport]) ->
         return
     seen = await repository.statuses_known(session, [r.event_id for r in reports])
     for report in reports:
+        await notices.keep_receipts(session, report)
         for line in report.recipients:
             if (report.event_id, line.recipient) in seen:
                 continue  # a redelivered status report: stored once

@@ -238,7 +238,7 @@ def _disclosure_table(report: DisclosureReport) -> Table:
             escape(recipient),
             line.sector,
             basis,
-            "\n".join(line.delivered) or "—",
+            "\n".join(line.delivered) or _notice(line) or "—",
             escape(removed) or "—",
         )
     return table
@@ -251,6 +251,14 @@ def _grounds(line: DisclosureLine) -> str:
     if line.conference_id:
         return f"\n[dim]conference[/] {escape(line.conference_id)}"
     return ""
+
+
+def _notice(line: DisclosureLine) -> str:
+    """A notice carried no data: say what it was about instead (which categories, which kind)."""
+    if not line.notice:
+        return ""
+    about = ", ".join(line.notice.get("categories") or ())
+    return escape(f"notice ({str(line.notice.get('kind', '')).replace('_', ' ')}): {about}")
 
 
 def _when(recorded_at: str) -> str:

@@ -145,6 +145,8 @@ class Demo:
                 "categories": [c.value for c in Category if c != Category.HEALTH],
                 "recipients": ["cpas-seraing", "praxis-meuse"],
                 "purposes": ["referral"],
+                "notice_version": "2026-09",
+                "notice_language": "fr",
             },
         )
         self.console.print("Consent registered: all but health, to cpas-seraing and praxis-meuse, for referral.\n")

@@ -6,10 +6,11 @@ from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.trust import Refused
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.topics import Topics
-from maillage.dispatcher.services import Arrival, Dispatcher, Unreadable
-from maillage.domain.events import AlertRaised, EventType
+from maillage.dispatcher.services import Arrival, Dispatcher, Erasure, Unreadable
+from maillage.domain.events import AlertRaised, EventType, NoticeIssued
 
-ALERTS = frozenset({EventType.ALERT_RAISED})  # referrals and answers are the agency service's business
+# Referrals and answers are the agency service's business; a notice matters here when it asks to erase an alert.
+READ = frozenset({EventType.ALERT_RAISED, EventType.NOTICE_ISSUED})
 
 
 class DeliveryHandler:
@@ -27,13 +28,16 @@ class DeliveryHandler:
         if deliveries:
             await self.dispatcher.receive(deliveries)
 
-    def _decode(self, agency: str, record: Record) -> Arrival | Unreadable | None:
+    def _decode(self, agency: str, record: Record) -> Arrival | Erasure | Unreadable | None:
         """The alert in `record`; Unreadable (a dead letter) if it is none; None for another event type."""
         try:
-            received = self.dispatcher.served[agency].trust.receive(record, signer=GATEWAY, only=ALERTS)
+            received = self.dispatcher.served[agency].trust.receive(record, signer=GATEWAY, only=READ)
         except Refused as refused:
             return Unreadable(record, reason=refused.reason, detail=refused.detail)
         if received is None:
             return None
+        if isinstance(received.payload, NoticeIssued):
+            notice = received.payload
+            return Erasure(agency, tuple(str(e) for e in notice.events)) if notice.erase else None
         assert isinstance(received.payload, AlertRaised)
         return Arrival(agency, received.envelope, received.payload)

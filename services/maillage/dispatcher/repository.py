@@ -29,6 +29,17 @@ async def known(session: AsyncSession, *, agency: str, alert_id: str) -> bool:
     return found.first() is not None
 
 
+async def erase_alert_data(session: AsyncSession, *, agency: str, alert_ids: Collection[str]) -> None:
+    """What the agency received in these alerts, gone: their data and the bodies of their fallback calls."""
+    rows = await session.exec(
+        select(OncallAlert).where(OncallAlert.agency_id == agency, col(OncallAlert.alert_id).in_(alert_ids))
+    )
+    for row in rows.all():
+        row.data = {}
+        session.add(row)
+    await webhooks.erase_deliveries_of(session, list(alert_ids))
+
+
 async def alert(session: AsyncSession, *, agency: str, alert_id: str) -> OncallAlert | None:
     found = await session.exec(
         select(OncallAlert).where(OncallAlert.agency_id == agency, OncallAlert.alert_id == alert_id)

@@ -89,6 +89,15 @@ class Arrival:
 
 
 @dataclass(frozen=True)
+class Erasure:
+    """A notice to a served agency to erase what it received in some events (a danger disclosure rejected on
+    review): the alerts' data go, from the pages and the fallback calls; their paging state stays."""
+
+    agency: str
+    events: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Unreadable:
     """A delivered record that is no acceptable alert: a dead letter, with the reason."""
 
@@ -208,7 +217,7 @@ class Dispatcher:
 
     # --- alerts arriving ----------------------------------------------------------------------------------
 
-    async def receive(self, deliveries: Sequence[Arrival | Unreadable]) -> None:
+    async def receive(self, deliveries: Sequence[Arrival | Erasure | Unreadable]) -> None:
         """A batch of deliveries, in one transaction: each alert stored once and paged from level 1, or grouped;
         each unreadable record to the dead letters, leaving with the batch's other effects."""
         notices = Notices()
@@ -216,6 +225,8 @@ class Dispatcher:
             for delivery in deliveries:
                 if isinstance(delivery, Unreadable):
                     self._dead_letter(session, delivery, notices)
+                elif isinstance(delivery, Erasure):
+                    await repository.erase_alert_data(session, agency=delivery.agency, alert_ids=delivery.events)
                 else:
                     await self._arrived(session, delivery, notices)
         self._after(notices)

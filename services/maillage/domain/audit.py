@@ -25,6 +25,8 @@ def chain_hash(record: Mapping[str, Any], *, prev_hash: str) -> str:
 OPTIONAL_FIELDS = frozenset(
     {
         "raised_by",
+        "consents",  # the consents a disclosure rested on (ids): who received what under a consent
+        "notice",  # a notice to a past recipient, or its receipt (gateway/notices.py)
         "legal_reference",
         "conference_id",
     }
@@ -74,6 +76,8 @@ def audit_record(
         record["legal_reference"] = legal_reference  # the court order or article a legal obligation rests on
     if conference_id:
         record["conference_id"] = conference_id  # the case conference (art. 458ter) it was disclosed under
+    if d.consents:
+        record["consents"] = sorted(d.consents)
     return record
 
 

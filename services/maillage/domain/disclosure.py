@@ -6,7 +6,7 @@ Pure functions over plain values; the gateway calls them for every recipient of 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -18,7 +18,8 @@ from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role, Sect
 
 @dataclass(frozen=True)
 class Grant:
-    """One consent a person gave to the agency that obtained it, as the gateway holds it."""
+    """One consent a person gave to the agency that obtained it, as the gateway holds it. `disclosers` are the
+    agencies it allows to disclose: the one that obtained it always, and the partners the person named."""
 
     consent_id: str
     obtained_by: str
@@ -26,6 +27,13 @@ class Grant:
     recipients: frozenset[str]
     purposes: frozenset[Purpose]
     valid_until: datetime | None = None
+    disclosers: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "disclosers", self.disclosers | {self.obtained_by})
+
+    def allows(self, discloser: str) -> bool:
+        return discloser in self.disclosers
 
     def covers(self, *, agency_id: str, sector: Sector, purpose: Purpose, at: datetime) -> bool:
         return (
@@ -72,6 +80,8 @@ class Disclosure:
     delivered: frozenset[Category]
     removed: Mapping[Category, Removal] = field(default_factory=dict)
     reason: DenialReason | None = None
+    # The consents the delivered categories rested on: who received what under a consent, for its withdrawal.
+    consents: frozenset[str] = frozenset()
 
     @property
     def needs_review(self) -> bool:
@@ -81,18 +91,28 @@ class Disclosure:
 def consented_categories(
     grants: Iterable[Grant], *, discloser: str, recipient: Recipient, purpose: Purpose, at: datetime
 ) -> frozenset[Category]:
-    """What the consents obtained by `discloser` allow it to disclose to `recipient`.
+    """What the consents allowing `discloser` let it disclose to `recipient`.
 
-    A consent is given to the agency that obtained it and allows that agency's disclosures only: a
-    recipient registering its own "consent" for the same person must never unlock what the person
-    refused the sender (GDPR art. 7: consent is specific to the controller it was given to)."""
+    A consent is given to the agency that obtained it and allows that agency's disclosures, and those of
+    the partners the person named, only: a recipient registering its own "consent" for the same person must
+    never unlock what the person refused the sender (GDPR art. 7: consent is specific to the controller it
+    was given to)."""
     allowed: frozenset[Category] = frozenset()
-    for grant in grants:
-        if grant.obtained_by != discloser:
-            continue
-        if grant.covers(agency_id=recipient.agency_id, sector=recipient.sector, purpose=purpose, at=at):
-            allowed |= grant.categories
+    for grant in relied_on(grants, discloser=discloser, recipient=recipient, purpose=purpose, at=at):
+        allowed |= grant.categories
     return allowed
+
+
+def relied_on(
+    grants: Iterable[Grant], *, discloser: str, recipient: Recipient, purpose: Purpose, at: datetime
+) -> list[Grant]:
+    """The consents that allow `discloser` to give `recipient` something, for `purpose`, at `at`."""
+    return [
+        grant
+        for grant in grants
+        if grant.allows(discloser)
+        and grant.covers(agency_id=recipient.agency_id, sector=recipient.sector, purpose=purpose, at=at)
+    ]
 
 
 def decide(
@@ -156,8 +176,9 @@ def disclose(
     if isinstance(payload, AlertRaised):
         has_children = Category.CHILDREN in present
         basis = basis_for(policy=policy, requested=requested, recipient=recipient, has_children=has_children)
-    consented = consented_categories(grants, discloser=sender, recipient=recipient, purpose=purpose, at=at)
-    return decide(
+    relied = relied_on(grants, discloser=sender, recipient=recipient, purpose=purpose, at=at)
+    consented = frozenset(c for grant in relied for c in grant.categories)
+    decision = decide(
         policy=policy,
         role=role,
         present=present,
@@ -166,6 +187,10 @@ def disclose(
         consented=consented,
         closed_loop=closed_loop,
     )
+    if decision.basis is not LegalBasis.CONSENT or not decision.delivered:
+        return decision
+    # Only the consents that opened a category delivered: their withdrawal is what this recipient must hear of.
+    return replace(decision, consents=frozenset(g.consent_id for g in relied if g.categories & decision.delivered))
 
 
 def shared_part(payload: EventPayload, *, delivered: frozenset[Category]) -> dict[str, Any]:

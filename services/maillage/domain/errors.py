@@ -31,6 +31,10 @@ class UnknownRecipient(MaillageError):
     status, code = 422, "unknown-recipient"
 
 
+class UnknownDiscloser(MaillageError):
+    status, code = 422, "unknown-discloser"
+
+
 class InvalidRequest(MaillageError):
     status, code = 422, "validation"
 

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from maillage.domain.notices import NoticeLine
+
 SOURCE_HEADER = "maillage_source"
 DISPATCHER_SOURCE = "dispatcher"  # the dispatcher's on-call reports, for the operators' monitor
 
@@ -46,3 +48,4 @@ class StatusReport(BaseModel):
     type: str | None
     decided_at: datetime
     recipients: list[RecipientLine]
+    notices: list[NoticeLine] = []  # the notices an event caused, and their receipts (gateway/notices.py)

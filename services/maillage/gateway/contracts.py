@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -31,7 +33,10 @@ class DisclosureLine(BaseModel):
     recipient_name: str | None = Field(description="None when the agency has left the network since.")
     sector: str
     legal_basis: str
-    outcome: str = Field(description="`delivered` (everything sent) or `filtered` (some categories removed).")
+    outcome: str = Field(
+        description="`delivered` (everything sent), `filtered` (some categories removed), or `notified` (a notice "
+        "about earlier disclosures, e.g. a withdrawal of consent: no data)."
+    )
     delivered: list[str]
     removed: dict[str, str] = Field(description="Category withheld from this recipient → why.")
     review: bool = Field(description="Disclosed under `danger` (art. 458bis): queued for a second person's review.")
@@ -40,6 +45,10 @@ class DisclosureLine(BaseModel):
     )
     conference_id: str | None = Field(
         default=None, description="Under `case_conference`: the conference (art. 458ter) it was disclosed under."
+    )
+    consents: list[str] | None = Field(default=None, description="The consents (ids) the disclosure rested on.")
+    notice: dict[str, Any] | None = Field(
+        default=None, description="With outcome `notified`: the notice sent (which events, categories, why)."
     )
 
 

@@ -58,4 +58,26 @@ class ConferenceRow(SQLModel, table=True):
     closed_at: datetime | None = None
 
 
-TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReturnRoute, AuditRow, ConferenceRow]
+class NoticeRow(SQLModel, table=True):
+    """A notice sent to a past recipient of some events (gateway/notices.py), and its receipt: the return
+    route of the acknowledgement to the agency whose event caused it."""
+
+    __tablename__ = "gateway_notice"
+
+    notice_id: str = Field(primary_key=True)
+    cause: str = Field(index=True)  # the event that caused it (a withdrawal, a review)
+    kind: str
+    originator: str  # the agency whose event caused it: the receipt goes back to it
+    recipient: str
+    subject_ref: str
+    subject_role: str
+    events: list[str] = json_field()
+    categories: list[str] = json_field()
+    erase: bool = False
+    consents: list[str] = json_field(default_factory=list)
+    issued_at: datetime
+    acknowledged_at: datetime | None = None
+    erased: int | None = None
+
+
+TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReturnRoute, AuditRow, ConferenceRow, NoticeRow]

@@ -15,7 +15,7 @@ from maillage.domain.answers import Route
 from maillage.domain.disclosure import Grant
 from maillage.domain.grounds import Conference
 from maillage.domain.vocabulary import Category, Purpose
-from maillage.gateway.models import ConferenceRow, GrantRow, ProcessedEvent, ReturnRoute
+from maillage.gateway.models import ConferenceRow, GrantRow, NoticeRow, ProcessedEvent, ReturnRoute
 
 
 @dataclass
@@ -102,4 +102,18 @@ def _grant(row: GrantRow) -> Grant:
         recipients=frozenset(row.recipients),
         purposes=frozenset(Purpose(p) for p in row.purposes),
         valid_until=row.valid_until,
+        disclosers=frozenset(row.disclosers or ()),
     )
+
+
+# --- notices to past recipients -------------------------------------------------------------------
+
+
+async def notice(session: AsyncSession, notice_id: str) -> NoticeRow | None:
+    return await session.get(NoticeRow, notice_id)
+
+
+async def notices_of(session: AsyncSession, cause: str) -> Sequence[NoticeRow]:
+    """The notices an event caused, by recipient."""
+    query = select(NoticeRow).where(NoticeRow.cause == cause).order_by(col(NoticeRow.recipient))
+    return (await session.exec(query)).all()

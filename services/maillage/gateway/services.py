@@ -45,13 +45,14 @@ from maillage.domain.events import (
     ConsultationRequested,
     DisclosureReviewed,
     EventPayload,
+    NoticeAcknowledged,
     ReviewDecision,
 )
 from maillage.domain.grounds import GROUNDED, Conference
 from maillage.domain.policy import Policy
 from maillage.domain.status import RecipientLine
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
-from maillage.gateway import consultations, grounds, repository, reviews
+from maillage.gateway import consultations, grounds, notices, repository, reviews
 from maillage.gateway.contracts import BrokenRecord, ChainReport, DisclosureLine, DisclosureReport
 from maillage.gateway.models import GrantRow
 from maillage.gateway.outgoing import Outbound, Outgoing, Share
@@ -193,6 +194,7 @@ class Gateway:
             self._emit(batch, event, [_disclosure_from_json(d) for d in before.disclosures])
             for row in await audit.of_event(batch.session, event.envelope.id):
                 batch.out.audit(row.get("alert_id") or event.envelope.id, row)  # a review: keyed as its alert
+            await notices.replay(self, batch, event)
         # else: the same event published twice (an outbox retry): already delivered, nothing to do.
 
     # --- decisions ------------------------------------------------------------------------------
@@ -203,7 +205,12 @@ class Gateway:
                 await self._grant(batch.session, envelope, payload)
                 return []
             case ConsentWithdrawn():
-                await self._withdraw(batch.session, envelope, payload)
+                withdrawn = await self._withdraw(batch.session, envelope, payload)
+                if withdrawn is not None:
+                    await notices.notify_withdrawal(self, batch, cause=envelope, consent_id=withdrawn)
+                return []
+            case NoticeAcknowledged():
+                await notices.acknowledge(self, batch, envelope, payload)
                 return []
             case ConsultationRequested():
                 return [self._consult(batch, envelope, payload)]
@@ -313,18 +320,22 @@ class Gateway:
             purposes=list(payload.purposes),
             valid_until=payload.valid_until,
             granted_by=envelope.agency_id,
+            disclosers=list(payload.disclosers) or None,
         )
         grant = await repository.add_grant(session, row)
         if grant is not None:
             self.state.grants.setdefault(envelope.subject, {})[grant.consent_id] = grant
 
-    async def _withdraw(self, session: AsyncSession, envelope: Envelope, payload: ConsentWithdrawn) -> None:
+    async def _withdraw(self, session: AsyncSession, envelope: Envelope, payload: ConsentWithdrawn) -> str | None:
+        """The consent withdrawn now, None when it was already: its past recipients were told then."""
         row = await repository.grant_row(session, str(payload.consent_id))
         # Only the agency that registered a consent withdraws it; to any other, it does not exist.
         if row is None or row.subject_ref != envelope.subject or row.granted_by != envelope.agency_id:
             raise Refused("unknown_consent", "no consent with this id registered by this agency for this subject")
+        first = row.withdrawn_at is None
         repository.withdraw(session, row, at=envelope.time)
         self.state.grants.get(envelope.subject, {}).pop(row.consent_id, None)
+        return row.consent_id if first else None
 
     async def _reviewed(self, batch: Batch, envelope: Envelope, payload: DisclosureReviewed) -> None:
         """A second professional's decision on a danger alert (art. 458bis): an audit record, nothing more
@@ -342,13 +353,8 @@ class Gateway:
         batch.audit.append(record)
         batch.out.audit(review.alert_id, record)  # keyed as the alert's records: read after them
         if payload.decision is ReviewDecision.REJECTED:
-            self._on_rejection(batch, cause=envelope, alert_id=review.alert_id, received=review.received)
-
-    def _on_rejection(self, batch: Batch, *, cause: Envelope, alert_id: str, received: dict[str, list[str]]) -> None:
-        """A rejected danger disclosure: each recipient must erase what it received under the alert.
-        `cause` is the review event, `received` each recipient agency → the categories it got in `alert_id`.
-        The notices (NoticeIssued, kind disclosure_rejected, erase) leave from here, in this batch."""
-        # wired to the notice mechanism at merge
+            # Each recipient erases what it received under the alert, and confirms (gateway/notices.py).
+            await notices.notify_rejected_disclosure(self, batch, cause=envelope, alert_id=review.alert_id)
 
     # --- the trace of a decision, and what leaves the gateway -----------------------------------
 

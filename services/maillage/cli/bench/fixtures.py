@@ -172,6 +172,8 @@ def consent_body(subject: Subject, *, recipient: str) -> dict[str, Any]:
         "categories": [c.value for c in CONSENTED],
         "recipients": [recipient],
         "purposes": [Purpose.REFERRAL.value],
+        "notice_version": "2026-09",
+        "notice_language": "fr",
     }
 
 

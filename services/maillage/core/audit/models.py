@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
 from maillage.core.storage.db import json_field
@@ -32,6 +35,9 @@ class AuditRow(SQLModel, table=True):
     reviewer: str | None = None  # a review's second professional (pseudonymous)
     legal_reference: str | None = None  # under legal_obligation: the court order or the article of law
     conference_id: str | None = None  # under case_conference: the conference (art. 458ter)
+    # Optional JSON fields are SQL NULL when absent (not JSON null), so that they are left out when hashed.
+    consents: list[str] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)
+    notice: dict[str, Any] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)
     policy_sha256: str
     recorded_at: str  # ISO 8601 exactly as hashed
     prev_hash: str

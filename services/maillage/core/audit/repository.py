@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.core.audit.models import AuditRow
 from maillage.domain.audit import OPTIONAL_FIELDS
 from maillage.domain.disclosure import Outcome
+from maillage.domain.notices import NOTIFIED
 
 CHUNK = 1000
 AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
@@ -79,7 +80,8 @@ async def walk(
 async def disclosures_about(
     session: AsyncSession, subject_ref: str, *, source: str, after: int, limit: int, or_received: bool = False
 ) -> Sequence[AuditRow]:
-    """The records of what `source` disclosed about `subject_ref` (denials left out), oldest first, after
+    """The records of what `source` disclosed about `subject_ref` (denials left out), and of the notices its
+    events sent past recipients, oldest first, after
     the record `after`; with `or_received`, also what it received about it."""
     party = col(AuditRow.source) == source
     if or_received:
@@ -88,12 +90,23 @@ async def disclosures_about(
         select(AuditRow)
         .where(col(AuditRow.subject_ref) == subject_ref)
         .where(party)
-        .where(col(AuditRow.outcome).in_(DISCLOSED))
+        .where(col(AuditRow.outcome).in_((*DISCLOSED, NOTIFIED)))
         .where(col(AuditRow.seq) > after)
         .order_by(col(AuditRow.seq))
         .limit(limit)
     )
     return (await session.exec(query)).all()
+
+
+async def disclosed_about(session: AsyncSession, subject_ref: str) -> list[dict[str, Any]]:
+    """Every record of a disclosure about `subject_ref` (denials left out), in chain order, as hashed: who
+    received what about the person, and under which consents (gateway/notices.py)."""
+    query = (
+        select(*_AS_STORED)
+        .where(AUDIT.c.subject_ref == subject_ref, AUDIT.c.outcome.in_(DISCLOSED))
+        .order_by(AUDIT.c.seq)
+    )
+    return await _as_hashed(session, query)
 
 
 async def _as_hashed(session: AsyncSession, query: Select[Any]) -> list[dict[str, Any]]:
@@ -106,7 +119,7 @@ def _record(row: Mapping[str, Any]) -> dict[str, Any]:
     for name in OPTIONAL_FIELDS:
         if record.get(name) is None:
             record.pop(name, None)  # hashed only when it applied
-    for name in _JSON_COLUMNS:
+    for name in _JSON_COLUMNS & record.keys():
         # Left as stored when it is no JSON: then it cannot hash as the original did.
         with contextlib.suppress(orjson.JSONDecodeError, TypeError):
             record[name] = orjson.loads(record[name])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
 from maillage.core.storage.db import json_field
@@ -19,3 +20,6 @@ class ConsentTerms(SQLModel):
     recipients: list[str] = json_field()
     purposes: list[str] = json_field()
     valid_until: datetime | None = None
+    # Agencies allowed to disclose under it besides the registering one; none (or a row older than this
+    # column): the registering agency alone.
+    disclosers: list[str] | None = Field(default=None, sa_type=JSON, nullable=True)

@@ -65,6 +65,12 @@ TITLES: dict[str, dict[str, str]] = {
         "nl": "Deze organisatie mag geen casusoverleg bijeenroepen",
         "de": "Diese Einrichtung darf keine Fallkonferenz einberufen",
     },
+    "unknown-discloser": {
+        "en": "Unknown disclosing agency",
+        "fr": "Organisme communicant inconnu",
+        "nl": "Onbekende verstrekkende instantie",
+        "de": "Unbekannte übermittelnde Stelle",
+    },
     "idempotency-key-reused": {
         "en": "This Idempotency-Key was used for another request",
         "fr": "Cette clé d'idempotence a servi pour une autre requête",

@@ -72,6 +72,13 @@ async def delete_webhook(session: AsyncSession, hook: Webhook) -> None:
     await session.delete(hook)
 
 
+async def erase_deliveries_of(session: AsyncSession, event_ids: list[str]) -> None:
+    """Every delivery of these events, sent or not, and its attempts: their bodies carry what must be erased."""
+    deliveries = select(WebhookDelivery.id).where(col(WebhookDelivery.event_id).in_(event_ids))
+    await session.exec(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(deliveries)))
+    await session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.event_id).in_(event_ids)))
+
+
 async def deliveries_page(
     session: AsyncSession, webhook_id: str, *, after: int, limit: int
 ) -> tuple[Sequence[WebhookDelivery], Sequence[WebhookAttempt]]:
