@@ -17,7 +17,7 @@ from maillage.core.messaging.envelope import new_subject_ref
 from maillage.domain.status import OncallReport
 from tests.monitor import agency_minted_operator_token, as_operator, monitor, operator_token
 from tests.oncall import IMMINENT_DELAY, WEDNESDAY_10H, dispatcher, oncall_network, raise_alert
-from tests.support import Pole, assert_problem, consent, decided, eventually, refer
+from tests.support import ALL_EIGHT, Pole, assert_problem, consent, decided, eventually, received, refer
 
 pytestmark = pytest.mark.integration
 
@@ -292,3 +292,56 @@ async def test_an_alert_acknowledged_after_every_level_passed_leaves_the_operato
             return not await items(client, "/v1/alerts/unacknowledged") and overview["alerts_unacknowledged"] == 0
 
         await eventually(answered, what="the acknowledged alert off the operators' list")
+
+
+async def test_operators_count_each_legal_basis_notice_and_receipt(pole: Pole) -> None:
+    """Issue 11, point 9: every new basis, and the notices with their receipts, are counted for operators —
+    as metadata, like every decision."""
+    await pole.start_gateway()
+    for agency in ("refuge-liege", "cpas-seraing", "parquet-liege", "pole-meuse"):
+        await pole.start_agency(agency)
+    refuge = pole["refuge-liege"]
+    subject = new_subject_ref()
+
+    # consent, then its withdrawal: a notice to the past recipient, and its receipt
+    given = await consent(pole, "refuge-liege", subject, to=["cpas-seraing"], categories=["identity"])
+    await received(pole, "cpas-seraing", await refer(pole, "refuge-liege", subject, to="cpas-seraing"))
+    assert (await refuge.post(f"/v1/consents/{given['consent_id']}/withdraw")).status_code == 200
+    # a legal obligation, to one named agency
+    ordered = {"subject_ref": subject, "subject_role": "victim", "recipient": "parquet-liege"}
+    ordered |= {"reason": "legal_advice", "legal_basis": "legal_obligation", "legal_reference": "C.i.cr. art. 29"}
+    assert (await refuge.post("/v1/referrals", json=ordered | {"data": ALL_EIGHT})).status_code == 202
+    # an anonymous consultation of the Pôle's desk
+    asked = {"questions": ["dangerousness"], "risk": {"level": "high"}}
+    assert (await refuge.post("/v1/consultations", json=asked)).status_code == 202
+    # a case conference, and a disclosure under it
+    conference = await pole["pole-meuse"].post(
+        "/v1/case-conferences",
+        json={
+            "authorisation": "Code penal art. 458ter",
+            "purpose": "risk_assessment",
+            "participants": ["refuge-liege", "cpas-seraing"],
+            "subjects": [subject],
+            "ends_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+        },
+    )
+    assert conference.status_code == 201, conference.text
+    await received(pole, "refuge-liege", conference.json()["event_id"])
+    shared = ordered | {"recipient": "cpas-seraing", "reason": "other", "reason_comment": "For the conference."}
+    shared |= {"legal_basis": "case_conference", "conference_id": conference.json()["conference_id"]}
+    shared.pop("legal_reference")
+    assert (await refuge.post("/v1/referrals", json=shared | {"data": ALL_EIGHT})).status_code == 202
+
+    wanted = {"consent", "legal_obligation", "anonymous", "case_conference", "notified", "acknowledged"}
+    async with monitor(pole) as running, as_operator(running, operator_token(pole)) as client:
+
+        async def counted() -> dict[str, int] | None:
+            counts: dict[str, int] = {}
+            for row in await items(client, "/v1/decisions"):
+                for key in (row["legal_basis"], row["outcome"]):
+                    counts[key] = counts.get(key, 0) + row["count"]
+            return counts if wanted <= set(counts) else None
+
+        counts = await eventually(counted, what="every basis, notice and receipt counted at the monitor")
+    assert counts["notified"] == counts["acknowledged"] == 1
+    assert counts["legal_obligation"] == 1 and counts["anonymous"] == 1

@@ -232,6 +232,17 @@ async def test_rejected_danger_disclosure_is_recorded_and_counted_as_rejected(po
         assert [i["type"] for i in inbox] == ["maillage.notice.issued.v1"], "the notice itself stays, with no data"
         assert (await chain_verified(pole, gateway))["intact"] is True
 
+        # The data-protection officer's listing shows the disclosure, the decision and the erase notice.
+        token = pole.token(RAISER, (Scope.AUDIT_READ,))
+        subject = (await agency.get(f"/v1/events/{alert_id}")).json()["subject_ref"]
+        listed = await gateway.get(f"/v1/disclosures/{subject}", headers={"Authorization": f"Bearer {token}"})
+        lines = [(d["recipient"], d["outcome"], d["decision"]) for d in listed.json()["disclosures"]]
+        assert lines == [
+            ("zp-meuse", "filtered", None),
+            ("gateway", "recorded", "rejected"),
+            ("zp-meuse", "notified", None),
+        ]
+
 
 def review_signed_by(pole: Pole, agency: str, alert_id: str, *, subject: str, by: str) -> Envelope:
     """A decision sealed to the gateway and validly signed by `agency`'s key, written past its service's checks."""

@@ -238,7 +238,7 @@ def _disclosure_table(report: DisclosureReport) -> Table:
             escape(recipient),
             line.sector,
             basis,
-            "\n".join(line.delivered) or _notice(line) or "—",
+            "\n".join(line.delivered) or _notice(line) or _decision(line) or "—",
             escape(removed) or "—",
         )
     return table
@@ -259,6 +259,11 @@ def _notice(line: DisclosureLine) -> str:
         return ""
     about = ", ".join(line.notice.get("categories") or ())
     return escape(f"notice ({str(line.notice.get('kind', '')).replace('_', ' ')}): {about}")
+
+
+def _decision(line: DisclosureLine) -> str:
+    """A review of a danger alert's disclosures (art. 458bis) carried no data: say what was decided."""
+    return escape(f"review: {line.decision}") if line.decision else ""
 
 
 def _when(recorded_at: str) -> str:

@@ -35,7 +35,7 @@ class DisclosureLine(BaseModel):
     legal_basis: str
     outcome: str = Field(
         description="`delivered` (everything sent), `filtered` (some categories removed), or `notified` (a notice "
-        "about earlier disclosures, e.g. a withdrawal of consent: no data)."
+        "about earlier disclosures, e.g. a withdrawal of consent: no data), or `recorded` (a review decision)."
     )
     delivered: list[str]
     removed: dict[str, str] = Field(description="Category withheld from this recipient → why.")
@@ -47,6 +47,12 @@ class DisclosureLine(BaseModel):
         default=None, description="Under `case_conference`: the conference (art. 458ter) it was disclosed under."
     )
     consents: list[str] | None = Field(default=None, description="The consents (ids) the disclosure rested on.")
+    decision: str | None = Field(
+        default=None,
+        description="With outcome `recorded`: a second professional's review of a danger alert's "
+        "disclosures (`approved` or `rejected`), the alert being `alert_id`.",
+    )
+    alert_id: str | None = Field(default=None, description="The alert a review decision is about.")
     notice: dict[str, Any] | None = Field(
         default=None, description="With outcome `notified`: the notice sent (which events, categories, why)."
     )

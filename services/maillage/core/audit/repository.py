@@ -80,9 +80,9 @@ async def walk(
 async def disclosures_about(
     session: AsyncSession, subject_ref: str, *, source: str, after: int, limit: int, or_received: bool = False
 ) -> Sequence[AuditRow]:
-    """The records of what `source` disclosed about `subject_ref` (denials left out), and of the notices its
-    events sent past recipients, oldest first, after
-    the record `after`; with `or_received`, also what it received about it."""
+    """The records of what `source` disclosed about `subject_ref` (denials left out), of the notices its
+    events sent past recipients and of its reviews of danger disclosures, oldest first, after the record
+    `after`; with `or_received`, also what it received about it."""
     party = col(AuditRow.source) == source
     if or_received:
         party = or_(party, col(AuditRow.recipient) == source)
@@ -90,7 +90,7 @@ async def disclosures_about(
         select(AuditRow)
         .where(col(AuditRow.subject_ref) == subject_ref)
         .where(party)
-        .where(col(AuditRow.outcome).in_((*DISCLOSED, NOTIFIED)))
+        .where(or_(col(AuditRow.outcome).in_((*DISCLOSED, NOTIFIED)), col(AuditRow.decision).is_not(None)))
         .where(col(AuditRow.seq) > after)
         .order_by(col(AuditRow.seq))
         .limit(limit)
