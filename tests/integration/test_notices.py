@@ -36,10 +36,11 @@ from maillage.domain.events import (
 from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role
 from maillage.gateway import notices
 from maillage.gateway.app import GatewayRunning, running_gateway
+from maillage.gateway.batch import Batch
 from maillage.gateway.crypto import CryptoThreads
 from maillage.gateway.models import TABLES
 from maillage.gateway.outgoing import Outbound, Outgoing, Share
-from maillage.gateway.services import Batch, Gateway, verify_chain
+from maillage.gateway.services import Gateway, verify_chain
 from tests.support import ALL_EIGHT, Pole, categories_in, consent, decided, inbox_of, received, refer
 from tests.webhooks import (
     Receiver,

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from maillage.agency.api import router
 from maillage.agency.handlers import AgencyHandlers
 from maillage.agency.models import TABLES
-from maillage.agency.services import AgencyContext
+from maillage.agency.sending import AgencyContext
 from maillage.agency.settings import AgencySettings
 from maillage.core.crypto.tokens import agency_audience
 from maillage.core.crypto.trust import Trust

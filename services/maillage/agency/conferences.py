@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency import contracts as c
 from maillage.agency import models, repository
-from maillage.agency import services as s
+from maillage.agency import sending as s
 from maillage.core.messaging.envelope import Envelope, conference_ref
 from maillage.core.storage.db import unit_of_work
 from maillage.domain.errors import InvalidRequest, NotAConvener, NotFound, UnknownRecipient
@@ -103,7 +103,7 @@ def _announce(
     participants: list[str] | tuple[str, ...],
 ) -> str:
     # Keyed by the conference itself: its closing can never overtake its convening on the way to the gateway.
-    return s._submit(
+    return s.submit(
         session,
         ctx,
         payload,

@@ -9,7 +9,7 @@ from uuid import UUID
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency import contracts as c
-from maillage.agency import models, repository, services
+from maillage.agency import models, repository, sending
 from maillage.core.config.network import AgencyConfig, NetworkError
 from maillage.core.messaging.envelope import Envelope, new_consultation_ref
 from maillage.core.storage.db import unit_of_work
@@ -32,7 +32,7 @@ class Asked:
 PURPOSE = Purpose.RISK_ASSESSMENT
 
 
-def _desk(ctx: services.AgencyContext, asked: str | None) -> tuple[str, AgencyConfig]:
+def _desk(ctx: sending.AgencyContext, asked: str | None) -> tuple[str, AgencyConfig]:
     """The Pôle the consultation is for, and its desk."""
     try:
         pole = ctx.network.pole_of(ctx.agency.id, asked=asked)
@@ -45,7 +45,7 @@ def _desk(ctx: services.AgencyContext, asked: str | None) -> tuple[str, AgencyCo
 
 
 async def ask(
-    ctx: services.AgencyContext, body: c.ConsultationIn, *, idempotency_key: str | None
+    ctx: sending.AgencyContext, body: c.ConsultationIn, *, idempotency_key: str | None
 ) -> c.ConsultationAccepted:
     pole, desk = _desk(ctx, body.pole)
 
@@ -55,7 +55,7 @@ async def ask(
         )
         # A fresh random reference, never the person's: the desk can link two consultations to no one.
         ref = new_consultation_ref()
-        event_id = services._submit(
+        event_id = sending.submit(
             session,
             ctx,
             payload,
@@ -68,15 +68,15 @@ async def ask(
         )
         asked = Asked(ref=ref, pole=pole, role=body.subject_role, at=ctx.clock.now())
         session.add(_row(event_id, payload, asked, direction="out", counterpart=desk.id))
-        status_url = services._status_url(event_id)
+        status_url = sending.status_url(event_id)
         return c.ConsultationAccepted(
             event_id=event_id, consultation_id=event_id, consultation_ref=ref, desk=desk.id, status_url=status_url
         )
 
-    return await services.idempotent(ctx, idempotency_key, body, work, c.ConsultationAccepted)
+    return await sending.idempotent(ctx, idempotency_key, body, work, c.ConsultationAccepted)
 
 
-async def answer(ctx: services.AgencyContext, consultation_id: str, body: c.ConsultationAnswerIn) -> c.ConsultationOut:
+async def answer(ctx: sending.AgencyContext, consultation_id: str, body: c.ConsultationAnswerIn) -> c.ConsultationOut:
     if not ctx.agency.consultation_desk:
         raise Forbidden("Only the Pôle's consultation desk answers consultations.")
     async with unit_of_work(ctx.sessions) as session:
@@ -86,7 +86,7 @@ async def answer(ctx: services.AgencyContext, consultation_id: str, body: c.Cons
         if row.state == "answered":
             raise Conflict("This consultation was answered already.")
         payload = ConsultationAnswered(consultation_id=UUID(consultation_id), **body.model_dump())
-        services._submit(
+        sending.submit(
             session,
             ctx,
             payload,
@@ -105,7 +105,7 @@ async def answer(ctx: services.AgencyContext, consultation_id: str, body: c.Cons
     return result
 
 
-async def get(ctx: services.AgencyContext, consultation_id: str) -> c.ConsultationOut:
+async def get(ctx: sending.AgencyContext, consultation_id: str) -> c.ConsultationOut:
     async with ctx.sessions() as session:
         row = await repository.consultation(session, consultation_id)
     if row is None:

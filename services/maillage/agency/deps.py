@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from maillage.agency.services import AgencyContext
+from maillage.agency.sending import AgencyContext
 from maillage.core.crypto.tokens import Scope
 from maillage.core.web.auth import require
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from maillage.agency import services
-from maillage.agency.services import AgencyContext
+from maillage.agency.sending import AgencyContext
 from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.trust import Received, Refused
 from maillage.core.messaging.bus import Record, header

@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency import contracts as c
 from maillage.agency import models, repository
-from maillage.agency.services import AgencyContext, _submit
+from maillage.agency.sending import AgencyContext, submit
 from maillage.core.storage.db import unit_of_work
 from maillage.core.web.paging import decode_cursor, next_cursor
 from maillage.domain.errors import AlreadyReviewed, Forbidden, NotFound, SelfReview
@@ -42,7 +42,7 @@ async def decide(ctx: AgencyContext, alert_id: str, body: c.ReviewIn, *, reviewe
             raise AlreadyReviewed("This alert was already reviewed: one decision per alert.")
         _check_reviewer(ctx, row, reviewer=reviewer)
         payload = DisclosureReviewed(alert_id=UUID(alert_id), decision=body.decision, reviewer=reviewer)
-        row.review_event_id = _submit(
+        row.review_event_id = submit(
             session,
             ctx,
             payload,

@@ -2,45 +2,30 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 from uuid import UUID, uuid4
 
-import orjson
-from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.agency import conferences, consultations, models, notices, repository
 from maillage.agency import contracts as c
 from maillage.agency.grounds import ALERT_BASES, REFERRAL_BASES, check_grounds
-from maillage.core.clock import Clock, SystemClock
-from maillage.core.config.network import AgencyConfig, Network, NetworkError
-from maillage.core.crypto.trust import Received, Refused, Trust
+from maillage.agency.sending import AgencyContext, check_known, check_recipients, idempotent, status_url, submit
+from maillage.core.crypto.trust import Received, Refused
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.envelope import Envelope
-from maillage.core.messaging.topics import Topics
-from maillage.core.observability.metrics import EVENTS_RECEIVED, EVENTS_SUBMITTED
-from maillage.core.outbox.enqueue import enqueue, enqueue_dead_letter
-from maillage.core.outbox.relay import OutboxRelay
+from maillage.core.observability.metrics import EVENTS_RECEIVED
+from maillage.core.outbox.enqueue import enqueue_dead_letter
 from maillage.core.storage.db import unit_of_work
 from maillage.core.web.paging import decode_cursor, next_cursor
 from maillage.core.webhooks import repository as webhooks
 from maillage.core.webhooks.delivery import enqueue_for_all, new_secret
-from maillage.core.webhooks.egress import EgressPolicy
 from maillage.core.webhooks.models import Webhook
 from maillage.domain.errors import (
     Conflict,
-    IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
-    PoleRequired,
     UnknownDiscloser,
-    UnknownRecipient,
 )
 from maillage.domain.events import (
     AlertAcknowledged,
@@ -61,140 +46,9 @@ from maillage.domain.events import (
 )
 from maillage.domain.referrals import InvalidTransition, ReferralState, next_state, state_after_response
 from maillage.domain.status import StatusReport
-from maillage.domain.vocabulary import LegalBasis, Purpose, Role, Sector
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 
-T = TypeVar("T", bound=BaseModel)
 MAX_WEBHOOKS = 20
-
-
-@dataclass
-class AgencyContext:
-    agency: AgencyConfig
-    network: Network
-    topics: Topics
-    sessions: async_sessionmaker[AsyncSession]
-    relay: OutboxRelay
-    trust: Trust
-    clock: Clock = field(default_factory=SystemClock)
-    egress: EgressPolicy = field(default_factory=EgressPolicy)
-    webhook_max_lifetime: timedelta = timedelta(days=30)
-
-
-# --- submitting events --------------------------------------------------------------------------
-
-
-def _submit(
-    session: AsyncSession,
-    ctx: AgencyContext,
-    payload: EventPayload,
-    *,
-    subject_ref: str,
-    role: Role,
-    purpose: Purpose,
-    basis: LegalBasis = LegalBasis.CONSENT,
-    recipients: tuple[str, ...] = (),
-    pole: str | None = None,
-) -> str:
-    """Seal, sign and put in the outbox an event of this agency's, and keep what it sent. Its basis is consent
-    unless an alert invokes danger; with no recipients it is for the gateway alone (a consent given or withdrawn).
-    Its Pôle is the one given, else the agency's only one."""
-    now = ctx.clock.now()
-    pole = pole or (ctx.agency.poles[0] if len(ctx.agency.poles) == 1 else None)
-    envelope = ctx.trust.sealed_event(
-        payload,
-        subject_ref=subject_ref,
-        role=role,
-        basis=basis,
-        purpose=purpose,
-        at=now,
-        recipients=recipients,
-        pole=pole,
-    )
-    event_id = envelope.id
-    enqueue(session, envelope, topic=ctx.topics.submitted)
-    EVENTS_SUBMITTED.labels(ctx.agency.id, payload.event_type.value).inc()
-    session.add(
-        models.SentEvent(
-            event_id=event_id,
-            type=payload.event_type.value,
-            subject_ref=subject_ref,
-            recipients=list(recipients),
-            legal_basis=basis.value,
-            created_at=now,
-        )
-    )
-    return event_id
-
-
-def _check_known(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
-    unknown = [r for r in recipients if not ctx.network.knows(r)]
-    if unknown:
-        raise UnknownRecipient(f"Not a sector nor an agency of this network: {', '.join(unknown)}.", unknown=unknown)
-
-
-def _check_recipients(ctx: AgencyContext, recipients: tuple[str, ...], *, pole: str | None = None) -> str | None:
-    """The event's Pôle (see `_event_pole`), once some agency other than the sender is found in it."""
-    _check_known(ctx, recipients)
-    pole = _event_pole(ctx, recipients, asked=pole)
-    if not ctx.network.resolve(recipients, sender=ctx.agency.id, pole=pole):
-        raise UnknownRecipient("No agency other than the sender matches these recipients in the event's Pôle.")
-    return pole
-
-
-def _event_pole(ctx: AgencyContext, recipients: tuple[str, ...], *, asked: str | None) -> str | None:
-    """The Pôle asked for, if this agency serves it; else its only one. A sector addressed from an agency
-    serving several Pôles must not guess: "the police" of Liège and of Namur are not the same people."""
-    try:
-        return ctx.network.pole_of(ctx.agency.id, asked=asked)
-    except NetworkError as exc:
-        if asked is None and not any(r in set(Sector) for r in recipients):
-            return None  # agencies named by id only: reached wherever they work, no Pôle needed
-        raise PoleRequired(f"{exc}.", poles=list(ctx.agency.poles)) from None
-
-
-def _status_url(event_id: str) -> str:
-    return f"/v1/events/{event_id}"
-
-
-async def idempotent(
-    ctx: AgencyContext,
-    key: str | None,
-    request: BaseModel,
-    work: Callable[[AsyncSession], Awaitable[T]],
-    response_type: type[T],
-) -> T:
-    """Run `work` once per Idempotency-Key; a repeat with the same body returns the first answer."""
-    if key is None:
-        async with unit_of_work(ctx.sessions) as session:
-            result = await work(session)
-        ctx.relay.notify()
-        return result
-    digest = hashlib.sha256(orjson.dumps(request.model_dump(mode="json"))).hexdigest()
-    scoped_key = f"{type(request).__name__}:{key}"
-    try:
-        async with unit_of_work(ctx.sessions) as session:
-            stored = await repository.idempotency_record(session, scoped_key)
-            if stored is None:
-                result = await work(session)
-                session.add(
-                    models.IdempotencyRecord(
-                        key=scoped_key,
-                        request_hash=digest,
-                        status_code=201,
-                        response=result.model_dump(mode="json"),
-                        created_at=ctx.clock.now(),
-                    )
-                )
-    except IntegrityError:  # a concurrent request with the same key won the race
-        async with ctx.sessions() as session:
-            stored = await repository.idempotency_record(session, scoped_key)
-        assert stored is not None
-    if stored is None:
-        ctx.relay.notify()
-        return result
-    if stored.request_hash != digest:
-        raise IdempotencyKeyReused("The Idempotency-Key was already used with a different body.")
-    return response_type.model_validate(stored.response)
 
 
 # --- consents -----------------------------------------------------------------------------------
@@ -217,7 +71,7 @@ def _disclosers(ctx: AgencyContext, body: c.ConsentIn) -> tuple[str, ...]:
 async def register_consent(
     ctx: AgencyContext, body: c.ConsentIn, *, idempotency_key: str | None, obtained_by: str | None = None
 ) -> c.ConsentOut:
-    _check_known(ctx, body.recipients)
+    check_known(ctx, body.recipients)
     others = _disclosers(ctx, body)
 
     async def work(session: AsyncSession) -> c.ConsentOut:
@@ -233,7 +87,7 @@ async def register_consent(
             notice_language=body.notice_language,
             disclosers=others,
         )
-        event_id = _submit(
+        event_id = submit(
             session, ctx, payload, subject_ref=body.subject_ref, role=Role.OTHER, purpose=body.purposes[0]
         )
         row = models.ConsentRow(
@@ -264,7 +118,7 @@ async def withdraw_consent(ctx: AgencyContext, consent_id: UUID) -> c.ConsentOut
         if row.withdrawn_at is None:
             withdrawn = ConsentWithdrawn(consent_id=consent_id)
             purpose = Purpose(row.purposes[0])
-            event_id = _submit(session, ctx, withdrawn, subject_ref=row.subject_ref, role=Role.OTHER, purpose=purpose)
+            event_id = submit(session, ctx, withdrawn, subject_ref=row.subject_ref, role=Role.OTHER, purpose=purpose)
             row.withdrawn_at = ctx.clock.now()
             row.event_id = event_id
             session.add(row)
@@ -293,7 +147,7 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
         legal_reference=body.legal_reference,
         conference_id=body.conference_id,
     )
-    pole = _check_recipients(ctx, (body.recipient,), pole=body.pole)
+    pole = check_recipients(ctx, (body.recipient,), pole=body.pole)
 
     async def work(session: AsyncSession) -> c.ReferralAccepted:
         payload = ReferralCreated(
@@ -303,7 +157,7 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
             reason_comment=body.reason_comment,
             categories_needed=body.categories_needed,
         )
-        event_id = _submit(
+        event_id = submit(
             session,
             ctx,
             payload,
@@ -327,7 +181,7 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
                 reason_comment=body.reason_comment,
             )
         )
-        return c.ReferralAccepted(event_id=event_id, referral_id=event_id, status_url=_status_url(event_id))
+        return c.ReferralAccepted(event_id=event_id, referral_id=event_id, status_url=status_url(event_id))
 
     return await idempotent(ctx, idempotency_key, body, work, c.ReferralAccepted)
 
@@ -349,7 +203,7 @@ async def respond_to_referral(ctx: AgencyContext, referral_id: str, body: c.Refe
             decline_reason=body.decline_reason,
             narrative=body.comment,
         )
-        _submit(
+        submit(
             session,
             ctx,
             payload,
@@ -390,7 +244,7 @@ async def raise_alert(
         legal_reference=body.legal_reference,
         conference_id=body.conference_id,
     )
-    pole = _check_recipients(ctx, body.recipients, pole=body.pole)
+    pole = check_recipients(ctx, body.recipients, pole=body.pole)
 
     async def work(session: AsyncSession) -> c.AcceptedEvent:
         payload = AlertRaised(
@@ -401,7 +255,7 @@ async def raise_alert(
             justification=body.justification,
             raised_by=raised_by,
         )
-        event_id = _submit(
+        event_id = submit(
             session,
             ctx,
             payload,
@@ -414,7 +268,7 @@ async def raise_alert(
         )
         if body.legal_basis is LegalBasis.DANGER:  # a second professional of this agency reviews it (art. 458bis)
             session.add(_awaiting_review(body, alert_id=event_id, raised_by=raised_by, at=ctx.clock.now()))
-        return c.AcceptedEvent(event_id=event_id, status_url=_status_url(event_id))
+        return c.AcceptedEvent(event_id=event_id, status_url=status_url(event_id))
 
     return await idempotent(ctx, idempotency_key, body, work, c.AcceptedEvent)
 
@@ -651,7 +505,7 @@ async def _store_deliveries(session: AsyncSession, ctx: AgencyContext, deliverie
         if isinstance(payload, NoticeIssued):
             receipt = await notices.heed(session, payload, now=now)
             role, purpose = envelope.subjectrole, envelope.purpose
-            _submit(session, ctx, receipt, subject_ref=envelope.subject, role=role, purpose=purpose)
+            submit(session, ctx, receipt, subject_ref=envelope.subject, role=role, purpose=purpose)
     return await enqueue_for_all(session, for_webhooks, now=now)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -35,11 +35,9 @@ from maillage.domain.notices import past_recipients as recipients_in
 from maillage.domain.status import SOURCE_HEADER, StatusReport
 from maillage.domain.vocabulary import Role
 from maillage.gateway import repository
+from maillage.gateway.batch import Batch, Parts
 from maillage.gateway.models import NoticeRow
 from maillage.gateway.outgoing import Outgoing
-
-if TYPE_CHECKING:
-    from maillage.gateway.services import Batch, Gateway
 
 DELIVERED = "delivered"  # a notice's state once the gateway has published it to its recipient
 
@@ -55,7 +53,7 @@ async def past_recipients(
 
 
 async def issue_notices(
-    gateway: Gateway,
+    gateway: Parts,
     batch: Batch,
     *,
     kind: NoticeKind,
@@ -77,14 +75,14 @@ async def issue_notices(
     return rows
 
 
-async def notify_withdrawal(gateway: Gateway, batch: Batch, *, cause: Envelope, consent_id: str) -> list[NoticeRow]:
+async def notify_withdrawal(gateway: Parts, batch: Batch, *, cause: Envelope, consent_id: str) -> list[NoticeRow]:
     """A consent was withdrawn: every agency that received data under it is told to stop using it."""
     recipients = await past_recipients(batch, subject_ref=cause.subject, consent_id=consent_id)
     return await issue_notices(gateway, batch, kind=NoticeKind.CONSENT_WITHDRAWN, cause=cause, recipients=recipients)
 
 
 async def notify_rejected_disclosure(
-    gateway: Gateway, batch: Batch, *, cause: Envelope, alert_id: str
+    gateway: Parts, batch: Batch, *, cause: Envelope, alert_id: str
 ) -> list[NoticeRow]:
     """A danger disclosure (art. 458bis) was rejected on review (`cause`, the review event, about the alert's
     subject): every agency that received the alert is told to erase it, and its receipts go to the review's
@@ -95,7 +93,7 @@ async def notify_rejected_disclosure(
     )
 
 
-async def acknowledge(gateway: Gateway, batch: Batch, envelope: Envelope, payload: NoticeAcknowledged) -> None:
+async def acknowledge(gateway: Parts, batch: Batch, envelope: Envelope, payload: NoticeAcknowledged) -> None:
     """A recipient's receipt: audited, and taken back to the agency whose event caused the notice. Only the
     agency the notice went to may acknowledge it; to any other it does not exist."""
     row = await repository.notice(batch.session, str(payload.notice_id))
@@ -108,7 +106,7 @@ async def acknowledge(gateway: Gateway, batch: Batch, envelope: Envelope, payloa
     _tell(gateway, batch, cause=row.cause, originator=row.originator, lines=[_line(row, ACKNOWLEDGED)])
 
 
-async def replay(gateway: Gateway, batch: Batch, event: Received) -> None:
+async def replay(gateway: Parts, batch: Batch, event: Received) -> None:
     """The same record again after a crash (its Kafka transaction aborted): publish again what its notices
     and receipts published, as they were decided, rather than deciding anew."""
     if isinstance(event.payload, NoticeAcknowledged):
@@ -175,7 +173,7 @@ def _send(batch: Batch, cause: Envelope, row: NoticeRow) -> None:
     batch.out.share(envelope, orjson.dumps(_payload(row).model_dump(mode="json")))
 
 
-def _issued_record(gateway: Gateway, cause: Envelope, row: NoticeRow, *, sector: str) -> dict[str, Any]:
+def _issued_record(gateway: Parts, cause: Envelope, row: NoticeRow, *, sector: str) -> dict[str, Any]:
     """A notice in the audit chain: to whom, about which events and categories (no value), why."""
     record: dict[str, Any] = {
         **_common(gateway, row),
@@ -200,7 +198,7 @@ def _issued_record(gateway: Gateway, cause: Envelope, row: NoticeRow, *, sector:
     return record
 
 
-def _receipt_record(gateway: Gateway, envelope: Envelope, row: NoticeRow) -> dict[str, Any]:
+def _receipt_record(gateway: Parts, envelope: Envelope, row: NoticeRow) -> dict[str, Any]:
     originator = gateway.network.by_id.get(row.originator)
     return {
         **_common(gateway, row),
@@ -215,7 +213,7 @@ def _receipt_record(gateway: Gateway, envelope: Envelope, row: NoticeRow) -> dic
     }
 
 
-def _common(gateway: Gateway, row: NoticeRow) -> dict[str, Any]:
+def _common(gateway: Parts, row: NoticeRow) -> dict[str, Any]:
     return {
         "subject_ref": row.subject_ref,
         "subject_role": row.subject_role,
@@ -228,7 +226,7 @@ def _common(gateway: Gateway, row: NoticeRow) -> dict[str, Any]:
     }
 
 
-def _chain(gateway: Gateway, batch: Batch, event_id: str, content: Mapping[str, Any]) -> None:
+def _chain(gateway: Parts, batch: Batch, event_id: str, content: Mapping[str, Any]) -> None:
     state = gateway.state
     record = linked(content, seq=state.last_seq + 1, prev_hash=state.last_hash)
     state.last_seq, state.last_hash = record["seq"], record["hash"]
@@ -251,7 +249,7 @@ def _line(row: NoticeRow, state: str) -> NoticeLine:
     )
 
 
-def _tell(gateway: Gateway, batch: Batch, *, cause: str, originator: str, lines: list[NoticeLine]) -> None:
+def _tell(gateway: Parts, batch: Batch, *, cause: str, originator: str, lines: list[NoticeLine]) -> None:
     """The originator learns, per recipient, what became of the notices its event caused (metadata only)."""
     if originator not in gateway.network.by_id:
         return  # an agency no longer in the network has no status topic; the audit chain keeps the trace

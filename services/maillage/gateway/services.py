@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,12 +23,11 @@ from maillage.core.messaging.topics import Topics
 from maillage.core.observability.metrics import DECISIONS, REVIEW_QUEUE
 from maillage.core.storage.db import unit_of_work
 from maillage.core.web.paging import MAX_PAGE, decode_cursor, next_cursor
-from maillage.domain.answers import Question, Route, Unanswerable, answer_goes_to, opens_route, question_of, route_of
-from maillage.domain.audit import GENESIS, ChainWalk, audit_record, linked
+from maillage.domain.answers import Question, Unanswerable, answer_goes_to, opens_route, question_of, route_of
+from maillage.domain.audit import ChainWalk, audit_record, linked
 from maillage.domain.disclosure import (
     DenialReason,
     Disclosure,
-    Grant,
     Outcome,
     Recipient,
     Removal,
@@ -48,11 +47,12 @@ from maillage.domain.events import (
     NoticeAcknowledged,
     ReviewDecision,
 )
-from maillage.domain.grounds import GROUNDED, Conference
+from maillage.domain.grounds import GROUNDED
 from maillage.domain.policy import Policy
 from maillage.domain.status import RecipientLine
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
 from maillage.gateway import consultations, grounds, notices, repository, reviews
+from maillage.gateway.batch import Batch, Decided, State
 from maillage.gateway.contracts import BrokenRecord, ChainReport, DisclosureLine, DisclosureReport
 from maillage.gateway.models import GrantRow
 from maillage.gateway.outgoing import Outbound, Outgoing, Share
@@ -71,49 +71,6 @@ class Arrival:
     def envelope(self) -> Envelope | None:
         """Set once the signature held: the sender can then be told."""
         return self.event.envelope
-
-
-@dataclass(frozen=True)
-class Decided:
-    """A submitted event already decided (a `ProcessedEvent` row), as the duplicate checks need it."""
-
-    digest: str
-    partition: int
-    offset: int
-    disclosures: list[dict[str, Any]]
-
-
-@dataclass
-class State:
-    """What the gateway must remember between records, mirrored from its database."""
-
-    grants: dict[str, dict[str, Grant]] = field(default_factory=dict)
-    routes: dict[str, Route] = field(default_factory=dict)
-    conferences: dict[str, Conference] = field(default_factory=dict)
-    last_seq: int = 0
-    last_hash: str = GENESIS
-
-    @classmethod
-    async def load(cls, session: AsyncSession) -> State:
-        state = cls(routes=await repository.return_routes(session))
-        state.conferences = await repository.conferences(session)
-        for subject_ref, grant in await repository.active_grants(session):
-            state.grants.setdefault(subject_ref, {})[grant.consent_id] = grant
-        tip = await audit.last(session)
-        if tip is not None:
-            state.last_seq, state.last_hash = tip.seq, tip.hash
-        return state
-
-
-@dataclass
-class Batch:
-    """One batch's unit of work, and what it produces: rows for the database, records for Kafka."""
-
-    session: AsyncSession
-    decided: dict[str, Decided]
-    out: Outbound
-    rows: repository.NewRows = field(default_factory=repository.NewRows)
-    audit: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Gateway:

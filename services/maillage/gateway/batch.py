@@ -1,0 +1,74 @@
+"""What one batch of the gateway works with: the state it remembers between records, the batch's unit of work,
+and the parts of the gateway that deciding modules (notices) need. Below the use cases: imported, imports none."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core.audit import repository as audit
+from maillage.core.clock import Clock
+from maillage.core.config.network import Network
+from maillage.core.messaging.topics import Topics
+from maillage.domain.answers import Route
+from maillage.domain.audit import GENESIS
+from maillage.domain.disclosure import Grant
+from maillage.domain.grounds import Conference
+from maillage.domain.policy import Policy
+from maillage.gateway import repository
+from maillage.gateway.outgoing import Outbound
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A submitted event already decided (a `ProcessedEvent` row), as the duplicate checks need it."""
+
+    digest: str
+    partition: int
+    offset: int
+    disclosures: list[dict[str, Any]]
+
+
+@dataclass
+class State:
+    """What the gateway must remember between records, mirrored from its database."""
+
+    grants: dict[str, dict[str, Grant]] = field(default_factory=dict)
+    routes: dict[str, Route] = field(default_factory=dict)
+    conferences: dict[str, Conference] = field(default_factory=dict)
+    last_seq: int = 0
+    last_hash: str = GENESIS
+
+    @classmethod
+    async def load(cls, session: AsyncSession) -> State:
+        state = cls(routes=await repository.return_routes(session))
+        state.conferences = await repository.conferences(session)
+        for subject_ref, grant in await repository.active_grants(session):
+            state.grants.setdefault(subject_ref, {})[grant.consent_id] = grant
+        tip = await audit.last(session)
+        if tip is not None:
+            state.last_seq, state.last_hash = tip.seq, tip.hash
+        return state
+
+
+@dataclass
+class Batch:
+    """One batch's unit of work, and what it produces: rows for the database, records for Kafka."""
+
+    session: AsyncSession
+    decided: dict[str, Decided]
+    out: Outbound
+    rows: repository.NewRows = field(default_factory=repository.NewRows)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Parts(Protocol):
+    """What a deciding module reads of the gateway: its network, policy, topics and clock, and its state."""
+
+    network: Network
+    policy: Policy
+    topics: Topics
+    clock: Clock
+    state: State
