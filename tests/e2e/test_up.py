@@ -152,6 +152,10 @@ def test_up_runs_the_pole_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "above_ceiling" in demo.stdout and "is paged live and acknowledges" in demo.stdout
         assert "sees the alert acknowledged" in demo.stdout and "sees it as accepted" in demo.stdout
+        said = " ".join(demo.stdout.split())  # as read, whatever the terminal's wrapping
+        assert "and approved the disclosure" in said, "a second professional reviewed the danger alert"
+        assert "consults the Pôle's desk pole-meuse anonymously" in said and "the desk answers" in said
+        assert "convenes a case conference" in said and "not_a_participant" in said
 
         # A local process reads no audit record: not without credentials, not as an agency's principal.
         bootstrap = f"127.0.0.1:{kafka_port}"
