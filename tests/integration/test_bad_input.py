@@ -243,3 +243,30 @@ async def test_problem_titles_follow_the_callers_language(pole: Pole) -> None:
 
     assert assert_problem(response, 400)["title"] == "De inhoud is geen geldige JSON"
     assert response.headers["content-language"] == "nl"
+
+
+async def test_a_body_that_is_not_json_gets_415_and_publishes_nothing(pole: Pole) -> None:
+    client = await pole.start_agency("refuge-liege")
+    subject = new_subject_ref()
+    body = orjson.dumps(referral(subject))
+
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        response = await client.post("/v1/referrals", content=body, headers={"Content-Type": content_type})
+        problem = assert_problem(response, 415)
+        assert problem["type"] == "https://maillage.be/problems/unsupported-media-type"
+    french = await client.post(
+        "/v1/referrals", content=body, headers={"Content-Type": "text/plain", "Accept-Language": "fr"}
+    )
+    assert assert_problem(french, 415)["title"] == "Envoyez du application/json"
+    # The same body as JSON is accepted, and it is all the submitted topic holds.
+    accepted = await client.post("/v1/referrals", content=body, headers={"Content-Type": "application/json"})
+    assert accepted.status_code == 202, accepted.text
+    records = await pole.read_until(pole.topics.submitted, has_event(accepted.json()["event_id"]))
+    assert len(records) == 1
+
+
+async def test_the_published_schema_says_what_a_subject_ref_must_be(pole: Pole) -> None:
+    client = await pole.start_agency("refuge-liege")
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    for name in ("ReferralIn", "AlertIn", "ConsentIn"):
+        assert schemas[name]["properties"]["subject_ref"]["pattern"] == "^s-[0-9a-f]{32}$", name

@@ -6,7 +6,16 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from maillage.core.messaging.envelope import POLE, SUBJECT_REF
 from maillage.domain.consultations import NEVER_ASKED, identifying_fields
@@ -40,7 +49,18 @@ def _subject_ref(value: str) -> str:
     return value
 
 
-SubjectRef = Annotated[str, AfterValidator(_subject_ref)]
+# The pattern is published, so that a partner system (or a generated client) knows the check before it is made.
+SubjectRef = Annotated[
+    str,
+    AfterValidator(_subject_ref),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": SUBJECT_REF.pattern,
+            "description": "A person's pseudonymous reference: 's-' and 32 lowercase hexadecimal digits.",
+        }
+    ),
+]
 PoleName = Annotated[str, StringConstraints(pattern=POLE.pattern)]
 
 

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maillage.core.web.auth import jwks
-from maillage.core.web.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE, TITLES, install_problem_handlers
+from maillage.core.web.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE, TITLES, install_problem_handlers, problem
 from maillage.domain.errors import NotFound, NotReady, Unauthorized
 
 # The web pages (the on-call page, the dashboard) load their script and stylesheet from their own service and
@@ -130,6 +130,37 @@ class _TooLarge(Exception):
     pass
 
 
+class JsonBodiesOnly:
+    """Refuses, with 415, a request body that is not JSON: every body this project reads is JSON, and a body
+    FastAPI cannot parse as such would otherwise read as a missing one (a 422 that names the wrong fault)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _has_body(scope) and not _is_json(scope):
+            refusal = problem(
+                Request(scope),
+                status=415,
+                code="unsupported-media-type",
+                detail="Request bodies are JSON: send them with Content-Type: application/json.",
+            )
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _has_body(scope: Scope) -> bool:
+    headers = dict(scope["headers"])
+    length = headers.get(b"content-length")
+    return b"transfer-encoding" in headers or (length is not None and length.strip() not in (b"", b"0"))
+
+
+def _is_json(scope: Scope) -> bool:
+    media: bytes = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
 # Every answer may hold personal data (an inbox page, an alert): never cached, never sniffed into another
 # type, never framed, and no referrer leaks a URL onwards. A route that sets its own value keeps it.
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
@@ -178,6 +209,7 @@ def install_common(
     # Starlette's redirect to the slash-less path builds its URL from the Host header: an open redirect.
     app.router.redirect_slashes = False
     install_problem_handlers(app)
+    app.add_middleware(JsonBodiesOnly)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(SecurityHeaders)
 
