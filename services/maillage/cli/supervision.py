@@ -19,7 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 log = logging.getLogger("maillage.up")
 
 _PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
+# Linux's; elsewhere (a developer's macOS) children are still stopped by `stop_in_order`, not by the kernel.
+_prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
 
 
 class SupervisorSettings(BaseSettings):
@@ -63,7 +64,8 @@ def _die_with_parent() -> None:
     # Runs in the child between fork and exec: should `maillage up` itself be SIGKILLed, the kernel sends
     # SIGTERM to its children, so even then none is left orphaned. The kernel ties this to the thread that
     # forked, which is why every launch happens on the supervisor's main thread.
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def launch(args: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
