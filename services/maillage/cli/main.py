@@ -152,6 +152,8 @@ def up(
 ) -> None:
     """Start the whole Pôle on this machine and keep it running (a crashed process is restarted);
     Ctrl-C stops everything it started."""
+    from pydantic import ValidationError
+
     from maillage.cli.supervision import SupervisorSettings
     from maillage.cli.up import Supervisor
     from maillage.core.observability.logs import configure_logging
@@ -159,12 +161,17 @@ def up(
 
     net = load_network(network)
     chosen = {"shutdown_seconds": shutdown_seconds} if shutdown_seconds is not None else {}
+    try:
+        settings = SupervisorSettings(**chosen)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        console.print(f"Invalid setting: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     supervisor = Supervisor(
         network=net,
         network_file=network.resolve(),
         data_dir=data_dir.resolve(),
         bootstrap=bootstrap or net.kafka.bootstrap,
-        settings=SupervisorSettings(**chosen),  # type: ignore[arg-type]
+        settings=settings,
     )
     configure_logging(service="up")
     logging.getLogger("httpx").setLevel("WARNING")  # not every readiness probe

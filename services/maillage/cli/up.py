@@ -154,20 +154,19 @@ class Supervisor:
         ensure_secret(path, lambda: secrets.token_urlsafe(32))
         return path
 
-    def wait_ready(self, *, timeout: float = 60.0) -> None:
+    def wait_ready(self, *, timeout: float = 120.0) -> None:
+        """Every service answering /readyz; one that exits meanwhile is restarted as `supervise` would (a
+        credential the broker has not propagated yet), one never ready within `timeout` stops `up`."""
         deadline = time.monotonic() + timeout
         pending = list(self.services)
         while pending:
             for service in list(pending):
-                if not service.running:
-                    raise RuntimeError(f"{service.name} exited; see {self.data_dir / service.name}.log")
-                try:
-                    if httpx.get(service.url + "/readyz", timeout=1).status_code == 200:
-                        pending.remove(service)
-                except httpx.HTTPError:
-                    pass
+                service.check(backoff=self.settings.backoff, now=time.monotonic())
+                if service.running and _ready(service):
+                    pending.remove(service)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"not ready after {timeout:.0f}s: {', '.join(s.name for s in pending)}")
+                names = ", ".join(s.name for s in pending)
+                raise RuntimeError(f"not ready after {timeout:.0f}s: {names}; see their logs in {self.data_dir}")
             time.sleep(0.2)
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -196,6 +195,13 @@ class Supervisor:
         if self.kafka is not None:
             self.kafka.process = None
         return killed
+
+
+def _ready(service: Service) -> bool:
+    try:
+        return httpx.get(service.url + "/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def bus_topics(network: Network) -> list[str]:
