@@ -34,12 +34,15 @@ def network_copy(directory: Path, *, prefix: str) -> Path:
     return path
 
 
-def maillage(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def maillage(*args: str, env: dict[str, str], log: Path, own_group: bool = False) -> subprocess.Popen[bytes]:
+    """`own_group`: in a process group of its own, as a terminal runs a command, so that a test can send the
+    group a Ctrl-C (SIGINT to the group) without sending it to pytest."""
     return subprocess.Popen(
         [sys.executable, "-m", "maillage.cli.main", *args],
         env={**os.environ, **env},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
+        start_new_session=own_group,
     )
 
 
@@ -75,6 +78,13 @@ def children_of(pid: int) -> list[int]:
         found.extend(kids)
         frontier.extend(kids)
     return found
+
+
+def command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
 
 
 def alive(pid: int) -> bool:

@@ -13,9 +13,11 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -182,6 +184,8 @@ class LocalKafka:
     controller_port: int = field(default_factory=free_port)
     sasl: ScramSetup | None = None
     process: subprocess.Popen[bytes] | None = None
+    # How the broker's process is started: `maillage up` passes its supervisor's (dies with its parent).
+    popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
 
     @property
     def bootstrap(self) -> str:
@@ -233,11 +237,17 @@ class LocalKafka:
         )
         if not (self.data_dir / "logs" / "meta.properties").exists():
             self._format(config)
-        log = (self.data_dir / "broker.out").open("wb")
-        self.process = subprocess.Popen(
-            self._java("kafka.Kafka", str(config)), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.launch(append=False)
         asyncio.run(self._wait_until_ready(timeout))
+
+    def launch(self, *, append: bool = True) -> subprocess.Popen[bytes]:
+        """Start the broker's process on its formatted storage without waiting for it (a restart, too)."""
+        options: dict[str, Any] = {"stderr": subprocess.STDOUT, "start_new_session": True}
+        with (self.data_dir / "broker.out").open("ab" if append else "wb") as log:
+            self.process = self.popen(
+                self._java("kafka.Kafka", str(self.data_dir / "server.properties")), stdout=log, **options
+            )
+        return self.process
 
     def _format(self, config: Path) -> None:
         scram = self.sasl.format_arguments() if self.sasl is not None else []

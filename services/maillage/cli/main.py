@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -142,20 +142,41 @@ def up(
     ] = "",
     data_dir: Annotated[Path, typer.Option(envvar="MAILLAGE_DATA_DIR")] = Path("var"),
     kafka_port: Annotated[int, typer.Option(help="Port of the local broker.")] = 19092,
+    shutdown_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="Seconds from Ctrl-C to SIGKILL of what still runs (default: MAILLAGE_SHUTDOWN_SECONDS, else 10).",
+        ),
+    ] = None,
 ) -> None:
-    """Start the whole Pôle on this machine; Ctrl-C stops everything it started."""
+    """Start the whole Pôle on this machine and keep it running (a crashed process is restarted);
+    Ctrl-C stops everything it started."""
+    from pydantic import ValidationError
+
+    from maillage.cli.supervision import SupervisorSettings
     from maillage.cli.up import Supervisor
+    from maillage.core.observability.logs import configure_logging
     from maillage.gateway.settings import GatewaySettings
 
     net = load_network(network)
+    chosen = {"shutdown_seconds": shutdown_seconds} if shutdown_seconds is not None else {}
+    try:
+        settings = SupervisorSettings(**chosen)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        console.print(f"Invalid setting: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     supervisor = Supervisor(
         network=net,
         network_file=network.resolve(),
         data_dir=data_dir.resolve(),
         bootstrap=bootstrap or net.kafka.bootstrap,
+        settings=settings,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    configure_logging(service="up")
+    logging.getLogger("httpx").setLevel("WARNING")  # not every readiness probe
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, supervisor.on_signal)
     try:
         with console.status("Starting Kafka…"):
             supervisor.start_kafka(port=kafka_port)
@@ -166,7 +187,7 @@ def up(
             supervisor.wait_ready()
         _print_listening(supervisor)
         console.print("Ready. Try [bold]maillage demo[/] in another terminal. Ctrl-C stops everything.")
-        stop.wait()
+        supervisor.supervise()
     except KeyboardInterrupt:
         pass
     except RuntimeError as exc:
@@ -174,8 +195,8 @@ def up(
         raise typer.Exit(1) from None
     finally:
         with console.status("Stopping…"):
-            supervisor.stop()
-        console.print("Stopped.")
+            killed = supervisor.stop()
+        console.print(f"Stopped{' (killed at the deadline: ' + ', '.join(killed) + ')' if killed else ''}.")
 
 
 def _print_listening(supervisor: object) -> None:
@@ -197,7 +218,7 @@ def _print_listening(supervisor: object) -> None:
             "dispatcher": f"{service.url}/oncall (workers' page)",
             "monitor": f"{service.url}/dashboard (operators)",
         }.get(service.name, service.url)
-        table.add_row(service.name, sector, url, str(service.process.pid))
+        table.add_row(service.name, sector, url, str(service.process.pid if service.process else ""))
     console.print(table)
 
 

@@ -1,21 +1,22 @@
-"""`maillage up`: a whole Pôle on one machine — local Kafka, topics, gateway, one process per agency."""
+"""`maillage up`: a whole Pôle on one machine — local Kafka, topics, gateway, one process per agency — kept running."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import httpx
 
 from maillage.cli.acl import DISPATCHER_PRINCIPAL, GATEWAY_PRINCIPAL, MONITOR_PRINCIPAL, apply_access
 from maillage.cli.kafka_local import LocalKafka, ScramSetup
+from maillage.cli.supervision import Child, SupervisorSettings, launch, stop_in_order, supervise
 from maillage.core.config.network import Network
 from maillage.core.config.settings import METRICS_TOKEN_FILE
 from maillage.core.crypto.keys import KeyDirs, ensure_keys, ensure_secret
@@ -25,11 +26,9 @@ from maillage.core.messaging.topics import Topics
 from maillage.core.storage.private import keep_private
 
 
-@dataclass
-class Service:
-    name: str
+@dataclass(kw_only=True)
+class Service(Child):
     port: int
-    process: subprocess.Popen[bytes]
 
     @property
     def url(self) -> str:
@@ -38,14 +37,19 @@ class Service:
 
 @dataclass
 class Supervisor:
-    """Starts everything, and on stop() ends all of it: no orphan process is left behind."""
+    """Starts everything, restarts what crashes (`supervise`), and on stop() ends all of it before the
+    shutdown deadline: no orphan process is left behind."""
 
     network: Network
     network_file: Path
     data_dir: Path
     bootstrap: str = ""
     kafka: LocalKafka | None = None
+    broker: Child | None = None
     services: list[Service] = field(default_factory=list)
+    settings: SupervisorSettings = field(default_factory=SupervisorSettings)
+    stop_requested: bool = False
+    supervising: bool = False
     # Each service's Kafka principal and its password file, once the local broker is provisioned.
     principals: dict[str, Path] = field(default_factory=dict)
 
@@ -55,10 +59,15 @@ class Supervisor:
         keep_private(self.data_dir)
         if self.bootstrap:
             return self.bootstrap
-        self.kafka = LocalKafka(data_dir=self.data_dir / "kafka", sasl=ScramSetup.kept_in(self.key_dirs.private))
+        self.kafka = LocalKafka(
+            data_dir=self.data_dir / "kafka", sasl=ScramSetup.kept_in(self.key_dirs.private), popen=launch
+        )
         if port:
             self.kafka.port = port
+        self.broker = Child(name="kafka", start=self.kafka.launch)
         self.kafka.start()
+        # Restarted on the same ports and storage; the services reconnect by themselves meanwhile.
+        self.broker.process, self.broker.started_at = self.kafka.process, time.monotonic()
         self.bootstrap = self.kafka.bootstrap
         return self.bootstrap
 
@@ -109,14 +118,16 @@ class Supervisor:
                 "MAILLAGE_KAFKA_PASSWORD_FILE": str(self.principals[principal]),
             }
             env.pop("MAILLAGE_KAFKA_PASSWORD", None)
-        log = (self.data_dir / f"{name}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "maillage.cli.main", "serve", *args, "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.services.append(Service(name=name, port=port, process=process))
+        command = [sys.executable, "-m", "maillage.cli.main", "serve", *args, "--port", str(port)]
+        log = self.data_dir / f"{name}.log"
+
+        def start() -> subprocess.Popen[bytes]:
+            with log.open("ab") as out:
+                return launch(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+        service = Service(name=name, port=port, start=start)
+        service.launch(now=time.monotonic())
+        self.services.append(service)
 
     def ensure_keys(self) -> list[str]:
         """Keys for the gateway and every agency that has none yet (first run)."""
@@ -143,35 +154,54 @@ class Supervisor:
         ensure_secret(path, lambda: secrets.token_urlsafe(32))
         return path
 
-    def wait_ready(self, *, timeout: float = 60.0) -> None:
+    def wait_ready(self, *, timeout: float = 120.0) -> None:
+        """Every service answering /readyz; one that exits meanwhile is restarted as `supervise` would (a
+        credential the broker has not propagated yet), one never ready within `timeout` stops `up`."""
         deadline = time.monotonic() + timeout
         pending = list(self.services)
         while pending:
             for service in list(pending):
-                if service.process.poll() is not None:
-                    raise RuntimeError(f"{service.name} exited; see {self.data_dir / service.name}.log")
-                try:
-                    if httpx.get(service.url + "/readyz", timeout=1).status_code == 200:
-                        pending.remove(service)
-                except httpx.HTTPError:
-                    pass
+                service.check(backoff=self.settings.backoff, now=time.monotonic())
+                if service.running and _ready(service):
+                    pending.remove(service)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"not ready after {timeout:.0f}s: {', '.join(s.name for s in pending)}")
+                names = ", ".join(s.name for s in pending)
+                raise RuntimeError(f"not ready after {timeout:.0f}s: {names}; see their logs in {self.data_dir}")
             time.sleep(0.2)
 
-    def stop(self) -> None:
-        for service in self.services:
-            if service.process.poll() is None:
-                service.process.send_signal(signal.SIGTERM)
-        for service in self.services:
-            try:
-                service.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                service.process.kill()
-                service.process.wait()
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """SIGINT, SIGTERM, SIGHUP: stop. While starting, at once (as Ctrl-C would); once running, at the
+        supervisor's next look, so that no restart is half done; a second signal changes nothing."""
+        first = not self.stop_requested
+        self.stop_requested = True
+        if first and not self.supervising:
+            raise KeyboardInterrupt
+
+    def supervise(self) -> None:
+        """Until a stop is requested: restart, with backoff, whatever exits."""
+        self.supervising = True
+        children: list[Child] = [*self.services, *([self.broker] if self.broker else [])]
+        supervise(children, backoff=self.settings.backoff, stopped=lambda: self.stop_requested)
+
+    def stop(self) -> list[str]:
+        """The services first (they flush to the broker), then the broker; SIGKILL to whatever is left at the
+        deadline. Returns the names of those that had to be killed."""
+        self.stop_requested = True
+        if self.broker is not None and self.broker.process is None and self.kafka is not None:
+            self.broker.process = self.kafka.process  # interrupted while it started
+        waves: list[list[Child]] = [list(self.services), *([[self.broker]] if self.broker else [])]
+        killed = stop_in_order(waves, seconds=self.settings.shutdown_seconds)
         self.services.clear()
         if self.kafka is not None:
-            self.kafka.stop()
+            self.kafka.process = None
+        return killed
+
+
+def _ready(service: Service) -> bool:
+    try:
+        return httpx.get(service.url + "/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def bus_topics(network: Network) -> list[str]:
