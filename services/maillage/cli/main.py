@@ -112,26 +112,25 @@ def serve_monitor(port: PortOption = None, host: HostOption = "127.0.0.1") -> No
 def topics(
     network: NetworkOption = DEFAULT_NETWORK,
     bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP")] = "",
+    admin_user: Annotated[
+        str, typer.Option(envvar="MAILLAGE_KAFKA_ADMIN_USERNAME", help="A super user, on a cluster with ACLs.")
+    ] = "admin",
 ) -> None:
-    """Create the network's topics (partitions, replication and min.insync.replicas from the network file)."""
+    """Create the network's topics, or bring existing ones to the network file's configs: partitions and
+    replication (new topics), min.insync.replicas and retention per topic kind (all of them).
+
+    On a cluster with ACLs, the super user's password comes from MAILLAGE_KAFKA_ADMIN_PASSWORD.
+    """
     import asyncio
 
-    from maillage.cli.up import bus_topics
-    from maillage.core.messaging import bus
+    from maillage.cli.up import create_network_topics
+    from maillage.core.messaging.kafka_auth import KafkaAuth
 
     net = load_network(network)
-    k = net.kafka
-    names = bus_topics(net)
-    asyncio.run(
-        bus.ensure_topics(
-            bootstrap or k.bootstrap,
-            names,
-            partitions=k.partitions,
-            replication_factor=k.replication_factor,
-            min_insync_replicas=k.min_insync_replicas,
-        )
-    )
-    console.print(f"{len(names)} topics present on {bootstrap or k.bootstrap}.")
+    password = os.environ.get("MAILLAGE_KAFKA_ADMIN_PASSWORD", "")
+    auth = KafkaAuth(username=admin_user, password=password) if password else None
+    names = asyncio.run(create_network_topics(net, bootstrap=bootstrap or net.kafka.bootstrap, auth=auth))
+    console.print(f"{len(names)} topics present on {bootstrap or net.kafka.bootstrap}.")
 
 
 @app.command()

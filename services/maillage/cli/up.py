@@ -67,18 +67,7 @@ class Supervisor:
         return self.kafka.admin_auth if self.kafka is not None else None
 
     def create_topics(self) -> None:
-        k = self.network.kafka
-        names = bus_topics(self.network)
-        asyncio.run(
-            bus.ensure_topics(
-                self.bootstrap,
-                names,
-                partitions=k.partitions,
-                replication_factor=k.replication_factor,
-                min_insync_replicas=k.min_insync_replicas,
-                auth=self.admin,
-            )
-        )
+        asyncio.run(create_network_topics(self.network, bootstrap=self.bootstrap, auth=self.admin))
 
     def provision(self, *, gateway_transactional_id: str) -> None:
         """On the local broker: a SCRAM principal per service and the least-privilege ACLs between them."""
@@ -176,3 +165,22 @@ class Supervisor:
 
 def bus_topics(network: Network) -> list[str]:
     return Topics(prefix=network.kafka.topic_prefix).all_for([a.id for a in network.agencies])
+
+
+async def create_network_topics(
+    network: Network, *, bootstrap: str, auth: KafkaAuth | None, topics: Topics | None = None
+) -> list[str]:
+    """The network's topics, created or brought to the file's partitions, replication, replicas in sync and
+    retention per kind; returns their names."""
+    k = network.kafka
+    configs = network.topic_configs(topics or Topics(prefix=k.topic_prefix))
+    await bus.ensure_topics(
+        bootstrap,
+        configs,
+        partitions=k.partitions,
+        replication_factor=k.replication_factor,
+        min_insync_replicas=k.min_insync_replicas,
+        auth=auth,
+        configs=configs,
+    )
+    return list(configs)
