@@ -16,6 +16,7 @@ from maillage.core.config.network import load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.messaging import bus
 from maillage.core.messaging.topics import Topics
+from maillage.core.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +33,22 @@ def network_file(directory: Path, *, prefix: str, retention: dict[str, int]) -> 
 
 
 async def configs_on_broker(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:
+    """The topics' configs as the broker describes them, once it knows every one of them (a topic just made
+    reaches the broker's metadata a moment after the controller has it)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
+
+    async def described() -> dict[str, dict[str, tuple[str, int]]] | None:
+        try:
+            return await bus.described_configs(admin, names)
+        except bus.TopicConfigError:
+            return None
+
     try:
-        described = await bus.described_configs(admin, names)
+        found = await eventually(described, what="the topics' configs")
     finally:
         await admin.close()
-    return {topic: {key: value for key, (value, _) in configs.items()} for topic, configs in described.items()}
+    return {topic: {key: value for key, (value, _) in configs.items()} for topic, configs in found.items()}
 
 
 async def test_maillage_topics_gives_each_kind_of_topic_its_retention(
@@ -85,6 +95,10 @@ async def test_an_audit_topic_made_with_kafkas_seven_days_is_kept_forever_after_
     network = load_network(network_file(tmp_path, prefix=topic_prefix, retention={}))
     await create_network_topics(network, bootstrap=kafka_bootstrap, auth=None)
 
-    audit = (await configs_on_broker(kafka_bootstrap, [topics.audit]))[topics.audit]
-    assert audit["retention.ms"] == "-1"
+    async def kept_forever() -> dict[str, str] | None:
+        # The broker applies an altered config once its metadata catches up (seconds, behind new topics).
+        audit = (await configs_on_broker(kafka_bootstrap, [topics.audit]))[topics.audit]
+        return audit if audit["retention.ms"] == "-1" else None
+
+    audit = await eventually(kept_forever, timeout=60, every=0.5, what="the audit topic kept forever")
     assert audit["max.message.bytes"] == "2000000", "a config the file does not speak of is left as it was"
