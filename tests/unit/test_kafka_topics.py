@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from maillage.core.config.network import KafkaConfig, load_network
+from maillage.core.config.network import KafkaConfig, NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.messaging.topics import TopicKind, Topics
 
@@ -57,3 +57,23 @@ def test_retention_as_the_file_says() -> None:
 def test_a_kafka_table_that_would_lose_or_refuse_records_is_refused(table: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         KafkaConfig.model_validate(table)
+
+
+def test_three_brokers_give_three_replicas_two_in_sync_when_the_file_says_nothing() -> None:
+    kafka = load_network(DEFAULT_NETWORK).kafka
+    assert (kafka.replication_factor, kafka.min_insync_replicas) == (1, 1)
+    on_three = kafka.on_brokers(3)
+    assert (on_three.replication_factor, on_three.min_insync_replicas) == (3, 2)
+    assert on_three.retention == kafka.retention
+
+
+def test_the_files_replication_is_obeyed_on_a_cluster() -> None:
+    told = KafkaConfig.model_validate({"replication_factor": 2, "min_insync_replicas": 2}).on_brokers(3)
+    assert (told.replication_factor, told.min_insync_replicas) == (2, 2)
+    # Replicas alone: one fewer must hold a write, so one replica may be away.
+    assert KafkaConfig.model_validate({"replication_factor": 3}).min_insync_replicas == 2
+
+
+def test_more_replicas_than_local_brokers_is_refused() -> None:
+    with pytest.raises(NetworkError, match="3 replicas of each topic, but 1 broker"):
+        KafkaConfig.model_validate({"replication_factor": 3}).on_brokers(1)

@@ -140,13 +140,23 @@ def up(
         str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP", help="Use this Kafka instead of starting a local one.")
     ] = "",
     data_dir: Annotated[Path, typer.Option(envvar="MAILLAGE_DATA_DIR")] = Path("var"),
-    kafka_port: Annotated[int, typer.Option(help="Port of the local broker.")] = 19092,
+    kafka_port: Annotated[int, typer.Option(help="Port of the local broker (of a cluster: its first port).")] = 19092,
+    brokers: Annotated[
+        int, typer.Option(min=1, help="Local brokers: 3 starts a KRaft cluster, topics replicated on all three.")
+    ] = 1,
 ) -> None:
     """Start the whole Pôle on this machine; Ctrl-C stops everything it started."""
     from maillage.cli.up import Supervisor
+    from maillage.core.config.network import NetworkError
     from maillage.gateway.settings import GatewaySettings
 
     net = load_network(network)
+    if not (bootstrap or net.kafka.bootstrap):
+        try:
+            net = net.model_copy(update={"kafka": net.kafka.on_brokers(brokers)})
+        except NetworkError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from None
     supervisor = Supervisor(
         network=net,
         network_file=network.resolve(),
@@ -157,7 +167,7 @@ def up(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         with console.status("Starting Kafka…"):
-            supervisor.start_kafka(port=kafka_port)
+            supervisor.start_kafka(port=kafka_port, brokers=brokers)
         with console.status("Creating topics, principals and ACLs, and starting services…"):
             supervisor.create_topics()
             supervisor.provision(gateway_transactional_id=GatewaySettings(network_file=network).transactional_id)
@@ -188,7 +198,7 @@ def _print_listening(supervisor: object) -> None:
         "kafka",
         "",
         supervisor.bootstrap,
-        str(supervisor.kafka.process.pid) if supervisor.kafka and supervisor.kafka.process else "external",
+        " ".join(map(str, supervisor.kafka_pids)) or "external",
     )
     for service in supervisor.services:
         sector = supervisor.network.by_id[service.name].sector.value if service.name in supervisor.network.by_id else ""

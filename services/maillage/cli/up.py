@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from maillage.cli.acl import DISPATCHER_PRINCIPAL, GATEWAY_PRINCIPAL, MONITOR_PRINCIPAL, apply_access
+from maillage.cli.kafka_cluster import LocalCluster
 from maillage.cli.kafka_local import LocalKafka, ScramSetup
 from maillage.core.config.network import Network
 from maillage.core.config.settings import METRICS_TOKEN_FILE
@@ -44,23 +45,34 @@ class Supervisor:
     network_file: Path
     data_dir: Path
     bootstrap: str = ""
-    kafka: LocalKafka | None = None
+    kafka: LocalKafka | LocalCluster | None = None
     services: list[Service] = field(default_factory=list)
     # Each service's Kafka principal and its password file, once the local broker is provisioned.
     principals: dict[str, Path] = field(default_factory=dict)
 
-    def start_kafka(self, *, port: int | None = None) -> str:
-        """A local broker unless one was given: secure by default (SASL/SCRAM, ACLs from the network file),
-        its log directory private like the rest of the data directory."""
+    def start_kafka(self, *, port: int | None = None, brokers: int = 1) -> str:
+        """A local broker (or a cluster of `brokers` on consecutive ports) unless one was given: secure by
+        default (SASL/SCRAM, ACLs from the network file), its log directory private like the rest of the data
+        directory."""
         keep_private(self.data_dir)
         if self.bootstrap:
             return self.bootstrap
-        self.kafka = LocalKafka(data_dir=self.data_dir / "kafka", sasl=ScramSetup.kept_in(self.key_dirs.private))
-        if port:
-            self.kafka.port = port
+        sasl = ScramSetup.kept_in(self.key_dirs.private)
+        if brokers > 1:
+            self.kafka = LocalCluster(data_dir=self.data_dir / "kafka-cluster", sasl=sasl, size=brokers)
+            self.kafka.port = port or self.kafka.port
+        else:
+            self.kafka = LocalKafka(data_dir=self.data_dir / "kafka", sasl=sasl)
+            self.kafka.port = port or self.kafka.port
         self.kafka.start()
         self.bootstrap = self.kafka.bootstrap
         return self.bootstrap
+
+    @property
+    def kafka_pids(self) -> list[int]:
+        if isinstance(self.kafka, LocalCluster):
+            return self.kafka.pids
+        return [self.kafka.process.pid] if self.kafka is not None and self.kafka.process is not None else []
 
     @property
     def admin(self) -> KafkaAuth | None:

@@ -80,12 +80,34 @@ class KafkaConfig(_Model):
     partitions: int = Field(default=3, ge=1)
     retention: RetentionConfig = RetentionConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _insync_from_replicas(cls, data: object) -> object:
+        # Replicated topics not told otherwise accept a write while one replica is away, never with one alone.
+        if isinstance(data, dict) and "replication_factor" in data and "min_insync_replicas" not in data:
+            replicas = data["replication_factor"]
+            if isinstance(replicas, int) and replicas > 1:
+                data = {**data, "min_insync_replicas": replicas - 1}
+        return data
+
     @model_validator(mode="after")
     def _insync_within_replicas(self) -> KafkaConfig:
         if self.min_insync_replicas > self.replication_factor:
             # Every acks=all write would then be refused (NOT_ENOUGH_REPLICAS): nothing could be sent.
             raise ValueError("min_insync_replicas must not exceed replication_factor")
         return self
+
+    def on_brokers(self, brokers: int) -> KafkaConfig:
+        """These settings on a cluster of `brokers` started here: a replica per broker up to three (and
+        `min_insync_replicas` one fewer) where the file says nothing; more replicas than brokers is refused."""
+        given = self.model_dump(include=self.model_fields_set)
+        settled = KafkaConfig.model_validate({"replication_factor": min(brokers, 3), **given})
+        if settled.replication_factor > brokers:
+            raise NetworkError(
+                f"the network file asks for {settled.replication_factor} replicas of each topic, "
+                f"but {brokers} broker(s) are started"
+            )
+        return settled
 
     def topic_configs(self, kinds: Mapping[str, TopicKind]) -> dict[str, dict[str, str]]:
         """Each topic's Kafka configs, from its kind."""
