@@ -102,6 +102,18 @@ def node_pid(up_pid: int, node: int) -> int:
     raise AssertionError(f"no process of node {node}")
 
 
+def service_env(pids: list[int], command: str) -> dict[str, str]:
+    """The environment `up` gave the service started with this command."""
+    for pid in pids:
+        try:
+            if command.encode() in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" "):
+                pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
+        except OSError:
+            continue
+    raise AssertionError(f"no process runs {command!r}")
+
+
 def agency_client(port: int, agency_id: str, dirs: KeyDirs) -> httpx.AsyncClient:
     token = mint(OwnKeys.load(dirs, agency_id, PublicKeys.load(dirs)), subject="e2e", scopes=ALL_AGENCY_SCOPES)
     return httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
@@ -173,6 +185,7 @@ async def test_three_brokers_replicate_every_topic_and_deliver_with_one_of_them_
             wait_ready(f"http://127.0.0.1:{network.agency(agency).port}", up, timeout=60)
         print(f"maillage up --brokers 3: gateway and agencies ready in {time.monotonic() - began:.0f}s")
         started = children_of(up.pid)
+        assert service_env(started, "serve gateway")["MAILLAGE_KAFKA_BOOTSTRAP"] == bootstrap, "every node's address"
         dirs = KeyDirs(private=tmp_path / "var" / "keys" / "private", public=tmp_path / "var" / "keys" / "public")
         admin = KafkaAuth(username="admin", password=(dirs.private / ADMIN_PASSWORD_FILE).read_text().strip())
         topics = Topics(prefix=network.kafka.topic_prefix)
