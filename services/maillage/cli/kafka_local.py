@@ -80,7 +80,7 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _cluster_id() -> str:
+def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -146,11 +146,29 @@ class ScramSetup:
         }
 
 
-def _server_properties(*, data_dir: Path, port: int, controller_port: int, sasl: ScramSetup | None) -> str:
+@dataclass(frozen=True)
+class Quorum:
+    """Where a node sits in a KRaft cluster of combined broker+controller nodes; the default is a lone node."""
+
+    node_id: int = 1
+    voters: str = ""  # "1@127.0.0.1:port,2@…": every controller of the cluster; empty: this node alone
+    cluster_id: str = ""  # the same for every node of a cluster; empty: a new one at the first start
+
+    @property
+    def size(self) -> int:
+        return len(self.voters.split(",")) if self.voters else 1
+
+
+def _server_properties(
+    *, data_dir: Path, port: int, controller_port: int, sasl: ScramSetup | None, quorum: Quorum = Quorum()
+) -> str:
+    # Kafka's own topics (consumer offsets, transactions) are replicated like ours: on three nodes, one may
+    # stop without a group or a transaction coordinator going with it.
+    replicas, min_isr = quorum.size, max(1, quorum.size - 1)
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "node.id": str(quorum.node_id),
+        "controller.quorum.voters": quorum.voters or f"{quorum.node_id}@127.0.0.1:{controller_port}",
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -159,15 +177,15 @@ def _server_properties(*, data_dir: Path, port: int, controller_port: int, sasl:
         "log.dirs": str(data_dir / "logs"),
         "num.partitions": "3",
         "auto.create.topics.enable": "false",
-        "offsets.topic.replication.factor": "1",
+        "offsets.topic.replication.factor": str(replicas),
         "offsets.topic.num.partitions": "5",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": str(replicas),
+        "transaction.state.log.min.isr": str(min_isr),
         "transaction.state.log.num.partitions": "5",
         "group.initial.rebalance.delay.ms": "0",
         "log.flush.interval.messages": "9223372036854775807",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": str(replicas),
+        "share.coordinator.state.topic.min.isr": str(min_isr),
     }
     if sasl is not None:
         props |= sasl.server_properties(port=port, controller_port=controller_port)
@@ -183,6 +201,7 @@ class LocalKafka:
     port: int = field(default_factory=free_port)
     controller_port: int = field(default_factory=free_port)
     sasl: ScramSetup | None = None
+    quorum: Quorum = Quorum()
     process: subprocess.Popen[bytes] | None = None
     # How the broker's process is started: `maillage up` passes its supervisor's (dies with its parent).
     popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
@@ -226,19 +245,28 @@ class LocalKafka:
                 self.port, self.controller_port = free_port(), free_port()
 
     def _start_once(self, timeout: float) -> None:
+        self.prepare()
+        self.launch(append=False)
+        asyncio.run(self.wait_until_ready(timeout))
+
+    def prepare(self) -> None:
+        """Write the config and format the storage on the first start. Then `launch` starts the process, not
+        waiting for it: the nodes of a cluster answer only once a majority of them is up."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "server.properties"
         config.touch(mode=0o600)
         config.chmod(0o600)  # in secure mode it holds the admin's password
         config.write_text(
             _server_properties(
-                data_dir=self.data_dir, port=self.port, controller_port=self.controller_port, sasl=self.sasl
+                data_dir=self.data_dir,
+                port=self.port,
+                controller_port=self.controller_port,
+                sasl=self.sasl,
+                quorum=self.quorum,
             )
         )
         if not (self.data_dir / "logs" / "meta.properties").exists():
             self._format(config)
-        self.launch(append=False)
-        asyncio.run(self._wait_until_ready(timeout))
 
     def launch(self, *, append: bool = True) -> subprocess.Popen[bytes]:
         """Start the broker's process on its formatted storage without waiting for it (a restart, too)."""
@@ -251,9 +279,10 @@ class LocalKafka:
 
     def _format(self, config: Path) -> None:
         scram = self.sasl.format_arguments() if self.sasl is not None else []
+        cluster_id = self.quorum.cluster_id or new_cluster_id()
         fmt = subprocess.run(
             # `--cluster-id=` form: a base64 id may start with "-", which a separate argument would not survive.
-            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(config), *scram),
+            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config), *scram),
             capture_output=True,
             text=True,
             check=False,
@@ -261,7 +290,7 @@ class LocalKafka:
         if fmt.returncode != 0:
             raise KafkaUnavailable(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
 
-    async def _wait_until_ready(self, timeout: float) -> None:
+    async def wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:

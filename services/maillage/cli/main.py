@@ -112,26 +112,25 @@ def serve_monitor(port: PortOption = None, host: HostOption = "127.0.0.1") -> No
 def topics(
     network: NetworkOption = DEFAULT_NETWORK,
     bootstrap: Annotated[str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP")] = "",
+    admin_user: Annotated[
+        str, typer.Option(envvar="MAILLAGE_KAFKA_ADMIN_USERNAME", help="A super user, on a cluster with ACLs.")
+    ] = "admin",
 ) -> None:
-    """Create the network's topics (partitions, replication and min.insync.replicas from the network file)."""
+    """Create the network's topics, or bring existing ones to the network file's configs: partitions and
+    replication (new topics), min.insync.replicas and retention per topic kind (all of them).
+
+    On a cluster with ACLs, the super user's password comes from MAILLAGE_KAFKA_ADMIN_PASSWORD.
+    """
     import asyncio
 
-    from maillage.cli.up import bus_topics
-    from maillage.core.messaging import bus
+    from maillage.cli.up import create_network_topics
+    from maillage.core.messaging.kafka_auth import KafkaAuth
 
     net = load_network(network)
-    k = net.kafka
-    names = bus_topics(net)
-    asyncio.run(
-        bus.ensure_topics(
-            bootstrap or k.bootstrap,
-            names,
-            partitions=k.partitions,
-            replication_factor=k.replication_factor,
-            min_insync_replicas=k.min_insync_replicas,
-        )
-    )
-    console.print(f"{len(names)} topics present on {bootstrap or k.bootstrap}.")
+    password = os.environ.get("MAILLAGE_KAFKA_ADMIN_PASSWORD", "")
+    auth = KafkaAuth(username=admin_user, password=password) if password else None
+    names = asyncio.run(create_network_topics(net, bootstrap=bootstrap or net.kafka.bootstrap, auth=auth))
+    console.print(f"{len(names)} topics present on {bootstrap or net.kafka.bootstrap}.")
 
 
 @app.command()
@@ -141,7 +140,10 @@ def up(
         str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP", help="Use this Kafka instead of starting a local one.")
     ] = "",
     data_dir: Annotated[Path, typer.Option(envvar="MAILLAGE_DATA_DIR")] = Path("var"),
-    kafka_port: Annotated[int, typer.Option(help="Port of the local broker.")] = 19092,
+    kafka_port: Annotated[int, typer.Option(help="Port of the local broker (of a cluster: its first port).")] = 19092,
+    brokers: Annotated[
+        int, typer.Option(min=1, help="Local brokers: 3 starts a KRaft cluster, topics replicated on all three.")
+    ] = 1,
     shutdown_seconds: Annotated[
         float | None,
         typer.Option(
@@ -156,6 +158,7 @@ def up(
 
     from maillage.cli.supervision import SupervisorSettings
     from maillage.cli.up import Supervisor
+    from maillage.core.config.network import NetworkError
     from maillage.core.observability.logs import configure_logging
     from maillage.gateway.settings import GatewaySettings
 
@@ -166,6 +169,12 @@ def up(
     except ValidationError as exc:
         console.print(f"Invalid setting: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
+    if not (bootstrap or net.kafka.bootstrap):
+        try:
+            net = net.model_copy(update={"kafka": net.kafka.on_brokers(brokers)})
+        except NetworkError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from None
     supervisor = Supervisor(
         network=net,
         network_file=network.resolve(),
@@ -179,7 +188,7 @@ def up(
         signal.signal(signum, supervisor.on_signal)
     try:
         with console.status("Starting Kafka…"):
-            supervisor.start_kafka(port=kafka_port)
+            supervisor.start_kafka(port=kafka_port, brokers=brokers)
         with console.status("Creating topics, principals and ACLs, and starting services…"):
             supervisor.create_topics()
             supervisor.provision(gateway_transactional_id=GatewaySettings(network_file=network).transactional_id)
@@ -210,7 +219,7 @@ def _print_listening(supervisor: object) -> None:
         "kafka",
         "",
         supervisor.bootstrap,
-        str(supervisor.kafka.process.pid) if supervisor.kafka and supervisor.kafka.process else "external",
+        " ".join(map(str, supervisor.kafka_pids)) or "external",
     )
     for service in supervisor.services:
         sector = supervisor.network.by_id[service.name].sector.value if service.name in supervisor.network.by_id else ""

@@ -15,6 +15,7 @@ from types import FrameType
 import httpx
 
 from maillage.cli.acl import DISPATCHER_PRINCIPAL, GATEWAY_PRINCIPAL, MONITOR_PRINCIPAL, apply_access
+from maillage.cli.kafka_cluster import LocalCluster
 from maillage.cli.kafka_local import LocalKafka, ScramSetup
 from maillage.cli.supervision import Child, SupervisorSettings, launch, stop_in_order, supervise
 from maillage.core.config.network import Network
@@ -44,8 +45,8 @@ class Supervisor:
     network_file: Path
     data_dir: Path
     bootstrap: str = ""
-    kafka: LocalKafka | None = None
-    broker: Child | None = None
+    kafka: LocalKafka | LocalCluster | None = None
+    brokers: list[Child] = field(default_factory=list)  # one per node, restarted like the services
     services: list[Service] = field(default_factory=list)
     settings: SupervisorSettings = field(default_factory=SupervisorSettings)
     stop_requested: bool = False
@@ -53,41 +54,43 @@ class Supervisor:
     # Each service's Kafka principal and its password file, once the local broker is provisioned.
     principals: dict[str, Path] = field(default_factory=dict)
 
-    def start_kafka(self, *, port: int | None = None) -> str:
-        """A local broker unless one was given: secure by default (SASL/SCRAM, ACLs from the network file),
-        its log directory private like the rest of the data directory."""
+    def start_kafka(self, *, port: int | None = None, brokers: int = 1) -> str:
+        """A local broker (or a cluster of `brokers` on consecutive ports) unless one was given: secure by
+        default (SASL/SCRAM, ACLs from the network file), its log directory private like the rest of the data
+        directory."""
         keep_private(self.data_dir)
         if self.bootstrap:
             return self.bootstrap
-        self.kafka = LocalKafka(
-            data_dir=self.data_dir / "kafka", sasl=ScramSetup.kept_in(self.key_dirs.private), popen=launch
-        )
-        if port:
-            self.kafka.port = port
-        self.broker = Child(name="kafka", start=self.kafka.launch)
+        sasl = ScramSetup.kept_in(self.key_dirs.private)
+        if brokers > 1:
+            self.kafka = LocalCluster(data_dir=self.data_dir / "kafka-cluster", sasl=sasl, size=brokers, popen=launch)
+        else:
+            self.kafka = LocalKafka(data_dir=self.data_dir / "kafka", sasl=sasl, popen=launch)
+        self.kafka.port = port or self.kafka.port
         self.kafka.start()
-        # Restarted on the same ports and storage; the services reconnect by themselves meanwhile.
-        self.broker.process, self.broker.started_at = self.kafka.process, time.monotonic()
+        # Each node restarted on its own ports and storage; the services reconnect by themselves meanwhile.
+        nodes = self.kafka.nodes if isinstance(self.kafka, LocalCluster) else [self.kafka]
+        names = [f"kafka-{i}" for i in range(1, len(nodes) + 1)] if len(nodes) > 1 else ["kafka"]
+        now = time.monotonic()
+        self.brokers = [
+            Child(name=name, start=node.launch, process=node.process, started_at=now)
+            for name, node in zip(names, nodes, strict=True)
+        ]
         self.bootstrap = self.kafka.bootstrap
         return self.bootstrap
+
+    @property
+    def kafka_pids(self) -> list[int]:
+        if isinstance(self.kafka, LocalCluster):
+            return self.kafka.pids
+        return [self.kafka.process.pid] if self.kafka is not None and self.kafka.process is not None else []
 
     @property
     def admin(self) -> KafkaAuth | None:
         return self.kafka.admin_auth if self.kafka is not None else None
 
     def create_topics(self) -> None:
-        k = self.network.kafka
-        names = bus_topics(self.network)
-        asyncio.run(
-            bus.ensure_topics(
-                self.bootstrap,
-                names,
-                partitions=k.partitions,
-                replication_factor=k.replication_factor,
-                min_insync_replicas=k.min_insync_replicas,
-                auth=self.admin,
-            )
-        )
+        asyncio.run(create_network_topics(self.network, bootstrap=self.bootstrap, auth=self.admin))
 
     def provision(self, *, gateway_transactional_id: str) -> None:
         """On the local broker: a SCRAM principal per service and the least-privilege ACLs between them."""
@@ -180,20 +183,19 @@ class Supervisor:
     def supervise(self) -> None:
         """Until a stop is requested: restart, with backoff, whatever exits."""
         self.supervising = True
-        children: list[Child] = [*self.services, *([self.broker] if self.broker else [])]
+        children: list[Child] = [*self.services, *self.brokers]
         supervise(children, backoff=self.settings.backoff, stopped=lambda: self.stop_requested)
 
     def stop(self) -> list[str]:
         """The services first (they flush to the broker), then the broker; SIGKILL to whatever is left at the
         deadline. Returns the names of those that had to be killed."""
         self.stop_requested = True
-        if self.broker is not None and self.broker.process is None and self.kafka is not None:
-            self.broker.process = self.kafka.process  # interrupted while it started
-        waves: list[list[Child]] = [list(self.services), *([[self.broker]] if self.broker else [])]
+        if not self.brokers and self.kafka is not None:
+            self.kafka.stop()  # interrupted while it started: no child to stop in order yet
+        waves: list[list[Child]] = [list(self.services), *([self.brokers] if self.brokers else [])]
         killed = stop_in_order(waves, seconds=self.settings.shutdown_seconds)
         self.services.clear()
-        if self.kafka is not None:
-            self.kafka.process = None
+        self.brokers.clear()
         return killed
 
 
@@ -206,3 +208,22 @@ def _ready(service: Service) -> bool:
 
 def bus_topics(network: Network) -> list[str]:
     return Topics(prefix=network.kafka.topic_prefix).all_for([a.id for a in network.agencies])
+
+
+async def create_network_topics(
+    network: Network, *, bootstrap: str, auth: KafkaAuth | None, topics: Topics | None = None
+) -> list[str]:
+    """The network's topics, created or brought to the file's partitions, replication, replicas in sync and
+    retention per kind; returns their names."""
+    k = network.kafka
+    configs = network.topic_configs(topics or Topics(prefix=k.topic_prefix))
+    await bus.ensure_topics(
+        bootstrap,
+        configs,
+        partitions=k.partitions,
+        replication_factor=k.replication_factor,
+        min_insync_replicas=k.min_insync_replicas,
+        auth=auth,
+        configs=configs,
+    )
+    return list(configs)

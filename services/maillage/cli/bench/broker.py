@@ -15,12 +15,14 @@ from maillage.core.messaging.topics import Topics
 
 async def create_topics(bootstrap: str, network: Network, topics: Topics, *, extra: tuple[str, ...] = ()) -> None:
     k = network.kafka
+    configs = network.topic_configs(topics)
     await bus.ensure_topics(
         bootstrap,
-        [*topics.all_for([a.id for a in network.agencies]), *extra],
+        [*configs, *extra],
         partitions=k.partitions,
         replication_factor=k.replication_factor,
         min_insync_replicas=k.min_insync_replicas,
+        configs=configs,
     )
 
 

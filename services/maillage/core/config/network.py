@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from maillage.core.crypto.keys import ALL_USES, GATEWAY, TOKENS_ONLY, KeyUse
+from maillage.core.messaging.topics import TopicKind, Topics
 from maillage.domain.disclosure import Recipient
 from maillage.domain.events import RecipientId
 from maillage.domain.rota import OncallPolicy
@@ -37,12 +39,82 @@ class AgencyConfig(_Model):
     convenes_case_conferences: bool = False
 
 
+FOREVER = -1
+_DAY_MS = 24 * 3600 * 1000
+
+
+class RetentionConfig(_Model):
+    """How many days each kind of topic keeps its records (`-1`: forever), whatever its consumers have read.
+
+    The audit topic is the Pôle's record of every disclosure decision: it is kept forever unless the file
+    says otherwise. The others are queues whose consumers keep what they read in their own databases; they
+    are kept long enough for a service stopped over a long holiday to catch up, or an operator to replay.
+    """
+
+    audit: int = Field(default=FOREVER, ge=FOREVER)
+    submitted: int = Field(default=7, ge=FOREVER)
+    deliveries: int = Field(default=14, ge=FOREVER)
+    statuses: int = Field(default=14, ge=FOREVER)
+    dead_letters: int = Field(default=30, ge=FOREVER)
+    oncall: int = Field(default=30, ge=FOREVER)
+
+    @field_validator("*")
+    @classmethod
+    def _not_zero(cls, days: int) -> int:
+        if days == 0:
+            raise ValueError("a retention of 0 days would delete records before anyone reads them; -1 keeps them")
+        return days
+
+    def ms(self, kind: TopicKind) -> int:
+        """Kafka's `retention.ms` for a topic of this kind."""
+        days: int = getattr(self, kind.value)
+        return FOREVER if days == FOREVER else days * _DAY_MS
+
+
 class KafkaConfig(_Model):
     bootstrap: str = ""
     topic_prefix: str = ""
+    # 1 on the local single broker; `maillage up --brokers 3` takes 3 and 2 when the file says nothing.
     replication_factor: int = Field(default=1, ge=1)
     min_insync_replicas: int = Field(default=1, ge=1)
     partitions: int = Field(default=3, ge=1)
+    retention: RetentionConfig = RetentionConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _insync_from_replicas(cls, data: object) -> object:
+        # Replicated topics not told otherwise accept a write while one replica is away, never with one alone.
+        if isinstance(data, dict) and "replication_factor" in data and "min_insync_replicas" not in data:
+            replicas = data["replication_factor"]
+            if isinstance(replicas, int) and replicas > 1:
+                data = {**data, "min_insync_replicas": replicas - 1}
+        return data
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> KafkaConfig:
+        if self.min_insync_replicas > self.replication_factor:
+            # Every acks=all write would then be refused (NOT_ENOUGH_REPLICAS): nothing could be sent.
+            raise ValueError("min_insync_replicas must not exceed replication_factor")
+        return self
+
+    def on_brokers(self, brokers: int) -> KafkaConfig:
+        """These settings on a cluster of `brokers` started here: a replica per broker up to three (and
+        `min_insync_replicas` one fewer) where the file says nothing; more replicas than brokers is refused."""
+        given = self.model_dump(include=self.model_fields_set)
+        settled = KafkaConfig.model_validate({"replication_factor": min(brokers, 3), **given})
+        if settled.replication_factor > brokers:
+            raise NetworkError(
+                f"the network file asks for {settled.replication_factor} replicas of each topic, "
+                f"but {brokers} broker(s) are started"
+            )
+        return settled
+
+    def topic_configs(self, kinds: Mapping[str, TopicKind]) -> dict[str, dict[str, str]]:
+        """Each topic's Kafka configs, from its kind."""
+        return {
+            name: {"min.insync.replicas": str(self.min_insync_replicas), "retention.ms": str(self.retention.ms(kind))}
+            for name, kind in kinds.items()
+        }
 
 
 class GatewayConfig(_Model):
@@ -126,6 +198,10 @@ class Network(_Model):
         if unserved:
             raise ValueError(f"the dispatcher serves agencies without an on-call policy: {unserved}")
         return self
+
+    def topic_configs(self, topics: Topics) -> dict[str, dict[str, str]]:
+        """Every topic of the network under these names, with its configs (replicas in sync, retention)."""
+        return self.kafka.topic_configs(topics.kinds([a.id for a in self.agencies]))
 
     @property
     def key_owners(self) -> dict[str, tuple[KeyUse, ...]]:

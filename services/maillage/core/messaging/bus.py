@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -71,26 +72,66 @@ async def ensure_topics(
     replication_factor: int,
     min_insync_replicas: int,
     auth: KafkaAuth | None = None,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
+    """Create the topics that are missing, with `configs` (per topic name: retention…); topics that exist take
+    those configs too, so that a changed network file (or a topic made before it said anything) is obeyed."""
+    extra = configs or {}
+    wanted = {name: {"min.insync.replicas": str(min_insync_replicas), **extra.get(name, {})} for name in names}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(auth))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(
-                name,
-                num_partitions=partitions,
-                replication_factor=replication_factor,
-                topic_configs={"min.insync.replicas": str(min_insync_replicas)},
-            )
-            for name in names
+        missing = [
+            NewTopic(name, num_partitions=partitions, replication_factor=replication_factor, topic_configs=own)
+            for name, own in wanted.items()
             if name not in existing
         ]
-        if wanted:
+        if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(wanted)
+                await admin.create_topics(missing)
+        await _align_configs(admin, {name: c for name, c in wanted.items() if name in existing})
     finally:
         await admin.close()
+
+
+class TopicConfigError(RuntimeError):
+    """Kafka refused to describe or change a topic's configs."""
+
+
+_DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs' config_source: set on the topic itself
+
+
+async def described_configs(admin: AIOKafkaAdminClient, names: Iterable[str]) -> dict[str, dict[str, tuple[str, int]]]:
+    """Each topic's configs as the broker holds them: name → (value, source)."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    if not resources:
+        return {}
+    found: dict[str, dict[str, tuple[str, int]]] = {}
+    for response in await admin.describe_configs(resources):
+        for error, message, _, topic, entries in (r[:5] for r in response.resources):
+            if error:
+                raise TopicConfigError(f"{topic}: {message or error}")
+            found[topic] = {entry[0]: (entry[1], entry[3]) for entry in entries}
+    return found
+
+
+async def _align_configs(admin: AIOKafkaAdminClient, wanted: Mapping[str, Mapping[str, str]]) -> None:
+    current = await described_configs(admin, wanted)
+    changed = {}
+    for name, configs in wanted.items():
+        if any(current[name].get(key, ("", 0))[0] != value for key, value in configs.items()):
+            # AlterConfigs replaces every config set on the topic: keep those set by others.
+            kept = {key: value for key, (value, source) in current[name].items() if source == _DYNAMIC_TOPIC_CONFIG}
+            changed[name] = kept | dict(configs)
+    if not changed:
+        return
+    responses = await admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name, configs) for name, configs in changed.items()]
+    )
+    refused = [f"{topic}: {message or error}" for r in responses for error, message, _, topic in r.resources if error]
+    if refused:
+        raise TopicConfigError("; ".join(refused[:3]))
 
 
 OutRecord = tuple[str, bytes, bytes | None, Headers]  # topic, key, value, headers

@@ -8,8 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 DISPATCHER = "dispatcher"
+
+
+class TopicKind(StrEnum):
+    """What a topic holds, which decides how long it keeps it (the network file's `[kafka.retention]`)."""
+
+    AUDIT = "audit"
+    SUBMITTED = "submitted"
+    DELIVERIES = "deliveries"
+    STATUSES = "statuses"
+    DEAD_LETTERS = "dead_letters"
+    ONCALL = "oncall"
 
 
 @dataclass(frozen=True)
@@ -61,5 +73,11 @@ class Topics:
         return [self.dlq, *(self.dead_letters_of(w) for w in (*agency_ids, DISPATCHER))]
 
     def all_for(self, agency_ids: list[str]) -> list[str]:
-        per_agency = [t for a in agency_ids for t in (self.deliver(a), self.status(a))]
-        return [self.submitted, self.audit, self.oncall, *per_agency, *self.dead_letter_topics(agency_ids)]
+        return list(self.kinds(agency_ids))
+
+    def kinds(self, agency_ids: list[str]) -> dict[str, TopicKind]:
+        """Every topic of a network of these agencies, and what it holds."""
+        kinds = {self.submitted: TopicKind.SUBMITTED, self.audit: TopicKind.AUDIT, self.oncall: TopicKind.ONCALL}
+        for agency_id in agency_ids:
+            kinds |= {self.deliver(agency_id): TopicKind.DELIVERIES, self.status(agency_id): TopicKind.STATUSES}
+        return kinds | dict.fromkeys(self.dead_letter_topics(agency_ids), TopicKind.DEAD_LETTERS)
