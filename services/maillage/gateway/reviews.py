@@ -19,12 +19,11 @@ from maillage.domain.review import may_review
 
 @dataclass(frozen=True)
 class Review:
-    """A decision the gateway accepted: its audit record's content, and what each recipient received under
-    the alert (recipient → categories), for a rejection's erasure notices."""
+    """A decision the gateway accepted: its audit record's content. A rejection's erase notices find who
+    received the alert in the audit records themselves (gateway/notices.py)."""
 
     alert_id: str
     record: dict[str, Any]
-    received: dict[str, list[str]]
 
 
 async def accept(
@@ -67,4 +66,4 @@ async def accept(
         policy_sha256=policy_sha256,
         recorded_at=recorded_at,
     )
-    return Review(alert_id=alert_id, record=record, received={r["recipient"]: list(r["delivered"]) for r in danger})
+    return Review(alert_id=alert_id, record=record)
