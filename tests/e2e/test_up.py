@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -279,8 +280,10 @@ def test_up_restarts_a_service_that_was_killed(pole_up: Callable[[], Running]) -
     print(f"an alert sent then decided {time.monotonic() - killed_at:.1f} s after the kill")
 
     said = up.said_since(offset)
-    assert "gateway exited (signal SIGKILL); restarting in 1 s" in said
-    assert f"gateway restarted (pid {restarted}, restart 1)" in said
+    # 1 s after a first crash; longer if the gateway already needed a restart while `up` started on a loaded
+    # machine (a credential the broker had not propagated yet) less than a minute before.
+    assert re.search(r"gateway exited \(signal SIGKILL\); restarting in \d+ s", said), said
+    assert re.search(rf"gateway restarted \(pid {restarted}, restart \d+\)", said), said
 
 
 def test_up_restarts_its_broker_that_was_killed(pole_up: Callable[[], Running]) -> None:
@@ -302,7 +305,7 @@ def test_up_restarts_its_broker_that_was_killed(pole_up: Callable[[], Running]) 
     print(f"broker SIGKILLed: an alert sent meanwhile decided {time.monotonic() - killed_at:.1f} s after the kill")
 
     said = up.said_since(offset)
-    assert "kafka exited (signal SIGKILL); restarting in 1 s" in said
+    assert re.search(r"kafka exited \(signal SIGKILL\); restarting in \d+ s", said), said
     assert "kafka restarted (pid " in said
 
 
