@@ -21,7 +21,8 @@ from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.bus import send_batched
 from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.polling import eventually
-from maillage.core.storage.db import create_schema, make_engine, session_factory, unit_of_work
+from maillage.core.storage.db import make_engine, session_factory, unit_of_work
+from maillage.core.storage.migrations import upgrade
 from maillage.core.webhooks.egress import TableResolver
 from maillage.domain.events import (
     ConsentGranted,
@@ -38,7 +39,7 @@ from maillage.gateway import notices
 from maillage.gateway.app import GatewayRunning, running_gateway
 from maillage.gateway.batch import Batch
 from maillage.gateway.crypto import CryptoThreads
-from maillage.gateway.models import TABLES
+from maillage.gateway.models import SCHEMA
 from maillage.gateway.outgoing import Outbound, Outgoing, Share
 from maillage.gateway.services import Gateway, verify_chain
 from tests.support import ALL_EIGHT, Pole, categories_in, consent, decided, inbox_of, received, refer
@@ -257,7 +258,7 @@ async def test_a_withdrawal_read_again_after_an_aborted_transaction_sends_the_sa
 ) -> None:
     settings = pole.gateway_settings()
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await create_schema(engine, TABLES)
+    await upgrade(engine, SCHEMA)
     gateway = Gateway(
         network=settings.network, policy=settings.policy, topics=settings.topics, sessions=session_factory(engine)
     )

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from maillage.agency.api import router
 from maillage.agency.handlers import AgencyHandlers
-from maillage.agency.models import TABLES
+from maillage.agency.models import SCHEMA
 from maillage.agency.sending import AgencyContext
 from maillage.agency.settings import AgencySettings
 from maillage.core.crypto.tokens import agency_audience
@@ -29,7 +29,7 @@ def create_app(settings: AgencySettings, *, resolver: Resolver | None = None) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(settings, tables=TABLES) as service:
+        async with running(settings, schema=SCHEMA) as service:
             relay = OutboxRelay(service.sessions, service.producer, name=f"agency:{agency.id}")
             ctx = AgencyContext(
                 agency=agency,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, UniqueConstraint
@@ -11,6 +12,7 @@ from sqlmodel import Field, SQLModel
 from maillage.core.consents.models import ConsentTerms
 from maillage.core.outbox.models import OutboxRecord
 from maillage.core.storage.db import json_field
+from maillage.core.storage.migrations import Schema
 from maillage.core.webhooks.models import TABLES as WEBHOOK_TABLES
 from maillage.domain.referrals import ReferralState
 
@@ -200,3 +202,4 @@ TABLES: list[type[SQLModel]] = [
     *WEBHOOK_TABLES,
     AlertReview,
 ]
+SCHEMA = Schema("agency", TABLES, versions=Path(__file__).parent / "migrations")

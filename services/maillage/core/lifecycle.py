@@ -13,13 +13,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.config.settings import ServiceSettings
 from maillage.core.crypto.trust import PublicTrust, Trust, watch_keys
 from maillage.core.messaging import bus
-from maillage.core.storage.db import create_schema, make_engine, session_factory
+from maillage.core.storage.db import make_engine, session_factory
+from maillage.core.storage.migrations import Schema, upgrade
 from maillage.core.storage.private import keep_private
 from maillage.core.storage.repository import answers
 from maillage.core.web.http import ReadinessCheck, install_common
@@ -128,11 +128,11 @@ class Running:
 
 @asynccontextmanager
 async def running(
-    settings: ServiceSettings, *, tables: list[type[SQLModel]], transactional_id: str | None = None
+    settings: ServiceSettings, *, schema: Schema, transactional_id: str | None = None
 ) -> AsyncIterator[Running]:
-    """The service's database (its own tables created) and its producer, started; all stopped on exit."""
+    """The service's database (brought to its latest revision) and its producer, started; all stopped on exit."""
     engine = make_engine(settings.db_url())
-    await create_schema(engine, tables)
+    await upgrade(engine, schema)
     producer = bus.producer(settings.bootstrap, transactional_id=transactional_id, auth=settings.kafka_auth)
     await producer.start()
     started = Running(settings=settings, engine=engine, sessions=session_factory(engine), producer=producer)

@@ -19,7 +19,7 @@ from maillage.core.webhooks.egress import Destination, EgressPolicy
 from maillage.dispatcher.api import router
 from maillage.dispatcher.handlers import DeliveryHandler
 from maillage.dispatcher.live import Live
-from maillage.dispatcher.models import TABLES
+from maillage.dispatcher.models import SCHEMA
 from maillage.dispatcher.services import Dispatcher, Served, register_fallbacks
 from maillage.dispatcher.settings import DispatcherSettings
 from maillage.domain.rota import Rota
@@ -60,7 +60,7 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(settings, tables=TABLES) as service:
+        async with running(settings, schema=SCHEMA) as service:
             served = {
                 a: Served(
                     agency=network.agency(a),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import UniqueConstraint
@@ -10,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from maillage.core.outbox.models import OutboxRecord
 from maillage.core.storage.db import json_field
+from maillage.core.storage.migrations import Schema
 from maillage.core.webhooks.models import TABLES as WEBHOOK_TABLES
 from maillage.domain.escalation import AlertState
 
@@ -57,3 +59,4 @@ class Page(SQLModel, table=True):
 
 
 TABLES: list[type[SQLModel]] = [OncallAlert, Page, OutboxRecord, *WEBHOOK_TABLES]
+SCHEMA = Schema("dispatcher", TABLES, versions=Path(__file__).parent / "migrations")

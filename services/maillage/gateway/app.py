@@ -18,7 +18,7 @@ from maillage.core.web.http import ReadinessCheck
 from maillage.gateway import api
 from maillage.gateway.crypto import CryptoThreads
 from maillage.gateway.handlers import TransactionalLoop
-from maillage.gateway.models import TABLES
+from maillage.gateway.models import SCHEMA
 from maillage.gateway.services import Gateway
 from maillage.gateway.settings import GatewaySettings
 
@@ -27,7 +27,7 @@ from maillage.gateway.settings import GatewaySettings
 async def running_gateway(settings: GatewaySettings, *, serve: bool = True) -> AsyncIterator[GatewayRunning]:
     """Everything the gateway needs, started; stopped cleanly on exit. `serve`: run the transactional loop
     in the background (the benchmark drives it itself)."""
-    async with running(settings, tables=TABLES, transactional_id=settings.transactional_id) as service:
+    async with running(settings, schema=SCHEMA, transactional_id=settings.transactional_id) as service:
         trust = Trust.load(settings.key_dirs, GATEWAY)
         gateway = Gateway(
             network=settings.network, policy=settings.policy, topics=settings.topics, sessions=service.sessions

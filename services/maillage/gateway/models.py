@@ -5,6 +5,7 @@ A danger disclosure's review is an audit record only: its justification stays at
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Field, SQLModel
@@ -12,6 +13,7 @@ from sqlmodel import Field, SQLModel
 from maillage.core.audit.models import AuditRow
 from maillage.core.consents.models import ConsentTerms
 from maillage.core.storage.db import json_field
+from maillage.core.storage.migrations import Schema
 
 
 class GrantRow(ConsentTerms, table=True):
@@ -81,3 +83,4 @@ class NoticeRow(SQLModel, table=True):
 
 
 TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReturnRoute, AuditRow, ConferenceRow, NoticeRow]
+SCHEMA = Schema("gateway", TABLES, versions=Path(__file__).parent / "migrations")

@@ -15,7 +15,7 @@ from maillage.monitor import services
 from maillage.monitor.api import router
 from maillage.monitor.handlers import MonitorHandlers
 from maillage.monitor.lag import LagWatch
-from maillage.monitor.models import TABLES
+from maillage.monitor.models import SCHEMA
 from maillage.monitor.services import MonitorContext
 from maillage.monitor.settings import MonitorSettings
 
@@ -27,7 +27,7 @@ def create_app(settings: MonitorSettings, *, clock: Clock | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(settings, tables=TABLES) as service:
+        async with running(settings, schema=SCHEMA) as service:
             lag = LagWatch(
                 settings.bootstrap,
                 prefix=topics.prefix,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from maillage.core.storage.migrations import Schema
 
 
 class Decision(SQLModel, table=True):
@@ -92,3 +95,4 @@ class OncallOutcome(SQLModel, table=True):
 
 
 TABLES: list[type[SQLModel]] = [Decision, Review, DeadLetter, Rejection, OncallOutcome]
+SCHEMA = Schema("monitor", TABLES, versions=Path(__file__).parent / "migrations")

@@ -10,7 +10,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import JSON, Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.storage.repository import configure_sqlite
@@ -21,13 +21,6 @@ def make_engine(url: str) -> AsyncEngine:
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", configure_sqlite)
     return engine
-
-
-async def create_schema(engine: AsyncEngine, tables: list[type[SQLModel]]) -> None:
-    """Create this service's own tables (each service has its own database and its own tables)."""
-    chosen = [t.__table__ for t in tables]  # type: ignore[attr-defined]
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=chosen))
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,0 +1,1 @@
+"""The gateway database's revisions (core/storage/migrations: `maillage db upgrade --service gateway`)."""
