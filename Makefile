@@ -1,5 +1,5 @@
 # Maillage — one-command set-up: `make run` starts the demo Pôle, `make test` runs the test suite.
-# Both install everything they need on a fresh machine (Python 3.11, Java 17, Maven; no Docker).
+# Both install everything they need on a fresh machine (Python 3.11, Java 17, Maven, PostgreSQL; no Docker).
 
 PYTHON ?= python3
 VENV := .venv
@@ -20,6 +20,11 @@ system-deps:
 	@test -x /usr/bin/chromium || { \
 	  echo "installing Chromium (headless browser tests drive it through Playwright) from Debian's packages"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing PostgreSQL (the test session starts a server of its own on it) from Debian's packages"; \
+	  mkdir -p /etc/postgresql-common/createcluster.d; \
+	  echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/maillage.conf; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 kafka-jars: system-deps $(BIN)/.installed
 	$(BIN)/python -c "from maillage.cli.kafka_local import ensure_jars; print('Kafka jars in', ensure_jars())"

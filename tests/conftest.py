@@ -1,17 +1,80 @@
-"""One real Kafka broker for the whole session; a fresh topic prefix and data directory per test."""
+"""One real Kafka broker for the whole session; a fresh topic prefix and data directory per test. Tests marked
+`postgresql` run on SQLite and on one PostgreSQL server of the session too, with fresh databases per test."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from maillage.cli.kafka_local import LocalKafka
+from maillage.cli.postgres_local import LocalPostgres
 from tests.support import Pole
+
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--databases",
+        default=",".join(DATABASES),
+        help="Which databases the tests marked `postgresql` run on (comma-separated: sqlite,postgresql).",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database" in metafunc.fixturenames and metafunc.definition.get_closest_marker("postgresql"):
+        chosen = [d for d in metafunc.config.getoption("databases").split(",") if d]
+        unknown = set(chosen) - set(DATABASES)
+        if unknown:
+            raise pytest.UsageError(f"--databases: unknown {sorted(unknown)}; choose among {DATABASES}")
+        metafunc.parametrize("database", chosen, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    # Not under pytest's temporary directory: that one is root's alone (0700), and the server runs as `postgres`.
+    data_dir = Path(tempfile.mkdtemp(prefix="maillage-postgres-"))
+    server = LocalPostgres(data_dir=data_dir, durable=False)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest) -> str:
+    """The database the test's services run on: SQLite unless the test is marked `postgresql`."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def databases(
+    request: pytest.FixtureRequest, database: str, topic_prefix: str
+) -> Iterator[Callable[[str], str | None]]:
+    """Each service's database URL (None: SQLite in the data directory), created on PostgreSQL when first asked."""
+    if database == "sqlite":
+        yield lambda _service: None
+        return
+    server: LocalPostgres = request.getfixturevalue("postgres")
+    created: dict[str, str] = {}
+
+    def url(service: str) -> str:
+        if service not in created:
+            created[service] = server.create_database(f"{topic_prefix}{service}")
+        return created[service]
+
+    yield url
+    for service in created:
+        server.psql(f'DROP DATABASE "{topic_prefix}{service}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +109,11 @@ async def producer(pole: Pole) -> AsyncIterator[AIOKafkaProducer]:
 
 
 @pytest.fixture
-async def pole(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> AsyncIterator[Pole]:
+async def pole(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, databases: Callable[[str], str | None]
+) -> AsyncIterator[Pole]:
     """The demo network's topics under a unique prefix; tests start the gateway and the agencies they need."""
-    network = Pole(bootstrap=kafka_bootstrap, prefix=topic_prefix, data_dir=tmp_path / "var")
+    network = Pole(bootstrap=kafka_bootstrap, prefix=topic_prefix, data_dir=tmp_path / "var", databases=databases)
     network.create_keys()
     await network.create_topics()
     async with network.stack:

@@ -23,7 +23,8 @@ class RunningMonitor(Served):
 
 @asynccontextmanager
 async def monitor(pole: Pole) -> AsyncIterator[RunningMonitor]:
-    async with served_when_ready(create_app(MonitorSettings(**pole.common(), lag_interval_seconds=0.5))) as served:
+    settings = MonitorSettings(**pole.common("monitor"), lag_interval_seconds=0.5)
+    async with served_when_ready(create_app(settings)) as served:
         yield RunningMonitor(url=served.url, app=served.app)
 
 

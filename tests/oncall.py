@@ -68,7 +68,7 @@ class Running(Served):
 @asynccontextmanager
 async def dispatcher(pole: Pole, clock: ManualClock, **settings: Any) -> AsyncIterator[Running]:
     """The dispatcher as `maillage serve dispatcher` runs it, with `settings` changed for a test."""
-    config = DispatcherSettings(**pole.common(), **settings)
+    config = DispatcherSettings(**{**pole.common("dispatcher"), **settings})
     async with served_when_ready(create_app(config, clock=clock), settings=config, **UVICORN_OPTIONS) as served:
         yield Running(url=served.url, app=served.app)
 

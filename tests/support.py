@@ -44,21 +44,30 @@ class Pole:
     network_file: Path = DEFAULT_NETWORK
     clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    # A service's database URL (`gateway`, `agency-<id>`, `monitor`, `dispatcher`); None: SQLite in data_dir.
+    databases: Callable[[str], str | None] = lambda _service: None
 
     @property
     def topics(self) -> Topics:
         return Topics(prefix=self.prefix)
 
-    def common(self) -> dict[str, Any]:
+    def common(self, service: str | None = None) -> dict[str, Any]:
+        """Settings every service of this Pôle shares, and `service`'s database when it is not SQLite."""
+        database = self.databases(service) if service else None
         return {
             "network_file": self.network_file,
             "kafka_bootstrap": self.bootstrap,
             "topic_prefix": self.prefix,
             "data_dir": self.data_dir,
+            **({"database_url": database} if database else {}),
         }
 
+    def database_url(self, service: str) -> str:
+        """The URL `service` opens: its PostgreSQL database, or its SQLite file in the data directory."""
+        return self.databases(service) or f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
+
     def gateway_settings(self) -> GatewaySettings:
-        return GatewaySettings(**self.common(), transactional_id=f"{self.prefix}gateway")
+        return GatewaySettings(**self.common("gateway"), transactional_id=f"{self.prefix}gateway")
 
     def create_keys(self) -> None:
         settings = self.gateway_settings()
@@ -92,7 +101,8 @@ class Pole:
         return await self.stack.enter_async_context(serving(create_gateway_app(self.gateway_settings())))
 
     async def start_agency(self, agency_id: str, *, resolver: Any = None, **settings: Any) -> httpx.AsyncClient:
-        app = create_agency_app(AgencySettings(**self.common(), agency_id=agency_id, **settings), resolver=resolver)
+        chosen = {**self.common(f"agency-{agency_id}"), **settings}
+        app = create_agency_app(AgencySettings(**chosen, agency_id=agency_id), resolver=resolver)
         client = await self.stack.enter_async_context(serving(app, token=self.token(agency_id)))
         self.clients[agency_id] = client
         return client

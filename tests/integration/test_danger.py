@@ -19,7 +19,7 @@ from tests.support import (
     received,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
 
 DANGER_CATEGORIES = {"identity", "contact", "location", "children", "risk"}
 JUSTIFICATION = "He was released this morning and texted that he is on his way to her flat."

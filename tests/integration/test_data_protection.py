@@ -1,18 +1,16 @@
 """Data-protection officers: the audit chain verified over the gateway's API and from a copy of its database,
-and who received what about a person, metadata only — on a real broker and the gateway's real SQLite."""
+and who received what about a person, metadata only — on a real broker and the gateway's real database."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import select, update
 from typer.testing import CliRunner, Result
 
 from maillage.cli.main import app as cli
@@ -26,7 +24,7 @@ from maillage.gateway.app import create_app as create_gateway_app
 from maillage.gateway.services import verify_chain
 from tests.support import Pole, assert_problem, consent, decided, listening, refer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
 
 SENDER = "refuge-liege"
 AUDIT_READ = (Scope.AUDIT_READ,)
@@ -49,10 +47,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def gateway_db(pole: Pole) -> Path:
-    return pole.data_dir / "gateway.db"
-
-
 async def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
     """The `maillage` command, in a thread: it runs its own event loop."""
     wide = {"COLUMNS": "250", **(env or {})}
@@ -70,14 +64,18 @@ async def referrals_decided(pole: Pole, subject: str, *recipients: str) -> list[
     return events
 
 
-def tamper(db: Path, *, event_id: str) -> int:
+AUDIT = audit_repository.AUDIT
+
+
+async def tamper(database: str, *, event_id: str) -> int:
     """Widen what one recipient is recorded as having received, as someone covering a leak might."""
-    with sqlite3.connect(db) as conn:
-        [(seq,)] = conn.execute("SELECT seq FROM gateway_audit WHERE event_id = ?", (event_id,)).fetchall()
-        conn.execute(
-            "UPDATE gateway_audit SET delivered = ? WHERE seq = ?",
-            (orjson.dumps(["identity", "location"]).decode(), seq),
-        )
+    engine = make_engine(database)
+    try:
+        async with engine.begin() as conn:
+            [(seq,)] = (await conn.execute(select(AUDIT.c.seq).where(AUDIT.c.event_id == event_id))).all()
+            await conn.execute(update(AUDIT).where(AUDIT.c.seq == seq).values(delivered=["identity", "location"]))
+    finally:
+        await engine.dispose()
     return int(seq)
 
 
@@ -94,7 +92,7 @@ async def test_an_altered_audit_record_is_named_by_the_api_and_by_the_cli(pole: 
     )
     events = await referrals_decided(pole, subject, "cpas-seraing", "chr-citadelle", "zp-meuse", "cpas-seraing")
     token = pole.token("cpas-seraing", AUDIT_READ)
-    database = f"sqlite+aiosqlite:///{gateway_db(pole)}"
+    database = pole.database_url("gateway")
 
     whole = (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()
     assert whole == {
@@ -107,7 +105,7 @@ async def test_an_altered_audit_record_is_named_by_the_api_and_by_the_cli(pole: 
     assert untouched.exit_code == 0, untouched.output
     assert "4 audit records: intact" in said(untouched)
 
-    seq = tamper(gateway_db(pole), event_id=events[1])
+    seq = await tamper(database, event_id=events[1])
 
     broken = (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()
     assert broken["records"] == 4 and broken["intact"] is False

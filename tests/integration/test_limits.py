@@ -220,8 +220,8 @@ async def test_half_sent_requests_are_answered_408_and_closed(pole: Pole, tmp_pa
 async def test_every_service_closes_a_half_sent_request(pole: Pole) -> None:
     short = {"header_timeout_seconds": 1}
     gateway = pole.gateway_settings().model_copy(update=short)
-    agency = AgencySettings(**pole.common(), agency_id="refuge-liege", **short)
-    monitor = MonitorSettings(**pole.common(), **short)
+    agency = AgencySettings(**pole.common("agency-refuge-liege"), agency_id="refuge-liege", **short)
+    monitor = MonitorSettings(**pole.common("monitor"), **short)
     urls = {
         name: await pole.stack.enter_async_context(listening(app, settings=settings))
         for name, app, settings in (

@@ -4,9 +4,13 @@ start on it."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from subprocess import PIPE, STDOUT
 from typing import Any
 
 import pytest
@@ -65,13 +69,30 @@ def rows_of(path: Path) -> dict[str, int]:
         return {t: db.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables if t != "alembic_version"}
 
 
+@pytest.mark.postgresql
 @pytest.mark.parametrize("service", SERVICES)
-async def test_a_new_database_gets_the_schema_its_models_declare(service: str, tmp_path: Path) -> None:
-    schema, url = schema_of(service), sqlite_url(tmp_path / f"{service}.db")
+async def test_a_new_database_gets_the_schema_its_models_declare(
+    service: str, databases: Callable[[str], str | None], tmp_path: Path
+) -> None:
+    schema, url = schema_of(service), databases(service) or sqlite_url(tmp_path / f"{service}.db")
     engine = make_engine(url)
     await upgrade(engine, schema)
     await engine.dispose()
 
+    assert await state_of(url, schema) == (schema.baseline(), [])
+
+
+@pytest.mark.postgresql
+async def test_two_processes_starting_together_on_a_new_database_migrate_it_once(
+    databases: Callable[[str], str | None], tmp_path: Path
+) -> None:
+    schema = schema_of("gateway")
+    url = databases("gateway") or sqlite_url(tmp_path / "gateway.db")
+    command = [sys.executable, "-m", "maillage.cli.main", "db", "upgrade", "--service", "gateway", "--database", url]
+    both = [await asyncio.create_subprocess_exec(*command, stdout=PIPE, stderr=STDOUT) for _ in range(2)]
+    outputs = await asyncio.gather(*(p.communicate() for p in both))
+
+    assert [p.returncode for p in both] == [0, 0], [out.decode()[-2000:] for out, _ in outputs]
     assert await state_of(url, schema) == (schema.baseline(), [])
 
 

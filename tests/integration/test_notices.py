@@ -54,7 +54,7 @@ from tests.webhooks import (
 )
 from tests.webhooks import deliveries as webhook_deliveries
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
 
 REFUGE, CPAS, CHR, SOS = "refuge-liege", "cpas-seraing", "chr-citadelle", "sos-enfants"
 NOTICE = EventType.NOTICE_ISSUED.value
@@ -257,7 +257,7 @@ async def test_a_withdrawal_read_again_after_an_aborted_transaction_sends_the_sa
     pole: Pole, tmp_path: Path
 ) -> None:
     settings = pole.gateway_settings()
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    engine = make_engine(pole.database_url("gateway"))
     await upgrade(engine, SCHEMA)
     gateway = Gateway(
         network=settings.network, policy=settings.policy, topics=settings.topics, sessions=session_factory(engine)

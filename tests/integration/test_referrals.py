@@ -7,7 +7,7 @@ import pytest
 from maillage.core.messaging.envelope import new_subject_ref
 from tests.support import Pole, consent, eventually, fate, received, refer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
 
 FULL_DATA = {
     "identity": {"given_name": "Amina", "family_name": "Testperson"},

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,16 +13,18 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import inspect, text
 
 from maillage.core.crypto.tokens import Principal, Scope, mint, staff_ref
 from maillage.core.messaging.envelope import Envelope, new_subject_ref
 from maillage.core.polling import eventually
+from maillage.core.storage.db import make_engine
 from maillage.domain.events import DisclosureReviewed, ReviewDecision
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 from tests.monitor import as_operator, monitor, operator_token
 from tests.support import ALL_EIGHT, Pole, assert_problem, decided, has_event, header_of, received
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
 
 RAISER = "refuge-liege"
 RAISER_SYSTEM = f"{RAISER}-case-system"  # who the default client's token names: the one who raises the alert
@@ -97,13 +98,24 @@ async def reviews_counted(client: httpx.AsyncClient, **expected: int) -> dict[st
     return await eventually(probe, what=f"the monitor counting reviews {expected}")
 
 
-def holds_marker(database: Path, marker: bytes) -> list[str]:
-    """The files of a SQLite database (after a checkpoint: the main file, its -wal and -shm) that hold `marker`."""
-    with sqlite3.connect(database) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    files = [database, *database.parent.glob(database.name + "-*")]
-    assert database.exists()
-    return [f.name for f in files if marker in f.read_bytes()]
+async def holds_marker(pole: Pole, service: str, marker: bytes) -> list[str]:
+    """Where `service`'s database holds `marker`: on SQLite, the files (after a checkpoint: the main file, its
+    -wal and -shm), byte by byte; on PostgreSQL, the tables, row by row."""
+    if pole.databases(service) is None:
+        database = pole.data_dir / f"{service}.db"
+        with sqlite3.connect(database) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        files = [database, *database.parent.glob(database.name + "-*")]
+        assert database.exists()
+        return [f.name for f in files if marker in f.read_bytes()]
+    engine = make_engine(pole.database_url(service))
+    try:
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+            rows = {t: repr((await conn.execute(text(f'select * from "{t}"'))).all()) for t in tables}
+    finally:
+        await engine.dispose()
+    return [t for t, held in rows.items() if marker.decode() in held]
 
 
 async def start(pole: Pole) -> httpx.AsyncClient:
@@ -179,10 +191,9 @@ async def test_danger_disclosure_is_reviewed_at_the_raising_agency_not_by_operat
         assert (await operators.post(f"/v1/reviews/{alert_id}/approve")).status_code in (404, 405)
 
     # Byte by byte: the marker is at the raising agency (where the review is), nowhere at the gateway or monitor.
-    data_dir = pole.data_dir
-    assert holds_marker(data_dir / f"agency-{RAISER}.db", marker.encode())
-    assert holds_marker(data_dir / "gateway.db", marker.encode()) == []
-    assert holds_marker(data_dir / "monitor.db", marker.encode()) == []
+    assert await holds_marker(pole, f"agency-{RAISER}", marker.encode())
+    assert await holds_marker(pole, "gateway", marker.encode()) == []
+    assert await holds_marker(pole, "monitor", marker.encode()) == []
 
 
 async def test_rejected_danger_disclosure_is_recorded_and_counted_as_rejected(pole: Pole) -> None:

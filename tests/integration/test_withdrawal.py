@@ -7,7 +7,7 @@ import pytest
 from maillage.core.messaging.envelope import new_subject_ref
 from tests.support import Pole, consent, decided, inbox_of, received, refer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
 
 SOME_DATA = {"identity": {"given_name": "Amina"}, "contact": {"phone": "+32 470 12 34 56"}}
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+# Any constant both processes agree on: pg_advisory_xact_lock takes a 64-bit key.
+_MIGRATIONS_LOCK = 0x6D61696C6C616765  # "maillage"
 
 
 async def answers(engine: AsyncEngine) -> bool:
@@ -21,3 +24,14 @@ def configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def take_migrations_lock(connection: Connection) -> None:
+    """Until this transaction ends, no other process migrates this database: two processes of one service
+    starting together (several gateways on one PostgreSQL database) would both create the tables."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATIONS_LOCK})
+    elif connection.dialect.name == "sqlite":
+        # The driver begins a transaction at the first write only, after the schema was read; take the write
+        # lock now, waiting for the other process's migration (busy_timeout) instead of failing on its tables.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -22,6 +22,8 @@ from sqlalchemy import Column, Connection, Index, MetaData, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
+from maillage.core.storage.repository import take_migrations_lock
+
 log = logging.getLogger(__name__)
 
 ENVIRONMENT = Path(__file__).parent
@@ -64,6 +66,7 @@ async def upgrade(engine: AsyncEngine, schema: Schema, *, to: str = "head") -> N
 
 def upgrade_connection(connection: Connection, schema: Schema, to: str) -> None:
     """`upgrade` on a synchronous connection (Alembic's commands are synchronous)."""
+    take_migrations_lock(connection)
     config = schema.config()
     config.attributes["connection"] = connection
     if _created_before_migrations(connection, schema):

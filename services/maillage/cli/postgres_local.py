@@ -1,0 +1,123 @@
+"""A PostgreSQL server of this machine's own (Debian's `postgresql` package), started in a directory of its own.
+
+What the test session runs the services on, as it runs Kafka (kafka_local.py). `initdb` and the server refuse to
+run as root, so as root they run as the `postgres` user, in a directory that user owns; the server listens on
+127.0.0.1 only, its socket in that directory, and takes the superuser's password only (SCRAM)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maillage.cli.kafka_local import free_port
+
+SERVICE_USER = "postgres"
+SUPERUSER = "maillage"
+
+
+class PostgresUnavailable(RuntimeError):
+    """No PostgreSQL server binaries here (the Makefile installs Debian's `postgresql`)."""
+
+
+def server_bin() -> Path:
+    """The newest installed server's binaries: Debian keeps them out of PATH, in /usr/lib/postgresql/N/bin."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if found:
+        return found[-1].parent
+    on_path = shutil.which("initdb")
+    if on_path is None:
+        raise PostgresUnavailable("no initdb: install Debian's postgresql package (make test does)")
+    return Path(on_path).resolve().parent
+
+
+@dataclass
+class LocalPostgres:
+    """One server; `start()` creates its cluster, launches it and waits until it answers."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    # Off for a test server: a crash loses the last commits, and nothing of a test outlives the session.
+    durable: bool = True
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+
+    @property
+    def cluster(self) -> Path:
+        return self.data_dir / "cluster"
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def _as_owner(self, *command: str | Path) -> list[str]:
+        argv = [str(part) for part in command]
+        return ["runuser", "-u", SERVICE_USER, "--", *argv] if os.geteuid() == 0 else argv
+
+    def _own(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam(SERVICE_USER)
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._own(self.data_dir)
+        if not (self.cluster / "PG_VERSION").exists():
+            self._initdb()
+        # Every service holds a pool of its own (up to 15 connections): room for a whole Pôle and its tests.
+        options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        bin_dir = server_bin()
+        log = self.data_dir / "server.log"
+        start = self._as_owner(bin_dir / "pg_ctl", "-D", self.cluster, "-l", log, "-o", options, "-w", "start")
+        subprocess.run([*start, "-t", str(int(timeout))], check=True, capture_output=True)
+
+    def _initdb(self) -> None:
+        secret = self.data_dir / "superuser.password"
+        secret.write_text(self.password)
+        secret.chmod(0o600)
+        self._own(secret)
+        initdb = self._as_owner(
+            server_bin() / "initdb",
+            "-D",
+            self.cluster,
+            "-U",
+            SUPERUSER,
+            "--pwfile",
+            secret,
+            "--auth",
+            "scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        )
+        subprocess.run(initdb, check=True, capture_output=True)
+        secret.unlink()
+
+    def create_database(self, name: str) -> str:
+        """A new, empty database; its URL."""
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def psql(self, statement: str, *, database: str = "postgres") -> str:
+        """One statement's output, unaligned (as the superuser)."""
+        argv = [str(server_bin() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", database]
+        env = {**os.environ, "PGPASSWORD": self.password}
+        quiet = ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
+        done = subprocess.run([*argv, *quiet, "-c", statement], env=env, check=True, capture_output=True)
+        return done.stdout.decode()
+
+    def stop(self) -> None:
+        if (self.cluster / "postmaster.pid").exists():
+            stop = self._as_owner(server_bin() / "pg_ctl", "-D", self.cluster, "-m", "fast", "-w", "stop")
+            subprocess.run(stop, check=True, capture_output=True)
+
+    def __enter__(self) -> LocalPostgres:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
