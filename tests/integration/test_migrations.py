@@ -79,7 +79,7 @@ async def test_a_new_database_gets_the_schema_its_models_declare(
     await upgrade(engine, schema)
     await engine.dispose()
 
-    assert await state_of(url, schema) == (schema.baseline(), [])
+    assert await state_of(url, schema) == (schema.head(), [])
 
 
 @pytest.mark.postgresql
@@ -93,7 +93,7 @@ async def test_two_processes_starting_together_on_a_new_database_migrate_it_once
     outputs = await asyncio.gather(*(p.communicate() for p in both))
 
     assert [p.returncode for p in both] == [0, 0], [out.decode()[-2000:] for out, _ in outputs]
-    assert await state_of(url, schema) == (schema.baseline(), [])
+    assert await state_of(url, schema) == (schema.head(), [])
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -105,7 +105,7 @@ async def test_a_database_made_before_migrations_is_stamped_and_keeps_its_rows(s
     await upgrade(engine, schema)  # and again, as every start-up does: nothing more happens
     await engine.dispose()
 
-    assert await state_of(sqlite_url(path), schema) == (schema.baseline(), [])
+    assert await state_of(sqlite_url(path), schema) == (schema.head(), [])
     assert rows_of(path) == before
     assert sum(before.values()) > 0 or service == "dispatcher"
 
@@ -122,7 +122,7 @@ async def test_a_column_an_older_gateway_lacked_is_added_and_its_rows_kept(tmp_p
     await engine.dispose()
 
     assert "disclosers" in columns
-    assert await state_of(sqlite_url(path), schema) == (schema.baseline(), [])
+    assert await state_of(sqlite_url(path), schema) == (schema.head(), [])
     with sqlite3.connect(path) as db:
         assert db.execute("select consent_id, disclosers from gateway_grant").fetchall() == [(legacy.CONSENT, None)]
 
@@ -132,8 +132,9 @@ def test_maillage_db_upgrade_brings_a_service_database_to_its_latest_revision(tm
     result = CliRunner().invoke(cli, ["db", "upgrade", "--service", "monitor", "--database", sqlite_url(path)])
 
     assert result.exit_code == 0, result.output
+    assert f"at revision {schema_of('monitor').head()}" in result.output
     with sqlite3.connect(path) as db:
-        assert db.execute("select version_num from alembic_version").fetchall() == [(schema_of("monitor").baseline(),)]
+        assert db.execute("select version_num from alembic_version").fetchall() == [(schema_of("monitor").head(),)]
 
 
 async def test_an_agency_starts_on_its_database_made_before_migrations(pole: Pole, tmp_path: Path) -> None:

@@ -91,7 +91,8 @@ def upgrade(
             await engine.dispose()
 
     asyncio.run(run())
-    console.print(f"The {service.value} database is at revision {revision}.")
+    reached = schema.head() if revision == "head" else revision
+    console.print(f"The {service.value} database is at revision {reached}.")
 
 
 @db_app.command("revision")

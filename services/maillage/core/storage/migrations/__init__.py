@@ -53,6 +53,10 @@ class Schema:
         config.attributes["schema"] = self
         return config
 
+    def head(self) -> str:
+        """The latest revision: what every start-up brings the database to."""
+        return str(ScriptDirectory.from_config(self.config()).get_current_head())
+
     def baseline(self) -> str:
         """The first revision: the schema as `create_all` made it before there were migrations."""
         return str(ScriptDirectory.from_config(self.config()).get_base())
