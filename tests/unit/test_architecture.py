@@ -44,3 +44,18 @@ def test_queries_live_in_repositories_only() -> None:
     ]
 
     assert offending == []
+
+
+def test_no_service_waits_with_asyncio_wait_for() -> None:
+    # On Python 3.11 asyncio.wait_for loses a cancellation that arrives as what it waits for completes: a loop
+    # around it runs on after its service stopped, and the stop that awaits it hangs. asyncio.timeout (or
+    # maillage.core.polling.wait_set) never does.
+    offending = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "cli" not in path.relative_to(PACKAGE).parts
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if "asyncio.wait_for(" in line
+    ]
+
+    assert offending == []

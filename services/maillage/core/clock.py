@@ -7,9 +7,10 @@ moves only when a test advances it, so no test ever sleeps for a timer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+from maillage.core.polling import wait_set
 
 
 class Clock(Protocol):
@@ -24,9 +25,7 @@ class SystemClock:
         return datetime.now(UTC)
 
     async def wait(self, until: datetime, wake: asyncio.Event) -> None:
-        seconds = max(0.0, (until - self.now()).total_seconds())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=seconds)
+        await wait_set(wake, timeout=max(0.0, (until - self.now()).total_seconds()))
 
 
 class ManualClock:

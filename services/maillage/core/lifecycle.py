@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -27,6 +26,9 @@ from maillage.core.web.http import ReadinessCheck, install_common
 log = logging.getLogger(__name__)
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+# How long each step of a service's stop may take: one that cannot finish is given up and logged, not awaited forever.
+STOP_SECONDS = 5.0
 
 
 def service_app(
@@ -74,12 +76,16 @@ class TaskGroup:
     def healthy(self) -> bool:
         return all(not t.done() for t in self._tasks)
 
-    async def stop(self) -> None:
-        for task in self._tasks:
+    async def stop(self, *, within: float = STOP_SECONDS) -> None:
+        """Cancel every task and wait `within` seconds at most: a task that ignores its cancellation is named in
+        the log and left behind, never waited for without end (the service's stop would hang with it)."""
+        pending = [task for task in self._tasks if not task.done()]
+        for task in pending:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if pending:
+            _, stuck = await asyncio.wait(pending, timeout=within)
+            for task in stuck:
+                log.error("background task did not stop", extra={"task": task.get_name(), "seconds": within})
 
 
 @dataclass
@@ -118,12 +124,21 @@ class Running:
         return check
 
     async def stop(self) -> None:
-        """In order: the background work first, then Kafka, then the database."""
+        """In order: the background work first, then Kafka, then the database; each step bounded, so that one
+        that cannot finish (a broker away, a connection that never answers) delays the others, never stops them."""
         await self.tasks.stop()
         for consumer in self.consumers:
-            await consumer.stop()
-        await self.producer.stop()
-        await self.engine.dispose()
+            await _bounded(consumer.stop(), what="consumer")
+        await _bounded(self.producer.stop(), what="producer")
+        await _bounded(self.engine.dispose(), what="database")
+
+
+async def _bounded(step: Awaitable[None], *, what: str, within: float = STOP_SECONDS) -> None:
+    try:
+        async with asyncio.timeout(within):
+            await step
+    except TimeoutError:
+        log.error("stop step cut short", extra={"step": what, "seconds": within})
 
 
 @asynccontextmanager

@@ -177,7 +177,8 @@ async def _sign_in(
     for _ in range(LOGIN_ATTEMPTS):
         if token is None:
             try:
-                raw = await asyncio.wait_for(_receive(websocket), timeout=max(0.0, deadline - time.monotonic()))
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    raw = await _receive(websocket)
             except TimeoutError:
                 # 408, not 401: the token may be good and the network slow; the worker's page reconnects.
                 await _close_with(

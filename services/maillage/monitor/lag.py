@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from maillage.core.clock import Clock
 from maillage.core.messaging.kafka_auth import KafkaAuth, client_kwargs
 from maillage.core.observability.metrics import CONSUMER_LAG
+from maillage.core.polling import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ class LagWatch:
             except Exception as exc:  # the broker away for a while: keep the last figures, try again
                 log.warning("lag not read", extra={"error": type(exc).__name__})
             # A polling cadence, not a deadline of the domain: it follows the wall clock.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            await wait_set(self._wake, timeout=self.interval)
             self._wake.clear()
 
     async def measure(self) -> None:

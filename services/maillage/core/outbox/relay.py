@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -13,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.observability.metrics import OUTBOX_BACKLOG
 from maillage.core.outbox import repository
+from maillage.core.polling import wait_set
 from maillage.core.storage.db import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,7 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 10.0)
                 continue
             if published < self._batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._idle_poll)
+                await wait_set(self._wakeup, timeout=self._idle_poll)
                 self._wakeup.clear()
 
     async def publish_pending(self) -> int:

@@ -12,7 +12,6 @@ A receiver recomputes it with the secret it got at registration and refuses stal
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.clock import Clock
+from maillage.core.polling import wait_set
 from maillage.core.storage.db import unit_of_work
 from maillage.core.webhooks import repository
 from maillage.core.webhooks.egress import EgressPolicy
@@ -117,8 +117,7 @@ class WebhookDispatcher:
                     raise
                 except Exception as exc:  # the database busy or away: the deliveries wait, none is lost
                     log.warning("webhook turn failed, trying again", extra={"error": type(exc).__name__})
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll)
+                await wait_set(self._wakeup, timeout=self.poll)
                 self._wakeup.clear()
         finally:
             lanes = list(self._lanes.values())
