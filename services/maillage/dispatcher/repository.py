@@ -103,6 +103,10 @@ async def paging(session: AsyncSession, *, agencies: Collection[str], due_by: da
     )
     if due_by is not None:
         query = query.where(col(OncallAlert.deadline) <= due_by)
+    # Claimed until the caller's transaction ends: two dispatchers on one PostgreSQL database never both act on
+    # one alert (an alert escalated twice tells its sender twice). Rows another one holds are left to it; once
+    # it commits, their new deadline keeps them out of the next turn. SQLite has one writer: nothing to add.
+    query = query.with_for_update(skip_locked=True)
     return (await session.exec(query.order_by(col(OncallAlert.received_at)))).all()
 
 
