@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +35,13 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(db_app, name="db")
 app.command("status")(operator_status)
 console = Console()
+
+
+class UpDatabase(StrEnum):
+    """Where `maillage up` keeps the services' databases."""
+
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
 
 
 @app.callback()
@@ -153,6 +161,14 @@ def up(
             help="Seconds from Ctrl-C to SIGKILL of what still runs (default: MAILLAGE_SHUTDOWN_SECONDS, else 10).",
         ),
     ] = None,
+    database: Annotated[
+        UpDatabase,
+        typer.Option(
+            envvar="MAILLAGE_UP_DATABASE",
+            help="sqlite: a file per service in the data directory; postgres: a local PostgreSQL server under it, "
+            "one database per service.",
+        ),
+    ] = UpDatabase.SQLITE,
 ) -> None:
     """Start the whole Pôle on this machine and keep it running (a crashed process is restarted);
     Ctrl-C stops everything it started."""
@@ -191,6 +207,9 @@ def up(
     try:
         with console.status("Starting Kafka…"):
             supervisor.start_kafka(port=kafka_port, brokers=brokers)
+        if database is UpDatabase.POSTGRES:
+            with console.status("Starting PostgreSQL…"):
+                supervisor.start_postgres()
         with console.status("Creating topics, principals and ACLs, and starting services…"):
             supervisor.create_topics()
             supervisor.provision(gateway_transactional_id=GatewaySettings(network_file=network).transactional_id)

@@ -6,11 +6,14 @@ run as root, so as root they run as the `postgres` user, in a directory that use
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import secrets
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +21,16 @@ from maillage.cli.kafka_local import free_port
 
 SERVICE_USER = "postgres"
 SUPERUSER = "maillage"
+
+
+def server_dir(data_dir: Path) -> Path:
+    """Where `maillage up` keeps its server: under the data directory; as root, in the server user's home
+    (Debian's /var/lib/postgresql), one directory per data directory, since the server runs as that user, who
+    may not enter root's private data directory."""
+    if os.geteuid() != 0:
+        return data_dir / "postgres"
+    home = Path(pwd.getpwnam(SERVICE_USER).pw_dir)
+    return home / "maillage" / hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
 
 
 class PostgresUnavailable(RuntimeError):
@@ -61,19 +74,66 @@ class LocalPostgres:
             owner = pwd.getpwnam(SERVICE_USER)
             os.chown(path, owner.pw_uid, owner.pw_gid)
 
-    def start(self, *, timeout: float = 60.0) -> None:
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    def prepare(self) -> None:
+        """Its directory, owned by the server's user, and its cluster, made once (kept across runs)."""
+        if not self.data_dir.parent.exists():  # the server's user must enter it too (never chown one that was there)
+            self.data_dir.parent.mkdir(mode=0o700, parents=True)
+            self._own(self.data_dir.parent)
+        self.data_dir.mkdir(mode=0o700, exist_ok=True)
         self._own(self.data_dir)
         if not (self.cluster / "PG_VERSION").exists():
             self._initdb()
+
+    def _options(self) -> list[str]:
         # Every service holds a pool of its own (up to 15 connections): room for a whole Pôle and its tests.
-        options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        settings = ["listen_addresses=127.0.0.1", "max_connections=300"]
         if not self.durable:
-            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        bin_dir = server_bin()
+            settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+        return ["-p", str(self.port), "-k", str(self.data_dir), *(part for s in settings for part in ("-c", s))]
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        """Started in the background by pg_ctl (the test session's server)."""
+        self.prepare()
         log = self.data_dir / "server.log"
-        start = self._as_owner(bin_dir / "pg_ctl", "-D", self.cluster, "-l", log, "-o", options, "-w", "start")
+        options = " ".join(self._options())
+        start = self._as_owner(server_bin() / "pg_ctl", "-D", self.cluster, "-l", log, "-o", options, "-w", "start")
         subprocess.run([*start, "-t", str(int(timeout))], check=True, capture_output=True)
+
+    def launch(self, popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen) -> subprocess.Popen[bytes]:
+        """The server in the foreground, as a child of the caller (`maillage up` supervises it like a broker):
+        SIGTERM stops it once its clients are gone; as root it runs as the server's user."""
+        self.prepare()
+        argv = [str(server_bin() / "postgres"), "-D", str(self.cluster), *self._options()]
+        owner = {"user": SERVICE_USER, "group": SERVICE_USER} if os.geteuid() == 0 else {}
+        with (self.data_dir / "server.log").open("ab") as log:
+            return popen(argv, stdout=log, stderr=subprocess.STDOUT, **owner)
+
+    def wait_ready(self, *, timeout: float = 60.0) -> None:
+        """Until the server takes connections (a first start replays nothing, a restart may replay its WAL)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.psql("SELECT 1")
+                return
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline:
+                    log = self.data_dir / "server.log"
+                    raise RuntimeError(f"PostgreSQL not ready after {timeout:.0f}s; see {log}") from None
+                time.sleep(0.2)
+
+    def ensure_database(self, name: str) -> None:
+        """`name`, created unless it exists (a database kept from an earlier run keeps its rows)."""
+        if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip():
+            self.psql(f'CREATE DATABASE "{name}"')
+
+    def passfile(self, path: Path) -> Path:
+        """A libpq password file (asyncpg reads it through PGPASSFILE): services get URLs without the password."""
+        path.write_text(f"127.0.0.1:{self.port}:*:{SUPERUSER}:{self.password}\n")
+        path.chmod(0o600)
+        return path
+
+    def url_without_password(self, database: str) -> str:
+        return f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
     def _initdb(self) -> None:
         secret = self.data_dir / "superuser.password"

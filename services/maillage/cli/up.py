@@ -17,6 +17,7 @@ import httpx
 from maillage.cli.acl import DISPATCHER_PRINCIPAL, GATEWAY_PRINCIPAL, MONITOR_PRINCIPAL, apply_access
 from maillage.cli.kafka_cluster import LocalCluster
 from maillage.cli.kafka_local import LocalKafka, ScramSetup
+from maillage.cli.postgres_local import LocalPostgres, server_dir
 from maillage.cli.supervision import Child, SupervisorSettings, launch, stop_in_order, supervise
 from maillage.core.config.network import Network
 from maillage.core.config.settings import METRICS_TOKEN_FILE
@@ -53,6 +54,10 @@ class Supervisor:
     supervising: bool = False
     # Each service's Kafka principal and its password file, once the local broker is provisioned.
     principals: dict[str, Path] = field(default_factory=dict)
+    # With `--database postgres`: the server (a child stopped with the brokers) and the password file services read.
+    postgres: LocalPostgres | None = None
+    database_servers: list[Child] = field(default_factory=list)
+    passfile: Path | None = None
 
     def start_kafka(self, *, port: int | None = None, brokers: int = 1) -> str:
         """A local broker (or a cluster of `brokers` on consecutive ports) unless one was given: secure by
@@ -78,6 +83,27 @@ class Supervisor:
         ]
         self.bootstrap = self.kafka.bootstrap
         return self.bootstrap
+
+    def start_postgres(self) -> None:
+        """A PostgreSQL server under the data directory, supervised like a broker, and one database per service;
+        its superuser's password kept in the private keys (the cluster is kept across runs)."""
+        keep_private(self.data_dir)
+        secret = self.key_dirs.private / "postgres.password"
+        ensure_secret(secret, lambda: secrets.token_urlsafe(24))
+        server = LocalPostgres(data_dir=server_dir(self.data_dir), password=secret.read_text().strip())
+        self.postgres = server
+        child = Child(name="postgres", start=lambda: server.launch(launch))
+        child.launch(now=time.monotonic())
+        self.database_servers = [child]
+        server.wait_ready()
+        for name in self.service_names:
+            server.ensure_database(database_name(name))
+        self.passfile = server.passfile(self.key_dirs.private / "postgres.pgpass")
+
+    @property
+    def service_names(self) -> list[str]:
+        dispatcher = ["dispatcher"] if self.network.dispatched else []
+        return ["gateway", *(a.id for a in self.network.agencies), *dispatcher, "monitor"]
 
     @property
     def kafka_pids(self) -> list[int]:
@@ -121,6 +147,12 @@ class Supervisor:
                 "MAILLAGE_KAFKA_PASSWORD_FILE": str(self.principals[principal]),
             }
             env.pop("MAILLAGE_KAFKA_PASSWORD", None)
+        if self.postgres is not None and self.passfile is not None:
+            # The URL without the password: the server's password is in the file libpq's PGPASSFILE names.
+            env |= {
+                "MAILLAGE_DATABASE_URL": self.postgres.url_without_password(database_name(name)),
+                "PGPASSFILE": str(self.passfile),
+            }
         command = [sys.executable, "-m", "maillage.cli.main", "serve", *args, "--port", str(port)]
         log = self.data_dir / f"{name}.log"
 
@@ -183,20 +215,27 @@ class Supervisor:
     def supervise(self) -> None:
         """Until a stop is requested: restart, with backoff, whatever exits."""
         self.supervising = True
-        children: list[Child] = [*self.services, *self.brokers]
+        children: list[Child] = [*self.services, *self.brokers, *self.database_servers]
         supervise(children, backoff=self.settings.backoff, stopped=lambda: self.stop_requested)
 
     def stop(self) -> list[str]:
-        """The services first (they flush to the broker), then the broker; SIGKILL to whatever is left at the
-        deadline. Returns the names of those that had to be killed."""
+        """The services first (they flush to the broker and close their connections), then the brokers and
+        PostgreSQL; SIGKILL to whatever is left at the deadline. Returns the names of those that had to be killed."""
         self.stop_requested = True
         if not self.brokers and self.kafka is not None:
             self.kafka.stop()  # interrupted while it started: no child to stop in order yet
-        waves: list[list[Child]] = [list(self.services), *([self.brokers] if self.brokers else [])]
+        servers = [*self.brokers, *self.database_servers]
+        waves: list[list[Child]] = [list(self.services), *([servers] if servers else [])]
         killed = stop_in_order(waves, seconds=self.settings.shutdown_seconds)
         self.services.clear()
         self.brokers.clear()
+        self.database_servers.clear()
         return killed
+
+
+def database_name(service: str) -> str:
+    """Each service's own database on the local PostgreSQL server."""
+    return f"maillage_{service}"
 
 
 def _ready(service: Service) -> bool:
