@@ -39,6 +39,7 @@ def alert() -> dict[str, Any]:
 CASES = [
     ("/v1/referrals", {**referral(), "reason": "other"}, False),
     ("/v1/referrals", {**referral(), "reason": "other", "reason_comment": None}, False),
+    ("/v1/referrals", {**referral(), "reason": "other", "reason_comment": " \u3000\n"}, False),
     ("/v1/referrals", {**referral(), "reason": "other", "reason_comment": "Housing paperwork."}, True),
     ("/v1/alerts", {**alert(), "legal_basis": "danger"}, False),
     ("/v1/alerts", {**alert(), "legal_basis": "danger", "justification": "He showed a gun."}, True),
