@@ -33,10 +33,11 @@ AGENCY = "refuge-liege"
 
 def with_loopback_receivers(network_file: Path) -> None:
     """Allow-list the loopback destinations the fuzzer's webhook URLs name, so that registrations succeed
-    too (and their deliveries, if any, stay on this machine: nothing listens on port 9)."""
+    too (and their deliveries, if any, stay on this machine: nothing listens on port 9), and nothing else:
+    a test network calls no public address and resolves no name."""
     doc = tomllib.loads(network_file.read_text())
     allowed = {(h.strip("[]"), 9) for h in (httpx.URL(u).host for u in LOOPBACK_URLS)}
-    doc["webhooks"] = {"allow": [{"host": host, "port": port} for host, port in sorted(allowed)]}
+    doc["webhooks"] = {"public": False, "allow": [{"host": host, "port": port} for host, port in sorted(allowed)]}
     network_file.write_bytes(tomli_w.dumps(doc).encode())
 
 

@@ -333,6 +333,11 @@ def fuzz(
     running `maillage up`, with a valid token; fail on any 5xx or any answer outside the published schema."""
     from maillage.cli.fuzz import fuzz_network, fuzz_table
 
+    try:
+        import schemathesis  # noqa: F401 — a test dependency, not the services'
+    except ImportError:
+        console.print("schemathesis is missing: pip install 'maillage[test]' (make installs it).")
+        raise typer.Exit(2) from None
     net = load_network(network)
     for name in agency or ():
         if name not in net.by_id:
@@ -348,6 +353,8 @@ def fuzz(
         )
     console.print(fuzz_table(reports))
     for report in reports:
+        if report.skipped:
+            console.print(f"{report.service}: not fuzzed: {', '.join(report.skipped)}", markup=False)
         for line in report.samples:
             console.print(f"{report.service}: {line}", markup=False, highlight=False)
     if not all(r.ok for r in reports):
