@@ -149,6 +149,26 @@ async def test_cleartext_and_credentials_are_refused_even_when_allow_listed() ->
     assert await refusal(checked, "https://token@127.0.0.1:8443/hook") == CREDENTIALS
 
 
+async def test_a_network_without_public_webhooks_refuses_a_name_without_resolving_it(tmp_path: Path) -> None:
+    network = load_network(
+        write_network(tmp_path, webhooks={"public": False, "allow": [{"host": "127.0.0.1", "port": 8443}]})
+    )
+    resolver = TableResolver({"partner.test": ["192.0.43.10"]})
+    asked: list[str] = []
+    original = resolver.resolve
+
+    async def recording(host: str) -> list[IPv4Address | IPv6Address]:
+        asked.append(host)
+        return await original(host)
+
+    resolver.resolve = recording  # type: ignore[method-assign]
+    checked = EgressPolicy.from_network(network.webhooks, resolver=resolver)
+    assert await checked.check("https://127.0.0.1:8443/hook") == Destination("127.0.0.1", 8443)
+    for url in ("https://partner.test/hook", "https://192.0.43.10/hook", "https://127.0.0.1:8444/hook"):
+        assert await refusal(checked, url) == REFUSED, url
+    assert asked == [], "no name was looked up"
+
+
 def write_network(
     tmp_path: Path, *, webhooks: dict[str, object] | None = None, fallback_url: str | None = None
 ) -> Path:

@@ -68,6 +68,21 @@ class Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def required_when(field: str, value: str, *, needed: str) -> dict[str, Any]:
+    """JSON Schema (published in the OpenAPI) for a rule the service checks: when `field` is `value`,
+    `needed` is given and not null. A client generated from the schema then knows it before a 422 tells it."""
+    return {
+        "if": {"properties": {field: {"const": value}}, "required": [field]},
+        "then": {"required": [needed], "properties": {needed: {"not": {"type": "null"}}}},
+    }
+
+
+GROUNDS_RULES = [
+    required_when("legal_basis", LegalBasis.LEGAL_OBLIGATION.value, needed="legal_reference"),
+    required_when("legal_basis", LegalBasis.CASE_CONFERENCE.value, needed="conference_id"),
+]
+
+
 EventPole = Annotated[
     str | None,
     Field(
@@ -128,6 +143,12 @@ class ConsentOut(Body):
 
 
 class ReferralIn(GroundsIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [required_when("reason", ReferralReason.OTHER.value, needed="reason_comment"), *GROUNDS_RULES]
+        }
+    )
+
     subject_ref: SubjectRef
     subject_role: Role
     recipient: RecipientId = Field(description="A sector, or a named agency id.")
@@ -199,6 +220,10 @@ class ReferralAccepted(AcceptedEvent):
 
 
 class ReferralResponseIn(Body):
+    model_config = ConfigDict(
+        json_schema_extra=required_when("decision", ReferralDecision.DECLINED.value, needed="decline_reason")
+    )
+
     decision: ReferralDecision
     decline_reason: DeclineReason | None = None
     comment: LongText | None = None
@@ -220,6 +245,12 @@ class ReferralOut(Body):
 
 
 class AlertIn(GroundsIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [required_when("legal_basis", LegalBasis.DANGER.value, needed="justification"), *GROUNDS_RULES]
+        }
+    )
+
     subject_ref: SubjectRef
     subject_role: Role
     severity: Severity
@@ -424,6 +455,14 @@ class ConsultationAccepted(AcceptedEvent):
 
 
 class ConsultationAnswerIn(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"advice": {"contains": {"const": Advice.REFERRAL.value}}}, "required": ["advice"]},
+            "then": {"required": ["refer_to"], "properties": {"refer_to": {"not": {"type": "null"}}}},
+            "else": {"properties": {"refer_to": {"type": "null"}}},
+        }
+    )
+
     severity: Level
     dangerousness: Level
     advice: tuple[Advice, ...] = Field(min_length=1)

@@ -340,6 +340,48 @@ def bench(
     console.print(f"Report written to {path}")
 
 
+@app.command()
+def fuzz(
+    network: NetworkOption = DEFAULT_NETWORK,
+    data_dir: DataDirOption = Path("var"),
+    requests: Annotated[int, typer.Option(min=1, help="Generated requests per service (at least).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Same seed, same requests (against the same data).")] = 0,
+    agency: Annotated[
+        list[str] | None, typer.Option(help="Fuzz only this agency's service (repeatable); default: every agency.")
+    ] = None,
+) -> None:
+    """Send generated requests (schemathesis, from each service's published OpenAPI) to every service of a
+    running `maillage up`, with a valid token; fail on any 5xx or any answer outside the published schema."""
+    from maillage.cli.fuzz import fuzz_network, fuzz_table
+
+    try:
+        import schemathesis  # noqa: F401 — a test dependency, not the services'
+    except ImportError:
+        console.print("schemathesis is missing: pip install 'maillage[test]' (make installs it).")
+        raise typer.Exit(2) from None
+    net = load_network(network)
+    for name in agency or ():
+        if name not in net.by_id:
+            raise typer.BadParameter(f"no agency {name!r} in the network file", param_hint="--agency")
+    with console.status("Sending generated requests…") as status:
+        reports = fuzz_network(
+            net,
+            _key_dirs(data_dir),
+            requests=requests,
+            seed=seed,
+            agencies=tuple(agency or ()),
+            on_report=lambda r: status.update(f"{r.service}: {r.requests} requests sent; next service…"),
+        )
+    console.print(fuzz_table(reports))
+    for report in reports:
+        if report.skipped:
+            console.print(f"{report.service}: not fuzzed: {', '.join(report.skipped)}", markup=False)
+        for line in report.samples:
+            console.print(f"{report.service}: {line}", markup=False, highlight=False)
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
 acl_app = typer.Typer(help="Kafka principals and their least-privilege ACLs, from the network file.")
 app.add_typer(acl_app, name="acl")
 

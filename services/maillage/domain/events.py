@@ -22,8 +22,11 @@ from maillage.domain.vocabulary import Category, Purpose, Sector, Severity
 CATEGORY_KEY = "x-maillage-category"
 METADATA_KEY = "x-maillage-metadata"
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8000)]
+# Blank text (Unicode White_Space only, what the validator strips) is refused: the published schema says so with
+# this pattern, since its minLength counts the characters before they are stripped.
+NOT_BLANK = r"[^\t\n\x0b\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8000, pattern=NOT_BLANK)]
 RecipientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,62}$")]
 StaffRef = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
 # A person's pseudonymous reference, as `new_subject_ref` mints it: no room for a name or a birth date.

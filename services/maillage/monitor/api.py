@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from fastapi import Path as PathParam
 
 from maillage.core.web.http import add_page
 from maillage.core.web.paging import Cursor, Limit
@@ -24,8 +25,18 @@ PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}
 ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 
 Minutes = Annotated[int, Query(ge=1, le=60 * 24 * 31, description="How far back, in minutes.")]
-BucketSeconds = Annotated[int, Query(ge=10, le=86400)]
+BucketSeconds = Annotated[
+    int,
+    Query(
+        ge=10,
+        le=86400,
+        # A rule between two parameters, which a parameter's schema cannot carry: said here, checked with a 422.
+        description="Seconds per point; at most 1440 points per series (minutes * 60 / bucket_seconds <= 1440).",
+    ),
+]
 DeadLetterLimit = Annotated[int, Query(ge=1, le=1000)]
+# Row ids are 64-bit signed integers in every database: a larger number is refused (422), not sent to the driver.
+DeadLetterId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
 add_page(router, "/dashboard", html=STATIC / "dashboard.html")
@@ -62,7 +73,7 @@ async def dead_letters(_: Reader, ctx: Context, limit: DeadLetterLimit = 200, wa
     status_code=status.HTTP_202_ACCEPTED,
     summary="Publish the record again to the topic it came from",
 )
-async def replay(dead_letter_id: int, _: Reader, __: Actor, ctx: Context) -> c.DeadLetterOut:
+async def replay(dead_letter_id: DeadLetterId, _: Reader, __: Actor, ctx: Context) -> c.DeadLetterOut:
     return await services.replay(ctx, dead_letter_id)
 
 

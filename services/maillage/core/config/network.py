@@ -166,6 +166,9 @@ class WebhooksConfig(_Model):
 
     allow: tuple[AllowedDestination, ...] = ()
     ca_file: Path | None = None
+    # False on a test or development network: webhooks go to the allow-listed destinations only, and a name
+    # not on the list is refused without being resolved (no DNS query for a name a client made up).
+    public: bool = True
 
 
 class Network(_Model):

@@ -149,13 +149,16 @@ class EgressPolicy:
     resolver: Resolver = field(default_factory=SystemResolver)
     allow: frozenset[Destination] = frozenset()
     ca_file: Path | None = None
+    public: bool = True
 
     @classmethod
     def from_network(
         cls, config: WebhooksConfig, *, resolver: Resolver | None = None, also_allow: Iterable[Destination] = ()
     ) -> EgressPolicy:
         allow = {Destination.of(a.host, a.port) for a in config.allow} | set(also_allow)
-        return cls(resolver=resolver or SystemResolver(), allow=frozenset(allow), ca_file=config.ca_file)
+        return cls(
+            resolver=resolver or SystemResolver(), allow=frozenset(allow), ca_file=config.ca_file, public=config.public
+        )
 
     async def check(self, url: str) -> Destination:
         """At registration: the URL is acceptable now (raises WebhookDestinationRefused otherwise)."""
@@ -165,6 +168,8 @@ class EgressPolicy:
 
     async def addresses(self, destination: Destination) -> list[IPAddress]:
         """Where `destination` may be reached: its addresses if every one is public, or it is allow-listed."""
+        if not self.public and destination not in self.allow:
+            raise WebhookDestinationRefused(REFUSED)
         literal = _literal(destination.host)
         try:
             found = [literal] if literal is not None else await self.resolver.resolve(destination.host)
