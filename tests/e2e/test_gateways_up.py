@@ -108,7 +108,7 @@ async def test_up_with_two_gateways_shares_the_partitions_and_survives_a_sigkill
             await refer(refuge, cpas, subjects[-1])
             print(f"\na referral decided and delivered {time.monotonic() - killed:.1f} s after a gateway's SIGKILL")
 
-            def restarted() -> bool:
+            async def restarted() -> bool:
                 return len(gateway_ports(up.pid)) == 2 and victim not in gateway_ports(up.pid)
 
             await eventually(restarted, timeout=60, what="`up` to restart the killed gateway")
