@@ -97,6 +97,7 @@ async def test_an_altered_audit_record_is_named_by_the_api_and_by_the_cli(pole: 
     whole = (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()
     assert whole == {
         "records": 4,
+        "chains": 1,  # one subject: one partition, one chain
         "intact": True,
         "first_broken": None,
         "policy_sha256s": [pole.gateway_settings().policy.sha256],
@@ -118,7 +119,8 @@ async def test_an_altered_audit_record_is_named_by_the_api_and_by_the_cli(pole: 
         await engine.dispose()
     from_copy = await run_cli("audit", "verify", "--database", database)
     assert from_copy.exit_code == 1, from_copy.output
-    assert f"broken. First broken record: seq {seq}, event {events[1]}," in said(from_copy)
+    chain = broken["first_broken"]["chain"]
+    assert f"First broken record: chain {chain}, seq {seq}, event {events[1]}," in said(from_copy)
 
 
 async def test_disclosures_list_who_received_what_about_a_person_and_nothing_of_the_person(pole: Pole) -> None:

@@ -19,7 +19,12 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
 
 from maillage.cli.acl import agency_group, load_kafka_auth, password_file
 from maillage.cli.kafka_local import LocalKafka, ScramSetup
@@ -28,6 +33,7 @@ from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.messaging import bus
 from maillage.core.messaging.kafka_auth import KafkaAuth
 from maillage.core.messaging.topics import Topics
+from maillage.gateway.handlers import partition_transactional_id
 from maillage.gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.integration
@@ -121,9 +127,8 @@ async def test_agency_submits_and_reads_its_own_deliveries(secure_kafka: SecureK
         await submitter.send_and_wait(TOPICS.submitted, b"sealed", key=b"subject-1")
 
     # What the gateway does: deliver inside its transaction, under its own principal and transactional id.
-    gateway = bus.producer(
-        secure_kafka.bootstrap, auth=secure_kafka.auth("gateway"), transactional_id=GatewaySettings().transactional_id
-    )
+    transactional_id = partition_transactional_id(GatewaySettings().transactional_prefix, 0)
+    gateway = bus.producer(secure_kafka.bootstrap, auth=secure_kafka.auth("gateway"), transactional_id=transactional_id)
     async with started(gateway), gateway.transaction():
         await gateway.send(TOPICS.deliver(A), b"sealed-for-a", key=b"subject-1")
 
@@ -175,6 +180,15 @@ async def test_agency_is_refused_another_agencys_consumer_group(secure_kafka: Se
     with pytest.raises(GroupAuthorizationFailedError, match=agency_group(TOPICS, B)):
         await borrowed.start()
     await borrowed.stop()
+
+
+async def test_agency_cannot_fence_the_gateway_with_its_transactional_id(secure_kafka: SecureKafka) -> None:
+    # Taking a partition's transactional id would fence the gateway deciding that partition.
+    transactional_id = partition_transactional_id(GatewaySettings().transactional_prefix, 0)
+    usurper = bus.producer(secure_kafka.bootstrap, auth=secure_kafka.auth(A), transactional_id=transactional_id)
+    with pytest.raises(TransactionalIdAuthorizationFailed):
+        await usurper.start()
+    await usurper.stop()
 
 
 @pytest.mark.parametrize("recipient", [B, A])

@@ -13,6 +13,7 @@ from uuid import uuid4
 
 import orjson
 import pytest
+from aiokafka.partitioner import murmur2
 
 from maillage.core.audit import repository as audit_repository
 from maillage.core.crypto.keys import GATEWAY
@@ -168,13 +169,16 @@ async def reject_directly(started: GatewayRunning, pole: Pole, *, subject: str, 
         at=started.loop.gateway.clock.now(),
     )
     gateway, loop = started.loop.gateway, started.loop
-    async with unit_of_work(gateway.sessions) as session:
-        batch = Batch(session=session, decided={}, out=Outbound(gateway.topics))
-        await notices.notify_rejected_disclosure(gateway, batch, cause=cause, alert_id=alert_id)
-        await audit_repository.append(session, batch.audit)
-    sealed = await loop.crypto.seal(batch.out.records)
-    async with loop.producer.transaction():
-        futures = await send_batched(loop.producer, ((o.topic, o.key, o.value, o.headers) for o in sealed))
+    partition = (murmur2(subject.encode()) & 0x7FFFFFFF) % 3  # the subject's partition of the submitted topic
+    async with loop.producers.turn:  # between two of the loop's batches, as one of them would
+        async with unit_of_work(gateway.sessions) as session:
+            batch = Batch(session=session, decided={}, out=Outbound(gateway.topics), chain=partition)
+            await notices.notify_rejected_disclosure(gateway, batch, cause=cause, alert_id=alert_id)
+            await audit_repository.append(session, batch.audit)
+        sealed = await loop.crypto.seal(batch.out.records)
+        producer = loop.producers.producers[partition]
+        async with producer.transaction():
+            futures = await send_batched(producer, ((o.topic, o.key, o.value, o.headers) for o in sealed))
     await asyncio.gather(*futures)
     return cause.id
 

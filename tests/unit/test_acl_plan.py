@@ -10,6 +10,7 @@ from maillage.cli.acl import (
     MONITOR_PRINCIPAL,
     Grant,
     Operation,
+    Pattern,
     Resource,
     access_plan,
     agency_group,
@@ -79,8 +80,12 @@ def test_the_monitor_reads_metadata_and_lag_but_no_delivery() -> None:
     assert writes == {TOPICS.submitted}
 
 
-def test_the_gateway_owns_its_transactional_id_and_group() -> None:
-    assert allowed(GATEWAY_PRINCIPAL, Operation.WRITE, Resource.TRANSACTIONAL_ID, "maillage.gateway.1")
+def test_the_gateway_owns_its_transactional_ids_and_group() -> None:
+    # One transactional id per partition of the submitted topic: `maillage.gateway.1.p0`, `.p1`…
+    granted = Grant(
+        GATEWAY_PRINCIPAL, Operation.WRITE, Resource.TRANSACTIONAL_ID, "maillage.gateway.1.p", Pattern.PREFIXED
+    )
+    assert granted in PLAN
     assert allowed(GATEWAY_PRINCIPAL, Operation.READ, Resource.GROUP, "pole1.maillage.gateway")
     assert allowed(GATEWAY_PRINCIPAL, Operation.READ, Resource.TOPIC, TOPICS.submitted)
     assert not any(g.resource is Resource.TRANSACTIONAL_ID for g in PLAN if g.user != GATEWAY_PRINCIPAL)

@@ -167,3 +167,23 @@ def test_decision_records_chain_and_cover_the_raiser_only_when_known() -> None:
     assert "raised_by" not in records[0] and records[1]["raised_by"] == "0123456789abcdef"
     assert records[1]["review"] is True and records[1]["removed"] == {"health": "outside_danger_rule"}
     assert first_broken([records[0], {**records[1], "raised_by": "fedcba9876543210"}, records[2]]) == 2
+
+
+def test_a_record_moved_to_another_partitions_chain_breaks_that_chain() -> None:
+    # One chain per partition of the submitted topic; the chain a record belongs to is not hashed (records
+    # written before there were several hash as they did), so moving one shows where it no longer links.
+    first, second = audit_chain(3), audit_chain(3)
+    for chain, records in ((0, first), (1, second)):
+        for record in records:
+            record["chain"] = chain
+    assert first_broken(first) is None and first_broken(second) is None
+    moved = {**first[2], "chain": 1}
+    assert first_broken([*second, moved]) == moved["seq"]
+
+
+def test_linked_records_carry_their_chain_outside_the_hash() -> None:
+    content = {k: v for k, v in audit_chain(1)[0].items() if k not in ("seq", "prev_hash", "hash")}
+    in_chain_0 = linked(content, seq=1, prev_hash=GENESIS, chain=0)
+    in_chain_2 = linked(content, seq=1, prev_hash=GENESIS, chain=2)
+    assert (in_chain_0["chain"], in_chain_2["chain"]) == (0, 2)
+    assert in_chain_0["hash"] == in_chain_2["hash"] == audit_chain(1)[0]["hash"]

@@ -52,14 +52,22 @@ class Resource(StrEnum):
     TRANSACTIONAL_ID = "transactional-id"
 
 
+class Pattern(StrEnum):
+    """How a grant's name matches: the name itself, or every name that starts with it."""
+
+    LITERAL = "literal"
+    PREFIXED = "prefixed"
+
+
 @dataclass(frozen=True, order=True)
 class Grant:
-    """One ALLOW ACL on a literal resource name, for principal `User:<user>`, from any host."""
+    """One ALLOW ACL on a resource name (literal, or a prefix), for principal `User:<user>`, from any host."""
 
     user: str
     operation: Operation
     resource: Resource
     name: str
+    pattern: Pattern = Pattern.LITERAL
 
 
 def agency_group(topics: Topics, agency_id: str) -> str:
@@ -85,13 +93,14 @@ def agency_grants(agency_id: str, topics: Topics) -> list[Grant]:
 
 
 def gateway_grants(agency_ids: Sequence[str], topics: Topics, *, transactional_id: str) -> list[Grant]:
-    """The gateway reads submissions and writes every delivery, status, audit record and its dead letters."""
+    """The gateway reads submissions and writes every delivery, status, audit record and its dead letters; its
+    transactional ids are one per partition of the submitted topic (`<transactional_id>.p<N>`), hence a prefix."""
     written = [topics.audit, topics.dlq, *(t for a in agency_ids for t in (topics.deliver(a), topics.status(a)))]
     return [
         Grant(GATEWAY_PRINCIPAL, Operation.READ, Resource.TOPIC, topics.submitted),
         Grant(GATEWAY_PRINCIPAL, Operation.READ, Resource.GROUP, gateway_group(topics)),
         *(Grant(GATEWAY_PRINCIPAL, Operation.WRITE, Resource.TOPIC, name) for name in written),
-        Grant(GATEWAY_PRINCIPAL, Operation.WRITE, Resource.TRANSACTIONAL_ID, transactional_id),
+        Grant(GATEWAY_PRINCIPAL, Operation.WRITE, Resource.TRANSACTIONAL_ID, f"{transactional_id}.p", Pattern.PREFIXED),
     ]
 
 
@@ -170,7 +179,8 @@ def load_kafka_auth(private_dir: Path, owner: str) -> KafkaAuth:
 # Kafka's wire codes (org.apache.kafka.common.acl / resource): what CreateAcls takes.
 _RESOURCE_CODE = {Resource.TOPIC: 2, Resource.GROUP: 3, Resource.TRANSACTIONAL_ID: 5}
 _OPERATION_CODE = {Operation.READ: 3, Operation.WRITE: 4, Operation.DESCRIBE: 8}
-_LITERAL, _ALLOW, _SCRAM_SHA_512 = 3, 3, 2
+_PATTERN_CODE = {Pattern.LITERAL: 3, Pattern.PREFIXED: 4}
+_ALLOW, _SCRAM_SHA_512 = 3, 2
 
 
 class _CreateAcls(Request[CreateAclsRequest_v1]):
@@ -180,7 +190,15 @@ class _CreateAcls(Request[CreateAclsRequest_v1]):
 
     def __init__(self, grants: Sequence[Grant]) -> None:
         self.creations = [
-            (_RESOURCE_CODE[g.resource], g.name, _LITERAL, f"User:{g.user}", "*", _OPERATION_CODE[g.operation], _ALLOW)
+            (
+                _RESOURCE_CODE[g.resource],
+                g.name,
+                _PATTERN_CODE[g.pattern],
+                f"User:{g.user}",
+                "*",
+                _OPERATION_CODE[g.operation],
+                _ALLOW,
+            )
             for g in grants
         ]
 

@@ -175,12 +175,14 @@ def _read_only(url: str) -> str:
 
 def _print_chain(report: ChainReport) -> None:
     broken = report.first_broken
+    chains = f"{report.chains} chain{'s' if report.chains != 1 else ''} (one per partition of the submitted topic)"
     if broken is None:
-        console.print(f"{report.records} audit records: [green]intact[/].")
+        console.print(f"{report.records} audit records: [green]intact[/], every one of {chains} checked.")
     else:
         console.print(
-            f"{report.records} audit records: [red]broken[/]. First broken record: "
-            f"seq {broken.seq}, event {escape(broken.event_id)}, recorded {escape(broken.recorded_at)}.",
+            f"{report.records} audit records: [red]broken[/] ({chains}). First broken record: "
+            f"chain {broken.chain}, seq {broken.seq}, event {escape(broken.event_id)}, "
+            f"recorded {escape(broken.recorded_at)}.",
             highlight=False,
         )
     for sha in report.policy_sha256s:

@@ -154,6 +154,14 @@ def up(
     brokers: Annotated[
         int, typer.Option(min=1, help="Local brokers: 3 starts a KRaft cluster, topics replicated on all three.")
     ] = 1,
+    gateways: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Gateway processes sharing the submitted topic's partitions (at most one per partition), "
+            "one database; the first on the network file's port, the others on free ports.",
+        ),
+    ] = 1,
     shutdown_seconds: Annotated[
         float | None,
         typer.Option(
@@ -187,6 +195,10 @@ def up(
     except ValidationError as exc:
         console.print(f"Invalid setting: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
+    if gateways > net.kafka.partitions:
+        # A gateway without a partition would never be ready (readiness: every consumer has its partitions).
+        console.print(f"[red]--gateways {gateways}: the submitted topic has {net.kafka.partitions} partitions.[/]")
+        raise typer.Exit(2)
     if not (bootstrap or net.kafka.bootstrap):
         try:
             net = net.model_copy(update={"kafka": net.kafka.on_brokers(brokers)})
@@ -199,6 +211,7 @@ def up(
         data_dir=data_dir.resolve(),
         bootstrap=bootstrap or net.kafka.bootstrap,
         settings=settings,
+        gateways=gateways,
     )
     configure_logging(service="up")
     logging.getLogger("httpx").setLevel("WARNING")  # not every readiness probe
@@ -212,7 +225,7 @@ def up(
                 supervisor.start_postgres()
         with console.status("Creating topics, principals and ACLs, and starting services…"):
             supervisor.create_topics()
-            supervisor.provision(gateway_transactional_id=GatewaySettings(network_file=network).transactional_id)
+            supervisor.provision(gateway_transactional_id=GatewaySettings(network_file=network).transactional_prefix)
             supervisor.start_services()
             supervisor.wait_ready()
         _print_listening(supervisor)
@@ -427,7 +440,7 @@ def acl_apply(
                 bootstrap=bootstrap or settings.bootstrap,
                 admin=KafkaAuth(username=admin_user, password=admin_password),
                 private_dir=keys_dir or settings.data_dir / "keys" / "private",
-                gateway_transactional_id=settings.transactional_id,
+                gateway_transactional_id=settings.transactional_prefix,
             )
         )
     except AccessError as exc:

@@ -16,7 +16,7 @@ import httpx
 
 from maillage.cli.acl import DISPATCHER_PRINCIPAL, GATEWAY_PRINCIPAL, MONITOR_PRINCIPAL, apply_access
 from maillage.cli.kafka_cluster import LocalCluster
-from maillage.cli.kafka_local import LocalKafka, ScramSetup
+from maillage.cli.kafka_local import LocalKafka, ScramSetup, free_port
 from maillage.cli.postgres_local import LocalPostgres, server_dir
 from maillage.cli.supervision import Child, SupervisorSettings, launch, stop_in_order, supervise
 from maillage.core.config.network import Network
@@ -58,6 +58,7 @@ class Supervisor:
     postgres: LocalPostgres | None = None
     database_servers: list[Child] = field(default_factory=list)
     passfile: Path | None = None
+    gateways: int = 1  # gateway processes sharing the submitted topic's partitions (and one database)
 
     def start_kafka(self, *, port: int | None = None, brokers: int = 1) -> str:
         """A local broker (or a cluster of `brokers` on consecutive ports) unless one was given: secure by
@@ -176,12 +177,20 @@ class Supervisor:
         keep_private(self.data_dir)
         self.ensure_keys()
         self.scrape_token()
-        self._spawn("gateway", self.network.gateway.port, "gateway", principal=GATEWAY_PRINCIPAL)
+        for name, port in self.gateway_ports():
+            self._spawn(name, port, "gateway", principal=GATEWAY_PRINCIPAL)
         for agency in self.network.agencies:
             self._spawn(agency.id, agency.port, "agency", agency.id, principal=agency.id)
         if self.network.dispatched:
             self._spawn("dispatcher", self.network.dispatcher.port, "dispatcher", principal=DISPATCHER_PRINCIPAL)
         self._spawn("monitor", self.network.monitor.port, "monitor", principal=MONITOR_PRINCIPAL)
+
+    def gateway_ports(self) -> list[tuple[str, int]]:
+        """The first gateway on the network file's port, which operators' commands use (every gateway answers
+        for the whole audit chain: they share one database); the others on free ports, kept across restarts.
+        Agencies never call a gateway: they meet it on Kafka."""
+        extra = [(f"gateway-{i}", free_port()) for i in range(2, self.gateways + 1)]
+        return [("gateway", self.network.gateway.port), *extra]
 
     def scrape_token(self) -> Path:
         """The bearer secret of every service's /metrics, made before they start so they share it."""

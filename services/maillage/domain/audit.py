@@ -14,9 +14,14 @@ from maillage.domain.vocabulary import LegalBasis, Role
 GENESIS = "0" * 64
 
 
+# Not hashed: the link itself, and which chain a record belongs to (one per input partition of the
+# gateway). A record moved to another chain no longer links to that chain's records, so a walk shows it.
+UNHASHED = frozenset({"hash", "prev_hash", "chain"})
+
+
 def chain_hash(record: Mapping[str, Any], *, prev_hash: str) -> str:
     """SHA-256 over the previous hash and the RFC 8785 canonical form of the record (without its hash)."""
-    body = {k: v for k, v in record.items() if k not in ("hash", "prev_hash")}
+    body = {k: v for k, v in record.items() if k not in UNHASHED}
     return hashlib.sha256(prev_hash.encode() + canonical_json(body)).hexdigest()
 
 
@@ -119,10 +124,10 @@ def review_record(
     }
 
 
-def linked(record: Mapping[str, Any], *, seq: int, prev_hash: str) -> dict[str, Any]:
-    """The record as the chain's next link, after the one whose hash is `prev_hash`."""
+def linked(record: Mapping[str, Any], *, seq: int, prev_hash: str, chain: int = 0) -> dict[str, Any]:
+    """The record as chain `chain`'s next link, after the one whose hash is `prev_hash`."""
     body = {"seq": seq, **record, "prev_hash": prev_hash}
-    return {**body, "hash": chain_hash(body, prev_hash=prev_hash)}
+    return {**body, "hash": chain_hash(body, prev_hash=prev_hash), "chain": chain}
 
 
 def holds(record: Mapping[str, Any], *, prev_hash: str) -> bool:

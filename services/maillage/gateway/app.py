@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,11 +14,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.tokens import GATEWAY_AUDIENCE
 from maillage.core.crypto.trust import Trust
-from maillage.core.lifecycle import running, service_app
+from maillage.core.lifecycle import Running, running, service_app
+from maillage.core.messaging import bus
 from maillage.core.web.http import ReadinessCheck
 from maillage.gateway import api
 from maillage.gateway.crypto import CryptoThreads
-from maillage.gateway.handlers import TransactionalLoop
+from maillage.gateway.handlers import PartitionProducers, ProducerFactory, TransactionalLoop, partition_transactional_id
 from maillage.gateway.models import SCHEMA
 from maillage.gateway.services import Gateway
 from maillage.gateway.settings import GatewaySettings
@@ -27,23 +29,59 @@ from maillage.gateway.settings import GatewaySettings
 async def running_gateway(settings: GatewaySettings, *, serve: bool = True) -> AsyncIterator[GatewayRunning]:
     """Everything the gateway needs, started; stopped cleanly on exit. `serve`: run the transactional loop
     in the background (the benchmark drives it itself)."""
-    async with running(settings, schema=SCHEMA, transactional_id=settings.transactional_id) as service:
+    async with running(settings, schema=SCHEMA) as service:
         trust = Trust.load(settings.key_dirs, GATEWAY)
         gateway = Gateway(
             network=settings.network, policy=settings.policy, topics=settings.topics, sessions=service.sessions
         )
         await gateway.start()
-        consumer = await service.consumer(settings.topics.submitted, group_id=settings.group_id)
+        producers = PartitionProducers(_partition_producer(settings), on_assigned=gateway.start)
+        consumer = await _consumer(settings, producers, service=service)
         crypto = CryptoThreads(trust)
-        loop = TransactionalLoop(gateway, consumer, service.producer, crypto=crypto, group_id=settings.group_id)
+        loop = TransactionalLoop(gateway, consumer, producers, crypto=crypto, group_id=settings.group_id)
         if serve:
             service.tasks.start(loop.run(), name="gateway-loop")
             service.watch_keys([trust])
         try:
-            yield GatewayRunning(loop=loop, trust=trust, sessions=service.sessions, ready=service.ready())
+            ready = _deciding(service.ready(), producers)
+            yield GatewayRunning(loop=loop, trust=trust, sessions=service.sessions, ready=ready)
         finally:
             await service.tasks.stop()  # the loop first, then the threads it hands crypto to
             crypto.close()
+            await producers.stop()
+
+
+def _deciding(check: ReadinessCheck, producers: PartitionProducers) -> ReadinessCheck:
+    """Ready once it decides partitions of its own: assigned, their previous owners fenced."""
+
+    async def ready() -> bool:
+        return bool(producers.owned) and await check()
+
+    return ready
+
+
+def _partition_producer(settings: GatewaySettings) -> ProducerFactory:
+    def make(partition: int) -> AIOKafkaProducer:
+        transactional_id = partition_transactional_id(settings.transactional_prefix, partition)
+        return bus.producer(settings.bootstrap, transactional_id=transactional_id, auth=settings.kafka_auth)
+
+    return make
+
+
+async def _consumer(settings: GatewaySettings, producers: PartitionProducers, *, service: Running) -> AIOKafkaConsumer:
+    """The submitted topic's consumer in the gateways' group, its rebalances heard by `producers`; stopped and
+    checked for readiness with the service's own."""
+    consumer = bus.consumer(
+        settings.bootstrap,
+        settings.topics.submitted,
+        group_id=settings.group_id,
+        auth=settings.kafka_auth,
+        listener=producers,
+    )
+    producers.consumer = consumer
+    await consumer.start()
+    service.consumers.append(consumer)
+    return consumer
 
 
 @dataclass(frozen=True)

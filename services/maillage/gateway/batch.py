@@ -3,6 +3,7 @@ and the parts of the gateway that deciding modules (notices) need. Below the use
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -13,7 +14,7 @@ from maillage.core.clock import Clock
 from maillage.core.config.network import Network
 from maillage.core.messaging.topics import Topics
 from maillage.domain.answers import Route
-from maillage.domain.audit import GENESIS
+from maillage.domain.audit import GENESIS, linked
 from maillage.domain.disclosure import Grant
 from maillage.domain.grounds import Conference
 from maillage.domain.policy import Policy
@@ -33,13 +34,14 @@ class Decided:
 
 @dataclass
 class State:
-    """What the gateway must remember between records, mirrored from its database."""
+    """What the gateway must remember between records, mirrored from the database all gateways share.
+
+    Read again whenever partitions are assigned: another gateway may have decided them meanwhile."""
 
     grants: dict[str, dict[str, Grant]] = field(default_factory=dict)
     routes: dict[str, Route] = field(default_factory=dict)
     conferences: dict[str, Conference] = field(default_factory=dict)
-    last_seq: int = 0
-    last_hash: str = GENESIS
+    heads: dict[int, tuple[int, str]] = field(default_factory=dict)  # chain → its tip's seq and hash
 
     @classmethod
     async def load(cls, session: AsyncSession) -> State:
@@ -47,10 +49,16 @@ class State:
         state.conferences = await repository.conferences(session)
         for subject_ref, grant in await repository.active_grants(session):
             state.grants.setdefault(subject_ref, {})[grant.consent_id] = grant
-        tip = await audit.last(session)
-        if tip is not None:
-            state.last_seq, state.last_hash = tip.seq, tip.hash
+        state.heads = await audit.heads(session)
         return state
+
+    def link(self, content: Mapping[str, Any], *, chain: int) -> dict[str, Any]:
+        """`content` as the next record of chain `chain` (one per input partition, so that each gateway
+        appends only to the chains of the partitions it owns)."""
+        seq, prev_hash = self.heads.get(chain, (0, GENESIS))
+        record = linked(content, seq=seq + 1, prev_hash=prev_hash, chain=chain)
+        self.heads[chain] = record["seq"], record["hash"]
+        return record
 
 
 @dataclass
@@ -60,6 +68,7 @@ class Batch:
     session: AsyncSession
     decided: dict[str, Decided]
     out: Outbound
+    chain: int  # the input partition the batch was read from: its audit records go to that chain
     rows: repository.NewRows = field(default_factory=repository.NewRows)
     audit: list[dict[str, Any]] = field(default_factory=list)
 

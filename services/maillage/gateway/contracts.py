@@ -8,16 +8,19 @@ from pydantic import BaseModel, Field
 
 
 class BrokenRecord(BaseModel):
+    chain: int = Field(default=0, description="The chain it belongs to: one per partition of the submitted topic.")
     seq: int
     event_id: str
     recorded_at: str
 
 
 class ChainReport(BaseModel):
-    records: int = Field(description="Audit records walked, in seq order.")
-    intact: bool
+    records: int = Field(description="Audit records walked, chain by chain, in seq order in each.")
+    chains: int = Field(default=1, description="Chains walked: one per partition of the submitted topic.")
+    intact: bool = Field(description="Every chain holds.")
     first_broken: BrokenRecord | None = Field(
-        description="The first record whose content or link to the previous record does not hold."
+        description="The first record whose content or link to the previous record does not hold (the first "
+        "broken chain's)."
     )
     policy_sha256s: list[str] = Field(description="The policy versions the records were decided under.")
 

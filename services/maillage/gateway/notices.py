@@ -28,7 +28,6 @@ import orjson
 from maillage.core.audit import repository as audit
 from maillage.core.crypto.trust import Received, Refused
 from maillage.core.messaging.envelope import Envelope, new_event_id, source_of
-from maillage.domain.audit import linked
 from maillage.domain.events import EventType, NoticeAcknowledged, NoticeIssued, NoticeKind
 from maillage.domain.notices import ACKNOWLEDGED, NOTIFIED, NoticeLine, PastRecipient
 from maillage.domain.notices import past_recipients as recipients_in
@@ -227,9 +226,7 @@ def _common(gateway: Parts, row: NoticeRow) -> dict[str, Any]:
 
 
 def _chain(gateway: Parts, batch: Batch, event_id: str, content: Mapping[str, Any]) -> None:
-    state = gateway.state
-    record = linked(content, seq=state.last_seq + 1, prev_hash=state.last_hash)
-    state.last_seq, state.last_hash = record["seq"], record["hash"]
+    record = gateway.state.link(content, chain=batch.chain)
     batch.audit.append(record)
     batch.out.audit(event_id, record)
 

@@ -24,7 +24,7 @@ from maillage.core.observability.metrics import DECISIONS, REVIEW_QUEUE
 from maillage.core.storage.db import unit_of_work
 from maillage.core.web.paging import MAX_PAGE, decode_cursor, next_cursor
 from maillage.domain.answers import Question, Unanswerable, answer_goes_to, opens_route, question_of, route_of
-from maillage.domain.audit import ChainWalk, audit_record, linked
+from maillage.domain.audit import ChainWalk, audit_record
 from maillage.domain.disclosure import (
     DenialReason,
     Disclosure,
@@ -96,12 +96,16 @@ class Gateway:
         async with self.sessions() as session:
             self.state = await State.load(session)
 
-    async def process(self, arrivals: Sequence[Arrival]) -> list[Outgoing | Share]:
-        """Decide a batch in one unit of work, committed when this returns. What it returns must leave
-        together with the batch's offsets, in one Kafka transaction (handlers.py)."""
+    async def process(self, arrivals: Sequence[Arrival], *, chain: int = 0) -> list[Outgoing | Share]:
+        """Decide a batch of one input partition (`chain`, whose audit chain it extends) in one unit of work,
+        committed when this returns. What it returns must leave together with the batch's offsets, in one
+        Kafka transaction of that partition's producer (handlers.py)."""
         try:
             async with unit_of_work(self.sessions) as session:
-                batch = Batch(session=session, decided=await _decided(session, arrivals), out=Outbound(self.topics))
+                batch = Batch(
+                    session=session, decided=await _decided(session, arrivals), out=Outbound(self.topics), chain=chain
+                )
+                await self._catch_up(session, arrivals, batch.decided)
                 for arrival in arrivals:
                     await self._process_one(batch, arrival)
                 await repository.insert_rows(session, batch.rows)
@@ -111,6 +115,15 @@ class Gateway:
             await self.start()
             raise
         return batch.out.records
+
+    async def _catch_up(self, session: AsyncSession, arrivals: Sequence[Arrival], decided: dict[str, Decided]) -> None:
+        """Another gateway's decisions this one's memory may lack. A conference may name subjects of other
+        partitions, so it is read again for every batch (a small table). And a record already decided at its
+        very place was decided by a gateway whose Kafka transaction did not commit — this one after a crash,
+        or an owner fenced since: what it stored (consents, chain heads) is read again before going on."""
+        self.state.conferences = await repository.conferences(session)
+        if any(_decided_here(a, decided) for a in arrivals):
+            self.state = await State.load(session)
 
     async def _process_one(self, batch: Batch, arrival: Arrival) -> None:
         record, event, envelope = arrival.record, arrival.event, arrival.envelope
@@ -305,8 +318,7 @@ class Gateway:
             policy_sha256=self.policy.sha256,
             recorded_at=self.clock.now().isoformat(),
         )
-        record = linked(review.record, seq=self.state.last_seq + 1, prev_hash=self.state.last_hash)
-        self.state.last_seq, self.state.last_hash = record["seq"], record["hash"]
+        record = self.state.link(review.record, chain=batch.chain)
         batch.audit.append(record)
         batch.out.audit(review.alert_id, record)  # keyed as the alert's records: read after them
         if payload.decision is ReviewDecision.REJECTED:
@@ -356,8 +368,7 @@ class Gateway:
                 raised_by=alert.raised_by if alert else None,
                 **on_grounds,
             )
-            record = linked(content, seq=self.state.last_seq + 1, prev_hash=self.state.last_hash)
-            self.state.last_seq, self.state.last_hash = record["seq"], record["hash"]
+            record = self.state.link(content, chain=batch.chain)
             batch.audit.append(record)
             batch.out.audit(envelope.id, record)
 
@@ -385,6 +396,11 @@ async def _decided(session: AsyncSession, arrivals: Sequence[Arrival]) -> dict[s
         p.event_id: Decided(digest=p.digest, partition=p.partition, offset=p.offset, disclosures=p.disclosures)
         for p in await repository.processed(session, ids)
     }
+
+
+def _decided_here(arrival: Arrival, decided: dict[str, Decided]) -> bool:
+    before = decided.get(arrival.envelope.id) if arrival.envelope is not None else None
+    return before is not None and (before.partition, before.offset) == (arrival.record.partition, arrival.record.offset)
 
 
 def record_digest(record: Record) -> str:
@@ -437,20 +453,31 @@ def _disclosure_from_json(raw: dict[str, Any]) -> Disclosure:
 async def verify_chain(
     sessions: async_sessionmaker[AsyncSession], *, chunk: int = audit.CHUNK, progress: Progress | None = None
 ) -> ChainReport:
-    """Walk every audit record written before the walk began, in seq order, and name the first broken one.
-    Also what `maillage audit verify --database` runs on a copy of the gateway's database."""
-    walk = ChainWalk()
-    async for records, total in audit.walk(sessions, chunk=chunk):
-        walk.feed(records)
+    """Walk every audit record written before the walk began, chain by chain (one per input partition) in seq
+    order, and name the first broken one. Also what `maillage audit verify --database` runs on a copy of the
+    gateways' database."""
+    walks: dict[int, ChainWalk] = {}
+    records = 0
+    async for chunk_records, total in audit.walk(sessions, chunk=chunk):
+        walks.setdefault(chunk_records[0]["chain"], ChainWalk()).feed(chunk_records)
+        records += len(chunk_records)
         if progress is not None:
-            progress(walk.records, total)
-    broken = walk.broken
+            progress(records, total)
+    broken = next((w.broken for _, w in sorted(walks.items()) if w.broken is not None), None)
     first = (
         None
         if broken is None
-        else BrokenRecord(seq=broken["seq"], event_id=str(broken["event_id"]), recorded_at=str(broken["recorded_at"]))
+        else BrokenRecord(
+            chain=broken["chain"],
+            seq=broken["seq"],
+            event_id=str(broken["event_id"]),
+            recorded_at=str(broken["recorded_at"]),
+        )
     )
-    return ChainReport(records=walk.records, intact=walk.intact, first_broken=first, policy_sha256s=walk.policy_sha256s)
+    policies = list(dict.fromkeys(p for w in walks.values() for p in w.policy_sha256s))
+    return ChainReport(
+        records=records, chains=len(walks), intact=broken is None, first_broken=first, policy_sha256s=policies
+    )
 
 
 async def disclosures_about(
@@ -478,7 +505,7 @@ async def disclosures_about(
     return DisclosureReport(
         subject_ref=subject_ref,
         disclosures=[_disclosure_line(row, network) for row in rows],
-        next_cursor=next_cursor([row.seq for row in rows], limit=limit),
+        next_cursor=next_cursor([row.id or 0 for row in rows], limit=limit),
     )
 
 

@@ -6,7 +6,14 @@ from maillage.core.config.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
-    transactional_id: str = "maillage.gateway.1"
+    # The prefix of the transactional ids: one per partition of the submitted topic (`<prefix>.p<N>`), shared by
+    # every gateway, so that a partition's new owner fences its previous one. Unset: the topics' prefix and
+    # `maillage.gateway`.
+    transactional_id: str | None = None
+
+    @property
+    def transactional_prefix(self) -> str:
+        return self.transactional_id or f"{self.topics.prefix}maillage.gateway"
 
     def db_url(self) -> str:
         return self.database_url or self.network.gateway.database_url or self.sqlite_url("gateway")

@@ -135,6 +135,7 @@ class UnansweredPage(Answer):
 class AuditLine(Answer):
     """One audit record of the gateway, without the subject nor the categories' names."""
 
+    chain: int = 0  # records written before the gateway kept one chain per partition carry none
     seq: int
     event_id: str
     event_type: str

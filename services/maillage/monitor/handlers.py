@@ -55,6 +55,7 @@ class MonitorHandlers:
 def _audit_line(record: Record) -> AuditLine:
     raw: dict[str, Any] = orjson.loads(record.value or b"")
     return AuditLine(
+        chain=int(raw.get("chain", 0)),
         seq=int(raw["seq"]),
         event_id=str(raw["event_id"]),
         event_type=str(raw["event_type"]),

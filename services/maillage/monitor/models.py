@@ -16,6 +16,7 @@ class Decision(SQLModel, table=True):
 
     __tablename__ = "monitor_decision"
 
+    chain: int = Field(default=0, primary_key=True)  # the gateway's audit chain: one per submitted partition
     seq: int = Field(primary_key=True)
     event_id: str = Field(index=True)
     event_type: str

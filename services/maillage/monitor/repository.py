@@ -38,8 +38,8 @@ async def decision_totals(
     return totals
 
 
-async def decision_known(session: AsyncSession, seq: int) -> bool:
-    return await session.get(Decision, seq) is not None
+async def decision_known(session: AsyncSession, *, chain: int, seq: int) -> bool:
+    return await session.get(Decision, (chain, seq)) is not None
 
 
 async def rejections_since(session: AsyncSession, *, since: datetime) -> int:

@@ -253,7 +253,7 @@ async def _keep_decision(session: AsyncSession, line: c.AuditLine) -> None:
     if line.decision is not None and line.alert_id is not None:
         await _keep_review(session, line.alert_id, decision=line.decision, at=line.recorded_at)
         return  # a review discloses nothing: it is no decision to count
-    if await repository.decision_known(session, line.seq):
+    if await repository.decision_known(session, chain=line.chain, seq=line.seq):
         return  # redelivered
     session.add(Decision(**line.model_dump(exclude={"alert_id", "decision"})))
     if line.review:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON
+from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from maillage.core.storage.db import json_field
@@ -14,8 +14,13 @@ class AuditRow(SQLModel, table=True):
     """Metadata only: who received which categories about which pseudonymous subject, on which basis."""
 
     __tablename__ = "gateway_audit"
+    # One chain per input partition of the gateway: the partition's owner alone appends to it, and the
+    # constraint turns a fenced owner's late append into a failed transaction rather than a fork.
+    __table_args__ = (UniqueConstraint("chain", "seq", name="uq_gateway_audit_chain_seq"),)
 
-    seq: int = Field(primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)  # the order records were stored in, across chains
+    chain: int = Field(default=0)
+    seq: int  # the position in its chain
     event_id: str = Field(index=True)
     event_type: str
     source: str

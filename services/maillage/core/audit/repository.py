@@ -33,48 +33,56 @@ async def append(session: AsyncSession, records: Sequence[Mapping[str, Any]]) ->
     record's optional field (who raised an alert) would otherwise be dropped — the stored row would then no
     longer match its hash, and an untampered chain would read as broken."""
     if records:
-        columns = [c.name for c in AUDIT.c]
+        columns = [c.name for c in AUDIT.c if c.name != "id"]  # numbered by the database
         await session.exec(insert(AUDIT), params=[{name: r.get(name) for name in columns} for r in records])
 
 
-async def last(session: AsyncSession) -> AuditRow | None:
-    """The chain's tip: the next record links to its hash."""
-    return (await session.exec(select(AuditRow).order_by(col(AuditRow.seq).desc()).limit(1))).first()
+async def heads(session: AsyncSession) -> dict[int, tuple[int, str]]:
+    """Each chain's tip, seq and hash: the chain's next record links to it."""
+    tips = select(AUDIT.c.chain, func.max(AUDIT.c.seq).label("seq")).group_by(AUDIT.c.chain).subquery()
+    query = select(AUDIT.c.chain, AUDIT.c.seq, AUDIT.c.hash).join(
+        tips, (AUDIT.c.chain == tips.c.chain) & (AUDIT.c.seq == tips.c.seq)
+    )
+    conn = await session.connection()
+    return {chain: (seq, hash_) for chain, seq, hash_ in (await conn.execute(query)).all()}
 
 
 async def of_event(session: AsyncSession, event_id: str) -> list[dict[str, Any]]:
     """An event's records in chain order, exactly as they were hashed."""
-    return await _as_hashed(session, select(*_AS_STORED).where(AUDIT.c.event_id == event_id).order_by(AUDIT.c.seq))
+    return await _as_hashed(session, select(*_AS_STORED).where(AUDIT.c.event_id == event_id).order_by(AUDIT.c.id))
 
 
 async def reviewed(session: AsyncSession, alert_id: str) -> bool:
     """Whether a decision on this alert's danger disclosures is in the chain already."""
     return (
-        await session.exec(select(AuditRow.seq).where(col(AuditRow.alert_id) == alert_id).limit(1))
+        await session.exec(select(AuditRow.id).where(col(AuditRow.alert_id) == alert_id).limit(1))
     ).first() is not None
 
 
 async def walk(
     sessions: async_sessionmaker[AsyncSession], *, chunk: int = CHUNK
 ) -> AsyncIterator[tuple[list[dict[str, Any]], int]]:
-    """Every record written before the walk began, in seq order and as hashed, `chunk` records at a time,
-    each chunk with the number of records the walk will see in all.
+    """Every record written before the walk began, chain by chain and in seq order in each, as hashed,
+    `chunk` records at a time, each chunk with the number of records the walk will see in all.
 
     A short read per chunk, not one long transaction: a reader holding SQLite's WAL snapshot for
-    minutes would stop checkpoints while the gateway keeps writing.
+    minutes would stop checkpoints while the gateways keep writing.
     """
     async with sessions() as session:
         conn = await session.connection()
-        end, total = (await conn.execute(select(func.max(AUDIT.c.seq), func.count()))).one()
-    after = 0
-    while end is not None and after < end:
-        query = select(*_AS_STORED).where(AUDIT.c.seq > after, AUDIT.c.seq <= end).order_by(AUDIT.c.seq)
-        async with sessions() as session:
-            records = await _as_hashed(session, query.limit(chunk))
-        if not records:
-            return
-        yield records, total
-        after = records[-1]["seq"]
+        ends = await conn.execute(select(AUDIT.c.chain, func.max(AUDIT.c.seq), func.count()).group_by(AUDIT.c.chain))
+        chains = [(chain, end, count) for chain, end, count in ends.all()]
+    total = sum(count for _, _, count in chains)
+    for chain, end, _ in sorted(chains):
+        after = 0
+        while after < end:
+            query = select(*_AS_STORED).where(AUDIT.c.chain == chain, AUDIT.c.seq > after, AUDIT.c.seq <= end)
+            async with sessions() as session:
+                records = await _as_hashed(session, query.order_by(AUDIT.c.seq).limit(chunk))
+            if not records:
+                break
+            yield records, total
+            after = records[-1]["seq"]
 
 
 async def disclosures_about(
@@ -91,8 +99,8 @@ async def disclosures_about(
         .where(col(AuditRow.subject_ref) == subject_ref)
         .where(party)
         .where(or_(col(AuditRow.outcome).in_((*DISCLOSED, NOTIFIED)), col(AuditRow.decision).is_not(None)))
-        .where(col(AuditRow.seq) > after)
-        .order_by(col(AuditRow.seq))
+        .where(col(AuditRow.id) > after)
+        .order_by(col(AuditRow.id))
         .limit(limit)
     )
     return (await session.exec(query)).all()
@@ -104,7 +112,7 @@ async def disclosed_about(session: AsyncSession, subject_ref: str) -> list[dict[
     query = (
         select(*_AS_STORED)
         .where(AUDIT.c.subject_ref == subject_ref, AUDIT.c.outcome.in_(DISCLOSED))
-        .order_by(AUDIT.c.seq)
+        .order_by(AUDIT.c.id)
     )
     return await _as_hashed(session, query)
 
@@ -116,6 +124,7 @@ async def _as_hashed(session: AsyncSession, query: Select[Any]) -> list[dict[str
 
 def _record(row: Mapping[str, Any]) -> dict[str, Any]:
     record = dict(row)
+    record.pop("id", None)  # the storage order, not part of the record
     for name in OPTIONAL_FIELDS:
         if record.get(name) is None:
             record.pop(name, None)  # hashed only when it applied

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -47,11 +47,16 @@ def producer(
 
 
 def consumer(
-    bootstrap: str, *topics: str, group_id: str, auth: KafkaAuth | None = None, **extra: Any
+    bootstrap: str,
+    *topics: str,
+    group_id: str,
+    auth: KafkaAuth | None = None,
+    listener: ConsumerRebalanceListener | None = None,
+    **extra: Any,
 ) -> AIOKafkaConsumer:
     # Offsets are committed only after the effect is durable (database commit or Kafka transaction).
-    return AIOKafkaConsumer(
-        *topics,
+    client = AIOKafkaConsumer(
+        *(() if listener else topics),
         bootstrap_servers=bootstrap,
         group_id=group_id,
         enable_auto_commit=False,
@@ -62,6 +67,9 @@ def consumer(
         **client_kwargs(auth),
         **extra,
     )
+    if listener is not None:
+        client.subscribe(topics=list(topics), listener=listener)
+    return client
 
 
 async def ensure_topics(
