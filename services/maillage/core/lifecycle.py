@@ -92,6 +92,25 @@ class Running:
     producer: AIOKafkaProducer
     tasks: TaskGroup = field(default_factory=TaskGroup)
     consumers: list[AIOKafkaConsumer] = field(default_factory=list)
+    transactional_id: str | None = None
+
+    async def renew_producer(self) -> AIOKafkaProducer:
+        """A new producer, with the same transactional id, in place of one aiokafka can no longer use (fenced, or
+        a transaction ended in a fatal error: a state it never leaves). Starting it fences the old one's epoch
+        and aborts what that left open. While Kafka is away, raises KafkaError and keeps the old one."""
+        fresh = bus.producer(
+            self.settings.bootstrap, transactional_id=self.transactional_id, auth=self.settings.kafka_auth
+        )
+        try:
+            await fresh.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await fresh.stop()
+            raise
+        old, self.producer = self.producer, fresh
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(old.stop(), timeout=10)
+        return fresh
 
     async def consumer(self, *topics: str, group_id: str) -> AIOKafkaConsumer:
         """A started consumer of `topics` in `group_id`, stopped with the service."""
@@ -135,7 +154,13 @@ async def running(
     await create_schema(engine, tables)
     producer = bus.producer(settings.bootstrap, transactional_id=transactional_id, auth=settings.kafka_auth)
     await producer.start()
-    started = Running(settings=settings, engine=engine, sessions=session_factory(engine), producer=producer)
+    started = Running(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        producer=producer,
+        transactional_id=transactional_id,
+    )
     try:
         yield started
     finally:

@@ -35,7 +35,14 @@ async def running_gateway(settings: GatewaySettings, *, serve: bool = True) -> A
         await gateway.start()
         consumer = await service.consumer(settings.topics.submitted, group_id=settings.group_id)
         crypto = CryptoThreads(trust)
-        loop = TransactionalLoop(gateway, consumer, service.producer, crypto=crypto, group_id=settings.group_id)
+        loop = TransactionalLoop(
+            gateway,
+            consumer,
+            service.producer,
+            crypto=crypto,
+            group_id=settings.group_id,
+            renew=service.renew_producer,
+        )
         if serve:
             service.tasks.start(loop.run(), name="gateway-loop")
             service.watch_keys([trust])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -33,6 +34,7 @@ class TransactionalLoop:
         crypto: CryptoThreads,
         group_id: str,
         max_records: int = 1000,
+        renew: Callable[[], Awaitable[AIOKafkaProducer]] | None = None,
     ) -> None:
         self.gateway = gateway
         self.crypto = crypto
@@ -40,6 +42,7 @@ class TransactionalLoop:
         self.producer = producer
         self.group_id = group_id
         self.max_records = max_records
+        self.renew = renew
         self.processed = 0
         self.skipped = SkippedOffsets(consumer)
 
@@ -62,10 +65,26 @@ class TransactionalLoop:
             log.warning("batch not published, reading it again", extra={"error": type(exc).__name__})
             self._rewind(batches)
             await asyncio.sleep(0.5)
+            await self._renew_if_unusable()
             return 0
         self.skipped.note(offsets)
         self.processed += len(records)
         return len(records)
+
+    async def _renew_if_unusable(self) -> None:
+        # aiokafka leaves a fenced producer, or one whose transaction ended in a fatal error, in a state every later
+        # transaction asserts against: without a new producer the loop would read the same batch forever. Seen
+        # after a whole cluster's outage (`maillage chaos`): the coordinator had timed the open transaction out.
+        # With one gateway per transactional id a fence is never another live owner's doing, so taking the id
+        # back is safe; several gateways must renew only the partitions they still own.
+        if self.renew is None or not self.producer._txn_manager.is_fatal_error():
+            return
+        try:
+            self.producer = await self.renew()
+        except KafkaError as exc:
+            log.warning("transactional producer not renewed yet", extra={"error": type(exc).__name__})
+            return
+        log.warning("transactional producer renewed after a fatal error")
 
     async def _decide(self, records: list[Record]) -> list[Outgoing]:
         arrivals = await self.crypto.open(records)
