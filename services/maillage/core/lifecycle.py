@@ -110,6 +110,8 @@ class Running:
         old, self.producer = self.producer, fresh
         with contextlib.suppress(Exception):
             await asyncio.wait_for(old.stop(), timeout=10)
+        with contextlib.suppress(Exception):
+            await old.client.close()  # a stop cut short (its batches never flushed) leaves the connections open
         return fresh
 
     async def consumer(self, *topics: str, group_id: str) -> AIOKafkaConsumer:

@@ -31,10 +31,15 @@ WIDTH = 180
 def print_figures(figures: Sequence[Figures], console: Console, *, title: str) -> None:
     table = Table(title=title)
     for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("scenario", "statuses seen by sender") else "right")
+        left = column in ("scenario", "statuses seen by sender", "result")
+        table.add_column(column, justify="left" if left else "right", no_wrap=column == "scenario")
     for f in figures:
         table.add_row(*_row(f))
-    console.print(table, width=max(console.width, WIDTH))
+    narrow, console.width = console.width, max(console.width, WIDTH)
+    try:
+        console.print(table)
+    finally:
+        console.width = narrow
     for f in figures:
         odd = {label: n for label, n in f.answers.items() if label not in ("202", "503 + Retry-After")}
         if odd:

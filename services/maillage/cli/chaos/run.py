@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from maillage.cli.bench.fixtures import system_token
+from maillage.cli.bench.load import KeepAliveClient
 from maillage.cli.bench.machine import describe_machine
 from maillage.cli.chaos.checks import Figures
 from maillage.cli.chaos.pole import Pole
@@ -69,6 +70,8 @@ async def _campaign(
         return results
     finally:
         supervision.cancel()
+        if traffic.partner.poster is not None:
+            traffic.partner.poster.close()
         await sender.aclose()
         await recipient.aclose()
 
@@ -77,6 +80,11 @@ def _fresh_tokens(pole: Pole, traffic: Traffic) -> None:
     keys = pole.supervisor.key_dirs
     for client, agency in ((traffic.partner.client, SENDER), (traffic.inbox.client, RECIPIENT)):
         client.headers["authorization"] = f"Bearer {system_token(keys, agency)}"
+    if traffic.partner.poster is not None:
+        traffic.partner.poster.close()
+    traffic.partner.poster = KeepAliveClient(
+        pole.url(SENDER), headers={"authorization": traffic.partner.client.headers["authorization"]}
+    )
 
 
 def _log_restarts() -> None:

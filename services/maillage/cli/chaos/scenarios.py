@@ -8,9 +8,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from maillage.cli.chaos.checks import Fault, Figures, tally
+from maillage.cli.chaos.checks import Answer, Fault, Figures, tally
 from maillage.cli.chaos.pole import Pole
 from maillage.cli.chaos.workload import Inbox, Partner, read_fates
 
@@ -87,12 +88,28 @@ async def under_faults(
     answers, _ = await asyncio.gather(traffic.partner.refer_at(plan.rate, count=count), inject())
     accepted = [a.event_id for a in answers if a.accepted and a.event_id is not None]
     log.info("%s: %d POSTs in %.0f s, %d accepted", name, count, time.monotonic() - began, len(accepted))
+    _when_it_failed(name, answers, faults)
     posted = time.monotonic()
     arrived = await traffic.inbox.wait_for(set(accepted), timeout=plan.drain_seconds)
     log.info("%s: %s in the inbox %.0f s after the last POST", name, "all" if arrived else "NOT all", _since(posted))
     fates = await read_fates(traffic.partner.client, accepted, timeout=plan.drain_seconds / 2)
     log.info("%s: the sender's statuses read %.0f s after the last POST", name, _since(posted))
     return tally(name, answers=answers, inbox=traffic.inbox.items, fates=fates, faults=faults)
+
+
+def _when_it_failed(name: str, answers: Sequence[Answer], faults: Sequence[Fault]) -> None:
+    """When the POSTs answered otherwise than 2xx or a clear 503 were sent, beside the faults: from the first
+    POST, in seconds."""
+    failed = [a.posted_at for a in answers if not a.accepted and not a.clear_refusal]
+    if not failed or not answers:
+        return
+    zero = answers[0].posted_at
+
+    def at(moment: datetime) -> str:
+        return f"+{(moment - zero).total_seconds():.0f} s"
+
+    spans = ", ".join(f"{f.what} {at(f.began)}-{at(f.ended)}" for f in faults)
+    log.warning("%s: %d failed POSTs sent %s to %s (%s)", name, len(failed), at(min(failed)), at(max(failed)), spans)
 
 
 def _since(moment: float) -> float:

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
+import orjson
 
 from maillage.cli.bench.fixtures import Subject, consent_body, make_subjects, referral_body
+from maillage.cli.bench.load import KeepAliveClient
 from maillage.cli.chaos.checks import Answer
 from maillage.core.web.problems import PROBLEM_JSON
 
@@ -31,11 +33,16 @@ def agency_client(url: str, token: str) -> httpx.AsyncClient:
 
 @dataclass
 class Partner:
-    """The sender's case-management system: referrals about people whose consent it registered first."""
+    """The sender's case-management system: referrals about people whose consent it registered first.
+
+    `client` reads (consents, fates); `poster` sends the load: httpx's pool scans every connection for every
+    request, so once a stalled service has a few hundred POSTs in flight the load generator itself stalls (seen:
+    minutes without a request sent), while the bench's lean keep-alive client does not."""
 
     client: httpx.AsyncClient
     recipient: str
     rng: random.Random
+    poster: KeepAliveClient | None = None
     subjects: list[Subject] = field(default_factory=list)
 
     async def register_consents(self, count: int, *, timeout: float) -> None:
@@ -50,20 +57,19 @@ class Partner:
             raise RuntimeError(f"the gateway did not record the consents within {timeout:.0f}s")
 
     async def refer(self) -> Answer:
-        body = referral_body(self.rng.choice(self.subjects), self.rng, recipient=self.recipient)
+        assert self.poster is not None
+        body = orjson.dumps(referral_body(self.rng.choice(self.subjects), self.rng, recipient=self.recipient))
         posted_at = datetime.now(UTC)
         try:
-            response = await self.client.post("/v1/referrals", json=body)
-        except httpx.HTTPError as exc:
+            status, head, payload = await asyncio.wait_for(self.poster.exchange("/v1/referrals", body), POST_TIMEOUT)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
             return Answer(posted_at=posted_at, status=None, error=type(exc).__name__)
-        problem = response.headers.get("content-type", "").startswith(PROBLEM_JSON)
-        event_id = response.json().get("event_id") if response.status_code == 202 else None
         return Answer(
             posted_at=posted_at,
-            status=response.status_code,
-            event_id=event_id,
-            retry_after="retry-after" in response.headers,
-            problem=problem,
+            status=status,
+            event_id=orjson.loads(payload).get("event_id") if status == 202 else None,
+            retry_after=b"\r\nretry-after:" in head,
+            problem=f"\r\ncontent-type: {PROBLEM_JSON}".encode() in head,
         )
 
     async def refer_at(self, rate: float, *, count: int) -> list[Answer]:
