@@ -8,7 +8,7 @@ import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -351,7 +351,7 @@ def chaos(
     from maillage.cli.chaos.scenarios import Plan, scenarios
 
     base = Plan.smoke() if smoke else Plan()
-    given: dict[str, float | None] = {
+    given: dict[str, Any] = {
         "gateway_referrals": referrals,
         "gateway_kills": kills,
         "broker_referrals": broker_referrals,
@@ -359,7 +359,7 @@ def chaos(
         "rate": rate,
         "drain_seconds": drain_seconds,
     }
-    plan = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
+    plan = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
     try:
         figures = run_chaos(plan, scenarios(), data_dir=data_dir, seed=seed, console=console)
     except RuntimeError as exc:
