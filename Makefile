@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test unit integration e2e bench demo schemas lint package system-deps kafka-jars clean
+.PHONY: run test unit integration e2e bench chaos chaos-smoke demo schemas lint package system-deps kafka-jars clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ e2e: kafka-jars
 
 bench: kafka-jars
 	$(BIN)/maillage bench
+
+chaos: kafka-jars
+	$(BIN)/maillage chaos
+
+# The short form `.ci/run` runs: exits non-zero if a referral was lost or duplicated, or a POST got a 5xx
+# other than a 503 with Retry-After.
+chaos-smoke: kafka-jars
+	$(BIN)/maillage chaos --smoke
 
 schemas: $(BIN)/.installed
 	$(BIN)/maillage schemas

@@ -9,7 +9,7 @@ import sys
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -392,6 +392,58 @@ def fuzz(
         for line in report.samples:
             console.print(f"{report.service}: {line}", markup=False, highlight=False)
     if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command()
+def chaos(
+    smoke: Annotated[
+        bool, typer.Option(help="The short form CI runs: ~2,600 referrals, 3 gateway kills, a 20 s outage.")
+    ] = False,
+    referrals: Annotated[
+        int | None, typer.Option(min=1, help="Referrals over the gateway kills (default 100,000).")
+    ] = None,
+    kills: Annotated[int | None, typer.Option(min=0, help="Gateway SIGKILLs (default 20).")] = None,
+    broker_referrals: Annotated[
+        int | None, typer.Option(min=1, help="Referrals over the broker kill (default 10,000).")
+    ] = None,
+    outage_seconds: Annotated[
+        float | None, typer.Option(min=1, help="How long the whole cluster stays stopped (default 60).")
+    ] = None,
+    rate: Annotated[float | None, typer.Option(min=0.1, help="Referrals per second (default 50).")] = None,
+    drain_seconds: Annotated[
+        float | None, typer.Option(min=1, help="Longest wait, after the last POST, for deliveries and statuses.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Chooses the people, the kill moments and the broker killed.")] = 12,
+    data_dir: Annotated[
+        Path, typer.Option(help="Each run's keys, databases, cluster and logs go in a folder under this.")
+    ] = Path("var/chaos"),
+) -> None:
+    """Fault the Pôle under load — a 3-node cluster, the gateway and two agencies — and print what held:
+    referrals lost, duplicated, answered otherwise than 2xx or a 503 with Retry-After. Exits 1 if any."""
+    import dataclasses
+
+    from maillage.cli.chaos.run import run_chaos
+    from maillage.cli.chaos.scenarios import Plan, scenarios
+
+    base = Plan.smoke() if smoke else Plan()
+    given: dict[str, Any] = {
+        "gateway_referrals": referrals,
+        "gateway_kills": kills,
+        "broker_referrals": broker_referrals,
+        "outage_seconds": outage_seconds,
+        "rate": rate,
+        "drain_seconds": drain_seconds,
+    }
+    plan = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    try:
+        figures = run_chaos(plan, scenarios(), data_dir=data_dir, seed=seed, console=console)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    failing = [f.scenario for f in figures if f.ran and not f.holds]
+    if failing:
+        console.print(f"[red]Failed: {', '.join(failing)}[/]")
         raise typer.Exit(1)
 
 

@@ -142,15 +142,18 @@ async def _bounded(step: Awaitable[None], *, what: str, within: float = STOP_SEC
 
 
 @asynccontextmanager
-async def running(
-    settings: ServiceSettings, *, schema: Schema, transactional_id: str | None = None
-) -> AsyncIterator[Running]:
+async def running(settings: ServiceSettings, *, schema: Schema) -> AsyncIterator[Running]:
     """The service's database (brought to its latest revision) and its producer, started; all stopped on exit."""
     engine = make_engine(settings.db_url())
     await upgrade(engine, schema)
-    producer = bus.producer(settings.bootstrap, transactional_id=transactional_id, auth=settings.kafka_auth)
+    producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
     await producer.start()
-    started = Running(settings=settings, engine=engine, sessions=session_factory(engine), producer=producer)
+    started = Running(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        producer=producer,
+    )
     try:
         yield started
     finally:

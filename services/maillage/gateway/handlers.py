@@ -91,6 +91,13 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
         await self._seek_committed([tp])
         return None
 
+    def unusable(self, tp: Any) -> bool:
+        """A producer fenced, or whose transaction ended in a fatal error: aiokafka asserts against it in every
+        later transaction, so the loop would read the same batch forever (seen after a whole cluster's outage,
+        whose transaction coordinator had timed the open transaction out: `maillage chaos`)."""
+        producer = self.producers.get(tp.partition)
+        return producer is not None and bool(producer._txn_manager.is_fatal_error())
+
     async def renew(self, tp: Any) -> None:
         """After a failed transaction: a fenced or failed producer is not used again."""
         producer = self.producers.pop(tp.partition, None)
@@ -194,7 +201,7 @@ class TransactionalLoop:
                     extra={"error": type(exc).__name__, "partition": tp.partition},
                 )
                 self.producers.rewind(tp)
-                if isinstance(exc, KafkaError):
+                if isinstance(exc, KafkaError) or self.producers.unusable(tp):
                     await self.producers.renew(tp)
                 failed = True
             else:

@@ -39,6 +39,11 @@ class KeepAliveClient:
         self._idle: list[tuple[float, Connection]] = []
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        status, _, payload = await self.exchange(path, body)
+        return status, payload
+
+    async def exchange(self, path: str, body: bytes) -> tuple[int, bytes, bytes]:
+        """POST `body`: the status, the response's head (lower-cased) and its body."""
         reader, writer = await self._connection()
         try:
             writer.write(self._request(path, body))
@@ -52,7 +57,7 @@ class KeepAliveClient:
             writer.close()
         else:
             self._idle.append((time.monotonic(), (reader, writer)))
-        return int(head[9:12]), payload
+        return int(head[9:12]), head, payload
 
     def _request(self, path: str, body: bytes) -> bytes:
         return (

@@ -13,6 +13,7 @@ from maillage.domain.errors import MaillageError, Unauthorized
 
 PROBLEM_TYPE_BASE = "https://maillage.be/problems/"
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
 
 # Titles a partner system may show to a worker; the `type` URI is the stable contract.
 TITLES: dict[str, dict[str, str]] = {
@@ -162,7 +163,12 @@ def problem(request: Request, *, status: int, code: str, detail: str, **extensio
         "instance": request.url.path,
         **extensions,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers={"Content-Language": language})
+    headers = {"Content-Language": language}
+    if status == 503:
+        # A 503 is temporary by definition: say when to come back, so that a partner's system retries
+        # (with the same Idempotency-Key) instead of giving up or hammering.
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -1,0 +1,44 @@
+"""The gateway's transactional producer left unusable by Kafka — fenced, as after a whole cluster's outage the
+coordinator may do to a transaction it timed out — is replaced: referrals flow again, none twice."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from maillage.core.messaging.envelope import new_subject_ref
+from maillage.gateway.app import running_gateway
+from maillage.gateway.handlers import partition_transactional_id
+from tests.support import Pole, consent, inbox_of, received, refer
+
+pytestmark = pytest.mark.integration
+
+REFUGE, CPAS = "refuge-liege", "cpas-seraing"
+
+
+async def test_a_gateway_whose_producer_was_fenced_takes_a_new_one_and_delivers_again(pole: Pole) -> None:
+    settings = pole.gateway_settings()
+    await pole.stack.enter_async_context(running_gateway(settings))
+    await pole.start_agency(REFUGE)
+    await pole.start_agency(CPAS)
+    subject = new_subject_ref()
+    await consent(pole, REFUGE, subject, to=[CPAS], categories=["identity", "narrative"])
+    await received(pole, CPAS, await refer(pole, REFUGE, subject, to=CPAS))
+
+    # Another producer initialised with each partition's transactional id bumps its epoch: every transaction
+    # the gateway's producers try from then on ends in ProducerFenced, a state aiokafka never leaves.
+    for partition in range(3):
+        usurper = AIOKafkaProducer(
+            bootstrap_servers=pole.bootstrap,
+            transactional_id=partition_transactional_id(settings.transactional_prefix, partition),
+        )
+        await usurper.start()
+        await usurper.stop()
+
+    after = [await refer(pole, REFUGE, subject, to=CPAS) for _ in range(5)]
+    for event_id in after:
+        await received(pole, CPAS, event_id)
+    copies = Counter(item["event_id"] for item in await inbox_of(pole[CPAS]))
+    assert all(copies[event_id] == 1 for event_id in after)
