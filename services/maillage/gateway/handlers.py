@@ -25,6 +25,11 @@ Batches = dict[Any, list[Record]]  # aiokafka's TopicPartition (untyped) → its
 ProducerFactory = Callable[[int], AIOKafkaProducer]  # input partition → its producer, not started
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def partition_transactional_id(prefix: str, partition: int) -> str:
     """The transactional id of the producer that publishes what input partition `partition` caused."""
     return f"{prefix}.p{partition}"
@@ -221,7 +226,15 @@ class TransactionalLoop:
     async def _publish(
         self, producer: AIOKafkaProducer, outgoing: list[Outgoing], tp: Any, records: list[Record]
     ) -> None:
-        async with producer.transaction():
-            futures = await send_batched(producer, ((o.topic, o.key, o.value, o.headers) for o in outgoing))
-            await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            async with producer.transaction():
+                futures = await send_batched(producer, ((o.topic, o.key, o.value, o.headers) for o in outgoing))
+                await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
+        except BaseException:
+            # The batch is read again; its sends' own failures (the same fence) are that one failure, whenever
+            # they come.
+            for future in futures:
+                future.add_done_callback(_retrieved)
+            raise
         await asyncio.gather(*futures)
