@@ -36,7 +36,7 @@ demo: $(BIN)/.installed
 	$(BIN)/maillage demo
 
 test: kafka-jars
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest -m unit
