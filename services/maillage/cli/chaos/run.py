@@ -46,6 +46,9 @@ def run_chaos(
     for scenario in scenarios:
         if isinstance(scenario, Fuzz) and scenario.reports:
             console.print(fuzz_table(scenario.reports))
+            for report in scenario.reports:
+                for sample in report.samples[:5] if not report.ok else ():
+                    console.print(f"{report.service}: {sample}", markup=False, highlight=False)
     return figures
 
 

@@ -39,9 +39,9 @@ class Plan:
     @classmethod
     def smoke(cls) -> Plan:
         return cls(
-            gateway_referrals=1_200,
+            gateway_referrals=1_000,
             gateway_kills=3,
-            broker_referrals=600,
+            broker_referrals=500,
             outage_seconds=20.0,
             rate=20.0,
             drain_seconds=180.0,
