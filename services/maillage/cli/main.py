@@ -400,7 +400,7 @@ def chaos(
     smoke: Annotated[
         bool,
         typer.Option(
-            help="The short form CI runs: ~2,600 referrals, 3 gateway kills, a 20 s outage, a PostgreSQL restart, "
+            help="The short form CI runs: ~2,800 referrals, 3 gateway kills, a 20 s outage, a PostgreSQL restart, "
             "200 generated requests per service."
         ),
     ] = False,
