@@ -46,3 +46,14 @@ async def test_not_ready_says_when_to_ask_again() -> None:
 
     assert answer.status_code == 503
     assert answer.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
+
+
+async def test_a_database_gone_is_answered_by_the_app_itself_not_raised_to_the_server() -> None:
+    """Raised past the app, the server would drop the connection after the 503 (seen in `maillage chaos`'s
+    PostgreSQL restart: partners got no answer at all); answered by the app, the connection stays usable."""
+    transport = httpx.ASGITransport(app=failing_app())  # raises whatever escapes the app
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        answer = await client.post("/v1/referrals", json={})
+
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == str(RETRY_AFTER_SECONDS)

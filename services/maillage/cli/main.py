@@ -398,7 +398,11 @@ def fuzz(
 @app.command()
 def chaos(
     smoke: Annotated[
-        bool, typer.Option(help="The short form CI runs: ~2,600 referrals, 3 gateway kills, a 20 s outage.")
+        bool,
+        typer.Option(
+            help="The short form CI runs: ~2,800 referrals, 3 gateway kills, a 20 s outage, a PostgreSQL restart, "
+            "200 generated requests per service."
+        ),
     ] = False,
     referrals: Annotated[
         int | None, typer.Option(min=1, help="Referrals over the gateway kills (default 100,000).")
@@ -418,6 +422,10 @@ def chaos(
     data_dir: Annotated[
         Path, typer.Option(help="Each run's keys, databases, cluster and logs go in a folder under this.")
     ] = Path("var/chaos"),
+    gateways: Annotated[
+        int,
+        typer.Option(min=1, help="Gateway processes; the kills hit the first while the others take its partitions."),
+    ] = 1,
 ) -> None:
     """Fault the Pôle under load — a 3-node cluster, the gateway and two agencies — and print what held:
     referrals lost, duplicated, answered otherwise than 2xx or a 503 with Retry-After. Exits 1 if any."""
@@ -437,7 +445,7 @@ def chaos(
     }
     plan = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
     try:
-        figures = run_chaos(plan, scenarios(), data_dir=data_dir, seed=seed, console=console)
+        figures = run_chaos(plan, scenarios(), data_dir=data_dir, seed=seed, console=console, gateways=gateways)
     except RuntimeError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None

@@ -66,6 +66,8 @@ class Figures:
     answers: dict[str, int] = field(default_factory=dict)
     note: str = ""
     ran: bool = True
+    # Services the supervisor restarted during a scenario they must ride out by themselves (a database restart).
+    service_restarts: int = 0
 
     @classmethod
     def not_run(cls, scenario: str, *, reason: str) -> Figures:
@@ -89,7 +91,13 @@ class Figures:
 
     @property
     def holds(self) -> bool:
-        return self.lost == 0 and self.duplicated == 0 and self.failed == 0 and self.missing_statuses == 0
+        return (
+            self.lost == 0
+            and self.duplicated == 0
+            and self.failed == 0
+            and self.missing_statuses == 0
+            and self.service_restarts == 0
+        )
 
 
 def tally(

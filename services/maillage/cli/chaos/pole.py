@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import tomli_w
 
 from maillage.cli.chaos.checks import Fault
+from maillage.cli.fuzz import LOOPBACK_URLS
 from maillage.cli.kafka_local import free_port
 from maillage.cli.supervision import Child, SupervisorSettings
 from maillage.cli.up import Supervisor
@@ -37,6 +39,10 @@ def chaos_network(directory: Path, *, agencies: tuple[str, ...]) -> Path:
     doc.pop("oncall", None)
     for service in ("gateway", "dispatcher", "monitor"):
         doc[service]["port"] = free_port()
+    # Webhooks to the fuzzer's loopback receivers only (as tests/e2e/test_fuzz.py's network): no public address is
+    # ever called and no generated host name ever resolved.
+    receivers = sorted({(h.strip("[]"), 9) for h in (httpx.URL(u).host for u in LOOPBACK_URLS)})
+    doc["webhooks"] = {"public": False, "allow": [{"host": host, "port": port} for host, port in receivers]}
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "network.toml"
     path.write_bytes(tomli_w.dumps(doc).encode())
@@ -68,7 +74,8 @@ class Pole:
     paused: set[str] = field(default_factory=set)
 
     @classmethod
-    def start(cls, data_dir: Path, *, agencies: tuple[str, ...], seed: int) -> Pole:
+    def start(cls, data_dir: Path, *, agencies: tuple[str, ...], seed: int, gateways: int = 1) -> Pole:
+        """As `maillage up --brokers 3 --database postgres --gateways N` starts it."""
         network_file = chaos_network(data_dir, agencies=agencies)
         network = load_network(network_file)
         supervisor = Supervisor(
@@ -76,9 +83,11 @@ class Pole:
             network_file=network_file,
             data_dir=data_dir,
             settings=SupervisorSettings(),
+            gateways=gateways,
         )
         try:
             supervisor.start_kafka(port=three_free_ports(), brokers=3)
+            supervisor.start_postgres()
             supervisor.create_topics()
             supervisor.provision(
                 gateway_transactional_id=GatewaySettings(network_file=network_file).transactional_prefix
@@ -94,14 +103,22 @@ class Pole:
         return next(s.url for s in self.supervisor.services if s.name == name)
 
     def child(self, name: str) -> Child:
-        return next(c for c in [*self.supervisor.services, *self.supervisor.brokers] if c.name == name)
+        return next(c for c in self.children if c.name == name)
+
+    @property
+    def children(self) -> list[Child]:
+        return [*self.supervisor.services, *self.supervisor.brokers, *self.supervisor.database_servers]
+
+    def service_restarts(self) -> dict[str, int]:
+        """Each service's restarts so far: a fault the services must ride out leaves these as they were."""
+        return {s.name: s.restarts for s in self.supervisor.services}
 
     async def supervise(self, *, every: float = 0.2) -> None:
         """What `maillage up` does after start-up, until cancelled: restart, with backoff, whatever exits."""
         backoff = self.supervisor.settings.backoff
         while True:
             await asyncio.sleep(every)
-            for child in [*self.supervisor.services, *self.supervisor.brokers]:
+            for child in self.children:
                 if child.name not in self.paused:
                     child.check(backoff=backoff, now=time.monotonic())
 
@@ -135,6 +152,26 @@ class Pole:
         for broker in self.supervisor.brokers:
             broker.launch(now=time.monotonic())
             self.paused.discard(broker.name)
+        return datetime.now(UTC)
+
+    async def stop_postgres(self) -> datetime:
+        """A fast shutdown (SIGINT to the postmaster: clients disconnected, nothing lost), kept stopped until
+        `start_postgres`; SIGKILL after 30 s."""
+        server = self.child("postgres")
+        self.paused.add(server.name)
+        began = datetime.now(UTC)
+        if server.process is not None and server.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(server.process.pid, signal.SIGINT)
+        await asyncio.to_thread(_reap, [server], seconds=30)
+        return began
+
+    async def start_postgres(self) -> datetime:
+        server = self.child("postgres")
+        server.launch(now=time.monotonic())
+        assert self.supervisor.postgres is not None
+        await asyncio.to_thread(self.supervisor.postgres.wait_ready)
+        self.paused.discard(server.name)
         return datetime.now(UTC)
 
     def stop(self) -> list[str]:

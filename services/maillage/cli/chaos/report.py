@@ -63,8 +63,15 @@ def _row(f: Figures) -> list[str]:
         statuses if not f.missing_statuses else f"[red]{statuses} ({f.missing_statuses:,} missing)[/]",
         _seconds(f.max_delay_s),
         _seconds(f.recovery_s),
-        "[green]holds[/]" if f.holds else "[red]FAILS[/]",
+        _result(f),
     ]
+
+
+def _result(f: Figures) -> str:
+    if not f.holds:
+        restarted = f" ({f.service_restarts} service restarts)" if f.service_restarts else ""
+        return f"[red]FAILS{restarted}[/]"
+    return f"[green]holds[/]{f' ({f.note})' if f.note else ''}"
 
 
 def _bad(n: int) -> str:

@@ -18,29 +18,37 @@ from maillage.cli.bench.machine import describe_machine
 from maillage.cli.chaos.checks import Figures
 from maillage.cli.chaos.pole import Pole
 from maillage.cli.chaos.report import print_figures
-from maillage.cli.chaos.scenarios import Plan, Scenario, Traffic
+from maillage.cli.chaos.scenarios import Fuzz, Plan, Scenario, Traffic
 from maillage.cli.chaos.workload import Inbox, Partner, agency_client
+from maillage.cli.fuzz import fuzz_table
 
 SENDER, RECIPIENT = "refuge-liege", "cpas-seraing"
 SUBJECTS = 50
 
 
 def run_chaos(
-    plan: Plan, scenarios: Sequence[Scenario], *, data_dir: Path, seed: int, console: Console
+    plan: Plan, scenarios: Sequence[Scenario], *, data_dir: Path, seed: int, console: Console, gateways: int = 1
 ) -> list[Figures]:
     run_dir = (data_dir / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")).resolve()
     _log_restarts()
     machine = describe_machine(kafka="3-node KRaft cluster")
     console.print(f"machine: {machine['cores']} cores, {machine['cpu']}, load average {machine['load_before']}")
     console.print(f"keys, databases, cluster and services' logs: {run_dir}")
-    with console.status("Starting a 3-node Kafka cluster, the gateway and two agencies…"):
-        pole = Pole.start(run_dir, agencies=(SENDER, RECIPIENT), seed=seed)
+    with console.status(f"Starting a 3-node Kafka cluster, PostgreSQL, {gateways} gateway(s) and two agencies…"):
+        pole = Pole.start(run_dir, agencies=(SENDER, RECIPIENT), seed=seed, gateways=gateways)
     try:
         figures = asyncio.run(_campaign(pole, plan, scenarios, seed=seed, console=console))
     finally:
         with console.status("Stopping…"):
             pole.stop()
-    print_figures(figures, console, title=f"maillage chaos — {plan.rate:g} referrals/s, seed {seed}")
+    title = f"maillage chaos — {plan.rate:g} referrals/s, seed {seed}, {gateways} gateway(s), PostgreSQL"
+    print_figures(figures, console, title=title)
+    for scenario in scenarios:
+        if isinstance(scenario, Fuzz) and scenario.reports:
+            console.print(fuzz_table(scenario.reports))
+            for report in scenario.reports:
+                for sample in report.samples[:5] if not report.ok else ():
+                    console.print(f"{report.service}: {sample}", markup=False, highlight=False)
     return figures
 
 

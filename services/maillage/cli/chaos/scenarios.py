@@ -4,16 +4,18 @@ open: a scenario is anything with a `name` and a `run`, and one that cannot run 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from maillage.cli.chaos.checks import Answer, Fault, Figures, tally
 from maillage.cli.chaos.pole import Pole
 from maillage.cli.chaos.workload import Inbox, Partner, read_fates
+from maillage.cli.fuzz import FuzzReport, fuzz_service, network_targets
 
 log = logging.getLogger("maillage.chaos")
 
@@ -31,16 +33,20 @@ class Plan:
     rate: float = 50.0
     # After the last POST, how long every accepted event has to reach the inbox and its status the sender.
     drain_seconds: float = 300.0
+    postgres_down_seconds: float = 30.0
+    fuzz_requests: int = 1_000  # generated requests per service
 
     @classmethod
     def smoke(cls) -> Plan:
         return cls(
-            gateway_referrals=1_200,
+            gateway_referrals=1_000,
             gateway_kills=3,
-            broker_referrals=600,
+            broker_referrals=500,
             outage_seconds=20.0,
             rate=20.0,
             drain_seconds=180.0,
+            postgres_down_seconds=5.0,
+            fuzz_requests=200,
         )
 
 
@@ -174,12 +180,90 @@ class ClusterOutage:
         return figures
 
 
+@dataclass(frozen=True)
+class PostgresRestart:
+    """The PostgreSQL server stopped (fast shutdown) under load, kept down a few seconds, started again: 0 lost,
+    0 duplicated, every POST 2xx or a clear 503, and no service restarted meanwhile — they recover by
+    themselves."""
+
+    name: str = "PostgreSQL restarted"
+    lead_seconds: float = 10.0  # of load before the stop, and as much after the restart
+
+    async def run(self, pole: Pole, traffic: Traffic, plan: Plan) -> Figures:
+        count = round(plan.rate * (plan.postgres_down_seconds + 2 * self.lead_seconds))
+
+        async def restart() -> Fault:
+            began = await pole.stop_postgres()
+            await asyncio.sleep(plan.postgres_down_seconds)
+            return Fault(what="PostgreSQL stopped", began=began, ended=await pole.start_postgres())
+
+        before = pole.service_restarts()
+        figures = await under_faults(
+            f"{self.name} ({plan.postgres_down_seconds:g} s down)",
+            pole,
+            traffic,
+            plan,
+            count=count,
+            injections=[(self.lead_seconds, restart)],
+        )
+        after = pole.service_restarts()
+        restarted = sum(after[name] - before.get(name, 0) for name in after)
+        if restarted:
+            log.warning("%s: services restarted meanwhile: %s", self.name, after)
+        return dataclasses.replace(figures, service_restarts=restarted)
+
+
+@dataclass(frozen=True)
+class Fuzz:
+    """`maillage fuzz` against the Pôle the faults left behind: generated requests (schemathesis) to each
+    running service with a valid token; 0 answers 5xx, 0 outside the published schema. Its own table follows."""
+
+    name: str = "schemathesis, every service"
+    reports: list[FuzzReport] = field(default_factory=list)
+
+    async def run(self, pole: Pole, traffic: Traffic, plan: Plan) -> Figures:
+        supervisor = pole.supervisor
+        running = {s.name for s in supervisor.services}
+        targets = [
+            t
+            for t in network_targets(supervisor.network, agencies=tuple(a.id for a in supervisor.network.agencies))
+            if t.service.removeprefix("agency:") in running
+        ]
+        for target in targets:
+            token = target.token(supervisor.key_dirs)
+            report = await asyncio.to_thread(
+                fuzz_service, target.base_url, token, requests=plan.fuzz_requests, seed=0, service=target.service
+            )
+            log.info(
+                "%s: %d requests, %d 5xx, %d violations",
+                target.service,
+                report.requests,
+                report.server_errors,
+                report.violations,
+            )
+            self.reports.append(report)
+        bad = sum(r.server_errors + r.violations + (r.requests == 0) for r in self.reports)
+        return Figures(
+            scenario=f"{self.name} ({plan.fuzz_requests:,} each)",
+            sent=sum(r.requests for r in self.reports),
+            accepted=0,
+            refused=0,
+            failed=bad,
+            delivered=0,
+            lost=0,
+            duplicated=0,
+            statuses={},
+            missing_statuses=0,
+            max_delay_s=None,
+            recovery_s=None,
+            faults=0,
+            answers={
+                f"{r.service}: {r.server_errors} 5xx, {r.violations} violations": 1 for r in self.reports if not r.ok
+            },
+            note=f"{len(self.reports)} services, table below",
+        )
+
+
 def scenarios() -> list[Scenario]:
-    """In the order they run. The schemathesis row is engineer S's `maillage fuzz`, wired in after its merge."""
-    return [
-        GatewayKills(),
-        BrokerKill(),
-        ClusterOutage(),
-        NotRun("PostgreSQL restarted", reason="needs PostgreSQL (branch i12-postgres, not merged yet)"),
-        NotRun("schemathesis, every service", reason="runs in `maillage fuzz` (branch i12-fuzz), not wired yet"),
-    ]
+    """In the order they run: the generated requests last, against the Pôle the faults left behind."""
+    return [GatewayKills(), BrokerKill(), ClusterOutage(), PostgresRestart(), Fuzz()]

@@ -17,7 +17,9 @@ from maillage.core.storage.repository import configure_sqlite
 
 
 def make_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url)
+    # A PostgreSQL server restarted leaves the pool's connections dead: each is tested as it is taken out, so
+    # the service recovers by itself instead of failing one request per dead connection (or crashing a consumer).
+    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", configure_sqlite)
     return engine

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maillage.domain.errors import MaillageError, Unauthorized
@@ -206,7 +207,15 @@ def install_problem_handlers(app: FastAPI) -> None:
             request, status=503, code="internal", detail="Temporarily unavailable; retry with the same Idempotency-Key."
         )
 
+    async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The database (or another server) gone mid-request — a PostgreSQL restart: the same 503, but answered
+        # here rather than by Starlette's last-resort handler, which re-raises after answering, so the server
+        # dropped the connection and partners saw no answer at all.
+        return await on_unexpected(request, exc)
+
     app.add_exception_handler(MaillageError, on_maillage_error)
+    app.add_exception_handler(DBAPIError, on_unavailable)
+    app.add_exception_handler(OSError, on_unavailable)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
