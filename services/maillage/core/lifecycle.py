@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -95,7 +95,7 @@ class Running:
     settings: ServiceSettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    producer: AIOKafkaProducer
+    producer: bus.ProducerSlot  # started on first use, replaced after a failed send
     tasks: TaskGroup = field(default_factory=TaskGroup)
     consumers: list[AIOKafkaConsumer] = field(default_factory=list)
 
@@ -143,11 +143,11 @@ async def _bounded(step: Awaitable[None], *, what: str, within: float = STOP_SEC
 
 @asynccontextmanager
 async def running(settings: ServiceSettings, *, schema: Schema) -> AsyncIterator[Running]:
-    """The service's database (brought to its latest revision) and its producer, started; all stopped on exit."""
+    """The service's database (brought to its latest revision) and its producer (started when first used); all
+    stopped on exit."""
     engine = make_engine(settings.db_url())
     await upgrade(engine, schema)
-    producer = bus.producer(settings.bootstrap, auth=settings.kafka_auth)
-    await producer.start()
+    producer = bus.ProducerSlot(lambda: bus.producer(settings.bootstrap, auth=settings.kafka_auth))
     started = Running(
         settings=settings,
         engine=engine,

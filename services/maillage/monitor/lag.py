@@ -35,9 +35,9 @@ async def consumer_lag(bootstrap: str, *, prefix: str, auth: KafkaAuth | None = 
     probe = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False, **client_kwargs(auth)
     )
-    await admin.start()
-    await probe.start()
-    try:
+    try:  # stopped whatever happens, a start that failed (the broker away) too: nothing left unclosed
+        await admin.start()
+        await probe.start()
         groups = sorted(g[0] for g in await admin.list_consumer_groups() if str(g[0]).startswith(f"{prefix}maillage."))
         committed = {group: await admin.list_consumer_group_offsets(group) for group in groups}
         partitions = {tp for offsets in committed.values() for tp in offsets}

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import Network
+from maillage.core.messaging.bus import ProducerSlot
 from maillage.core.messaging.kafka_auth import KafkaAuth
 from maillage.core.messaging.topics import Topics
 from maillage.core.observability.metrics import ALERTS_UNACKNOWLEDGED, REVIEWS_PENDING
@@ -47,7 +48,7 @@ class MonitorContext:
     network: Network
     topics: Topics
     sessions: async_sessionmaker[AsyncSession]
-    producer: AIOKafkaProducer
+    producer: ProducerSlot
     bootstrap: str
     lag: LagWatch
     auth: KafkaAuth | None = None
@@ -183,7 +184,12 @@ async def replay(ctx: MonitorContext, dead_letter_id: int) -> c.DeadLetterOut:
             f"Only records refused by the gateway can be replayed from here; this one was refused by {dead.service}."
         )
     key, value, headers = await read_back(dead, bootstrap=ctx.bootstrap, auth=ctx.auth)
-    await ctx.producer.send_and_wait(dead.topic, value, key=key, headers=headers)
+    producer = await ctx.producer.get()
+    try:
+        await producer.send_and_wait(dead.topic, value, key=key, headers=headers)
+    except KafkaError as exc:
+        await ctx.producer.discard(error=exc)
+        raise
     async with unit_of_work(ctx.sessions) as session:
         stored = await repository.dead_letter(session, dead_letter_id)
         assert stored is not None

@@ -46,6 +46,60 @@ def producer(
     )
 
 
+class ProducerSlot:
+    """A service's idempotent producer, started on first use and replaced after a send that failed.
+
+    aiokafka numbers a batch (per partition) when it puts it on the wire and never takes the number back: once
+    a batch has failed for good — expired while a whole cluster was down — the broker refuses every later batch
+    of that producer to the partition as OutOfOrderSequenceNumber, for ever (seen: `maillage chaos`, an outbox
+    relay stuck after a 20 s outage). The Java client resets its producer id then; a new producer gets a new id,
+    and its sequences start afresh. Started lazily, so a service that never publishes (the gateway, whose
+    partition producers are transactional) never starts one.
+    """
+
+    def __init__(self, make: Callable[[], AIOKafkaProducer], *, stop_within: float = 5.0) -> None:
+        self._make = make
+        self._current: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+        self._stop_within = stop_within
+        self.renewals = 0
+
+    async def get(self) -> AIOKafkaProducer:
+        """The started producer; a broker out of reach raises here (KafkaConnectionError) and next time tries anew."""
+        async with self._lock:
+            if self._current is None:
+                fresh = self._make()
+                try:
+                    await fresh.start()
+                except BaseException:
+                    await self._stop(fresh)
+                    raise
+                self._current = fresh
+            return self._current
+
+    async def discard(self, *, error: BaseException) -> None:
+        """After a failed send: the producer is stopped (bounded) and the next `get` starts a new one."""
+        async with self._lock:
+            stale, self._current = self._current, None
+        if stale is None:
+            return
+        self.renewals += 1
+        log.warning("producer replaced after a failed send", extra={"error": type(error).__name__})
+        await self._stop(stale)
+
+    async def stop(self) -> None:
+        async with self._lock:
+            stale, self._current = self._current, None
+        if stale is not None:
+            await self._stop(stale)
+
+    async def _stop(self, stale: AIOKafkaProducer) -> None:
+        # Batches still queued fail with the stop: their rows stay unpublished and go out with the next producer.
+        with contextlib.suppress(KafkaError, TimeoutError):
+            async with asyncio.timeout(self._stop_within):
+                await stale.stop()
+
+
 def consumer(
     bootstrap: str,
     *topics: str,

@@ -6,10 +6,10 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.core.messaging.bus import ProducerSlot
 from maillage.core.observability.metrics import OUTBOX_BACKLOG
 from maillage.core.outbox import repository
 from maillage.core.polling import wait_set
@@ -19,12 +19,14 @@ log = logging.getLogger(__name__)
 
 
 class OutboxRelay:
-    """Publishes outbox rows in order; a broker outage delays them, never loses them."""
+    """Publishes outbox rows in order; a broker outage delays them, never loses them. A send that failed for good
+    costs the producer (`ProducerSlot`): its rows go out again with a new one, which the broker cannot refuse as
+    out of sequence; a row sent twice that way is a duplicate its consumers drop by event id."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        producer: AIOKafkaProducer,
+        producer: ProducerSlot,
         *,
         batch_size: int = 500,
         idle_poll: float = 1.0,
@@ -68,12 +70,24 @@ class OutboxRelay:
         self._backlog.set(len(rows))  # at least this many wait (all of them, below a full batch)
         if not rows:
             return 0
-        futures = [
-            await self._producer.send(r.topic, r.value, key=r.key, headers=repository.headers_of(r)) for r in rows
-        ]
-        await asyncio.gather(*futures)
+        producer = await self._producer.get()
+        futures: list[asyncio.Future[object]] = []
+        try:
+            for r in rows:
+                futures.append(await producer.send(r.topic, r.value, key=r.key, headers=repository.headers_of(r)))
+            await asyncio.gather(*futures)
+        except Exception as exc:
+            for future in futures:  # the others' failures are this one's
+                future.add_done_callback(_retrieved)
+            await self._producer.discard(error=exc)
+            raise
         async with unit_of_work(self._sessions) as session:
             await repository.mark_published(session, [r.id or 0 for r in rows], at=datetime.now(UTC))
         if len(rows) < self._batch_size:
             self._backlog.set(0)
         return len(rows)
+
+
+def _retrieved(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()

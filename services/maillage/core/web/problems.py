@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -208,7 +209,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # The database (or another server) gone mid-request — a PostgreSQL restart: the same 503, but answered
+        # The database, Kafka or another server gone mid-request — a PostgreSQL restart: the same 503, answered
         # here rather than by Starlette's last-resort handler, which re-raises after answering, so the server
         # dropped the connection and partners saw no answer at all.
         return await on_unexpected(request, exc)
@@ -216,6 +217,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MaillageError, on_maillage_error)
     app.add_exception_handler(DBAPIError, on_unavailable)
     app.add_exception_handler(OSError, on_unavailable)
+    app.add_exception_handler(KafkaError, on_unavailable)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
