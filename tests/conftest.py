@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from maillage.cli.kafka_local import LocalKafka
 from maillage.cli.postgres_local import LocalPostgres
+from maillage.cli.supervision import launch
 from tests.support import Pole
 
 DATABASES = ("sqlite", "postgresql")
@@ -42,11 +43,15 @@ def postgres() -> Iterator[LocalPostgres]:
     # Not under pytest's temporary directory: that one is root's alone (0700), and the server runs as `postgres`.
     data_dir = Path(tempfile.mkdtemp(prefix="maillage-postgres-"))
     server = LocalPostgres(data_dir=data_dir, durable=False)
+    # A child of this session that dies with it (as `maillage up` starts it): a session killed by a timeout
+    # leaves no server behind.
+    process = server.launch(launch)
     try:
-        server.start()
+        server.wait_ready()
         yield server
     finally:
         server.stop()
+        process.wait(timeout=60)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -83,7 +88,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    broker = LocalKafka(data_dir=tmp_path_factory.mktemp("kafka"))
+    broker = LocalKafka(data_dir=tmp_path_factory.mktemp("kafka"), popen=launch)  # dies with the session
     broker.start()
     try:
         yield broker.bootstrap

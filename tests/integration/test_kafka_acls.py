@@ -28,6 +28,7 @@ from aiokafka.errors import (
 
 from maillage.cli.acl import agency_group, load_kafka_auth, password_file
 from maillage.cli.kafka_local import LocalKafka, ScramSetup
+from maillage.cli.supervision import launch
 from maillage.core.config.network import load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.messaging import bus
@@ -54,7 +55,7 @@ class SecureKafka:
 @pytest.fixture(scope="module")
 def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
     root = tmp_path_factory.mktemp("secure-kafka")
-    broker = LocalKafka(data_dir=root / "kafka", sasl=ScramSetup())
+    broker = LocalKafka(data_dir=root / "kafka", sasl=ScramSetup(), popen=launch)
     broker.start()
     try:
         network = load_network(DEFAULT_NETWORK)
