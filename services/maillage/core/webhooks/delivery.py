@@ -148,8 +148,18 @@ class WebhookDispatcher:
             log.warning("webhook lane stopped, trying again", extra={"error": type(exc).__name__})
 
     async def _next(self, hook_id: str) -> tuple[WebhookDelivery, Webhook] | None:
-        async with self.sessions() as session:
-            return await repository.next_due(session, hook_id, now=self.clock.now())
+        """The webhook's next due delivery, claimed for this process: two processes of one service on one
+        database never send the same delivery at once (the other one moves on to the next)."""
+        while True:
+            now = self.clock.now()
+            async with self.sessions() as session:
+                due = await repository.next_due(session, hook_id, now=now)
+            if due is None:
+                return None
+            lease = now + timedelta(seconds=2 * self.attempt_seconds)  # outlives the attempt, whatever happens
+            async with unit_of_work(self.sessions) as session:
+                if await repository.claim(session, due[0].id or 0, now=now, until=lease):
+                    return due
 
     async def _attempt(self, delivery: WebhookDelivery, hook: Webhook) -> int | None:
         """The receiver's HTTP status, or None when none came within the deadline. Only the status line and

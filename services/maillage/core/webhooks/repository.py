@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_
+from sqlalchemy import ColumnElement, and_, delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -46,6 +46,22 @@ async def next_due(session: AsyncSession, webhook_id: str, *, now: datetime) -> 
     )
     row = (await session.exec(query)).first()
     return (row[0], row[1]) if row is not None else None
+
+
+async def claim(session: AsyncSession, delivery_id: int, *, now: datetime, until: datetime) -> bool:
+    """Take a due delivery for one attempt, until `until`: True for the one process whose update found it still
+    due. A compare-and-set, so it holds on SQLite as on PostgreSQL; a process that dies mid-attempt leaves it
+    due again once `until` has passed (delivered at least once, never lost)."""
+    claimed = await session.exec(
+        update(WebhookDelivery)
+        .where(
+            col(WebhookDelivery.id) == delivery_id,
+            col(WebhookDelivery.state) == "pending",
+            col(WebhookDelivery.next_attempt_at) <= now,
+        )
+        .values(next_attempt_at=until)
+    )
+    return bool(claimed.rowcount == 1)
 
 
 async def delivery(session: AsyncSession, delivery_id: int) -> WebhookDelivery | None:
