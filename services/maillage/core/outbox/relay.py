@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -12,8 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.core.messaging.bus import ProducerSlot
 from maillage.core.observability.metrics import OUTBOX_BACKLOG
 from maillage.core.outbox import repository
+from maillage.core.outbox.models import OutboxRecord
 from maillage.core.polling import wait_set
-from maillage.core.storage.db import unit_of_work
+from maillage.core.storage.db import locks_rows, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +67,27 @@ class OutboxRelay:
                 self._wakeup.clear()
 
     async def publish_pending(self) -> int:
-        async with self._sessions() as session:
-            rows = await repository.pending(session, limit=self._batch_size)
+        if locks_rows(self._sessions):
+            # Two processes of one service on one PostgreSQL database: the rows stay locked from the read to
+            # their mark, so the other relay waits for them, then takes the next ones — each record published
+            # once, in order. On SQLite a transaction held across the send would stop the service's own writes
+            # (one writer): there the read and the mark are two transactions, for the one process it serves.
+            async with unit_of_work(self._sessions) as session:
+                rows = await repository.pending(session, limit=self._batch_size, lock=True)
+                if await self._send(rows):
+                    await repository.mark_published(session, [r.id or 0 for r in rows], at=datetime.now(UTC))
+        else:
+            async with self._sessions() as session:
+                rows = await repository.pending(session, limit=self._batch_size)
+            if await self._send(rows):
+                async with unit_of_work(self._sessions) as session:
+                    await repository.mark_published(session, [r.id or 0 for r in rows], at=datetime.now(UTC))
+        if len(rows) < self._batch_size:
+            self._backlog.set(0)
+        return len(rows)
+
+    async def _send(self, rows: Sequence[OutboxRecord]) -> int:
+        """Every row on Kafka, acknowledged; a failed send costs the producer (see the class)."""
         self._backlog.set(len(rows))  # at least this many wait (all of them, below a full batch)
         if not rows:
             return 0
@@ -81,10 +102,6 @@ class OutboxRelay:
                 future.add_done_callback(_retrieved)
             await self._producer.discard(error=exc)
             raise
-        async with unit_of_work(self._sessions) as session:
-            await repository.mark_published(session, [r.id or 0 for r in rows], at=datetime.now(UTC))
-        if len(rows) < self._batch_size:
-            self._backlog.set(0)
         return len(rows)
 
 

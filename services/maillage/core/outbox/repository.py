@@ -29,9 +29,12 @@ def add(
     )
 
 
-async def pending(session: AsyncSession, *, limit: int) -> Sequence[OutboxRecord]:
-    """The oldest records not yet published, in the order they were written."""
+async def pending(session: AsyncSession, *, limit: int, lock: bool = False) -> Sequence[OutboxRecord]:
+    """The oldest records not yet published, in the order they were written; with `lock`, locked until the
+    caller's transaction ends (another relay's same query waits for them, then skips those it published)."""
     query = select(OutboxRecord).where(col(OutboxRecord.published_at).is_(None)).order_by(col(OutboxRecord.id))
+    if lock:
+        query = query.with_for_update()
     return (await session.exec(query.limit(limit))).all()
 
 

@@ -43,6 +43,13 @@ def _writer_lock(factory: async_sessionmaker[AsyncSession]) -> asyncio.Lock | No
     return _sqlite_writers.setdefault(bind.sync_engine, asyncio.Lock())
 
 
+def locks_rows(factory: async_sessionmaker[AsyncSession]) -> bool:
+    """Whether the database locks rows for a transaction (PostgreSQL), so that several processes can share it:
+    SQLite has one writer at a time, and its `FOR UPDATE` is a plain read."""
+    bind = factory.kw.get("bind")
+    return isinstance(bind, AsyncEngine) and bind.dialect.name != "sqlite"
+
+
 @asynccontextmanager
 async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One transaction: commits when the block ends normally, rolls back otherwise."""
