@@ -15,11 +15,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.storage.repository import configure_sqlite
 
+POOL_TIMEOUT_SECONDS = 10.0
+
 
 def make_engine(url: str) -> AsyncEngine:
     # A PostgreSQL server restarted leaves the pool's connections dead: each is tested as it is taken out, so
     # the service recovers by itself instead of failing one request per dead connection (or crashing a consumer).
-    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    # A request waits at most POOL_TIMEOUT_SECONDS for a connection, then answers the 503 problem: under a load
+    # the service cannot keep up with, a partner hears "retry later" within its own timeout (SQLAlchemy's 30 s
+    # is a common client's whole budget), rather than nothing.
+    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"), pool_timeout=POOL_TIMEOUT_SECONDS)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", configure_sqlite)
     return engine

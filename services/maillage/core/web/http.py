@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from string import Template
@@ -17,6 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from maillage.core.web.auth import jwks
 from maillage.core.web.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE, TITLES, install_problem_handlers, problem
 from maillage.domain.errors import NotFound, NotReady, Unauthorized
+
+log = logging.getLogger(__name__)
 
 # The web pages (the on-call page, the dashboard) load their script and stylesheet from their own service and
 # nothing inline: injected markup could then neither run a script nor restyle the page.
@@ -190,6 +193,41 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class AnswerFailures:
+    """Any failure a handler lets escape — the database pool exhausted under load, a bug — answered here with the
+    503 problem (Retry-After), unless the answer had begun. Left to Starlette's last-resort handler, the 503 was
+    written and the error raised on to the server, which then closed the connection: a partner's keep-alive
+    connection broke and its next request got no answer (`maillage chaos` at 50 referrals/s: thousands)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                raise
+            log.error("request failed", extra={"error": type(exc).__name__, "method": scope.get("method")})
+            answer = problem(
+                Request(scope),
+                status=503,
+                code="internal",
+                detail="Temporarily unavailable; retry with the same Idempotency-Key.",
+            )
+            await answer(scope, receive, send)
+
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
@@ -209,6 +247,7 @@ def install_common(
     # Starlette's redirect to the slash-less path builds its URL from the Host header: an open redirect.
     app.router.redirect_slashes = False
     install_problem_handlers(app)
+    app.add_middleware(AnswerFailures)  # innermost: its answers get the others' headers too
     app.add_middleware(JsonBodiesOnly)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(SecurityHeaders)
