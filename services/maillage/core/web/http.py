@@ -16,7 +16,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maillage.core.web.auth import jwks
-from maillage.core.web.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE, TITLES, install_problem_handlers, problem
+from maillage.core.web.problems import (
+    PROBLEM_JSON,
+    PROBLEM_TYPE_BASE,
+    TITLES,
+    install_problem_handlers,
+    problem,
+    temporarily_unavailable,
+)
 from maillage.domain.errors import NotFound, NotReady, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -219,13 +226,7 @@ class AnswerFailures:
             if started:
                 raise
             log.error("request failed", extra={"error": type(exc).__name__, "method": scope.get("method")})
-            answer = problem(
-                Request(scope),
-                status=503,
-                code="internal",
-                detail="Temporarily unavailable; retry with the same Idempotency-Key.",
-            )
-            await answer(scope, receive, send)
+            await temporarily_unavailable(Request(scope))(scope, receive, send)
 
 
 ReadinessCheck = Callable[[], Awaitable[bool]]

@@ -173,6 +173,13 @@ def problem(request: Request, *, status: int, code: str, detail: str, **extensio
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def temporarily_unavailable(request: Request) -> JSONResponse:
+    """The answer to a failure the partner cannot fix (a database away, a bug): a 503 that says when to retry."""
+    return problem(
+        request, status=503, code="internal", detail="Temporarily unavailable; retry with the same Idempotency-Key."
+    )
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Never echo the submitted values back: they may be personal data.
     return [
@@ -204,9 +211,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(request, status=exc.status_code, code=code, detail=str(exc.detail))
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return problem(
-            request, status=503, code="internal", detail="Temporarily unavailable; retry with the same Idempotency-Key."
-        )
+        return temporarily_unavailable(request)
 
     async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # The database, Kafka or another server gone mid-request — a PostgreSQL restart: the same 503, answered
