@@ -388,3 +388,14 @@ async def test_unknown_webhook_has_no_deliveries(pole: Pole, tmp_path: Path) -> 
     response = await cpas.get("/v1/webhooks/nope/deliveries", headers=manager(pole, "cpas-seraing"))
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_lifetime_beyond_the_maximum_is_cut_to_it_whatever_its_size(pole: Pole, tmp_path: Path) -> None:
+    certs, sock = make_certificates(tmp_path / "certs"), bound_socket()
+    await start(pole, tmp_path, webhooks_table(certs, sock))
+    async with serve_https(Receiver(), certs, sock) as url:
+        before = datetime.now(UTC)
+        hook = await register(pole, "cpas-seraing", url, lifetime_seconds=10**15)  # overflowed a timedelta
+
+    expires = datetime.fromisoformat(hook["expires_at"])
+    assert before + timedelta(days=30) <= expires <= datetime.now(UTC) + timedelta(days=30)
