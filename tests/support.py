@@ -66,8 +66,8 @@ class Pole:
         """The URL `service` opens: its PostgreSQL database, or its SQLite file in the data directory."""
         return self.databases(service) or f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
 
-    def gateway_settings(self) -> GatewaySettings:
-        return GatewaySettings(**self.common("gateway"), transactional_id=f"{self.prefix}gateway")
+    def gateway_settings(self, **settings: Any) -> GatewaySettings:
+        return GatewaySettings(**{**self.common("gateway"), "transactional_id": f"{self.prefix}gateway", **settings})
 
     def create_keys(self) -> None:
         settings = self.gateway_settings()
@@ -97,8 +97,8 @@ class Pole:
             self.bootstrap, self.topics.all_for(ids), partitions=3, replication_factor=1, min_insync_replicas=1
         )
 
-    async def start_gateway(self) -> httpx.AsyncClient:
-        return await self.stack.enter_async_context(serving(create_gateway_app(self.gateway_settings())))
+    async def start_gateway(self, **settings: Any) -> httpx.AsyncClient:
+        return await self.stack.enter_async_context(serving(create_gateway_app(self.gateway_settings(**settings))))
 
     async def start_agency(self, agency_id: str, *, resolver: Any = None, **settings: Any) -> httpx.AsyncClient:
         chosen = {**self.common(f"agency-{agency_id}"), **settings}

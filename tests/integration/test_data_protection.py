@@ -4,6 +4,7 @@ and who received what about a person, metadata only — on a real broker and the
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,13 +16,16 @@ from typer.testing import CliRunner, Result
 
 from maillage.cli.main import app as cli
 from maillage.core.audit import repository as audit_repository
+from maillage.core.audit.models import AuditCheckpoint
 from maillage.core.crypto.tokens import Scope, mint
 from maillage.core.messaging.envelope import new_subject_ref
+from maillage.core.polling import eventually
 from maillage.core.storage.db import make_engine, session_factory
+from maillage.domain.audit import linked
 from maillage.domain.events import AlertKind, AlertRaised, ReferralCreated, ReferralReason
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role, Severity
 from maillage.gateway.app import create_app as create_gateway_app
-from maillage.gateway.services import verify_chain
+from maillage.gateway.verification import verify_chain
 from tests.support import Pole, assert_problem, consent, decided, listening, refer
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
@@ -79,7 +83,53 @@ async def tamper(database: str, *, event_id: str) -> int:
     return int(seq)
 
 
-async def test_an_altered_audit_record_is_named_by_the_api_and_by_the_cli(pole: Pole) -> None:
+async def rewrite(database: str, *, event_id: str) -> int:
+    """The same cover-up done with care: the record widened, then its hash and every later record's link and
+    hash computed again, so that a walk from the first record finds every link holding."""
+    engine = make_engine(database)
+    try:
+        async with engine.connect() as conn:
+            where = select(AUDIT.c.chain, AUDIT.c.seq).where(AUDIT.c.event_id == event_id)
+            [(chain, seq)] = (await conn.execute(where)).all()
+        walked = audit_repository.walk_chain(session_factory(engine), chain, after=0, end=10**9)
+        records = [record async for chunk in walked for record in chunk]
+        prev_hash = next(r["prev_hash"] for r in records if r["seq"] == seq)
+        async with engine.begin() as conn:
+            for record in (r for r in records if r["seq"] >= seq):
+                if record["seq"] == seq:
+                    record["delivered"] = ["identity", "location"]
+                link = linked(
+                    {k: v for k, v in record.items() if k not in {"seq", "prev_hash", "hash", "chain"}},
+                    seq=record["seq"],
+                    prev_hash=prev_hash,
+                    chain=chain,
+                )
+                await conn.execute(
+                    update(AUDIT)
+                    .where(AUDIT.c.chain == chain, AUDIT.c.seq == record["seq"])
+                    .values(delivered=link["delivered"], prev_hash=link["prev_hash"], hash=link["hash"])
+                )
+                prev_hash = link["hash"]
+    finally:
+        await engine.dispose()
+    return int(seq)
+
+
+async def full_walk(gateway: httpx.AsyncClient, token: str) -> dict[str, Any]:
+    """A full walk asked for, followed until done; its status."""
+    started = await gateway.post("/v1/audit/walks", headers=bearer(token))
+    assert started.status_code == 202, started.text
+    location = started.headers["Location"]
+    assert location == f"/v1/audit/walks/{started.json()['id']}"
+
+    async def done() -> dict[str, Any] | None:
+        status = (await gateway.get(location, headers=bearer(token))).json()
+        return status if status["state"] != "running" else None
+
+    return await eventually(done, what="the full walk's report")
+
+
+async def test_an_altered_audit_record_is_named_by_a_full_walk_the_api_and_the_cli(pole: Pole) -> None:
     gateway = await pole.start_gateway()
     await pole.start_agency(SENDER)
     subject = new_subject_ref()
@@ -97,30 +147,114 @@ async def test_an_altered_audit_record_is_named_by_the_api_and_by_the_cli(pole: 
     whole = (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()
     assert whole == {
         "records": 4,
+        "walked": 4,  # no checkpoint yet: from the first record
         "chains": 1,  # one subject: one partition, one chain
         "intact": True,
         "first_broken": None,
         "policy_sha256s": [pole.gateway_settings().policy.sha256],
+        "last_full_walk": None,
     }
+    again = (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()
+    assert again == {**whole, "walked": 0}, "the second verification walks on from the signed checkpoint"
     untouched = await run_cli("audit", "verify", "--database", database)
     assert untouched.exit_code == 0, untouched.output
     assert "4 audit records: intact" in said(untouched)
 
     seq = await tamper(database, event_id=events[1])
 
+    # The edit kept every hash as it was, before the checkpoint: only a walk from the first record sees it.
+    assert (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()["intact"] is True
+    walk = await full_walk(gateway, token)
+    assert walk["state"] == "done" and walk["records_done"] == 4
+    assert walk["report"]["intact"] is False and walk["report"]["first_broken"]["seq"] == seq
     broken = (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()
-    assert broken["records"] == 4 and broken["intact"] is False
+    assert broken["records"] == 4 and broken["intact"] is False, "a full walk's finding stays in every answer"
     assert broken["first_broken"]["seq"] == seq
     assert broken["first_broken"]["event_id"] == events[1]
+    assert broken["last_full_walk"]["id"] == walk["id"] and broken["last_full_walk"]["intact"] is False
     engine = make_engine(database)
     try:
-        assert (await verify_chain(session_factory(engine), chunk=1)).model_dump() == broken
+        offline = await verify_chain(session_factory(engine), chunk=1)
     finally:
         await engine.dispose()
+    assert offline.model_dump(include={"records", "chains", "intact", "first_broken"}) == {
+        k: broken[k] for k in ("records", "chains", "intact", "first_broken")
+    }
     from_copy = await run_cli("audit", "verify", "--database", database)
     assert from_copy.exit_code == 1, from_copy.output
     chain = broken["first_broken"]["chain"]
     assert f"First broken record: chain {chain}, seq {seq}, event {events[1]}," in said(from_copy)
+
+
+async def test_a_chain_rewritten_to_hide_an_edit_is_named_at_the_last_checkpoint(pole: Pole) -> None:
+    gateway = await pole.start_gateway()
+    await pole.start_agency(SENDER)
+    subject = new_subject_ref()
+    await consent(pole, SENDER, subject, to=["cpas-seraing"], categories=["identity", "contact", "narrative"])
+    events = await referrals_decided(pole, subject, "cpas-seraing", "zp-meuse", "cpas-seraing")
+    token = pole.token("cpas-seraing", AUDIT_READ)
+    assert (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()["intact"] is True
+    database = pole.database_url("gateway")
+
+    await rewrite(database, event_id=events[0])
+
+    # Every link holds from the first record: the rewrite fooled a walk that trusts the database alone...
+    engine = make_engine(database)
+    try:
+        assert (await verify_chain(session_factory(engine))).intact is True
+    finally:
+        await engine.dispose()
+    # ...not the gateway, whose signed checkpoint names the last link as it was.
+    report = (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()
+    assert report["intact"] is False and report["walked"] == 0
+    assert report["first_broken"]["event_id"] == events[-1], "the checkpoint's link no longer hashes as signed"
+
+
+async def test_a_checkpoint_not_signed_by_the_gateway_is_ignored_and_the_chain_walked_from_its_start(
+    pole: Pole,
+) -> None:
+    gateway = await pole.start_gateway()
+    await pole.start_agency(SENDER)
+    subject = new_subject_ref()
+    await consent(pole, SENDER, subject, to=["cpas-seraing"], categories=["identity", "contact", "narrative"])
+    events = await referrals_decided(pole, subject, "cpas-seraing", "cpas-seraing")
+    token = pole.token("cpas-seraing", AUDIT_READ)
+    assert (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()["walked"] == 2
+    database = pole.database_url("gateway")
+    seq = await tamper(database, event_id=events[1])
+    engine = make_engine(database)
+    try:
+        async with engine.begin() as conn:
+            # Moved past the edit, as someone hiding it would: the signature no longer covers it.
+            await conn.execute(update(AuditCheckpoint).values(seq=seq + 5))
+    finally:
+        await engine.dispose()
+
+    report = (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()
+    assert report["walked"] == 2 and report["intact"] is False
+    assert report["first_broken"]["seq"] == seq
+
+
+async def test_a_full_walk_runs_on_schedule_and_one_asked_for_while_it_runs_is_the_same(pole: Pole) -> None:
+    gateway = await pole.start_gateway(audit_full_walk_hours=1 / 3600)  # every second
+    await pole.start_agency(SENDER)
+    subject = new_subject_ref()
+    await consent(pole, SENDER, subject, to=["cpas-seraing"], categories=["identity", "contact", "narrative"])
+    await referrals_decided(pole, subject, "cpas-seraing")
+    token = pole.token("cpas-seraing", AUDIT_READ)
+
+    async def walked_in_full() -> dict[str, Any] | None:
+        report = (await gateway.get("/v1/audit/verify", headers=bearer(token))).json()
+        last = report["last_full_walk"]
+        return report if last is not None and last["records"] == 1 else None
+
+    report = await eventually(walked_in_full, what="a scheduled full walk")
+    assert report["intact"] is True and report["last_full_walk"]["intact"] is True
+
+    missing = await gateway.get(f"/v1/audit/walks/{uuid.uuid4()}", headers=bearer(token))
+    assert_problem(missing, 404)
+    assert_problem(await gateway.get("/v1/audit/walks/not-an-id", headers=bearer(token)), 422)
+    assert_problem(await gateway.post("/v1/audit/walks"), 401)
 
 
 async def test_disclosures_list_who_received_what_about_a_person_and_nothing_of_the_person(pole: Pole) -> None:
@@ -167,6 +301,9 @@ async def test_disclosures_list_who_received_what_about_a_person_and_nothing_of_
     assert none_listed.exit_code == 0 and "No disclosure recorded" in said(none_listed)
     verified = await run_cli("audit", "verify", "--gateway", url, env=env)
     assert verified.exit_code == 0 and "3 audit records: intact" in said(verified)
+    walked = await run_cli("audit", "verify", "--full", "--gateway", url, env=env)
+    assert walked.exit_code == 0 and "3 audit records: intact" in said(walked)
+    assert "Last full walk from the first record" in said(await run_cli("audit", "verify", "--gateway", url, env=env))
 
 
 async def test_the_audit_api_needs_an_audit_read_token_from_an_agency_of_the_network(pole: Pole) -> None:

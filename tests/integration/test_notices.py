@@ -42,7 +42,8 @@ from maillage.gateway.batch import Batch
 from maillage.gateway.crypto import CryptoThreads
 from maillage.gateway.models import SCHEMA
 from maillage.gateway.outgoing import Outbound, Outgoing, Share
-from maillage.gateway.services import Gateway, verify_chain
+from maillage.gateway.services import Gateway
+from maillage.gateway.verification import verify_chain
 from tests.support import ALL_EIGHT, Pole, categories_in, consent, decided, inbox_of, received, refer
 from tests.webhooks import (
     Receiver,

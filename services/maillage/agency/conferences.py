@@ -3,7 +3,7 @@ their participants. What may be disclosed under one is the gateway's decision.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID, uuid4
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.agency import contracts as c
 from maillage.agency import models, repository
 from maillage.agency import sending as s
+from maillage.core.clock import as_utc
 from maillage.core.messaging.envelope import Envelope, conference_ref
 from maillage.core.storage.db import unit_of_work
 from maillage.domain.errors import InvalidRequest, NotAConvener, NotFound, UnknownRecipient
@@ -115,12 +116,8 @@ def _announce(
     )
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite gives back naive UTC times
-
-
 def _out(row: models.CaseConferenceRow, *, now: datetime) -> c.CaseConferenceOut:
-    ends_at = _utc(row.ends_at)
+    ends_at = as_utc(row.ends_at)
     state = "closed" if row.closed_at else ("ended" if ends_at <= now else "open")
     return c.CaseConferenceOut(
         conference_id=UUID(row.conference_id),
@@ -130,7 +127,7 @@ def _out(row: models.CaseConferenceRow, *, now: datetime) -> c.CaseConferenceOut
         participants=row.participants,
         subjects=row.subjects,
         ends_at=ends_at,
-        closed_at=_utc(row.closed_at) if row.closed_at else None,
+        closed_at=as_utc(row.closed_at) if row.closed_at else None,
         state=state,
         event_id=row.event_id,
     )

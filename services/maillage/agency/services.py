@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -11,6 +11,7 @@ from maillage.agency import conferences, consultations, models, notices, reposit
 from maillage.agency import contracts as c
 from maillage.agency.grounds import ALERT_BASES, REFERRAL_BASES, check_grounds
 from maillage.agency.sending import AgencyContext, check_known, check_recipients, idempotent, status_url, submit
+from maillage.core.clock import as_utc
 from maillage.core.crypto.trust import Received, Refused
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.envelope import Envelope
@@ -329,10 +330,6 @@ async def event_fate(ctx: AgencyContext, event_id: str) -> c.EventFate:
 # --- webhooks -----------------------------------------------------------------------------------
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite gives back naive UTC times
-
-
 def _lifetime(ctx: AgencyContext, seconds: int | None) -> timedelta:
     """At most the service's maximum; compared as seconds first, since a huge value overflows a timedelta
     (found by `maillage chaos`'s generated requests: 1 in 1,020 answered 503)."""
@@ -341,11 +338,11 @@ def _lifetime(ctx: AgencyContext, seconds: int | None) -> timedelta:
 
 
 def _webhook_out(hook: Webhook, *, now: datetime) -> c.WebhookOut:
-    expires_at = _utc(hook.expires_at or now)
+    expires_at = as_utc(hook.expires_at or now)
     return c.WebhookOut(
         id=hook.id,
         url=hook.url,
-        created_at=_utc(hook.created_at),
+        created_at=as_utc(hook.created_at),
         expires_at=expires_at,
         expired=expires_at <= now,
         registered_by=hook.registered_by,
@@ -433,7 +430,7 @@ async def webhook_deliveries(
             event_id=d.event_id,
             state=d.state,
             attempts=by_delivery.get(d.id or 0, []),
-            next_attempt_at=_utc(d.next_attempt_at) if d.state == "pending" else None,
+            next_attempt_at=as_utc(d.next_attempt_at) if d.state == "pending" else None,
         )
         for d in deliveries
     ]

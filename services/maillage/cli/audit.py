@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,7 +19,7 @@ from maillage.cli.credentials import TokenFileOption, bearer_token
 from maillage.core.config.network import NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.messaging.envelope import ENVELOPE_SUBJECT
-from maillage.gateway.contracts import ChainReport, DisclosureLine, DisclosureReport
+from maillage.gateway.contracts import ChainReport, DisclosureLine, DisclosureReport, WalkState, WalkStatus
 
 audit_app = typer.Typer(no_args_is_help=True, help="The gateway's tamper-evident audit chain.")
 disclosures_app = typer.Typer()
@@ -61,16 +62,18 @@ def _base_url(gateway: str | None, network: Path) -> str:
         raise CannotCheck(f"{exc} — or name the gateway with --gateway URL.") from None
 
 
-def _get(base_url: str, path: str, token: str | None) -> dict[str, Any]:
+def _get(base_url: str, path: str, token: str | None, *, method: str = "GET") -> dict[str, Any]:
     if not token:
         raise CannotCheck(
             "A token with the audit:read scope is needed (`maillage token --agency ID --scope "
             "audit:read`): set MAILLAGE_TOKEN or pass --token-file."
         )
     try:
-        # Walking millions of records takes a while: wait for the answer, not for the connection.
-        response = httpx.get(
-            base_url + path, headers={"Authorization": f"Bearer {token}"}, timeout=httpx.Timeout(10.0, read=900.0)
+        response = httpx.request(
+            method,
+            base_url + path,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(10.0, read=120.0),
         )
     except httpx.HTTPError as exc:
         raise CannotCheck(f"Cannot reach the gateway at {base_url} ({type(exc).__name__}). Is it running?") from None
@@ -104,16 +107,27 @@ def verify(
             "(e.g. sqlite+aiosqlite:///copy/gateway.db; a SQLite file is opened read-only).",
         ),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Have the gateway walk every chain from its first record (the only check that sees an edit "
+            "which kept the hashes; minutes on a long chain), and wait for its report. A copy given with "
+            "--database is always walked in full.",
+        ),
+    ] = False,
     network: NetworkOption = DEFAULT_NETWORK,
 ) -> None:
-    """Walk the audit chain and name the first broken record. Exit code 1 when it is broken, 2 when it
-    could not be checked."""
+    """Verify the audit chains and name the first broken record: on from the last signed checkpoint, with the
+    last full walk's result (or a full walk with --full). Exit code 1 when broken, 2 when it could not be
+    checked."""
     try:
-        report = (
-            _verify_database(database)
-            if database
-            else _verify_online(_base_url(gateway, network), bearer_token(token_file))
-        )
+        if database:
+            report = _verify_database(database)
+        elif full:
+            report = _walk_online(_base_url(gateway, network), bearer_token(token_file))
+        else:
+            report = _verify_online(_base_url(gateway, network), bearer_token(token_file))
     except CannotCheck as exc:
         raise _fail(str(exc)) from None
     _print_chain(report)
@@ -122,8 +136,22 @@ def verify(
 
 
 def _verify_online(base_url: str, token: str | None) -> ChainReport:
-    with console.status(f"The gateway at {base_url} is walking its audit chain…"):
+    with console.status(f"The gateway at {base_url} is verifying its audit chains…"):
         return ChainReport.model_validate(_get(base_url, "/v1/audit/verify", token))
+
+
+def _walk_online(base_url: str, token: str | None, *, every: float = 1.0) -> ChainReport:
+    walk = WalkStatus.model_validate(_get(base_url, "/v1/audit/walks", token, method="POST"))
+    columns = (SpinnerColumn(), TextColumn("The gateway walks every chain"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("walk", total=None)
+        while walk.state is WalkState.RUNNING:
+            progress.update(task, completed=walk.records_done, total=walk.records_total or None)
+            time.sleep(every)
+            walk = WalkStatus.model_validate(_get(base_url, f"/v1/audit/walks/{walk.id}", token))
+    if walk.report is None:
+        raise CannotCheck(f"The full walk {walk.id} was interrupted (its gateway stopped): ask for another.")
+    return walk.report
 
 
 def _verify_database(url: str) -> ChainReport:
@@ -140,7 +168,7 @@ async def _walk_database(url: str, *, progress: Any) -> ChainReport:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from maillage.core.storage.db import session_factory
-    from maillage.gateway.services import verify_chain
+    from maillage.gateway.verification import verify_chain
 
     # Not make_engine: its pragmas would write to what may be the evidence.
     engine = create_async_engine(_read_only(url))
@@ -185,6 +213,22 @@ def _print_chain(report: ChainReport) -> None:
             f"recorded {escape(broken.recorded_at)}.",
             highlight=False,
         )
+    if report.walked < report.records:
+        console.print(
+            f"{report.walked} hashed now; the {report.records - report.walked} before each chain's last signed "
+            "checkpoint were found intact before, and the checkpoints' links still are.",
+            highlight=False,
+        )
+    last = report.last_full_walk
+    if last is not None:
+        state = "[green]intact[/]" if last.intact else "[red]broken[/]"
+        console.print(
+            f"Last full walk from the first record: finished {last.finished_at:%Y-%m-%d %H:%M} UTC, "
+            f"{last.records} records, {state}.",
+            highlight=False,
+        )
+    elif report.walked < report.records:
+        console.print("No full walk from the first record yet: `maillage audit verify --full`.", highlight=False)
     for sha in report.policy_sha256s:
         console.print(f"decided under policy sha256 {sha}", highlight=False)
 

@@ -13,6 +13,11 @@ from typing import Protocol
 from maillage.core.polling import wait_set
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A time read back from a database: SQLite hands back naive datetimes for what was stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 

@@ -147,6 +147,7 @@ class ChainWalk:
     broken: Mapping[str, Any] | None = None
     policy_sha256s: list[str] = field(default_factory=list)
     last_hash: str = GENESIS
+    last: Mapping[str, Any] | None = None  # the last record fed
 
     @property
     def intact(self) -> bool:
@@ -161,6 +162,7 @@ class ChainWalk:
                 self.broken = record
             # Follow the stored hash: an altered record shows at itself, not at every record after it.
             self.last_hash = record["hash"]
+            self.last = record
 
 
 def first_broken(records: Iterable[Mapping[str, Any]]) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
@@ -23,6 +24,7 @@ from maillage.gateway.handlers import PartitionProducers, ProducerFactory, Trans
 from maillage.gateway.models import SCHEMA
 from maillage.gateway.services import Gateway
 from maillage.gateway.settings import GatewaySettings
+from maillage.gateway.verification import Checkpoints, FullWalks
 
 
 @asynccontextmanager
@@ -39,13 +41,16 @@ async def running_gateway(settings: GatewaySettings, *, serve: bool = True) -> A
         consumer = await _consumer(settings, producers, service=service)
         crypto = CryptoThreads(trust)
         loop = TransactionalLoop(gateway, consumer, producers, crypto=crypto, group_id=settings.group_id)
+        walks = FullWalks(service.sessions, Checkpoints(trust))
         if serve:
             service.tasks.start(loop.run(), name="gateway-loop")
+            service.tasks.start(walks.every(timedelta(hours=settings.audit_full_walk_hours)), name="audit-walks")
             service.watch_keys([trust])
         try:
             ready = _deciding(service.ready(), producers)
-            yield GatewayRunning(loop=loop, trust=trust, sessions=service.sessions, ready=ready)
+            yield GatewayRunning(loop=loop, trust=trust, sessions=service.sessions, ready=ready, walks=walks)
         finally:
+            await walks.close()
             await service.tasks.stop()  # the loop first, then the threads it hands crypto to
             crypto.close()
             await producers.stop()
@@ -90,6 +95,7 @@ class GatewayRunning:
     trust: Trust
     sessions: async_sessionmaker[AsyncSession]
     ready: ReadinessCheck
+    walks: FullWalks
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -100,6 +106,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             app.state.sessions = started.sessions
             app.state.network = settings.network
             app.state.ready = started.ready
+            app.state.walks = started.walks
             yield
 
     app = service_app(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -14,8 +16,24 @@ class BrokenRecord(BaseModel):
     recorded_at: str
 
 
+class FullWalkSummary(BaseModel):
+    """The last walk of every chain from its first record: the only check that sees an edit which kept the
+    records' hashes as they were."""
+
+    id: str
+    started_at: datetime
+    finished_at: datetime
+    records: int
+    intact: bool
+
+
 class ChainReport(BaseModel):
-    records: int = Field(description="Audit records walked, chain by chain, in seq order in each.")
+    records: int = Field(description="Audit records covered, chain by chain, in seq order in each.")
+    walked: int = Field(
+        default=0,
+        description="Records hashed by this verification: those after each chain's last signed checkpoint "
+        "(all of them in a full walk). The records before it were found intact then, and its link still is.",
+    )
     chains: int = Field(default=1, description="Chains walked: one per partition of the submitted topic.")
     intact: bool = Field(description="Every chain holds.")
     first_broken: BrokenRecord | None = Field(
@@ -23,6 +41,28 @@ class ChainReport(BaseModel):
         "broken chain's)."
     )
     policy_sha256s: list[str] = Field(description="The policy versions the records were decided under.")
+    last_full_walk: FullWalkSummary | None = Field(
+        default=None,
+        description="The last full walk's result, counted in `intact` and `first_broken`; none yet if null.",
+    )
+
+
+class WalkState(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    INTERRUPTED = "interrupted"  # its gateway stopped: ask for another
+
+
+class WalkStatus(BaseModel):
+    """A full walk of every chain from its first record, run in the background."""
+
+    id: str
+    state: WalkState
+    started_at: datetime
+    finished_at: datetime | None
+    records_done: int
+    records_total: int = Field(description="Known once the walk has counted the chains; 0 before.")
+    report: ChainReport | None = Field(description="Once done.")
 
 
 class DisclosureLine(BaseModel):

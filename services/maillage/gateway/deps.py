@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.core.config.network import Network
 from maillage.core.crypto.tokens import Principal, Scope
 from maillage.core.web.auth import require
+from maillage.gateway.verification import FullWalks
 
 
 def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -28,6 +29,12 @@ def _network_agencies(request: Request) -> Collection[str]:
     return _network(request).by_id.keys()
 
 
+def _walks(request: Request) -> FullWalks:
+    walks: FullWalks = request.app.state.walks
+    return walks
+
+
+Walks = Annotated[FullWalks, Depends(_walks)]
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 NetworkDep = Annotated[Network, Depends(_network)]
 

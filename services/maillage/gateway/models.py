@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel
 
-from maillage.core.audit.models import AuditRow
+from maillage.core.audit.models import AuditCheckpoint, AuditRow, AuditWalk
 from maillage.core.consents.models import ConsentTerms
 from maillage.core.storage.db import json_field
 from maillage.core.storage.migrations import Schema
@@ -82,5 +82,14 @@ class NoticeRow(SQLModel, table=True):
     erased: int | None = None
 
 
-TABLES: list[type[SQLModel]] = [GrantRow, ProcessedEvent, ReturnRoute, AuditRow, ConferenceRow, NoticeRow]
+TABLES: list[type[SQLModel]] = [
+    GrantRow,
+    ProcessedEvent,
+    ReturnRoute,
+    AuditRow,
+    AuditCheckpoint,
+    AuditWalk,
+    ConferenceRow,
+    NoticeRow,
+]
 SCHEMA = Schema("gateway", TABLES, versions=Path(__file__).parent / "migrations")

@@ -19,13 +19,14 @@ A later capability calls, from `Gateway._decide`:
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
 
 from maillage.core.audit import repository as audit
+from maillage.core.clock import as_utc
 from maillage.core.crypto.trust import Received, Refused
 from maillage.core.messaging.envelope import Envelope, new_event_id, source_of
 from maillage.domain.events import EventType, NoticeAcknowledged, NoticeIssued, NoticeKind
@@ -161,7 +162,7 @@ def _send(batch: Batch, cause: Envelope, row: NoticeRow) -> None:
         id=row.notice_id,
         source=source_of(row.originator),
         type=EventType.NOTICE_ISSUED,
-        time=row.issued_at if row.issued_at.tzinfo else row.issued_at.replace(tzinfo=UTC),
+        time=as_utc(row.issued_at),
         subject=row.subject_ref,
         subjectrole=Role(row.subject_role),
         legalbasis=cause.legalbasis,

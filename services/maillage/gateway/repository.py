@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.core.clock import as_utc
 from maillage.domain.answers import Route
 from maillage.domain.disclosure import Grant
 from maillage.domain.grounds import Conference
@@ -83,7 +84,7 @@ async def conference_row(session: AsyncSession, conference_id: str) -> Conferenc
 
 
 def conference_of(row: ConferenceRow) -> Conference:
-    ends_at = row.ends_at if row.ends_at.tzinfo else row.ends_at.replace(tzinfo=UTC)  # SQLite gives back naive UTC
+    ends_at = as_utc(row.ends_at)
     return Conference(
         conference_id=row.conference_id,
         convener=row.convener,

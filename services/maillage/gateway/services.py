@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ from maillage.core.observability.metrics import DECISIONS, REVIEW_QUEUE
 from maillage.core.storage.db import unit_of_work
 from maillage.core.web.paging import MAX_PAGE, decode_cursor, next_cursor
 from maillage.domain.answers import Question, Unanswerable, answer_goes_to, opens_route, question_of, route_of
-from maillage.domain.audit import ChainWalk, audit_record
+from maillage.domain.audit import audit_record
 from maillage.domain.disclosure import (
     DenialReason,
     Disclosure,
@@ -53,11 +53,9 @@ from maillage.domain.status import RecipientLine
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
 from maillage.gateway import consultations, grounds, notices, repository, reviews
 from maillage.gateway.batch import Batch, Decided, State
-from maillage.gateway.contracts import BrokenRecord, ChainReport, DisclosureLine, DisclosureReport
+from maillage.gateway.contracts import DisclosureLine, DisclosureReport
 from maillage.gateway.models import GrantRow
 from maillage.gateway.outgoing import Outbound, Outgoing, Share
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -448,36 +446,6 @@ def _disclosure_from_json(raw: dict[str, Any]) -> Disclosure:
 
 
 # --- the data-protection officers' reports (read-only) -------------------------------------------
-
-
-async def verify_chain(
-    sessions: async_sessionmaker[AsyncSession], *, chunk: int = audit.CHUNK, progress: Progress | None = None
-) -> ChainReport:
-    """Walk every audit record written before the walk began, chain by chain (one per input partition) in seq
-    order, and name the first broken one. Also what `maillage audit verify --database` runs on a copy of the
-    gateways' database."""
-    walks: dict[int, ChainWalk] = {}
-    records = 0
-    async for chunk_records, total in audit.walk(sessions, chunk=chunk):
-        walks.setdefault(chunk_records[0]["chain"], ChainWalk()).feed(chunk_records)
-        records += len(chunk_records)
-        if progress is not None:
-            progress(records, total)
-    broken = next((w.broken for _, w in sorted(walks.items()) if w.broken is not None), None)
-    first = (
-        None
-        if broken is None
-        else BrokenRecord(
-            chain=broken["chain"],
-            seq=broken["seq"],
-            event_id=str(broken["event_id"]),
-            recorded_at=str(broken["recorded_at"]),
-        )
-    )
-    policies = list(dict.fromkeys(p for w in walks.values() for p in w.policy_sha256s))
-    return ChainReport(
-        records=records, chains=len(walks), intact=broken is None, first_broken=first, policy_sha256s=policies
-    )
 
 
 async def disclosures_about(

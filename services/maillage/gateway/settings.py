@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from maillage.core.config.settings import ServiceSettings
 
 
@@ -10,6 +12,9 @@ class GatewaySettings(ServiceSettings):
     # every gateway, so that a partition's new owner fences its previous one. Unset: the topics' prefix and
     # `maillage.gateway`.
     transactional_id: str | None = None
+    # A full walk of the audit chains from their first records (the only check that sees an edit which kept the
+    # hashes) starts when the last one started this long ago; verifications in between walk on from checkpoints.
+    audit_full_walk_hours: float = Field(default=24.0, gt=0)
 
     @property
     def transactional_prefix(self) -> str:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-
-def aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite gives back naive UTC times
-
+from maillage.core.clock import as_utc
 
 # ISO 8601 with its offset written out (`+00:00`), as the dashboard and the command line have always read it.
 Moment = Annotated[
     datetime,
-    AfterValidator(aware),
+    AfterValidator(as_utc),
     PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]

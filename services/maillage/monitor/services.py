@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.clock import Clock, SystemClock
+from maillage.core.clock import Clock, SystemClock, as_utc
 from maillage.core.config.network import Network
 from maillage.core.messaging.bus import ProducerSlot
 from maillage.core.messaging.kafka_auth import KafkaAuth
@@ -87,7 +87,7 @@ async def flow(ctx: MonitorContext, *, minutes: int, bucket_seconds: int) -> c.F
         rows = await repository.decided_since(session, since=start)
     counts: dict[str, list[Counter[str]]] = defaultdict(lambda: [Counter() for _ in range(buckets)])
     for recorded_at, sector, outcome in rows:
-        index = min(buckets - 1, int((c.aware(recorded_at) - start).total_seconds() // bucket_seconds))
+        index = min(buckets - 1, int((as_utc(recorded_at) - start).total_seconds() // bucket_seconds))
         counts[sector][index][outcome] += 1
     return c.Flow(
         bucket_seconds=bucket_seconds,
@@ -208,7 +208,7 @@ async def reviews(ctx: MonitorContext) -> c.ReviewCounts:
     async with ctx.sessions() as session:
         counts = await repository.review_counts(session)
         oldest = await repository.oldest_pending_review(session)
-    since = c.aware(oldest) if oldest else None
+    since = as_utc(oldest) if oldest else None
     return c.ReviewCounts(
         pending=counts.get("pending", 0),
         approved=counts.get("approved", 0),

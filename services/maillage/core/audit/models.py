@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, UniqueConstraint
@@ -47,3 +48,37 @@ class AuditRow(SQLModel, table=True):
     recorded_at: str  # ISO 8601 exactly as hashed
     prev_hash: str
     hash: str
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A chain's last link found intact, signed by the gateway that checked it: the next verification walks on
+    from it instead of from the first record. Whoever rewrites a record before it must change this link's hash
+    (or break a link), and cannot sign a new checkpoint without the gateway's key."""
+
+    __tablename__ = "gateway_audit_checkpoint"
+
+    chain: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int
+    hash: str
+    event_id: str  # the link's, to name it should it go missing
+    recorded_at: str
+    records: int  # in the chain up to and with the link
+    policy_sha256s: list[str] = json_field()
+    verified_at: str  # ISO 8601, signed
+    sigkid: str
+    sig: str
+
+
+class AuditWalk(SQLModel, table=True):
+    """A full walk of every chain from its first record, run in the background (hours on a long chain): its
+    progress while it runs, a heartbeat that shows it was interrupted, and its report once done."""
+
+    __tablename__ = "gateway_audit_walk"
+
+    id: str = Field(primary_key=True)
+    started_at: datetime
+    updated_at: datetime  # a heartbeat: a walk not updated for a while was interrupted (its gateway stopped)
+    finished_at: datetime | None = None
+    records_done: int = 0
+    records_total: int = 0
+    report: dict[str, Any] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)

@@ -1,18 +1,21 @@
-"""Every query of the audit chain's table."""
+"""Every query of the audit chain's tables: its records, its signed checkpoints, its full walks."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Select, Text, func, insert, or_, type_coerce
+from sqlalchemy import JSON, Select, Text, func, insert, or_, type_coerce, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.audit.models import AuditRow
+from maillage.core.audit.models import AuditCheckpoint, AuditRow, AuditWalk
 from maillage.domain.audit import OPTIONAL_FIELDS
 from maillage.domain.disclosure import Outcome
 from maillage.domain.notices import NOTIFIED
@@ -59,30 +62,92 @@ async def reviewed(session: AsyncSession, alert_id: str) -> bool:
     ).first() is not None
 
 
-async def walk(
-    sessions: async_sessionmaker[AsyncSession], *, chunk: int = CHUNK
-) -> AsyncIterator[tuple[list[dict[str, Any]], int]]:
-    """Every record written before the walk began, chain by chain and in seq order in each, as hashed,
-    `chunk` records at a time, each chunk with the number of records the walk will see in all.
+async def chain_ends(session: AsyncSession) -> dict[int, tuple[int, int]]:
+    """Each chain's last seq and its number of records."""
+    conn = await session.connection()
+    ends = await conn.execute(select(AUDIT.c.chain, func.max(AUDIT.c.seq), func.count()).group_by(AUDIT.c.chain))
+    return {chain: (end, count) for chain, end, count in ends.all()}
+
+
+async def record_at(session: AsyncSession, chain: int, seq: int) -> dict[str, Any] | None:
+    """A chain's record at `seq`, as hashed; None if there is none."""
+    records = await _as_hashed(session, select(*_AS_STORED).where(AUDIT.c.chain == chain, AUDIT.c.seq == seq))
+    return records[0] if records else None
+
+
+async def walk_chain(
+    sessions: async_sessionmaker[AsyncSession], chain: int, *, after: int, end: int, chunk: int = CHUNK
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """A chain's records after seq `after` up to `end`, in seq order, as hashed, `chunk` records at a time.
 
     A short read per chunk, not one long transaction: a reader holding SQLite's WAL snapshot for
     minutes would stop checkpoints while the gateways keep writing.
     """
-    async with sessions() as session:
-        conn = await session.connection()
-        ends = await conn.execute(select(AUDIT.c.chain, func.max(AUDIT.c.seq), func.count()).group_by(AUDIT.c.chain))
-        chains = [(chain, end, count) for chain, end, count in ends.all()]
-    total = sum(count for _, _, count in chains)
-    for chain, end, _ in sorted(chains):
-        after = 0
-        while after < end:
-            query = select(*_AS_STORED).where(AUDIT.c.chain == chain, AUDIT.c.seq > after, AUDIT.c.seq <= end)
-            async with sessions() as session:
-                records = await _as_hashed(session, query.order_by(AUDIT.c.seq).limit(chunk))
-            if not records:
-                break
-            yield records, total
-            after = records[-1]["seq"]
+    while after < end:
+        query = select(*_AS_STORED).where(AUDIT.c.chain == chain, AUDIT.c.seq > after, AUDIT.c.seq <= end)
+        async with sessions() as session:
+            records = await _as_hashed(session, query.order_by(AUDIT.c.seq).limit(chunk))
+        if not records:
+            return
+        yield records
+        after = records[-1]["seq"]
+
+
+async def checkpoints(session: AsyncSession) -> dict[int, AuditCheckpoint]:
+    """Each chain's last signed checkpoint, unchecked."""
+    return {row.chain: row for row in (await session.exec(select(AuditCheckpoint))).all()}
+
+
+async def save_checkpoint(session: AsyncSession, checkpoint: AuditCheckpoint) -> None:
+    """Move a chain's checkpoint forward to `checkpoint`, never back: two gateways verifying at once each
+    found their link intact, and the later link covers the earlier one."""
+    table = AuditCheckpoint.__table__  # type: ignore[attr-defined]
+    dialect = (await session.connection()).dialect.name
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table).values(checkpoint.model_dump())
+    await session.exec(
+        upsert.on_conflict_do_update(
+            index_elements=[table.c.chain],
+            set_={c.name: upsert.excluded[c.name] for c in table.c if c.name != "chain"},
+            where=upsert.excluded.seq > table.c.seq,
+        )
+    )
+
+
+async def latest_walk(session: AsyncSession) -> AuditWalk | None:
+    """The full walk started last, running or not."""
+    query = select(AuditWalk).order_by(col(AuditWalk.started_at).desc(), col(AuditWalk.id)).limit(1)
+    return (await session.exec(query)).first()
+
+
+async def walk_of(session: AsyncSession, walk_id: str) -> AuditWalk | None:
+    return await session.get(AuditWalk, walk_id)
+
+
+async def add_walk(session: AsyncSession, walk: AuditWalk) -> None:
+    session.add(walk)
+    await session.commit()
+    await session.refresh(walk)
+
+
+async def walk_progressed(
+    session: AsyncSession, walk_id: str, *, at: datetime, done: int, total: int, report: dict[str, Any] | None
+) -> None:
+    """A running walk's heartbeat and progress; with its report, its end."""
+    values: dict[str, Any] = {"updated_at": at, "records_done": done, "records_total": total}
+    if report is not None:
+        values |= {"finished_at": at, "report": report}
+    await session.exec(update(AuditWalk).where(col(AuditWalk.id) == walk_id).values(**values))
+    await session.commit()
+
+
+async def latest_finished_walk(session: AsyncSession) -> AuditWalk | None:
+    query = (
+        select(AuditWalk)
+        .where(col(AuditWalk.finished_at).is_not(None))
+        .order_by(col(AuditWalk.finished_at).desc(), col(AuditWalk.id))
+        .limit(1)
+    )
+    return (await session.exec(query)).first()
 
 
 async def disclosures_about(

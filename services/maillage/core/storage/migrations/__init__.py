@@ -18,7 +18,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Connection, Index, MetaData, inspect
+from sqlalchemy import Column, Connection, Index, MetaData, create_engine, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
@@ -61,6 +61,25 @@ class Schema:
         """The first revision: the schema as `create_all` made it before there were migrations."""
         return str(ScriptDirectory.from_config(self.config()).get_base())
 
+    def baseline_shape(self) -> dict[str, set[str]]:
+        """The baseline's tables, each with its column and index names: what a database made before migrations
+        may lack and be given before it is stamped (what later revisions add, they add themselves)."""
+        engine = create_engine("sqlite://")
+        try:
+            with engine.begin() as connection:
+                config = self.config()
+                config.attributes["connection"] = connection
+                command.upgrade(config, self.baseline())
+                found = inspect(connection)
+                return {
+                    table: {c["name"] for c in found.get_columns(table)}
+                    | {str(i["name"]) for i in found.get_indexes(table)}
+                    for table in found.get_table_names()
+                    if table != "alembic_version"
+                }
+        finally:
+            engine.dispose()
+
 
 async def upgrade(engine: AsyncEngine, schema: Schema, *, to: str = "head") -> None:
     """Bring the database to `to`: a database `create_all` made (no `alembic_version`) is adopted first."""
@@ -89,18 +108,23 @@ def adopt(connection: Connection, schema: Schema) -> None:
     to a table that existed, so a database made by an older version misses the columns added since (the
     operators' work added some to the gateway's). Nothing is dropped or altered: rows stay as they are."""
     operations = Operations(MigrationContext.configure(connection))
+    baseline = schema.baseline_shape()
     for diff in compare_metadata(MigrationContext.configure(connection), schema.metadata):
         if not isinstance(diff, tuple):
             continue  # a column's type or nullability as the database has it: left as it is
         kind, *rest = diff
-        if kind == "add_table":
+        if kind == "add_table" and rest[0].name in baseline:
             rest[0].create(connection)
-        elif kind == "add_column":
+        elif kind == "add_column" and rest[2].name in baseline.get(rest[1], ()):
             _, table, column = rest
             operations.add_column(table, _addable(column))
             log.info("migrations: added a missing column", extra={"table": table, "column": column.name})
-        elif kind == "add_index" and isinstance(rest[0], Index):
+        elif kind == "add_index" and isinstance(rest[0], Index) and _in(baseline, rest[0]):
             rest[0].create(connection)
+
+
+def _in(baseline: dict[str, set[str]], index: Index) -> bool:
+    return index.table is not None and str(index.name) in baseline.get(index.table.name, set())
 
 
 def _addable(column: Column[Any]) -> Column[Any]:
