@@ -305,9 +305,11 @@ async def served_when_ready(
 
 
 @asynccontextmanager
-async def listening(app: Any, *, settings: ServiceSettings | None = None, **options: Any) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a free port of this machine, lifespan included, with the limits `maillage serve`
-    gives it from `settings` (default: every service's defaults); yields its base URL."""
+async def listening(
+    app: Any, *, settings: ServiceSettings | None = None, port: int | None = None, **options: Any
+) -> AsyncIterator[str]:
+    """`app` served by uvicorn on `port` (a free one if None) of this machine, lifespan included, with the limits
+    `maillage serve` gives it from `settings` (default: every service's defaults); yields its base URL."""
     import asyncio
 
     import uvicorn
@@ -315,7 +317,7 @@ async def listening(app: Any, *, settings: ServiceSettings | None = None, **opti
     from maillage.cli.kafka_local import free_port
     from maillage.core.web.serving import uvicorn_options
 
-    port = free_port()
+    port = port or free_port()
     config = {
         "host": "127.0.0.1",
         "port": port,

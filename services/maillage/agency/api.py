@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from maillage.agency import conferences, consultations, reviews, services
 from maillage.agency import contracts as c
 from maillage.agency.deps import Allowed, Context, IdempotencyKey
 from maillage.core.crypto.tokens import Principal, Scope, staff_ref
 from maillage.core.messaging.envelope import SUBJECT_REF
+from maillage.core.web.auth import person_ref
+from maillage.core.web.oauth import FORM, TOKEN_PATH, TokenAnswer, TokenEndpoint
 from maillage.core.web.paging import Cursor, Limit
 from maillage.core.web.problems import PROBLEM_JSON
 
@@ -25,6 +27,39 @@ WEBHOOKS_MANAGE = [Allowed(Scope.WEBHOOKS_MANAGE)]
 DISCLOSURE_REVIEW = [Allowed(Scope.DISCLOSURE_REVIEW)]
 
 router = APIRouter(prefix="/v1", responses=ERRORS)  # type: ignore[arg-type]
+oauth = APIRouter(tags=["oauth"])
+
+_TOKEN_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM: {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                        "scope": {"type": "string", "description": "Space-separated; all the client's if absent."},
+                        "client_id": {"type": "string", "description": "With client_secret_post only."},
+                        "client_secret": {"type": "string", "description": "With client_secret_post only."},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@oauth.post(
+    TOKEN_PATH,
+    summary="A token for a registered partner system (OAuth 2.0 client credentials, RFC 6749 §4.4)",
+    openapi_extra=_TOKEN_FORM,
+    response_model=TokenAnswer,
+    responses={400: PROBLEM, 401: PROBLEM, 415: PROBLEM},
+)
+async def token(request: Request) -> Response:
+    endpoint: TokenEndpoint = request.app.state.tokens
+    return await endpoint.respond(request)
 
 
 @router.post("/consents", status_code=status.HTTP_201_CREATED, tags=["consents"])
@@ -34,7 +69,7 @@ async def register_consent(
     caller: Annotated[Principal, Allowed(Scope.CONSENT_WRITE)],
     key: IdempotencyKey = None,
 ) -> c.ConsentOut:
-    return await services.register_consent(ctx, body, idempotency_key=key, obtained_by=staff_ref(caller))
+    return await services.register_consent(ctx, body, idempotency_key=key, obtained_by=person_ref(caller))
 
 
 @router.post("/consents/{consent_id}/withdraw", tags=["consents"], dependencies=CONSENT_WRITE)
@@ -68,7 +103,7 @@ async def respond_to_referral(referral_id: str, body: c.ReferralResponseIn, ctx:
 async def raise_alert(
     body: c.AlertIn, ctx: Context, caller: Annotated[Principal, Allowed(Scope.EVENTS_WRITE)], key: IdempotencyKey = None
 ) -> c.AcceptedEvent:
-    return await services.raise_alert(ctx, body, idempotency_key=key, raised_by=staff_ref(caller))
+    return await services.raise_alert(ctx, body, idempotency_key=key, raised_by=person_ref(caller))
 
 
 @router.post("/consultations", status_code=status.HTTP_202_ACCEPTED, tags=["consultations"], dependencies=EVENTS_WRITE)
@@ -100,7 +135,7 @@ async def get_review(alert_id: str, ctx: Context) -> c.ReviewOut:
 async def review_alert(
     alert_id: str, body: c.ReviewIn, ctx: Context, caller: Annotated[Principal, Allowed(Scope.DISCLOSURE_REVIEW)]
 ) -> c.ReviewOut:
-    return await reviews.decide(ctx, alert_id, body, reviewer=staff_ref(caller))
+    return await reviews.decide(ctx, alert_id, body, reviewer=person_ref(caller))
 
 
 @router.post(

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from maillage.agency.api import router
+from maillage.agency import clients
+from maillage.agency.api import oauth, router
 from maillage.agency.handlers import AgencyHandlers
 from maillage.agency.models import SCHEMA
 from maillage.agency.sending import AgencyContext
@@ -37,7 +38,7 @@ def create_app(settings: AgencySettings, *, resolver: Resolver | None = None) ->
                 topics=topics,
                 sessions=service.sessions,
                 relay=relay,
-                trust=Trust.load(settings.key_dirs, agency.id),
+                trust=Trust.load(settings.key_dirs, agency.id, remote=await service.key_source(own={agency.id})),
                 egress=egress,
                 webhook_max_lifetime=timedelta(days=settings.webhook_max_lifetime_days),
             )
@@ -61,6 +62,7 @@ def create_app(settings: AgencySettings, *, resolver: Resolver | None = None) ->
             )
             service.watch_keys([ctx.trust])
             app.state.context = ctx
+            app.state.tokens = clients.token_endpoint(service.sessions, ctx.trust)
             app.state.trust = ctx.trust
             app.state.ready = service.ready()
             yield
@@ -73,4 +75,5 @@ def create_app(settings: AgencySettings, *, resolver: Resolver | None = None) ->
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(oauth)
     return app

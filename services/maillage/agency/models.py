@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from maillage.core.clients.models import CLIENT_TABLES
 from maillage.core.consents.models import ConsentTerms
 from maillage.core.outbox.models import OutboxRecord
 from maillage.core.storage.db import json_field
@@ -201,5 +202,6 @@ TABLES: list[type[SQLModel]] = [
     NoticeReceipt,
     *WEBHOOK_TABLES,
     AlertReview,
+    *CLIENT_TABLES,
 ]
 SCHEMA = Schema("agency", TABLES, versions=Path(__file__).parent / "migrations")

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from maillage.cli import schemas as schema_files
 from maillage.cli.audit import audit_app, disclosures_app
+from maillage.cli.clients import clients_app
 from maillage.cli.db import db_app
 from maillage.cli.operators import dlq_app
 from maillage.cli.operators import status as operator_status
@@ -33,6 +34,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(disclosures_app)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(db_app, name="db")
+app.add_typer(clients_app, name="clients")
 app.command("status")(operator_status)
 console = Console()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.config.settings import ServiceSettings
+from maillage.core.crypto.jwks import JwksSource
 from maillage.core.crypto.trust import PublicTrust, Trust, watch_keys
 from maillage.core.messaging import bus
 from maillage.core.storage.db import make_engine, session_factory
@@ -50,6 +51,7 @@ def service_app(
         audience=audience,
         scrape_token=settings.scrape_token(),
         ready=ready,
+        keys_max_age=int(settings.key_refresh_seconds),
     )
     return app
 
@@ -98,6 +100,7 @@ class Running:
     producer: bus.ProducerSlot  # started on first use, replaced after a failed send
     tasks: TaskGroup = field(default_factory=TaskGroup)
     consumers: list[AIOKafkaConsumer] = field(default_factory=list)
+    closing: list[Callable[[], None]] = field(default_factory=list)
 
     async def consumer(self, *topics: str, group_id: str) -> AIOKafkaConsumer:
         """A started consumer of `topics` in `group_id`, stopped with the service."""
@@ -110,6 +113,15 @@ class Running:
         """Hand every batch of `topics` to `handle`, at least once, committing after each (bus.consume_forever)."""
         consumer = await self.consumer(*topics, group_id=group_id)
         self.tasks.start(bus.consume_forever(consumer, handle, name=name), name=name)
+
+    async def key_source(self, *, own: Collection[str] = ()) -> JwksSource | None:
+        """The other owners' keys from their JWKS URLs, if the network file names any, fetched once (in a
+        thread: a server not up yet takes its timeout) before the service loads its trust; closed with it."""
+        source = self.settings.key_source(own=own)
+        if source is not None:
+            self.closing.append(source.close)
+            await asyncio.to_thread(source.refresh)
+        return source
 
     def watch_keys(self, trusts: Sequence[Trust | PublicTrust], *, on_change: Callable[[], None] | None = None) -> None:
         """Reload the keys every `key_refresh_seconds`: a retired key is refused within that bound."""
@@ -131,6 +143,8 @@ class Running:
             await _bounded(consumer.stop(), what="consumer")
         await _bounded(self.producer.stop(), what="producer")
         await _bounded(self.engine.dispose(), what="database")
+        for close in self.closing:
+            close()
 
 
 async def _bounded(step: Awaitable[None], *, what: str, within: float = STOP_SECONDS) -> None:

@@ -61,12 +61,13 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(settings, schema=SCHEMA) as service:
+            remote = await service.key_source(own=set(agencies))  # their keys are in its own folder
             served = {
                 a: Served(
                     agency=network.agency(a),
                     rota=Rota(network.oncall[a], timezone=network.dispatcher.timezone),
                     # It signs and opens for the agencies it serves, never mints their tokens.
-                    trust=Trust.load(settings.key_dirs, a, uses=ACTS_FOR),
+                    trust=Trust.load(settings.key_dirs, a, uses=ACTS_FOR, remote=remote),
                 )
                 for a in agencies
             }

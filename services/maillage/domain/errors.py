@@ -51,6 +51,12 @@ class GroundsRequired(MaillageError):
     status, code = 422, "grounds-required"
 
 
+class ActingStaffRequired(MaillageError):
+    """A system's token (client credentials) on a request where a person is meant, without saying who."""
+
+    status, code = 422, "acting-staff-required"
+
+
 class NotAConvener(MaillageError):
     """Only agencies the network file authorises convene case conferences (art. 458ter)."""
 

@@ -32,7 +32,7 @@ async def running_gateway(settings: GatewaySettings, *, serve: bool = True) -> A
     """Everything the gateway needs, started; stopped cleanly on exit. `serve`: run the transactional loop
     in the background (the benchmark drives it itself)."""
     async with running(settings, schema=SCHEMA) as service:
-        trust = Trust.load(settings.key_dirs, GATEWAY)
+        trust = Trust.load(settings.key_dirs, GATEWAY, remote=await service.key_source(own={GATEWAY}))
         gateway = Gateway(
             network=settings.network, policy=settings.policy, topics=settings.topics, sessions=service.sessions
         )

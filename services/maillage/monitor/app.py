@@ -45,7 +45,9 @@ def create_app(settings: MonitorSettings, *, clock: Clock | None = None) -> Fast
                 auth=settings.kafka_auth,
                 clock=clock,
             )
-            trust = PublicTrust.load(settings.key_dirs)
+            issuer = settings.network.operators.issuer
+            # The operators' keys are in its own folder: it publishes them (an agency's tokens open nothing here).
+            trust = PublicTrust.load(settings.key_dirs, remote=await service.key_source(own={issuer}))
             await service.consume(
                 topics.audit,
                 topics.oncall,
@@ -59,7 +61,7 @@ def create_app(settings: MonitorSettings, *, clock: Clock | None = None) -> Fast
             service.watch_keys([trust])
             app.state.monitor = ctx
             app.state.trust = trust
-            app.state.key_owners = ()
+            app.state.key_owners = (issuer,)
             app.state.ready = service.ready()
             yield
 

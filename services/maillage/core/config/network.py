@@ -6,9 +6,10 @@ import tomllib
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from maillage.core.crypto.keys import ALL_USES, GATEWAY, TOKENS_ONLY, KeyUse
 from maillage.core.messaging.topics import TopicKind, Topics
@@ -20,6 +21,15 @@ from maillage.domain.vocabulary import Sector
 
 class NetworkError(ValueError):
     """The network file is not usable."""
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")) or len(value) > 2000:
+        raise ValueError("an http(s) URL")
+    return value
+
+
+HttpUrlText = Annotated[str, AfterValidator(_http_url)]
 
 
 class _Model(BaseModel):
@@ -37,6 +47,9 @@ class AgencyConfig(_Model):
     consultation_desk: bool = False
     # Authorised to convene case conferences (art. 458ter: the Pôle's own service, a prosecutor's office).
     convenes_case_conferences: bool = False
+    # Where the agency's service publishes its public keys (its `/.well-known/jwks.json`): every other service
+    # fetches them from there. Unset: read from the public key folder (one machine, or a copied folder).
+    jwks_url: HttpUrlText | None = None
 
 
 FOREVER = -1
@@ -120,6 +133,7 @@ class KafkaConfig(_Model):
 class GatewayConfig(_Model):
     port: int = Field(default=8700, ge=0, le=65535)
     database_url: str | None = None
+    jwks_url: HttpUrlText | None = None  # as an agency's
 
 
 class DispatcherConfig(_Model):
@@ -153,6 +167,8 @@ class OperatorsConfig(_Model):
     its own staff's tokens, so it could name anyone an operator; operators' powers come from operators."""
 
     issuer: RecipientId = "operators"
+    # Where the operators' public token keys are published (the monitor serves them from its key folder).
+    jwks_url: HttpUrlText | None = None
 
 
 class AllowedDestination(_Model):
@@ -182,6 +198,9 @@ class Network(_Model):
     agencies: tuple[AgencyConfig, ...]
     oncall: dict[str, OncallPolicy] = Field(default_factory=dict)
     webhooks: WebhooksConfig = WebhooksConfig()
+    # The network CA's certificate (PEM, relative to the network file): trusted, besides the system's, by
+    # every service for the network's own TLS (JWKS documents, the other services' APIs).
+    ca_file: Path | None = None
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Network:
@@ -211,6 +230,13 @@ class Network(_Model):
         """Everyone with keys of their own, and which: the gateway and every agency sign, seal and mint
         tokens; the operators' issuer only mints tokens."""
         return {GATEWAY: ALL_USES, self.operators.issuer: TOKENS_ONLY, **{a.id: ALL_USES for a in self.agencies}}
+
+    @property
+    def jwks_urls(self) -> dict[str, str]:
+        """The owners whose public keys are fetched from a JWKS URL, and from where."""
+        urls = {GATEWAY: self.gateway.jwks_url, self.operators.issuer: self.operators.jwks_url}
+        urls |= {a.id: a.jwks_url for a in self.agencies}
+        return {owner: url for owner, url in urls.items() if url}
 
     @property
     def dispatched(self) -> tuple[str, ...]:
@@ -265,6 +291,8 @@ def load_network(path: Path) -> Network:
         doc["policy"] = (path.parent / doc.get("policy", "policy.toml")).resolve()
         if "ca_file" in doc.get("webhooks", {}):
             doc["webhooks"]["ca_file"] = (path.parent / doc["webhooks"]["ca_file"]).resolve()
+        if "ca_file" in doc:
+            doc["ca_file"] = (path.parent / doc["ca_file"]).resolve()
         return Network.model_validate(doc)
     except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
         raise NetworkError(f"{path}: {exc}") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -12,6 +13,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maillage.core.config.network import Network, load_network
+from maillage.core.crypto.jwks import JwksSource
 from maillage.core.crypto.keys import KeyDirs, ensure_secret
 from maillage.core.messaging.kafka_auth import KafkaAuth
 from maillage.core.messaging.topics import Topics
@@ -103,6 +105,14 @@ class ServiceSettings(BaseSettings):
     def key_dirs(self) -> KeyDirs:
         base = self.data_dir / "keys"
         return KeyDirs(private=self.key_dir or base / "private", public=self.public_key_dir or base / "public")
+
+    def key_source(self, *, own: Collection[str] = ()) -> JwksSource | None:
+        """The other owners' keys from their JWKS URLs, if the network file names any (not those of `own`,
+        whose keys are in this service's own folder)."""
+        urls = {owner: url for owner, url in self.network.jwks_urls.items() if owner not in own}
+        if not urls:
+            return None
+        return JwksSource(urls, refresh_seconds=self.key_refresh_seconds, ca_file=self.network.ca_file)
 
     def db_url(self) -> str:
         """The service's database: configured here, else in the network file, else SQLite in data_dir."""

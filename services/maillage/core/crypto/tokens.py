@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ GATEWAY_AUDIENCE = AUDIENCE_PREFIX + "gateway"
 DISPATCHER_AUDIENCE = AUDIENCE_PREFIX + "dispatcher"
 MONITOR_AUDIENCE = AUDIENCE_PREFIX + "monitor"
 MAX_LIFETIME = timedelta(hours=1)
+# What a partner system states as the acting professional: its own pseudonymous reference of the person (a
+# staff number, a hash), never a name; kept only as staff_ref's hash of it.
+ACTING_STAFF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+ACTING_STAFF_HEADER = "Maillage-Acting-Staff"
 LEEWAY = timedelta(seconds=30)
 
 
@@ -70,12 +75,21 @@ class Principal:
     scopes: frozenset[Scope]
     kid: str = ""
     expires_at: float = 0.0
+    # A client-credentials token names a system, not a person (RFC 9068's `client_id` claim): the system states
+    # which professional acts, per request (`act` claim, or the Maillage-Acting-Staff header).
+    client_id: str | None = None
+    acting: str | None = None
+
+    @property
+    def names_a_system(self) -> bool:
+        return self.client_id is not None
 
 
 def staff_ref(principal: Principal) -> str:
     """A pseudonymous reference of the person (or system) behind a token: enough to tell two people
-    apart for a four-eyes review, never their name."""
-    return hashlib.sha256(f"{principal.agency}:{principal.subject}".encode()).hexdigest()[:16]
+    apart for a four-eyes review, never their name. The acting professional's, when the system named one."""
+    who = principal.acting if principal.acting is not None else principal.subject
+    return hashlib.sha256(f"{principal.agency}:{who}".encode()).hexdigest()[:16]
 
 
 def issuer_of(owner: str) -> str:
@@ -90,11 +104,15 @@ def mint(
     lifetime: timedelta = MAX_LIFETIME,
     now: datetime | None = None,
     audience: str | list[str] | None = None,
+    client_id: str | None = None,
+    acting: str | None = None,
 ) -> str:
-    """A token of `keys.owner` for `subject`; its audience is the services its scopes are used at, unless named."""
+    """A token of `keys.owner` for `subject`; its audience is the services its scopes are used at, unless named.
+    `client_id`: issued to a registered system (the subject is then the client); `acting`: the professional it
+    acts for (RFC 8693's `act` claim)."""
     issued = now or datetime.now(UTC)
     chosen = tuple(scopes)
-    claims = {
+    claims: dict[str, object] = {
         "iss": issuer_of(keys.owner),
         "sub": subject,
         "agency": keys.owner,
@@ -104,7 +122,21 @@ def mint(
         "exp": issued + min(lifetime, MAX_LIFETIME),
         "scope": " ".join(sorted(Scope(s).value for s in chosen)),
     }
+    if client_id is not None:
+        claims["client_id"] = client_id
+    if acting is not None:
+        claims["act"] = {"sub": acting}
     return jwt.encode(claims, keys.token, algorithm="EdDSA", headers={"kid": keys.token_kid})
+
+
+def claimed_issuer(token: str) -> str | None:
+    """The agency a token says issued it, unverified: whose keys to fetch again when its key id is unknown."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    agency = claims.get("agency")
+    return agency if isinstance(agency, str) else None
 
 
 def verify_token(token: str, *, keys: PublicKeys, audience: str, now: float | None = None) -> Principal:
@@ -142,8 +174,17 @@ def verify_token(token: str, *, keys: PublicKeys, audience: str, now: float | No
         scopes = frozenset(Scope(s) for s in str(claims.get("scope", "")).split())
     except ValueError:
         raise TokenError("unknown scope") from None
+    client_id = claims.get("client_id")
+    act = claims.get("act")
+    acting = act.get("sub") if isinstance(act, dict) else None
     return Principal(
-        agency=info.owner, subject=str(claims["sub"]), scopes=scopes, kid=info.kid, expires_at=float(claims["exp"])
+        agency=info.owner,
+        subject=str(claims["sub"]),
+        scopes=scopes,
+        kid=info.kid,
+        expires_at=float(claims["exp"]),
+        client_id=client_id if isinstance(client_id, str) else None,
+        acting=acting if isinstance(acting, str) and ACTING_STAFF.fullmatch(acting) else None,
     )
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 import orjson
 from pydantic import ValidationError
 
+from maillage.core.crypto.jwks import JwksSource
 from maillage.core.crypto.keys import GATEWAY, KeyDirs, KeyUse, OwnKeys, PublicKeys
 from maillage.core.crypto.sealing import SealError, open_sealed, seal, sealed_kid
 from maillage.core.crypto.signing import SignatureError, sign, verify
@@ -50,24 +51,40 @@ def _stamp(dirs: KeyDirs) -> tuple[tuple[str, int], ...]:
 
 @dataclass(kw_only=True)
 class _KeyFiles:
-    """The key directories as last read, and read again when a key file is added or retired."""
+    """The public keys as last read — from the key directories, and from the JWKS URLs of the owners the
+    network file names with one — read again when a key file is added or retired, or a fetched set changed."""
 
     dirs: KeyDirs
     public: PublicKeys
+    remote: JwksSource | None = None
     _seen: tuple[tuple[str, int], ...] = ()
+    _fetched: int = -1  # the version of the fetched keys last assembled (several trusts may share one source)
 
-    def refresh(self) -> bool:
-        """Reload the key directories if a key was added or retired since (a rotation elsewhere); true if so."""
+    def refresh(self, *, owner: str | None = None, wait: bool = True) -> bool:
+        """Reload the keys if one was added or retired since (a rotation elsewhere); true if so. `owner`: a key
+        id of this owner's is unknown here, so its JWKS is asked again (at most every few seconds)."""
+        fetched = -1
+        if self.remote is not None:
+            self.remote.refresh(owner=owner, wait=wait)
+            fetched = self.remote.version
         stamp = _stamp(self.dirs)
-        if stamp == self._seen:
+        if stamp == self._seen and fetched == self._fetched:
             return False
-        self._seen = stamp
-        self.public = PublicKeys.load(self.dirs)
+        self._seen, self._fetched = stamp, fetched
+        self.public = public_keys(self.dirs, self.remote)
         self._reload_own()
         return True
 
     def _reload_own(self) -> None:
         """The owner's private keys, read again after the public ones (none here)."""
+
+
+def public_keys(dirs: KeyDirs, remote: JwksSource | None) -> PublicKeys:
+    """The keys in the directories, but those of an owner with a JWKS URL: its own server's answer wins."""
+    if remote is None:
+        return PublicKeys.load(dirs)
+    local = [k for k in PublicKeys.load(dirs).by_kid.values() if k.owner not in remote.urls]
+    return PublicKeys([*local, *remote.keys()])
 
 
 @dataclass(kw_only=True)
@@ -76,10 +93,24 @@ class Trust(_KeyFiles):
     uses: frozenset[KeyUse] = frozenset(KeyUse)
 
     @classmethod
-    def load(cls, dirs: KeyDirs, owner: str, *, uses: frozenset[KeyUse] = frozenset(KeyUse)) -> Trust:
-        public = PublicKeys.load(dirs)
+    def load(
+        cls,
+        dirs: KeyDirs,
+        owner: str,
+        *,
+        uses: frozenset[KeyUse] = frozenset(KeyUse),
+        remote: JwksSource | None = None,
+    ) -> Trust:
+        """`owner`'s keys and everyone's public keys; `remote` must not name `owner` (its keys are here)."""
+        assert remote is None or owner not in remote.urls, "an owner's own keys come from its own directory"
+        public = public_keys(dirs, remote)
         return cls(
-            dirs=dirs, own=OwnKeys.load(dirs, owner, public, uses=uses), public=public, _seen=_stamp(dirs), uses=uses
+            dirs=dirs,
+            own=OwnKeys.load(dirs, owner, public, uses=uses),
+            public=public,
+            remote=remote,
+            _seen=_stamp(dirs),
+            uses=uses,
         )
 
     @property
@@ -90,6 +121,8 @@ class Trust(_KeyFiles):
         self.own = OwnKeys.load(self.dirs, self.owner, self.public, uses=self.uses)
 
     def seal_and_sign(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
+        if not self.public.of(to, KeyUse.SEALING):
+            self.refresh(owner=to)  # its JWKS not fetched yet (its server was not up when this one started)
         sealed = seal(plaintext, to=self.public.current(to, KeyUse.SEALING), event_id=envelope.id)
         unsigned = replace(envelope, data=sealed, sigkid=self.own.signing_kid, sig=None)
         return replace(unsigned, sig=sign(unsigned.attributes(), sealed, key=self.own.signing))
@@ -97,7 +130,7 @@ class Trust(_KeyFiles):
     def verify(self, envelope: Envelope, *, signer: str) -> None:
         """Raises SignatureError unless `signer` signed exactly these attributes and this data."""
         if envelope.sigkid and self.public.get(envelope.sigkid, use=KeyUse.SIGNING) is None:
-            self.refresh()
+            self.refresh(owner=signer)
         verify(envelope.attributes(), envelope.data, keys=self.public, signer=signer)
 
     def open(self, envelope: Envelope) -> bytes:
@@ -175,8 +208,8 @@ class PublicTrust(_KeyFiles):
     owner: str = ""
 
     @classmethod
-    def load(cls, dirs: KeyDirs) -> PublicTrust:
-        return cls(dirs=dirs, public=PublicKeys.load(dirs), _seen=_stamp(dirs))
+    def load(cls, dirs: KeyDirs, *, remote: JwksSource | None = None) -> PublicTrust:
+        return cls(dirs=dirs, public=public_keys(dirs, remote), remote=remote, _seen=_stamp(dirs))
 
 
 async def watch_keys(
@@ -188,7 +221,8 @@ async def watch_keys(
     while True:
         await asyncio.sleep(every)
         try:
-            changed = [trust.refresh() for trust in trusts]
+            # In a thread: fetching JWKS documents must not hold up the event loop.
+            changed = await asyncio.to_thread(lambda: [trust.refresh() for trust in trusts])
         except (OSError, ValueError, LookupError) as exc:  # a key file half-written by a rotation: next turn
             log.warning("keys not reloaded, trying again", extra={"error": type(exc).__name__})
             continue

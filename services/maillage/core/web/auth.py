@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from maillage.core.crypto.keys import KeyUse
-from maillage.core.crypto.tokens import Principal, Scope, TokenError, verify_token
+from maillage.core.crypto.tokens import (
+    ACTING_STAFF,
+    ACTING_STAFF_HEADER,
+    Principal,
+    Scope,
+    TokenError,
+    claimed_issuer,
+    staff_ref,
+    verify_token,
+)
 from maillage.core.crypto.trust import PublicTrust, Trust
-from maillage.domain.errors import Forbidden, Unauthorized
+from maillage.domain.errors import ActingStaffRequired, Forbidden, InvalidRequest, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="A Maillage token: `maillage token --agency ID --scope ...`")
 
@@ -58,7 +68,8 @@ def _verify_uncached(trust: Trust | PublicTrust, token: str, *, audience: str) -
     try:
         return verify_token(token, keys=trust.public, audience=audience)
     except TokenError:
-        trust.refresh()  # a key added by a rotation since this service started
+        # A key added by a rotation since this service started; never waited for (tokens are the client's).
+        trust.refresh(owner=claimed_issuer(token), wait=False)
         try:
             return verify_token(token, keys=trust.public, audience=audience)
         except TokenError as exc:
@@ -83,7 +94,29 @@ def authenticate(
         raise Forbidden("This token was issued by someone this service does not take it from.")
     if scope not in principal.scopes:
         raise Forbidden(f"This token lacks the {scope.value} scope.")
-    return principal
+    return _acting(principal, request.headers.get(ACTING_STAFF_HEADER))
+
+
+def _acting(principal: Principal, stated: str | None) -> Principal:
+    """A system's token with the professional it acts for in this request (its own pseudonymous reference)."""
+    if stated is None or not principal.names_a_system:
+        return principal
+    if not ACTING_STAFF.fullmatch(stated):
+        raise InvalidRequest(
+            f"{ACTING_STAFF_HEADER} is your system's own reference of the professional (1 to 64 letters, digits, "
+            "'.', '_', ':' or '-'), never a name."
+        )
+    return replace(principal, acting=stated)
+
+
+def person_ref(principal: Principal) -> str:
+    """The pseudonymous reference of the professional behind a request where a person is meant (who obtained
+    a consent, raised an alert, reviewed one): a system's token must say who, per request."""
+    if principal.names_a_system and principal.acting is None:
+        raise ActingStaffRequired(
+            f"A system's token names no professional: state who acts with the {ACTING_STAFF_HEADER} header."
+        )
+    return staff_ref(principal)
 
 
 def require(scope: Scope, *, issuers: Callable[[Request], str | Collection[str]]) -> Any:
@@ -107,4 +140,4 @@ def jwks(trust: Trust | PublicTrust, *, owners: Collection[str] | None = None) -
     return {"keys": [k.to_jwk() for k in trust.public.by_kid.values() if k.owner in mine]}
 
 
-__all__ = ["Principal", "Scope", "authenticate", "jwks", "require"]
+__all__ = ["Principal", "Scope", "authenticate", "jwks", "person_ref", "require"]

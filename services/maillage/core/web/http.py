@@ -10,7 +10,7 @@ from pathlib import Path
 from string import Template
 
 import orjson
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -140,6 +140,9 @@ class _TooLarge(Exception):
     pass
 
 
+FORM_PATHS = frozenset({"/oauth/token"})
+
+
 class JsonBodiesOnly:
     """Refuses, with 415, a request body that is not JSON: every body this project reads is JSON, and a body
     FastAPI cannot parse as such would otherwise read as a missing one (a 422 that names the wrong fault)."""
@@ -168,6 +171,8 @@ def _has_body(scope: Scope) -> bool:
 
 def _is_json(scope: Scope) -> bool:
     media: bytes = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+    if scope.get("path") in FORM_PATHS:
+        return media == b"application/x-www-form-urlencoded"  # OAuth 2.0 token requests are forms (RFC 6749)
     return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
 
 
@@ -233,7 +238,13 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
 def install_common(
-    app: FastAPI, *, max_body_bytes: int, audience: str, scrape_token: str, ready: ReadinessCheck | None = None
+    app: FastAPI,
+    *,
+    max_body_bytes: int,
+    audience: str,
+    scrape_token: str,
+    ready: ReadinessCheck | None = None,
+    keys_max_age: int = 60,
 ) -> None:
     """Problem bodies, the body limit, security headers, and the routes every service has. Tokens are taken
     only for `audience`; `/metrics` only with `scrape_token`. Readiness is `ready`, or else the check the
@@ -254,10 +265,13 @@ def install_common(
     app.add_middleware(SecurityHeaders)
 
     @app.get("/.well-known/jwks.json", tags=["keys"], summary="This service's public keys (JWKS)")
-    async def jwks_document(request: Request) -> dict[str, list[dict[str, str]]]:
+    async def jwks_document(request: Request, response: Response) -> dict[str, list[dict[str, str]]]:
         trust = getattr(request.app.state, "trust", None)
         if trust is None:
             raise NotReady("The keys are not loaded yet.")
+        # Kept by the other services as long as they reload their keys anyway: a retired key is refused
+        # everywhere within that bound.
+        response.headers["Cache-Control"] = f"max-age={keys_max_age}"
         # A service speaking for several agencies (the dispatcher) publishes the keys of each.
         return jwks(trust, owners=getattr(request.app.state, "key_owners", None))
 

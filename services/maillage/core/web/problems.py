@@ -37,6 +37,24 @@ TITLES: dict[str, dict[str, str]] = {
         "nl": "De inhoud is te groot",
         "de": "Der Inhalt ist zu groß",
     },
+    "acting-staff-required": {
+        "en": "Say which professional acts",
+        "fr": "Indiquez quel professionnel agit",
+        "nl": "Geef aan welke professional handelt",
+        "de": "Geben Sie an, welche Fachkraft handelt",
+    },
+    "invalid-client": {
+        "en": "The client is not known, or its credentials are wrong",
+        "fr": "Le client est inconnu, ou ses identifiants sont erronés",
+        "nl": "De client is onbekend, of zijn gegevens kloppen niet",
+        "de": "Der Client ist unbekannt, oder seine Zugangsdaten sind falsch",
+    },
+    "oauth": {
+        "en": "The token request cannot be granted",
+        "fr": "La demande de jeton ne peut être accordée",
+        "nl": "Het tokenverzoek kan niet worden ingewilligd",
+        "de": "Die Token-Anfrage kann nicht gewährt werden",
+    },
     "not-found": {"en": "Not found", "fr": "Introuvable", "nl": "Niet gevonden", "de": "Nicht gefunden"},
     "conflict": {
         "en": "Conflict with the current state",

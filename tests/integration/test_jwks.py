@@ -1,0 +1,120 @@
+"""Keys across machines: each service holds only its own keys and learns the others' from their JWKS URLs — on a
+real broker, each service served by uvicorn on its own port, no key folder shared."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from maillage.agency.app import create_app as create_agency_app
+from maillage.agency.settings import AgencySettings
+from maillage.cli.kafka_local import free_port
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.crypto.keys import ALL_USES, GATEWAY, KeyDirs, add_keys, ensure_keys, retire_key
+from maillage.core.crypto.tokens import Scope, mint
+from maillage.core.crypto.trust import Trust
+from maillage.core.messaging.envelope import new_subject_ref
+from maillage.core.polling import eventually
+from maillage.gateway.app import create_app as create_gateway_app
+from tests.support import Pole, consent, decided, listening, received, refer
+
+pytestmark = pytest.mark.integration
+
+SENDER, RECIPIENT = "refuge-liege", "cpas-seraing"
+REFRESH = 1.0  # seconds: how often each service reloads keys, and how long a JWKS answer is kept
+
+
+def network_with_jwks(tmp_path: Path, ports: dict[str, int]) -> Path:
+    """The demo network, with the gateway and two agencies publishing their keys at their own JWKS URLs."""
+    text = DEFAULT_NETWORK.read_text()
+    text = text.replace('policy = "policy.toml"', f'policy = "{DEFAULT_NETWORK.parent / "policy.toml"}"', 1)
+    url = "http://127.0.0.1:{}/.well-known/jwks.json".format
+    text = text.replace("[gateway]\n", f'[gateway]\njwks_url = "{url(ports[GATEWAY])}"\n', 1)
+    for owner in (SENDER, RECIPIENT):
+        text = text.replace(f'id = "{owner}"\n', f'id = "{owner}"\njwks_url = "{url(ports[owner])}"\n', 1)
+    path = tmp_path / "network.toml"
+    path.write_text(text)
+    return path
+
+
+def own_keys(tmp_path: Path, owner: str) -> KeyDirs:
+    """A machine's key folder: its owner's keys and nobody else's."""
+    dirs = KeyDirs(private=tmp_path / owner / "private", public=tmp_path / owner / "public")
+    ensure_keys(dirs, {owner: ALL_USES})
+    return dirs
+
+
+async def test_agencies_exchange_through_the_gateway_knowing_each_other_only_by_jwks(
+    pole: Pole, tmp_path: Path
+) -> None:
+    ports = {owner: free_port() for owner in (GATEWAY, SENDER, RECIPIENT)}
+    network = network_with_jwks(tmp_path, ports)
+    keys = {owner: own_keys(tmp_path, owner) for owner in ports}
+
+    def settings(owner: str) -> dict[str, Any]:
+        service = "gateway" if owner == GATEWAY else f"agency-{owner}"
+        return {
+            **pole.common(service),
+            "network_file": network,
+            "data_dir": tmp_path / owner / "var",
+            "key_dir": keys[owner].private,
+            "public_key_dir": keys[owner].public,
+            "key_refresh_seconds": REFRESH,
+        }
+
+    gateway_app = create_gateway_app(pole.gateway_settings(**settings(GATEWAY)))
+    gateway = await pole.stack.enter_async_context(listening(gateway_app, port=ports[GATEWAY]))
+    urls = {GATEWAY: gateway}
+    for owner in (SENDER, RECIPIENT):
+        app = create_agency_app(AgencySettings(**settings(owner), agency_id=owner))
+        urls[owner] = await pole.stack.enter_async_context(listening(app, port=ports[owner]))
+
+    def token(
+        owner: str, scopes: tuple[Scope, ...] = (Scope.EVENTS_WRITE, Scope.INBOX_READ, Scope.CONSENT_WRITE)
+    ) -> str:
+        return mint(Trust.load(keys[owner], owner).own, subject=f"{owner}-case-system", scopes=scopes)
+
+    for owner in (SENDER, RECIPIENT):
+        client = httpx.AsyncClient(base_url=urls[owner], headers={"Authorization": f"Bearer {token(owner)}"})
+        pole.clients[owner] = await pole.stack.enter_async_context(client)
+    assert not (keys[SENDER].public / f"{GATEWAY}.json").exists(), "no key folder is shared"
+
+    subject = new_subject_ref()
+    await consent(pole, SENDER, subject, to=[RECIPIENT], categories=["identity", "contact", "narrative"])
+    first = await refer(pole, SENDER, subject, to=RECIPIENT)
+    [line] = (await decided(pole, SENDER, first))["recipients"]
+    assert line["outcome"] in {"delivered", "filtered"}, line
+    await received(pole, RECIPIENT, first)
+
+    # The sender rotates its keys: its new signing key is used at once, and the gateway fetches it on sight.
+    old_token_kid = Trust.load(keys[SENDER], SENDER).own.token_kid
+    old_audit_token = token(SENDER, (Scope.AUDIT_READ,))
+    new_kids = add_keys(keys[SENDER], SENDER)
+    audit = httpx.AsyncClient(base_url=gateway, headers={"Authorization": f"Bearer {old_audit_token}"})
+    pole.clients["auditor"] = await pole.stack.enter_async_context(audit)
+    assert (await audit.get("/v1/audit/verify")).status_code == 200
+
+    async def signing_with_the_new_key() -> bool:
+        published = (await pole[SENDER].get("/.well-known/jwks.json")).json()["keys"]
+        return {k["kid"] for k in published} >= set(new_kids)
+
+    await eventually(signing_with_the_new_key, what="the sender's new keys published")
+    await asyncio.sleep(REFRESH * 1.5)  # the sender's own reload: it signs with the newest key from then on
+    second = await refer(pole, SENDER, subject, to=RECIPIENT)
+    assert (await decided(pole, SENDER, second))["recipients"][0]["outcome"] in {"delivered", "filtered"}
+    await received(pole, RECIPIENT, second)
+
+    # Its old token key retired: the gateway refuses tokens signed with it within the refresh bound.
+    retire_key(keys[SENDER], SENDER, old_token_kid)
+
+    async def refused() -> bool:
+        return (await audit.get("/v1/audit/verify")).status_code == 401
+
+    await eventually(refused, timeout=REFRESH * 10, what="the retired key refused at the gateway")
+    fresh = token(SENDER, (Scope.AUDIT_READ,))
+    answer = await audit.get("/v1/audit/verify", headers={"Authorization": f"Bearer {fresh}"})
+    assert answer.status_code == 200, answer.text
