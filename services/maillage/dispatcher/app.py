@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -21,6 +22,7 @@ from maillage.dispatcher.handlers import DeliveryHandler
 from maillage.dispatcher.live import Live
 from maillage.dispatcher.models import SCHEMA
 from maillage.dispatcher.services import Dispatcher, Served, register_fallbacks
+from maillage.dispatcher.sessions import WorkerSessions
 from maillage.dispatcher.settings import DispatcherSettings
 from maillage.domain.rota import Rota
 
@@ -103,6 +105,13 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
             )
             service.watch_keys([s.trust for s in served.values()], on_change=dispatcher.keys_changed)
             app.state.dispatcher = dispatcher
+            app.state.worker_sessions = WorkerSessions(
+                service.sessions,
+                served=tuple(served),
+                trust=next(iter(served.values())).trust if served else None,
+                live=live,
+                shift=timedelta(hours=settings.oncall_shift_hours),
+            )
             app.state.trust = next(iter(served.values())).trust if served else None
             app.state.key_owners = tuple(served)
             app.state.ready = service.ready()

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from maillage.core.crypto.tokens import Principal, Scope
-from maillage.core.web.auth import require
+from maillage.core.web.auth import BearerCredentials, authenticate, require
 from maillage.dispatcher.live import Worker
 from maillage.dispatcher.services import Dispatcher
+from maillage.dispatcher.sessions import COOKIE, WorkerSessions
 
 
 def _dispatcher(request: Request) -> Dispatcher:
@@ -31,7 +32,23 @@ def worker_of(principal: Principal) -> Worker:
     return Worker(agency=principal.agency, id=principal.subject)
 
 
-OnCall = Annotated[Principal, require(Scope.ALERTS_ACK, issuers=_served)]
+def _sessions(request: Request) -> WorkerSessions:
+    sessions: WorkerSessions = request.app.state.worker_sessions
+    return sessions
+
+
+async def _on_call(request: Request, credentials: BearerCredentials) -> Principal:
+    """A worker: by the session cookie of the on-call page, or by a bearer token of a served agency."""
+    if credentials is None:
+        signed_in = await _sessions(request).signed_in(request.cookies.get(COOKIE))
+        if signed_in is not None:
+            return signed_in
+    token = credentials.credentials if credentials else None
+    return authenticate(request, token, Scope.ALERTS_ACK, owners=_served(request))
+
+
+OnCall = Annotated[Principal, Depends(_on_call)]
+Sessions = Annotated[WorkerSessions, Depends(_sessions)]
 
 
 def _on_call_worker(principal: OnCall) -> Worker:
@@ -41,3 +58,4 @@ def _on_call_worker(principal: OnCall) -> Worker:
 DispatcherDep = Annotated[Dispatcher, Depends(_dispatcher)]
 OnCallWorker = Annotated[Worker, Depends(_on_call_worker)]
 Operator = Annotated[Principal, require(Scope.MONITOR_READ, issuers=_operators)]
+OncallManager = Annotated[Principal, require(Scope.ONCALL_MANAGE, issuers=_served)]

@@ -22,6 +22,9 @@ from maillage.domain.errors import TooManyStreams
 Message = dict[str, Any]
 QUEUE_SIZE = 1000
 
+# What a stream opened by an on-call session is known by, in place of a token key id: ending the session closes it.
+SESSION_KID_PREFIX = "session:"
+
 
 @dataclass(frozen=True)
 class Worker:
@@ -44,7 +47,7 @@ class Frame:
 @dataclass(eq=False)
 class Connection:
     worker: Worker
-    kid: str = ""  # the token key that opened it: retiring that key closes the connection
+    kid: str = ""  # the token key that opened it (retiring that key closes it), or SESSION_KID_PREFIX + session id
     revoked: bool = False
     queue: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 

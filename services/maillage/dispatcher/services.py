@@ -37,7 +37,7 @@ from maillage.core.web.paging import next_cursor
 from maillage.core.webhooks.models import Webhook
 from maillage.dispatcher import contracts as c
 from maillage.dispatcher import repository, views
-from maillage.dispatcher.live import Live, Message, Worker
+from maillage.dispatcher.live import SESSION_KID_PREFIX, Live, Message, Worker
 from maillage.dispatcher.models import OncallAlert
 from maillage.domain.errors import NotFound
 from maillage.domain.escalation import (
@@ -171,7 +171,9 @@ class Dispatcher:
         trust = next(iter(self.served.values())).trust if self.served else None
         if trust is None:
             return
-        revoked = self.live.revoke(lambda kid: trust.public.get(kid, use=KeyUse.TOKENS) is not None)
+        revoked = self.live.revoke(
+            lambda kid: kid.startswith(SESSION_KID_PREFIX) or trust.public.get(kid, use=KeyUse.TOKENS) is not None
+        )
         if revoked:
             log.warning("streams closed: their token key was retired", extra={"streams": revoked})
 

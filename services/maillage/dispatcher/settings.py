@@ -14,6 +14,9 @@ class DispatcherSettings(ServiceSettings):
     webhook_attempt_seconds: float = Field(default=10.0, gt=0)
     # A socket must sign in (Authorization header or an `auth` message) within this, or it is closed.
     sign_in_seconds: float = Field(default=10.0, gt=0)
+    # How long an on-call worker stays signed in on the page after accepting their agency's invitation: a
+    # shift. Refreshing keeps the session alive within it, never beyond.
+    oncall_shift_hours: float = Field(default=12.0, gt=0, le=24)
     # Live streams (WebSocket and SSE together) one worker may hold: a phone, a desktop, a few tabs.
     max_streams_per_worker: int = Field(default=5, gt=0)
     # Live streams of one agency's workers together: room for the on-call benchmark's 1,000 workers.

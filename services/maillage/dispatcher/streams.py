@@ -37,6 +37,7 @@ from maillage.dispatcher.contracts import AlertMessage
 from maillage.dispatcher.deps import worker_of
 from maillage.dispatcher.live import Connection, Frame, Message, Worker
 from maillage.dispatcher.services import Dispatcher
+from maillage.dispatcher.sessions import COOKIE, WorkerSessions
 from maillage.domain.errors import MaillageError, TooManyStreams
 
 KEEPALIVE_SECONDS = 15.0
@@ -115,14 +116,20 @@ def _error(status: int, code: str, detail: str, language: str, **extra: Any) -> 
 # --- WebSocket ----------------------------------------------------------------------------------
 
 
-async def converse(websocket: WebSocket, dispatcher: Dispatcher, *, sign_in_seconds: float) -> None:
-    """A worker's WebSocket: signed in, sent who they are and every open alert, then every change; their
-    acknowledgements and pings answered on the same socket."""
+async def converse(
+    websocket: WebSocket, dispatcher: Dispatcher, *, sign_in_seconds: float, sessions: WorkerSessions | None = None
+) -> None:
+    """A worker's WebSocket: signed in (by the on-call page's session cookie, the handshake's bearer token, or an
+    `auth` message), sent who they are and every open alert, then every change; their acknowledgements and
+    pings answered on the same socket."""
     language = preferred_language(websocket.headers.get("accept-language"))
     scheme, _, bearer = websocket.headers.get("authorization", "").partition(" ")
+    by_session = None
+    if sessions is not None and not bearer:
+        by_session = await sessions.signed_in(websocket.cookies.get(COOKIE))
     await websocket.accept()
     with contextlib.suppress(WebSocketDisconnect):
-        principal = await _sign_in(
+        principal = by_session or await _sign_in(
             websocket,
             dispatcher,
             bearer if scheme.lower() == "bearer" else None,

@@ -39,6 +39,7 @@ class Scope(StrEnum):
     SUBJECT_ERASE = "subject:erase"
     WEBHOOKS_MANAGE = "webhooks:manage"
     DISCLOSURE_REVIEW = "disclosure:review"  # a second professional reviews a danger disclosure (art. 458bis)
+    ONCALL_MANAGE = "oncall:manage"  # an agency ends its on-call workers' sessions at the dispatcher
 
 
 class TokenError(ValueError):
@@ -53,7 +54,7 @@ def agency_audience(agency_id: str) -> str:
 # Each token names the services it is for, so that a token stolen from one service (a worker's phone, a
 # partner system) is worth nothing at another. Which service a scope is used at decides its audience.
 _AT_GATEWAY = frozenset({"audit:read", "subject:erase"})
-_AT_DISPATCHER = frozenset({"alerts:ack", "monitor:read"})
+_AT_DISPATCHER = frozenset({"alerts:ack", "monitor:read", "oncall:manage"})
 _AT_MONITOR = frozenset({"monitor:read", "monitor:act"})
 
 
@@ -79,6 +80,7 @@ class Principal:
     # which professional acts, per request (`act` claim, or the Maillage-Acting-Staff header).
     client_id: str | None = None
     acting: str | None = None
+    token_id: str | None = None  # `jti`: only one-time tokens carry one (an on-call sign-in invitation)
 
     @property
     def names_a_system(self) -> bool:
@@ -106,6 +108,7 @@ def mint(
     audience: str | list[str] | None = None,
     client_id: str | None = None,
     acting: str | None = None,
+    token_id: str | None = None,
 ) -> str:
     """A token of `keys.owner` for `subject`; its audience is the services its scopes are used at, unless named.
     `client_id`: issued to a registered system (the subject is then the client); `acting`: the professional it
@@ -126,6 +129,8 @@ def mint(
         claims["client_id"] = client_id
     if acting is not None:
         claims["act"] = {"sub": acting}
+    if token_id is not None:
+        claims["jti"] = token_id
     return jwt.encode(claims, keys.token, algorithm="EdDSA", headers={"kid": keys.token_kid})
 
 
@@ -174,7 +179,7 @@ def verify_token(token: str, *, keys: PublicKeys, audience: str, now: float | No
         scopes = frozenset(Scope(s) for s in str(claims.get("scope", "")).split())
     except ValueError:
         raise TokenError("unknown scope") from None
-    client_id = claims.get("client_id")
+    client_id, token_id = claims.get("client_id"), claims.get("jti")
     act = claims.get("act")
     acting = act.get("sub") if isinstance(act, dict) else None
     return Principal(
@@ -185,6 +190,7 @@ def verify_token(token: str, *, keys: PublicKeys, audience: str, now: float | No
         expires_at=float(claims["exp"]),
         client_id=client_id if isinstance(client_id, str) else None,
         acting=acting if isinstance(acting, str) and ACTING_STAFF.fullmatch(acting) else None,
+        token_id=token_id if isinstance(token_id, str) else None,
     )
 
 

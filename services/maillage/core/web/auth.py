@@ -90,6 +90,8 @@ def authenticate(
     if not token:
         raise Unauthorized("A bearer token is required.")
     principal = _verify(request.app.state.trust, token, _cache_of(request), audience=request.app.state.audience)
+    if principal.token_id is not None:
+        raise Unauthorized("An invitation signs in once, on the on-call page; it is no bearer token.")
     if principal.agency not in owners:
         raise Forbidden("This token was issued by someone this service does not take it from.")
     if scope not in principal.scopes:

@@ -2,7 +2,7 @@
 // common.js, its words in oncall.messages.json.
 import {
   S, $, t, h, own, known, text, clockTime, learnServerTime, secondsSince, timeAgo, updateAges as refreshAges, claims,
-  showBanner, hideBanner, showView, signInAgain, start,
+  showBanner, hideBanner, showView, signInAgain, signedIn, start,
 } from "./common.js";
 
 const RANK = { info: 0, high: 1, imminent: 2 };
@@ -130,7 +130,7 @@ function renderHello() {
       : t("offDuty");
     levels.classList.toggle("off", !list.length);
   }
-  const expiry = S.token ? tokenExpiry(S.token) : null;
+  const expiry = S.token ? tokenExpiry(S.token) : S.session ? S.session.expiresAt : null;
   $("hello-until").hidden = !(hello && expiry);
   if (hello && expiry) $("hello-until").textContent = t("until", { time: clockTime(expiry) });
 }
@@ -316,8 +316,10 @@ function acknowledge(id) {
 async function ackOverHttp(id) {
   try {
     const response = await fetch("/v1/alerts/" + encodeURIComponent(id) + "/ack", {
-      method: "POST", cache: "no-store", credentials: "omit",
-      headers: { Authorization: "Bearer " + S.token, "Accept-Language": S.lang, Accept: "application/json" },
+      method: "POST", cache: "no-store", credentials: S.token ? "omit" : "same-origin",
+      headers: {
+        ...(S.token ? { Authorization: "Bearer " + S.token } : {}), "Accept-Language": S.lang, Accept: "application/json",
+      },
     });
     const body = await response.json().catch(() => ({}));
     if (!S.pending.has(id)) return;
@@ -416,7 +418,7 @@ function socketUrl() {
 
 function connect() {
   clearTimeout(S.retryTimer);
-  if (!S.token) { showView(); return; }
+  if (!signedIn()) { showView(); return; }
   closeSocket();
   S.signedIn = false;
   S.conn = "connecting";
@@ -432,7 +434,8 @@ function connect() {
   ws.onopen = () => {
     if (S.ws !== ws) return;
     S.lastMessageAt = Date.now();
-    ws.send(JSON.stringify({ type: "auth", token: S.token, lang: S.lang }));
+    // With a session, the cookie signed the socket in at its handshake: the hello is on its way.
+    if (S.token) ws.send(JSON.stringify({ type: "auth", token: S.token, lang: S.lang }));
   };
   ws.onmessage = (event) => {
     if (S.ws !== ws) return;
@@ -448,7 +451,7 @@ function connect() {
     failPending();
     if (event.code === 4401) { signInAgain({ code: "unauthorized" }, "expired"); return; }
     if (event.code === 1008 && !S.signedIn) { signInAgain({ code: "unauthorized" }, "tokenRefused"); return; }
-    if (S.token) scheduleReconnect();
+    if (signedIn()) scheduleReconnect();
   };
 }
 
@@ -463,7 +466,7 @@ function closeSocket() {
 function dropSocket() {
   closeSocket();
   failPending();
-  if (S.token) scheduleReconnect();
+  if (signedIn()) scheduleReconnect();
 }
 
 function failPending() {
@@ -483,7 +486,7 @@ function scheduleReconnect() {
 }
 
 function reconnectNow() {
-  if (S.token && !S.ws) { S.attempt = 0; connect(); }
+  if (signedIn() && !S.ws) { S.attempt = 0; connect(); }
 }
 
 function startHeartbeat() {
@@ -528,7 +531,7 @@ function begin() {
   connect();
 }
 
-await start({ messages: "oncall", storage: "maillage.oncall", render, reset, begin });
+await start({ messages: "oncall", storage: "maillage.oncall", sessionPath: "/v1/session", render, reset, begin });
 $("signin-form").addEventListener("submit", unlockAudio);
 $("retry").addEventListener("click", reconnectNow);
 document.addEventListener("pointerdown", markSeen, { capture: true, passive: true });

@@ -6,7 +6,12 @@ export const LANGS = ["fr", "nl", "de", "en"];
 export const LOCALES = { fr: "fr-BE", nl: "nl-BE", de: "de-BE", en: "en-GB" };
 
 /* The state both pages keep; each page's script adds its own to the same object. */
-export const S = { lang: "fr", token: null, banner: null, clockOffset: 0 };
+export const S = { lang: "fr", token: null, session: null, banner: null, clockOffset: 0 };
+
+/* Signed in: by a token this tab holds, or by a session cookie (the on-call page; `S.session` its end). */
+export const signedIn = () => Boolean(S.token) || Boolean(S.session);
+const REFRESH_MS = 10 * 60 * 1000;  // a session's cookie is renewed this often while the page is open
+let refreshTimer = 0;
 
 let T = {};  // language → messages: the shared ones with the page's own over them
 let page = null;  // what the page gave start()
@@ -213,16 +218,63 @@ function applyLanguage() {
 }
 
 export function showView() {
-  const signedIn = Boolean(S.token);
-  $("signin").hidden = signedIn;
-  $("board").hidden = !signedIn;
+  const inside = signedIn();
+  $("signin").hidden = inside;
+  $("board").hidden = !inside;
 }
 
 function forget() {
   S.token = null;
   session.remove(page.storage + ".token");
+  if (S.session) {
+    clearInterval(refreshTimer);
+    S.session = null;
+    fetch(page.sessionPath, { method: "DELETE", cache: "no-store", credentials: "same-origin" }).catch(() => {});
+  }
   page.reset();
   showView();
+}
+
+// --- a session (the on-call page): an invitation exchanged once for a cookie the page never reads ----------
+
+async function sessionCall(path, body) {
+  const response = await fetch(path, {
+    method: "POST", cache: "no-store", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", Accept: "application/json", "Accept-Language": S.lang },
+    body: JSON.stringify(body || {}),
+  });
+  const answer = await response.json().catch(() => ({}));
+  return { ok: response.ok, answer };
+}
+
+function inSession(answer) {
+  S.session = { expiresAt: new Date(answer.expires_at), worker: answer.worker };
+  clearInterval(refreshTimer);
+  refreshTimer = setInterval(async () => {
+    try {
+      const { ok, answer: next } = await sessionCall(page.sessionPath + "/refresh");
+      if (ok) S.session = { expiresAt: new Date(next.expires_at), worker: next.worker };
+      else signInAgain({ code: "unauthorized" }, "expired");
+    } catch (e) { /* offline: the next turn tries again, the cookie lasts the shift */ }
+  }, REFRESH_MS);
+}
+
+/* An invitation from the link's fragment (#invitation=…) or pasted: true once signed in with it. */
+async function acceptInvitation(invitation) {
+  try {
+    const { ok, answer } = await sessionCall(page.sessionPath, { invitation });
+    if (!ok) { showBanner(answer, "auth", "invitationRefused"); return false; }
+    inSession(answer);
+    return true;
+  } catch (e) {
+    showBanner({ titleKey: "offline" }, "auth");
+    return false;
+  }
+}
+
+function invitationIn(value) {
+  const found = /(?:^|[#&?])invitation=([^&\s]+)/.exec(value || "");
+  return found ? decodeURIComponent(found[1]) : null;
 }
 
 /* The server refused the token (`help` says why, in words): back to the sign-in, the token forgotten. */
@@ -239,8 +291,14 @@ function signOut() {
   $("token").focus();
 }
 
-function signIn(event) {
+async function signIn(event) {
   event.preventDefault();
+  const invitation = page.sessionPath ? invitationIn($("token").value.trim()) : null;
+  if (invitation) {
+    $("token").value = "";
+    if (await acceptInvitation(invitation)) { hideBanner(); page.reset(); showView(); page.begin(); }
+    return;
+  }
   const token = $("token").value.trim().replace(/^bearer\s+/i, "").replace(/\s+/g, "");
   if (!token) {
     showBanner({ titleKey: "tokenEmpty" }, "auth");
@@ -280,6 +338,19 @@ export async function start(options) {
   $("banner-close").addEventListener("click", () => hideBanner());
   $("lang").addEventListener("change", chooseLanguage);
   applyLanguage();
+  if (!S.token && page.sessionPath) {
+    const invitation = invitationIn(location.hash);
+    if (invitation) {
+      history.replaceState(null, "", location.pathname + location.search);  // never left in the address bar
+      await acceptInvitation(invitation);
+    } else {
+      // A session this browser already holds (the page reloaded, the phone woke up).
+      try {
+        const { ok, answer } = await sessionCall(page.sessionPath + "/refresh");
+        if (ok) inSession(answer);
+      } catch (e) { /* offline: sign in again once back */ }
+    }
+  }
   showView();
-  if (S.token) page.begin(); else $("token").focus();
+  if (signedIn()) page.begin(); else $("token").focus();
 }

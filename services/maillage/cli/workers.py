@@ -1,0 +1,93 @@
+"""`maillage workers`: an agency's on-call workers signed in on the on-call page, and signed out."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from maillage.core.config.network import load_network
+from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.crypto.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys
+from maillage.core.crypto.tokens import DISPATCHER_AUDIENCE, Scope, mint
+
+workers_app = typer.Typer(help="On-call workers: sign-in invitations, and ending their sessions.", no_args_is_help=True)
+console = Console()
+
+INVITATION_MINUTES = 15
+AgencyOption = Annotated[str, typer.Option("--agency", help="The worker's agency (its token key signs).")]
+WorkerOption = Annotated[str, typer.Option("--worker", help="The worker's id, as the agency's on-call rota names it.")]
+NetworkOption = Annotated[Path, typer.Option("--network", envvar="MAILLAGE_NETWORK_FILE", help="The network file.")]
+DataDirOption = Annotated[Path, typer.Option("--data-dir", envvar="MAILLAGE_DATA_DIR", help="Where the keys are.")]
+DispatcherOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dispatcher",
+        envvar="MAILLAGE_DISPATCHER_URL",
+        show_default=False,
+        help="The dispatcher's base URL (default: http://127.0.0.1:PORT, PORT from the network file).",
+    ),
+]
+
+
+def _token_keys(data_dir: Path, agency: str) -> OwnKeys:
+    dirs = KeyDirs(private=data_dir / "keys" / "private", public=data_dir / "keys" / "public")
+    try:
+        return OwnKeys.load(dirs, agency, PublicKeys.load(dirs), uses=frozenset({KeyUse.TOKENS}))
+    except LookupError as exc:
+        console.print(f"[red]{escape(str(exc))}[/] — the agency's own keys are needed.", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _dispatcher_url(dispatcher: str | None, network: Path) -> str:
+    return (dispatcher or f"http://127.0.0.1:{load_network(network).dispatcher.port}").rstrip("/")
+
+
+@workers_app.command("invite")
+def invite(
+    agency: AgencyOption,
+    worker: WorkerOption,
+    dispatcher: DispatcherOption = None,
+    network: NetworkOption = DEFAULT_NETWORK,
+    data_dir: DataDirOption = Path("var"),
+) -> None:
+    """A sign-in link for one worker, good once and for 15 minutes: opened on their phone, it signs them in on
+    the on-call page for their shift. Send it over a channel you trust (it is as good as a password until used)."""
+    keys = _token_keys(data_dir, agency)
+    invitation = mint(
+        keys,
+        subject=worker,
+        scopes=[Scope.ALERTS_ACK],
+        lifetime=timedelta(minutes=INVITATION_MINUTES),
+        audience=DISPATCHER_AUDIENCE,
+        token_id=str(uuid.uuid4()),
+    )
+    console.print(f"{_dispatcher_url(dispatcher, network)}/oncall#invitation={invitation}", soft_wrap=True)
+
+
+@workers_app.command("revoke")
+def revoke(
+    agency: AgencyOption,
+    worker: WorkerOption,
+    dispatcher: DispatcherOption = None,
+    network: NetworkOption = DEFAULT_NETWORK,
+    data_dir: DataDirOption = Path("var"),
+) -> None:
+    """End every session of one worker now: their page signs out, their streams close."""
+    token = mint(_token_keys(data_dir, agency), subject="maillage-workers", scopes=[Scope.ONCALL_MANAGE])
+    url = f"{_dispatcher_url(dispatcher, network)}/v1/workers/{worker}/sessions"
+    try:
+        response = httpx.delete(url, headers={"Authorization": f"Bearer {token}"}, timeout=10.0, trust_env=False)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]Cannot reach the dispatcher ({type(exc).__name__}).[/]")
+        raise typer.Exit(2) from None
+    if not response.is_success:
+        console.print(f"[red]The dispatcher refused ({response.status_code}).[/]")
+        raise typer.Exit(2)
+    console.print(f"{response.json()['ended']} session(s) of {escape(worker)} ended.", highlight=False)
