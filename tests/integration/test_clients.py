@@ -20,6 +20,9 @@ from tests.support import ALL_EIGHT, NOTICE_VERSION, Pole, assert_problem
 pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
 
 AGENCY = "refuge-liege"
+# The service on this machine's loopback, as a partner system on it would ask (authlib refuses plain HTTP
+# elsewhere: token requests travel over TLS).
+TOKEN_URL = "http://127.0.0.1/oauth/token"
 
 
 async def run_cli(*args: str) -> Result:
@@ -58,7 +61,7 @@ async def test_a_registered_system_gets_a_token_and_states_who_acts(pole: Pole) 
     assert secret not in stored and all(h.startswith("scrypt$") for h in stored), "only a hash is kept"
 
     answer = await agency.post(
-        "/oauth/token",
+        TOKEN_URL,
         data={"grant_type": "client_credentials"},
         auth=(client_id, secret),
         headers={"Authorization": ""},
@@ -109,7 +112,7 @@ async def test_wrong_credentials_a_revoked_system_and_malformed_requests_get_cle
     no_bearer = {"Authorization": ""}
 
     async def ask(**options: Any) -> httpx.Response:
-        return await agency.post("/oauth/token", **{"headers": no_bearer, **options})
+        return await agency.post(TOKEN_URL, **{"headers": no_bearer, **options})
 
     by_post = await ask(data={**form, "client_id": client_id, "client_secret": secret})
     assert by_post.status_code == 200 and by_post.json()["scope"] == "inbox:read"
@@ -127,6 +130,8 @@ async def test_wrong_credentials_a_revoked_system_and_malformed_requests_get_cle
         "invalid_scope"
     )
     assert_problem(await ask(json=form, auth=(client_id, secret)), 415)
+    plain = await agency.post("http://agency/oauth/token", data=form, auth=(client_id, secret), headers=no_bearer)
+    assert "TLS" in assert_problem(plain, 400)["detail"], "plain HTTP beyond loopback is refused"
     assert_problem(
         await ask(
             content=b"\xff\xfe",

@@ -132,7 +132,8 @@ async def test_a_cookie_played_again_after_its_rotation_ends_the_session(pole: P
 async def test_the_agency_ends_its_workers_sessions_and_a_worker_signs_out(pole: Pole, tmp_path: Path) -> None:
     await start_pole(pole, tmp_path)
     async with (
-        dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running, httpx.AsyncClient(base_url=running.url) as phone,
+        dispatcher(pole, ManualClock(WEDNESDAY_10H)) as running,
+        httpx.AsyncClient(base_url=running.url) as phone,
         httpx.AsyncClient(base_url=running.url) as desk,
         httpx.AsyncClient(base_url=running.url) as colleague,
     ):
@@ -161,9 +162,7 @@ async def test_the_agency_ends_its_workers_sessions_and_a_worker_signs_out(pole:
         # Only the worker's own agency, with the scope to manage its on-call workers.
         wrong = worker_token(pole, LEVEL_1[1])
         assert_problem(
-            await colleague.delete(
-                f"/v1/workers/{LEVEL_1[1]}/sessions", headers={"Authorization": f"Bearer {wrong}"}
-            ),
+            await colleague.delete(f"/v1/workers/{LEVEL_1[1]}/sessions", headers={"Authorization": f"Bearer {wrong}"}),
             403,
         )
 

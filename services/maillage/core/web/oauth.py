@@ -11,6 +11,7 @@ those the client was registered with), naming the client (RFC 9068's `client_id`
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextvars
@@ -20,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Payload, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidScopeError
+from authlib.oauth2.rfc6749.errors import InsecureTransportError, InvalidScopeError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from pydantic import BaseModel, Field
 from starlette.requests import Request
@@ -128,13 +129,21 @@ class TokenEndpoint(AuthorizationServer):  # type: ignore[misc]
             return _oauth_error(request, 400, "invalid_request", "The body is not a form of at most 16 fields.")
         client_id = _basic_client_id(request.headers.get("authorization")) or dict(fields).get("client_id")
         row = await self._load(client_id) if client_id else None
+        try:
+            oauth_request = _Request(request, fields)
+        except InsecureTransportError:
+            return _oauth_error(request, 400, "invalid_request", "Token requests travel over TLS (or loopback) only.")
         token = _asking.set(row if row is not None and row.revoked_at is None else None)
         try:
-            status, body, headers = self.create_token_response(_Request(request, fields))
+            # In a thread: checking a secret costs scrypt's tens of milliseconds, which the event loop must not wait.
+            status, body, headers = await asyncio.to_thread(self.create_token_response, oauth_request)
         finally:
             _asking.reset(token)
         if status != 200:
-            return _oauth_error(request, status, body.get("error", "invalid_request"), body.get("error_description"))
+            error = body.get("error", "invalid_request")
+            # One answer for an unknown client and a wrong secret: no probing which client ids exist.
+            description = None if error == "invalid_client" else body.get("error_description")
+            return _oauth_error(request, status, error, description)
         return JSONResponse(body, status_code=200, headers=dict(headers))
 
     # --- what authlib asks of an integration ----------------------------------------------------------------
