@@ -17,7 +17,8 @@ from websockets.exceptions import ConnectionClosed
 
 from maillage.cli.main import app as cli
 from maillage.core.clock import ManualClock
-from maillage.dispatcher.sessions import COOKIE, ROTATION_GRACE, WorkerSessions
+from maillage.core.sessions.service import ROTATION_GRACE, SignInSessions
+from maillage.dispatcher.app import COOKIE
 from tests.oncall import LEVEL_1, POLICE, WEDNESDAY_10H, Running, Socket, dispatcher, start_pole, worker_token
 from tests.support import Pole, assert_problem
 
@@ -40,8 +41,8 @@ async def invitation(pole: Pole, running: Running, worker: str) -> str:
     return link.split("#invitation=", 1)[1]
 
 
-def sessions_of(running: Running) -> WorkerSessions:
-    sessions: WorkerSessions = running.app.state.worker_sessions
+def sessions_of(running: Running) -> SignInSessions:
+    sessions: SignInSessions = running.app.state.signin_sessions
     return sessions
 
 
@@ -71,7 +72,7 @@ async def test_a_worker_signs_in_with_an_invitation_once_and_stays_signed_in_by_
             assert "HttpOnly" in header and "SameSite=strict" in header and "Path=/" in header
             assert "Secure" not in header, "plain HTTP on loopback; Secure behind TLS"
             body = signed.json()
-            assert (body["agency"], body["worker"]) == (POLICE, LEVEL_1[0])
+            assert (body["issuer"], body["subject"], body["scopes"]) == (POLICE, LEVEL_1[0], ["alerts:ack"])
             shift = datetime.fromisoformat(body["expires_at"]) - clock.now()
             assert timedelta(hours=11, minutes=59) < shift <= timedelta(hours=12)
             assert code not in signed.text and cookie_in(signed) not in signed.text

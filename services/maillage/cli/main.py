@@ -21,7 +21,7 @@ from maillage.cli.clients import clients_app
 from maillage.cli.db import db_app
 from maillage.cli.operators import dlq_app
 from maillage.cli.operators import status as operator_status
-from maillage.cli.workers import workers_app
+from maillage.cli.workers import operators_app, workers_app
 from maillage.core.config.network import load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.crypto.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys, add_keys, ensure_keys, retire_key
@@ -37,6 +37,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(db_app, name="db")
 app.add_typer(clients_app, name="clients")
 app.add_typer(workers_app, name="workers")
+app.add_typer(operators_app, name="operators")
 app.command("status")(operator_status)
 console = Console()
 

@@ -3,23 +3,20 @@ acknowledgements, and the alerts operators must know went unanswered."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Request, Response, WebSocket
+from fastapi import APIRouter, Path, Request, WebSocket
 from fastapi.responses import StreamingResponse
 
-from maillage.core.clock import as_utc
 from maillage.core.web.http import add_page
 from maillage.core.web.paging import Cursor, Limit, decode_cursor
 from maillage.core.web.problems import PROBLEM_JSON
+from maillage.core.web.signin import session_router, sessions_of
 from maillage.dispatcher import contracts as c
 from maillage.dispatcher import streams
-from maillage.dispatcher.deps import DispatcherDep, OnCall, OncallManager, OnCallWorker, Operator, Sessions
-from maillage.dispatcher.sessions import COOKIE
-from maillage.domain.errors import Unauthorized
+from maillage.dispatcher.deps import DispatcherDep, OnCall, OncallManager, OnCallWorker, Operator
 
 STATIC = FilePath(__file__).parent / "static"
 PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem"}
@@ -27,6 +24,7 @@ ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 
 router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
 add_page(router, "/oncall", html=STATIC / "oncall.html")
+router.include_router(session_router(tags=["on-call"]))
 
 
 @router.get("/v1/me", tags=["on-call"], summary="Who this worker is and at which levels they are on call now")
@@ -62,60 +60,15 @@ async def stream(request: Request, principal: OnCall, dispatcher: DispatcherDep)
     return streams.sse(request, principal, dispatcher)
 
 
-@router.post(
-    "/v1/session",
-    tags=["on-call"],
-    status_code=201,
-    summary="Sign in on the on-call page with your agency's invitation: a session cookie for the shift",
-)
-async def sign_in(body: c.SignIn, request: Request, response: Response, sessions: Sessions) -> c.SessionOut:
-    row, cookie = await sessions.sign_in(body.invitation)
-    _keep(response, request, cookie, expires_at=as_utc(row.expires_at))
-    return c.SessionOut(agency=row.agency_id, worker=row.worker, expires_at=as_utc(row.expires_at))
-
-
-@router.post("/v1/session/refresh", tags=["on-call"], summary="Keep the session: its cookie's secret is replaced")
-async def refresh_session(request: Request, response: Response, sessions: Sessions) -> c.SessionOut:
-    found = await sessions.refresh(request.cookies.get(COOKIE))
-    if found is None:
-        raise Unauthorized("Not signed in, or the session ended: sign in with a new invitation from your agency.")
-    row, cookie = found
-    if cookie is not None:
-        _keep(response, request, cookie, expires_at=as_utc(row.expires_at))
-    return c.SessionOut(agency=row.agency_id, worker=row.worker, expires_at=as_utc(row.expires_at))
-
-
-@router.delete("/v1/session", tags=["on-call"], status_code=204, summary="Sign out: the session ends")
-async def sign_out(request: Request, sessions: Sessions) -> Response:
-    await sessions.sign_out(request.cookies.get(COOKIE))
-    response = Response(status_code=204)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")
-    return response
-
-
 @router.delete(
     "/v1/workers/{worker}/sessions",
     tags=["on-call"],
     summary="End every session of one of your agency's workers (scope oncall:manage): their pages sign out",
 )
 async def end_sessions(
-    worker: Annotated[str, Path(min_length=1, max_length=200)], manager: OncallManager, sessions: Sessions
+    worker: Annotated[str, Path(min_length=1, max_length=200)], manager: OncallManager, request: Request
 ) -> c.SessionsEnded:
-    return c.SessionsEnded(ended=await sessions.revoke(manager.agency, worker=worker))
-
-
-def _keep(response: Response, request: Request, cookie: str, *, expires_at: datetime) -> None:
-    """The session cookie: never readable by scripts, never sent by another site's page, TLS-only over TLS."""
-    seconds = max(0, int((expires_at - datetime.now(UTC)).total_seconds()))
-    response.set_cookie(
-        COOKIE,
-        cookie,
-        max_age=seconds,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    return c.SessionsEnded(ended=await sessions_of(request).revoke(manager.agency, subject=worker))
 
 
 @router.websocket("/v1/ws")
@@ -125,5 +78,5 @@ async def socket(websocket: WebSocket) -> None:
         websocket,
         websocket.app.state.dispatcher,
         sign_in_seconds=websocket.app.state.sign_in_seconds,
-        sessions=websocket.app.state.worker_sessions,
+        sessions=websocket.app.state.signin_sessions,
     )

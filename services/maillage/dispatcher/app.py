@@ -11,10 +11,11 @@ from fastapi import FastAPI
 from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import Network
 from maillage.core.crypto.keys import KeyUse, ensure_secret
-from maillage.core.crypto.tokens import DISPATCHER_AUDIENCE
+from maillage.core.crypto.tokens import DISPATCHER_AUDIENCE, Scope
 from maillage.core.crypto.trust import Trust
 from maillage.core.lifecycle import running, service_app
 from maillage.core.outbox.relay import OutboxRelay
+from maillage.core.sessions.service import SignInSessions
 from maillage.core.webhooks.delivery import WebhookDispatcher, new_secret
 from maillage.core.webhooks.egress import Destination, EgressPolicy
 from maillage.dispatcher.api import router
@@ -22,7 +23,6 @@ from maillage.dispatcher.handlers import DeliveryHandler
 from maillage.dispatcher.live import Live
 from maillage.dispatcher.models import SCHEMA
 from maillage.dispatcher.services import Dispatcher, Served, register_fallbacks
-from maillage.dispatcher.sessions import WorkerSessions
 from maillage.dispatcher.settings import DispatcherSettings
 from maillage.domain.rota import Rota
 
@@ -53,6 +53,9 @@ def fallback_egress(network: Network) -> EgressPolicy:
     urls = [p.fallback_url for a, p in network.oncall.items() if a in network.dispatched and p.fallback_url]
     named = [Destination.of_url(str(url)) for url in urls]
     return EgressPolicy.from_network(network.webhooks, also_allow=named)
+
+
+COOKIE = "maillage_oncall"  # the on-call page's session (the monitor's dashboard has its own: one host, two ports)
 
 
 def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> FastAPI:
@@ -105,12 +108,16 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
             )
             service.watch_keys([s.trust for s in served.values()], on_change=dispatcher.keys_changed)
             app.state.dispatcher = dispatcher
-            app.state.worker_sessions = WorkerSessions(
+            app.state.signin_sessions = SignInSessions(
                 service.sessions,
-                served=tuple(served),
                 trust=next(iter(served.values())).trust if served else None,
-                live=live,
-                shift=timedelta(hours=settings.oncall_shift_hours),
+                audience=DISPATCHER_AUDIENCE,
+                issuers=tuple(served),
+                required=Scope.ALERTS_ACK,
+                granted=frozenset({Scope.ALERTS_ACK}),
+                lifetime=timedelta(hours=settings.oncall_shift_hours),
+                cookie=COOKIE,
+                on_end=lambda kids: live.revoke(lambda kid: kid not in kids),
             )
             app.state.trust = next(iter(served.values())).trust if served else None
             app.state.key_owners = tuple(served)

@@ -142,19 +142,5 @@ class Snapshot(Answer):
     now: Moment
 
 
-class SignIn(BaseModel):
-    invitation: str = Field(
-        min_length=1, max_length=4096, description="The one-time sign-in token your agency gave you (a link's code)."
-    )
-
-
-class SessionOut(BaseModel):
-    """Who is signed in, until when: the cookie itself is never readable by the page."""
-
-    agency: str
-    worker: str
-    expires_at: datetime = Field(description="The end of the shift: sign in again after it.")
-
-
 class SessionsEnded(BaseModel):
     ended: int = Field(description="Sessions ended; their pages are signed out and their streams closed.")

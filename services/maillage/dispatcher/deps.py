@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from maillage.core.crypto.tokens import Principal, Scope
-from maillage.core.web.auth import BearerCredentials, authenticate, require
+from maillage.core.web.auth import require
+from maillage.core.web.signin import session_or_bearer
 from maillage.dispatcher.live import Worker
 from maillage.dispatcher.services import Dispatcher
-from maillage.dispatcher.sessions import COOKIE, WorkerSessions
 
 
 def _dispatcher(request: Request) -> Dispatcher:
@@ -32,23 +32,8 @@ def worker_of(principal: Principal) -> Worker:
     return Worker(agency=principal.agency, id=principal.subject)
 
 
-def _sessions(request: Request) -> WorkerSessions:
-    sessions: WorkerSessions = request.app.state.worker_sessions
-    return sessions
-
-
-async def _on_call(request: Request, credentials: BearerCredentials) -> Principal:
-    """A worker: by the session cookie of the on-call page, or by a bearer token of a served agency."""
-    if credentials is None:
-        signed_in = await _sessions(request).signed_in(request.cookies.get(COOKIE))
-        if signed_in is not None:
-            return signed_in
-    token = credentials.credentials if credentials else None
-    return authenticate(request, token, Scope.ALERTS_ACK, owners=_served(request))
-
-
-OnCall = Annotated[Principal, Depends(_on_call)]
-Sessions = Annotated[WorkerSessions, Depends(_sessions)]
+# A worker: by the on-call page's session cookie, or by a token of a served agency.
+OnCall = Annotated[Principal, session_or_bearer(Scope.ALERTS_ACK, issuers=_served)]
 
 
 def _on_call_worker(principal: OnCall) -> Worker:

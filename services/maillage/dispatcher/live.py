@@ -22,9 +22,6 @@ from maillage.domain.errors import TooManyStreams
 Message = dict[str, Any]
 QUEUE_SIZE = 1000
 
-# What a stream opened by an on-call session is known by, in place of a token key id: ending the session closes it.
-SESSION_KID_PREFIX = "session:"
-
 
 @dataclass(frozen=True)
 class Worker:

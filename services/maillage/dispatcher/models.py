@@ -10,6 +10,7 @@ from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from maillage.core.outbox.models import OutboxRecord
+from maillage.core.sessions.models import SESSION_TABLES
 from maillage.core.storage.db import json_field
 from maillage.core.storage.migrations import Schema
 from maillage.core.webhooks.models import TABLES as WEBHOOK_TABLES
@@ -58,31 +59,5 @@ class Page(SQLModel, table=True):
     paged_at: datetime
 
 
-class WorkerSession(SQLModel, table=True):
-    """A worker signed in on the on-call page for a shift: a cookie whose secret changes at every refresh. Only
-    hashes are kept; the previous secret is remembered so that its reuse (a stolen cookie played after the
-    worker's page moved on) ends the session."""
-
-    __tablename__ = "oncall_session"
-
-    id: str = Field(primary_key=True)
-    agency_id: str = Field(index=True)
-    worker: str = Field(index=True)
-    secret_sha256: str
-    previous_sha256: str | None = None
-    rotated_at: datetime
-    expires_at: datetime  # the end of the shift: no refresh goes beyond it
-    revoked_at: datetime | None = None
-
-
-class UsedInvitation(SQLModel, table=True):
-    """A sign-in invitation (a one-time token of the worker's agency) already exchanged: never twice."""
-
-    __tablename__ = "oncall_used_invitation"
-
-    jti: str = Field(primary_key=True)
-    expires_at: datetime
-
-
-TABLES: list[type[SQLModel]] = [OncallAlert, Page, OutboxRecord, *WEBHOOK_TABLES, WorkerSession, UsedInvitation]
+TABLES: list[type[SQLModel]] = [OncallAlert, Page, OutboxRecord, *WEBHOOK_TABLES, *SESSION_TABLES]
 SCHEMA = Schema("dispatcher", TABLES, versions=Path(__file__).parent / "migrations")

@@ -6,14 +6,13 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.webhooks import repository as webhooks
 from maillage.core.webhooks.models import Webhook, WebhookDelivery
-from maillage.dispatcher.models import OncallAlert, Page, UsedInvitation, WorkerSession
+from maillage.dispatcher.models import OncallAlert, Page
 from maillage.domain.escalation import SHOWN, AlertState
 
 PAGES = Page.__table__  # type: ignore[attr-defined]
@@ -167,55 +166,3 @@ def add_fallback_call(session: AsyncSession, *, agency: str, alert_id: str, body
 
 async def fallback_webhook(session: AsyncSession, *, agency: str) -> Webhook | None:
     return await webhooks.webhook(session, fallback_webhook_id(agency))
-
-
-# --- on-call sessions ----------------------------------------------------------------------------
-
-
-async def session_of(session: AsyncSession, session_id: str) -> WorkerSession | None:
-    return await session.get(WorkerSession, session_id)
-
-
-async def add_session(session: AsyncSession, row: WorkerSession) -> None:
-    session.add(row)
-    await session.commit()
-
-
-async def invitation_used(session: AsyncSession, jti: str, *, expires_at: datetime) -> bool:
-    """Record `jti` as used; False if it was already (a second sign-in with the same invitation)."""
-    try:
-        session.add(UsedInvitation(jti=jti, expires_at=expires_at))
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        return False
-    return True
-
-
-async def rotate_session(session: AsyncSession, row: WorkerSession, *, secret_sha256: str, at: datetime) -> bool:
-    """Move the session to a new secret, if no one else did since `row` was read (compare-and-set)."""
-    result = await session.exec(
-        update(WorkerSession)
-        .where(col(WorkerSession.id) == row.id, col(WorkerSession.secret_sha256) == row.secret_sha256)
-        .values(secret_sha256=secret_sha256, previous_sha256=row.secret_sha256, rotated_at=at)
-    )
-    await session.commit()
-    return bool(result.rowcount)
-
-
-async def revoke_sessions(
-    session: AsyncSession, *, at: datetime, agency: str, worker: str | None = None, session_id: str | None = None
-) -> list[str]:
-    """End the agency's sessions (of one worker, or one session); the ids ended."""
-    query = select(WorkerSession.id).where(
-        col(WorkerSession.agency_id) == agency, col(WorkerSession.revoked_at).is_(None)
-    )
-    if worker is not None:
-        query = query.where(col(WorkerSession.worker) == worker)
-    if session_id is not None:
-        query = query.where(col(WorkerSession.id) == session_id)
-    ids = list((await session.exec(query)).all())
-    if ids:
-        await session.exec(update(WorkerSession).where(col(WorkerSession.id).in_(ids)).values(revoked_at=at))
-    await session.commit()
-    return ids

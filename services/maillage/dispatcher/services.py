@@ -32,12 +32,13 @@ from maillage.core.messaging.topics import DISPATCHER, Topics
 from maillage.core.observability.metrics import ALERT_ACK_SECONDS, ALERT_ESCALATIONS, ALERT_PAGES, ALERTS_RECEIVED
 from maillage.core.outbox.enqueue import enqueue, enqueue_dead_letter, enqueue_record
 from maillage.core.outbox.relay import OutboxRelay
+from maillage.core.sessions.service import SESSION_KID_PREFIX
 from maillage.core.storage.db import unit_of_work
 from maillage.core.web.paging import next_cursor
 from maillage.core.webhooks.models import Webhook
 from maillage.dispatcher import contracts as c
 from maillage.dispatcher import repository, views
-from maillage.dispatcher.live import SESSION_KID_PREFIX, Live, Message, Worker
+from maillage.dispatcher.live import Live, Message, Worker
 from maillage.dispatcher.models import OncallAlert
 from maillage.domain.errors import NotFound
 from maillage.domain.escalation import (

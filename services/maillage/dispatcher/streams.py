@@ -31,13 +31,13 @@ from fastapi import Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from maillage.core.crypto.tokens import Principal, Scope
+from maillage.core.sessions.service import SignInSessions
 from maillage.core.web.auth import authenticate
 from maillage.core.web.problems import LANGUAGES, TITLES, preferred_language
 from maillage.dispatcher.contracts import AlertMessage
 from maillage.dispatcher.deps import worker_of
 from maillage.dispatcher.live import Connection, Frame, Message, Worker
 from maillage.dispatcher.services import Dispatcher
-from maillage.dispatcher.sessions import COOKIE, WorkerSessions
 from maillage.domain.errors import MaillageError, TooManyStreams
 
 KEEPALIVE_SECONDS = 15.0
@@ -117,7 +117,7 @@ def _error(status: int, code: str, detail: str, language: str, **extra: Any) -> 
 
 
 async def converse(
-    websocket: WebSocket, dispatcher: Dispatcher, *, sign_in_seconds: float, sessions: WorkerSessions | None = None
+    websocket: WebSocket, dispatcher: Dispatcher, *, sign_in_seconds: float, sessions: SignInSessions | None = None
 ) -> None:
     """A worker's WebSocket: signed in (by the on-call page's session cookie, the handshake's bearer token, or an
     `auth` message), sent who they are and every open alert, then every change; their acknowledgements and
@@ -126,7 +126,7 @@ async def converse(
     scheme, _, bearer = websocket.headers.get("authorization", "").partition(" ")
     by_session = None
     if sessions is not None and not bearer:
-        by_session = await sessions.signed_in(websocket.cookies.get(COOKIE))
+        by_session = await sessions.signed_in(websocket.cookies.get(sessions.cookie))
     await websocket.accept()
     with contextlib.suppress(WebSocketDisconnect):
         principal = by_session or await _sign_in(

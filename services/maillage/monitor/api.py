@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi import Path as PathParam
 
 from maillage.core.web.http import add_page
 from maillage.core.web.paging import Cursor, Limit
 from maillage.core.web.problems import PROBLEM_JSON
+from maillage.core.web.signin import sessions_of
 from maillage.monitor import contracts as c
 from maillage.monitor import services
 from maillage.monitor.deps import Actor, Context, Reader
@@ -86,3 +87,14 @@ async def reviews(_: Reader, ctx: Context) -> c.ReviewCounts:
 @router.get("/v1/alerts/unacknowledged", tags=["monitor"], summary="Alerts no on-call worker acknowledged")
 async def unacknowledged(_: Reader, ctx: Context, cursor: Cursor = None, limit: Limit = 200) -> c.UnansweredPage:
     return await services.unacknowledged(ctx, cursor=cursor, limit=limit)
+
+
+@router.delete(
+    "/v1/operators/{operator}/sessions",
+    tags=["monitor"],
+    summary="End every dashboard session of an operator (scope monitor:act): their dashboards sign out",
+)
+async def end_operator_sessions(
+    operator: Annotated[str, PathParam(min_length=1, max_length=200)], actor: Actor, request: Request
+) -> c.SessionsEnded:
+    return c.SessionsEnded(ended=await sessions_of(request).revoke(actor.agency, subject=operator))

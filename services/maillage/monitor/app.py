@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from maillage.core.clock import Clock, SystemClock
-from maillage.core.crypto.tokens import MONITOR_AUDIENCE
+from maillage.core.crypto.tokens import MONITOR_AUDIENCE, Scope
 from maillage.core.crypto.trust import PublicTrust
 from maillage.core.lifecycle import running, service_app
+from maillage.core.sessions.service import SignInSessions
+from maillage.core.web.signin import session_router
 from maillage.monitor import services
 from maillage.monitor.api import router
 from maillage.monitor.handlers import MonitorHandlers
@@ -18,6 +21,8 @@ from maillage.monitor.lag import LagWatch
 from maillage.monitor.models import SCHEMA
 from maillage.monitor.services import MonitorContext
 from maillage.monitor.settings import MonitorSettings
+
+COOKIE = "maillage_operator"  # the dashboard's session (the on-call page has its own: one host, two ports)
 
 
 def create_app(settings: MonitorSettings, *, clock: Clock | None = None) -> FastAPI:
@@ -62,6 +67,16 @@ def create_app(settings: MonitorSettings, *, clock: Clock | None = None) -> Fast
             app.state.monitor = ctx
             app.state.trust = trust
             app.state.key_owners = (issuer,)
+            app.state.signin_sessions = SignInSessions(
+                service.sessions,
+                trust=trust,
+                audience=MONITOR_AUDIENCE,
+                issuers=(issuer,),
+                required=Scope.MONITOR_READ,
+                granted=frozenset({Scope.MONITOR_READ, Scope.MONITOR_ACT}),
+                lifetime=timedelta(hours=settings.operator_session_hours),
+                cookie=COOKIE,
+            )
             app.state.ready = service.ready()
             yield
 
@@ -73,4 +88,5 @@ def create_app(settings: MonitorSettings, *, clock: Clock | None = None) -> Fast
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(session_router(tags=["monitor"]))
     return app

@@ -164,3 +164,7 @@ class DeadLetterSeen(Answer):
     event_type: str | None
     source: str | None
     at: datetime
+
+
+class SessionsEnded(BaseModel):
+    ended: int = Field(description="Sessions ended; their pages are signed out.")

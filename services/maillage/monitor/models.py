@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from maillage.core.sessions.models import SESSION_TABLES
 from maillage.core.storage.migrations import Schema
 
 
@@ -95,5 +96,5 @@ class OncallOutcome(SQLModel, table=True):
     acknowledged_after_s: float | None = None
 
 
-TABLES: list[type[SQLModel]] = [Decision, Review, DeadLetter, Rejection, OncallOutcome]
+TABLES: list[type[SQLModel]] = [Decision, Review, DeadLetter, Rejection, OncallOutcome, *SESSION_TABLES]
 SCHEMA = Schema("monitor", TABLES, versions=Path(__file__).parent / "migrations")

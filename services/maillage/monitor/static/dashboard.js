@@ -2,7 +2,7 @@
 // common.js, its words in dashboard.messages.json.
 import {
   S, $, t, h, s, known, plural, formatNumber, text, clockTime, learnServerTime, secondsSince, timeAgo,
-  updateAges as refreshAges, claims, showBanner, hideBanner, signInAgain, start,
+  updateAges as refreshAges, claims, showBanner, hideBanner, signInAgain, signedIn, identity, start,
 } from "./common.js";
 
 const REFRESH_MS = 5000;
@@ -70,8 +70,10 @@ function typeLabel(type) {
 
 async function api(path, method) {
   const response = await fetch(path, {
-    method: method || "GET", cache: "no-store", credentials: "omit",
-    headers: { Authorization: "Bearer " + S.token, Accept: "application/json", "Accept-Language": S.lang },
+    method: method || "GET", cache: "no-store", credentials: S.token ? "omit" : "same-origin",
+    headers: {
+      ...(S.token ? { Authorization: "Bearer " + S.token } : {}), Accept: "application/json", "Accept-Language": S.lang,
+    },
   });
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
@@ -86,15 +88,15 @@ function problemOf(result) {
 }
 
 async function refresh() {
-  if (!S.token) return;
+  if (!signedIn()) return;
   if (S.busy) { S.again = true; return; }
   S.busy = true;
   S.again = false;
   clearTimeout(S.timer);
-  const token = S.token;
+  const token = identity();
   try {
     const results = await Promise.all(ENDPOINTS.map(([key, path]) => api(path).then((result) => [key, result])));
-    if (S.token !== token) return;  // signed out meanwhile
+    if (identity() !== token) return;  // signed out meanwhile
     const refused = results.find(([, r]) => r.status === 401) || results.find(([, r]) => r.status === 403);
     if (refused) {
       const [, result] = refused;
@@ -110,14 +112,14 @@ async function refresh() {
     if (failed.length) showBanner(problemOf(failed[0][1]), "refresh");
     else hideBanner("refresh");
   } catch (e) {
-    if (S.token !== token) return;
+    if (identity() !== token) return;
     S.conn = "offline";
   } finally {
     S.busy = false;
-    if (S.token === token) render();
-    if (S.token) {  // the same operator: again in 5 s; another one signed in meanwhile: now
+    if (identity() === token) render();
+    if (signedIn()) {  // the same operator: again in 5 s; another one signed in meanwhile: now
       clearTimeout(S.timer);
-      S.timer = setTimeout(refresh, S.again || S.token !== token ? 0 : REFRESH_MS);
+      S.timer = setTimeout(refresh, S.again || identity() !== token ? 0 : REFRESH_MS);
     }
   }
 }
@@ -127,7 +129,7 @@ const underWay = () => S.replaying;
 // Operators act on dead letters only: a danger disclosure is reviewed at the agency that raised it.
 async function act(kind, id) {
   const pending = underWay(kind);
-  if (pending.has(id) || !S.token) return;
+  if (pending.has(id) || !signedIn()) return;
   pending.add(id);
   render();
   const path = "/v1/dead-letters/" + encodeURIComponent(id) + "/replay";
@@ -183,7 +185,10 @@ function changed(name, ...what) {
 }
 
 function renderWho() {
-  const c = S.token ? claims(S.token) : {};
+  const c = S.token ? claims(S.token) : S.session ? {
+    sub: S.session.subject, agency: S.session.issuer, scope: S.session.scopes.join(" "),
+    exp: S.session.expiresAt.getTime() / 1000,
+  } : {};
   const scopes = String(c.scope || "").split(/\s+/);
   $("who-name").textContent = [text(c.sub), text(c.agency)].filter(Boolean).join(" · ");
   const scope = $("who-scope");
@@ -567,13 +572,13 @@ function begin() {
 
 document.querySelectorAll("section[data-help]").forEach(tableSection);
 
-await start({ messages: "dashboard", storage: "maillage.monitor", render, reset, begin });
+await start({ messages: "dashboard", storage: "maillage.monitor", sessionPath: "/v1/session", render, reset, begin });
 $("refresh").addEventListener("click", () => refresh());
 let resizeTimer = 0;
 window.addEventListener("resize", () => {
   clearTimeout(resizeTimer);
-  resizeTimer = setTimeout(() => { if (S.token) renderFlow(); }, 150);
+  resizeTimer = setTimeout(() => { if (signedIn()) renderFlow(); }, 150);
 });
-document.addEventListener("visibilitychange", () => { if (!document.hidden && S.token) refresh(); });
-window.addEventListener("online", () => { if (S.token) refresh(); });
+document.addEventListener("visibilitychange", () => { if (!document.hidden && signedIn()) refresh(); });
+window.addEventListener("online", () => { if (signedIn()) refresh(); });
 

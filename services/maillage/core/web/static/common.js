@@ -10,6 +10,8 @@ export const S = { lang: "fr", token: null, session: null, banner: null, clockOf
 
 /* Signed in: by a token this tab holds, or by a session cookie (the on-call page; `S.session` its end). */
 export const signedIn = () => Boolean(S.token) || Boolean(S.session);
+/* Who is signed in, as a value that stays the same while they are (a token, or a session's issuer and subject). */
+export const identity = () => S.token || (S.session ? S.session.key : null);
 const REFRESH_MS = 10 * 60 * 1000;  // a session's cookie is renewed this often while the page is open
 let refreshTimer = 0;
 
@@ -247,13 +249,21 @@ async function sessionCall(path, body) {
   return { ok: response.ok, answer };
 }
 
+function sessionFrom(answer) {
+  return {
+    key: "session:" + answer.issuer + ":" + answer.subject,
+    issuer: String(answer.issuer), subject: String(answer.subject),
+    scopes: Array.isArray(answer.scopes) ? answer.scopes.map(String) : [], expiresAt: new Date(answer.expires_at),
+  };
+}
+
 function inSession(answer) {
-  S.session = { expiresAt: new Date(answer.expires_at), worker: answer.worker };
+  S.session = sessionFrom(answer);
   clearInterval(refreshTimer);
   refreshTimer = setInterval(async () => {
     try {
       const { ok, answer: next } = await sessionCall(page.sessionPath + "/refresh");
-      if (ok) S.session = { expiresAt: new Date(next.expires_at), worker: next.worker };
+      if (ok) S.session = sessionFrom(next);
       else signInAgain({ code: "unauthorized" }, "expired");
     } catch (e) { /* offline: the next turn tries again, the cookie lasts the shift */ }
   }, REFRESH_MS);
