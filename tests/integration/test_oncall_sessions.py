@@ -170,3 +170,40 @@ async def test_the_agency_ends_its_workers_sessions_and_a_worker_signs_out(pole:
         out = await colleague.delete("/v1/session")
         assert out.status_code == 204 and COOKIE not in colleague.cookies
         assert_problem(await colleague.get("/v1/me"), 401)
+
+
+async def test_operators_sign_in_on_the_dashboard_with_an_invitation_of_their_issuer(pole: Pole) -> None:
+    from maillage.monitor.app import COOKIE as OPERATOR_COOKIE
+    from tests.monitor import monitor
+
+    async with monitor(pole) as running, httpx.AsyncClient(base_url=running.url) as browser:
+
+        async def invite(*extra: str) -> str:
+            made = await run_cli(
+                "operators", "invite", "--operator", "anne", *extra, "--monitor", running.url,
+                "--network", str(pole.network_file), "--data-dir", str(pole.data_dir),
+            )  # fmt: skip
+            assert made.exit_code == 0, made.output
+            return "".join(made.output.split()).split("/dashboard#invitation=", 1)[1]
+
+        signed = await sign_in(browser, await invite())
+        assert signed.status_code == 201, signed.text
+        assert signed.json()["scopes"] == ["monitor:read"] and OPERATOR_COOKIE in signed.headers["set-cookie"]
+        assert (await browser.get("/v1/overview")).status_code == 200
+        replay = await browser.post("/v1/dead-letters/1/replay")
+        assert "monitor:act" in assert_problem(replay, 403)["detail"], "reading only: no replay"
+
+        # An agency's invitation opens nothing here: operators' powers come from operators.
+        agency_made = await run_cli(
+            "workers", "invite", "--agency", POLICE, "--worker", "anne", "--dispatcher", running.url,
+            "--network", str(pole.network_file), "--data-dir", str(pole.data_dir),
+        )  # fmt: skip
+        forged = "".join(agency_made.output.split()).split("#invitation=", 1)[1]
+        assert_problem(await sign_in(httpx.AsyncClient(base_url=running.url), forged), 401)
+
+        ended = await run_cli(
+            "operators", "revoke", "--operator", "anne", "--monitor", running.url,
+            "--network", str(pole.network_file), "--data-dir", str(pole.data_dir),
+        )  # fmt: skip
+        assert ended.exit_code == 0 and "1 session(s)" in ended.output, ended.output
+        assert_problem(await browser.get("/v1/overview"), 401)
