@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 from maillage.cli.main import app as cli
 from maillage.core.audit import repository as audit_repository
 from maillage.core.audit.models import AuditCheckpoint
+from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.tokens import Scope, mint
 from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.polling import eventually
@@ -25,7 +26,7 @@ from maillage.domain.audit import linked
 from maillage.domain.events import AlertKind, AlertRaised, ReferralCreated, ReferralReason
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role, Severity
 from maillage.gateway.app import create_app as create_gateway_app
-from maillage.gateway.verification import verify_chain
+from maillage.gateway.verification import Checkpoints, verify_chain
 from tests.support import Pole, assert_problem, consent, decided, listening, refer
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
@@ -148,6 +149,7 @@ async def test_an_altered_audit_record_is_named_by_a_full_walk_the_api_and_the_c
     assert whole == {
         "records": 4,
         "walked": 4,  # no checkpoint yet: from the first record
+        "complete": True,
         "chains": 1,  # one subject: one partition, one chain
         "intact": True,
         "first_broken": None,
@@ -382,3 +384,25 @@ async def test_a_batch_mixing_a_referral_and_a_danger_alert_keeps_the_chain_inta
         [stored] = await audit_repository.of_event(session, alert.id)
     await engine.dispose()
     assert stored["raised_by"] == "0123456789abcdef", "who raised the alert is kept in the gateway's database"
+
+
+async def test_a_verification_stops_at_its_limit_and_the_next_walks_on_from_where_it_stopped(pole: Pole) -> None:
+    await pole.start_gateway()
+    await pole.start_agency(SENDER)
+    subject = new_subject_ref()
+    await consent(pole, SENDER, subject, to=["cpas-seraing"], categories=["identity", "contact", "narrative"])
+    await referrals_decided(pole, subject, "cpas-seraing", "zp-meuse", "cpas-seraing", "zp-meuse", "cpas-seraing")
+    engine = make_engine(pole.database_url("gateway"))
+    checkpoints = Checkpoints(pole.trust(GATEWAY))
+    try:
+        sessions = session_factory(engine)
+        steps = [await verify_chain(sessions, checkpoints=checkpoints, limit=2, chunk=1) for _ in range(3)]
+        again = await verify_chain(sessions, checkpoints=checkpoints, limit=2)
+    finally:
+        await engine.dispose()
+    assert [(s.walked, s.records, s.complete, s.intact) for s in steps] == [
+        (2, 2, False, True),
+        (2, 4, False, True),
+        (1, 5, True, True),
+    ]
+    assert (again.walked, again.records, again.complete) == (0, 5, True)

@@ -136,8 +136,15 @@ def verify(
 
 
 def _verify_online(base_url: str, token: str | None) -> ChainReport:
-    with console.status(f"The gateway at {base_url} is verifying its audit chains…"):
-        return ChainReport.model_validate(_get(base_url, "/v1/audit/verify", token))
+    """Asked again while the gateway stops at its limit per request (a long chain not yet checkpointed)."""
+    with console.status(f"The gateway at {base_url} is verifying its audit chains…") as status:
+        report = ChainReport.model_validate(_get(base_url, "/v1/audit/verify", token))
+        walked = report.walked
+        while not report.complete and report.intact:
+            status.update(f"The gateway at {base_url} is verifying its audit chains… {walked:,} records hashed")
+            report = ChainReport.model_validate(_get(base_url, "/v1/audit/verify", token))
+            walked += report.walked
+    return report.model_copy(update={"walked": walked})
 
 
 def _walk_online(base_url: str, token: str | None, *, every: float = 1.0) -> ChainReport:

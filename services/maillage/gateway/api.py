@@ -29,7 +29,7 @@ router = APIRouter(prefix="/v1", responses=ERRORS, tags=["audit"])  # type: igno
     summary="Verify the audit chains on from their last signed checkpoint, with the last full walk's result",
 )
 async def verify_audit_chain(principal: AuditReader, sessions: Sessions, walks: Walks) -> ChainReport:
-    walked = await verification.verify_chain(sessions, checkpoints=walks.checkpoints)
+    walked = await verification.verify_chain(sessions, checkpoints=walks.checkpoints, limit=verification.VERIFY_LIMIT)
     report = verification.with_last_full_walk(walked, await walks.last_finished())
     log.info(
         "audit chain verified",

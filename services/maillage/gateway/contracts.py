@@ -34,6 +34,11 @@ class ChainReport(BaseModel):
         description="Records hashed by this verification: those after each chain's last signed checkpoint "
         "(all of them in a full walk). The records before it were found intact then, and its link still is.",
     )
+    complete: bool = Field(
+        default=True,
+        description="Every chain was walked to its last record. False: this verification stopped at its limit "
+        "(`intact` holds for what it covered, the checkpoints moved that far): ask again to walk on.",
+    )
     chains: int = Field(default=1, description="Chains walked: one per partition of the submitted topic.")
     intact: bool = Field(description="Every chain holds.")
     first_broken: BrokenRecord | None = Field(

@@ -13,6 +13,7 @@ verification reports the last one's result with its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -37,6 +38,8 @@ Progress = Callable[[int, int], None]
 
 # What a checkpoint's signature covers besides its fields: never mistaken for an event's signature.
 CHECKPOINT_PURPOSE = b"maillage audit checkpoint 1"
+# What one verification over the API hashes at most: a few seconds, so that no answer waits on a long chain.
+VERIFY_LIMIT = 20_000
 # A running walk writes its progress this often; one silent for STALE was interrupted (its gateway stopped).
 HEARTBEAT_SECONDS = 2.0
 STALE = timedelta(seconds=60)
@@ -93,6 +96,7 @@ async def verify_chain(
     checkpoints: Checkpoints | None = None,
     full: bool = False,
     chunk: int = audit.CHUNK,
+    limit: int | None = None,
     progress: Progress | None = None,
     clock: Clock | None = None,
 ) -> ChainReport:
@@ -100,7 +104,9 @@ async def verify_chain(
     order, and name the first broken one. With `checkpoints`, each chain is walked on from its last signed
     checkpoint (from its first record if `full`), and an intact chain's checkpoint is moved to its last record.
     Without, every chain from its first record and nothing written: what `maillage audit verify --database`
-    runs on a copy of the gateways' database."""
+    runs on a copy of the gateways' database. `limit`: hash at most this many records (a request's answer
+    must come in seconds, however long the chains): the report says whether it reached every chain's end, and
+    the checkpoints moved as far as it got, so the next verification walks on from there."""
     async with sessions() as session:
         ends = await audit.chain_ends(session)
         stored = await audit.checkpoints(session) if checkpoints is not None and not full else {}
@@ -109,16 +115,25 @@ async def verify_chain(
         log.warning("audit checkpoint not signed by the gateway, chain walked from its start", extra={"chain": chain})
     total = max(0, sum(count for _, count in ends.values()) - sum(m.records for m in marks.values()))
     walks: dict[int, ChainWalk] = {}
-    walked = 0
+    walked, complete = 0, True
     for chain in sorted(ends.keys() | marks.keys()):
         mark = marks.get(chain)
         walks[chain] = walk = ChainWalk() if mark is None else await _resume(sessions, mark)
-        end = ends.get(chain, (0, 0))[0]
-        async for records in audit.walk_chain(sessions, chain, after=mark.seq if mark else 0, end=end, chunk=chunk):
-            walk.feed(records)
-            walked += len(records)
-            if progress is not None:
-                progress(walked, total)
+        end, after = ends.get(chain, (0, 0))[0], mark.seq if mark else 0
+        if limit is not None and walked >= limit:
+            complete = complete and after >= end
+            continue
+        budget = chunk if limit is None else max(1, min(chunk, limit - walked))
+        async with contextlib.aclosing(audit.walk_chain(sessions, chain, after=after, end=end, chunk=budget)) as chunks:
+            async for records in chunks:
+                walk.feed(records)
+                walked += len(records)
+                if progress is not None:
+                    progress(walked, total)
+                if limit is not None and walked >= limit:
+                    break
+        reached = int(walk.last["seq"]) if walk.last is not None else after
+        complete = complete and reached >= end
     if checkpoints is not None:
         now = (clock or SystemClock()).now()
         moved = [checkpoints.sign(c, w, at=now) for c, w in walks.items() if w.intact and w.last is not None]
@@ -127,7 +142,7 @@ async def verify_chain(
                 for checkpoint in moved:
                     await audit.save_checkpoint(session, checkpoint)
                 await session.commit()
-    return _report(walks, walked=walked)
+    return _report(walks, walked=walked, complete=complete)
 
 
 async def _resume(sessions: async_sessionmaker[AsyncSession], mark: AuditCheckpoint) -> ChainWalk:
@@ -141,12 +156,13 @@ async def _resume(sessions: async_sessionmaker[AsyncSession], mark: AuditCheckpo
     return walk
 
 
-def _report(walks: Mapping[int, ChainWalk], *, walked: int) -> ChainReport:
+def _report(walks: Mapping[int, ChainWalk], *, walked: int, complete: bool = True) -> ChainReport:
     broken = next((w.broken for _, w in sorted(walks.items()) if w.broken is not None), None)
     policies = list(dict.fromkeys(p for w in walks.values() for p in w.policy_sha256s))
     return ChainReport(
         records=sum(w.records for w in walks.values()),
         walked=walked,
+        complete=complete,
         chains=len(walks),
         intact=broken is None,
         first_broken=None if broken is None else _broken(broken),

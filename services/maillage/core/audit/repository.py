@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -77,7 +77,7 @@ async def record_at(session: AsyncSession, chain: int, seq: int) -> dict[str, An
 
 async def walk_chain(
     sessions: async_sessionmaker[AsyncSession], chain: int, *, after: int, end: int, chunk: int = CHUNK
-) -> AsyncIterator[list[dict[str, Any]]]:
+) -> AsyncGenerator[list[dict[str, Any]]]:
     """A chain's records after seq `after` up to `end`, in seq order, as hashed, `chunk` records at a time.
 
     A short read per chunk, not one long transaction: a reader holding SQLite's WAL snapshot for
