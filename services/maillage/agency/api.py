@@ -55,7 +55,7 @@ _TOKEN_FORM = {
     summary="A token for a registered partner system (OAuth 2.0 client credentials, RFC 6749 §4.4)",
     openapi_extra=_TOKEN_FORM,
     response_model=TokenAnswer,
-    responses={400: PROBLEM, 401: PROBLEM, 415: PROBLEM},
+    responses={400: PROBLEM, 401: PROBLEM, 413: PROBLEM, 415: PROBLEM},
 )
 async def token(request: Request) -> Response:
     endpoint: TokenEndpoint = request.app.state.tokens

@@ -43,7 +43,7 @@ def sessions_of(request: Request) -> SignInSessions:
 
 def session_router(*, tags: list[str | Enum]) -> APIRouter:
     """Sign in with an invitation, keep the session, sign out: `/v1/session`."""
-    router = APIRouter(tags=tags, responses={401: PROBLEM, 422: PROBLEM})
+    router = APIRouter(tags=tags, responses={400: PROBLEM, 401: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM})
 
     @router.post("/v1/session", status_code=201, summary="Sign in with your invitation: a session cookie")
     async def sign_in(body: SignIn, request: Request, response: Response) -> SessionOut:
