@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
+import subprocess
+import threading
 import time
 import tomllib
 import uuid
@@ -19,7 +22,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from maillage.cli.acl import load_kafka_auth
-from maillage.cli.kafka_local import ADMIN_PASSWORD_FILE
+from maillage.cli.kafka_cluster import LocalCluster
+from maillage.cli.kafka_local import ADMIN_PASSWORD_FILE, ScramSetup
 from maillage.core.config.network import load_network
 from maillage.core.crypto.keys import KeyDirs, OwnKeys, PublicKeys
 from maillage.core.crypto.tokens import ALL_AGENCY_SCOPES, mint
@@ -230,3 +234,23 @@ async def test_three_brokers_replicate_every_topic_and_deliver_with_one_of_them_
         up.wait(timeout=90)
     assert up.returncode == 0
     assert [pid for pid in started if alive(pid)] == [], "Ctrl-C stops every process `up` started"
+
+
+def test_a_node_killed_while_the_cluster_starts_is_launched_again(tmp_path: Path) -> None:
+    launches: list[int] = []
+
+    def popen(args: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        process: subprocess.Popen[bytes] = subprocess.Popen(args, **options)
+        if args[-1].endswith("node-2/server.properties"):
+            launches.append(process.pid)
+            if len(launches) == 1:  # the first launch dies before the quorum has formed
+                threading.Timer(1.0, process.kill).start()
+        return process
+
+    cluster = LocalCluster(data_dir=tmp_path / "cluster", sasl=ScramSetup(), port=three_free_ports(), popen=popen)
+    cluster.start()
+    try:
+        assert len(launches) == 2
+        assert len(asyncio.run(cluster.registered())) == 3
+    finally:
+        cluster.stop()

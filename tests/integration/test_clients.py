@@ -118,7 +118,13 @@ async def test_wrong_credentials_a_revoked_system_and_malformed_requests_get_cle
     assert by_post.status_code == 200 and by_post.json()["scope"] == "inbox:read"
     narrower = await ask(data={**form, "scope": "inbox:read audit:read"}, auth=(client_id, secret))
     assert narrower.json()["scope"] == "inbox:read", "never more than it was registered for"
-    for wrong in [(client_id, "not-the-secret"), ("refuge-liege.000000000000", secret)]:
+    # PostgreSQL refuses a NUL in text: an id that cannot be one of ours is unknown, never asked of the database.
+    for wrong in [
+        (client_id, "not-the-secret"),
+        ("refuge-liege.000000000000", secret),
+        ("a\x00b", secret),
+        ("x" * 5000, secret),
+    ]:
         refused = await ask(data=form, auth=wrong)
         body = assert_problem(refused, 401)
         assert body["error"] == "invalid_client" and refused.headers["WWW-Authenticate"].startswith("Basic")
@@ -129,6 +135,8 @@ async def test_wrong_credentials_a_revoked_system_and_malformed_requests_get_cle
     assert assert_problem(await ask(data={**form, "scope": "audit:read"}, auth=(client_id, secret)), 400)["error"] == (
         "invalid_scope"
     )
+    by_post_nul = await ask(data={**form, "client_id": "\x00", "client_secret": secret})
+    assert assert_problem(by_post_nul, 400)["error"] == "invalid_client", "400 without an Authorization header"
     assert_problem(await ask(json=form, auth=(client_id, secret)), 415)
     plain = await agency.post("http://agency/oauth/token", data=form, auth=(client_id, secret), headers=no_bearer)
     assert "TLS" in assert_problem(plain, 400)["detail"], "plain HTTP beyond loopback is refused"

@@ -8,6 +8,7 @@ cluster is here to survive. Production's compose file runs the same combined sha
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 
 from maillage.cli.kafka_local import (
+    KafkaExitedEarly,
     KafkaUnavailable,
     LocalKafka,
     Quorum,
@@ -29,6 +31,8 @@ from maillage.cli.kafka_local import (
 from maillage.core.messaging.kafka_auth import KafkaAuth, client_kwargs
 
 CLUSTER_ID_FILE = "cluster.id"
+EARLY_EXIT_RELAUNCHES = 2
+log = logging.getLogger("maillage.up")
 
 
 @dataclass
@@ -94,15 +98,30 @@ class LocalCluster:
 
     async def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        await asyncio.gather(*(node.wait_until_ready(timeout) for node in self.nodes))
+        await asyncio.gather(*(self._node_ready(node, deadline) for node in self.nodes))
         # Each node answers once it is up; topics with one replica per node need every one registered.
         while time.monotonic() < deadline:
-            if len(await self._registered()) == self.size:
+            if len(await self.registered()) == self.size:
                 return
             await asyncio.sleep(0.3)
         raise KafkaUnavailable(f"not every broker of the cluster registered within {timeout:.0f}s")
 
-    async def _registered(self) -> list[object]:
+    async def _node_ready(self, node: LocalKafka, deadline: float) -> None:
+        """A node that exits while its peers are still starting is launched again on the same storage, as the
+        supervisor would later: a voter's first election can fail on a loaded machine. Each try is logged in
+        its broker.out and server.log; the last failure is the one reported."""
+        for attempt in range(1, EARLY_EXIT_RELAUNCHES + 2):
+            try:
+                await node.wait_until_ready(max(1.0, deadline - time.monotonic()))
+                return
+            except KafkaExitedEarly as exc:
+                if attempt > EARLY_EXIT_RELAUNCHES or time.monotonic() >= deadline:
+                    raise
+                log.warning("Kafka node %s exited while starting; launched again. %s", node.quorum.node_id, exc)
+                await asyncio.sleep(1.0)
+                node.launch()
+
+    async def registered(self) -> list[object]:
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self.bootstrap, request_timeout_ms=5000, **client_kwargs(self.admin_auth)
         )

@@ -34,9 +34,15 @@ class KafkaUnavailable(RuntimeError):
     """The local broker could not be fetched or did not start."""
 
 
+class KafkaExitedEarly(KafkaUnavailable):
+    """The broker's process ended before it answered."""
+
+
 def cache_dir() -> Path:
+    """One folder per Kafka version and dependency list: a changed pom fetches afresh."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "maillage" / f"kafka-{KAFKA_VERSION}"
+    pom_digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:8]
+    return Path(base) / "maillage" / f"kafka-{KAFKA_VERSION}-{pom_digest}"
 
 
 def ensure_jars() -> Path:
@@ -295,7 +301,9 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 tail = (self.data_dir / "broker.out").read_text(errors="replace")[-1500:]
-                raise KafkaUnavailable(f"Kafka exited early ({self.data_dir / 'broker.out'}):\n{tail}")
+                raise KafkaExitedEarly(
+                    f"Kafka exited early ({self.data_dir / 'broker.out'}):\n{tail}{self.last_error()}"
+                )
             if not _listening(self.port):
                 await asyncio.sleep(0.2)
                 continue
@@ -312,6 +320,14 @@ class LocalKafka:
                 await admin.close()
         self.stop()
         raise KafkaUnavailable(f"Kafka did not answer within {timeout:.0f}s")
+
+    def last_error(self) -> str:
+        """The broker's last ERROR line, if its log has one: why it stopped, for the message that says so."""
+        log = self.data_dir / "server.log"
+        errors = (
+            [line for line in log.read_text(errors="replace").splitlines() if " ERROR " in line] if log.exists() else []
+        )
+        return f"\nlast error in {log}: {errors[-1]}" if errors else ""
 
     def stop(self) -> None:
         if self.process is None:

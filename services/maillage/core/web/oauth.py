@@ -15,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import contextvars
+import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,6 +38,7 @@ FORM = "application/x-www-form-urlencoded"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 CLIENT_CREDENTIALS = "client_credentials"
 MAX_FORM_FIELDS = 16
+CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9.-]{0,127}")
 
 # The row of the client asking, read before authlib (synchronous) runs: one per request, never shared.
 _asking: contextvars.ContextVar[ClientRow | None] = contextvars.ContextVar("oauth_client", default=None)
@@ -128,7 +130,9 @@ class TokenEndpoint(AuthorizationServer):  # type: ignore[misc]
         if fields is None:
             return _oauth_error(request, 400, "invalid_request", "The body is not a form of at most 16 fields.")
         client_id = _basic_client_id(request.headers.get("authorization")) or dict(fields).get("client_id")
-        row = await self._load(client_id) if client_id else None
+        # An id that cannot be one `maillage clients add` made is unknown, not a question for the database (which
+        # would refuse a NUL in it).
+        row = await self._load(client_id) if client_id and CLIENT_ID.fullmatch(client_id) else None
         try:
             oauth_request = _Request(request, fields)
         except InsecureTransportError:
