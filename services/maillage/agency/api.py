@@ -162,6 +162,17 @@ async def inbox(ctx: Context, cursor: Cursor = None, limit: Limit = 50) -> c.Inb
     return await services.inbox(ctx, cursor=cursor, limit=limit)
 
 
+@router.get("/events", tags=["events"], dependencies=EVENTS_WRITE)
+async def sent_events(
+    ctx: Context,
+    pending: Annotated[bool, Query(description="Only the events the gateway has not decided yet.")] = False,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> c.EventFatePage:
+    """What became of the events this agency sent, oldest first: each one as `GET /v1/events/{event_id}` shows it."""
+    return await services.sent_events(ctx, pending=pending, cursor=cursor, limit=limit)
+
+
 @router.get("/events/{event_id}", tags=["events"], dependencies=EVENTS_WRITE)
 async def event_fate(event_id: str, ctx: Context) -> c.EventFate:
     return await services.event_fate(ctx, event_id)

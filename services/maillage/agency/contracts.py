@@ -318,6 +318,11 @@ class EventFate(Body):
     )
 
 
+class EventFatePage(Body):
+    items: list[EventFate]
+    next_cursor: str | None
+
+
 class InboxEntry(Body):
     event_id: str
     type: str

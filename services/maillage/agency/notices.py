@@ -3,6 +3,7 @@ those its own events caused (what `GET /v1/events/{id}` shows)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,7 +50,9 @@ async def keep_receipts(session: AsyncSession, report: StatusReport) -> None:
         session.add(row)
 
 
-async def receipts(session: AsyncSession, cause: str) -> list[c.NoticeOut]:
-    return [
-        c.NoticeOut.model_validate(r, from_attributes=True) for r in await repository.notice_receipts(session, cause)
-    ]
+async def receipts(session: AsyncSession, causes: list[str]) -> dict[str, list[c.NoticeOut]]:
+    """The notices each of these events caused, and their receipts, by recipient."""
+    by_cause: dict[str, list[c.NoticeOut]] = defaultdict(list)
+    for row in await repository.notice_receipts_of(session, causes):
+        by_cause[row.cause].append(c.NoticeOut.model_validate(row, from_attributes=True))
+    return by_cause

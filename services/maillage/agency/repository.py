@@ -42,10 +42,28 @@ async def sent_event(session: AsyncSession, event_id: str) -> SentEvent | None:
     return await session.get(SentEvent, event_id)
 
 
-async def recipient_statuses(session: AsyncSession, event_id: str) -> Sequence[RecipientStatus]:
-    """What the gateway decided for each recipient of the event, by recipient."""
-    query = select(RecipientStatus).where(RecipientStatus.event_id == event_id).order_by(col(RecipientStatus.recipient))
+async def sent_events_page(session: AsyncSession, *, after: str, limit: int, pending: bool) -> Sequence[SentEvent]:
+    """Events this agency sent, oldest first (their ids are time-ordered); only those without a decision yet
+    when `pending`."""
+    query = select(SentEvent).where(col(SentEvent.event_id) > after)
+    if pending:
+        decided = select(RecipientStatus.event_id).where(RecipientStatus.event_id == SentEvent.event_id)
+        query = query.where(~decided.exists())
+    return (await session.exec(query.order_by(col(SentEvent.event_id)).limit(limit))).all()
+
+
+async def statuses_of(session: AsyncSession, event_ids: list[str]) -> Sequence[RecipientStatus]:
+    """What the gateway decided for each recipient of these events, by event and recipient."""
+    query = (
+        select(RecipientStatus)
+        .where(col(RecipientStatus.event_id).in_(event_ids))
+        .order_by(col(RecipientStatus.event_id), col(RecipientStatus.recipient))
+    )
     return (await session.exec(query)).all()
+
+
+async def alert_progress_of(session: AsyncSession, alert_ids: list[str]) -> Sequence[AlertProgress]:
+    return (await session.exec(select(AlertProgress).where(col(AlertProgress.alert_id).in_(alert_ids)))).all()
 
 
 async def statuses_known(session: AsyncSession, event_ids: list[str]) -> set[tuple[str, str]]:
@@ -58,11 +76,6 @@ async def statuses_known(session: AsyncSession, event_ids: list[str]) -> set[tup
 
 async def alert_progress(session: AsyncSession, alert_id: str, recipient: str) -> AlertProgress | None:
     return await session.get(AlertProgress, (alert_id, recipient))
-
-
-async def alert_progress_by_recipient(session: AsyncSession, alert_id: str) -> dict[str, AlertProgress]:
-    query = select(AlertProgress).where(AlertProgress.alert_id == alert_id)
-    return {p.recipient: p for p in (await session.exec(query)).all()}
 
 
 # --- inbox and referrals ------------------------------------------------------------------------
@@ -90,9 +103,12 @@ async def notice_receipt(session: AsyncSession, notice_id: str) -> NoticeReceipt
     return await session.get(NoticeReceipt, notice_id)
 
 
-async def notice_receipts(session: AsyncSession, cause: str) -> Sequence[NoticeReceipt]:
-    """The notices an event of this agency caused, by recipient."""
-    query = select(NoticeReceipt).where(NoticeReceipt.cause == cause).order_by(col(NoticeReceipt.recipient))
+async def notice_receipts_of(session: AsyncSession, causes: list[str]) -> Sequence[NoticeReceipt]:
+    query = (
+        select(NoticeReceipt)
+        .where(col(NoticeReceipt.cause).in_(causes))
+        .order_by(col(NoticeReceipt.cause), col(NoticeReceipt.recipient))
+    )
     return (await session.exec(query)).all()
 
 

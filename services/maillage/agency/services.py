@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -18,7 +20,7 @@ from maillage.core.messaging.envelope import Envelope
 from maillage.core.observability.metrics import EVENTS_RECEIVED
 from maillage.core.outbox.enqueue import enqueue_dead_letter
 from maillage.core.storage.db import unit_of_work
-from maillage.core.web.paging import decode_cursor, next_cursor
+from maillage.core.web.paging import decode_cursor, decode_key, next_cursor, next_key_cursor
 from maillage.core.webhooks import repository as webhooks
 from maillage.core.webhooks.delivery import enqueue_for_all, new_secret
 from maillage.core.webhooks.models import Webhook
@@ -305,26 +307,50 @@ async def event_fate(ctx: AgencyContext, event_id: str) -> c.EventFate:
         sent = await repository.sent_event(session, event_id)
         if sent is None:
             raise NotFound("This agency sent no event with this id.")
-        rows = await repository.recipient_statuses(session, event_id)
-        progress = await repository.alert_progress_by_recipient(session, event_id)
-        receipts = await notices.receipts(session, event_id)
-    outcomes = [c.RecipientOutcome.model_validate(r, from_attributes=True) for r in rows]
-    outcomes = [
-        o.model_copy(update={"alert": c.AlertProgressOut.model_validate(progress[o.recipient], from_attributes=True)})
-        if o.recipient in progress
-        else o
-        for o in outcomes
+        (fate,) = await _fates(session, [sent])
+    return fate
+
+
+async def sent_events(ctx: AgencyContext, *, pending: bool, cursor: str | None, limit: int) -> c.EventFatePage:
+    """What became of the events this agency sent, oldest first: a page costs four queries, whatever its size."""
+    async with ctx.sessions() as session:
+        sent = await repository.sent_events_page(session, after=decode_key(cursor), limit=limit, pending=pending)
+        fates = await _fates(session, sent)
+    return c.EventFatePage(items=fates, next_cursor=next_key_cursor([s.event_id for s in sent], limit=limit))
+
+
+async def _fates(session: AsyncSession, sent: Sequence[models.SentEvent]) -> list[c.EventFate]:
+    ids = [s.event_id for s in sent]
+    statuses: dict[str, list[models.RecipientStatus]] = defaultdict(list)
+    for row in await repository.statuses_of(session, ids):
+        statuses[row.event_id].append(row)
+    progress = {(p.alert_id, p.recipient): p for p in await repository.alert_progress_of(session, ids)}
+    receipts = await notices.receipts(session, ids)
+
+    def outcome(row: models.RecipientStatus) -> c.RecipientOutcome:
+        out = c.RecipientOutcome.model_validate(row, from_attributes=True)
+        alert = progress.get((row.event_id, row.recipient))
+        return (
+            out
+            if alert is None
+            else out.model_copy(update={"alert": c.AlertProgressOut.model_validate(alert, from_attributes=True)})
+        )
+
+    def state(rows: list[models.RecipientStatus]) -> str:
+        return "pending" if not rows else ("rejected" if rows[0].outcome == "rejected" else "decided")
+
+    return [
+        c.EventFate(
+            event_id=s.event_id,
+            type=s.type,
+            subject_ref=s.subject_ref,
+            created_at=s.created_at,
+            state=state(statuses[s.event_id]),
+            recipients=[outcome(row) for row in statuses[s.event_id]],
+            notices=receipts[s.event_id],
+        )
+        for s in sent
     ]
-    state = "pending" if not rows else ("rejected" if rows[0].outcome == "rejected" else "decided")
-    return c.EventFate(
-        event_id=sent.event_id,
-        type=sent.type,
-        subject_ref=sent.subject_ref,
-        created_at=sent.created_at,
-        state=state,
-        recipients=outcomes,
-        notices=receipts,
-    )
 
 
 # --- webhooks -----------------------------------------------------------------------------------

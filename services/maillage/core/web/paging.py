@@ -32,3 +32,25 @@ def decode_cursor(cursor: str | None) -> int:
 def next_cursor(positions: list[int], *, limit: int) -> str | None:
     """The cursor of the page after this one, or None when this page was the last."""
     return encode_cursor(positions[-1]) if len(positions) == limit else None
+
+
+def encode_key(key: str) -> str:
+    """The cursor after a string key (a time-ordered id: UUIDv7)."""
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def decode_key(cursor: str | None) -> str:
+    """The key after which the page starts ("": from the start)."""
+    if not cursor:
+        return ""
+    try:
+        key = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+    except ValueError:
+        raise InvalidRequest("The cursor is not one this API gave.") from None
+    if not key or not key.isprintable():
+        raise InvalidRequest("The cursor is not one this API gave.")
+    return key
+
+
+def next_key_cursor(keys: list[str], *, limit: int) -> str | None:
+    return encode_key(keys[-1]) if len(keys) == limit else None
