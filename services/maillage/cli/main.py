@@ -13,10 +13,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from maillage.cli import schemas as schema_files
 from maillage.cli.audit import audit_app, disclosures_app
+from maillage.cli.broker import broker, database_server
 from maillage.cli.clients import clients_app
 from maillage.cli.db import db_app
 from maillage.cli.operators import dlq_app
@@ -25,6 +27,7 @@ from maillage.cli.workers import operators_app, workers_app
 from maillage.core.config.network import load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.crypto.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys, add_keys, ensure_keys, retire_key
+from maillage.core.crypto.network_ca import CaError, TlsDirs, ensure_tls
 from maillage.core.crypto.tokens import Scope, mint
 from maillage.core.storage.private import PRIVATE_UMASK
 
@@ -38,6 +41,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(clients_app, name="clients")
 app.add_typer(workers_app, name="workers")
 app.add_typer(operators_app, name="operators")
+app.command("broker")(broker)
+app.command("database-server")(database_server)
 app.command("status")(operator_status)
 console = Console()
 
@@ -143,7 +148,9 @@ def topics(
 
     net = load_network(network)
     password = os.environ.get("MAILLAGE_KAFKA_ADMIN_PASSWORD", "")
-    auth = KafkaAuth(username=admin_user, password=password) if password else None
+    auth = (
+        KafkaAuth(username=admin_user, password=password, tls=net.kafka.tls, ca_file=net.ca_file) if password else None
+    )
     names = asyncio.run(create_network_topics(net, bootstrap=bootstrap or net.kafka.bootstrap, auth=auth))
     console.print(f"{len(names)} topics present on {bootstrap or net.kafka.bootstrap}.")
 
@@ -280,6 +287,26 @@ def demo(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption = Pat
     except Exception as exc:
         console.print(f"[red]The demo could not complete: {exc}[/]\nIs `maillage up` running?")
         raise typer.Exit(1) from None
+
+
+@app.command()
+def probe(
+    url: Annotated[str, typer.Argument(help="A service's /readyz (or any GET), http:// or https://.")],
+    network: NetworkOption = DEFAULT_NETWORK,
+) -> None:
+    """Exit 0 if the URL answers 200, trusting the network CA: a container's health check."""
+    import httpx
+
+    from maillage.core.crypto.network_ca import client_context
+
+    try:
+        answer = httpx.get(url, timeout=4.0, verify=client_context(load_network(network).ca_file), trust_env=False)
+    except httpx.HTTPError as exc:
+        console.print(f"{url}: {type(exc).__name__}")
+        raise typer.Exit(1) from None
+    console.print(f"{url}: {answer.status_code}")
+    if answer.status_code != 200:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -503,7 +530,12 @@ def acl_apply(
                 settings.network,
                 settings.topics,
                 bootstrap=bootstrap or settings.bootstrap,
-                admin=KafkaAuth(username=admin_user, password=admin_password),
+                admin=KafkaAuth(
+                    username=admin_user,
+                    password=admin_password,
+                    tls=settings.network.kafka.tls,
+                    ca_file=settings.network.ca_file,
+                ),
                 private_dir=keys_dir or settings.data_dir / "keys" / "private",
                 gateway_transactional_id=settings.transactional_prefix,
             )
@@ -526,12 +558,41 @@ def _key_dirs(data_dir: Path) -> KeyDirs:
 
 
 @keys_app.command("init")
-def keys_init(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption = Path("var")) -> None:
-    """Create keys for the gateway and every agency of the network that has none yet."""
+def keys_init(
+    network: NetworkOption = DEFAULT_NETWORK,
+    data_dir: DataDirOption = Path("var"),
+    tls_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A name or address the services and brokers are reached at (repeatable); the loopback always."
+        ),
+    ] = None,
+    brokers: Annotated[int, typer.Option(min=0, help="Kafka brokers to issue certificates for (kafka-1, …).")] = 3,
+    ca_cert: Annotated[
+        Path | None, typer.Option(help="The operator's CA certificate (PEM), instead of a new CA.")
+    ] = None,
+    ca_key: Annotated[Path | None, typer.Option(help="That CA's private key (PEM, unencrypted).")] = None,
+) -> None:
+    """Create keys for the gateway and every agency of the network that has none yet, and the network's TLS:
+    a CA (or the operator's) and a certificate for every service and broker that has none."""
     net = load_network(network)
-    created = ensure_keys(_key_dirs(data_dir), net.key_owners)
+    dirs = _key_dirs(data_dir)
+    created = ensure_keys(dirs, net.key_owners)
     console.print(f"created keys for: {', '.join(created) or 'nobody (all present)'}")
-    console.print(f"private keys (mode 0600, keep out of git): {_key_dirs(data_dir).private}")
+    if (ca_cert is None) != (ca_key is None):
+        console.print("[red]--ca-cert and --ca-key go together.[/]")
+        raise typer.Exit(2)
+    services = ["gateway", *(a.id for a in net.agencies), "dispatcher", "monitor", "postgres"]
+    services += [f"kafka-{i}" for i in range(1, brokers + 1)]
+    tls = TlsDirs.under(dirs.private, dirs.public)
+    try:
+        issued = ensure_tls(tls, services, hosts=tls_host or (), ca=(ca_cert, ca_key) if ca_cert and ca_key else None)
+    except CaError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"TLS certificates issued for: {', '.join(issued) or 'nobody (all present)'}")
+    console.print(f"the network CA's certificate (the network file's ca_file): {tls.ca_cert}")
+    console.print(f"private keys (mode 0600, keep out of git): {dirs.private}")
 
 
 @keys_app.command("rotate")

@@ -16,6 +16,7 @@ from rich.table import Table
 from maillage.cli.credentials import TokenFileOption, bearer_token, scrape_secret
 from maillage.core.config.network import Network, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.crypto.network_ca import client_context
 
 console = Console()
 NetworkOption = Annotated[
@@ -115,8 +116,14 @@ def _monitor_client(network_file: Path, monitor: str, token_file: Path | None) -
             "(`maillage token --operator --scope monitor:read --scope monitor:act`)."
         )
         raise typer.Exit(2)
-    base = monitor or f"http://127.0.0.1:{load_network(network_file).monitor.port}"
-    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    network = load_network(network_file)
+    base = monitor or network.monitor.base_url
+    return httpx.Client(
+        base_url=base,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        verify=client_context(network.ca_file),
+    )
 
 
 def _refused(response: httpx.Response) -> str:

@@ -57,6 +57,8 @@ class LocalPostgres:
     # Off for a test server: a crash loses the last commits, and nothing of a test outlives the session.
     durable: bool = True
     password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    # Its certificate chain and key (PEM): connections over TLS (the services ask for `ssl=verify-full`).
+    tls: tuple[Path, Path] | None = None
 
     @property
     def cluster(self) -> Path:
@@ -89,6 +91,8 @@ class LocalPostgres:
         settings = ["listen_addresses=127.0.0.1", "max_connections=300"]
         if not self.durable:
             settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+        if self.tls is not None:
+            settings += ["ssl=on", f"ssl_cert_file={self.tls[0]}", f"ssl_key_file={self.tls[1]}"]
         return ["-p", str(self.port), "-k", str(self.data_dir), *(part for s in settings for part in ("-c", s))]
 
     def start(self, *, timeout: float = 60.0) -> None:
