@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from maillage.cli.kafka_local import BrokerTls, LocalKafka, Quorum, ScramSetup, new_cluster_id
+from maillage.cli.kafka_local import LOG4J_CONSOLE, BrokerTls, LocalKafka, Quorum, ScramSetup, new_cluster_id
 from maillage.cli.postgres_local import SUPERUSER, LocalPostgres
 from maillage.core.crypto.keys import ensure_secret, write_private
 from maillage.core.crypto.network_ca import TlsDirs
@@ -59,6 +59,7 @@ def broker(
         sasl=sasl,
         quorum=Quorum(node_id=node_id, voters=voters, cluster_id=cluster_id),
         host=host,
+        log_config=LOG4J_CONSOLE,
     )
     node.prepare()
     command = node.java_command()

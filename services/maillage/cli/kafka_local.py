@@ -30,6 +30,7 @@ KAFKA_VERSION = "4.1.1"
 _KAFKA_FILES = resources.files("maillage.cli.kafka")
 POM = Path(str(_KAFKA_FILES.joinpath("pom.xml")))
 LOG4J_CONFIG = Path(str(_KAFKA_FILES.joinpath("log4j2.properties")))
+LOG4J_CONSOLE = Path(str(_KAFKA_FILES.joinpath("log4j2-console.properties")))
 
 
 class KafkaUnavailable(RuntimeError):
@@ -257,6 +258,8 @@ class LocalKafka:
     quorum: Quorum = Quorum()
     # The name or address the node listens and is reached at (its certificate's, over TLS).
     host: str = "127.0.0.1"
+    # Where Kafka logs: a file in data_dir, or (LOG4J_CONSOLE) standard output.
+    log_config: Path = LOG4J_CONFIG
     process: subprocess.Popen[bytes] | None = None
     # How the broker's process is started: `maillage up` passes its supervisor's (dies with its parent).
     popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
@@ -278,7 +281,7 @@ class LocalKafka:
             "-Xms256m",
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dlog4j2.configurationFile={self.log_config}",
             f"-Dkafka.logs.dir={self.data_dir}",
             "-cp",
             f"{libs}/*",
