@@ -23,6 +23,7 @@ COPY schemas ./schemas
 RUN python3 -m venv /opt/maillage/venv \
     && pip install . \
     && python -c "from maillage.cli.kafka_local import ensure_jars; print(ensure_jars())" \
+    && chmod -R a+rX /opt/maillage/cache \
     && apt-get purge -y --auto-remove maven && rm -rf /root/.m2 \
     && useradd --system --uid 10001 --home-dir /data --no-create-home maillage \
     && mkdir -p /data /keys && chown maillage:maillage /data /keys

@@ -46,7 +46,9 @@ def run(
     return subprocess.run(command, check=check, text=True, capture_output=capture, **options)  # type: ignore[call-overload, no-any-return]
 
 
-def compose(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess[str]:
+def compose(
+    *args: str, check: bool = True, capture: bool = False, timeout: float = 1800
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MAILLAGE_BASE_IMAGE": BASE_IMAGE, "COMPOSE_DOCKER_CLI_BUILD": "0"}
     return run(
         "docker-compose",
@@ -59,6 +61,7 @@ def compose(*args: str, check: bool = True, capture: bool = False) -> subprocess
         capture=capture,
         env=env,
         cwd=ROOT,
+        timeout=timeout,
     )
 
 
@@ -106,7 +109,13 @@ def wait_healthy(timeout: float) -> None:
         failed = [s for s in states if s["Status"] == "exited" and s["ExitCode"] != 0]
         if failed:
             raise RuntimeError(f"{len(failed)} container(s) exited with an error")
-        waiting = [s for s in states if s["Status"] == "running" and s.get("Health", {}).get("Status") != "healthy"]
+        # Anything but healthy-and-running or done-with-0 (starting, restarting, created) is still waited for.
+        waiting = [
+            s
+            for s in states
+            if not (s["Status"] == "running" and s.get("Health", {}).get("Status") == "healthy")
+            and not (s["Status"] == "exited" and s["ExitCode"] == 0)
+        ]
         if ids and not waiting:
             return
         if time.monotonic() > deadline:
@@ -119,9 +128,9 @@ def play_demo_with_faults() -> str:
     result: dict[str, subprocess.CompletedProcess[str]] = {}
 
     def demo() -> None:
-        result["demo"] = compose("run", "--rm", "-T", "demo", check=False, capture=True)
+        result["demo"] = compose("run", "--rm", "-T", "demo", check=False, capture=True, timeout=600)
 
-    player = threading.Thread(target=demo)
+    player = threading.Thread(target=demo, daemon=True)
     player.start()
     time.sleep(4)
     say("stopping kafka-2 and gateway-2 while the demo runs")
@@ -133,7 +142,8 @@ def play_demo_with_faults() -> str:
     print(done.stdout, flush=True)
     if done.returncode != 0:
         raise RuntimeError(f"the demo failed (exit {done.returncode}): {done.stderr[-2000:]}")
-    missing = [m for m in DEMO_MILESTONES if m not in done.stdout]
+    printed = " ".join(done.stdout.split())  # whatever the terminal's width wrapped
+    missing = [m for m in DEMO_MILESTONES if m not in printed]
     if missing:
         raise RuntimeError(f"the demo's output lacks: {missing}")
     return done.stdout
@@ -144,7 +154,9 @@ def verify_audit() -> str:
         "MAILLAGE_TOKEN=$(maillage token --agency refuge-liege --scope audit:read --data-dir / "
         "--network $MAILLAGE_NETWORK_FILE) maillage audit verify --network $MAILLAGE_NETWORK_FILE --full"
     )
-    done = compose("run", "--rm", "-T", "--entrypoint", "sh", "demo", "-c", script, check=False, capture=True)
+    done = compose(
+        "run", "--rm", "-T", "--entrypoint", "sh", "demo", "-c", script, check=False, capture=True, timeout=600
+    )
     print(done.stdout, flush=True)
     if done.returncode != 0 or "intact" not in done.stdout:
         raise RuntimeError(f"the audit chains did not verify (exit {done.returncode}): {done.stderr[-1000:]}")
@@ -168,7 +180,7 @@ def main() -> int:
     compose("down", "-v", "--remove-orphans", check=False, capture=True)
     try:
         say("starting the stack: 3 brokers, PostgreSQL, 2 gateways, 10 agencies, the dispatcher, the monitor")
-        compose("up", "-d")
+        compose("up", "-d", timeout=900)
         wait_healthy(timeout=900)
         say(f"every service healthy ({time.monotonic() - began:.0f} s since the start)")
         play_demo_with_faults()
@@ -178,7 +190,7 @@ def main() -> int:
         verify_audit()
         say(f"compose test passed in {time.monotonic() - began:.0f} s")
         return 0
-    except (RuntimeError, subprocess.CalledProcessError) as exc:
+    except (RuntimeError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         say(f"compose test FAILED: {exc}")
         return 1
     finally:

@@ -25,7 +25,7 @@ from tests.support import listening
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ["gateway", "refuge-liege", "cpas-seraing", "dispatcher", "monitor", "kafka-1"]
+SERVICES = ["gateway", "refuge-liege", "cpas-seraing", "dispatcher", "monitor", "postgres", "kafka-1"]
 
 
 def keys_init(data_dir: Path, *options: str) -> tuple[int, str]:
@@ -40,21 +40,31 @@ def tls_dirs(data_dir: Path) -> TlsDirs:
 
 
 def test_keys_init_issues_a_network_ca_and_a_certificate_for_every_service_and_broker(tmp_path: Path) -> None:
-    code, output = keys_init(tmp_path / "pole", "--tls-host", "pole.example", "--tls-host", "10.0.0.7")
+    code, output = keys_init(
+        tmp_path / "pole", "--tls-host", "gateway=gw.pole.example", "--tls-host", "kafka-1=10.0.0.7"
+    )
     assert code == 0, output
     tls = tls_dirs(tmp_path / "pole")
     ca = x509.load_pem_x509_certificate(tls.ca_cert.read_bytes())
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    named: dict[str, set[str]] = {}
     for name in SERVICES:
         cert = x509.load_pem_x509_certificate(tls.cert(name).read_bytes())
         ca_key = ca.public_key()
         assert isinstance(ca_key, ec.EllipticCurvePublicKey)
         ca_key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))  # type: ignore[arg-type]
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        assert {name, "localhost", "pole.example"} <= set(names.get_values_for_type(x509.DNSName))
-        assert {"127.0.0.1", "10.0.0.7"} <= {str(a) for a in names.get_values_for_type(x509.IPAddress)}
+        alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        named[name] = set(alt.get_values_for_type(x509.DNSName)) | {
+            str(a) for a in alt.get_values_for_type(x509.IPAddress)
+        }
+        assert {name, "localhost", "127.0.0.1"} <= named[name]
         assert tls.key(name).stat().st_mode & 0o077 == 0, "private keys are the service's own"
+    # Each certificate names its own service only: the refuge's could not pass for the gateway or a broker.
+    assert "gw.pole.example" in named["gateway"] and "10.0.0.7" in named["kafka-1"]
+    assert not named["refuge-liege"] & {"gw.pole.example", "10.0.0.7", "gateway", "kafka-1"}
     assert tls.ca_key.stat().st_mode & 0o077 == 0
+    private = tmp_path / "pole" / "keys" / "private"
+    assert (private / "kafka.cluster-id").exists() and (private / "kafka-admin.password").exists()
     again_code, again = keys_init(tmp_path / "pole")
     assert again_code == 0 and "issued for: nobody" in again, "a second run keeps what exists"
 
@@ -67,6 +77,8 @@ def test_keys_init_issues_a_network_ca_and_a_certificate_for_every_service_and_b
     mismatched = tls_dirs(tmp_path / "other").key("gateway")
     code, output = keys_init(tmp_path / "third", "--ca-cert", str(tls.ca_cert), "--ca-key", str(mismatched))
     assert code == 1 and "does not belong" in output
+    code, output = keys_init(tmp_path / "pole", "--tls-host", "nobody=x.example")
+    assert code == 2 and "NAME=HOST" in output
     assert not tls_dirs(tmp_path / "third").cert("gateway").exists()
 
 

@@ -19,8 +19,16 @@ from typing import Annotated
 
 import typer
 
-from maillage.cli.kafka_local import LOG4J_CONSOLE, BrokerTls, LocalKafka, Quorum, ScramSetup, new_cluster_id
-from maillage.cli.postgres_local import SUPERUSER, LocalPostgres
+from maillage.cli.kafka_local import (
+    ADMIN_PASSWORD_FILE,
+    LOG4J_CONSOLE,
+    BrokerTls,
+    LocalKafka,
+    Quorum,
+    ScramSetup,
+    new_cluster_id,
+)
+from maillage.cli.postgres_local import LocalPostgres
 from maillage.core.crypto.keys import ensure_secret, write_private
 from maillage.core.crypto.network_ca import TlsDirs
 
@@ -47,6 +55,11 @@ def broker(
 ) -> None:
     """Run one node of the network's Kafka cluster (SASL/SCRAM, ACLs, TLS) in the foreground."""
     private, public = keys_dir / "private", keys_dir / "public"
+    shared = [private / CLUSTER_ID_FILE, private / ADMIN_PASSWORD_FILE]
+    if "," in voters and not all(path.exists() for path in shared):
+        # Made here, each node of a cluster would have its own id and password, and no quorum would form.
+        typer.echo(f"{' and '.join(map(str, shared))} are missing: `maillage keys init` makes them once.", err=True)
+        raise typer.Exit(2)
     sasl = ScramSetup.kept_in(private)
     if tls:
         sasl = dataclasses.replace(sasl, tls=BrokerTls.issued(private, public, f"kafka-{node_id}"))
@@ -67,7 +80,19 @@ def broker(
 
 
 POSTGRES_PASSWORD_FILE = "postgres.password"
-POSTGRES_PASSFILE = "postgres.pgpass"
+DATABASES_READY = "databases.ready"
+# Over TCP only TLS, and only with a password (SCRAM); the superuser's socket is the data directory's.
+HBA = """local all all scram-sha-256
+hostssl all all 0.0.0.0/0 scram-sha-256
+hostssl all all ::/0 scram-sha-256
+hostnossl all all 0.0.0.0/0 reject
+hostnossl all all ::/0 reject
+"""
+
+
+def service_passfile(private_dir: Path, database: str) -> Path:
+    """The libpq password file of the service whose database this is (what its PGPASSFILE names)."""
+    return private_dir / "postgres" / f"{database}.pgpass"
 
 
 def database_server(
@@ -76,35 +101,51 @@ def database_server(
         Path, typer.Option(envvar="MAILLAGE_KEYS_DIR", help="The folder holding private/ and public/ keys.")
     ],
     port: Annotated[int, typer.Option(envvar="MAILLAGE_DATABASE_PORT")] = 5432,
+    listen: Annotated[str, typer.Option(help="Listen on this address (`*`: every one).")] = "127.0.0.1",
     database: Annotated[
-        list[str] | None, typer.Option(help="A database the services need, created unless it exists (repeatable).")
+        list[str] | None,
+        typer.Option(help="A service's database, created with a role of its own unless it exists (repeatable)."),
     ] = None,
-    tls: Annotated[bool, typer.Option(help="Serve TLS with the certificate `postgres` of the network CA.")] = True,
+    tls: Annotated[bool, typer.Option(help="Serve TLS with the certificate `postgres`; refuse TCP without it.")] = True,
 ) -> None:
     """Run the network's PostgreSQL server in the foreground (Debian's binaries), with its databases.
 
-    The superuser's password is made once and kept in the private key folder, with a libpq password file
-    (postgres.pgpass) the services name in PGPASSFILE: their database URLs carry no password.
+    Each database is owned by a login role of the same name, the only one (besides the superuser) that may
+    connect to it: a service reaches its own database only. Passwords are made once and kept in the private
+    key folder; each service's libpq password file is `postgres/<database>.pgpass` there (its PGPASSFILE):
+    database URLs carry no password. `databases.ready` in the data directory says every database is there.
     """
     private = keys_dir / "private"
     password = ensure_secret(private / POSTGRES_PASSWORD_FILE, lambda: secrets.token_urlsafe(24))
-    write_private(private / POSTGRES_PASSFILE, f"*:{port}:*:{SUPERUSER}:{password}\n".encode())
     issued = TlsDirs.under(private, keys_dir / "public")
+    ready = data_dir / DATABASES_READY
+    ready.unlink(missing_ok=True)
+    hba = data_dir / "pg_hba.conf" if tls else None
+    if hba is not None:
+        hba.write_text(HBA)
     server = LocalPostgres(
         data_dir=data_dir,
         port=port,
         password=password,
         tls=(issued.cert("postgres"), issued.key("postgres")) if tls else None,
+        listen=listen,
+        hba_file=hba,
     )
     process = server.launch(popen=subprocess.Popen)
-    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
-    signal.signal(signal.SIGINT, lambda *_: process.terminate())
+    # SIGINT is PostgreSQL's fast shutdown (SIGTERM's smart one would wait for every client to leave).
+    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGINT))
+    signal.signal(signal.SIGINT, lambda *_: process.send_signal(signal.SIGINT))
     try:
         server.wait_ready()
         for name in database or ():
             server.ensure_database(name)
+            own = ensure_secret(private / "postgres" / f"{name}.password", lambda: secrets.token_urlsafe(24))
+            server.ensure_owner_role(name, own)
+            write_private(service_passfile(private, name), f"*:{port}:{name}:{name}:{own}\n".encode())
+        ready.touch()
         typer.echo(f"PostgreSQL ready on port {port}: {', '.join(database or ()) or 'no database asked'}")
-    except RuntimeError as exc:
-        typer.echo(str(exc), err=True)
-        process.terminate()
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        detail = exc.stderr.decode(errors="replace")[-500:] if isinstance(exc, subprocess.CalledProcessError) else exc
+        typer.echo(f"PostgreSQL could not be prepared: {detail}", err=True)
+        process.send_signal(signal.SIGINT)
     raise typer.Exit(process.wait())

@@ -73,6 +73,7 @@ def ensure_jars() -> Path:
         raise KafkaUnavailable(f"Maven could not fetch Kafka {KAFKA_VERSION}:\n{result.stdout[-2000:]}")
     libs.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(libs, ignore_errors=True)
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide the jars from another user (an image's service user)
     staging.rename(libs)
     marker.touch()
     return libs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import sys
 from datetime import timedelta
@@ -26,7 +27,16 @@ from maillage.cli.operators import status as operator_status
 from maillage.cli.workers import operators_app, workers_app
 from maillage.core.config.network import load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
-from maillage.core.crypto.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys, add_keys, ensure_keys, retire_key
+from maillage.core.crypto.keys import (
+    KeyDirs,
+    KeyUse,
+    OwnKeys,
+    PublicKeys,
+    add_keys,
+    ensure_keys,
+    ensure_secret,
+    retire_key,
+)
 from maillage.core.crypto.network_ca import CaError, TlsDirs, ensure_tls
 from maillage.core.crypto.tokens import Scope, mint
 from maillage.core.storage.private import PRIVATE_UMASK
@@ -564,7 +574,8 @@ def keys_init(
     tls_host: Annotated[
         list[str] | None,
         typer.Option(
-            help="A name or address the services and brokers are reached at (repeatable); the loopback always."
+            help="NAME=HOST: one more name a service, broker (kafka-1, …) or the database server (postgres) is "
+            "reached at, besides those of its URLs in the network file (repeatable)."
         ),
     ] = None,
     brokers: Annotated[int, typer.Option(min=0, help="Kafka brokers to issue certificates for (kafka-1, …).")] = 3,
@@ -573,23 +584,35 @@ def keys_init(
     ] = None,
     ca_key: Annotated[Path | None, typer.Option(help="That CA's private key (PEM, unencrypted).")] = None,
 ) -> None:
-    """Create keys for the gateway and every agency of the network that has none yet, and the network's TLS:
-    a CA (or the operator's) and a certificate for every service and broker that has none."""
-    net = load_network(network)
-    dirs = _key_dirs(data_dir)
-    created = ensure_keys(dirs, net.key_owners)
-    console.print(f"created keys for: {', '.join(created) or 'nobody (all present)'}")
+    """Create keys for the gateway and every agency of the network that has none yet; the network's TLS — a
+    CA (or the operator's) and a certificate for every service, broker and the database server, each valid for
+    its own names only — and the Kafka cluster's id and super user's password, which every broker shares."""
+    from maillage.cli.broker import CLUSTER_ID_FILE
+    from maillage.cli.kafka_local import ADMIN_PASSWORD_FILE, new_cluster_id
+
     if (ca_cert is None) != (ca_key is None):
         console.print("[red]--ca-cert and --ca-key go together.[/]")
         raise typer.Exit(2)
-    services = ["gateway", *(a.id for a in net.agencies), "dispatcher", "monitor", "postgres"]
-    services += [f"kafka-{i}" for i in range(1, brokers + 1)]
+    net = load_network(network)
+    hosts = {name: list(names) for name, names in net.tls_hosts(brokers=brokers).items()}
+    for extra in tls_host or ():
+        name, _, host = extra.partition("=")
+        if name not in hosts or not host:
+            console.print(f"[red]--tls-host {escape(extra)}: NAME=HOST, NAME one of {', '.join(hosts)}.[/]")
+            raise typer.Exit(2)
+        hosts[name].append(host)
+    dirs = _key_dirs(data_dir)
+    created = ensure_keys(dirs, net.key_owners)
+    console.print(f"created keys for: {', '.join(created) or 'nobody (all present)'}")
     tls = TlsDirs.under(dirs.private, dirs.public)
     try:
-        issued = ensure_tls(tls, services, hosts=tls_host or (), ca=(ca_cert, ca_key) if ca_cert and ca_key else None)
+        issued = ensure_tls(tls, hosts, ca=(ca_cert, ca_key) if ca_cert and ca_key else None)
     except CaError as exc:
         console.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
+    if brokers:
+        ensure_secret(dirs.private / CLUSTER_ID_FILE, new_cluster_id)
+        ensure_secret(dirs.private / ADMIN_PASSWORD_FILE, lambda: secrets.token_urlsafe(32))
     console.print(f"TLS certificates issued for: {', '.join(issued) or 'nobody (all present)'}")
     console.print(f"the network CA's certificate (the network file's ca_file): {tls.ca_cert}")
     console.print(f"private keys (mode 0600, keep out of git): {dirs.private}")

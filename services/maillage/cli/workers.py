@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from maillage.core.config.network import load_network
+from maillage.core.config.network import NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.crypto.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys
 from maillage.core.crypto.network_ca import client_context
@@ -84,7 +84,11 @@ def _invitation(keys: OwnKeys, *, subject: str, scopes: list[Scope], audience: s
 
 
 def _end_sessions(url: str, token: str, *, who: str, network: Path) -> None:
-    verify = client_context(load_network(network).ca_file)
+    try:
+        ca_file = load_network(network).ca_file
+    except NetworkError:
+        ca_file = None  # a URL given without a network file: the system's CAs
+    verify = client_context(ca_file)
     try:
         response = httpx.delete(
             url, headers={"Authorization": f"Bearer {token}"}, timeout=10.0, trust_env=False, verify=verify

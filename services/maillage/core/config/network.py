@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -265,6 +266,27 @@ class Network(_Model):
         urls = {GATEWAY: self.gateway.jwks_url, self.operators.issuer: self.operators.jwks_url}
         urls |= {a.id: a.jwks_url for a in self.agencies}
         return {owner: url for owner, url in urls.items() if url}
+
+    def tls_hosts(self, *, brokers: int) -> dict[str, tuple[str, ...]]:
+        """The names each service, broker and the database server is reached at, from its URLs here: what its
+        certificate must name (and nothing more: a certificate valid for another service's name could pass
+        for it). Broker i is the i-th address of the bootstrap list."""
+
+        def hosts(*urls: str | None) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(h for u in urls if u and (h := urlsplit(u).hostname)))
+
+        names = {
+            GATEWAY: hosts(self.gateway.url, self.gateway.jwks_url),
+            "dispatcher": hosts(self.dispatcher.url),
+            "monitor": hosts(self.monitor.url, self.operators.jwks_url),
+            **{a.id: hosts(a.url, a.jwks_url) for a in self.agencies},
+        }
+        databases = [self.gateway.database_url, self.dispatcher.database_url, self.monitor.database_url]
+        names["postgres"] = hosts(*databases, *(a.database_url for a in self.agencies))
+        addresses = [a.strip() for a in self.kafka.bootstrap.split(",") if a.strip()]
+        for i in range(1, brokers + 1):
+            names[f"kafka-{i}"] = hosts(f"//{addresses[i - 1]}") if i <= len(addresses) else ()
+        return names
 
     @property
     def dispatched(self) -> tuple[str, ...]:

@@ -3,7 +3,7 @@ every client of the network trusts.
 
 `maillage keys init` creates the CA (or takes an operator's: `--ca-cert`/`--ca-key`) and a certificate per
 service that has none: the CA's private key stays in the private folder of the machine that issues; each
-service needs only its own key and certificate, and everyone the CA's certificate (`keys/public/tls/ca.pem`,
+service needs only its own key and certificate, and everyone the CA's certificate (`keys/public/tls/network-ca.pem`,
 the network file's `ca_file`). Keys are ECDSA P-256: every TLS stack in the path (OpenSSL for Python, the
 JDK for Kafka) speaks it, and a handshake costs a fraction of RSA's.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +36,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from maillage.core.crypto.keys import write_private
 
-CA_NAME = "ca"
+CA_NAME = "network-ca"  # not a service's name: agency ids are lowercase words joined by hyphens too
 CA_YEARS = 10
 LEAF_DAYS = 825  # the longest lifetime browsers accept for a server certificate
 # Every service and broker answers on the loopback too: health checks and a single machine's deployment.
@@ -174,7 +174,7 @@ def adopt_ca(dirs: TlsDirs, *, cert_file: Path, key_file: Path) -> None:
 def issue(dirs: TlsDirs, name: str, hosts: Iterable[str], *, now: datetime | None = None) -> bool:
     """A certificate for `name`, valid for `hosts` (names or addresses) and the loopback, signed by the CA;
     true if issued now (an existing one is kept: reissue by deleting it)."""
-    if dirs.cert(name).exists() and dirs.key(name).exists():
+    if all(p.exists() for p in (dirs.cert(name), dirs.key(name), dirs.key_store(name), dirs.key_store_password(name))):
         return False
     now = now or datetime.now(UTC)
     ca_cert = x509.load_pem_x509_certificate(dirs.ca_cert.read_bytes())
@@ -214,13 +214,12 @@ def issue(dirs: TlsDirs, name: str, hosts: Iterable[str], *, now: datetime | Non
     return True
 
 
-def ensure_tls(
-    dirs: TlsDirs, names: Iterable[str], *, hosts: Iterable[str] = (), ca: tuple[Path, Path] | None = None
-) -> list[str]:
-    """The CA (created, or the operator's `ca` = (certificate, key) adopted) and a certificate for each of
-    `names` valid for `hosts`; the names issued now."""
-    if ca is not None and not dirs.ca_cert.exists():
+def ensure_tls(dirs: TlsDirs, hosts: Mapping[str, Iterable[str]], *, ca: tuple[Path, Path] | None = None) -> list[str]:
+    """The CA (created, or the operator's `ca` = (certificate, key) adopted) and a certificate for each name
+    of `hosts`, valid for its own hosts only (and the loopback); the names issued now."""
+    if ca is not None:
+        if dirs.ca_cert.exists():
+            raise CaError(f"a CA is already there ({dirs.ca_cert}): remove it first to use another")
         adopt_ca(dirs, cert_file=ca[0], key_file=ca[1])
     ensure_ca(dirs)
-    hosts = tuple(hosts)
-    return [name for name in names if issue(dirs, name, hosts)]
+    return [name for name, names in hosts.items() if issue(dirs, name, names)]
