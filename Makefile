@@ -1,11 +1,12 @@
 # Maillage — one-command set-up: `make run` starts the demo Pôle, `make test` runs the test suite.
-# Both install everything they need on a fresh machine (Python 3.11, Java 17, Maven, PostgreSQL; no Docker).
+# Both install everything they need on a fresh machine (Python 3.11, Java 17, Maven, PostgreSQL); `make
+# compose-test` installs Docker's engine, docker-compose and debootstrap as well.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test unit integration e2e bench chaos chaos-smoke demo schemas lint package system-deps kafka-jars clean
+.PHONY: run test unit integration e2e bench chaos chaos-smoke demo schemas lint package system-deps kafka-jars clean compose-deps compose-test
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,12 +59,21 @@ chaos: kafka-jars
 chaos-smoke: kafka-jars
 	$(BIN)/maillage chaos --smoke
 
+compose-deps:
+	@command -v dockerd >/dev/null && command -v docker-compose >/dev/null && command -v debootstrap >/dev/null || { \
+	  echo "installing Docker's engine, docker-compose and debootstrap from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose debootstrap; }
+
+# The compose deployment built here (base image by debootstrap), started, faulted under the demo, checked, removed.
+compose-test: compose-deps
+	$(PYTHON) deploy/compose_test.py
+
 schemas: $(BIN)/.installed
 	$(BIN)/maillage schemas
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check services tests
-	$(BIN)/ruff format --check services tests
+	$(BIN)/ruff check services tests deploy
+	$(BIN)/ruff format --check services tests deploy
 	$(BIN)/mypy
 
 # The package alone: a wheel installed in an empty venv runs from any directory (no file found through the checkout).

@@ -331,7 +331,7 @@ async def listening(
         await eventually(lambda: asyncio.sleep(0, server.started or task.done()), what="the server to listen")
         if task.done():
             task.result()
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if 'ssl_certfile' in config else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task

@@ -172,8 +172,12 @@ def ensure_password(private_dir: Path, owner: str) -> str:
     return password
 
 
-def load_kafka_auth(private_dir: Path, owner: str) -> KafkaAuth:
-    return KafkaAuth(username=owner, password=password_file(private_dir, owner).read_text().strip())
+def load_kafka_auth(private_dir: Path, owner: str, *, network: Network | None = None) -> KafkaAuth:
+    """The owner's identity, over TLS if the network's brokers are (trusting its CA)."""
+    password = password_file(private_dir, owner).read_text().strip()
+    if network is None:
+        return KafkaAuth(username=owner, password=password)
+    return KafkaAuth(username=owner, password=password, tls=network.kafka.tls, ca_file=network.ca_file)
 
 
 # Kafka's wire codes (org.apache.kafka.common.acl / resource): what CreateAcls takes.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +20,7 @@ from rich.table import Table
 from maillage.cli.credentials import TokenFileOption, bearer_token
 from maillage.core.config.network import NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.crypto.network_ca import client_context
 from maillage.core.messaging.envelope import ENVELOPE_SUBJECT
 from maillage.gateway.contracts import ChainReport, DisclosureLine, DisclosureReport, WalkState, WalkStatus
 
@@ -53,16 +56,28 @@ def _fail(message: str) -> typer.Exit:
 # --- asking the gateway ------------------------------------------------------------------------------
 
 
-def _base_url(gateway: str | None, network: Path) -> str:
-    if gateway:
-        return gateway.rstrip("/")
+@dataclass(frozen=True)
+class GatewayApi:
+    """Where the gateway answers, and the TLS trust to reach it (the system's CAs and the network CA)."""
+
+    url: str
+    verify: ssl.SSLContext
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def _base_url(gateway: str | None, network: Path) -> GatewayApi:
     try:
-        return f"http://127.0.0.1:{load_network(network).gateway.port}"
+        net = load_network(network)
     except NetworkError as exc:
-        raise CannotCheck(f"{exc} — or name the gateway with --gateway URL.") from None
+        if not gateway:
+            raise CannotCheck(f"{exc} — or name the gateway with --gateway URL.") from None
+        return GatewayApi(gateway.rstrip("/"), client_context(None))
+    return GatewayApi((gateway or net.gateway.base_url).rstrip("/"), client_context(net.ca_file))
 
 
-def _get(base_url: str, path: str, token: str | None, *, method: str = "GET") -> dict[str, Any]:
+def _get(base_url: GatewayApi, path: str, token: str | None, *, method: str = "GET") -> dict[str, Any]:
     if not token:
         raise CannotCheck(
             "A token with the audit:read scope is needed (`maillage token --agency ID --scope "
@@ -71,9 +86,10 @@ def _get(base_url: str, path: str, token: str | None, *, method: str = "GET") ->
     try:
         response = httpx.request(
             method,
-            base_url + path,
+            base_url.url + path,
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(10.0, read=120.0),
+            verify=base_url.verify,
         )
     except httpx.HTTPError as exc:
         raise CannotCheck(f"Cannot reach the gateway at {base_url} ({type(exc).__name__}). Is it running?") from None
@@ -135,7 +151,7 @@ def verify(
         raise typer.Exit(1)
 
 
-def _verify_online(base_url: str, token: str | None) -> ChainReport:
+def _verify_online(base_url: GatewayApi, token: str | None) -> ChainReport:
     """Asked again while the gateway stops at its limit per request (a long chain not yet checkpointed)."""
     with console.status(f"The gateway at {base_url} is verifying its audit chains…") as status:
         report = ChainReport.model_validate(_get(base_url, "/v1/audit/verify", token))
@@ -147,7 +163,7 @@ def _verify_online(base_url: str, token: str | None) -> ChainReport:
     return report.model_copy(update={"walked": walked})
 
 
-def _walk_online(base_url: str, token: str | None, *, every: float = 1.0) -> ChainReport:
+def _walk_online(base_url: GatewayApi, token: str | None, *, every: float = 1.0) -> ChainReport:
     walk = WalkStatus.model_validate(_get(base_url, "/v1/audit/walks", token, method="POST"))
     columns = (SpinnerColumn(), TextColumn("The gateway walks every chain"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -265,7 +281,7 @@ def disclosures(
     console.print(_disclosure_table(report))
 
 
-def _all_disclosures(base_url: str, subject_ref: str, token: str | None) -> DisclosureReport:
+def _all_disclosures(base_url: GatewayApi, subject_ref: str, token: str | None) -> DisclosureReport:
     """Every page of the report, as one."""
     pages = [DisclosureReport.model_validate(_get(base_url, f"/v1/disclosures/{subject_ref}", token))]
     while pages[-1].next_cursor:

@@ -17,6 +17,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from maillage.core.config.network import Network
 from maillage.core.crypto.keys import KeyDirs, OwnKeys, PublicKeys
+from maillage.core.crypto.network_ca import client_context
 from maillage.core.crypto.tokens import ALL_AGENCY_SCOPES, Scope, mint
 from maillage.core.messaging.envelope import new_subject_ref
 from maillage.domain.rota import Rota
@@ -61,7 +62,8 @@ class Demo:
         own = OwnKeys.load(self.key_dirs, agency_id, PublicKeys.load(self.key_dirs))
         token = mint(own, subject=staff, scopes=scopes, lifetime=timedelta(minutes=5))
         return httpx.Client(
-            base_url=f"http://127.0.0.1:{self.network.agency(agency_id).port}",
+            base_url=self.network.agency(agency_id).base_url,
+            verify=client_context(self.network.ca_file),
             timeout=10,
             headers={"Authorization": f"Bearer {token}"},
         )
@@ -293,8 +295,9 @@ class Demo:
             return
         own = OwnKeys.load(self.key_dirs, agency_id, PublicKeys.load(self.key_dirs))
         token = mint(own, subject=on_call[0], scopes=(Scope.ALERTS_ACK,), lifetime=timedelta(minutes=5))
-        url = f"ws://127.0.0.1:{self.network.dispatcher.port}/v1/ws"
-        with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+        url = self.network.dispatcher.base_url.replace("http", "ws", 1) + "/v1/ws"
+        tls = client_context(self.network.ca_file) if url.startswith("wss://") else None
+        with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10, ssl=tls) as ws:
             worker = OnCallWorker(id=on_call[0], socket=ws)
             worker.next("snapshot", timeout=self.timeout)
             yield worker

@@ -54,7 +54,7 @@ class LocalCluster:
 
     @property
     def admin_auth(self) -> KafkaAuth:
-        return self.sasl.admin
+        return self.sasl.client_auth
 
     @property
     def pids(self) -> list[int]:

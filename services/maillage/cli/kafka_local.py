@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -22,12 +23,14 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 
 from maillage.core.crypto.keys import ensure_secret
+from maillage.core.crypto.network_ca import TlsDirs
 from maillage.core.messaging.kafka_auth import SCRAM_MECHANISM, KafkaAuth, client_kwargs, scram_jaas_config
 
 KAFKA_VERSION = "4.1.1"
 _KAFKA_FILES = resources.files("maillage.cli.kafka")
 POM = Path(str(_KAFKA_FILES.joinpath("pom.xml")))
 LOG4J_CONFIG = Path(str(_KAFKA_FILES.joinpath("log4j2.properties")))
+LOG4J_CONSOLE = Path(str(_KAFKA_FILES.joinpath("log4j2-console.properties")))
 
 
 class KafkaUnavailable(RuntimeError):
@@ -70,6 +73,7 @@ def ensure_jars() -> Path:
         raise KafkaUnavailable(f"Maven could not fetch Kafka {KAFKA_VERSION}:\n{result.stdout[-2000:]}")
     libs.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(libs, ignore_errors=True)
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide the jars from another user (an image's service user)
     staging.rename(libs)
     marker.touch()
     return libs
@@ -81,9 +85,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _listening(port: int) -> bool:
+def _listening(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0
 
 
 def new_cluster_id() -> str:
@@ -109,12 +113,21 @@ class ScramSetup:
 
     admin: KafkaAuth = field(default_factory=_admin_identity)
     iterations: int = 8192
+    # Listeners over TLS (SASL_SSL, the controllers' too): across machines. None: SASL_PLAINTEXT, loopback.
+    tls: BrokerTls | None = None
 
     @classmethod
     def kept_in(cls, private_dir: Path) -> ScramSetup:
         """The same admin password on every start: the broker's metadata already holds its credential."""
         password = ensure_secret(private_dir / ADMIN_PASSWORD_FILE, lambda: secrets.token_urlsafe(32))
         return cls(admin=KafkaAuth(username="admin", password=password))
+
+    @property
+    def client_auth(self) -> KafkaAuth:
+        """The super user as a client presents it: over TLS, trusting the network CA, when the listeners are."""
+        if self.tls is None:
+            return self.admin
+        return dataclasses.replace(self.admin, tls=True, ca_file=self.tls.ca_file)
 
     def format_arguments(self) -> list[str]:
         # The salted form keeps the password itself out of the process table while StorageTool runs.
@@ -127,20 +140,21 @@ class ScramSetup:
             f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]',
         ]
 
-    def server_properties(self, *, port: int, controller_port: int) -> dict[str, str]:
+    def server_properties(self, *, port: int, controller_port: int, host: str = "127.0.0.1") -> dict[str, str]:
         name, password = self.admin.username, self.admin.password
         plain = (
             f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{name}" '
             f'password="{password}" user_{name}="{password}";'
         )
+        protocol = "SASL_SSL" if self.tls is not None else "SASL_PLAINTEXT"
         return {
-            "listeners": f"SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
-            "inter.broker.listener.name": "SASL_PLAINTEXT",
-            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "listeners": f"{protocol}://{host}:{port},CONTROLLER://{host}:{controller_port}",
+            "advertised.listeners": f"{protocol}://{host}:{port}",
+            "inter.broker.listener.name": protocol,
+            "listener.security.protocol.map": f"{protocol}:{protocol},CONTROLLER:{protocol}",
             "sasl.enabled.mechanisms": SCRAM_MECHANISM,
             "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
-            f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": scram_jaas_config(
+            f"listener.name.{protocol.lower()}.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": scram_jaas_config(
                 name, password
             ),
             "sasl.mechanism.controller.protocol": "PLAIN",
@@ -149,6 +163,35 @@ class ScramSetup:
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "allow.everyone.if.no.acl.found": "false",
             "super.users": self.admin.principal,
+            **(self.tls.server_properties() if self.tls is not None else {}),
+        }
+
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """A broker's certificate and key (a PKCS#12 key store and its password file, from `maillage keys init`)
+    and the network CA it checks its peers against."""
+
+    key_store: Path
+    password_file: Path
+    ca_file: Path
+
+    @classmethod
+    def issued(cls, private_dir: Path, public_dir: Path, name: str) -> BrokerTls:
+        """The files `maillage keys init` wrote for broker `name` (kafka-1, …)."""
+        tls = TlsDirs.under(private_dir, public_dir)
+        return cls(key_store=tls.key_store(name), password_file=tls.key_store_password(name), ca_file=tls.ca_cert)
+
+    def server_properties(self) -> dict[str, str]:
+        password = self.password_file.read_text().strip()
+        return {
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(self.key_store),
+            "ssl.keystore.password": password,
+            "ssl.key.password": password,
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.ca_file),
+            "ssl.endpoint.identification.algorithm": "https",
         }
 
 
@@ -166,7 +209,13 @@ class Quorum:
 
 
 def _server_properties(
-    *, data_dir: Path, port: int, controller_port: int, sasl: ScramSetup | None, quorum: Quorum = Quorum()
+    *,
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    sasl: ScramSetup | None,
+    quorum: Quorum = Quorum(),
+    host: str = "127.0.0.1",
 ) -> str:
     # Kafka's own topics (consumer offsets, transactions) are replicated like ours: on three nodes, one may
     # stop without a group or a transaction coordinator going with it.
@@ -174,9 +223,9 @@ def _server_properties(
     props = {
         "process.roles": "broker,controller",
         "node.id": str(quorum.node_id),
-        "controller.quorum.voters": quorum.voters or f"{quorum.node_id}@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.quorum.voters": quorum.voters or f"{quorum.node_id}@{host}:{controller_port}",
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -194,7 +243,7 @@ def _server_properties(
         "share.coordinator.state.topic.min.isr": str(min_isr),
     }
     if sasl is not None:
-        props |= sasl.server_properties(port=port, controller_port=controller_port)
+        props |= sasl.server_properties(port=port, controller_port=controller_port, host=host)
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -208,18 +257,22 @@ class LocalKafka:
     controller_port: int = field(default_factory=free_port)
     sasl: ScramSetup | None = None
     quorum: Quorum = Quorum()
+    # The name or address the node listens and is reached at (its certificate's, over TLS).
+    host: str = "127.0.0.1"
+    # Where Kafka logs: a file in data_dir, or (LOG4J_CONSOLE) standard output.
+    log_config: Path = LOG4J_CONFIG
     process: subprocess.Popen[bytes] | None = None
     # How the broker's process is started: `maillage up` passes its supervisor's (dies with its parent).
     popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def admin_auth(self) -> KafkaAuth | None:
         """The super user's identity in secure mode; `None` on the plaintext broker."""
-        return self.sasl.admin if self.sasl is not None else None
+        return self.sasl.client_auth if self.sasl is not None else None
 
     def _java(self, main: str, *args: str) -> list[str]:
         libs = ensure_jars()
@@ -229,7 +282,7 @@ class LocalKafka:
             "-Xms256m",
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dlog4j2.configurationFile={self.log_config}",
             f"-Dkafka.logs.dir={self.data_dir}",
             "-cp",
             f"{libs}/*",
@@ -269,18 +322,21 @@ class LocalKafka:
                 controller_port=self.controller_port,
                 sasl=self.sasl,
                 quorum=self.quorum,
+                host=self.host,
             )
         )
         if not (self.data_dir / "logs" / "meta.properties").exists():
             self._format(config)
 
+    def java_command(self) -> list[str]:
+        """The broker's command line, on the storage and config `prepare` wrote."""
+        return self._java("kafka.Kafka", str(self.data_dir / "server.properties"))
+
     def launch(self, *, append: bool = True) -> subprocess.Popen[bytes]:
         """Start the broker's process on its formatted storage without waiting for it (a restart, too)."""
         options: dict[str, Any] = {"stderr": subprocess.STDOUT, "start_new_session": True}
         with (self.data_dir / "broker.out").open("ab" if append else "wb") as log:
-            self.process = self.popen(
-                self._java("kafka.Kafka", str(self.data_dir / "server.properties")), stdout=log, **options
-            )
+            self.process = self.popen(self.java_command(), stdout=log, **options)
         return self.process
 
     def _format(self, config: Path) -> None:
@@ -304,7 +360,7 @@ class LocalKafka:
                 raise KafkaExitedEarly(
                     f"Kafka exited early ({self.data_dir / 'broker.out'}):\n{tail}{self.last_error()}"
                 )
-            if not _listening(self.port):
+            if not _listening(self.port, self.host):
                 await asyncio.sleep(0.2)
                 continue
             admin = AIOKafkaAdminClient(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import sys
 from datetime import timedelta
@@ -13,10 +14,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from maillage.cli import schemas as schema_files
 from maillage.cli.audit import audit_app, disclosures_app
+from maillage.cli.broker import broker, database_server
 from maillage.cli.clients import clients_app
 from maillage.cli.db import db_app
 from maillage.cli.operators import dlq_app
@@ -24,7 +27,17 @@ from maillage.cli.operators import status as operator_status
 from maillage.cli.workers import operators_app, workers_app
 from maillage.core.config.network import load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
-from maillage.core.crypto.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys, add_keys, ensure_keys, retire_key
+from maillage.core.crypto.keys import (
+    KeyDirs,
+    KeyUse,
+    OwnKeys,
+    PublicKeys,
+    add_keys,
+    ensure_keys,
+    ensure_secret,
+    retire_key,
+)
+from maillage.core.crypto.network_ca import CaError, TlsDirs, ensure_tls
 from maillage.core.crypto.tokens import Scope, mint
 from maillage.core.storage.private import PRIVATE_UMASK
 
@@ -38,6 +51,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(clients_app, name="clients")
 app.add_typer(workers_app, name="workers")
 app.add_typer(operators_app, name="operators")
+app.command("broker")(broker)
+app.command("database-server")(database_server)
 app.command("status")(operator_status)
 console = Console()
 
@@ -143,7 +158,9 @@ def topics(
 
     net = load_network(network)
     password = os.environ.get("MAILLAGE_KAFKA_ADMIN_PASSWORD", "")
-    auth = KafkaAuth(username=admin_user, password=password) if password else None
+    auth = (
+        KafkaAuth(username=admin_user, password=password, tls=net.kafka.tls, ca_file=net.ca_file) if password else None
+    )
     names = asyncio.run(create_network_topics(net, bootstrap=bootstrap or net.kafka.bootstrap, auth=auth))
     console.print(f"{len(names)} topics present on {bootstrap or net.kafka.bootstrap}.")
 
@@ -280,6 +297,26 @@ def demo(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption = Pat
     except Exception as exc:
         console.print(f"[red]The demo could not complete: {exc}[/]\nIs `maillage up` running?")
         raise typer.Exit(1) from None
+
+
+@app.command()
+def probe(
+    url: Annotated[str, typer.Argument(help="A service's /readyz (or any GET), http:// or https://.")],
+    network: NetworkOption = DEFAULT_NETWORK,
+) -> None:
+    """Exit 0 if the URL answers 200, trusting the network CA: a container's health check."""
+    import httpx
+
+    from maillage.core.crypto.network_ca import client_context
+
+    try:
+        answer = httpx.get(url, timeout=4.0, verify=client_context(load_network(network).ca_file), trust_env=False)
+    except httpx.HTTPError as exc:
+        console.print(f"{url}: {type(exc).__name__}")
+        raise typer.Exit(1) from None
+    console.print(f"{url}: {answer.status_code}")
+    if answer.status_code != 200:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -503,7 +540,12 @@ def acl_apply(
                 settings.network,
                 settings.topics,
                 bootstrap=bootstrap or settings.bootstrap,
-                admin=KafkaAuth(username=admin_user, password=admin_password),
+                admin=KafkaAuth(
+                    username=admin_user,
+                    password=admin_password,
+                    tls=settings.network.kafka.tls,
+                    ca_file=settings.network.ca_file,
+                ),
                 private_dir=keys_dir or settings.data_dir / "keys" / "private",
                 gateway_transactional_id=settings.transactional_prefix,
             )
@@ -526,12 +568,54 @@ def _key_dirs(data_dir: Path) -> KeyDirs:
 
 
 @keys_app.command("init")
-def keys_init(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption = Path("var")) -> None:
-    """Create keys for the gateway and every agency of the network that has none yet."""
+def keys_init(
+    network: NetworkOption = DEFAULT_NETWORK,
+    data_dir: DataDirOption = Path("var"),
+    tls_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=HOST: one more name a service, broker (kafka-1, …) or the database server (postgres) is "
+            "reached at, besides those of its URLs in the network file (repeatable)."
+        ),
+    ] = None,
+    brokers: Annotated[int, typer.Option(min=0, help="Kafka brokers to issue certificates for (kafka-1, …).")] = 3,
+    ca_cert: Annotated[
+        Path | None, typer.Option(help="The operator's CA certificate (PEM), instead of a new CA.")
+    ] = None,
+    ca_key: Annotated[Path | None, typer.Option(help="That CA's private key (PEM, unencrypted).")] = None,
+) -> None:
+    """Create keys for the gateway and every agency of the network that has none yet; the network's TLS — a
+    CA (or the operator's) and a certificate for every service, broker and the database server, each valid for
+    its own names only — and the Kafka cluster's id and super user's password, which every broker shares."""
+    from maillage.cli.broker import CLUSTER_ID_FILE
+    from maillage.cli.kafka_local import ADMIN_PASSWORD_FILE, new_cluster_id
+
+    if (ca_cert is None) != (ca_key is None):
+        console.print("[red]--ca-cert and --ca-key go together.[/]")
+        raise typer.Exit(2)
     net = load_network(network)
-    created = ensure_keys(_key_dirs(data_dir), net.key_owners)
+    hosts = {name: list(names) for name, names in net.tls_hosts(brokers=brokers).items()}
+    for extra in tls_host or ():
+        name, _, host = extra.partition("=")
+        if name not in hosts or not host:
+            console.print(f"[red]--tls-host {escape(extra)}: NAME=HOST, NAME one of {', '.join(hosts)}.[/]")
+            raise typer.Exit(2)
+        hosts[name].append(host)
+    dirs = _key_dirs(data_dir)
+    created = ensure_keys(dirs, net.key_owners)
     console.print(f"created keys for: {', '.join(created) or 'nobody (all present)'}")
-    console.print(f"private keys (mode 0600, keep out of git): {_key_dirs(data_dir).private}")
+    tls = TlsDirs.under(dirs.private, dirs.public)
+    try:
+        issued = ensure_tls(tls, hosts, ca=(ca_cert, ca_key) if ca_cert and ca_key else None)
+    except CaError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
+    if brokers:
+        ensure_secret(dirs.private / CLUSTER_ID_FILE, new_cluster_id)
+        ensure_secret(dirs.private / ADMIN_PASSWORD_FILE, lambda: secrets.token_urlsafe(32))
+    console.print(f"TLS certificates issued for: {', '.join(issued) or 'nobody (all present)'}")
+    console.print(f"the network CA's certificate (the network file's ca_file): {tls.ca_cert}")
+    console.print(f"private keys (mode 0600, keep out of git): {dirs.private}")
 
 
 @keys_app.command("rotate")

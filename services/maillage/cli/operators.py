@@ -14,8 +14,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from maillage.cli.credentials import TokenFileOption, bearer_token, scrape_secret
-from maillage.core.config.network import Network, load_network
+from maillage.core.config.network import Network, NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.crypto.network_ca import client_context
 
 console = Console()
 NetworkOption = Annotated[
@@ -26,17 +27,16 @@ BACKLOG = re.compile(r'^maillage_outbox_backlog\{service="([^"]+)"\} ([0-9.e+]+)
 dlq_app = typer.Typer(help="Dead letters: what no service could process, and replaying them.")
 
 
-def _services(network: Network) -> list[tuple[str, str, int]]:
-    services = [("gateway", "", network.gateway.port)]
-    services += [(a.id, a.sector.value, a.port) for a in network.agencies]
+def _services(network: Network) -> list[tuple[str, str, int, str]]:
+    services = [("gateway", "", network.gateway.port, network.gateway.base_url)]
+    services += [(a.id, a.sector.value, a.port, a.base_url) for a in network.agencies]
     if network.dispatched:
-        services.append(("dispatcher", "", network.dispatcher.port))
-    services.append(("monitor", "", network.monitor.port))
+        services.append(("dispatcher", "", network.dispatcher.port, network.dispatcher.base_url))
+    services.append(("monitor", "", network.monitor.port, network.monitor.base_url))
     return services
 
 
-def _probe(client: httpx.Client, port: int, *, scrape: str | None) -> tuple[str, str]:
-    base = f"http://127.0.0.1:{port}"
+def _probe(client: httpx.Client, base: str, *, scrape: str | None) -> tuple[str, str]:
     try:
         ready = client.get(f"{base}/readyz").status_code == 200
         answer = client.get(f"{base}/metrics", headers={"Authorization": f"Bearer {scrape}"} if scrape else {})
@@ -69,10 +69,11 @@ def status(
     for column in ("service", "sector", "port", "state", "outbox backlog"):
         table.add_column(column, justify="right" if column in ("port", "outbox backlog") else "left")
     services = _services(network)
-    with Progress(console=console, transient=True) as progress, httpx.Client(timeout=2) as client:
+    client = httpx.Client(timeout=2, verify=client_context(network.ca_file))
+    with Progress(console=console, transient=True) as progress, client:
         task = progress.add_task("Asking each service…", total=len(services))
-        for name, sector, port in services:
-            state, backlog = _probe(client, port, scrape=scrape_secret(data_dir))
+        for name, sector, port, base in services:
+            state, backlog = _probe(client, base, scrape=scrape_secret(data_dir))
             table.add_row(name, sector, str(port), state, backlog)
             progress.advance(task)
     console.print(table)
@@ -85,7 +86,7 @@ def status(
             private = data_dir / "keys" / "private"
             # On a secure broker, lag is read as the monitor reads it: its principal may describe every group.
             auth = (
-                load_kafka_auth(private, MONITOR_PRINCIPAL)
+                load_kafka_auth(private, MONITOR_PRINCIPAL, network=network)
                 if password_file(private, MONITOR_PRINCIPAL).exists()
                 else None
             )
@@ -115,8 +116,19 @@ def _monitor_client(network_file: Path, monitor: str, token_file: Path | None) -
             "(`maillage token --operator --scope monitor:read --scope monitor:act`)."
         )
         raise typer.Exit(2)
-    base = monitor or f"http://127.0.0.1:{load_network(network_file).monitor.port}"
-    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    try:
+        network: Network | None = load_network(network_file)
+    except NetworkError:
+        if not monitor:
+            raise
+        network = None  # the URL is given: the system's CAs are trusted
+    base = monitor or (network.monitor.base_url if network else "")
+    return httpx.Client(
+        base_url=base,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        verify=client_context(network.ca_file if network else None),
+    )
 
 
 def _refused(response: httpx.Response) -> str:

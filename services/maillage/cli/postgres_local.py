@@ -57,6 +57,12 @@ class LocalPostgres:
     # Off for a test server: a crash loses the last commits, and nothing of a test outlives the session.
     durable: bool = True
     password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    # Its certificate chain and key (PEM): connections over TLS (the services ask for `ssl=verify-full`).
+    tls: tuple[Path, Path] | None = None
+    # The address it listens on (a name or address other machines reach, across machines).
+    listen: str = "127.0.0.1"
+    # Its own pg_hba.conf (over TCP, only TLS with a password: `database-server`), else initdb's.
+    hba_file: Path | None = None
 
     @property
     def cluster(self) -> Path:
@@ -86,9 +92,13 @@ class LocalPostgres:
 
     def _options(self) -> list[str]:
         # Every service holds a pool of its own (up to 15 connections): room for a whole Pôle and its tests.
-        settings = ["listen_addresses=127.0.0.1", "max_connections=300"]
+        settings = [f"listen_addresses={self.listen}", "max_connections=300"]
         if not self.durable:
             settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+        if self.tls is not None:
+            settings += ["ssl=on", f"ssl_cert_file={self.tls[0]}", f"ssl_key_file={self.tls[1]}"]
+        if self.hba_file is not None:
+            settings.append(f"hba_file={self.hba_file}")
         return ["-p", str(self.port), "-k", str(self.data_dir), *(part for s in settings for part in ("-c", s))]
 
     def start(self, *, timeout: float = 60.0) -> None:
@@ -163,12 +173,23 @@ class LocalPostgres:
         return self.url(name)
 
     def psql(self, statement: str, *, database: str = "postgres") -> str:
-        """One statement's output, unaligned (as the superuser)."""
-        argv = [str(server_bin() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", database]
+        """One statement's output, unaligned (as the superuser); read from standard input, so that a password
+        in it never shows in the process table."""
+        host = "127.0.0.1" if self.listen in ("127.0.0.1", "*", "0.0.0.0") else self.listen
+        argv = [str(server_bin() / "psql"), "-h", host, "-p", str(self.port), "-U", SUPERUSER, "-d", database]
         env = {**os.environ, "PGPASSWORD": self.password}
-        quiet = ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
-        done = subprocess.run([*argv, *quiet, "-c", statement], env=env, check=True, capture_output=True)
+        quiet = ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+        done = subprocess.run([*argv, *quiet], input=statement.encode(), env=env, check=True, capture_output=True)
         return done.stdout.decode()
+
+    def ensure_owner_role(self, database: str, password: str) -> None:
+        """A login role named like `database`, its owner and the only one (besides the superuser) to connect:
+        each service reaches its own database only."""
+        exists = self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{database}'").strip()
+        verb = "ALTER" if exists else "CREATE"
+        self.psql(f"{verb} ROLE \"{database}\" LOGIN PASSWORD '{password}'")
+        self.psql(f'ALTER DATABASE "{database}" OWNER TO "{database}"')
+        self.psql(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
 
     def stop(self) -> None:
         if (self.cluster / "postmaster.pid").exists():

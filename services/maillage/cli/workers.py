@@ -13,9 +13,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from maillage.core.config.network import load_network
+from maillage.core.config.network import NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.crypto.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys
+from maillage.core.crypto.network_ca import client_context
 from maillage.core.crypto.tokens import DISPATCHER_AUDIENCE, MONITOR_AUDIENCE, Scope, mint
 
 workers_app = typer.Typer(help="On-call workers: sign-in invitations, and ending their sessions.", no_args_is_help=True)
@@ -63,11 +64,11 @@ OperatorOption = Annotated[str, typer.Option("--operator", help="The operator's 
 
 
 def _dispatcher_url(dispatcher: str | None, network: Path) -> str:
-    return (dispatcher or f"http://127.0.0.1:{load_network(network).dispatcher.port}").rstrip("/")
+    return (dispatcher or load_network(network).dispatcher.base_url).rstrip("/")
 
 
 def _monitor_url(monitor: str | None, network: Path) -> str:
-    return (monitor or f"http://127.0.0.1:{load_network(network).monitor.port}").rstrip("/")
+    return (monitor or load_network(network).monitor.base_url).rstrip("/")
 
 
 def _invitation(keys: OwnKeys, *, subject: str, scopes: list[Scope], audience: str) -> str:
@@ -82,9 +83,16 @@ def _invitation(keys: OwnKeys, *, subject: str, scopes: list[Scope], audience: s
     )
 
 
-def _end_sessions(url: str, token: str, *, who: str) -> None:
+def _end_sessions(url: str, token: str, *, who: str, network: Path) -> None:
     try:
-        response = httpx.delete(url, headers={"Authorization": f"Bearer {token}"}, timeout=10.0, trust_env=False)
+        ca_file = load_network(network).ca_file
+    except NetworkError:
+        ca_file = None  # a URL given without a network file: the system's CAs
+    verify = client_context(ca_file)
+    try:
+        response = httpx.delete(
+            url, headers={"Authorization": f"Bearer {token}"}, timeout=10.0, trust_env=False, verify=verify
+        )
     except httpx.HTTPError as exc:
         console.print(f"[red]Cannot reach the service ({type(exc).__name__}).[/]")
         raise typer.Exit(2) from None
@@ -119,7 +127,9 @@ def revoke(
 ) -> None:
     """End every session of one worker now: their page signs out, their streams close."""
     token = mint(_token_keys(data_dir, agency), subject="maillage-workers", scopes=[Scope.ONCALL_MANAGE])
-    _end_sessions(f"{_dispatcher_url(dispatcher, network)}/v1/workers/{worker}/sessions", token, who=worker)
+    _end_sessions(
+        f"{_dispatcher_url(dispatcher, network)}/v1/workers/{worker}/sessions", token, who=worker, network=network
+    )
 
 
 @operators_app.command("invite")
@@ -149,4 +159,6 @@ def revoke_operator(
     """End every dashboard session of one operator now."""
     keys = _token_keys(data_dir, load_network(network).operators.issuer)
     token = mint(keys, subject="maillage-operators", scopes=[Scope.MONITOR_READ, Scope.MONITOR_ACT])
-    _end_sessions(f"{_monitor_url(monitor, network)}/v1/operators/{operator}/sessions", token, who=operator)
+    _end_sessions(
+        f"{_monitor_url(monitor, network)}/v1/operators/{operator}/sessions", token, who=operator, network=network
+    )

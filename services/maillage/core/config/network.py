@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -50,6 +51,17 @@ class AgencyConfig(_Model):
     # Where the agency's service publishes its public keys (its `/.well-known/jwks.json`): every other service
     # fetches them from there. Unset: read from the public key folder (one machine, or a copied folder).
     jwks_url: HttpUrlText | None = None
+    # Where its API is reached (`https://…` across machines); unset: http://127.0.0.1:{port}.
+    url: HttpUrlText | None = None
+
+    @property
+    def base_url(self) -> str:
+        return base_url(self.url, self.port)
+
+
+def base_url(url: str | None, port: int) -> str:
+    """A service's address as the network file gives it, or the loopback one of `maillage up`."""
+    return (url or f"http://127.0.0.1:{port}").rstrip("/")
 
 
 FOREVER = -1
@@ -92,6 +104,8 @@ class KafkaConfig(_Model):
     min_insync_replicas: int = Field(default=1, ge=1)
     partitions: int = Field(default=3, ge=1)
     retention: RetentionConfig = RetentionConfig()
+    # Clients reach the brokers over TLS (SASL_SSL), checking their certificates against the network CA.
+    tls: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -134,6 +148,11 @@ class GatewayConfig(_Model):
     port: int = Field(default=8700, ge=0, le=65535)
     database_url: str | None = None
     jwks_url: HttpUrlText | None = None  # as an agency's
+    url: HttpUrlText | None = None
+
+    @property
+    def base_url(self) -> str:
+        return base_url(self.url, self.port)
 
 
 class DispatcherConfig(_Model):
@@ -142,10 +161,15 @@ class DispatcherConfig(_Model):
     # The agencies whose alerts it serves; empty: every agency with an on-call policy.
     agencies: tuple[str, ...] = ()
     timezone: str = "Europe/Brussels"
+    url: HttpUrlText | None = None
     # The same subject's alerts to one agency within this many seconds are grouped, not paged again.
     group_window_seconds: int = Field(default=600, ge=0)
     # After a restart, how long workers have to reconnect before "no one connected" escalates at once.
     reconnect_grace_seconds: int = Field(default=30, ge=0)
+
+    @property
+    def base_url(self) -> str:
+        return base_url(self.url, self.port)
 
     @field_validator("timezone")
     @classmethod
@@ -160,6 +184,11 @@ class DispatcherConfig(_Model):
 class MonitorConfig(_Model):
     port: int = Field(default=8710, ge=0, le=65535)
     database_url: str | None = None
+    url: HttpUrlText | None = None
+
+    @property
+    def base_url(self) -> str:
+        return base_url(self.url, self.port)
 
 
 class OperatorsConfig(_Model):
@@ -199,7 +228,7 @@ class Network(_Model):
     oncall: dict[str, OncallPolicy] = Field(default_factory=dict)
     webhooks: WebhooksConfig = WebhooksConfig()
     # The network CA's certificate (PEM, relative to the network file): trusted, besides the system's, by
-    # every service for the network's own TLS (JWKS documents, the other services' APIs).
+    # every service and command for the network's own TLS (JWKS documents, the services' APIs, the brokers).
     ca_file: Path | None = None
 
     @model_validator(mode="after")
@@ -237,6 +266,27 @@ class Network(_Model):
         urls = {GATEWAY: self.gateway.jwks_url, self.operators.issuer: self.operators.jwks_url}
         urls |= {a.id: a.jwks_url for a in self.agencies}
         return {owner: url for owner, url in urls.items() if url}
+
+    def tls_hosts(self, *, brokers: int) -> dict[str, tuple[str, ...]]:
+        """The names each service, broker and the database server is reached at, from its URLs here: what its
+        certificate must name (and nothing more: a certificate valid for another service's name could pass
+        for it). Broker i is the i-th address of the bootstrap list."""
+
+        def hosts(*urls: str | None) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(h for u in urls if u and (h := urlsplit(u).hostname)))
+
+        names = {
+            GATEWAY: hosts(self.gateway.url, self.gateway.jwks_url),
+            "dispatcher": hosts(self.dispatcher.url),
+            "monitor": hosts(self.monitor.url, self.operators.jwks_url),
+            **{a.id: hosts(a.url, a.jwks_url) for a in self.agencies},
+        }
+        databases = [self.gateway.database_url, self.dispatcher.database_url, self.monitor.database_url]
+        names["postgres"] = hosts(*databases, *(a.database_url for a in self.agencies))
+        addresses = [a.strip() for a in self.kafka.bootstrap.split(",") if a.strip()]
+        for i in range(1, brokers + 1):
+            names[f"kafka-{i}"] = hosts(f"//{addresses[i - 1]}") if i <= len(addresses) else ()
+        return names
 
     @property
     def dispatched(self) -> tuple[str, ...]:

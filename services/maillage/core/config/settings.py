@@ -60,6 +60,16 @@ class ServiceSettings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     # uvicorn's HTTP/1.1 parser: httptools (C, what uvicorn picks when installed) or h11 (pure Python).
     http_parser: Literal["httptools", "h11"] = "httptools"
+    # Serve HTTPS with this certificate chain and key (PEM; `maillage keys init` issues them from the network
+    # CA): across machines every API is reached over TLS. Unset: plain HTTP, for the loopback only.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServiceSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("MAILLAGE_TLS_CERT_FILE and MAILLAGE_TLS_KEY_FILE go together")
+        return self
 
     @model_validator(mode="after")
     def _kafka_password_with_username(self) -> ServiceSettings:
@@ -90,7 +100,12 @@ class ServiceSettings(BaseSettings):
         password = self.kafka_password.get_secret_value()
         if not password and self.kafka_password_file is not None:
             password = self.kafka_password_file.read_text().strip()
-        return KafkaAuth(username=self.kafka_username, password=password)
+        return KafkaAuth(
+            username=self.kafka_username,
+            password=password,
+            tls=self.network.kafka.tls,
+            ca_file=self.network.ca_file,
+        )
 
     @property
     def bootstrap(self) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from maillage.core.crypto.keys import KeyUse, PublicKeyInfo, unb64
+from maillage.core.crypto.network_ca import client_context
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class JwksSource:
         self.urls = dict(urls)
         self.refresh_seconds = refresh_seconds
         self._clock, self._sleep = clock, sleep
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        verify: ssl.SSLContext = client_context(ca_file)
         # No proxy from the environment, no redirect: the URL the network file names is the one asked.
         self._client = httpx.Client(
             timeout=timeout, trust_env=False, follow_redirects=False, verify=verify, transport=transport

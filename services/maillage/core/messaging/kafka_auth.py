@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from maillage.core.crypto.network_ca import client_context
 
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 
@@ -13,28 +16,41 @@ class KafkaAuth:
     username: str
     password: str = field(repr=False)
     mechanism: str = SCRAM_MECHANISM
-    # SCRAM never sends the password itself; SASL_SSL where the network between services is not trusted.
-    security_protocol: str = "SASL_PLAINTEXT"
+    # SCRAM never sends the password itself; TLS (SASL_SSL) wherever the network between machines is not
+    # trusted: the brokers' certificates are checked against the system's CAs and `ca_file` (the network CA).
+    tls: bool = False
+    ca_file: Path | None = None
 
     @property
     def principal(self) -> str:
         return f"User:{self.username}"
 
+    @property
+    def security_protocol(self) -> str:
+        return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
+
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka's producer, consumer and admin client."""
-        return {
+        kwargs: dict[str, Any] = {
             "security_protocol": self.security_protocol,
             "sasl_mechanism": self.mechanism,
             "sasl_plain_username": self.username,
             "sasl_plain_password": self.password,
         }
+        if self.tls:
+            kwargs["ssl_context"] = client_context(self.ca_file)
+        return kwargs
 
     def java_client_properties(self) -> str:
         """The same identity for Kafka's Java tools (`--command-config`)."""
+        trust = (
+            f"ssl.truststore.type=PEM\nssl.truststore.location={self.ca_file}\n" if self.tls and self.ca_file else ""
+        )
         return (
             f"security.protocol={self.security_protocol}\n"
             f"sasl.mechanism={self.mechanism}\n"
             f"sasl.jaas.config={scram_jaas_config(self.username, self.password)}\n"
+            f"{trust}"
         )
 
 

@@ -177,8 +177,14 @@ def http_protocol(request_seconds: float, *, parser: str = "httptools") -> type[
 
 
 def uvicorn_options(settings: ServiceSettings, **extra: Any) -> dict[str, Any]:
-    """uvicorn's options for a service: the limits from its settings, then the service's own `extra`."""
+    """uvicorn's options for a service: the limits and TLS from its settings, then the service's own `extra`."""
+    tls = (
+        {"ssl_certfile": str(settings.tls_cert_file), "ssl_keyfile": str(settings.tls_key_file)}
+        if settings.tls_cert_file is not None
+        else {}
+    )
     return {
+        **tls,
         "http": http_protocol(settings.header_timeout_seconds, parser=settings.http_parser),
         "limit_concurrency": settings.max_connections,
         "timeout_keep_alive": settings.keep_alive_seconds,
