@@ -14,6 +14,10 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         python3 python3-venv ca-certificates openjdk-17-jre-headless maven postgresql-15 \
     && rm -rf /var/lib/apt/lists/*
+# Extra CAs of the building machine, if any (deploy/ca-certificates/README.md); pip trusts the system's store.
+COPY deploy/ca-certificates/ /usr/local/share/ca-certificates/
+RUN update-ca-certificates
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY services ./services
