@@ -147,3 +147,53 @@ async def test_kafka_over_sasl_ssl_carries_records_and_refuses_plaintext(tmp_pat
             await stranger.close()
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+async def test_an_agency_makes_its_keys_on_its_own_machine_and_the_operator_signs_its_request(tmp_path: Path) -> None:
+    operator, agency = tmp_path / "operator", tmp_path / "refuge"
+    code, output = keys_init(operator)
+    assert code == 0, output
+    code, output = keys_init(agency, "--owner", "refuge-liege")
+    assert code == 0, output
+    private = agency / "keys" / "private"
+    assert (private / "refuge-liege").is_dir(), "its signing, sealing and token keys are made where they are used"
+    assert not (private / "gateway").exists() and not tls_dirs(agency).ca_key.exists()
+    csr = tls_dirs(agency).public / "refuge-liege.csr"
+    assert "maillage keys sign" in output and csr.exists()
+
+    result = CliRunner().invoke(
+        cli,
+        [
+            "keys",
+            "sign",
+            "--csr",
+            str(csr),
+            "--data-dir",
+            str(operator),
+            "--out",
+            str(tls_dirs(agency).cert("refuge-liege")),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    ca = tls_dirs(operator).ca_cert
+    settings = ServiceSettings(
+        tls_cert_file=tls_dirs(agency).cert("refuge-liege"), tls_key_file=tls_dirs(agency).key("refuge-liege")
+    )
+    app = FastAPI()
+
+    @app.get("/readyz")
+    async def ready() -> dict[str, str]:
+        return {"status": "ready"}
+
+    async with listening(app, settings=settings) as url, httpx.AsyncClient(verify=client_context(ca)) as client:
+        assert (await client.get(f"{url}/readyz")).status_code == 200, "its own key, the operator's CA"
+
+    # A request for a name the network does not have is refused; so is anything but a request.
+    forged = tmp_path / "forged"
+    code, output = keys_init(forged, "--owner", "refuge-liege")
+    bogus = tls_dirs(forged).public / "refuge-liege.csr"
+    bogus.write_bytes(bogus.read_bytes().replace(b"CERTIFICATE REQUEST", b"CERTIFICATE"))
+    refused = CliRunner().invoke(cli, ["keys", "sign", "--csr", str(bogus), "--data-dir", str(operator)])
+    assert refused.exit_code == 1 and "request" in refused.output
+    unknown = CliRunner().invoke(cli, ["keys", "init", "--data-dir", str(forged), "--owner", "nobody"])
+    assert unknown.exit_code == 2 and "not a service of this network" in unknown.output

@@ -25,7 +25,7 @@ from maillage.cli.db import db_app
 from maillage.cli.operators import dlq_app
 from maillage.cli.operators import status as operator_status
 from maillage.cli.workers import operators_app, workers_app
-from maillage.core.config.network import load_network
+from maillage.core.config.network import Network, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.crypto.keys import (
     KeyDirs,
@@ -37,7 +37,7 @@ from maillage.core.crypto.keys import (
     ensure_secret,
     retire_key,
 )
-from maillage.core.crypto.network_ca import CaError, TlsDirs, ensure_tls
+from maillage.core.crypto.network_ca import CaError, TlsDirs, ensure_tls, request, sign_request
 from maillage.core.crypto.tokens import Scope, mint
 from maillage.core.storage.private import PRIVATE_UMASK
 
@@ -583,6 +583,13 @@ def keys_init(
         Path | None, typer.Option(help="The operator's CA certificate (PEM), instead of a new CA.")
     ] = None,
     ca_key: Annotated[Path | None, typer.Option(help="That CA's private key (PEM, unencrypted).")] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this agency's (or service's) keys, made on its own machine: its TLS key and a certificate "
+            "request for the operator (`maillage keys sign`) when the CA is not here."
+        ),
+    ] = None,
 ) -> None:
     """Create keys for the gateway and every agency of the network that has none yet; the network's TLS — a
     CA (or the operator's) and a certificate for every service, broker and the database server, each valid for
@@ -602,6 +609,9 @@ def keys_init(
             raise typer.Exit(2)
         hosts[name].append(host)
     dirs = _key_dirs(data_dir)
+    if owner is not None:
+        _keys_init_one(owner, net, dirs, hosts)
+        return
     created = ensure_keys(dirs, net.key_owners)
     console.print(f"created keys for: {', '.join(created) or 'nobody (all present)'}")
     tls = TlsDirs.under(dirs.private, dirs.public)
@@ -616,6 +626,52 @@ def keys_init(
     console.print(f"TLS certificates issued for: {', '.join(issued) or 'nobody (all present)'}")
     console.print(f"the network CA's certificate (the network file's ca_file): {tls.ca_cert}")
     console.print(f"private keys (mode 0600, keep out of git): {dirs.private}")
+
+
+def _keys_init_one(owner: str, net: Network, dirs: KeyDirs, hosts: dict[str, list[str]]) -> None:
+    if owner not in hosts:
+        console.print(f"[red]{escape(owner)} is not a service of this network: one of {', '.join(hosts)}.[/]")
+        raise typer.Exit(2)
+    uses = net.key_owners.get(owner)
+    created = ensure_keys(dirs, {owner: uses}) if uses else []
+    console.print(f"created keys for: {', '.join(created) or 'nobody (all present)'}")
+    tls = TlsDirs.under(dirs.private, dirs.public)
+    if tls.ca_key.exists():
+        issued = ensure_tls(tls, {owner: hosts[owner]})
+        console.print(f"TLS certificate issued for: {', '.join(issued) or 'nobody (present)'}")
+        return
+    csr = request(tls, owner)
+    console.print(
+        f"Your TLS key stays here ({tls.key(owner)}). Send the request {csr} to the network's operator "
+        f"(`maillage keys sign --csr {csr.name}`) and put the certificate chain it returns at {tls.cert(owner)}, "
+        f"the network CA's certificate at {tls.ca_cert}. Your public keys are published by your service at its "
+        "JWKS URL: nothing else to send."
+    )
+
+
+@keys_app.command("sign")
+def keys_sign(
+    csr: Annotated[Path, typer.Option(help="A certificate request made by `maillage keys init --owner ID`.")],
+    network: NetworkOption = DEFAULT_NETWORK,
+    data_dir: DataDirOption = Path("var"),
+    brokers: Annotated[int, typer.Option(min=0, help="Kafka brokers of the network (kafka-1, …).")] = 3,
+    out: Annotated[
+        Path | None, typer.Option(help="Where the certificate chain goes (default: beside the request).")
+    ] = None,
+) -> None:
+    """Issue, with the network CA, the certificate a service asked for: valid for the names the network file
+    gives that service (whatever the request asks), 825 days at most."""
+    dirs = _key_dirs(data_dir)
+    tls = TlsDirs.under(dirs.private, dirs.public)
+    hosts = load_network(network).tls_hosts(brokers=brokers)
+    try:
+        name, chain = sign_request(tls, csr.read_bytes(), hosts)
+    except (CaError, OSError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
+    target = out or csr.with_suffix(".pem")
+    target.write_bytes(chain)
+    console.print(f"certificate for {name} ({', '.join(hosts[name]) or 'loopback only'}): {target}")
 
 
 @keys_app.command("rotate")

@@ -171,22 +171,27 @@ def adopt_ca(dirs: TlsDirs, *, cert_file: Path, key_file: Path) -> None:
     dirs.ca_cert.write_bytes(cert.public_bytes(Encoding.PEM))
 
 
-def issue(dirs: TlsDirs, name: str, hosts: Iterable[str], *, now: datetime | None = None) -> bool:
-    """A certificate for `name`, valid for `hosts` (names or addresses) and the loopback, signed by the CA;
-    true if issued now (an existing one is kept: reissue by deleting it)."""
-    if all(p.exists() for p in (dirs.cert(name), dirs.key(name), dirs.key_store(name), dirs.key_store_password(name))):
-        return False
-    now = now or datetime.now(UTC)
+def _load_ca(dirs: TlsDirs) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey]:
+    if not dirs.ca_key.exists():
+        raise CaError(f"no CA key here ({dirs.ca_key}): certificates are issued where the network CA is")
     ca_cert = x509.load_pem_x509_certificate(dirs.ca_cert.read_bytes())
     ca_key = load_pem_private_key(dirs.ca_key.read_bytes(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise CaError("the CA's key cannot sign certificates")
-    key = ec.generate_private_key(ec.SECP256R1())
+    return ca_cert, ca_key
+
+
+def _leaf(
+    dirs: TlsDirs, name: str, public_key: ec.EllipticCurvePublicKey, hosts: Iterable[str], now: datetime
+) -> bytes:
+    """The chain a server presents for `name`: its certificate (its own names and the loopback only), then the
+    CA's (a client that trusts only the CA needs both)."""
+    ca_cert, ca_key = _load_ca(dirs)
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(name))
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(min(now + timedelta(days=LEAF_DAYS), ca_cert.not_valid_after_utc))
@@ -195,16 +200,24 @@ def issue(dirs: TlsDirs, name: str, hosts: Iterable[str], *, now: datetime | Non
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    return cert.public_bytes(Encoding.PEM) + ca_cert.public_bytes(Encoding.PEM)
+
+
+def issue(dirs: TlsDirs, name: str, hosts: Iterable[str], *, now: datetime | None = None) -> bool:
+    """A key and a certificate for `name`, valid for `hosts` (names or addresses) and the loopback, signed by
+    the CA, and a PKCS#12 key store of both; true if issued now (an existing one is kept: reissue by deleting
+    it)."""
+    if all(p.exists() for p in (dirs.cert(name), dirs.key(name), dirs.key_store(name), dirs.key_store_password(name))):
+        return False
+    key = ec.generate_private_key(ec.SECP256R1())
+    chain = _leaf(dirs, name, key.public_key(), hosts, now or datetime.now(UTC))
     write_private(dirs.key(name), _key_pem(key))
     dirs.public.mkdir(parents=True, exist_ok=True)
-    # The chain a server presents: its certificate, then the CA's (a client that trusts only the CA needs both).
-    dirs.cert(name).write_bytes(cert.public_bytes(Encoding.PEM) + dirs.ca_cert.read_bytes())
+    dirs.cert(name).write_bytes(chain)
+    cert, ca_cert = x509.load_pem_x509_certificates(chain)
     password = secrets.token_urlsafe(24)
     store = pkcs12.serialize_key_and_certificates(
         name.encode(), key, cert, [ca_cert], BestAvailableEncryption(password.encode())
@@ -212,6 +225,43 @@ def issue(dirs: TlsDirs, name: str, hosts: Iterable[str], *, now: datetime | Non
     write_private(dirs.key_store(name), store)
     write_private(dirs.key_store_password(name), password.encode())
     return True
+
+
+def request(dirs: TlsDirs, name: str) -> Path:
+    """On a service's own machine: its TLS key (made there, never sent) and a certificate signing request for
+    the network's operator (`maillage keys sign`); the request's path. An existing key is kept."""
+    if not dirs.key(name).exists():
+        write_private(dirs.key(name), _key_pem(ec.generate_private_key(ec.SECP256R1())))
+    key = load_pem_private_key(dirs.key(name).read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise CaError(f"{dirs.key(name)} is not an ECDSA key")
+    csr = x509.CertificateSigningRequestBuilder().subject_name(_name(name)).sign(key, hashes.SHA256())
+    dirs.public.mkdir(parents=True, exist_ok=True)
+    path = dirs.public / f"{name}.csr"
+    path.write_bytes(csr.public_bytes(Encoding.PEM))
+    return path
+
+
+def sign_request(
+    dirs: TlsDirs, csr_pem: bytes, hosts: Mapping[str, Iterable[str]], *, now: datetime | None = None
+) -> tuple[str, bytes]:
+    """On the operator's machine: the certificate chain for a service's request, named as the request says
+    if that is a name of `hosts` (the network's services), valid for the names the *network file* gives it —
+    never those the request asks for."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError:
+        raise CaError("not a PEM certificate signing request") from None
+    if not csr.is_signature_valid:
+        raise CaError("the request's signature does not verify")
+    names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    name = str(names[0].value) if names else ""
+    if name not in hosts:
+        raise CaError(f"the request names {name!r}, which is not a service of this network")
+    public_key = csr.public_key()
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise CaError("the request's key is not ECDSA")
+    return name, _leaf(dirs, name, public_key, hosts[name], now or datetime.now(UTC))
 
 
 def ensure_tls(dirs: TlsDirs, hosts: Mapping[str, Iterable[str]], *, ca: tuple[Path, Path] | None = None) -> list[str]:
