@@ -12,17 +12,12 @@ import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from ipaddress import IPv4Address
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,6 +25,7 @@ from starlette.routing import Route
 
 from maillage.core.config.network import load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
+from maillage.core.crypto.network_ca import TlsDirs, ensure_ca, issue
 from maillage.core.crypto.tokens import Scope
 from maillage.core.polling import eventually
 from maillage.core.webhooks.delivery import SIGNATURE_HEADER, verify_signature
@@ -53,63 +49,13 @@ class Certificates:
         return context
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def make_certificates(directory: Path, *, name: str = "Maillage test CA") -> Certificates:
-    """A CA of this test's own, and a server certificate it signed for the IP address 127.0.0.1."""
-    directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name(name))
-        .issuer_name(_name(name))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(_name("receiver"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address(LOOPBACK))]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    certs = Certificates(
-        ca_file=directory / "ca.pem", cert_file=directory / "server.pem", key_file=directory / "server.key"
-    )
-    certs.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    certs.cert_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    certs.key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return certs
+def make_certificates(directory: Path) -> Certificates:
+    """A CA of this test's own (made as `maillage keys init` makes the network's), and a server certificate it
+    signed for the loopback."""
+    dirs = TlsDirs(private=directory / "private", public=directory / "public")
+    ensure_ca(dirs)
+    issue(dirs, "receiver", [LOOPBACK])
+    return Certificates(ca_file=dirs.ca_cert, cert_file=dirs.cert("receiver"), key_file=dirs.key("receiver"))
 
 
 # --- receivers ---------------------------------------------------------------------------------------------

@@ -318,7 +318,7 @@ async def test_an_expired_webhook_receives_nothing_until_renewed(pole: Pole, tmp
 
 
 async def test_the_delivery_log_never_tells_why_a_connection_failed(pole: Pole, tmp_path: Path) -> None:
-    certs, strangers = make_certificates(tmp_path / "certs"), make_certificates(tmp_path / "other", name="Other CA")
+    certs, strangers = make_certificates(tmp_path / "certs"), make_certificates(tmp_path / "other")  # a CA of its own
     closed, silent_sock, untrusted_sock = bound_socket(), bound_socket(), bound_socket()  # `closed` never listens
     silent, untrusted = RawReceiver(certs, silent=True), RawReceiver(strangers)
     await start(
