@@ -288,12 +288,18 @@ def _print_listening(supervisor: object) -> None:
 
 
 @app.command()
-def demo(network: NetworkOption = DEFAULT_NETWORK, data_dir: DataDirOption = Path("var")) -> None:
+def demo(
+    network: NetworkOption = DEFAULT_NETWORK,
+    data_dir: DataDirOption = Path("var"),
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds each step may take (longer while a broker or gateway fails over).")
+    ] = 20.0,
+) -> None:
     """Play a short scenario against a running `maillage up` and show what each recipient received."""
     from maillage.cli.demo import Demo
 
     try:
-        Demo(network=load_network(network), console=console, key_dirs=_key_dirs(data_dir)).run()
+        Demo(network=load_network(network), console=console, key_dirs=_key_dirs(data_dir), timeout=timeout).run()
     except Exception as exc:
         console.print(f"[red]The demo could not complete: {exc}[/]\nIs `maillage up` running?")
         raise typer.Exit(1) from None
