@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from maillage.agency import conferences, consultations, reviews, services
+from maillage.agency import conferences, consultations, reviews, services, subjects
 from maillage.agency import contracts as c
 from maillage.agency.deps import Allowed, Context, IdempotencyKey
 from maillage.core.crypto.tokens import Principal, Scope, staff_ref
@@ -25,6 +25,8 @@ EVENTS_WRITE = [Allowed(Scope.EVENTS_WRITE)]
 INBOX_READ = [Allowed(Scope.INBOX_READ)]
 WEBHOOKS_MANAGE = [Allowed(Scope.WEBHOOKS_MANAGE)]
 DISCLOSURE_REVIEW = [Allowed(Scope.DISCLOSURE_REVIEW)]
+SUBJECT_ERASE = [Allowed(Scope.SUBJECT_ERASE)]
+SubjectRef = Annotated[str, Path(pattern=SUBJECT_REF.pattern)]
 
 router = APIRouter(prefix="/v1", responses=ERRORS)  # type: ignore[arg-type]
 oauth = APIRouter(tags=["oauth"])
@@ -212,3 +214,41 @@ async def webhook_deliveries(
     webhook_id: str, ctx: Context, cursor: Cursor = None, limit: Limit = 50
 ) -> c.WebhookDeliveryPage:
     return await services.webhook_deliveries(ctx, webhook_id, cursor=cursor, limit=limit)
+
+
+@router.post(
+    "/subjects/{subject_ref}/erasure",
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["subjects"],
+    dependencies=SUBJECT_ERASE,
+    summary="Erase a person here and at every agency that holds them",
+)
+async def request_erasure(subject_ref: SubjectRef, body: c.ErasureIn, ctx: Context) -> c.AcceptedEvent:
+    return await subjects.request_erasure(ctx, subject_ref, body)
+
+
+@router.get("/erasures/{erasure_id}", tags=["subjects"], dependencies=SUBJECT_ERASE, summary="Who confirmed")
+async def erasure(erasure_id: str, ctx: Context) -> c.ErasureOut:
+    return await subjects.erasure(ctx, erasure_id)
+
+
+@router.post(
+    "/subjects/{subject_ref}/role-corrections",
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["subjects"],
+    dependencies=EVENTS_WRITE,
+    summary="Correct the role recorded for a person, at every agency that received it",
+)
+async def correct_role(subject_ref: SubjectRef, body: c.RoleCorrectionIn, ctx: Context) -> c.AcceptedEvent:
+    return await subjects.correct_role(ctx, subject_ref, body)
+
+
+@router.post(
+    "/subjects/{subject_ref}/role-corrections/{correction_id}/erasure",
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["subjects"],
+    dependencies=SUBJECT_ERASE,
+    summary="Ask exactly the recipients a correction flagged to erase exactly the events flagged",
+)
+async def erase_misrouted(subject_ref: SubjectRef, correction_id: str, ctx: Context) -> c.AcceptedEvent:
+    return await subjects.erase_misrouted(ctx, subject_ref, correction_id)

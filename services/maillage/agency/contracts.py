@@ -25,8 +25,11 @@ from maillage.domain.events import (
     AlertKind,
     ConferencePurpose,
     ConsultationQuestion,
+    CorrectionReason,
     DeclineReason,
+    ErasureGround,
     Health,
+    Holder,
     Language,
     LegalReference,
     Level,
@@ -304,6 +307,15 @@ class NoticeOut(Body):
     delivered_at: datetime | None = Field(description="When the gateway sent it the notice.")
     acknowledged_at: datetime | None = Field(description="When its service stored the notice (and erased).")
     erased: int | None = Field(description="How many of the events it erased, once acknowledged.")
+    holder: Holder = Field(
+        default=Holder.AGENCY, description="The recipient's own service, or the dispatcher answering for its on-call."
+    )
+    misrouted: list[str] = Field(
+        default=[],
+        description="A role correction's: the events it received under the wrong role that the right role would "
+        "not have allowed it (`POST /v1/subjects/{subject_ref}/role-corrections/{event_id}/erasure` erases them).",
+    )
+    disallowed: list[Category] = Field(default=[], description="The categories in them the right role does not allow.")
 
 
 class EventFate(Body):
@@ -537,3 +549,35 @@ class ReviewOut(ReviewLine):
 class ReviewPage(Body):
     items: list[ReviewLine]
     next_cursor: str | None
+
+
+# --- a person's rights: erasure and role correction ---------------------------------------------------------
+
+
+class ErasureIn(Body):
+    ground: ErasureGround = Field(description="The legal ground (GDPR art. 17(1)) the erasure rests on.")
+
+
+class ErasureHolder(Body):
+    agency: str = Field(description="An agency that held something about the person.")
+    holder: Holder = Field(description="Its own service, or the dispatcher answering for its on-call.")
+    state: Literal["pending", "confirmed"]
+    confirmed_at: datetime | None = None
+    erased: int | None = Field(default=None, description="How many events it erased, once confirmed.")
+
+
+class ErasureOut(Body):
+    erasure_id: str
+    subject_ref: str
+    requested_at: datetime
+    state: Literal["sent", "pending", "confirmed", "rejected"] = Field(
+        description="`sent` until the gateway has decided; `pending` while a holder has not confirmed; `confirmed` "
+        "once every holder has (or none held anything); `rejected` when the gateway refused it."
+    )
+    holders: list[ErasureHolder]
+
+
+class RoleCorrectionIn(Body):
+    role: Role = Field(description="The person's role, corrected.")
+    previous: Role = Field(description="The role recorded wrongly.")
+    reason: CorrectionReason

@@ -103,6 +103,9 @@ class NoticeReceipt(SQLModel, table=True):
     delivered_at: datetime | None = None
     acknowledged_at: datetime | None = None
     erased: int | None = None
+    holder: str = "agency"  # the recipient's own service, or the dispatcher answering for its on-call
+    misrouted: list[str] = json_field(default_factory=list)  # a role correction's: received under the wrong role
+    disallowed: list[str] = json_field(default_factory=list)  # and the categories the right role does not allow
 
 
 class ReferralRow(SQLModel, table=True):

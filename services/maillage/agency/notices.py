@@ -11,20 +11,30 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.agency import contracts as c
 from maillage.agency import models, repository
 from maillage.core.webhooks import repository as webhooks
-from maillage.domain.events import NoticeAcknowledged, NoticeIssued
+from maillage.domain.events import NoticeAcknowledged, NoticeIssued, NoticeKind, SubjectErasureConfirmed
 from maillage.domain.status import StatusReport
 
 
-async def heed(session: AsyncSession, notice: NoticeIssued, *, now: datetime) -> NoticeAcknowledged:
-    """The receipt of a notice just stored in the inbox. Under `erase`, what this agency holds of the events
-    goes first, in the same transaction: their inbox items and every webhook delivery of them (whose bodies
-    carry the data), so that the receipt never claims an erasure that did not happen."""
-    erased = 0
+async def heed(
+    session: AsyncSession, notice: NoticeIssued, *, subject_ref: str, now: datetime
+) -> tuple[NoticeAcknowledged, list[str]]:
+    """The receipt of a notice just stored in the inbox, and the events it erased. Under `erase`, what this
+    agency holds goes first, in the same transaction — the person's every row for an erasure of the person,
+    else the events named: inbox items and every webhook delivery of them (whose bodies carry the data) — so
+    that the receipt never claims an erasure that did not happen. An erasure is confirmed as such."""
+    if notice.kind is NoticeKind.SUBJECT_ERASED:
+        events = await repository.erase_subject(session, subject_ref, keep=[str(notice.notice_id)])
+        await webhooks.erase_deliveries_of(session, events)
+        return SubjectErasureConfirmed(notice_id=notice.notice_id, acknowledged_at=now, erased=len(events)), events
+    if notice.kind is NoticeKind.ROLE_CORRECTED and notice.role is not None:
+        await repository.correct_role(session, subject_ref, notice.role.value)
+    erased, events = 0, []
     if notice.erase:
         events = [str(e) for e in notice.events]
         erased = await repository.erase_inbox_items(session, events)
         await webhooks.erase_deliveries_of(session, events)
-    return NoticeAcknowledged(notice_id=notice.notice_id, acknowledged_at=now, erased=erased)
+    receipt = SubjectErasureConfirmed if notice.kind is NoticeKind.EVENTS_ERASED else NoticeAcknowledged
+    return receipt(notice_id=notice.notice_id, acknowledged_at=now, erased=erased), events
 
 
 async def keep_receipts(session: AsyncSession, report: StatusReport) -> None:
@@ -41,6 +51,9 @@ async def keep_receipts(session: AsyncSession, report: StatusReport) -> None:
                 events=line.events,
                 categories=[str(category) for category in line.categories],
                 erase=line.erase,
+                holder=line.holder.value,
+                misrouted=line.misrouted,
+                disallowed=[str(category) for category in line.disallowed],
             )
         if line.state == "acknowledged":
             if row.acknowledged_at is None:

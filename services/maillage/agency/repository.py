@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete
+from sqlalchemy import String, cast, delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,6 +21,8 @@ from maillage.agency.models import (
     ReferralRow,
     SentEvent,
 )
+from maillage.core.outbox.models import OutboxRecord
+from maillage.domain.vocabulary import Role
 
 # --- consents -----------------------------------------------------------------------------------
 
@@ -97,6 +99,67 @@ async def erase_inbox_items(session: AsyncSession, event_ids: list[str]) -> int:
     await session.flush()  # an event stored earlier in this transaction is erased too
     result = await session.exec(delete(InboxItem).where(col(InboxItem.event_id).in_(event_ids)))
     return int(result.rowcount or 0)
+
+
+async def erase_subject(session: AsyncSession, subject_ref: str, *, keep: Sequence[str] = ()) -> list[str]:
+    """Everything this agency holds about a person, gone: what it received (inbox items, referrals), what it
+    sent (its events, their fate, their published outbox records, sealed as they are), the consents it
+    registered, the danger justifications written here, the answers kept for idempotent requests that name
+    them; and the person taken out of the case conferences about them. Kept: the events in `keep` (the
+    erasure itself, the notice asking it), the receipts of notices (metadata). Returns the events erased, whose
+    webhook deliveries go too (core/webhooks)."""
+    await session.flush()  # rows stored earlier in this transaction go too
+    received = (
+        await session.exec(
+            select(InboxItem.event_id).where(InboxItem.subject_ref == subject_ref, col(InboxItem.event_id).not_in(keep))
+        )
+    ).all()
+    sent = (
+        await session.exec(
+            select(SentEvent.event_id).where(SentEvent.subject_ref == subject_ref, col(SentEvent.event_id).not_in(keep))
+        )
+    ).all()
+    events = [*received, *sent]
+    await session.exec(delete(InboxItem).where(col(InboxItem.event_id).in_(received)))
+    await session.exec(delete(RecipientStatus).where(col(RecipientStatus.event_id).in_(sent)))
+    await session.exec(delete(AlertProgress).where(col(AlertProgress.alert_id).in_(sent)))
+    await session.exec(delete(SentEvent).where(col(SentEvent.event_id).in_(sent)))
+    published = col(OutboxRecord.published_at).is_not(None)
+    await session.exec(delete(OutboxRecord).where(col(OutboxRecord.event_id).in_(sent), published))
+    for table, column in (
+        (ReferralRow, ReferralRow.subject_ref),
+        (ConsentRow, ConsentRow.subject_ref),
+        (AlertReview, AlertReview.subject_ref),
+    ):
+        await session.exec(delete(table).where(col(column) == subject_ref))
+    naming = cast(IdempotencyRecord.response, String).contains(subject_ref)
+    await session.exec(delete(IdempotencyRecord).where(naming))
+    conferences = await session.exec(select(CaseConferenceRow))
+    for conference in conferences.all():
+        if subject_ref in conference.subjects:
+            conference.subjects = [s for s in conference.subjects if s != subject_ref]
+            session.add(conference)
+    return events
+
+
+async def role_of(session: AsyncSession, subject_ref: str) -> Role | None:
+    """The role this agency last recorded or received the person under."""
+    for column, role in (
+        (InboxItem.subject_ref, InboxItem.subject_role),
+        (ReferralRow.subject_ref, ReferralRow.subject_role),
+        (AlertReview.subject_ref, AlertReview.subject_role),
+    ):
+        found = (await session.exec(select(role).where(col(column) == subject_ref).limit(1))).first()
+        if found:
+            return Role(found)
+    return None
+
+
+async def correct_role(session: AsyncSession, subject_ref: str, role: str) -> None:
+    """The person's referrals here carry the role as corrected."""
+    for row in (await session.exec(select(ReferralRow).where(ReferralRow.subject_ref == subject_ref))).all():
+        row.subject_role = role
+        session.add(row)
 
 
 async def notice_receipt(session: AsyncSession, notice_id: str) -> NoticeReceipt | None:

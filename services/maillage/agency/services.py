@@ -41,6 +41,7 @@ from maillage.domain.events import (
     ConsultationAnswered,
     ConsultationRequested,
     EventPayload,
+    Holder,
     NoticeIssued,
     ReferralCreated,
     ReferralDecision,
@@ -520,6 +521,8 @@ async def _store_deliveries(session: AsyncSession, ctx: AgencyContext, deliverie
     for envelope, payload in ((d.envelope, d.payload) for d in deliveries):
         if envelope.id in known:
             continue  # a redelivered record: stored once
+        if isinstance(payload, NoticeIssued) and payload.holder is not Holder.AGENCY:
+            continue  # for the dispatcher that answers for this agency's on-call (it reads this topic too)
         known.add(envelope.id)
         item = _inbox_item(envelope, payload, received_at=now)
         session.add(item)
@@ -529,7 +532,8 @@ async def _store_deliveries(session: AsyncSession, ctx: AgencyContext, deliverie
         )
         await _follow(session, envelope, payload, now=now)
         if isinstance(payload, NoticeIssued):
-            receipt = await notices.heed(session, payload, now=now)
+            receipt, erased = await notices.heed(session, payload, subject_ref=envelope.subject, now=now)
+            for_webhooks = [(event_id, body) for event_id, body in for_webhooks if event_id not in erased]
             role, purpose = envelope.subjectrole, envelope.purpose
             submit(session, ctx, receipt, subject_ref=envelope.subject, role=role, purpose=purpose)
     return await enqueue_for_all(session, for_webhooks, now=now)

@@ -7,7 +7,7 @@ from maillage.core.crypto.trust import Refused
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.topics import Topics
 from maillage.dispatcher.services import Arrival, Dispatcher, Erasure, Unreadable
-from maillage.domain.events import AlertRaised, EventType, NoticeIssued
+from maillage.domain.events import AlertRaised, EventType, Holder, NoticeIssued, NoticeKind
 
 # Referrals and answers are the agency service's business; a notice matters here when it asks to erase an alert.
 READ = frozenset({EventType.ALERT_RAISED, EventType.NOTICE_ISSUED})
@@ -37,7 +37,10 @@ class DeliveryHandler:
         if received is None:
             return None
         if isinstance(received.payload, NoticeIssued):
-            notice = received.payload
-            return Erasure(agency, tuple(str(e) for e in notice.events)) if notice.erase else None
+            notice, events = received.payload, tuple(str(e) for e in received.payload.events)
+            if notice.holder is Holder.DISPATCHER:  # an erasure this dispatcher confirms, for the agency
+                return Erasure(agency, events, envelope=received.envelope, notice=notice)
+            rejected = notice.kind is NoticeKind.DISCLOSURE_REJECTED
+            return Erasure(agency, events) if rejected else None  # the agency's service confirms that one
         assert isinstance(received.payload, AlertRaised)
         return Arrival(agency, received.envelope, received.payload)

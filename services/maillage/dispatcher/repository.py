@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -38,6 +38,31 @@ async def erase_alert_data(session: AsyncSession, *, agency: str, alert_ids: Col
         row.data = {}
         session.add(row)
     await webhooks.erase_deliveries_of(session, list(alert_ids))
+
+
+async def erase_alerts(session: AsyncSession, *, agency: str, alert_ids: Collection[str]) -> int:
+    """These alerts to the agency, gone with their pages and fallback calls; how many there were."""
+    rows = await session.exec(
+        select(OncallAlert).where(OncallAlert.agency_id == agency, col(OncallAlert.alert_id).in_(alert_ids))
+    )
+    return await _erase(session, agency, rows.all())
+
+
+async def erase_subject(session: AsyncSession, *, agency: str, subject_ref: str) -> int:
+    """Every alert about a person to the agency, gone with their pages and fallback calls; how many."""
+    rows = await session.exec(
+        select(OncallAlert).where(OncallAlert.agency_id == agency, OncallAlert.subject_ref == subject_ref)
+    )
+    return await _erase(session, agency, rows.all())
+
+
+async def _erase(session: AsyncSession, agency: str, rows: Sequence[OncallAlert]) -> int:
+    alert_ids = [row.alert_id for row in rows]
+    for row in rows:
+        await session.delete(row)
+    await session.exec(delete(Page).where(col(Page.agency_id) == agency, col(Page.alert_id).in_(alert_ids)))
+    await webhooks.erase_deliveries_of(session, alert_ids)
+    return len(alert_ids)
 
 
 async def alert(session: AsyncSession, *, agency: str, alert_id: str) -> OncallAlert | None:

@@ -57,7 +57,15 @@ from maillage.domain.escalation import (
     next_steps,
     visible,
 )
-from maillage.domain.events import AlertAcknowledged, AlertEscalated, AlertRaised, EventPayload
+from maillage.domain.events import (
+    AlertAcknowledged,
+    AlertEscalated,
+    AlertRaised,
+    EventPayload,
+    NoticeIssued,
+    NoticeKind,
+    SubjectErasureConfirmed,
+)
 from maillage.domain.rota import Rota
 from maillage.domain.status import DISPATCHER_SOURCE, SOURCE_HEADER, OncallReport
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role, Severity
@@ -92,10 +100,14 @@ class Arrival:
 @dataclass(frozen=True)
 class Erasure:
     """A notice to a served agency to erase what it received in some events (a danger disclosure rejected on
-    review): the alerts' data go, from the pages and the fallback calls; their paging state stays."""
+    review): the alerts' data go, from the pages and the fallback calls; their paging state stays. With
+    `notice` (one addressed to this dispatcher): an erasure it confirms for the agency — of the person's
+    every alert here (`subject_erased`), or of the events named — signed with the agency's key."""
 
     agency: str
     events: tuple[str, ...]
+    envelope: Envelope | None = None
+    notice: NoticeIssued | None = None
 
 
 @dataclass(frozen=True)
@@ -229,11 +241,32 @@ class Dispatcher:
                 if isinstance(delivery, Unreadable):
                     self._dead_letter(session, delivery, notices)
                 elif isinstance(delivery, Erasure):
-                    await repository.erase_alert_data(session, agency=delivery.agency, alert_ids=delivery.events)
+                    await self._erase(session, delivery, notices)
                 else:
                     await self._arrived(session, delivery, notices)
         self._after(notices)
         self.wake()
+
+    async def _erase(self, session: AsyncSession, erasure: Erasure, notices: Notices) -> None:
+        notice, envelope = erasure.notice, erasure.envelope
+        if notice is None or envelope is None:
+            await repository.erase_alert_data(session, agency=erasure.agency, alert_ids=erasure.events)
+            return
+        if notice.kind is NoticeKind.SUBJECT_ERASED:
+            erased = await repository.erase_subject(session, agency=erasure.agency, subject_ref=envelope.subject)
+        else:
+            erased = await repository.erase_alerts(session, agency=erasure.agency, alert_ids=erasure.events)
+        confirmed = SubjectErasureConfirmed(notice_id=notice.notice_id, acknowledged_at=self.clock.now(), erased=erased)
+        sealed = self.served[erasure.agency].trust.sealed_event(
+            confirmed,
+            subject_ref=envelope.subject,
+            role=envelope.subjectrole,
+            basis=envelope.legalbasis,
+            purpose=envelope.purpose,
+            at=self.clock.now(),
+        )
+        enqueue(session, sealed, topic=self.topics.submitted)
+        notices.events = True  # the confirmation leaves through the outbox
 
     def _dead_letter(self, session: AsyncSession, refused: Unreadable, notices: Notices) -> None:
         topic = self.topics.dead_letters_of(DISPATCHER)

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from maillage.domain.vocabulary import Category, Purpose, Sector, Severity
+from maillage.domain.vocabulary import Category, Purpose, Role, Sector, Severity
 
 CATEGORY_KEY = "x-maillage-category"
 METADATA_KEY = "x-maillage-metadata"
@@ -119,6 +119,9 @@ class EventType(StrEnum):
     CASE_CONFERENCE_CLOSED = "maillage.case_conference.closed.v1"
     CONSULTATION_REQUESTED = "maillage.consultation.requested.v1"
     CONSULTATION_ANSWERED = "maillage.consultation.answered.v1"
+    SUBJECT_ERASURE_REQUESTED = "maillage.subject.erasure_requested.v1"
+    SUBJECT_ERASURE_CONFIRMED = "maillage.subject.erasure_confirmed.v1"
+    SUBJECT_ROLE_CORRECTED = "maillage.subject.role_corrected.v1"
 
 
 class EventPayload(Frozen):
@@ -267,6 +270,17 @@ class DisclosureReviewed(EventPayload):
 class NoticeKind(StrEnum):
     CONSENT_WITHDRAWN = "consent_withdrawn"  # stop using it: the person withdrew the consent it came under
     DISCLOSURE_REJECTED = "disclosure_rejected"  # erase it: a danger disclosure was rejected on review
+    SUBJECT_ERASED = "subject_erased"  # erase everything held about the person, and confirm
+    ROLE_CORRECTED = "role_corrected"  # the person's role was recorded wrongly: what was received under it
+    EVENTS_ERASED = "events_erased"  # erase these events (received under a wrong role), and confirm
+
+
+class Holder(StrEnum):
+    """Which of an agency's services holds what a notice is about: its own service, or the on-call dispatcher
+    that receives its alerts with its key (and answers for it)."""
+
+    AGENCY = "agency"
+    DISPATCHER = "dispatcher"
 
 
 class NoticeIssued(EventPayload):
@@ -277,9 +291,22 @@ class NoticeIssued(EventPayload):
     notice_id: UUID = metadata("Id of this notice, acknowledged by the recipient's service.")
     kind: NoticeKind = metadata("Why it is sent.")
     cause: UUID = metadata("The event that caused it: the withdrawal, or the review.")
-    events: tuple[UUID, ...] = metadata("The events the recipient received that the notice is about.", min_length=1)
+    events: tuple[UUID, ...] = metadata(
+        "The events the recipient received that the notice is about (none: an erasure of a person it only sent).",
+        default=(),
+    )
     categories: tuple[Category, ...] = metadata("The categories the recipient received in them.", default=())
     erase: bool = metadata("Erase what was received under them (not only stop using it).", default=False)
+    holder: Holder = metadata("Which service of the recipient it is for.", default=Holder.AGENCY)
+    role: Role | None = metadata("With `role_corrected`: the person's role from now on.", default=None)
+    misrouted: tuple[UUID, ...] = metadata(
+        "With `role_corrected`: the events received under the wrong role whose categories the right role would "
+        "not have allowed this recipient.",
+        default=(),
+    )
+    disallowed: tuple[Category, ...] = metadata(
+        "With `role_corrected`: the categories received in them that the right role does not allow.", default=()
+    )
 
 
 class NoticeAcknowledged(EventPayload):
@@ -289,6 +316,52 @@ class NoticeAcknowledged(EventPayload):
     notice_id: UUID = metadata("The notice acknowledged.")
     acknowledged_at: datetime = metadata("When the recipient's service stored it.")
     erased: int = metadata("How many of the events concerned it erased.", ge=0, default=0)
+
+
+class SubjectErasureConfirmed(NoticeAcknowledged):
+    """A holder's confirmation that it erased what an erasure notice asked (the person, or some events)."""
+
+    event_type: ClassVar[EventType] = EventType.SUBJECT_ERASURE_CONFIRMED
+
+
+class ErasureGround(StrEnum):
+    """Why a person's data is erased (GDPR art. 17(1), and the network's own case)."""
+
+    NO_LONGER_NECESSARY = "no_longer_necessary"  # 17(1)(a)
+    CONSENT_WITHDRAWN = "consent_withdrawn"  # 17(1)(b)
+    OBJECTION = "objection"  # 17(1)(c)
+    UNLAWFUL_PROCESSING = "unlawful_processing"  # 17(1)(d)
+    LEGAL_OBLIGATION = "legal_obligation"  # 17(1)(e), a court order
+    WRONG_ROLE = "wrong_role"  # received under a role the person never had
+
+
+class SubjectErasureRequested(EventPayload):
+    """Erase a person everywhere (no `events`), or, after a role correction, exactly the events each recipient
+    received under the wrong role that the right one would not have allowed it (`correction`)."""
+
+    event_type: ClassVar[EventType] = EventType.SUBJECT_ERASURE_REQUESTED
+    erasure_id: UUID = metadata("Id of the request, as the requesting agency registered it.")
+    ground: ErasureGround = metadata("The legal ground of the erasure.")
+    correction: UUID | None = metadata(
+        "The role correction (its event id) whose misrouted deliveries are to be erased; none: the whole person.",
+        default=None,
+    )
+
+
+class CorrectionReason(StrEnum):
+    RECORDING_ERROR = "recording_error"  # entered wrongly
+    ASSESSMENT_REVISED = "assessment_revised"  # a professional assessment (e.g. of mutual violence) revised it
+    COURT_DECISION = "court_decision"  # a judgment or the prosecutor established otherwise
+    PERSON_CONTESTED = "person_contested"  # the person contested it, and was found right
+
+
+class SubjectRoleCorrected(EventPayload):
+    """The role recorded for a person was wrong: from now on this role wins over what later events state."""
+
+    event_type: ClassVar[EventType] = EventType.SUBJECT_ROLE_CORRECTED
+    role: Role = metadata("The person's role, corrected.")
+    previous: Role = metadata("The role recorded wrongly.")
+    reason: CorrectionReason = metadata("Why it is corrected.")
 
 
 class ConferencePurpose(StrEnum):
@@ -385,6 +458,9 @@ PAYLOAD_MODELS: dict[EventType, type[EventPayload]] = {
         CaseConferenceClosed,
         ConsultationRequested,
         ConsultationAnswered,
+        SubjectErasureRequested,
+        SubjectErasureConfirmed,
+        SubjectRoleCorrected,
     )
 }
 

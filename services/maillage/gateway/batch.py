@@ -18,6 +18,7 @@ from maillage.domain.audit import GENESIS, linked
 from maillage.domain.disclosure import Grant
 from maillage.domain.grounds import Conference
 from maillage.domain.policy import Policy
+from maillage.domain.vocabulary import Role
 from maillage.gateway import repository
 from maillage.gateway.outgoing import Outbound
 
@@ -41,12 +42,14 @@ class State:
     grants: dict[str, dict[str, Grant]] = field(default_factory=dict)
     routes: dict[str, Route] = field(default_factory=dict)
     conferences: dict[str, Conference] = field(default_factory=dict)
+    roles: dict[str, Role] = field(default_factory=dict)  # a person's role as corrected: it wins
     heads: dict[int, tuple[int, str]] = field(default_factory=dict)  # chain → its tip's seq and hash
 
     @classmethod
     async def load(cls, session: AsyncSession) -> State:
         state = cls(routes=await repository.return_routes(session))
         state.conferences = await repository.conferences(session)
+        state.roles = await repository.corrected_roles(session)
         for subject_ref, grant in await repository.active_grants(session):
             state.grants.setdefault(subject_ref, {})[grant.consent_id] = grant
         state.heads = await audit.heads(session)

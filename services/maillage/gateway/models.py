@@ -80,6 +80,24 @@ class NoticeRow(SQLModel, table=True):
     issued_at: datetime
     acknowledged_at: datetime | None = None
     erased: int | None = None
+    holder: str = "agency"  # the recipient's own service, or the dispatcher answering for it
+    role: str | None = None  # a role correction's: the person's role from now on
+    misrouted: list[str] = json_field(default_factory=list)  # received under the wrong role, not allowed by the right
+    disallowed: list[str] = json_field(default_factory=list)  # the categories in them the right role does not allow
+
+
+class SubjectRoleRow(SQLModel, table=True):
+    """A person's role as corrected by an agency that holds them: it wins over what later events state."""
+
+    __tablename__ = "gateway_subject_role"
+
+    subject_ref: str = Field(primary_key=True)
+    role: str
+    previous: str
+    reason: str
+    corrected_by: str
+    event_id: str  # the correction
+    corrected_at: datetime
 
 
 TABLES: list[type[SQLModel]] = [
@@ -91,5 +109,6 @@ TABLES: list[type[SQLModel]] = [
     AuditWalk,
     ConferenceRow,
     NoticeRow,
+    SubjectRoleRow,
 ]
 SCHEMA = Schema("gateway", TABLES, versions=Path(__file__).parent / "migrations")

@@ -29,11 +29,11 @@ from maillage.core.audit import repository as audit
 from maillage.core.clock import as_utc
 from maillage.core.crypto.trust import Received, Refused
 from maillage.core.messaging.envelope import Envelope, new_event_id, source_of
-from maillage.domain.events import EventType, NoticeAcknowledged, NoticeIssued, NoticeKind
+from maillage.domain.events import EventType, Holder, NoticeAcknowledged, NoticeIssued, NoticeKind
 from maillage.domain.notices import ACKNOWLEDGED, NOTIFIED, NoticeLine, PastRecipient
 from maillage.domain.notices import past_recipients as recipients_in
 from maillage.domain.status import SOURCE_HEADER, StatusReport
-from maillage.domain.vocabulary import Role
+from maillage.domain.vocabulary import Category, Role
 from maillage.gateway import repository
 from maillage.gateway.batch import Batch, Parts
 from maillage.gateway.models import NoticeRow
@@ -60,16 +60,17 @@ async def issue_notices(
     cause: Envelope,
     recipients: Sequence[PastRecipient],
     erase: bool = False,
+    role: Role | None = None,
 ) -> list[NoticeRow]:
     """One notice to each of `recipients` about the events it received, caused by the event `cause` (whose
     sender is told, per recipient, that it was delivered and later acknowledged). `erase`: the recipient
-    must delete what it received in those events, not only stop using it."""
+    must delete what it received in those events, not only stop using it; `role`: a role correction's."""
     now = gateway.clock.now()
-    rows = [_notice_row(kind=kind, cause=cause, recipient=r, erase=erase, at=now) for r in recipients]
+    rows = [_notice_row(kind=kind, cause=cause, recipient=r, erase=erase, role=role, at=now) for r in recipients]
     for row, recipient in zip(rows, recipients, strict=True):
         batch.session.add(row)
         _send(batch, cause, row)
-        _chain(gateway, batch, row.notice_id, _issued_record(gateway, cause, row, sector=recipient.sector.value))
+        chain(gateway, batch, row.notice_id, _issued_record(gateway, cause, row, sector=recipient.sector.value))
     if rows:
         _tell(gateway, batch, cause=cause.id, originator=cause.agency_id, lines=[_line(r, DELIVERED) for r in rows])
     return rows
@@ -102,7 +103,7 @@ async def acknowledge(gateway: Parts, batch: Batch, envelope: Envelope, payload:
     if row.acknowledged_at is None:
         row.acknowledged_at, row.erased = payload.acknowledged_at, payload.erased
         batch.session.add(row)
-    _chain(gateway, batch, envelope.id, _receipt_record(gateway, envelope, row))
+    chain(gateway, batch, envelope.id, _receipt_record(gateway, envelope, row))
     _tell(gateway, batch, cause=row.cause, originator=row.originator, lines=[_line(row, ACKNOWLEDGED)])
 
 
@@ -127,7 +128,9 @@ async def replay(gateway: Parts, batch: Batch, event: Received) -> None:
 # --- what a notice is made of -------------------------------------------------------------------------
 
 
-def _notice_row(*, kind: NoticeKind, cause: Envelope, recipient: PastRecipient, erase: bool, at: datetime) -> NoticeRow:
+def _notice_row(
+    *, kind: NoticeKind, cause: Envelope, recipient: PastRecipient, erase: bool, role: Role | None, at: datetime
+) -> NoticeRow:
     return NoticeRow(
         notice_id=new_event_id(),
         cause=cause.id,
@@ -141,6 +144,10 @@ def _notice_row(*, kind: NoticeKind, cause: Envelope, recipient: PastRecipient, 
         erase=erase,
         consents=sorted(recipient.consents),
         issued_at=at,
+        holder=recipient.holder.value,
+        role=role.value if role else None,
+        misrouted=list(recipient.misrouted),
+        disallowed=sorted(recipient.disallowed),
     )
 
 
@@ -152,6 +159,10 @@ def _payload(row: NoticeRow) -> NoticeIssued:
         events=tuple(UUID(e) for e in row.events),
         categories=tuple(row.categories),
         erase=row.erase,
+        holder=Holder(row.holder),
+        role=Role(row.role) if row.role else None,
+        misrouted=tuple(UUID(e) for e in row.misrouted),
+        disallowed=tuple(Category(c) for c in row.disallowed),
     )
 
 
@@ -191,6 +202,7 @@ def _issued_record(gateway: Parts, cause: Envelope, row: NoticeRow, *, sector: s
             "events": row.events,
             "categories": row.categories,
             "erase": row.erase,
+            "holder": row.holder,
         },
     }
     if row.consents:
@@ -203,7 +215,7 @@ def _receipt_record(gateway: Parts, envelope: Envelope, row: NoticeRow) -> dict[
     return {
         **_common(gateway, row),
         "event_id": envelope.id,
-        "event_type": EventType.NOTICE_ACKNOWLEDGED.value,
+        "event_type": envelope.type.value,  # a receipt, or an erasure confirmed
         "source": row.recipient,
         "recipient": row.originator,
         "sector": originator.sector.value if originator else "",
@@ -226,7 +238,7 @@ def _common(gateway: Parts, row: NoticeRow) -> dict[str, Any]:
     }
 
 
-def _chain(gateway: Parts, batch: Batch, event_id: str, content: Mapping[str, Any]) -> None:
+def chain(gateway: Parts, batch: Batch, event_id: str, content: Mapping[str, Any]) -> None:
     record = gateway.state.link(content, chain=batch.chain)
     batch.audit.append(record)
     batch.out.audit(event_id, record)
@@ -244,6 +256,9 @@ def _line(row: NoticeRow, state: str) -> NoticeLine:
         erase=row.erase,
         at=row.acknowledged_at if acknowledged and row.acknowledged_at else row.issued_at,
         erased=row.erased if acknowledged else None,
+        holder=Holder(row.holder),
+        misrouted=row.misrouted,
+        disallowed=[Category(c) for c in row.disallowed],
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,8 +15,8 @@ from maillage.core.clock import as_utc
 from maillage.domain.answers import Route
 from maillage.domain.disclosure import Grant
 from maillage.domain.grounds import Conference
-from maillage.domain.vocabulary import Category, Purpose
-from maillage.gateway.models import ConferenceRow, GrantRow, NoticeRow, ProcessedEvent, ReturnRoute
+from maillage.domain.vocabulary import Category, Purpose, Role
+from maillage.gateway.models import ConferenceRow, GrantRow, NoticeRow, ProcessedEvent, ReturnRoute, SubjectRoleRow
 
 
 @dataclass
@@ -118,3 +118,42 @@ async def notices_of(session: AsyncSession, cause: str) -> Sequence[NoticeRow]:
     """The notices an event caused, by recipient."""
     query = select(NoticeRow).where(NoticeRow.cause == cause).order_by(col(NoticeRow.recipient))
     return (await session.exec(query)).all()
+
+
+async def unconfirmed(session: AsyncSession, *, kinds: Sequence[str], issued_before: datetime) -> Sequence[NoticeRow]:
+    """Notices of these kinds issued before a time and still not acknowledged, oldest first."""
+    query = (
+        select(NoticeRow)
+        .where(
+            col(NoticeRow.kind).in_(kinds),
+            col(NoticeRow.acknowledged_at).is_(None),
+            col(NoticeRow.issued_at) < issued_before,
+        )
+        .order_by(col(NoticeRow.issued_at))
+    )
+    return (await session.exec(query)).all()
+
+
+# --- a person's role, as corrected; a person forgotten --------------------------------------------
+
+
+async def corrected_roles(session: AsyncSession) -> dict[str, Role]:
+    return {row.subject_ref: Role(row.role) for row in (await session.exec(select(SubjectRoleRow))).all()}
+
+
+async def correct_role(session: AsyncSession, row: SubjectRoleRow) -> None:
+    await session.merge(row)
+
+
+async def forget_subject(session: AsyncSession, subject_ref: str) -> list[str]:
+    """The person's consents, return routes and corrected role, gone from the gateway's tables (the audit
+    chain and the notices, metadata the law asks to keep, stay); the events whose routes went."""
+    routes = await session.exec(select(ReturnRoute.event_id).where(ReturnRoute.subject_ref == subject_ref))
+    event_ids = list(routes.all())
+    for table, column in (
+        (GrantRow, GrantRow.subject_ref),
+        (ReturnRoute, ReturnRoute.subject_ref),
+        (SubjectRoleRow, SubjectRoleRow.subject_ref),
+    ):
+        await session.exec(delete(table).where(col(column) == subject_ref))
+    return event_ids

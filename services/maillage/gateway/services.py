@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -46,12 +46,14 @@ from maillage.domain.events import (
     EventPayload,
     NoticeAcknowledged,
     ReviewDecision,
+    SubjectErasureRequested,
+    SubjectRoleCorrected,
 )
 from maillage.domain.grounds import GROUNDED
 from maillage.domain.policy import Policy
 from maillage.domain.status import RecipientLine
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
-from maillage.gateway import consultations, grounds, notices, repository, reviews
+from maillage.gateway import consultations, erasure, grounds, notices, repository, reviews
 from maillage.gateway.batch import Batch, Decided, State
 from maillage.gateway.contracts import DisclosureLine, DisclosureReport
 from maillage.gateway.models import GrantRow
@@ -138,12 +140,26 @@ class Gateway:
         if isinstance(event, Refused):
             self._reject(batch, record, envelope, event)
             return
+        event = self._as_corrected(event)
+        envelope = event.envelope
         try:
             disclosures = await self._decide(batch, envelope, event.payload)
         except Refused as refused:
             self._reject(batch, record, envelope, refused)
             return
         self._record(batch, record, event, disclosures, digest=digest)
+
+    def _as_corrected(self, event: Received) -> Received:
+        """The event with the person's role as an agency corrected it, whatever the event states: every later
+        decision (ceilings, audit, what recipients are told) rests on the right role, until corrected again."""
+        corrected = self.state.roles.get(event.envelope.subject)
+        if (
+            corrected is None
+            or corrected is event.envelope.subjectrole
+            or isinstance(event.payload, SubjectRoleCorrected)
+        ):
+            return event
+        return replace(event, envelope=replace(event.envelope, subjectrole=corrected))
 
     def _reject(self, batch: Batch, record: Record, envelope: Envelope, refused: Refused) -> None:
         """A signed event the gateway will not decide: a dead letter, and its sender is told why."""
@@ -177,8 +193,14 @@ class Gateway:
                 if withdrawn is not None:
                     await notices.notify_withdrawal(self, batch, cause=envelope, consent_id=withdrawn)
                 return []
-            case NoticeAcknowledged():
+            case NoticeAcknowledged():  # a receipt, or an erasure confirmed
                 await notices.acknowledge(self, batch, envelope, payload)
+                return []
+            case SubjectErasureRequested():
+                await erasure.request(self, batch, envelope, payload)
+                return []
+            case SubjectRoleCorrected():
+                await erasure.correct_role(self, batch, envelope, payload)
                 return []
             case ConsultationRequested():
                 return [self._consult(batch, envelope, payload)]

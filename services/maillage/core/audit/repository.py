@@ -182,6 +182,13 @@ async def disclosed_about(session: AsyncSession, subject_ref: str) -> list[dict[
     return await _as_hashed(session, query)
 
 
+async def recorded_about(session: AsyncSession, subject_ref: str) -> list[dict[str, Any]]:
+    """Every record about `subject_ref`, whatever its outcome, in chain order: who sent and who received
+    anything about the person (gateway/erasure.py)."""
+    query = select(*_AS_STORED).where(AUDIT.c.subject_ref == subject_ref).order_by(AUDIT.c.id)
+    return await _as_hashed(session, query)
+
+
 async def _as_hashed(session: AsyncSession, query: Select[Any]) -> list[dict[str, Any]]:
     conn = await session.connection()
     return [_record(row) for row in (await conn.execute(query)).mappings().all()]

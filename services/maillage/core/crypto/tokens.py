@@ -53,7 +53,7 @@ def agency_audience(agency_id: str) -> str:
 
 # Each token names the services it is for, so that a token stolen from one service (a worker's phone, a
 # partner system) is worth nothing at another. Which service a scope is used at decides its audience.
-_AT_GATEWAY = frozenset({"audit:read", "subject:erase"})
+_AT_GATEWAY = frozenset({"audit:read"})
 _AT_DISPATCHER = frozenset({"alerts:ack", "monitor:read", "oncall:manage"})
 _AT_MONITOR = frozenset({"monitor:read", "monitor:act"})
 

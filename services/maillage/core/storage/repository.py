@@ -23,6 +23,8 @@ def configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # A row deleted is overwritten with zeros, not left in a free page: an erased person leaves no bytes behind.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
