@@ -18,7 +18,7 @@ from maillage.cli.main import app as cli
 from maillage.core.audit import repository as audit_repository
 from maillage.core.audit.models import AuditCheckpoint
 from maillage.core.crypto.keys import GATEWAY
-from maillage.core.crypto.tokens import Scope, mint
+from maillage.core.crypto.tokens import GATEWAY_AUDIENCE, Scope, mint
 from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.polling import eventually
 from maillage.core.storage.db import make_engine, session_factory
@@ -313,7 +313,9 @@ async def test_the_audit_api_needs_an_audit_read_token_from_an_agency_of_the_net
     subject = new_subject_ref()
     routes = ["/v1/audit/verify", f"/v1/disclosures/{subject}"]
     # Meant for the gateway, but without the scope; and a partner system's token, meant for its own service.
-    wrong_scope = bearer(mint(pole.trust("cpas-seraing").own, subject="dpo", scopes=(Scope.SUBJECT_ERASE,)))
+    wrong_scope = bearer(
+        mint(pole.trust("cpas-seraing").own, subject="dpo", scopes=(Scope.SUBJECT_ERASE,), audience=GATEWAY_AUDIENCE)
+    )
     elsewhere = bearer(pole.token("cpas-seraing", (Scope.INBOX_READ, Scope.EVENTS_WRITE)))
     right = bearer(pole.token("cpas-seraing", AUDIT_READ))
 

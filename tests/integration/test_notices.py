@@ -135,6 +135,9 @@ async def test_withdrawal_notice_reaches_every_past_recipient_and_is_acknowledge
             "events": [event_id],
             "categories": categories,
             "erase": False,
+            "holder": "agency",
+            "misrouted": [],
+            "disallowed": [],
         }
         assert (notice["subject_ref"], notice["source_agency"]) == (subject, REFUGE)
         assert categories_in(notice["data"]) == set(), "which events and categories, never a value"

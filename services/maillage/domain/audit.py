@@ -37,6 +37,7 @@ OPTIONAL_FIELDS = frozenset(
     }
 )
 OPTIONAL_FIELDS |= {"alert_id", "decision", "reviewer"}  # a danger alert's review (art. 458bis)
+OPTIONAL_FIELDS |= {"action"}  # a person's erasure or role correction asked for (gateway/erasure.py)
 
 
 def audit_record(

@@ -18,7 +18,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Connection, Index, MetaData, create_engine, inspect
+from sqlalchemy import Column, Connection, Index, MetaData, Table, create_engine, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
@@ -114,13 +114,22 @@ def adopt(connection: Connection, schema: Schema) -> None:
             continue  # a column's type or nullability as the database has it: left as it is
         kind, *rest = diff
         if kind == "add_table" and rest[0].name in baseline:
-            rest[0].create(connection)
+            _as_in_baseline(rest[0], baseline[rest[0].name]).create(connection)
         elif kind == "add_column" and rest[2].name in baseline.get(rest[1], ()):
             _, table, column = rest
             operations.add_column(table, _addable(column))
             log.info("migrations: added a missing column", extra={"table": table, "column": column.name})
         elif kind == "add_index" and isinstance(rest[0], Index) and _in(baseline, rest[0]):
             rest[0].create(connection)
+
+
+def _as_in_baseline(table: Table, names: set[str]) -> Table:
+    """The table as the baseline made it: what later revisions add to it, they add themselves."""
+    made = Table(table.name, MetaData(), *(c._copy() for c in table.columns if c.name in names))
+    for index in table.indexes:
+        if str(index.name) in names:
+            Index(index.name, *(made.c[c.name] for c in index.columns), unique=index.unique)
+    return made
 
 
 def _in(baseline: dict[str, set[str]], index: Index) -> bool:
