@@ -33,6 +33,8 @@ DEMO_MILESTONES = [
     "The CPAS accepts the referral",
     "A second professional of refuge-liege reads the justification",
     "consults the Pôle's desk",
+    "One call: exactly those deliveries erased",
+    "asks every holder to:",
 ]
 
 

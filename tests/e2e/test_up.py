@@ -223,6 +223,9 @@ def test_up_runs_the_pole_secure_by_default(pole_up: Callable[[], Running]) -> N
     assert "and approved the disclosure" in said, "a second professional reviewed the danger alert"
     assert "consults the Pôle's desk pole-meuse anonymously" in said and "the desk answers" in said
     assert "convenes a case conference" in said and "not_a_participant" in said
+    assert "praxis-meuse is told; what it received that a victim's ceiling would not allow it: contact" in said
+    assert "One call: exactly those deliveries erased; confirmed by praxis-meuse (1 erased)" in said
+    assert "asks every holder to:" in said and "zp-meuse (its on-call, at the dispatcher) confirmed" in said
 
     # A local process reads no audit record: not without credentials, not as an agency's principal.
     bootstrap = f"127.0.0.1:{kafka_port}"

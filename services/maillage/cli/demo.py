@@ -202,6 +202,8 @@ class Demo:
         self.review(event["event_id"])
         self.consultation()
         self.case_conference(subject)
+        self.role_correction()
+        self.erasure(subject, requester="refuge-liege")
 
     def review(self, alert_id: str) -> None:
         """Art. 458bis: a second professional of the raising agency, who reads the justification there, decides."""
@@ -281,6 +283,88 @@ class Demo:
             self.show(title, "refuge-liege", data, event["event_id"])
         self.post(convener, f"/v1/case-conferences/{conference_id}/close", {})
         self.console.print(f"{convener} closes the case conference: nothing more is disclosed under it.")
+
+    def role_correction(self) -> None:
+        """A person recorded as the aggressor was the victim: the correction reaches every recipient, which is
+        told what the right role would not have allowed it, and erases exactly that on one call."""
+        other = new_subject_ref()
+        self.post(
+            "cpas-seraing",
+            "/v1/consents",
+            {
+                "subject_ref": other,
+                "categories": ["identity", "contact", "risk", "narrative"],
+                "recipients": ["praxis-meuse"],
+                "purposes": ["referral"],
+                "notice_version": "2026-09",
+                "notice_language": "fr",
+            },
+        )
+        data = {k: AMINA[k] for k in ("identity", "contact", "risk", "narrative")}
+        body = {
+            "subject_ref": other,
+            "subject_role": "perpetrator",
+            "recipient": "praxis-meuse",
+            "reason": "perpetrator_programme",
+            "data": data,
+        }
+        referral = self.post("cpas-seraing", "/v1/referrals", body)
+        self.show(
+            "10. cpas-seraing refers a person it recorded as the perpetrator",
+            "cpas-seraing",
+            data,
+            referral["event_id"],
+        )
+        correction = self.post(
+            "cpas-seraing",
+            f"/v1/subjects/{other}/role-corrections",
+            {"role": "victim", "previous": "perpetrator", "reason": "assessment_revised"},
+        )
+        flagged = self._notices(correction["event_id"], acknowledged=1)
+        for notice in flagged:
+            self.console.print(
+                f"10a. The role is corrected to victim: {notice['recipient']} is told; what it received that a "
+                f"victim's ceiling would not allow it: {', '.join(notice['disallowed']) or 'nothing'}."
+            )
+        with self.client("cpas-seraing", scopes=(Scope.SUBJECT_ERASE,)) as officer:
+            path = f"/v1/subjects/{other}/role-corrections/{correction['event_id']}/erasure"
+            erasure = self.post("cpas-seraing", path, {}, as_client=officer)
+        done = self._erasure(erasure["event_id"], agency="cpas-seraing")
+        confirmed = ", ".join(f"{h['agency']} ({h['erased']} erased)" for h in done["holders"])
+        self.console.print(f"10b. One call: exactly those deliveries erased; confirmed by {confirmed}.\n")
+
+    def erasure(self, subject: str, *, requester: str) -> None:
+        """The person asks to be erased: every holder deletes and confirms; the audit keeps its metadata."""
+        with self.client(requester, scopes=(Scope.SUBJECT_ERASE,)) as officer:
+            asked = self.post(
+                requester, f"/v1/subjects/{subject}/erasure", {"ground": "consent_withdrawn"}, as_client=officer
+            )
+        done = self._erasure(asked["event_id"], agency=requester)
+        self.console.print(f"11. {requester} erases {subject} at the person's request, and asks every holder to:")
+        for holder in done["holders"]:
+            who = holder["agency"] + (" (its on-call, at the dispatcher)" if holder["holder"] == "dispatcher" else "")
+            self.console.print(f"    {who} confirmed at {holder['confirmed_at']}, {holder['erased']} events erased")
+
+    def _notices(self, event_id: str, *, acknowledged: int) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + self.timeout
+        with self.client("cpas-seraing") as client:
+            while time.monotonic() < deadline:
+                fate: dict[str, Any] = client.get(f"/v1/events/{event_id}").json()
+                notices = [n for n in fate.get("notices", []) if n["acknowledged_at"]]
+                if len(notices) >= acknowledged:
+                    return notices
+                time.sleep(0.1)
+        raise RuntimeError(f"no receipt for {event_id} after {self.timeout}s")
+
+    def _erasure(self, erasure_id: str, *, agency: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        with self.client(agency, scopes=(Scope.SUBJECT_ERASE,)) as officer:
+            while time.monotonic() < deadline:
+                state: dict[str, Any] = officer.get(f"/v1/erasures/{erasure_id}").json()
+                if state["state"] == "confirmed":
+                    return state
+                time.sleep(0.2)
+        raise RuntimeError(f"erasure {erasure_id} not confirmed by every holder after {self.timeout}s")
 
     @contextmanager
     def on_call_socket(self, agency_id: str) -> Iterator[OnCallWorker | None]:
