@@ -16,7 +16,15 @@ from maillage.domain.answers import Route
 from maillage.domain.disclosure import Grant
 from maillage.domain.grounds import Conference
 from maillage.domain.vocabulary import Category, Purpose
-from maillage.gateway.models import ConferenceRow, GrantRow, NoticeRow, ProcessedEvent, ReturnRoute
+from maillage.gateway.models import (
+    ConferenceRow,
+    GrantRow,
+    IssuedReportRow,
+    NoticeRow,
+    ProcessedEvent,
+    ReportHoldRow,
+    ReturnRoute,
+)
 
 
 @dataclass
@@ -117,4 +125,20 @@ async def notice(session: AsyncSession, notice_id: str) -> NoticeRow | None:
 async def notices_of(session: AsyncSession, cause: str) -> Sequence[NoticeRow]:
     """The notices an event caused, by recipient."""
     query = select(NoticeRow).where(NoticeRow.cause == cause).order_by(col(NoticeRow.recipient))
+    return (await session.exec(query)).all()
+
+
+# --- the person's disclosure report ---------------------------------------------------------------
+
+
+async def report_holds(session: AsyncSession, subject_ref: str) -> Sequence[ReportHoldRow]:
+    return (await session.exec(select(ReportHoldRow).where(ReportHoldRow.subject_ref == subject_ref))).all()
+
+
+async def report_hold(session: AsyncSession, hold_id: str) -> ReportHoldRow | None:
+    return await session.get(ReportHoldRow, hold_id)
+
+
+async def issued_reports_of(session: AsyncSession, request_event_id: str) -> Sequence[IssuedReportRow]:
+    query = select(IssuedReportRow).where(IssuedReportRow.request_event_id == request_event_id)
     return (await session.exec(query)).all()

@@ -44,6 +44,8 @@ class AuditRow(SQLModel, table=True):
     # Optional JSON fields are SQL NULL when absent (not JSON null), so that they are left out when hashed.
     consents: list[str] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)
     notice: dict[str, Any] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)
+    # A disclosure report's request, hold or issuing (gateway/reports.py): ids, dates, codes, counts.
+    report: dict[str, Any] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)
     policy_sha256: str
     recorded_at: str  # ISO 8601 exactly as hashed
     prev_hash: str
