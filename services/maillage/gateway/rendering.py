@@ -1,7 +1,7 @@
 """The person's disclosure report as a document they read, in French, Dutch or German: lines in, HTML and PDF out.
 
 Pure: no database, no Kafka, no clock. Every word comes from the `report` catalogs (core/i18n), every value
-is escaped, and the PDF uses the standard Helvetica font (WinAnsi: é è à ç ë ï ü ö ß « » ’ œ), which every PDF
+is escaped, and the PDF uses the standard Helvetica font (WinAnsi: é è à ç ë ï ü ö ß « » œ), which every PDF
 reader has: the gateway's image needs no font file.
 """
 
@@ -116,9 +116,7 @@ def _agency(t: Translate, agency: Agency | None) -> str:
     return t("report.agency", name=agency.name, sector=t(f"sector.{agency.sector}"))
 
 
-def _row(
-    t: Translate, line: ReportLine, *, agencies: Mapping[str, Agency], zone: tzinfo, lang: str
-) -> tuple[str, ...]:
+def _row(t: Translate, line: ReportLine, *, agencies: Mapping[str, Agency], zone: tzinfo, lang: str) -> tuple[str, ...]:
     recipient = agencies.get(line.recipient)
     # The sector the recipient had when it received: an agency that left the network is still named by it.
     received_by = _agency(t, Agency(recipient.name, line.sector)) if recipient else t("report.agency.gone")
@@ -262,9 +260,7 @@ def to_pdf(document: Document) -> bytes:
     return buffer.getvalue()
 
 
-def render(
-    request: ReportRequest, lines: Sequence[ReportLine], *, agencies: Mapping[str, Agency]
-) -> tuple[str, bytes]:
+def render(request: ReportRequest, lines: Sequence[ReportLine], *, agencies: Mapping[str, Agency]) -> tuple[str, bytes]:
     """The report as HTML and as PDF."""
     document = compose(request, lines, agencies=agencies)
     return to_html(document), to_pdf(document)
