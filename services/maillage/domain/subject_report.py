@@ -86,7 +86,7 @@ def _line(record: Mapping[str, Any]) -> ReportLine:
         sender=str(record["source"]),
         recipient=str(record["recipient"]),
         sector=str(record["sector"]),
-        categories=tuple(sorted(Category(c) for c in record.get("delivered") or ())),
+        categories=tuple(c for c in Category if c.value in (record.get("delivered") or ())),  # in the usual order
         basis=LegalBasis(record["legal_basis"]),
         legal_reference=record.get("legal_reference"),
     )

@@ -129,7 +129,7 @@ def _row(t: Translate, line: ReportLine, *, agencies: Mapping[str, Agency], zone
         format_datetime(line.at.astimezone(zone), format="short", locale=lang),
         _agency(t, agencies.get(line.sender)),
         received_by,
-        f"{kind}: {what}",
+        t("report.what", kind=kind, categories=what),
         basis,
     )
 
