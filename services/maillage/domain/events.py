@@ -374,7 +374,7 @@ class ConsultationAnswered(EventPayload):
 ReportLanguage = Literal["fr", "nl", "de"]  # the languages of Belgium a person is told in
 # A hold lasts at most this long: telling the person is postponed, never refused for good (GDPR art. 23(2)).
 MAX_HOLD_DAYS = 180
-REPORT_MAX_CHARS = 400_000  # each of html and pdf: the event stays well under Kafka's 1 MB
+REPORT_MAX_CHARS = 300_000  # each of html and pdf (some 1,200 lines): the event stays well under Kafka's 1 MB
 
 
 class HoldReason(StrEnum):

@@ -26,6 +26,7 @@ from maillage.core.clock import as_utc
 from maillage.core.crypto.trust import Received, Refused
 from maillage.core.messaging.envelope import Envelope, new_event_id, source_of
 from maillage.domain.events import (
+    REPORT_MAX_CHARS,
     EventType,
     HoldReason,
     ReportState,
@@ -87,13 +88,6 @@ async def answer_request(gateway: Parts, batch: Batch, envelope: Envelope, paylo
     _check_holder(records, envelope)
     now = gateway.clock.now()
     holds = active_holds(await _holds(batch, envelope.subject), at=now)
-    check = {
-        "request_id": str(payload.request_id),
-        "language": payload.language,
-        "hold_check": "held" if holds else "clear",
-        "holds": [h.hold_id for h in holds],
-    }
-    _chain(gateway, batch, envelope.id, _record(gateway, envelope, outcome=RECORDED, report=check))
     row = IssuedReportRow(
         issued_id=new_event_id(),
         request_event_id=envelope.id,
@@ -105,8 +99,15 @@ async def answer_request(gateway: Parts, batch: Batch, envelope: Envelope, paylo
         state=(ReportState.HELD if holds else ReportState.ISSUED).value,
         issued_at=now,
     )
+    issued = _issued(gateway, row, records=records, holds=holds)  # may refuse: before anything is recorded
+    check = {
+        "request_id": row.request_id,
+        "language": row.language,
+        "hold_check": "held" if holds else "clear",
+        "holds": [h.hold_id for h in holds],
+    }
+    _chain(gateway, batch, envelope.id, _record(gateway, envelope, outcome=RECORDED, report=check))
     batch.session.add(row)
-    issued = _issued(gateway, row, records=records, holds=holds)
     _send(batch, envelope, row, issued)
     _chain(gateway, batch, row.issued_id, _issued_record(gateway, envelope, row, issued))
 
@@ -155,13 +156,12 @@ def _issued(
         language=row.language, request_id=row.request_id, agency=requester, drawn_up_at=as_utc(row.issued_at)
     )
     html, pdf = render(request, lines, agencies=agencies)
-    return SubjectReportIssued(
-        **common,
-        state=ReportState.ISSUED,
-        disclosures=len(lines),
-        html=html,
-        pdf=base64.b64encode(pdf).decode("ascii"),
-    )
+    encoded = base64.b64encode(pdf).decode("ascii")
+    if max(len(html), len(encoded)) > REPORT_MAX_CHARS:
+        # Refused rather than failing the batch (which would stop the partition): a data-protection officer
+        # then answers the person from the chain (`maillage disclosures`, agency by agency).
+        raise Refused("report_too_large", f"{len(lines)} disclosures: more than one event can carry")
+    return SubjectReportIssued(**common, state=ReportState.ISSUED, disclosures=len(lines), html=html, pdf=encoded)
 
 
 def _send(batch: Batch, cause: Envelope, row: IssuedReportRow, issued: SubjectReportIssued) -> None:
