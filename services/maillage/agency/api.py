@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from maillage.agency import conferences, consultations, reviews, services, subjects
+from maillage.agency import conferences, consultations, reports, reviews, services, subjects
 from maillage.agency import contracts as c
 from maillage.agency.deps import Allowed, Context, IdempotencyKey
 from maillage.core.crypto.tokens import Principal, Scope, staff_ref
@@ -26,7 +26,14 @@ INBOX_READ = [Allowed(Scope.INBOX_READ)]
 WEBHOOKS_MANAGE = [Allowed(Scope.WEBHOOKS_MANAGE)]
 DISCLOSURE_REVIEW = [Allowed(Scope.DISCLOSURE_REVIEW)]
 SUBJECT_ERASE = [Allowed(Scope.SUBJECT_ERASE)]
-SubjectRef = Annotated[str, Path(pattern=SUBJECT_REF.pattern)]
+SUBJECT_REPORT = [Allowed(Scope.SUBJECT_REPORT)]
+SubjectRefPath = Annotated[str, Path(pattern=SUBJECT_REF.pattern)]
+# The document is the person's: shown as it is, with nothing the page could load or run.
+DOCUMENT_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
 
 router = APIRouter(prefix="/v1", responses=ERRORS)  # type: ignore[arg-type]
 oauth = APIRouter(tags=["oauth"])
@@ -223,7 +230,7 @@ async def webhook_deliveries(
     dependencies=SUBJECT_ERASE,
     summary="Erase a person here and at every agency that holds them",
 )
-async def request_erasure(subject_ref: SubjectRef, body: c.ErasureIn, ctx: Context) -> c.AcceptedEvent:
+async def request_erasure(subject_ref: SubjectRefPath, body: c.ErasureIn, ctx: Context) -> c.AcceptedEvent:
     return await subjects.request_erasure(ctx, subject_ref, body)
 
 
@@ -239,7 +246,7 @@ async def erasure(erasure_id: str, ctx: Context) -> c.ErasureOut:
     dependencies=EVENTS_WRITE,
     summary="Correct the role recorded for a person, at every agency that received it",
 )
-async def correct_role(subject_ref: SubjectRef, body: c.RoleCorrectionIn, ctx: Context) -> c.AcceptedEvent:
+async def correct_role(subject_ref: SubjectRefPath, body: c.RoleCorrectionIn, ctx: Context) -> c.AcceptedEvent:
     return await subjects.correct_role(ctx, subject_ref, body)
 
 
@@ -250,5 +257,67 @@ async def correct_role(subject_ref: SubjectRef, body: c.RoleCorrectionIn, ctx: C
     dependencies=SUBJECT_ERASE,
     summary="Ask exactly the recipients a correction flagged to erase exactly the events flagged",
 )
-async def erase_misrouted(subject_ref: SubjectRef, correction_id: str, ctx: Context) -> c.AcceptedEvent:
+async def erase_misrouted(subject_ref: SubjectRefPath, correction_id: str, ctx: Context) -> c.AcceptedEvent:
     return await subjects.erase_misrouted(ctx, subject_ref, correction_id)
+
+
+@router.post(
+    "/subjects/{subject_ref}/report-requests",
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["disclosure reports"],
+    summary="Register the person's request for their report: who received what about them, across the network",
+)
+async def request_report(
+    subject_ref: SubjectRefPath,
+    body: c.ReportRequestIn,
+    ctx: Context,
+    caller: Annotated[Principal, Allowed(Scope.SUBJECT_REPORT)],
+    key: IdempotencyKey = None,
+) -> c.ReportRequestOut:
+    return await reports.request(ctx, subject_ref, body, requested_by=person_ref(caller), idempotency_key=key)
+
+
+@router.get(
+    "/subjects/{subject_ref}/report-requests/{request_id}", tags=["disclosure reports"], dependencies=SUBJECT_REPORT
+)
+async def get_report_request(subject_ref: SubjectRefPath, request_id: UUID, ctx: Context) -> c.ReportRequestOut:
+    return await reports.get(ctx, subject_ref, request_id)
+
+
+@router.get(
+    "/subjects/{subject_ref}/report-requests/{request_id}/document.pdf",
+    tags=["disclosure reports"],
+    dependencies=SUBJECT_REPORT,
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The report, for the person"}},
+)
+async def report_pdf(subject_ref: SubjectRefPath, request_id: UUID, ctx: Context) -> Response:
+    content = await reports.document(ctx, subject_ref, request_id, kind="pdf")
+    return Response(content, media_type="application/pdf", headers=DOCUMENT_HEADERS)
+
+
+@router.get(
+    "/subjects/{subject_ref}/report-requests/{request_id}/document.html",
+    tags=["disclosure reports"],
+    dependencies=SUBJECT_REPORT,
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}}, "description": "The report, for the person"}},
+)
+async def report_html(subject_ref: SubjectRefPath, request_id: UUID, ctx: Context) -> Response:
+    content = await reports.document(ctx, subject_ref, request_id, kind="html")
+    return Response(content, media_type="text/html; charset=utf-8", headers=DOCUMENT_HEADERS)
+
+
+@router.post(
+    "/subjects/{subject_ref}/report-holds",
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["disclosure reports"],
+    summary="Hold the person's report back until a date: telling them now would endanger them",
+)
+async def hold_report(
+    subject_ref: SubjectRefPath,
+    body: c.ReportHoldIn,
+    ctx: Context,
+    caller: Annotated[Principal, Allowed(Scope.SUBJECT_REPORT_HOLD)],
+) -> c.ReportHoldOut:
+    return await reports.place_hold(ctx, subject_ref, body, placed_by=person_ref(caller))

@@ -30,6 +30,7 @@ from maillage.domain.events import (
     ErasureGround,
     Health,
     Holder,
+    HoldReason,
     Language,
     LegalReference,
     Level,
@@ -40,6 +41,7 @@ from maillage.domain.events import (
     RecipientId,
     ReferralDecision,
     ReferralReason,
+    ReportLanguage,
     ReviewDecision,
     Risk,
 )
@@ -581,3 +583,49 @@ class RoleCorrectionIn(Body):
     role: Role = Field(description="The person's role, corrected.")
     previous: Role = Field(description="The role recorded wrongly.")
     reason: CorrectionReason
+
+
+# --- the person's disclosure report -------------------------------------------------------------------
+
+
+class ReportRequestIn(Body):
+    """The person asks who received what about them across the network: registered here, answered by the
+    gateway with a document for the person."""
+
+    language: ReportLanguage = Field(description="The language the person reads: fr, nl or de.")
+
+
+class ReportRequestOut(Body):
+    request_id: str
+    subject_ref: str
+    language: str
+    state: Literal["pending", "issued", "held", "refused"] = Field(
+        description="`issued`: the document is ready; `held`: an agency that holds the person postponed it until "
+        "`held_until`; `refused`: this agency holds no data about the person in the network."
+    )
+    requested_at: datetime
+    answered_at: datetime | None = None
+    disclosures: int | None = Field(default=None, description="How many disclosures the document lists.")
+    held_until: datetime | None = None
+    hold_reasons: list[HoldReason] = []
+    refusal: str | None = Field(default=None, description="Why the gateway refused the request.")
+    status_url: str = Field(description="This request.")
+    pdf_url: str | None = None
+    html_url: str | None = None
+
+
+class ReportHoldIn(Body):
+    until: datetime = Field(description="When the hold ends: at most 180 days from now.")
+    reason: HoldReason = Field(description="Why telling the person now would endanger them.")
+
+
+class ReportHoldOut(Body):
+    hold_id: str
+    event_id: str = Field(
+        description="Its fate at `/v1/events/{event_id}`: refused unless this agency holds the person."
+    )
+    subject_ref: str
+    until: datetime
+    reason: HoldReason
+    placed_by: str = Field(description="Pseudonymous reference of the professional who placed it.")
+    placed_at: datetime

@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, UniqueConstraint
+from sqlalchemy import JSON, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from maillage.core.clients.models import CLIENT_TABLES
@@ -181,6 +181,41 @@ class AlertReview(SQLModel, table=True):
     review_event_id: str | None = None
 
 
+class ReportRequestRow(SQLModel, table=True):
+    """A person's request for their disclosure report, registered here, and the gateway's answer: the document
+    (for this person, handed over by this agency) or the date until which it is held."""
+
+    __tablename__ = "report_request"
+
+    request_id: str = Field(primary_key=True)
+    event_id: str = Field(unique=True)  # the subject.report_requested event: its fate says if it was refused
+    subject_ref: str = Field(index=True)
+    language: str
+    requested_by: str  # staff_ref of who registered it
+    requested_at: datetime
+    state: str  # pending | issued | held
+    answered_at: datetime | None = None
+    disclosures: int | None = None
+    held_until: datetime | None = None
+    hold_reasons: list[str] = json_field(default_factory=list)
+    html: str | None = Field(default=None, sa_type=Text)
+    pdf: bytes | None = Field(default=None, sa_type=LargeBinary)
+
+
+class ReportHoldRow(SQLModel, table=True):
+    """A hold this agency placed on a person's disclosure report, and who placed it."""
+
+    __tablename__ = "report_hold"
+
+    hold_id: str = Field(primary_key=True)
+    event_id: str
+    subject_ref: str = Field(index=True)
+    until: datetime
+    reason: str
+    placed_by: str  # staff_ref
+    placed_at: datetime
+
+
 class IdempotencyRecord(SQLModel, table=True):
     __tablename__ = "idempotency"
 
@@ -206,5 +241,7 @@ TABLES: list[type[SQLModel]] = [
     *WEBHOOK_TABLES,
     AlertReview,
     *CLIENT_TABLES,
+    ReportRequestRow,
+    ReportHoldRow,
 ]
 SCHEMA = Schema("agency", TABLES, versions=Path(__file__).parent / "migrations")

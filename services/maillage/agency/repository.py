@@ -19,6 +19,7 @@ from maillage.agency.models import (
     NoticeReceipt,
     RecipientStatus,
     ReferralRow,
+    ReportRequestRow,
     SentEvent,
 )
 from maillage.core.outbox.models import OutboxRecord
@@ -218,3 +219,10 @@ async def idempotency_record(session: AsyncSession, key: str) -> IdempotencyReco
 
 async def case_conference(session: AsyncSession, conference_id: str) -> CaseConferenceRow | None:
     return await session.get(CaseConferenceRow, conference_id)
+
+
+# --- the person's disclosure report ---------------------------------------------------------------
+
+
+async def report_request(session: AsyncSession, request_id: str) -> ReportRequestRow | None:
+    return await session.get(ReportRequestRow, request_id)

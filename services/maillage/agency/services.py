@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.agency import conferences, consultations, models, notices, repository
+from maillage.agency import conferences, consultations, models, notices, reports, repository
 from maillage.agency import contracts as c
 from maillage.agency.grounds import ALERT_BASES, REFERRAL_BASES, check_grounds
 from maillage.agency.sending import AgencyContext, check_known, check_recipients, idempotent, status_url, submit
@@ -47,6 +47,7 @@ from maillage.domain.events import (
     ReferralDecision,
     ReferralReason,
     ReferralResponded,
+    SubjectReportIssued,
 )
 from maillage.domain.referrals import InvalidTransition, ReferralState, next_state, state_after_response
 from maillage.domain.status import StatusReport
@@ -519,6 +520,10 @@ async def _store_deliveries(session: AsyncSession, ctx: AgencyContext, deliverie
     now = ctx.clock.now()
     for_webhooks: list[tuple[str, dict[str, object]]] = []
     for envelope, payload in ((d.envelope, d.payload) for d in deliveries):
+        if isinstance(payload, SubjectReportIssued):
+            # A document for the person, kept with their request only: never in the inbox, nor pushed.
+            await reports.follow(session, envelope, payload, now=now)
+            continue
         if envelope.id in known:
             continue  # a redelivered record: stored once
         if isinstance(payload, NoticeIssued) and payload.holder is not Holder.AGENCY:

@@ -38,6 +38,7 @@ OPTIONAL_FIELDS = frozenset(
 )
 OPTIONAL_FIELDS |= {"alert_id", "decision", "reviewer"}  # a danger alert's review (art. 458bis)
 OPTIONAL_FIELDS |= {"action"}  # a person's erasure or role correction asked for (gateway/erasure.py)
+OPTIONAL_FIELDS |= {"report"}  # a person's disclosure report: its request, a hold, its issuing
 
 
 def audit_record(

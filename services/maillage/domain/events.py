@@ -122,6 +122,9 @@ class EventType(StrEnum):
     SUBJECT_ERASURE_REQUESTED = "maillage.subject.erasure_requested.v1"
     SUBJECT_ERASURE_CONFIRMED = "maillage.subject.erasure_confirmed.v1"
     SUBJECT_ROLE_CORRECTED = "maillage.subject.role_corrected.v1"
+    SUBJECT_REPORT_REQUESTED = "maillage.subject.report_requested.v1"
+    SUBJECT_REPORT_HELD = "maillage.subject.report_held.v1"
+    SUBJECT_REPORT_ISSUED = "maillage.subject.report_issued.v1"
 
 
 class EventPayload(Frozen):
@@ -441,6 +444,63 @@ class ConsultationAnswered(EventPayload):
     comment: LongText | None = categorised(Category.NARRATIVE, "The desk's comment.")
 
 
+ReportLanguage = Literal["fr", "nl", "de"]  # the languages of Belgium a person is told in
+# A hold lasts at most this long: telling the person is postponed, never refused for good (GDPR art. 23(2)).
+MAX_HOLD_DAYS = 180
+REPORT_MAX_CHARS = 300_000  # each of html and pdf (some 1,200 lines): the event stays well under Kafka's 1 MB
+
+
+class HoldReason(StrEnum):
+    """Why telling the person now would endanger someone: the restriction's documented ground."""
+
+    RISK_OF_RETALIATION = "risk_of_retaliation"  # the other party could learn of it and retaliate
+    ONGOING_SAFETY_PLANNING = "ongoing_safety_planning"  # a departure or a shelter is being prepared
+    CHILD_AT_RISK = "child_at_risk"
+    JUDICIAL_INVESTIGATION = "judicial_investigation"  # telling would compromise an investigation
+
+
+class ReportState(StrEnum):
+    ISSUED = "issued"
+    HELD = "held"
+
+
+class SubjectReportRequested(EventPayload):
+    """The person asked an agency that holds them who received what about them across the network (GDPR
+    art. 15): the gateway alone can answer, in a document for the person, sealed to that agency."""
+
+    event_type: ClassVar[EventType] = EventType.SUBJECT_REPORT_REQUESTED
+    request_id: UUID = metadata("The request as the agency registered it.")
+    language: ReportLanguage = metadata("The language the person reads the report in.")
+
+
+class SubjectReportHeld(EventPayload):
+    """An agency that holds the person postpones any report to them until a date: telling the person now
+    would endanger them or someone else. Who placed it is recorded, pseudonymously, in the audit chain."""
+
+    event_type: ClassVar[EventType] = EventType.SUBJECT_REPORT_HELD
+    hold_id: UUID = metadata("The hold as the agency registered it.")
+    until: datetime = metadata(f"When it ends: at most {MAX_HOLD_DAYS} days after it is placed.")
+    reason: HoldReason = metadata("Why telling the person now would endanger them.")
+    placed_by: StaffRef = metadata("Pseudonymous reference of the professional who placed it.")
+
+
+class SubjectReportIssued(EventPayload):
+    """The gateway's answer to a report request, to the requesting agency only: the document (rendered from
+    the audit chain's metadata, no payload value), or the date until which it is held and why."""
+
+    event_type: ClassVar[EventType] = EventType.SUBJECT_REPORT_ISSUED
+    request_id: UUID = metadata("The request answered.")
+    state: ReportState = metadata("Issued, or held.")
+    language: ReportLanguage = metadata("The language of the document.")
+    disclosures: int = metadata("How many disclosures the document lists.", ge=0, default=0)
+    held_until: datetime | None = metadata("While held: when the last hold ends.", default=None)
+    hold_reasons: tuple[HoldReason, ...] = metadata("While held: the holds' reasons.", default=())
+    html: str | None = metadata("The document as HTML (escaped, no script).", default=None, max_length=REPORT_MAX_CHARS)
+    pdf: str | None = metadata(
+        "The document as PDF, base64.", default=None, max_length=REPORT_MAX_CHARS, pattern=r"^[A-Za-z0-9+/]*={0,2}$"
+    )
+
+
 PAYLOAD_MODELS: dict[EventType, type[EventPayload]] = {
     model.event_type: model
     for model in (
@@ -461,6 +521,9 @@ PAYLOAD_MODELS: dict[EventType, type[EventPayload]] = {
         SubjectErasureRequested,
         SubjectErasureConfirmed,
         SubjectRoleCorrected,
+        SubjectReportRequested,
+        SubjectReportHeld,
+        SubjectReportIssued,
     )
 }
 

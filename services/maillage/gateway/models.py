@@ -100,6 +100,38 @@ class SubjectRoleRow(SQLModel, table=True):
     corrected_at: datetime
 
 
+class ReportHoldRow(SQLModel, table=True):
+    """A hold on a person's disclosure report, placed by an agency that holds them, until a date."""
+
+    __tablename__ = "gateway_report_hold"
+
+    hold_id: str = Field(primary_key=True)
+    event_id: str
+    subject_ref: str = Field(index=True)
+    agency_id: str
+    until: datetime
+    reason: str
+    placed_at: datetime
+
+
+class IssuedReportRow(SQLModel, table=True):
+    """A report request answered: to whom, when, issued or held. Metadata only: the document itself is sent to
+    the requesting agency and never kept here; a request read again after a crash is drawn up again from the
+    audit chain as it stood then (gateway/reports.py)."""
+
+    __tablename__ = "gateway_issued_report"
+
+    issued_id: str = Field(primary_key=True)  # the event id of the subject.report_issued
+    request_event_id: str = Field(index=True)
+    request_id: str
+    requester: str
+    subject_ref: str
+    subject_role: str
+    language: str
+    state: str  # issued | held
+    issued_at: datetime
+
+
 TABLES: list[type[SQLModel]] = [
     GrantRow,
     ProcessedEvent,
@@ -110,5 +142,7 @@ TABLES: list[type[SQLModel]] = [
     ConferenceRow,
     NoticeRow,
     SubjectRoleRow,
+    ReportHoldRow,
+    IssuedReportRow,
 ]
 SCHEMA = Schema("gateway", TABLES, versions=Path(__file__).parent / "migrations")

@@ -16,7 +16,16 @@ from maillage.domain.answers import Route
 from maillage.domain.disclosure import Grant
 from maillage.domain.grounds import Conference
 from maillage.domain.vocabulary import Category, Purpose, Role
-from maillage.gateway.models import ConferenceRow, GrantRow, NoticeRow, ProcessedEvent, ReturnRoute, SubjectRoleRow
+from maillage.gateway.models import (
+    ConferenceRow,
+    GrantRow,
+    IssuedReportRow,
+    NoticeRow,
+    ProcessedEvent,
+    ReportHoldRow,
+    ReturnRoute,
+    SubjectRoleRow,
+)
 
 
 @dataclass
@@ -157,3 +166,19 @@ async def forget_subject(session: AsyncSession, subject_ref: str) -> list[str]:
     ):
         await session.exec(delete(table).where(col(column) == subject_ref))
     return event_ids
+
+
+# --- the person's disclosure report ---------------------------------------------------------------
+
+
+async def report_holds(session: AsyncSession, subject_ref: str) -> Sequence[ReportHoldRow]:
+    return (await session.exec(select(ReportHoldRow).where(ReportHoldRow.subject_ref == subject_ref))).all()
+
+
+async def report_hold(session: AsyncSession, hold_id: str) -> ReportHoldRow | None:
+    return await session.get(ReportHoldRow, hold_id)
+
+
+async def issued_reports_of(session: AsyncSession, request_event_id: str) -> Sequence[IssuedReportRow]:
+    query = select(IssuedReportRow).where(IssuedReportRow.request_event_id == request_event_id)
+    return (await session.exec(query)).all()

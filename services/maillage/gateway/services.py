@@ -47,13 +47,15 @@ from maillage.domain.events import (
     NoticeAcknowledged,
     ReviewDecision,
     SubjectErasureRequested,
+    SubjectReportHeld,
+    SubjectReportRequested,
     SubjectRoleCorrected,
 )
 from maillage.domain.grounds import GROUNDED
 from maillage.domain.policy import Policy
 from maillage.domain.status import RecipientLine
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
-from maillage.gateway import consultations, erasure, grounds, notices, repository, reviews
+from maillage.gateway import consultations, erasure, grounds, notices, reports, repository, reviews
 from maillage.gateway.batch import Batch, Decided, State
 from maillage.gateway.contracts import DisclosureLine, DisclosureReport
 from maillage.gateway.models import GrantRow
@@ -179,6 +181,7 @@ class Gateway:
             for row in await audit.of_event(batch.session, event.envelope.id):
                 batch.out.audit(row.get("alert_id") or event.envelope.id, row)  # a review: keyed as its alert
             await notices.replay(self, batch, event)
+            await reports.replay(self, batch, event)
         # else: the same event published twice (an outbox retry): already delivered, nothing to do.
 
     # --- decisions ------------------------------------------------------------------------------
@@ -220,6 +223,12 @@ class Gateway:
                 return await grounds.close(
                     batch.session, envelope, payload, network=self.network, conferences=self.state.conferences
                 )
+            case SubjectReportRequested():
+                await reports.answer_request(self, batch, envelope, payload)
+                return []
+            case SubjectReportHeld():
+                await reports.place_hold(self, batch, envelope, payload)
+                return []
         question = question_of(payload)
         if question is not None:
             return [self._answer(envelope, payload, question)]

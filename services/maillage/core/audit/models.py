@@ -46,6 +46,8 @@ class AuditRow(SQLModel, table=True):
     notice: dict[str, Any] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)
     # A person's erasure or role correction asked for: the ground or reason, who was told (metadata only).
     action: dict[str, Any] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)
+    # A disclosure report's request, hold or issuing (gateway/reports.py): ids, dates, codes, counts.
+    report: dict[str, Any] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)
     policy_sha256: str
     recorded_at: str  # ISO 8601 exactly as hashed
     prev_hash: str

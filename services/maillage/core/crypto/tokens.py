@@ -40,6 +40,8 @@ class Scope(StrEnum):
     WEBHOOKS_MANAGE = "webhooks:manage"
     DISCLOSURE_REVIEW = "disclosure:review"  # a second professional reviews a danger disclosure (art. 458bis)
     ONCALL_MANAGE = "oncall:manage"  # an agency ends its on-call workers' sessions at the dispatcher
+    SUBJECT_REPORT = "subject:report"  # register a person's request for their disclosure report, and read it
+    SUBJECT_REPORT_HOLD = "subject:report_hold"  # hold a person's report back: telling them now would endanger them
 
 
 class TokenError(ValueError):
