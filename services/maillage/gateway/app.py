@@ -22,7 +22,7 @@ from maillage.gateway import api
 from maillage.gateway.crypto import CryptoThreads
 from maillage.gateway.handlers import PartitionProducers, ProducerFactory, TransactionalLoop, partition_transactional_id
 from maillage.gateway.models import SCHEMA
-from maillage.gateway.services import Gateway
+from maillage.gateway.services import Gateway, retention
 from maillage.gateway.settings import GatewaySettings
 from maillage.gateway.verification import Checkpoints, FullWalks
 
@@ -45,6 +45,8 @@ async def running_gateway(settings: GatewaySettings, *, serve: bool = True) -> A
         if serve:
             service.tasks.start(loop.run(), name="gateway-loop")
             service.tasks.start(walks.every(timedelta(hours=settings.audit_full_walk_hours)), name="audit-walks")
+            purge = retention(service.sessions, settings.network)
+            service.tasks.start(purge.run(gateway.clock), name="retention")
             service.watch_keys([trust])
         try:
             ready = _deciding(service.ready(), producers)
