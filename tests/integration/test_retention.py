@@ -29,6 +29,11 @@ from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelive
 from maillage.dispatcher.models import OncallAlert, Page
 from maillage.domain.escalation import AlertState
 from maillage.domain.referrals import ReferralState
+from maillage.gateway.app import running_gateway
+from maillage.gateway.models import GrantRow, ProcessedEvent
+from maillage.monitor.app import create_app as create_monitor_app
+from maillage.monitor.models import DeadLetter
+from maillage.monitor.settings import MonitorSettings
 from tests.oncall import POLICE, dispatcher
 from tests.support import Pole, eventually, serving
 
@@ -294,3 +299,68 @@ def _alert(state: AlertState, *, received_at: datetime, acknowledged_at: datetim
 
 def _page(alert_id: str, *, at: datetime) -> Page:
     return Page(agency_id=POLICE, alert_id=alert_id, level=1, worker="inp-dubois", paged_at=at)
+
+
+async def test_the_gateway_forgets_old_decisions_and_ended_consents_never_a_consent_in_force(pole: Pole) -> None:
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    clock = ManualClock(t0)
+    async with running_gateway(pole.gateway_settings(), clock=clock) as gateway:
+        sessions = gateway.sessions
+        old, young = _decided(at=t0 - 31 * DAY), _decided(at=t0 - 8 * DAY)
+        withdrawn = _grant(withdrawn_at=t0 - 731 * DAY, valid_until=None)
+        in_force = _grant(withdrawn_at=None, valid_until=None)
+        await _add(sessions, old, young, withdrawn, in_force)
+
+        clock.advance(DAY)
+
+        await eventually(
+            _gone(sessions, (ProcessedEvent, old.event_id), (GrantRow, withdrawn.consent_id)),
+            what="the gateway's rows past their period to be purged",
+        )
+        assert await _there(sessions, ProcessedEvent, young.event_id) is not None
+        assert await _there(sessions, GrantRow, in_force.consent_id) is not None
+
+
+async def test_the_monitor_forgets_dead_letters_past_their_period(pole: Pole) -> None:
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    clock = ManualClock(t0)
+    app = create_monitor_app(MonitorSettings(**pole.common("monitor")), clock=clock)
+    async with serving(app):
+        sessions: Sessions = app.state.monitor.sessions
+        old, young = _dead_letter(at=t0 - 91 * DAY, offset=1), _dead_letter(at=t0 - 80 * DAY, offset=2)
+        await _add(sessions, old, young)
+
+        clock.advance(DAY)
+
+        await eventually(_gone(sessions, (DeadLetter, old.id)), what="the old dead letter to be purged")
+        assert await _there(sessions, DeadLetter, young.id) is not None
+
+
+def _decided(*, at: datetime) -> ProcessedEvent:
+    return ProcessedEvent(event_id=_id(), digest="d", partition=0, offset=0, disclosures=[], decided_at=at)
+
+
+def _grant(*, withdrawn_at: datetime | None, valid_until: datetime | None) -> GrantRow:
+    return GrantRow(
+        consent_id=_id(),
+        subject_ref=f"s-{_id()}",
+        categories=["identity"],
+        recipients=["social"],
+        purposes=["referral"],
+        valid_until=valid_until,
+        granted_by=AGENCY,
+        withdrawn_at=withdrawn_at,
+    )
+
+
+def _dead_letter(*, at: datetime, offset: int) -> DeadLetter:
+    return DeadLetter(
+        dlq_topic="maillage.dlq",
+        dlq_partition=0,
+        dlq_offset=offset,
+        reason="schema_invalid",
+        detail="",
+        service="gateway",
+        topic="maillage.submitted",
+        at=at,
+    )
