@@ -75,7 +75,7 @@ def _network(**retention: object) -> dict[str, object]:
 
 
 def test_dedup_records_kept_shorter_than_the_submitted_topic_are_refused() -> None:
-    with pytest.raises(ValidationError, match="must be at least kafka.retention.submitted"):
+    with pytest.raises(ValidationError, match=r"must be at least kafka\.retention\.submitted"):
         Network.model_validate(_network(dedup_records=3))
 
 

@@ -79,6 +79,6 @@ class Purge:
             now = clock.now()
             try:
                 await self(now)
-            except SQLAlchemyError as error:
+            except (SQLAlchemyError, OSError) as error:
                 log.error("retention purge failed", extra={"service": self.service, "error": type(error).__name__})
             await clock.wait(now + every, never)
