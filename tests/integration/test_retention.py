@@ -14,21 +14,28 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.agency import repository
 from maillage.agency.app import create_app as create_agency_app
+from maillage.agency.models import SCHEMA as AGENCY_SCHEMA
 from maillage.agency.models import ConsentRow, InboxItem, RecipientStatus, ReferralRow, SentEvent
 from maillage.agency.settings import AgencySettings
 from maillage.core.clock import ManualClock
+from maillage.core.config.network import StorageRetention
+from maillage.core.lifecycle import running
 from maillage.core.outbox.models import OutboxRecord
 from maillage.core.sessions.models import SignInSession, UsedInvitation
 from maillage.core.storage.db import unit_of_work
+from maillage.core.storage.retention import Purge
 from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from maillage.dispatcher.models import OncallAlert, Page
 from maillage.domain.escalation import AlertState
 from maillage.domain.referrals import ReferralState
+from maillage.domain.retention import Stored
 from maillage.gateway.app import running_gateway
 from maillage.gateway.models import GrantRow, ProcessedEvent
 from maillage.monitor.app import create_app as create_monitor_app
@@ -210,6 +217,8 @@ async def test_an_agency_purges_what_finished_past_its_period_and_keeps_the_rest
             return isinstance(row, WebhookDelivery) and row.body == b""
 
         await eventually(body_erased, what="the delivered webhook's body to be erased")
+        purged = {"service": f"agency:{AGENCY}", "kind": "inbox_items"}
+        assert (REGISTRY.get_sample_value("maillage_retention_purged_total", purged) or 0) >= 1
         async with sessions() as session:
             for model, key in [
                 (InboxItem, young.seq),
@@ -364,3 +373,26 @@ def _dead_letter(*, at: datetime, offset: int) -> DeadLetter:
         topic="maillage.submitted",
         at=at,
     )
+
+
+async def test_a_purge_goes_by_batches_and_says_how_many_rows_of_each_kind_went(pole: Pole) -> None:
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    settings = AgencySettings(**pole.common(f"agency-{AGENCY}"), agency_id=AGENCY)
+    async with running(settings, schema=AGENCY_SCHEMA) as service:
+        purge = Purge(
+            service="agency:batches",
+            sessions=service.sessions,
+            retention=StorageRetention(purge_batch=2, inbox_items=30, closed_referrals=-1),
+            steps={
+                Stored.INBOX_ITEMS: (repository.purge_inbox,),
+                Stored.CLOSED_REFERRALS: (repository.purge_closed_referrals,),
+            },
+        )
+        young = _inbox(_id(), received_at=t0 - 29 * DAY)
+        closed = _referral(_id(), ReferralState.CLOSED, updated_at=t0 - 5000 * DAY)
+        await _add(service.sessions, *(_inbox(_id(), received_at=t0 - (31 + n) * DAY) for n in range(5)), young, closed)
+
+        assert await purge(t0) == {Stored.INBOX_ITEMS: 5}  # closed referrals kept (-1): not even looked at
+        assert await purge(t0) == {Stored.INBOX_ITEMS: 0}
+        assert await _there(service.sessions, InboxItem, young.seq) is not None
+        assert await _there(service.sessions, ReferralRow, closed.referral_id) is not None
