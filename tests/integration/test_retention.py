@@ -172,6 +172,7 @@ async def test_an_agency_purges_what_finished_past_its_period_and_keeps_the_rest
         hook = Webhook(id=_id(), url="https://cms.example/hook", secret="s", created_at=t0 - 100 * DAY, active=False)
         delivered = _delivery(hook.id, "delivered", at=t0 - 31 * DAY)
         pending = _delivery(hook.id, "pending", at=t0 - 31 * DAY)
+        given_up = _delivery(hook.id, "failed", at=t0 - 366 * DAY)
         await _add(
             sessions,
             old,
@@ -192,9 +193,13 @@ async def test_an_agency_purges_what_finished_past_its_period_and_keeps_the_rest
             hook,
             delivered,
             pending,
+            given_up,
         )
+        last_call = WebhookAttempt(delivery_id=given_up.id or 0, attempt=8, at=t0 - 366 * DAY, status_code=None)
         await _add(
-            sessions, WebhookAttempt(delivery_id=delivered.id or 0, attempt=1, at=t0 - 31 * DAY, status_code=204)
+            sessions,
+            WebhookAttempt(delivery_id=delivered.id or 0, attempt=1, at=t0 - 31 * DAY, status_code=204),
+            last_call,
         )
 
         clock.advance(DAY)  # past the next purge (hourly)
@@ -208,6 +213,8 @@ async def test_an_agency_purges_what_finished_past_its_period_and_keeps_the_rest
                 (ConsentRow, withdrawn.consent_id),
                 (ConsentRow, expired.consent_id),
                 (OutboxRecord, published.id),
+                (WebhookDelivery, given_up.id),
+                (WebhookAttempt, last_call.id),
             ),
             what="the agency's rows past their period to be purged",
         )

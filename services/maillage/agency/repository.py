@@ -191,6 +191,7 @@ def _sent_past(before: datetime) -> Sequence[ColumnElement[bool]]:
     unacknowledged = (
         select(AlertProgress.alert_id)
         .where(col(AlertProgress.alert_id) == SentEvent.event_id, col(AlertProgress.state) != "acknowledged")
+        .correlate(SentEvent)
         .exists()
     )
     return (col(SentEvent.created_at) < before, ~_open_referral(col(SentEvent.event_id)), ~unacknowledged)

@@ -182,7 +182,9 @@ async def purge_acknowledged_alerts(session: AsyncSession, before: datetime, lim
 
 async def purge_orphan_pages(session: AsyncSession, before: datetime, limit: int) -> int:
     """Pages of alerts no longer here (purged by purge_acknowledged_alerts, or erased)."""
-    alert = select(OncallAlert.id).where(
-        col(OncallAlert.agency_id) == Page.agency_id, col(OncallAlert.alert_id) == Page.alert_id
+    alert = (
+        select(OncallAlert.id)
+        .where(col(OncallAlert.agency_id) == Page.agency_id, col(OncallAlert.alert_id) == Page.alert_id)
+        .correlate(Page)
     )
     return await delete_batch(session, Page.id, col(Page.paged_at) < before, ~alert.exists(), limit=limit)

@@ -119,8 +119,10 @@ async def deliveries_page(
 
 def _finished_before(before: datetime) -> tuple[ColumnElement[bool], ...]:
     """Deliveries delivered or given up, whose last attempt (or creation, without any) is before `before`."""
-    later = select(WebhookAttempt.id).where(
-        col(WebhookAttempt.delivery_id) == WebhookDelivery.id, col(WebhookAttempt.at) >= before
+    later = (
+        select(WebhookAttempt.id)
+        .where(col(WebhookAttempt.delivery_id) == WebhookDelivery.id, col(WebhookAttempt.at) >= before)
+        .correlate(WebhookDelivery)
     )
     return (
         col(WebhookDelivery.state).in_(FINISHED_WEBHOOK_DELIVERIES),
@@ -145,5 +147,9 @@ async def purge_finished_attempts(session: AsyncSession, before: datetime, limit
 
 async def purge_finished_deliveries(session: AsyncSession, before: datetime, limit: int) -> int:
     """Deliveries finished before `before`, their attempts gone first (purge_finished_attempts)."""
-    attempts = select(WebhookAttempt.id).where(col(WebhookAttempt.delivery_id) == WebhookDelivery.id)
+    attempts = (
+        select(WebhookAttempt.id)
+        .where(col(WebhookAttempt.delivery_id) == WebhookDelivery.id)
+        .correlate(WebhookDelivery)
+    )
     return await delete_batch(session, WebhookDelivery.id, *_finished_before(before), ~attempts.exists(), limit=limit)
