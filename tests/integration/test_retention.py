@@ -28,6 +28,7 @@ from maillage.core.clock import ManualClock
 from maillage.core.config.network import StorageRetention
 from maillage.core.lifecycle import running
 from maillage.core.outbox.models import OutboxRecord
+from maillage.core.polling import eventually
 from maillage.core.sessions.models import SignInSession, UsedInvitation
 from maillage.core.storage.db import unit_of_work
 from maillage.core.storage.retention import Purge
@@ -42,7 +43,7 @@ from maillage.monitor.app import create_app as create_monitor_app
 from maillage.monitor.models import DeadLetter
 from maillage.monitor.settings import MonitorSettings
 from tests.oncall import POLICE, dispatcher
-from tests.support import Pole, eventually, serving
+from tests.support import Pole, serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
 
@@ -227,7 +228,7 @@ async def test_an_agency_purges_what_finished_past_its_period_and_keeps_the_rest
         purged = {"service": f"agency:{AGENCY}", "kind": "inbox_items"}
         assert (REGISTRY.get_sample_value("maillage_retention_purged_total", purged) or 0) >= 1
         async with sessions() as session:
-            for model, key in [
+            kept_rows: list[tuple[type[SQLModel], Any]] = [
                 (InboxItem, young.seq),
                 (InboxItem, still_open.seq),
                 (ReferralRow, open_item),
@@ -235,7 +236,8 @@ async def test_an_agency_purges_what_finished_past_its_period_and_keeps_the_rest
                 (SentEvent, sent_open),
                 (ConsentRow, in_force.consent_id),
                 (OutboxRecord, unpublished.id),
-            ]:
+            ]
+            for model, key in kept_rows:
                 assert await session.get(model, key) is not None, (model.__name__, key)
             kept = await session.get(WebhookDelivery, pending.id)
             assert kept is not None and kept.body == b'{"marker": 1}'
@@ -286,11 +288,12 @@ async def test_the_dispatcher_purges_acknowledged_alerts_and_their_pages_never_o
             ),
             what="the dispatcher's rows past their period to be purged",
         )
-        for model, key in [
+        kept: list[tuple[type[SQLModel], Any]] = [
             (OncallAlert, acknowledged_young.id),
             (OncallAlert, unacknowledged.id),
             (Page, unacknowledged_page.id),
-        ]:
+        ]
+        for model, key in kept:
             assert await _there(sessions, model, key) is not None, (model.__name__, key)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -67,7 +68,7 @@ def test_the_purge_runs_at_least_every_minute_and_by_batches_of_at_least_one_row
         StorageRetention(purge_batch=0)
 
 
-def _network(**retention: object) -> dict[str, object]:
+def _network(**retention: object) -> dict[str, Any]:
     doc = tomllib.loads(DEFAULT_NETWORK.read_text())
     doc["policy"] = str(load_network(DEFAULT_NETWORK).policy)
     doc["retention"] = {**doc["retention"], **retention}
@@ -124,3 +125,10 @@ def test_once_past_its_time_a_thing_stays_past_it(
 def test_the_file_refuses_zero_like_the_topics_do() -> None:
     with pytest.raises(ValidationError, match="retention"):
         Network.model_validate(_network(acknowledged_alerts=0))
+
+
+def test_a_submitted_topic_kept_forever_needs_dedup_records_kept_forever() -> None:
+    doc = _network()
+    doc["kafka"] = {**doc["kafka"], "retention": {**doc["kafka"]["retention"], "submitted": -1}}
+    with pytest.raises(ValidationError, match="kept forever"):
+        Network.model_validate(doc)

@@ -303,9 +303,10 @@ class Network(_Model):
         # still be read again from maillage.submitted (a rewind, a replay) would be decided and delivered twice.
         dedup, submitted = self.retention.dedup_records, self.kafka.retention.submitted
         if dedup != KEEP and (submitted == FOREVER or dedup < submitted):
+            kept = "kept forever" if submitted == FOREVER else f"{submitted} days"
             raise ValueError(
-                f"retention.dedup_records ({dedup} days) must be at least kafka.retention.submitted "
-                f"({submitted} days), or -1: the gateway would decide an event it can read again a second time"
+                f"retention.dedup_records ({dedup} days) must be at least kafka.retention.submitted ({kept}), "
+                "or -1: the gateway would decide an event it can read again a second time"
             )
         return self
 
