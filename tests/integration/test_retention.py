@@ -191,17 +191,13 @@ async def test_an_agency_purges_what_finished_past_its_period_and_keeps_the_rest
             in_force,
             published,
             unpublished,
-            hook,
-            delivered,
-            pending,
-            given_up,
         )
-        last_call = WebhookAttempt(delivery_id=given_up.id or 0, attempt=8, at=t0 - 366 * DAY, status_code=None)
-        await _add(
-            sessions,
-            WebhookAttempt(delivery_id=delivered.id or 0, attempt=1, at=t0 - 31 * DAY, status_code=204),
-            last_call,
-        )
+        async with unit_of_work(sessions) as session:  # a delivery finishes with its last attempt, never before it
+            session.add_all([hook, delivered, pending, given_up])
+            await session.flush()
+            last_call = WebhookAttempt(delivery_id=given_up.id or 0, attempt=8, at=t0 - 366 * DAY, status_code=None)
+            session.add(WebhookAttempt(delivery_id=delivered.id or 0, attempt=1, at=t0 - 31 * DAY, status_code=204))
+            session.add(last_call)
 
         clock.advance(DAY)  # past the next purge (hourly)
 

@@ -197,20 +197,15 @@ def _sent_past(before: datetime) -> Sequence[ColumnElement[bool]]:
     return (col(SentEvent.created_at) < before, ~_open_referral(col(SentEvent.event_id)), ~unacknowledged)
 
 
-async def purge_sent_statuses(session: AsyncSession, before: datetime, limit: int) -> int:
-    """The gateway's decisions on the events purge_sent_events is about to purge."""
-    past = select(SentEvent.event_id).where(*_sent_past(before))
-    return await delete_batch(session, RecipientStatus.id, col(RecipientStatus.event_id).in_(past), limit=limit)
-
-
-async def purge_sent_alert_progress(session: AsyncSession, before: datetime, limit: int) -> int:
-    """The dispatcher's word on the alerts purge_sent_events is about to purge."""
-    past = select(SentEvent.event_id).where(*_sent_past(before))
-    return await delete_batch(session, AlertProgress.alert_id, col(AlertProgress.alert_id).in_(past), limit=limit)
-
-
 async def purge_sent_events(session: AsyncSession, before: datetime, limit: int) -> int:
-    return await delete_batch(session, SentEvent.event_id, *_sent_past(before), limit=limit)
+    """Events sent before `before` whose loop is closed, with the gateway's decisions and the dispatcher's word
+    on them, in one transaction: a decision is never left behind without its event."""
+    chosen = (await session.exec(select(SentEvent.event_id).where(*_sent_past(before)).limit(limit))).all()
+    if chosen:
+        await session.exec(delete(RecipientStatus).where(col(RecipientStatus.event_id).in_(chosen)))
+        await session.exec(delete(AlertProgress).where(col(AlertProgress.alert_id).in_(chosen)))
+        await session.exec(delete(SentEvent).where(col(SentEvent.event_id).in_(chosen)))
+    return len(chosen)
 
 
 async def purge_ended_consents(session: AsyncSession, before: datetime, limit: int) -> int:

@@ -614,11 +614,7 @@ def retention(ctx: AgencyContext) -> Purge:
         steps={
             Stored.INBOX_ITEMS: (repository.purge_inbox,),
             Stored.CLOSED_REFERRALS: (repository.purge_closed_referrals,),
-            Stored.SENT_EVENTS: (
-                repository.purge_sent_statuses,
-                repository.purge_sent_alert_progress,
-                repository.purge_sent_events,
-            ),
+            Stored.SENT_EVENTS: (repository.purge_sent_events,),
             Stored.ENDED_CONSENTS: (repository.purge_ended_consents,),
             Stored.IDEMPOTENCY_KEYS: (repository.purge_idempotency_keys,),
             **OUTBOX,

@@ -33,7 +33,7 @@ Steps = Mapping[Stored, Sequence[PurgeStep]]
 OUTBOX: Steps = {Stored.PUBLISHED_OUTBOX: (outbox.purge_published,)}
 WEBHOOKS: Steps = {
     Stored.WEBHOOK_BODIES: (webhooks.erase_finished_bodies,),
-    Stored.WEBHOOK_DELIVERIES: (webhooks.purge_finished_attempts, webhooks.purge_finished_deliveries),
+    Stored.WEBHOOK_DELIVERIES: (webhooks.purge_finished_deliveries,),
 }
 SIGN_IN: Steps = {Stored.SIGNIN_SESSIONS: (signin.purge_ended_sessions, signin.purge_used_invitations)}
 

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.storage.repository import delete_batch, update_batch
+from maillage.core.storage.repository import update_batch
 from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from maillage.domain.retention import FINISHED_WEBHOOK_DELIVERIES
 
@@ -139,17 +139,10 @@ async def erase_finished_bodies(session: AsyncSession, before: datetime, limit: 
     )
 
 
-async def purge_finished_attempts(session: AsyncSession, before: datetime, limit: int) -> int:
-    """The attempts of deliveries finished before `before` (deleted before their deliveries)."""
-    finished = select(WebhookDelivery.id).where(*_finished_before(before))
-    return await delete_batch(session, WebhookAttempt.id, col(WebhookAttempt.delivery_id).in_(finished), limit=limit)
-
-
 async def purge_finished_deliveries(session: AsyncSession, before: datetime, limit: int) -> int:
-    """Deliveries finished before `before`, their attempts gone first (purge_finished_attempts)."""
-    attempts = (
-        select(WebhookAttempt.id)
-        .where(col(WebhookAttempt.delivery_id) == WebhookDelivery.id)
-        .correlate(WebhookDelivery)
-    )
-    return await delete_batch(session, WebhookDelivery.id, *_finished_before(before), ~attempts.exists(), limit=limit)
+    """Deliveries finished before `before`, with their attempts, in one transaction."""
+    chosen = (await session.exec(select(WebhookDelivery.id).where(*_finished_before(before)).limit(limit))).all()
+    if chosen:
+        await session.exec(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(chosen)))
+        await session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.id).in_(chosen)))
+    return len(chosen)
