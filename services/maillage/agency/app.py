@@ -8,12 +8,13 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from maillage.agency import clients
+from maillage.agency import clients, services
 from maillage.agency.api import oauth, router
 from maillage.agency.handlers import AgencyHandlers
 from maillage.agency.models import SCHEMA
 from maillage.agency.sending import AgencyContext
 from maillage.agency.settings import AgencySettings
+from maillage.core.clock import Clock, SystemClock
 from maillage.core.crypto.tokens import agency_audience
 from maillage.core.crypto.trust import Trust
 from maillage.core.lifecycle import running, service_app
@@ -22,8 +23,9 @@ from maillage.core.webhooks.delivery import WebhookDispatcher
 from maillage.core.webhooks.egress import EgressPolicy, Resolver
 
 
-def create_app(settings: AgencySettings, *, resolver: Resolver | None = None) -> FastAPI:
-    """`resolver` turns webhook hosts into addresses (default: the machine's; tests give a table of their own)."""
+def create_app(settings: AgencySettings, *, resolver: Resolver | None = None, clock: Clock | None = None) -> FastAPI:
+    """`resolver` turns webhook hosts into addresses (default: the machine's; tests give a table of their own);
+    `clock` paces the retention purge and stamps what the agency stores (default: the system's)."""
     agency = settings.network.agency(settings.agency_id)
     topics = settings.topics
     egress = EgressPolicy.from_network(settings.network.webhooks, resolver=resolver)
@@ -41,6 +43,7 @@ def create_app(settings: AgencySettings, *, resolver: Resolver | None = None) ->
                 trust=Trust.load(settings.key_dirs, agency.id, remote=await service.key_source(own={agency.id})),
                 egress=egress,
                 webhook_max_lifetime=timedelta(days=settings.webhook_max_lifetime_days),
+                clock=clock or SystemClock(),
             )
             webhooks = WebhookDispatcher(
                 service.sessions,
@@ -53,6 +56,7 @@ def create_app(settings: AgencySettings, *, resolver: Resolver | None = None) ->
             handlers = AgencyHandlers(ctx, on_inbox=webhooks.notify)
             service.tasks.start(relay.run(), name="outbox-relay")
             service.tasks.start(webhooks.run(), name="webhooks")
+            service.tasks.start(services.retention(ctx).run(ctx.clock), name="retention")
             await service.consume(
                 topics.deliver(agency.id),
                 topics.status(agency.id),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import String, cast, delete
+from sqlalchemy import ColumnElement, String, cast, delete, or_
+from sqlalchemy.orm import Mapped
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,6 +25,8 @@ from maillage.agency.models import (
     SentEvent,
 )
 from maillage.core.outbox.models import OutboxRecord
+from maillage.core.storage.repository import delete_batch
+from maillage.domain.retention import FINISHED_REFERRALS
 from maillage.domain.vocabulary import Role
 
 # --- consents -----------------------------------------------------------------------------------
@@ -226,3 +230,62 @@ async def case_conference(session: AsyncSession, conference_id: str) -> CaseConf
 
 async def report_request(session: AsyncSession, request_id: str) -> ReportRequestRow | None:
     return await session.get(ReportRequestRow, request_id)
+
+
+# --- retention: what finished before a cut-off, in batches (maillage.core.storage.retention) -----------
+
+
+def _open_referral(event_id: Mapped[str]) -> ColumnElement[bool]:
+    """A referral (its id is its event's) someone still works on, here or at its recipient."""
+    return (
+        select(ReferralRow.referral_id)
+        .where(col(ReferralRow.referral_id) == event_id, col(ReferralRow.state).not_in(FINISHED_REFERRALS))
+        .exists()
+    )
+
+
+async def purge_inbox(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Inbox items received before `before`, except a referral still open: its recipient still acts on it."""
+    old = col(InboxItem.received_at) < before
+    return await delete_batch(session, InboxItem.seq, old, ~_open_referral(col(InboxItem.event_id)), limit=limit)
+
+
+async def purge_closed_referrals(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Referrals declined or closed, unchanged since before `before`."""
+    finished = col(ReferralRow.state).in_(FINISHED_REFERRALS), col(ReferralRow.updated_at) < before
+    return await delete_batch(session, ReferralRow.referral_id, *finished, limit=limit)
+
+
+def _sent_past(before: datetime) -> Sequence[ColumnElement[bool]]:
+    """Events sent before `before` whose loop is closed: no referral of theirs open, no alert of theirs that a
+    recipient's on-call has not acknowledged yet."""
+    unacknowledged = (
+        select(AlertProgress.alert_id)
+        .where(col(AlertProgress.alert_id) == SentEvent.event_id, col(AlertProgress.state) != "acknowledged")
+        .correlate(SentEvent)
+        .exists()
+    )
+    return (col(SentEvent.created_at) < before, ~_open_referral(col(SentEvent.event_id)), ~unacknowledged)
+
+
+async def purge_sent_events(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Events sent before `before` whose loop is closed, with the gateway's decisions and the dispatcher's word
+    on them, in one transaction: a decision is never left behind without its event."""
+    chosen = (await session.exec(select(SentEvent.event_id).where(*_sent_past(before)).limit(limit))).all()
+    if chosen:
+        await session.exec(delete(RecipientStatus).where(col(RecipientStatus.event_id).in_(chosen)))
+        await session.exec(delete(AlertProgress).where(col(AlertProgress.alert_id).in_(chosen)))
+        await session.exec(delete(SentEvent).where(col(SentEvent.event_id).in_(chosen)))
+    return len(chosen)
+
+
+async def purge_ended_consents(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Consents withdrawn, or expired, before `before`; a consent in force always stays."""
+    ended = or_(col(ConsentRow.withdrawn_at) < before, col(ConsentRow.valid_until) < before)
+    return await delete_batch(session, ConsentRow.consent_id, ended, limit=limit)
+
+
+async def purge_idempotency_keys(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Idempotency keys of requests made before `before`: a retry comes within minutes, not weeks."""
+    old = col(IdempotencyRecord.created_at) < before
+    return await delete_batch(session, IdempotencyRecord.key, old, limit=limit)

@@ -20,6 +20,7 @@ from maillage.core.messaging.envelope import Envelope
 from maillage.core.observability.metrics import EVENTS_RECEIVED
 from maillage.core.outbox.enqueue import enqueue_dead_letter
 from maillage.core.storage.db import unit_of_work
+from maillage.core.storage.retention import OUTBOX, WEBHOOKS, Purge
 from maillage.core.web.paging import decode_cursor, decode_key, next_cursor, next_key_cursor
 from maillage.core.webhooks import repository as webhooks
 from maillage.core.webhooks.delivery import enqueue_for_all, new_secret
@@ -50,6 +51,7 @@ from maillage.domain.events import (
     SubjectReportIssued,
 )
 from maillage.domain.referrals import InvalidTransition, ReferralState, next_state, state_after_response
+from maillage.domain.retention import Stored
 from maillage.domain.status import StatusReport
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 
@@ -610,3 +612,21 @@ async def _store_statuses(session: AsyncSession, reports: list[StatusReport]) ->
                     event_id=report.event_id, decided_at=report.decided_at, **line.model_dump(mode="json")
                 )
             )
+
+
+def retention(ctx: AgencyContext) -> Purge:
+    """The agency's purge: `purge(now)` removes what the network file's `[retention]` says is past its time."""
+    return Purge(
+        service=f"agency:{ctx.agency.id}",
+        sessions=ctx.sessions,
+        retention=ctx.network.retention,
+        steps={
+            Stored.INBOX_ITEMS: (repository.purge_inbox,),
+            Stored.CLOSED_REFERRALS: (repository.purge_closed_referrals,),
+            Stored.SENT_EVENTS: (repository.purge_sent_events,),
+            Stored.ENDED_CONSENTS: (repository.purge_ended_consents,),
+            Stored.IDEMPOTENCY_KEYS: (repository.purge_idempotency_keys,),
+            **OUTBOX,
+            **WEBHOOKS,
+        },
+    )

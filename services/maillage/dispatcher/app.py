@@ -22,7 +22,7 @@ from maillage.dispatcher.api import router
 from maillage.dispatcher.handlers import DeliveryHandler
 from maillage.dispatcher.live import Live
 from maillage.dispatcher.models import SCHEMA
-from maillage.dispatcher.services import Dispatcher, Served, register_fallbacks
+from maillage.dispatcher.services import Dispatcher, Served, register_fallbacks, retention
 from maillage.dispatcher.settings import DispatcherSettings
 from maillage.domain.rota import Rota
 
@@ -103,6 +103,7 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
             service.tasks.start(relay.run(), name="outbox-relay")
             service.tasks.start(webhooks.run(), name="fallback-webhooks")
             service.tasks.start(dispatcher.run(), name="escalation")
+            service.tasks.start(retention(service.sessions, network).run(dispatcher.clock), name="retention")
             await service.consume(
                 *(topics.deliver(a) for a in agencies), group_id=settings.group_id, handle=handler.handle, name="alerts"
             )

@@ -10,10 +10,12 @@ from sqlalchemy import delete, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.core.storage.repository import delete_batch
 from maillage.core.webhooks import repository as webhooks
 from maillage.core.webhooks.models import Webhook, WebhookDelivery
 from maillage.dispatcher.models import OncallAlert, Page
 from maillage.domain.escalation import SHOWN, AlertState
+from maillage.domain.retention import FINISHED_ALERTS
 
 PAGES = Page.__table__  # type: ignore[attr-defined]
 
@@ -191,3 +193,23 @@ def add_fallback_call(session: AsyncSession, *, agency: str, alert_id: str, body
 
 async def fallback_webhook(session: AsyncSession, *, agency: str) -> Webhook | None:
     return await webhooks.webhook(session, fallback_webhook_id(agency))
+
+
+# --- retention: what finished before a cut-off, in batches (maillage.core.storage.retention) -----------
+
+
+async def purge_acknowledged_alerts(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Alerts acknowledged before `before` (a group's members are acknowledged with it); an alert no one took
+    in hand stays, however old."""
+    finished = col(OncallAlert.state).in_(FINISHED_ALERTS), col(OncallAlert.acknowledged_at) < before
+    return await delete_batch(session, OncallAlert.id, *finished, limit=limit)
+
+
+async def purge_orphan_pages(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Pages of alerts no longer here (purged by purge_acknowledged_alerts, or erased)."""
+    alert = (
+        select(OncallAlert.id)
+        .where(col(OncallAlert.agency_id) == Page.agency_id, col(OncallAlert.alert_id) == Page.alert_id)
+        .correlate(Page)
+    )
+    return await delete_batch(session, Page.id, col(Page.paged_at) < before, ~alert.exists(), limit=limit)

@@ -34,6 +34,7 @@ from maillage.core.outbox.enqueue import enqueue, enqueue_dead_letter, enqueue_r
 from maillage.core.outbox.relay import OutboxRelay
 from maillage.core.sessions.service import SESSION_KID_PREFIX
 from maillage.core.storage.db import unit_of_work
+from maillage.core.storage.retention import OUTBOX, SIGN_IN, WEBHOOKS, Purge
 from maillage.core.web.paging import next_cursor
 from maillage.core.webhooks.models import Webhook
 from maillage.dispatcher import contracts as c
@@ -66,6 +67,7 @@ from maillage.domain.events import (
     NoticeKind,
     SubjectErasureConfirmed,
 )
+from maillage.domain.retention import Stored
 from maillage.domain.rota import Rota
 from maillage.domain.status import DISPATCHER_SOURCE, SOURCE_HEADER, OncallReport
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role, Severity
@@ -617,3 +619,14 @@ async def register_fallbacks(
                 )
             hook.url, hook.secret, hook.active = str(url), secret, True
             session.add(hook)
+
+
+def retention(sessions: async_sessionmaker[AsyncSession], network: Network) -> Purge:
+    """The dispatcher's purge: `purge(now)` removes what the network file's `[retention]` says is past its time."""
+    steps = {Stored.ACKNOWLEDGED_ALERTS: (repository.purge_acknowledged_alerts, repository.purge_orphan_pages)}
+    return Purge(
+        service="dispatcher",
+        sessions=sessions,
+        retention=network.retention,
+        steps={**steps, **OUTBOX, **WEBHOOKS, **SIGN_IN},
+    )

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.core.clock import Clock
 from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.tokens import GATEWAY_AUDIENCE
 from maillage.core.crypto.trust import Trust
@@ -22,19 +23,25 @@ from maillage.gateway import api
 from maillage.gateway.crypto import CryptoThreads
 from maillage.gateway.handlers import PartitionProducers, ProducerFactory, TransactionalLoop, partition_transactional_id
 from maillage.gateway.models import SCHEMA
-from maillage.gateway.services import Gateway
+from maillage.gateway.services import Gateway, retention
 from maillage.gateway.settings import GatewaySettings
 from maillage.gateway.verification import Checkpoints, FullWalks
 
 
 @asynccontextmanager
-async def running_gateway(settings: GatewaySettings, *, serve: bool = True) -> AsyncIterator[GatewayRunning]:
+async def running_gateway(
+    settings: GatewaySettings, *, serve: bool = True, clock: Clock | None = None
+) -> AsyncIterator[GatewayRunning]:
     """Everything the gateway needs, started; stopped cleanly on exit. `serve`: run the transactional loop
-    in the background (the benchmark drives it itself)."""
+    in the background (the benchmark drives it itself). `clock`: the system's unless a test gives its own."""
     async with running(settings, schema=SCHEMA) as service:
         trust = Trust.load(settings.key_dirs, GATEWAY, remote=await service.key_source(own={GATEWAY}))
         gateway = Gateway(
-            network=settings.network, policy=settings.policy, topics=settings.topics, sessions=service.sessions
+            network=settings.network,
+            policy=settings.policy,
+            topics=settings.topics,
+            sessions=service.sessions,
+            clock=clock,
         )
         await gateway.start()
         producers = PartitionProducers(_partition_producer(settings), on_assigned=gateway.start)
@@ -45,6 +52,8 @@ async def running_gateway(settings: GatewaySettings, *, serve: bool = True) -> A
         if serve:
             service.tasks.start(loop.run(), name="gateway-loop")
             service.tasks.start(walks.every(timedelta(hours=settings.audit_full_walk_hours)), name="audit-walks")
+            purge = retention(service.sessions, settings.network)
+            service.tasks.start(purge.run(gateway.clock), name="retention")
             service.watch_keys([trust])
         try:
             ready = _deciding(service.ready(), producers)
@@ -98,10 +107,10 @@ class GatewayRunning:
     walks: FullWalks
 
 
-def create_app(settings: GatewaySettings) -> FastAPI:
+def create_app(settings: GatewaySettings, *, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_gateway(settings) as started:
+        async with running_gateway(settings, clock=clock) as started:
             app.state.trust = started.trust
             app.state.sessions = started.sessions
             app.state.network = settings.network

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, or_
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.clock import as_utc
+from maillage.core.storage.repository import delete_batch
 from maillage.domain.answers import Route
 from maillage.domain.disclosure import Grant
 from maillage.domain.grounds import Conference
@@ -182,3 +183,19 @@ async def report_hold(session: AsyncSession, hold_id: str) -> ReportHoldRow | No
 async def issued_reports_of(session: AsyncSession, request_event_id: str) -> Sequence[IssuedReportRow]:
     query = select(IssuedReportRow).where(IssuedReportRow.request_event_id == request_event_id)
     return (await session.exec(query)).all()
+
+
+# --- retention: what finished before a cut-off, in batches (maillage.core.storage.retention) -----------
+
+
+async def purge_processed(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Decisions taken before `before`: their records can no longer be read again from maillage.submitted (the
+    network file refuses a period shorter than that topic's retention)."""
+    old = col(ProcessedEvent.decided_at) < before
+    return await delete_batch(session, ProcessedEvent.event_id, old, limit=limit)
+
+
+async def purge_ended_grants(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Consents withdrawn, or expired, before `before`: they allow nothing any more."""
+    ended = or_(col(GrantRow.withdrawn_at) < before, col(GrantRow.valid_until) < before)
+    return await delete_batch(session, GrantRow.consent_id, ended, limit=limit)

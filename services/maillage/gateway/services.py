@@ -22,6 +22,7 @@ from maillage.core.messaging.envelope import Envelope
 from maillage.core.messaging.topics import Topics
 from maillage.core.observability.metrics import DECISIONS, REVIEW_QUEUE
 from maillage.core.storage.db import unit_of_work
+from maillage.core.storage.retention import Purge
 from maillage.core.web.paging import MAX_PAGE, decode_cursor, next_cursor
 from maillage.domain.answers import Question, Unanswerable, answer_goes_to, opens_route, question_of, route_of
 from maillage.domain.audit import audit_record
@@ -53,6 +54,7 @@ from maillage.domain.events import (
 )
 from maillage.domain.grounds import GROUNDED
 from maillage.domain.policy import Policy
+from maillage.domain.retention import Stored
 from maillage.domain.status import RecipientLine
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
 from maillage.gateway import consultations, erasure, grounds, notices, reports, repository, reviews
@@ -513,3 +515,13 @@ def _disclosure_line(row: AuditRow, network: Network) -> DisclosureLine:
     # The line's own fields only: the record also holds the subject, the raiser and the chain's hashes.
     recorded = row.model_dump(include=set(DisclosureLine.model_fields))
     return DisclosureLine(**recorded, recipient_name=agency.name if agency else None)
+
+
+def retention(sessions: async_sessionmaker[AsyncSession], network: Network) -> Purge:
+    """The gateway's purge: its dedup records and the consents that ended. Its audit chain is never purged:
+    the legal record of every disclosure, hash-chained (a row gone would break every later link)."""
+    steps = {
+        Stored.DEDUP_RECORDS: (repository.purge_processed,),
+        Stored.ENDED_CONSENTS: (repository.purge_ended_grants,),
+    }
+    return Purge(service="gateway", sessions=sessions, retention=network.retention, steps=steps)

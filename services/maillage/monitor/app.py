@@ -63,6 +63,7 @@ def create_app(settings: MonitorSettings, *, clock: Clock | None = None) -> Fast
                 name="monitor",
             )
             service.tasks.start(lag.run(then=lambda: services.refresh_gauges(ctx)), name="lag")
+            service.tasks.start(services.retention(ctx).run(clock), name="retention")
             service.watch_keys([trust])
             app.state.monitor = ctx
             app.state.trust = trust

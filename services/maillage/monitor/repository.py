@@ -9,6 +9,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.core.storage.repository import delete_batch
 from maillage.monitor.models import DeadLetter, Decision, OncallOutcome, Rejection, Review
 
 # --- decisions ----------------------------------------------------------------------------------
@@ -121,3 +122,8 @@ async def unanswered_page(session: AsyncSession, *, after: int, limit: int) -> S
 async def oncall_outcome(session: AsyncSession, *, agency: str, alert_id: str) -> OncallOutcome | None:
     query = select(OncallOutcome).where(OncallOutcome.agency == agency, OncallOutcome.alert_id == alert_id)
     return (await session.exec(query)).first()
+
+
+async def purge_dead_letters(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Dead letters recorded before `before`: long past the dead-letter topics' retention, none can be replayed."""
+    return await delete_batch(session, DeadLetter.id, col(DeadLetter.at) < before, limit=limit)

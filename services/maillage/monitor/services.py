@@ -24,8 +24,10 @@ from maillage.core.messaging.kafka_auth import KafkaAuth
 from maillage.core.messaging.topics import Topics
 from maillage.core.observability.metrics import ALERTS_UNACKNOWLEDGED, REVIEWS_PENDING
 from maillage.core.storage.db import unit_of_work
+from maillage.core.storage.retention import SIGN_IN, Purge
 from maillage.core.web.paging import decode_cursor, next_cursor
 from maillage.domain.errors import Conflict, InvalidRequest, NotFound
+from maillage.domain.retention import Stored
 from maillage.domain.status import OncallReport, StatusReport
 from maillage.monitor import contracts as c
 from maillage.monitor import repository
@@ -307,3 +309,10 @@ async def _keep_dead_letter(session: AsyncSession, seen: c.DeadLetterSeen) -> No
         session, topic=seen.dlq_topic, partition=seen.dlq_partition, offset=seen.dlq_offset
     ):
         session.add(DeadLetter(**seen.model_dump()))
+
+
+def retention(ctx: MonitorContext) -> Purge:
+    """The monitor's purge: dead-letter records and sign-in sessions. Its decisions, reviews and on-call
+    outcomes are metadata the Pôle's figures are made of: no period applies to them."""
+    steps = {Stored.DEAD_LETTERS: (repository.purge_dead_letters,), **SIGN_IN}
+    return Purge(service="monitor", sessions=ctx.sessions, retention=ctx.network.retention, steps=steps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,7 @@ from maillage.core.crypto.keys import ALL_USES, GATEWAY, TOKENS_ONLY, KeyUse
 from maillage.core.messaging.topics import TopicKind, Topics
 from maillage.domain.disclosure import Recipient
 from maillage.domain.events import RecipientId
+from maillage.domain.retention import KEEP, Stored, cutoffs
 from maillage.domain.rota import OncallPolicy
 from maillage.domain.vocabulary import Sector
 
@@ -94,6 +96,50 @@ class RetentionConfig(_Model):
         """Kafka's `retention.ms` for a topic of this kind."""
         days: int = getattr(self, kind.value)
         return FOREVER if days == FOREVER else days * _DAY_MS
+
+
+class StorageRetention(_Model):
+    """`[retention]`: how many days each kind of stored data is kept once finished (`-1`: kept; a key left out:
+    the default here). Every service purges its own tables every `purge_interval_minutes`, `purge_batch` rows
+    per transaction; what is not finished (an open referral, an alert no one acknowledged, a webhook not yet
+    delivered, an outbox row not yet published, a consent in force) is never purged, however old.
+
+    The gateway's audit chain has no period here: it is the legal record of every disclosure (pseudonymous
+    metadata), hash-chained, and no purge touches it.
+    """
+
+    inbox_items: int = 365
+    closed_referrals: int = 730
+    sent_events: int = 730
+    acknowledged_alerts: int = 365
+    webhook_bodies: int = 30
+    webhook_deliveries: int = 365
+    published_outbox: int = 7
+    # A consent that ended is the legal basis of what was disclosed under it: kept as long as a closed referral.
+    ended_consents: int = 730
+    signin_sessions: int = 30
+    idempotency_keys: int = 30
+    dedup_records: int = 30
+    dead_letters: int = 90
+    purge_interval_minutes: int = Field(default=60, ge=1)
+    purge_batch: int = Field(default=500, ge=1)
+
+    @field_validator(*(kind.value for kind in Stored))
+    @classmethod
+    def _period(cls, days: int) -> int:
+        if days == 0:
+            raise ValueError("a retention of 0 days would delete what just finished; -1 keeps it")
+        if days < KEEP:
+            raise ValueError("a retention is a number of days (at least 1), or -1 to keep")
+        return days
+
+    @property
+    def periods(self) -> dict[Stored, int]:
+        return {kind: getattr(self, kind.value) for kind in Stored}
+
+    def cutoffs(self, now: datetime) -> dict[Stored, datetime]:
+        """Each kind's cut-off at `now` (the kinds kept have none)."""
+        return cutoffs(self.periods, now=now)
 
 
 class KafkaConfig(_Model):
@@ -227,6 +273,7 @@ class Network(_Model):
     agencies: tuple[AgencyConfig, ...]
     oncall: dict[str, OncallPolicy] = Field(default_factory=dict)
     webhooks: WebhooksConfig = WebhooksConfig()
+    retention: StorageRetention = StorageRetention()
     # The network CA's certificate (PEM, relative to the network file): trusted, besides the system's, by
     # every service and command for the network's own TLS (JWKS documents, the services' APIs, the brokers).
     ca_file: Path | None = None
@@ -248,6 +295,19 @@ class Network(_Model):
         unserved = sorted(set(self.dispatcher.agencies) - set(self.oncall))
         if unserved:
             raise ValueError(f"the dispatcher serves agencies without an on-call policy: {unserved}")
+        return self
+
+    @model_validator(mode="after")
+    def _dedup_outlives_submissions(self) -> Network:
+        # The gateway tells a record it already decided by its dedup record: one forgotten while the record can
+        # still be read again from maillage.submitted (a rewind, a replay) would be decided and delivered twice.
+        dedup, submitted = self.retention.dedup_records, self.kafka.retention.submitted
+        if dedup != KEEP and (submitted == FOREVER or dedup < submitted):
+            kept = "kept forever" if submitted == FOREVER else f"{submitted} days"
+            raise ValueError(
+                f"retention.dedup_records ({dedup} days) must be at least kafka.retention.submitted ({kept}), "
+                "or -1: the gateway would decide an event it can read again a second time"
+            )
         return self
 
     def topic_configs(self, topics: Topics) -> dict[str, dict[str, str]]:

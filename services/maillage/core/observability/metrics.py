@@ -66,3 +66,8 @@ ALERTS_UNACKNOWLEDGED = Gauge(
     "maillage_alerts_unacknowledged", "Alerts every on-call level let pass, not acknowledged since."
 )
 OUTBOX_BACKLOG = Gauge("maillage_outbox_backlog", "Outbox rows not yet published to Kafka, by service.", ["service"])
+RETENTION_PURGED = Counter(
+    "maillage_retention_purged_total",
+    "Stored rows past their retention period, purged (webhook bodies: erased), by service and kind of data.",
+    ["service", "kind"],
+)

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.messaging.envelope import Headers
 from maillage.core.outbox.models import OutboxRecord
+from maillage.core.storage.repository import delete_batch
 
 
 def add(
@@ -49,3 +50,8 @@ async def backlog(session: AsyncSession) -> int:
 
 def headers_of(record: OutboxRecord) -> Headers:
     return [(k, v.encode()) for k, v in orjson.loads(record.headers)]
+
+
+async def purge_published(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Records published before `before`: the broker has them; a record not yet published always stays."""
+    return await delete_batch(session, OutboxRecord.id, col(OutboxRecord.published_at) < before, limit=limit)

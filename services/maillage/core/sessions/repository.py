@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.sessions.models import SignInSession, UsedInvitation
+from maillage.core.storage.repository import delete_batch
 
 
 async def session_of(session: AsyncSession, session_id: str) -> SignInSession | None:
@@ -57,3 +58,14 @@ async def revoke_sessions(
         await session.exec(update(SignInSession).where(col(SignInSession.id).in_(ids)).values(revoked_at=at))
     await session.commit()
     return ids
+
+
+async def purge_ended_sessions(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Sessions that expired or were revoked before `before`: no cookie of theirs is taken any more."""
+    ended = or_(col(SignInSession.expires_at) < before, col(SignInSession.revoked_at) < before)
+    return await delete_batch(session, SignInSession.id, ended, limit=limit)
+
+
+async def purge_used_invitations(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Invitations that expired before `before`: refused for their expiry, they need no record of their use."""
+    return await delete_batch(session, UsedInvitation.jti, col(UsedInvitation.expires_at) < before, limit=limit)

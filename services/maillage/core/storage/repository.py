@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import ColumnElement, Connection, delete, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 # Any constant both processes agree on: pg_advisory_xact_lock takes a 64-bit key.
 _MIGRATIONS_LOCK = 0x6D61696C6C616765  # "maillage"
@@ -37,3 +39,22 @@ def take_migrations_lock(connection: Connection) -> None:
         # The driver begins a transaction at the first write only, after the schema was read; take the write
         # lock now, waiting for the other process's migration (busy_timeout) instead of failing on its tables.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def delete_batch(session: AsyncSession, key: Any, *where: ColumnElement[bool], limit: int) -> int:
+    """Delete at most `limit` rows matching `where`, chosen by their primary `key`; how many went. A subquery
+    with a LIMIT, since neither SQLite (as built by default) nor PostgreSQL takes one on a DELETE."""
+    table = key.class_
+    chosen = select(key).where(*where).limit(limit).scalar_subquery()
+    result = await session.exec(delete(table).where(col(key).in_(chosen)))
+    return int(result.rowcount or 0)
+
+
+async def update_batch(
+    session: AsyncSession, key: Any, *where: ColumnElement[bool], values: dict[str, Any], limit: int
+) -> int:
+    """Set `values` on at most `limit` rows matching `where` (which the update must make stop matching)."""
+    table: type[SQLModel] = key.class_
+    chosen = select(key).where(*where).limit(limit).scalar_subquery()
+    result = await session.exec(update(table).where(col(key).in_(chosen)).values(**values))
+    return int(result.rowcount or 0)

@@ -9,7 +9,9 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from maillage.core.storage.repository import update_batch
 from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
+from maillage.domain.retention import FINISHED_WEBHOOK_DELIVERIES
 
 
 def live(now: datetime) -> ColumnElement[bool]:
@@ -113,3 +115,34 @@ async def deliveries_page(
         )
     ).all()
     return found, attempts
+
+
+def _finished_before(before: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Deliveries delivered or given up, whose last attempt (or creation, without any) is before `before`."""
+    later = (
+        select(WebhookAttempt.id)
+        .where(col(WebhookAttempt.delivery_id) == WebhookDelivery.id, col(WebhookAttempt.at) >= before)
+        .correlate(WebhookDelivery)
+    )
+    return (
+        col(WebhookDelivery.state).in_(FINISHED_WEBHOOK_DELIVERIES),
+        col(WebhookDelivery.created_at) < before,
+        ~later.exists(),
+    )
+
+
+async def erase_finished_bodies(session: AsyncSession, before: datetime, limit: int) -> int:
+    """The bodies of deliveries finished before `before`, erased; the delivery's metadata stays."""
+    not_erased = col(WebhookDelivery.body) != b""
+    return await update_batch(
+        session, WebhookDelivery.id, *_finished_before(before), not_erased, values={"body": b""}, limit=limit
+    )
+
+
+async def purge_finished_deliveries(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Deliveries finished before `before`, with their attempts, in one transaction."""
+    chosen = (await session.exec(select(WebhookDelivery.id).where(*_finished_before(before)).limit(limit))).all()
+    if chosen:
+        await session.exec(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(chosen)))
+        await session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.id).in_(chosen)))
+    return len(chosen)
