@@ -17,15 +17,18 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from statistics import median, quantiles
 
+from maillage.domain.events import AlertKind, ConferencePurpose, DeclineReason, EventType, ReferralDecision
+from maillage.domain.vocabulary import LegalBasis, Sector, Severity
+
 DEFAULT_THRESHOLD = 5
 QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 UNKNOWN = "unknown"  # a Pôle or sector the records do not tell (an agency that left the network)
 
-REFERRAL = "maillage.referral.created.v1"
-RESPONSE = "maillage.referral.responded.v1"
-ALERT = "maillage.alert.raised.v1"
-CONSULTATION = "maillage.consultation.requested.v1"
-CONFERENCE = "maillage.case_conference.convened.v1"
+REFERRAL = EventType.REFERRAL_CREATED.value
+RESPONSE = EventType.REFERRAL_RESPONDED.value
+ALERT = EventType.ALERT_RAISED.value
+CONSULTATION = EventType.CONSULTATION_REQUESTED.value
+CONFERENCE = EventType.CASE_CONFERENCE_CONVENED.value
 NOT_DISCLOSED = "denied"
 
 
@@ -279,6 +282,19 @@ class Vocabulary:
     purposes: Sequence[str] = ()
 
 
+DECLINED = ReferralDecision.DECLINED.value
+VOCABULARY = Vocabulary(
+    sectors=[v.value for v in Sector],
+    severities=[v.value for v in Severity],
+    kinds=[v.value for v in AlertKind],
+    outcomes=[
+        *(d.value for d in ReferralDecision if d is not ReferralDecision.DECLINED),
+        *(f"{DECLINED}:{r.value}" for r in DeclineReason),
+        f"{DECLINED}:unstated",
+    ],
+    bases=[v.value for v in LegalBasis],
+    purposes=[v.value for v in ConferencePurpose],
+)
 TABLES = ("referrals", "referral_outcomes", "alerts", "legal_bases", "consultations", "case_conferences")
 
 
@@ -287,9 +303,10 @@ def figures(
     acknowledged: Iterable[Acknowledged],
     *,
     threshold: int = DEFAULT_THRESHOLD,
-    vocabulary: Vocabulary = Vocabulary(),
+    vocabulary: Vocabulary | None = None,
 ) -> list[Figures]:
     """Every Pôle and quarter the records tell of, each with its protected tables."""
+    v = vocabulary or VOCABULARY
     by_group: dict[tuple[str, str], list[Decided]] = defaultdict(list)
     for d in decided:
         by_group[(d.pole, d.quarter)].append(d)
@@ -301,8 +318,8 @@ def figures(
             pole=pole,
             quarter=quarter,
             threshold=threshold,
-            tables=tuple(protect(t, threshold=threshold) for t in _tables(by_group[(pole, quarter)], vocabulary)),
-            acknowledgement=_timings(timings[(pole, quarter)], threshold=threshold, order=vocabulary.severities),
+            tables=tuple(protect(t, threshold=threshold) for t in _tables(by_group[(pole, quarter)], v)),
+            acknowledgement=_timings(timings[(pole, quarter)], threshold=threshold, order=v.severities),
         )
         for pole, quarter in sorted({*by_group, *timings})
     ]
@@ -369,7 +386,7 @@ def _tables(records: list[Decided], v: Vocabulary) -> list[Table]:
 
 def _outcome(d: Decided) -> str:
     decision = d.referral_decision or UNKNOWN
-    return f"declined:{d.decline_reason or 'unstated'}" if decision == "declined" else decision
+    return f"{DECLINED}:{d.decline_reason or 'unstated'}" if decision == DECLINED else decision
 
 
 def _once(
