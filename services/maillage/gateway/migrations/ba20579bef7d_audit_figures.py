@@ -2,7 +2,7 @@
 referral decision, decline reason, conference purpose). Records written before have none: they hash as before.
 
 Revision ID: ba20579bef7d
-Revises: 35e99ed8cb22
+Revises: 6ac6779cf7fd
 Create Date: 2026-11-30 19:04:43.452703
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "ba20579bef7d"
-down_revision = "35e99ed8cb22"
+down_revision = "6ac6779cf7fd"
 branch_labels = None
 depends_on = None
 
