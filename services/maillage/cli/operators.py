@@ -256,6 +256,9 @@ def _print_stats(found: dict[str, Any], *, language: str) -> None:
     def shown(value: float | None) -> str:
         return WITHHELD if value is None else f"{value:g}"
 
+    def seconds(value: float | None) -> str:
+        return WITHHELD if value is None else word("page.seconds", value=f"{value:g}")
+
     if not found["poles"]:
         console.print(word("page.empty"))
     for pole in found["poles"]:
@@ -280,8 +283,8 @@ def _print_stats(found: dict[str, Any], *, language: str) -> None:
                 timing.add_row(
                     label(line["severity"]),
                     shown(line["acknowledged"]),
-                    shown(line["median_seconds"]),
-                    shown(line["p90_seconds"]),
+                    seconds(line["median_seconds"]),
+                    seconds(line["p90_seconds"]),
                 )
             console.print(timing)
     console.print(escape(word("page.legend", threshold=found["threshold"])))
