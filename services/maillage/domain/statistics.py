@@ -306,6 +306,8 @@ def figures(
     vocabulary: Vocabulary | None = None,
 ) -> list[Figures]:
     """Every Pôle and quarter the records tell of, each with its protected tables."""
+    if threshold < 2:
+        raise ValueError("a threshold below 2 would publish single persons")
     v = vocabulary or VOCABULARY
     by_group: dict[tuple[str, str], list[Decided]] = defaultdict(list)
     for d in decided:
