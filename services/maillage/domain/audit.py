@@ -42,7 +42,7 @@ OPTIONAL_FIELDS |= {"action"}  # a person's erasure or role correction asked for
 OPTIONAL_FIELDS |= {"report"}  # a person's disclosure report: its request, a hold, its issuing
 # What public figures count (domain/statistics.py): the Pôle, and an event's vocabulary values. Never free text.
 COUNTED_FIELDS = frozenset({"severity", "kind", "referral_decision", "decline_reason", "conference_purpose"})
-OPTIONAL_FIELDS |= {"pole", *COUNTED_FIELDS, "action"}
+OPTIONAL_FIELDS |= {"pole", *COUNTED_FIELDS}
 
 
 def counted_fields(payload: EventPayload) -> dict[str, str]:

@@ -2,7 +2,7 @@
 referral decision, decline reason, conference purpose). Records written before have none: they hash as before.
 
 Revision ID: ba20579bef7d
-Revises: 6ac6779cf7fd
+Revises: cdeb50384101
 Create Date: 2026-11-30 19:04:43.452703
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "ba20579bef7d"
-down_revision = "6ac6779cf7fd"
+down_revision = "cdeb50384101"
 branch_labels = None
 depends_on = None
 
