@@ -18,6 +18,7 @@ from maillage.domain.errors import NotFound
 pytestmark = pytest.mark.unit
 
 FOLDERS = {"oncall": Path(maillage.dispatcher.api.STATIC), "dashboard": Path(maillage.monitor.api.STATIC)}
+FOLDERS["stats"] = Path(maillage.monitor.api.STATIC)  # the Pôles' figures: the monitor's second page
 
 
 @pytest.mark.parametrize("page", sorted(FOLDERS))

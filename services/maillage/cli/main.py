@@ -23,6 +23,7 @@ from maillage.cli.broker import broker, database_server
 from maillage.cli.clients import clients_app
 from maillage.cli.db import db_app
 from maillage.cli.operators import dlq_app
+from maillage.cli.operators import stats as operator_stats
 from maillage.cli.operators import status as operator_status
 from maillage.cli.workers import operators_app, workers_app
 from maillage.core.config.network import Network, load_network
@@ -54,6 +55,7 @@ app.add_typer(operators_app, name="operators")
 app.command("broker")(broker)
 app.command("database-server")(database_server)
 app.command("status")(operator_status)
+app.command("stats")(operator_stats)
 console = Console()
 
 

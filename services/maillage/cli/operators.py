@@ -1,4 +1,4 @@
-"""Operators' commands: `maillage status` (services, backlog, lag) and `maillage dlq list|replay`."""
+"""Operators' commands: `maillage status` (services, backlog, lag), `maillage dlq list|replay` and `maillage stats`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -206,3 +207,84 @@ def dlq_replay(
     console.print(f"Replayed {len(chosen) - failed} of {len(chosen)}.")
     if failed:
         raise typer.Exit(1)
+
+
+WITHHELD = "—"
+
+
+def stats(
+    quarter: Annotated[str, typer.Option(help="The quarter, as 2026-Q4 (default: the current one).")] = "",
+    pole: Annotated[str, typer.Option(help="One Pôle (default: every Pôle).")] = "",
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", dir_okay=False, help="Write the figures to this CSV file instead.")
+    ] = None,
+    threshold: Annotated[
+        int | None, typer.Option(min=2, help="Withhold counts below this (never below the network file's).")
+    ] = None,
+    language: Annotated[str, typer.Option(help="Words in en, fr, nl or de.")] = "en",
+    token_file: TokenFileOption = None,
+    network_file: NetworkOption = DEFAULT_NETWORK,
+    monitor: MonitorOption = "",
+) -> None:
+    """The Pôles' figures for public policy, per Pôle and quarter, from the monitor (monitor:read): every count
+    below the threshold withheld, and every figure from which one could be worked out."""
+    params = {k: v for k, v in {"quarter": quarter, "pole": pole, "threshold": threshold}.items() if v}
+    with _monitor_client(network_file, monitor, token_file) as client:
+        response = client.get(
+            "/v1/stats.csv" if csv_file else "/v1/stats", params=params, headers={"Accept-Language": language}
+        )
+    if response.status_code != 200:
+        console.print(f"[red]{_refused(response)}[/]")
+        raise typer.Exit(1)
+    if csv_file is not None:
+        csv_file.write_bytes(response.content)
+        console.print(f"Written: {csv_file}")
+        return
+    _print_stats(response.json(), language=language)
+
+
+def _print_stats(found: dict[str, Any], *, language: str) -> None:
+    from maillage.core.i18n import translate
+
+    def word(key: str, **fields: Any) -> str:
+        return translate(language, key, domain="stats", **fields)
+
+    def label(code: str) -> str:
+        text = word(f"label.{code}")
+        return code if text == f"label.{code}" else text
+
+    def shown(value: float | None) -> str:
+        return WITHHELD if value is None else f"{value:g}"
+
+    def seconds(value: float | None) -> str:
+        return WITHHELD if value is None else word("page.seconds", value=f"{value:g}")
+
+    if not found["poles"]:
+        console.print(word("page.empty"))
+    for pole in found["poles"]:
+        console.rule(word("page.pole-quarter", pole=pole["pole"], quarter=pole["quarter"]))
+        for t in pole["tables"]:
+            if not t["rows"]:
+                continue
+            table = Table(title=word(f"table.{t['name']}"), title_justify="left")
+            table.add_column("")
+            for column in [*t["columns"], "total"]:
+                table.add_column(label(column), justify="right")
+            for row, cells, total in zip(t["rows"], t["cells"], t["row_totals"], strict=True):
+                table.add_row(label(row), *map(shown, cells), shown(total))
+            table.add_row(label("total"), *map(shown, t["column_totals"]), shown(t["total"]), style="bold")
+            console.print(table)
+        if pole["acknowledgement"]:
+            timing = Table(title=word("table.time_to_acknowledge"), title_justify="left")
+            timing.add_column("")
+            for column in ("acknowledged", "median_seconds", "p90_seconds"):
+                timing.add_column(label(column), justify="right")
+            for line in pole["acknowledgement"]:
+                timing.add_row(
+                    label(line["severity"]),
+                    shown(line["acknowledged"]),
+                    seconds(line["median_seconds"]),
+                    seconds(line["p90_seconds"]),
+                )
+            console.print(timing)
+    console.print(escape(word("page.legend", threshold=found["threshold"])))

@@ -9,6 +9,7 @@ from typing import Any
 
 from maillage.domain.canonical import canonical_json
 from maillage.domain.disclosure import Disclosure
+from maillage.domain.events import AlertRaised, CaseConferenceConvened, EventPayload, ReferralResponded
 from maillage.domain.vocabulary import LegalBasis, Role
 
 GENESIS = "0" * 64
@@ -39,6 +40,24 @@ OPTIONAL_FIELDS = frozenset(
 OPTIONAL_FIELDS |= {"alert_id", "decision", "reviewer"}  # a danger alert's review (art. 458bis)
 OPTIONAL_FIELDS |= {"action"}  # a person's erasure or role correction asked for (gateway/erasure.py)
 OPTIONAL_FIELDS |= {"report"}  # a person's disclosure report: its request, a hold, its issuing
+# What public figures count (domain/statistics.py): the Pôle, and an event's vocabulary values. Never free text.
+COUNTED_FIELDS = frozenset({"severity", "kind", "referral_decision", "decline_reason", "conference_purpose"})
+OPTIONAL_FIELDS |= {"pole", *COUNTED_FIELDS}
+
+
+def counted_fields(payload: EventPayload) -> dict[str, str]:
+    """The values of a closed vocabulary that the Pôles' figures count: an alert's severity and kind, a
+    referral's answer and why it was declined, a case conference's purpose. No field a person could be
+    recognised by: the same values appear in hundreds of events."""
+    match payload:
+        case AlertRaised():
+            return {"severity": payload.severity.value, "kind": payload.kind.value}
+        case ReferralResponded():
+            reason = {"decline_reason": payload.decline_reason.value} if payload.decline_reason else {}
+            return {"referral_decision": payload.decision.value, **reason}
+        case CaseConferenceConvened():
+            return {"conference_purpose": payload.purpose.value}
+    return {}
 
 
 def audit_record(
@@ -54,6 +73,8 @@ def audit_record(
     raised_by: str | None = None,
     legal_reference: str | None = None,
     conference_id: str | None = None,
+    pole: str | None = None,
+    counted: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The record of one decision: which categories a recipient got about a pseudonymous subject, or why
     not, on which basis and under which policy. Metadata only: an audit trail must not become a second
@@ -85,6 +106,9 @@ def audit_record(
         record["conference_id"] = conference_id  # the case conference (art. 458ter) it was disclosed under
     if d.consents:
         record["consents"] = sorted(d.consents)
+    if pole:
+        record["pole"] = pole  # the Pôle the event belongs to: the figures are the Pôle's
+    record.update({k: v for k, v in (counted or {}).items() if k in COUNTED_FIELDS})
     return record
 
 

@@ -25,7 +25,7 @@ from maillage.core.storage.db import unit_of_work
 from maillage.core.storage.retention import Purge
 from maillage.core.web.paging import MAX_PAGE, decode_cursor, next_cursor
 from maillage.domain.answers import Question, Unanswerable, answer_goes_to, opens_route, question_of, route_of
-from maillage.domain.audit import audit_record
+from maillage.domain.audit import audit_record, counted_fields
 from maillage.domain.disclosure import (
     DenialReason,
     Disclosure,
@@ -281,6 +281,13 @@ class Gateway:
                 return None
             raise Refused("pole", str(exc)) from None
 
+    def _audited_pole(self, envelope: Envelope) -> str | None:
+        """The Pôle the figures count the event in: the one it names, else its sender's only one."""
+        try:
+            return self.network.pole_of(envelope.agency_id, asked=envelope.pole)
+        except NetworkError:
+            return None
+
     def _answer(self, envelope: Envelope, payload: EventPayload, question: Question) -> Disclosure:
         route = self.state.routes.get(question.event_id)
         try:
@@ -386,6 +393,7 @@ class Gateway:
         envelope, payload = event.envelope, event.payload
         alert = payload if isinstance(payload, AlertRaised) else None
         on_grounds = grounds.audit_fields(payload, basis=envelope.legalbasis)
+        pole, counted = self._audited_pole(envelope), counted_fields(payload)
         for d, subject_ref in grounds.audited(envelope, payload, disclosures, conferences=self.state.conferences):
             content = audit_record(
                 d,
@@ -397,6 +405,8 @@ class Gateway:
                 policy_sha256=self.policy.sha256,
                 recorded_at=at.isoformat(),
                 raised_by=alert.raised_by if alert else None,
+                pole=pole,
+                counted=counted,
                 **on_grounds,
             )
             record = self.state.link(content, chain=batch.chain)

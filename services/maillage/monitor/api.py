@@ -10,15 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse
 
-from maillage.core.web.http import add_page
+from maillage.core.i18n import negotiate
+from maillage.core.web.http import add_page, page
 from maillage.core.web.paging import Cursor, Limit
 from maillage.core.web.problems import PROBLEM_JSON
 from maillage.core.web.signin import sessions_of
 from maillage.monitor import contracts as c
-from maillage.monitor import services
+from maillage.monitor import figures, services
 from maillage.monitor.deps import Actor, Context, Reader
 
 STATIC = Path(__file__).parent / "static"
@@ -40,8 +42,25 @@ DeadLetterLimit = Annotated[int, Query(ge=1, le=1000)]
 # sent to the driver, which raised on it (a 503, found by `maillage chaos`'s schemathesis run on PostgreSQL).
 DeadLetterId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
+Quarter = Annotated[
+    str | None, Query(pattern=r"^\d{4}-Q[1-4]$", description="The quarter, as 2026-Q4; the current one by default.")
+]
+Pole = Annotated[str | None, Query(min_length=1, max_length=64, description="One Pôle; every Pôle by default.")]
+Threshold = Annotated[
+    int | None,
+    Query(
+        ge=2, le=1000, description="Withhold counts below this; at least the network file's (monitor.stats_threshold)."
+    ),
+]
+AcceptLanguage = Annotated[str | None, Header()]
+
 router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
 add_page(router, "/dashboard", html=STATIC / "dashboard.html")
+
+
+@router.get("/stats", include_in_schema=False)
+async def stats_page() -> HTMLResponse:
+    return page(STATIC / "stats.html")  # its stylesheet and script are served beside the dashboard's
 
 
 @router.get("/v1/overview", tags=["monitor"], summary="Totals at a glance")
@@ -57,6 +76,41 @@ async def flow(_: Reader, ctx: Context, minutes: Minutes = 60, bucket_seconds: B
 @router.get("/v1/decisions", tags=["monitor"], summary="Decisions by event type, sector, outcome and legal basis")
 async def decisions(_: Reader, ctx: Context, minutes: Minutes = 1440) -> c.Decisions:
     return await services.decisions(ctx, minutes=minutes)
+
+
+@router.get("/v1/stats", tags=["monitor"], summary="The Pôles' figures for a quarter, small counts withheld")
+async def stats(
+    _: Reader, ctx: Context, quarter: Quarter = None, pole: Pole = None, threshold: Threshold = None
+) -> c.Stats:
+    return await services.stats(ctx, quarter=quarter, pole=pole, threshold=threshold)
+
+
+@router.get(
+    "/v1/stats.csv",
+    tags=["monitor"],
+    summary="The same figures as a CSV file, headers in the reader's language",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "RFC 4180 CSV"}},
+)
+async def stats_csv(
+    _: Reader,
+    ctx: Context,
+    quarter: Quarter = None,
+    pole: Pole = None,
+    threshold: Threshold = None,
+    accept_language: AcceptLanguage = None,
+) -> Response:
+    found = await services.stats(ctx, quarter=quarter, pole=pole, threshold=threshold)
+    return Response(
+        figures.as_csv(found, language=negotiate(accept_language)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{figures.filename(found, pole=pole)}"'},
+    )
+
+
+@router.get("/v1/stats/labels", tags=["monitor"], summary="The words of the figures' page, in the reader's language")
+async def stats_labels(accept_language: AcceptLanguage = None) -> dict[str, str]:
+    return figures.labels(negotiate(accept_language))
 
 
 @router.get("/v1/lag", tags=["monitor"], summary="Consumer lag per group, as last read from the broker")

@@ -129,6 +129,9 @@ class UnansweredPage(Answer):
 # --- what the monitor keeps of the records it reads ---------------------------------------------
 
 
+Vocable = Annotated[str, Field(max_length=64)]
+
+
 class AuditLine(Answer):
     """One audit record of the gateway, without the subject nor the categories' names."""
 
@@ -146,6 +149,13 @@ class AuditLine(Answer):
     alert_id: str | None = None  # a review's alert
     decision: str | None = None  # a review's decision
     recorded_at: datetime
+    # What the Pôles' figures count: vocabulary values (a longer value is no vocabulary's, and is refused).
+    pole: Vocable | None = None
+    severity: Vocable | None = None
+    kind: Vocable | None = None
+    referral_decision: Vocable | None = None
+    decline_reason: Vocable | None = None
+    conference_purpose: Vocable | None = None
 
 
 class DeadLetterSeen(Answer):
@@ -168,3 +178,42 @@ class DeadLetterSeen(Answer):
 
 class SessionsEnded(BaseModel):
     ended: int = Field(description="Sessions ended; their pages are signed out.")
+
+
+# --- figures for public policy -------------------------------------------------------------------
+
+
+class StatsTable(Answer):
+    """Counts by two vocabularies; null where a count is withheld (below the threshold, or one it could be
+    worked out from)."""
+
+    name: str = Field(description="referrals | referral_outcomes | alerts | legal_bases | consultations | ...")
+    rows: list[str]
+    columns: list[str]
+    cells: list[list[int | None]] = Field(description="One list per row, one count per column; null: withheld.")
+    row_totals: list[int | None]
+    column_totals: list[int | None]
+    total: int | None
+
+
+class StatsTiming(Answer):
+    """Time to acknowledge alerts of one severity; null below the threshold."""
+
+    severity: str
+    acknowledged: int | None
+    median_seconds: float | None
+    p90_seconds: float | None
+
+
+class PoleStats(Answer):
+    pole: str
+    quarter: str
+    tables: list[StatsTable]
+    acknowledgement: list[StatsTiming]
+
+
+class Stats(Answer):
+    quarter: str
+    threshold: int = Field(description="Counts below it are withheld, with any figure that would give them away.")
+    generated_at: Moment
+    poles: list[PoleStats]

@@ -15,12 +15,14 @@ import orjson
 from maillage.core.messaging.bus import Record, header
 from maillage.core.messaging.envelope import SOURCE_PREFIX
 from maillage.core.messaging.topics import DISPATCHER, Topics
+from maillage.domain.audit import COUNTED_FIELDS
 from maillage.domain.status import OncallReport, StatusReport
 from maillage.monitor import services
 from maillage.monitor.contracts import AuditLine, DeadLetterSeen
 from maillage.monitor.services import NOT_UNDERSTOOD, Fact, MonitorContext
 
 log = logging.getLogger(__name__)
+COUNTED = ("pole", *sorted(COUNTED_FIELDS))  # what the Pôles' figures count, when the record has it
 
 
 class MonitorHandlers:
@@ -69,6 +71,7 @@ def _audit_line(record: Record) -> AuditLine:
         alert_id=raw.get("alert_id"),
         decision=raw.get("decision"),
         recorded_at=datetime.fromisoformat(raw["recorded_at"]),
+        **{name: raw[name] for name in COUNTED if raw.get(name) is not None},
     )
 
 

@@ -29,6 +29,14 @@ class Decision(SQLModel, table=True):
     removed: int = 0  # how many categories were removed
     review: bool = False
     recorded_at: datetime = Field(index=True)
+    # What the Pôles' figures count (domain/statistics.py): vocabulary values, NULL when they do not apply or
+    # the record was written before the gateway kept them.
+    pole: str | None = Field(default=None, index=True)
+    severity: str | None = None
+    kind: str | None = None
+    referral_decision: str | None = None
+    decline_reason: str | None = None
+    conference_purpose: str | None = None
 
 
 class Review(SQLModel, table=True):

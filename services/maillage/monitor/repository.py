@@ -39,6 +39,22 @@ async def decision_totals(
     return totals
 
 
+async def decided_between(session: AsyncSession, *, start: datetime, end: datetime) -> Sequence[Decision]:
+    """Every decision recorded in [start, end): what the Pôles' figures are made from."""
+    query = select(Decision).where(Decision.recorded_at >= start, Decision.recorded_at < end)
+    return (await session.exec(query)).all()
+
+
+async def alert_poles(
+    session: AsyncSession, *, event_type: str, start: datetime, end: datetime
+) -> dict[tuple[str, str], str | None]:
+    """The Pôle of each alert at each recipient, from its decisions recorded in [start, end)."""
+    query = select(Decision.event_id, Decision.recipient, Decision.pole).where(
+        Decision.event_type == event_type, Decision.recorded_at >= start, Decision.recorded_at < end
+    )
+    return {(alert, agency): pole for alert, agency, pole in (await session.exec(query)).all()}
+
+
 async def decision_known(session: AsyncSession, *, chain: int, seq: int) -> bool:
     return await session.get(Decision, (chain, seq)) is not None
 
@@ -115,6 +131,14 @@ async def unanswered_page(session: AsyncSession, *, after: int, limit: int) -> S
         .where(OncallOutcome.state == "unacknowledged", col(OncallOutcome.id) > after)
         .order_by(col(OncallOutcome.id))
         .limit(limit)
+    )
+    return (await session.exec(query)).all()
+
+
+async def acknowledged_between(session: AsyncSession, *, start: datetime, end: datetime) -> Sequence[OncallOutcome]:
+    """Alerts received in [start, end) and acknowledged."""
+    query = select(OncallOutcome).where(
+        OncallOutcome.state == "acknowledged", OncallOutcome.received_at >= start, OncallOutcome.received_at < end
     )
     return (await session.exec(query)).all()
 

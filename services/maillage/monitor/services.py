@@ -26,6 +26,7 @@ from maillage.core.observability.metrics import ALERTS_UNACKNOWLEDGED, REVIEWS_P
 from maillage.core.storage.db import unit_of_work
 from maillage.core.storage.retention import SIGN_IN, Purge
 from maillage.core.web.paging import decode_cursor, next_cursor
+from maillage.domain import statistics
 from maillage.domain.errors import Conflict, InvalidRequest, NotFound
 from maillage.domain.retention import Stored
 from maillage.domain.status import OncallReport, StatusReport
@@ -217,6 +218,100 @@ async def reviews(ctx: MonitorContext) -> c.ReviewCounts:
         rejected=counts.get("rejected", 0),
         oldest_pending_since=since,
         oldest_pending_age_seconds=(ctx.clock.now() - since).total_seconds() if since else None,
+    )
+
+
+# --- figures for public policy ------------------------------------------------------------------
+
+# An alert is acknowledged after it is decided: its decisions are looked for this far before the quarter.
+ALERT_LEAD = timedelta(days=7)
+
+
+async def stats(ctx: MonitorContext, *, quarter: str | None, pole: str | None, threshold: int | None) -> c.Stats:
+    """The Pôles' figures for a quarter (the current one by default), every small count withheld."""
+    least = ctx.network.monitor.stats_threshold
+    if threshold is not None and threshold < least:
+        raise InvalidRequest(
+            f"The network withholds every count below {least}: a threshold may be raised, not lowered."
+        )
+    quarter = quarter or statistics.quarter_of(ctx.clock.now())
+    try:
+        start, end = statistics.quarter_bounds(quarter)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    async with ctx.sessions() as session:
+        rows = await repository.decided_between(session, start=start, end=end)
+        acks = await repository.acknowledged_between(session, start=start, end=end)
+        poles = await repository.alert_poles(session, event_type=statistics.ALERT, start=start - ALERT_LEAD, end=end)
+    decided = [_decided(ctx.network, row, quarter=quarter) for row in rows]
+    acknowledged = [_acknowledged(ctx.network, ack, poles, quarter=quarter) for ack in acks]
+    found = statistics.figures(decided, acknowledged, threshold=threshold or least)
+    return c.Stats(
+        quarter=quarter,
+        threshold=threshold or least,
+        generated_at=ctx.clock.now(),
+        poles=[_pole_stats(f) for f in found if pole is None or f.pole == pole],
+    )
+
+
+def _pole_of(network: Network, agency_id: str) -> str:
+    """An agency's Pôle when it serves only one (records written before the gateway kept the Pôle)."""
+    agency = network.by_id.get(agency_id)
+    return agency.poles[0] if agency is not None and len(agency.poles) == 1 else statistics.UNKNOWN
+
+
+def _sector_of(network: Network, agency_id: str) -> str:
+    agency = network.by_id.get(agency_id)
+    return agency.sector.value if agency is not None else statistics.UNKNOWN
+
+
+def _decided(network: Network, row: Decision, *, quarter: str) -> statistics.Decided:
+    return statistics.Decided(
+        pole=row.pole or _pole_of(network, row.source),
+        quarter=quarter,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        recipient=row.recipient,
+        sender_sector=_sector_of(network, row.source),
+        recipient_sector=row.sector,
+        legal_basis=row.legal_basis,
+        outcome=row.outcome,
+        severity=row.severity,
+        kind=row.kind,
+        referral_decision=row.referral_decision,
+        decline_reason=row.decline_reason,
+        conference_purpose=row.conference_purpose,
+    )
+
+
+def _acknowledged(
+    network: Network, ack: OncallOutcome, poles: dict[tuple[str, str], str | None], *, quarter: str
+) -> statistics.Acknowledged:
+    return statistics.Acknowledged(
+        pole=poles.get((ack.alert_id, ack.agency)) or _pole_of(network, ack.agency),
+        quarter=quarter,
+        severity=ack.severity,
+        seconds=ack.acknowledged_after_s or 0.0,
+    )
+
+
+def _pole_stats(f: statistics.Figures) -> c.PoleStats:
+    return c.PoleStats(
+        pole=f.pole,
+        quarter=f.quarter,
+        tables=[
+            c.StatsTable(
+                name=t.name,
+                rows=list(t.rows),
+                columns=list(t.columns),
+                cells=[list(row) for row in t.cells],
+                row_totals=list(t.row_totals),
+                column_totals=list(t.column_totals),
+                total=t.total,
+            )
+            for t in f.tables
+        ],
+        acknowledgement=[c.StatsTiming(**vars(timing)) for timing in f.acknowledgement],
     )
 
 

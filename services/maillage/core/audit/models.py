@@ -41,6 +41,13 @@ class AuditRow(SQLModel, table=True):
     reviewer: str | None = None  # a review's second professional (pseudonymous)
     legal_reference: str | None = None  # under legal_obligation: the court order or the article of law
     conference_id: str | None = None  # under case_conference: the conference (art. 458ter)
+    # What the Pôles' figures count (domain/statistics.py): vocabulary values only, NULL when they do not apply.
+    pole: str | None = None
+    severity: str | None = None
+    kind: str | None = None
+    referral_decision: str | None = None
+    decline_reason: str | None = None
+    conference_purpose: str | None = None
     # Optional JSON fields are SQL NULL when absent (not JSON null), so that they are left out when hashed.
     consents: list[str] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)
     notice: dict[str, Any] | None = Field(default=None, sa_type=JSON(none_as_null=True), nullable=True)

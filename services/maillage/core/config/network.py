@@ -231,6 +231,9 @@ class MonitorConfig(_Model):
     port: int = Field(default=8710, ge=0, le=65535)
     database_url: str | None = None
     url: HttpUrlText | None = None
+    # The Pôles' published figures withhold every count below it, and any figure that would give one away
+    # (domain/statistics.py). A request may raise it, never lower it.
+    stats_threshold: int = Field(default=5, ge=2, le=1000)
 
     @property
     def base_url(self) -> str:
