@@ -8,6 +8,7 @@ not have allowed flagged per recipient, and erased by one call."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,9 @@ from maillage.core.crypto.tokens import Scope
 from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.polling import eventually
 from maillage.core.storage.db import make_engine, session_factory
+from tests.monitor import as_operator, monitor, operator_token
 from tests.oncall import WEDNESDAY_10H, dispatcher, start_pole
-from tests.support import Pole, assert_problem, consent, inbox_of, received, refer
+from tests.support import Pole, assert_problem, consent, decided, inbox_of, received, refer
 
 pytestmark = pytest.mark.integration
 
@@ -213,3 +215,29 @@ async def test_a_wrong_role_is_corrected_everywhere_and_what_it_let_through_is_e
     path = f"/v1/subjects/{subject}/role-corrections/{correction}/erasure"
     assert_problem(await pole[CPAS].post(path, headers=eraser(pole, CPAS)), 404)
     assert_problem(await pole[REFUGE].post(path), 403)  # a partner system's token cannot erase
+
+
+async def test_operators_see_which_holders_have_not_confirmed_an_erasure_in_time(pole: Pole) -> None:
+    await pole.start_gateway()
+    await pole.start_agency(REFUGE)  # the hospital's service is down: it cannot confirm
+    async with monitor(pole) as running, as_operator(running, operator_token(pole)) as operator:
+        subject = new_subject_ref()
+        await consent(pole, REFUGE, subject, to=[CHR], categories=["identity", "health"])
+        await decided(pole, REFUGE, await refer(pole, REFUGE, subject, to=CHR, data=marked("chr")))
+        asked = await pole[REFUGE].post(
+            f"/v1/subjects/{subject}/erasure", json={"ground": "no_longer_necessary"}, headers=eraser(pole, REFUGE)
+        )
+        pending = await erasure_state(pole, REFUGE, asked.json()["event_id"], until="pending")
+        assert [(h["agency"], h["state"]) for h in pending["holders"]] == [(CHR, "pending")]
+
+        async def listed(after: timedelta) -> dict[str, Any] | None:
+            running.monitor.clock = ManualClock(datetime.now(UTC) + after)
+            body: dict[str, Any] = (await operator.get("/v1/erasures/unconfirmed")).json()
+            return body if body["items"] else None
+
+        assert await listed(timedelta(hours=1)) is None, "within the network's time: nobody chased yet"
+        overdue = await eventually(lambda: listed(timedelta(hours=73)), timeout=30, what="the overdue holder")
+        assert overdue["older_than_hours"] == 72
+        [item] = overdue["items"]
+        assert (item["agency"], item["holder"]) == (CHR, "agency") and item["age_seconds"] > 72 * 3600
+        assert subject not in str(overdue), "operators never see whom it is about"

@@ -78,6 +78,15 @@ async def decisions(_: Reader, ctx: Context, minutes: Minutes = 1440) -> c.Decis
     return await services.decisions(ctx, minutes=minutes)
 
 
+@router.get(
+    "/v1/erasures/unconfirmed",
+    tags=["monitor"],
+    summary="Holders that have not confirmed an erasure within the network's time: which agency, since when",
+)
+async def unconfirmed_erasures(_: Reader, ctx: Context) -> c.UnconfirmedErasures:
+    return await services.unconfirmed_erasures(ctx)
+
+
 @router.get("/v1/stats", tags=["monitor"], summary="The Pôles' figures for a quarter, small counts withheld")
 async def stats(
     _: Reader, ctx: Context, quarter: Quarter = None, pole: Pole = None, threshold: Threshold = None

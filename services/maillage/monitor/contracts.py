@@ -156,6 +156,10 @@ class AuditLine(Answer):
     referral_decision: Vocable | None = None
     decline_reason: Vocable | None = None
     conference_purpose: Vocable | None = None
+    # A notice's (gateway/notices.py): which, of what kind, to which of the recipient's services.
+    notice_id: str | None = None
+    notice_kind: Vocable | None = None
+    holder: Vocable | None = None
 
 
 class DeadLetterSeen(Answer):
@@ -217,3 +221,19 @@ class Stats(Answer):
     threshold: int = Field(description="Counts below it are withheld, with any figure that would give them away.")
     generated_at: Moment
     poles: list[PoleStats]
+
+
+class UnconfirmedErasure(Answer):
+    """A holder asked to erase a person that has not confirmed: which agency, which of its services, since
+    when. Never whom it is about."""
+
+    notice_id: str
+    agency: str
+    holder: str
+    issued_at: datetime
+    age_seconds: float
+
+
+class UnconfirmedErasures(Answer):
+    older_than_hours: int = Field(description="The network file's `[monitor] erasure_confirm_hours`.")
+    items: list[UnconfirmedErasure]

@@ -71,8 +71,15 @@ def _audit_line(record: Record) -> AuditLine:
         alert_id=raw.get("alert_id"),
         decision=raw.get("decision"),
         recorded_at=datetime.fromisoformat(raw["recorded_at"]),
+        **_notice_fields(raw.get("notice")),
         **{name: raw[name] for name in COUNTED if raw.get(name) is not None},
     )
+
+
+def _notice_fields(notice: Any) -> dict[str, Any]:
+    if not isinstance(notice, dict) or "id" not in notice:
+        return {}
+    return {"notice_id": str(notice["id"]), "notice_kind": notice.get("kind"), "holder": notice.get("holder")}
 
 
 def _dead_letter(record: Record, topics: Topics) -> DeadLetterSeen:

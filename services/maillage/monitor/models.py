@@ -51,6 +51,19 @@ class Review(SQLModel, table=True):
     decided_at: datetime | None = None
 
 
+class ErasureNotice(SQLModel, table=True):
+    """An erasure asked of one holder (an agency's service, or the dispatcher for it) and when it confirmed:
+    what operators chase. Never whom it is about."""
+
+    __tablename__ = "monitor_erasure_notice"
+
+    notice_id: str = Field(primary_key=True)
+    agency: str
+    holder: str
+    issued_at: datetime
+    confirmed_at: datetime | None = Field(default=None, index=True)
+
+
 class DeadLetter(SQLModel, table=True):
     """Where a dead letter lies, why, and what it was (type, source): its value stays on the topic."""
 
@@ -104,5 +117,5 @@ class OncallOutcome(SQLModel, table=True):
     acknowledged_after_s: float | None = None
 
 
-TABLES: list[type[SQLModel]] = [Decision, Review, DeadLetter, Rejection, OncallOutcome, *SESSION_TABLES]
+TABLES: list[type[SQLModel]] = [ErasureNotice, Decision, Review, DeadLetter, Rejection, OncallOutcome, *SESSION_TABLES]
 SCHEMA = Schema("monitor", TABLES, versions=Path(__file__).parent / "migrations")

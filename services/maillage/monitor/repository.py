@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.storage.repository import delete_batch
-from maillage.monitor.models import DeadLetter, Decision, OncallOutcome, Rejection, Review
+from maillage.monitor.models import DeadLetter, Decision, ErasureNotice, OncallOutcome, Rejection, Review
 
 # --- decisions ----------------------------------------------------------------------------------
 
@@ -151,3 +151,19 @@ async def oncall_outcome(session: AsyncSession, *, agency: str, alert_id: str) -
 async def purge_dead_letters(session: AsyncSession, before: datetime, limit: int) -> int:
     """Dead letters recorded before `before`: long past the dead-letter topics' retention, none can be replayed."""
     return await delete_batch(session, DeadLetter.id, col(DeadLetter.at) < before, limit=limit)
+
+
+# --- erasures holders have not confirmed --------------------------------------------------------
+
+
+async def erasure_notice(session: AsyncSession, notice_id: str) -> ErasureNotice | None:
+    return await session.get(ErasureNotice, notice_id)
+
+
+async def unconfirmed_erasures(session: AsyncSession, *, issued_before: datetime) -> Sequence[ErasureNotice]:
+    query = (
+        select(ErasureNotice)
+        .where(col(ErasureNotice.confirmed_at).is_(None), col(ErasureNotice.issued_at) < issued_before)
+        .order_by(col(ErasureNotice.issued_at))
+    )
+    return (await session.exec(query)).all()

@@ -22,18 +22,20 @@ from maillage.core.config.network import Network
 from maillage.core.messaging.bus import ProducerSlot
 from maillage.core.messaging.kafka_auth import KafkaAuth
 from maillage.core.messaging.topics import Topics
-from maillage.core.observability.metrics import ALERTS_UNACKNOWLEDGED, REVIEWS_PENDING
+from maillage.core.observability.metrics import ALERTS_UNACKNOWLEDGED, ERASURES_UNCONFIRMED, REVIEWS_PENDING
 from maillage.core.storage.db import unit_of_work
 from maillage.core.storage.retention import SIGN_IN, Purge
 from maillage.core.web.paging import decode_cursor, next_cursor
 from maillage.domain import statistics
 from maillage.domain.errors import Conflict, InvalidRequest, NotFound
+from maillage.domain.events import Holder, NoticeKind
+from maillage.domain.notices import ACKNOWLEDGED
 from maillage.domain.retention import Stored
 from maillage.domain.status import OncallReport, StatusReport
 from maillage.monitor import contracts as c
 from maillage.monitor import repository
 from maillage.monitor.lag import LagWatch
-from maillage.monitor.models import DeadLetter, Decision, OncallOutcome, Rejection, Review
+from maillage.monitor.models import DeadLetter, Decision, ErasureNotice, OncallOutcome, Rejection, Review
 from maillage.monitor.replay import read_back
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,9 @@ Fact = c.AuditLine | StatusReport | OncallReport | c.DeadLetterSeen
 # A record the monitor cannot make sense of is counted, never fatal: it only watches, and one odd record must
 # not hold back every other one.
 NOT_UNDERSTOOD = (orjson.JSONDecodeError, ValidationError, KeyError, TypeError, ValueError)
+
+
+ERASURES = frozenset({NoticeKind.SUBJECT_ERASED.value, NoticeKind.EVENTS_ERASED.value})
 
 
 @dataclass
@@ -323,6 +328,9 @@ async def refresh_gauges(ctx: MonitorContext) -> None:
     async with ctx.sessions() as session:
         pending = await repository.reviews_pending(session)
         unanswered = await repository.alerts_unacknowledged(session)
+        hours = timedelta(hours=ctx.network.monitor.erasure_confirm_hours)
+        overdue = len(await repository.unconfirmed_erasures(session, issued_before=ctx.clock.now() - hours))
+    ERASURES_UNCONFIRMED.set(overdue)
     REVIEWS_PENDING.set(pending)
     ALERTS_UNACKNOWLEDGED.set(unanswered)
 
@@ -353,14 +361,52 @@ async def _keep(session: AsyncSession, fact: Fact) -> None:
 
 
 async def _keep_decision(session: AsyncSession, line: c.AuditLine) -> None:
+    if line.notice_id is not None and line.notice_kind in ERASURES:
+        await _keep_erasure(session, line)
     if line.decision is not None and line.alert_id is not None:
         await _keep_review(session, line.alert_id, decision=line.decision, at=line.recorded_at)
         return  # a review discloses nothing: it is no decision to count
     if await repository.decision_known(session, chain=line.chain, seq=line.seq):
         return  # redelivered
-    session.add(Decision(**line.model_dump(exclude={"alert_id", "decision"})))
+    session.add(Decision(**line.model_dump(exclude={"alert_id", "decision", "notice_id", "notice_kind", "holder"})))
     if line.review:
         await _keep_review(session, line.event_id, decision=None, at=line.recorded_at)
+
+
+async def _keep_erasure(session: AsyncSession, line: c.AuditLine) -> None:
+    """An erasure asked of a holder (its notice's record), or confirmed (its receipt's)."""
+    assert line.notice_id is not None
+    row = await repository.erasure_notice(session, line.notice_id)
+    if line.outcome == ACKNOWLEDGED:
+        if row is not None and row.confirmed_at is None:
+            row.confirmed_at = line.recorded_at
+            session.add(row)
+    elif row is None:
+        holder = line.holder or Holder.AGENCY.value
+        session.add(
+            ErasureNotice(notice_id=line.notice_id, agency=line.recipient, holder=holder, issued_at=line.recorded_at)
+        )
+
+
+async def unconfirmed_erasures(ctx: MonitorContext) -> c.UnconfirmedErasures:
+    """Holders that have not confirmed an erasure within the network's time, oldest first."""
+    hours = ctx.network.monitor.erasure_confirm_hours
+    now = ctx.clock.now()
+    async with ctx.sessions() as session:
+        rows = await repository.unconfirmed_erasures(session, issued_before=now - timedelta(hours=hours))
+    return c.UnconfirmedErasures(
+        older_than_hours=hours,
+        items=[
+            c.UnconfirmedErasure(
+                notice_id=row.notice_id,
+                agency=row.agency,
+                holder=row.holder,
+                issued_at=as_utc(row.issued_at),
+                age_seconds=(now - as_utc(row.issued_at)).total_seconds(),
+            )
+            for row in rows
+        ],
+    )
 
 
 async def _keep_review(session: AsyncSession, alert_id: str, *, decision: str | None, at: datetime) -> None:

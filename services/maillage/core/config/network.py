@@ -234,6 +234,8 @@ class MonitorConfig(_Model):
     # The Pôles' published figures withhold every count below it, and any figure that would give one away
     # (domain/statistics.py). A request may raise it, never lower it.
     stats_threshold: int = Field(default=5, ge=2, le=1000)
+    # A holder that has not confirmed an erasure this long after it was asked is shown to operators.
+    erasure_confirm_hours: int = Field(default=72, ge=1, le=24 * 90)
 
     @property
     def base_url(self) -> str:

@@ -62,6 +62,10 @@ CONSUMER_LAG = Gauge(
 REVIEWS_PENDING = Gauge(
     "maillage_review_queue_pending", "Disclosures under the danger basis awaiting a second person's review."
 )
+ERASURES_UNCONFIRMED = Gauge(
+    "maillage_erasures_unconfirmed",
+    "Erasures a holder has not confirmed within the network's time ([monitor] erasure_confirm_hours).",
+)
 ALERTS_UNACKNOWLEDGED = Gauge(
     "maillage_alerts_unacknowledged", "Alerts every on-call level let pass, not acknowledged since."
 )
