@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from maillage.cli.words import refusal
 from maillage.core.crypto.tokens import Scope
 
 clients_app = typer.Typer(
@@ -66,7 +67,7 @@ def add(
             lambda sessions: clients.register(sessions, agency=agency, name=name, scopes=scopes, now=datetime.now(UTC)),
         )
     except InvalidRequest as exc:
-        raise typer.BadParameter(exc.detail, param_hint="--scope") from None
+        raise typer.BadParameter(refusal(exc), param_hint="--scope") from None
     console.print(f"Registered {escape(name)} for {', '.join(row.scopes)}.", highlight=False)
     console.print(f"client_id:     {row.client_id}", highlight=False)
     console.print(f"client_secret: {secret}", highlight=False)
