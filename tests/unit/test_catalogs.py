@@ -3,6 +3,7 @@ caller's Accept-Language (or the terminal's locale), and the problem bodies and 
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from maillage.core.i18n import (
 )
 from maillage.core.i18n import pages as page_messages
 from maillage.core.web.problems import install_problem_handlers, validation_message
-from maillage.domain.errors import NotFound, PoleRequired, UnknownRecipient
+from maillage.domain.errors import MaillageError, NotFound, PoleRequired, UnknownRecipient
 
 pytestmark = pytest.mark.unit
 
@@ -71,6 +72,47 @@ def test_every_message_key_the_code_names_is_in_the_catalog() -> None:
 
     assert len(named) > 80
     assert sorted(f"{where}: {key}" for where, key in named if key not in english) == []
+
+
+def _error_types() -> set[str]:
+    found: set[str] = set()
+    todo: list[type[MaillageError]] = [MaillageError]
+    while todo:
+        kind = todo.pop()
+        found.add(kind.__name__)
+        todo.extend(kind.__subclasses__())
+    return found
+
+
+def _calls_with_a_key(tree: ast.AST, callees: set[str]) -> list[tuple[int, str, set[str]]]:
+    """(line, key, keyword names) of each call of `callees` whose first argument is a literal key."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args or any(k.arg is None for k in node.keywords):
+            continue
+        name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+        first = node.args[0]
+        if name in callees and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            found.append((node.lineno, first.value, {str(k.arg) for k in node.keywords} - {"extensions"}))
+    return found
+
+
+def test_every_error_raised_and_line_printed_gives_the_fields_its_message_fills_in() -> None:
+    english = catalog(DEFAULT_LANGUAGE)
+    callees = _error_types() | {"phrase"}
+    calls = [
+        (path.relative_to(SERVICES), line, key, given)
+        for path in SERVICES.rglob("*.py")
+        for line, key, given in _calls_with_a_key(ast.parse(path.read_text(encoding="utf-8")), callees)
+    ]
+    wrong = [
+        f"{where}:{line}: {key} {sorted(given)} ≠ {sorted(message_fields(english[key]))}"
+        for where, line, key, given in calls
+        if key in english and given != message_fields(english[key])
+    ]
+
+    assert len(calls) > 80
+    assert wrong == []
 
 
 def test_the_pages_messages_files_are_generated_from_the_catalogs_and_current() -> None:

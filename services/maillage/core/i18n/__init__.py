@@ -91,7 +91,13 @@ def translate(language: str, key: str, /, domain: str = "maillage", **fields: An
     """The message `key` in `language` (English when that catalog lacks it, the key itself when none has it),
     its fields filled in."""
     text = catalog(language, domain).get(key) or catalog(DEFAULT_LANGUAGE, domain).get(key) or key
-    return text.format(**fields) if fields else text
+    # A field the caller did not give stays as written: a message shown a little raw beats a refusal turned 500.
+    return text.format_map(_Kept(fields)) if fields else text
+
+
+class _Kept(dict[str, Any]):
+    def __missing__(self, name: str) -> str:
+        return "{" + name + "}"
 
 
 def message_fields(text: str) -> frozenset[str]:
