@@ -18,6 +18,7 @@ from maillage.core.i18n import (
     LANGUAGES,
     LOCALE_DIR,
     catalog,
+    describe,
     domains,
     environment_language,
     message_fields,
@@ -176,6 +177,16 @@ def test_a_message_is_filled_in_and_falls_back_to_english_then_to_its_key() -> N
         "Ce jeton n'a pas l'autorisation audit:read."
     )
     assert translate("nl", "no.such.key") == "no.such.key"
+    assert translate("de", "problem.too-large.limit") == "Die Grenze liegt bei {limit} Bytes."  # nothing to fill in
+    assert translate("de", "problem.too-large.limit", other=1) == "Die Grenze liegt bei {limit} Bytes."
+
+
+def test_an_error_reads_in_english_for_logs_and_in_any_language_asked() -> None:
+    refused = PoleRequired.of(("liege",), asked="namur")
+
+    assert str(refused) == "problem.pole-required.not-served"
+    assert describe(refused) == "This agency does not serve the Pôle namur."
+    assert describe(refused, "nl") == "Deze organisatie werkt niet voor de Pôle namur."
 
 
 @pytest.mark.parametrize(

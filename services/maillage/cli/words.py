@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maillage.core.i18n import environment_language, translate
+from maillage.core.i18n import describe, environment_language, translate
 from maillage.domain.errors import MaillageError
 
 
@@ -16,4 +16,4 @@ def phrase(key: str, /, **fields: Any) -> str:
 
 def refusal(error: MaillageError) -> str:
     """What a refused request says, in the terminal's language."""
-    return phrase(error.key, **error.fields)
+    return describe(error, environment_language())

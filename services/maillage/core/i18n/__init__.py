@@ -19,6 +19,8 @@ from typing import Any
 
 from babel.messages.pofile import read_po
 
+from maillage.domain.errors import MaillageError
+
 LANGUAGES = ("en", "fr", "nl", "de")
 DEFAULT_LANGUAGE = "en"
 LOCALE_DIR = Path(__file__).with_name("locale")
@@ -93,6 +95,11 @@ def translate(language: str, key: str, /, domain: str = "maillage", **fields: An
     text = catalog(language, domain).get(key) or catalog(DEFAULT_LANGUAGE, domain).get(key) or key
     # A field the caller did not give stays as written: a message shown a little raw beats a refusal turned 500.
     return text.format_map(_Kept(fields)) if fields else text
+
+
+def describe(error: MaillageError, language: str = DEFAULT_LANGUAGE) -> str:
+    """What a refusal says, in `language`: English by default, for a log line or an exception's text."""
+    return translate(language, error.key, **error.fields)
 
 
 class _Kept(dict[str, Any]):
