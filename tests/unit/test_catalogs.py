@@ -27,7 +27,7 @@ from maillage.core.i18n import (
 )
 from maillage.core.i18n import pages as page_messages
 from maillage.core.web.problems import install_problem_handlers, validation_message
-from maillage.domain.errors import MaillageError, NotFound, PoleRequired, UnknownRecipient
+from maillage.domain.errors import MaillageError, NotAnonymous, NotFound, PoleRequired, UnknownRecipient
 
 pytestmark = pytest.mark.unit
 
@@ -229,6 +229,10 @@ def app() -> FastAPI:
     async def poles() -> None:
         raise PoleRequired.of(("liege", "namur"), asked=None)
 
+    @api.post("/v1/consultations")
+    async def consult() -> None:
+        raise NotAnonymous("problem.not-anonymous.remove", names="identity", extensions={"fields": ["identity"]})
+
     return api
 
 
@@ -240,6 +244,7 @@ def test_a_problem_is_titled_detailed_and_validated_in_the_callers_language() ->
     invalid = client.post("/v1/referrals", json={"recipient": "Amina Testperson " * 3}, headers=dutch)
     missing = client.get("/v1/referrals/r-1", headers={"Accept-Language": "fr-BE"})
     several = client.get("/v1/poles", headers={"Accept-Language": "de"})
+    named = client.post("/v1/consultations", headers={"Accept-Language": "nl"})
 
     assert unknown.status_code == 422 and unknown.headers["content-language"] == "nl"
     assert unknown.json()["title"] == "Onbekende ontvanger"
@@ -259,6 +264,8 @@ def test_a_problem_is_titled_detailed_and_validated_in_the_callers_language() ->
         "Diese Einrichtung ist für 2 Pôles tätig: Geben Sie an, zu welchem das Ereignis gehört."
     )
     assert several.json()["poles"] == ["liege", "namur"]
+    assert named.json()["fields"] == ["identity"], "an extension named like the detail's fields is kept"
+    assert named.json()["detail"].startswith("Een consultatie is anoniem: verwijder identity.")
 
 
 def test_an_unknown_route_says_so_in_the_callers_language() -> None:

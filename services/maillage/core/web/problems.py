@@ -33,16 +33,22 @@ def language_of(request: Request) -> str:
 
 
 def problem(
-    request: Request, *, status: int, code: str, detail: str, fields: Mapping[str, Any] | None = None, **extensions: Any
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    detail: str,
+    detail_fields: Mapping[str, Any] | None = None,
+    **extensions: Any,
 ) -> JSONResponse:
-    """The problem body for `code`, its title and its `detail` (a message key, filled in with `fields`) in the
-    language the request prefers."""
+    """The problem body for `code`, its title and its `detail` (a message key, filled in with `detail_fields`) in
+    the language the request prefers; `extensions` are further members, as they are (`fields`, `unknown`…)."""
     language = language_of(request)
     body = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": title(code, language),
         "status": status,
-        "detail": translate(language, detail, **(fields or {})),
+        "detail": translate(language, detail, **(detail_fields or {})),
         "instance": request.url.path,
         **extensions,
     }
@@ -92,7 +98,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_maillage_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, MaillageError)
         response = problem(
-            request, status=exc.status, code=exc.code, detail=exc.key, fields=exc.fields, **exc.extensions
+            request, status=exc.status, code=exc.code, detail=exc.key, detail_fields=exc.fields, **exc.extensions
         )
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="maillage"'
