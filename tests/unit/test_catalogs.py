@@ -174,7 +174,7 @@ def test_the_terminal_language_comes_from_maillage_language_then_the_locale(
 
 def test_a_message_is_filled_in_and_falls_back_to_english_then_to_its_key() -> None:
     assert translate("fr", "problem.forbidden.scope-missing", scope="audit:read") == (
-        "Ce jeton n'a pas l'autorisation audit:read."
+        "Ce jeton n'a pas la portée audit:read."
     )
     assert translate("nl", "no.such.key") == "no.such.key"
     assert translate("de", "problem.too-large.limit") == "Die Grenze liegt bei {limit} Bytes."  # nothing to fill in
