@@ -11,8 +11,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
+from typer.testing import CliRunner
 
 import maillage
+from maillage.cli.main import app as cli
+from maillage.cli.words import phrase
 from maillage.core.i18n import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -273,3 +276,35 @@ def test_an_unknown_route_says_so_in_the_callers_language() -> None:
 
     assert answer.status_code == 404
     assert (answer.json()["title"], answer.json()["detail"]) == ("Niet gevonden", "Er is niets op dit adres.")
+
+
+# --- the command line -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "said"),
+    [
+        ({"LANG": "fr_BE.UTF-8"}, "Rien à rejouer."),
+        ({"LANG": "nl_BE.UTF-8"}, "Niets om opnieuw te verwerken."),
+        ({"MAILLAGE_LANGUAGE": "de", "LANG": "fr_BE.UTF-8"}, "Nichts erneut zu verarbeiten."),
+        ({"LANG": "C.UTF-8"}, "Nothing to replay."),
+    ],
+)
+def test_a_command_speaks_the_terminals_language(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], said: str
+) -> None:
+    for name in ("MAILLAGE_LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+    assert phrase("cli.dlq.nothing") == said
+
+
+def test_maillage_messages_checks_the_pages_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILLAGE_LANGUAGE", "nl")
+
+    checked = CliRunner().invoke(cli, ["messages", "--check"])
+
+    assert checked.exit_code == 0, checked.output
+    assert "De berichtbestanden van de pagina's zijn actueel." in checked.output
