@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test unit integration e2e bench chaos chaos-smoke demo schemas lint package system-deps kafka-jars clean compose-deps compose-test
+.PHONY: run test unit integration e2e bench chaos chaos-smoke demo schemas messages lint package system-deps kafka-jars clean compose-deps compose-test
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ compose-test: compose-deps
 
 schemas: $(BIN)/.installed
 	$(BIN)/maillage schemas
+
+# The web pages' messages files, from the message catalogs (services/maillage/core/i18n/locale).
+messages: $(BIN)/.installed
+	$(BIN)/maillage messages
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check services tests deploy

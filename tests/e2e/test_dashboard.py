@@ -181,7 +181,7 @@ async def test_operator_watches_the_flow_replays_a_dead_letter_and_never_sees_pe
         await row.get_by_test_id("replay-button").click()
         await expect(banner).to_have_attribute("data-status", "403")
         await expect(page.get_by_test_id("banner-help")).to_contain_text("portée monitor:act")
-        await expect(page.get_by_test_id("banner-detail")).to_contain_text("lacks the monitor:act scope")
+        await expect(page.get_by_test_id("banner-detail")).to_contain_text("pas la portée monitor:act")
         await expect(row).to_have_attribute("data-replayed", "false")
         await sign_out(page)
 

@@ -245,6 +245,26 @@ async def test_problem_titles_follow_the_callers_language(pole: Pole) -> None:
     assert response.headers["content-language"] == "nl"
 
 
+async def test_a_problem_says_what_is_wrong_in_dutch_down_to_each_field(pole: Pole) -> None:
+    client = await pole.start_agency("refuge-liege")
+    dutch = {"Accept-Language": "de;q=0.5, nl;q=0.9"}
+    subject = new_subject_ref()
+
+    unknown = await client.post("/v1/referrals", json=referral(subject, recipient="astrology"), headers=dutch)
+    invalid = await client.post("/v1/referrals", json=without(referral(subject), "reason"), headers=dutch)
+
+    body = assert_problem(unknown, 422)
+    assert (body["title"], body["detail"]) == (
+        "Onbekende ontvanger",
+        "Geen sector of organisatie van dit netwerk: astrology.",
+    )
+    assert unknown.headers["content-language"] == "nl"
+    body = assert_problem(invalid, 422)
+    assert body["detail"] == "Sommige velden ontbreken of zijn ongeldig."
+    assert {(e["loc"][-1], e["msg"]) for e in body["errors"]} == {("reason", "Dit veld is verplicht.")}
+    assert "Amina" not in invalid.text
+
+
 async def test_a_body_that_is_not_json_gets_415_and_publishes_nothing(pole: Pole) -> None:
     client = await pole.start_agency("refuge-liege")
     subject = new_subject_ref()

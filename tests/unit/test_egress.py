@@ -95,7 +95,7 @@ def policy(**table: list[str]) -> EgressPolicy:
 async def refusal(checked: EgressPolicy, url: str) -> str:
     with pytest.raises(WebhookDestinationRefused) as refused:
         await checked.check(url)
-    return refused.value.detail
+    return refused.value.key
 
 
 @pytest.mark.parametrize(

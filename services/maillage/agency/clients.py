@@ -41,7 +41,9 @@ async def register(
     """A new client and its secret — shown this once, kept only hashed."""
     refused = sorted(s.value for s in set(scopes) - CLIENT_SCOPES)
     if refused or not scopes:
-        raise InvalidRequest(f"A client is registered for some of {sorted(s.value for s in CLIENT_SCOPES)}.")
+        raise InvalidRequest(
+            "problem.validation.client-scopes", scopes=", ".join(sorted(s.value for s in CLIENT_SCOPES))
+        )
     secret = new_secret()
     row = ClientRow(
         client_id=f"{agency}.{secrets.token_hex(6)}",

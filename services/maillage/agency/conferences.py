@@ -23,12 +23,14 @@ async def convene(
     ctx: s.AgencyContext, body: c.CaseConferenceIn, *, idempotency_key: str | None
 ) -> c.CaseConferenceOut:
     if not ctx.agency.convenes_case_conferences:
-        raise NotAConvener("The network file does not authorise this agency to convene case conferences.")
+        raise NotAConvener("problem.not-a-convener.not-authorised")
     strangers = [p for p in body.participants if p not in ctx.network.by_id]
     if strangers:
-        raise UnknownRecipient(f"Not agencies of this network: {', '.join(strangers)}.", unknown=strangers)
+        raise UnknownRecipient(
+            "problem.unknown-recipient.not-agencies", names=", ".join(strangers), extensions={"unknown": strangers}
+        )
     if body.ends_at <= ctx.clock.now():
-        raise InvalidRequest("A case conference must end in the future.")
+        raise InvalidRequest("problem.validation.conference-ends-in-past")
 
     async def work(session: AsyncSession) -> c.CaseConferenceOut:
         conference_id = uuid4()
@@ -55,7 +57,7 @@ async def close(ctx: s.AgencyContext, conference_id: UUID) -> c.CaseConferenceOu
     async with unit_of_work(ctx.sessions) as session:
         row = await repository.case_conference(session, str(conference_id))
         if row is None or row.convener != ctx.agency.id:
-            raise NotFound("This agency convened no case conference with this id.")
+            raise NotFound("problem.not-found.conference-convened")
         if row.closed_at is None:
             _announce(session, ctx, CaseConferenceClosed(conference_id=conference_id), participants=row.participants)
             row.closed_at = ctx.clock.now()
@@ -69,7 +71,7 @@ async def get(ctx: s.AgencyContext, conference_id: UUID) -> c.CaseConferenceOut:
     async with ctx.sessions() as session:
         row = await repository.case_conference(session, str(conference_id))
     if row is None:
-        raise NotFound("This agency neither convened nor takes part in a case conference with this id.")
+        raise NotFound("problem.not-found.conference")
     return _out(row, now=ctx.clock.now())
 
 

@@ -36,11 +36,11 @@ def _desk(ctx: sending.AgencyContext, asked: str | None) -> tuple[str, AgencyCon
     """The Pôle the consultation is for, and its desk."""
     try:
         pole = ctx.network.pole_of(ctx.agency.id, asked=asked)
-    except NetworkError as exc:
-        raise PoleRequired(f"{exc}.", poles=list(ctx.agency.poles)) from None
+    except NetworkError:
+        raise PoleRequired.of(ctx.agency.poles, asked=asked) from None
     desk = ctx.network.consultation_desk(pole)
     if desk is None or desk.id == ctx.agency.id:
-        raise NoConsultationDesk(f"No consultation desk of the Pôle {pole!r} other than this agency.")
+        raise NoConsultationDesk("problem.no-consultation-desk.none-other", pole=pole)
     return pole, desk
 
 
@@ -78,13 +78,13 @@ async def ask(
 
 async def answer(ctx: sending.AgencyContext, consultation_id: str, body: c.ConsultationAnswerIn) -> c.ConsultationOut:
     if not ctx.agency.consultation_desk:
-        raise Forbidden("Only the Pôle's consultation desk answers consultations.")
+        raise Forbidden("problem.forbidden.desk-only")
     async with unit_of_work(ctx.sessions) as session:
         row = await repository.consultation(session, consultation_id)
         if row is None or row.direction != "in":
-            raise NotFound("No consultation with this id was put to this desk.")
+            raise NotFound("problem.not-found.consultation-put")
         if row.state == "answered":
-            raise Conflict("This consultation was answered already.")
+            raise Conflict("problem.conflict.consultation-answered")
         payload = ConsultationAnswered(consultation_id=UUID(consultation_id), **body.model_dump())
         sending.submit(
             session,
@@ -109,7 +109,7 @@ async def get(ctx: sending.AgencyContext, consultation_id: str) -> c.Consultatio
     async with ctx.sessions() as session:
         row = await repository.consultation(session, consultation_id)
     if row is None:
-        raise NotFound("This agency asked, or was asked, no consultation with this id.")
+        raise NotFound("problem.not-found.consultation")
     return _out(row)
 
 

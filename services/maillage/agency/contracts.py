@@ -428,11 +428,7 @@ def _anonymous(data: Any) -> Any:
     if isinstance(data, dict):
         found = identifying_fields(data, never=NEVER_ASKED)
         if found:
-            raise NotAnonymous(
-                f"A consultation is anonymous: remove {', '.join(found)}. Describe the situation without names, "
-                "contact details, addresses or references to a person or a court case.",
-                fields=found,
-            )
+            raise NotAnonymous("problem.not-anonymous.remove", names=", ".join(found), extensions={"fields": found})
     return data
 
 

@@ -26,17 +26,15 @@ def check_grounds(
     """The payload's `Grounds` for `basis`, once the request gives what that basis requires."""
     if basis not in allowed:
         bases = ", ".join(sorted(b.value for b in allowed))
-        raise GroundsRequired(f"This event may be sent on these bases only: {bases}.")
+        raise GroundsRequired("problem.grounds-required.bases-allowed", bases=bases)
     if basis is LegalBasis.LEGAL_OBLIGATION:
         if legal_reference is None:
-            raise GroundsRequired(
-                "A legal obligation needs its legal_reference: the court order or the article of law."
-            )
+            raise GroundsRequired("problem.grounds-required.legal-reference")
         if len(recipients) != 1 or recipients[0] not in network.by_id:
-            raise GroundsRequired("A legal obligation goes to exactly one agency, named by its id (not a sector).")
+            raise GroundsRequired("problem.grounds-required.one-agency")
         return {"legal_reference": legal_reference}
     if basis is LegalBasis.CASE_CONFERENCE:
         if conference_id is None:
-            raise GroundsRequired("A disclosure under a case conference needs the conference_id.")
+            raise GroundsRequired("problem.grounds-required.conference-id")
         return {"conference_id": conference_id}
     return {}

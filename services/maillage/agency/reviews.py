@@ -39,7 +39,7 @@ async def decide(ctx: AgencyContext, alert_id: str, body: c.ReviewIn, *, reviewe
     async with unit_of_work(ctx.sessions) as session:
         row = await _row(session, alert_id)
         if row.decision is not None:
-            raise AlreadyReviewed("This alert was already reviewed: one decision per alert.")
+            raise AlreadyReviewed("problem.already-reviewed.one-decision")
         _check_reviewer(ctx, row, reviewer=reviewer)
         payload = DisclosureReviewed(alert_id=UUID(alert_id), decision=body.decision, reviewer=reviewer)
         row.review_event_id = submit(
@@ -63,14 +63,14 @@ def _check_reviewer(ctx: AgencyContext, row: models.AlertReview, *, reviewer: st
     if may_review(reviewer=reviewer, reviewer_agency=here, raised_by=row.raised_by, raising_agency=here):
         return
     if row.raised_by is None:
-        raise Forbidden("Who raised this alert is not known, so no one can show they are a second professional.")
-    raise SelfReview("A second professional reviews a danger alert (art. 458bis): never the one who raised it.")
+        raise Forbidden("problem.forbidden.raiser-unknown")
+    raise SelfReview("problem.self-review.second-professional")
 
 
 async def _row(session: AsyncSession, alert_id: str) -> models.AlertReview:
     row = await repository.review(session, alert_id)
     if row is None:
-        raise NotFound("This agency raised no danger alert with this id.")
+        raise NotFound("problem.not-found.danger-alert")
     return row
 
 

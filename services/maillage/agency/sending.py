@@ -94,7 +94,9 @@ def submit(
 def check_known(ctx: AgencyContext, recipients: tuple[str, ...]) -> None:
     unknown = [r for r in recipients if not ctx.network.knows(r)]
     if unknown:
-        raise UnknownRecipient(f"Not a sector nor an agency of this network: {', '.join(unknown)}.", unknown=unknown)
+        raise UnknownRecipient(
+            "problem.unknown-recipient.not-in-network", names=", ".join(unknown), extensions={"unknown": unknown}
+        )
 
 
 def check_recipients(ctx: AgencyContext, recipients: tuple[str, ...], *, pole: str | None = None) -> str | None:
@@ -102,7 +104,7 @@ def check_recipients(ctx: AgencyContext, recipients: tuple[str, ...], *, pole: s
     check_known(ctx, recipients)
     pole = event_pole(ctx, recipients, asked=pole)
     if not ctx.network.resolve(recipients, sender=ctx.agency.id, pole=pole):
-        raise UnknownRecipient("No agency other than the sender matches these recipients in the event's Pôle.")
+        raise UnknownRecipient("problem.unknown-recipient.no-match")
     return pole
 
 
@@ -111,10 +113,10 @@ def event_pole(ctx: AgencyContext, recipients: tuple[str, ...], *, asked: str | 
     serving several Pôles must not guess: "the police" of Liège and of Namur are not the same people."""
     try:
         return ctx.network.pole_of(ctx.agency.id, asked=asked)
-    except NetworkError as exc:
+    except NetworkError:
         if asked is None and not any(r in set(Sector) for r in recipients):
             return None  # agencies named by id only: reached wherever they work, no Pôle needed
-        raise PoleRequired(f"{exc}.", poles=list(ctx.agency.poles)) from None
+        raise PoleRequired.of(ctx.agency.poles, asked=asked) from None
 
 
 def status_url(event_id: str) -> str:
@@ -158,5 +160,5 @@ async def idempotent(
         ctx.relay.notify()
         return result
     if stored.request_hash != digest:
-        raise IdempotencyKeyReused("The Idempotency-Key was already used with a different body.")
+        raise IdempotencyKeyReused("problem.idempotency-key-reused.other-body")
     return response_type.model_validate(stored.response)

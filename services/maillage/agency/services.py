@@ -71,7 +71,9 @@ def _disclosers(ctx: AgencyContext, body: c.ConsentIn) -> tuple[str, ...]:
     network only (a sector is no one a person could agree to)."""
     unknown = [d for d in body.disclosers if d not in ctx.network.by_id]
     if unknown:
-        raise UnknownDiscloser(f"Not an agency of this network: {', '.join(unknown)}.", unknown=unknown)
+        raise UnknownDiscloser(
+            "problem.unknown-discloser.not-in-network", names=", ".join(unknown), extensions={"unknown": unknown}
+        )
     return tuple(dict.fromkeys(d for d in body.disclosers if d != ctx.agency.id))
 
 
@@ -121,7 +123,7 @@ async def withdraw_consent(ctx: AgencyContext, consent_id: UUID) -> c.ConsentOut
     async with unit_of_work(ctx.sessions) as session:
         row = await repository.consent(session, str(consent_id))
         if row is None:
-            raise NotFound("No consent with this id was registered by this agency.")
+            raise NotFound("problem.not-found.consent")
         if row.withdrawn_at is None:
             withdrawn = ConsentWithdrawn(consent_id=consent_id)
             purpose = Purpose(row.purposes[0])
@@ -145,7 +147,7 @@ async def list_consents(ctx: AgencyContext, subject_ref: str) -> list[c.ConsentO
 
 async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_key: str | None) -> c.ReferralAccepted:
     if body.reason is ReferralReason.OTHER and body.reason_comment is None:
-        raise InvalidRequest("A referral for another reason needs a reason_comment saying what it is for.")
+        raise InvalidRequest("problem.validation.reason-comment-required")
     on_grounds = check_grounds(
         ctx.network,
         basis=body.legal_basis,
@@ -195,15 +197,17 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
 
 async def respond_to_referral(ctx: AgencyContext, referral_id: str, body: c.ReferralResponseIn) -> c.ReferralOut:
     if body.decision is ReferralDecision.DECLINED and body.decline_reason is None:
-        raise InvalidRequest("A declined referral needs a decline_reason.")
+        raise InvalidRequest("problem.validation.decline-reason-required")
     async with unit_of_work(ctx.sessions) as session:
         row = await repository.referral(session, referral_id)
         if row is None or row.direction != "in":
-            raise NotFound("This agency received no referral with this id.")
+            raise NotFound("problem.not-found.referral-received")
         try:
             row.state = next_state(row.state, body.decision)
-        except InvalidTransition as exc:
-            raise Conflict(str(exc)) from None
+        except InvalidTransition:
+            raise Conflict(
+                "problem.conflict.referral-transition", state=row.state.value, decision=body.decision.value
+            ) from None
         payload = ReferralResponded(
             referral_id=UUID(referral_id),
             decision=body.decision,
@@ -231,7 +235,7 @@ async def get_referral(ctx: AgencyContext, referral_id: str) -> c.ReferralOut:
     async with ctx.sessions() as session:
         row = await repository.referral(session, referral_id)
     if row is None:
-        raise NotFound("This agency has no referral with this id.")
+        raise NotFound("problem.not-found.referral")
     return c.ReferralOut.model_validate(row, from_attributes=True)
 
 
@@ -242,7 +246,7 @@ async def raise_alert(
     ctx: AgencyContext, body: c.AlertIn, *, idempotency_key: str | None, raised_by: str | None = None
 ) -> c.AcceptedEvent:
     if body.legal_basis is LegalBasis.DANGER and body.justification is None:
-        raise InvalidRequest("An alert under the danger basis needs a written justification (art. 458bis).")
+        raise InvalidRequest("problem.validation.danger-justification-required")
     on_grounds = check_grounds(
         ctx.network,
         basis=body.legal_basis,
@@ -310,7 +314,7 @@ async def event_fate(ctx: AgencyContext, event_id: str) -> c.EventFate:
     async with ctx.sessions() as session:
         sent = await repository.sent_event(session, event_id)
         if sent is None:
-            raise NotFound("This agency sent no event with this id.")
+            raise NotFound("problem.not-found.sent-event")
         (fate,) = await _fates(session, [sent])
     return fate
 
@@ -382,7 +386,7 @@ def _webhook_out(hook: Webhook, *, now: datetime) -> c.WebhookOut:
 async def _webhook(session: AsyncSession, webhook_id: str) -> Webhook:
     hook = await webhooks.webhook(session, webhook_id)
     if hook is None:
-        raise NotFound("This agency has no webhook with this id.")
+        raise NotFound("problem.not-found.webhook")
     return hook
 
 
@@ -402,7 +406,7 @@ async def register_webhook(ctx: AgencyContext, body: c.WebhookIn, *, registered_
         registered = await webhooks.count(session)
         if registered >= MAX_WEBHOOKS:
             # Each webhook is one more copy of every arrival leaving the agency: a few are enough.
-            raise Conflict(f"This agency has {registered} webhooks already, the most it may have; delete one first.")
+            raise Conflict("problem.conflict.too-many-webhooks", count=registered)
         session.add(hook)
     return c.WebhookCreated(**_webhook_out(hook, now=now).model_dump(), secret=hook.secret)
 

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from maillage.cli.credentials import TokenFileOption, bearer_token
+from maillage.cli.words import phrase
 from maillage.core.config.network import NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.crypto.network_ca import client_context
@@ -226,34 +227,38 @@ def _read_only(url: str) -> str:
 
 def _print_chain(report: ChainReport) -> None:
     broken = report.first_broken
-    chains = f"{report.chains} chain{'s' if report.chains != 1 else ''} (one per partition of the submitted topic)"
+    chains = escape(phrase("cli.audit.chains", count=report.chains))
+    intact, broken_word = f"[green]{phrase('cli.audit.word-intact')}[/]", f"[red]{phrase('cli.audit.word-broken')}[/]"
     if broken is None:
-        console.print(f"{report.records} audit records: [green]intact[/], every one of {chains} checked.")
+        console.print(phrase("cli.audit.intact", records=report.records, intact=intact, chains=chains))
     else:
         console.print(
-            f"{report.records} audit records: [red]broken[/] ({chains}). First broken record: "
-            f"chain {broken.chain}, seq {broken.seq}, event {escape(broken.event_id)}, "
-            f"recorded {escape(broken.recorded_at)}.",
+            phrase(
+                "cli.audit.broken",
+                records=report.records,
+                broken=broken_word,
+                chains=chains,
+                chain=broken.chain,
+                seq=broken.seq,
+                event=escape(broken.event_id),
+                recorded=escape(broken.recorded_at),
+            ),
             highlight=False,
         )
     if report.walked < report.records:
-        console.print(
-            f"{report.walked} hashed now; the {report.records - report.walked} before each chain's last signed "
-            "checkpoint were found intact before, and the checkpoints' links still are.",
-            highlight=False,
-        )
+        earlier = report.records - report.walked
+        console.print(phrase("cli.audit.checkpointed", walked=report.walked, earlier=earlier), highlight=False)
     last = report.last_full_walk
     if last is not None:
-        state = "[green]intact[/]" if last.intact else "[red]broken[/]"
+        finished = f"{last.finished_at:%Y-%m-%d %H:%M}"
+        state = intact if last.intact else broken_word
         console.print(
-            f"Last full walk from the first record: finished {last.finished_at:%Y-%m-%d %H:%M} UTC, "
-            f"{last.records} records, {state}.",
-            highlight=False,
+            phrase("cli.audit.last-walk", finished=finished, records=last.records, state=state), highlight=False
         )
     elif report.walked < report.records:
-        console.print("No full walk from the first record yet: `maillage audit verify --full`.", highlight=False)
+        console.print(phrase("cli.audit.no-full-walk"), highlight=False)
     for sha in report.policy_sha256s:
-        console.print(f"decided under policy sha256 {sha}", highlight=False)
+        console.print(phrase("cli.audit.policy", sha=sha), highlight=False)
 
 
 # --- maillage disclosures ----------------------------------------------------------------------------
@@ -268,15 +273,15 @@ def disclosures(
 ) -> None:
     """List who received which categories about a person, when, and on which basis (scope audit:read)."""
     if not ENVELOPE_SUBJECT.fullmatch(subject_ref):
-        raise typer.BadParameter("'s-' (or 'c-') and 32 lowercase hexadecimal digits.", param_hint="SUBJECT_REF")
+        raise typer.BadParameter(phrase("cli.disclosures.bad-subject"), param_hint="SUBJECT_REF")
     try:
         base_url = _base_url(gateway, network)
-        with console.status("Asking the gateway…"):
+        with console.status(phrase("cli.disclosures.asking")):
             report = _all_disclosures(base_url, subject_ref, bearer_token(token_file))
     except CannotCheck as exc:
         raise _fail(str(exc)) from None
     if not report.disclosures:
-        console.print(f"No disclosure recorded about {subject_ref}.", highlight=False)
+        console.print(phrase("cli.disclosures.none", subject=subject_ref), highlight=False)
         return
     console.print(_disclosure_table(report))
 

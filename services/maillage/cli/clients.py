@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from maillage.cli.words import phrase, refusal
 from maillage.core.crypto.tokens import Scope
 
 clients_app = typer.Typer(
@@ -66,15 +67,11 @@ def add(
             lambda sessions: clients.register(sessions, agency=agency, name=name, scopes=scopes, now=datetime.now(UTC)),
         )
     except InvalidRequest as exc:
-        raise typer.BadParameter(exc.detail, param_hint="--scope") from None
-    console.print(f"Registered {escape(name)} for {', '.join(row.scopes)}.", highlight=False)
+        raise typer.BadParameter(refusal(exc), param_hint="--scope") from None
+    console.print(escape(phrase("cli.clients.registered", name=name, scopes=", ".join(row.scopes))), highlight=False)
     console.print(f"client_id:     {row.client_id}", highlight=False)
     console.print(f"client_secret: {secret}", highlight=False)
-    console.print(
-        "The secret is shown this once: give it to the system's administrator over a channel you trust. "
-        f"The system asks POST /oauth/token with grant_type=client_credentials at {agency}'s service.",
-        highlight=False,
-    )
+    console.print(escape(phrase("cli.clients.secret-once", agency=agency)), highlight=False)
 
 
 @clients_app.command("list")
@@ -83,7 +80,7 @@ def list_clients(agency: AgencyOption, database: DatabaseOption = None) -> None:
     from maillage.agency import clients
 
     rows = _run(agency, database, clients.listed)
-    table = Table(title=f"Systems registered at {agency}")
+    table = Table(title=escape(phrase("cli.clients.table-title", agency=agency)))
     for column in ("client_id", "name", "scopes", "registered", "revoked"):
         table.add_column(column)
     for row in rows:
@@ -106,6 +103,6 @@ def revoke(
 
     done = _run(agency, database, lambda sessions: clients.revoke(sessions, client_id, now=datetime.now(UTC)))
     if not done:
-        console.print(f"[red]No client {escape(client_id)} registered and still valid at {agency}.[/]")
+        console.print(f"[red]{escape(phrase('cli.clients.not-found', client=client_id, agency=agency))}[/]")
         raise typer.Exit(1)
-    console.print(f"Revoked {escape(client_id)}: it gets no token from now on.", highlight=False)
+    console.print(escape(phrase("cli.clients.revoked", client=client_id)), highlight=False)

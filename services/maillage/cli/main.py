@@ -25,6 +25,7 @@ from maillage.cli.db import db_app
 from maillage.cli.operators import dlq_app
 from maillage.cli.operators import stats as operator_stats
 from maillage.cli.operators import status as operator_status
+from maillage.cli.words import phrase
 from maillage.cli.workers import operators_app, workers_app
 from maillage.core.config.network import Network, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
@@ -253,7 +254,7 @@ def up(
             supervisor.start_services()
             supervisor.wait_ready()
         _print_listening(supervisor)
-        console.print("Ready. Try [bold]maillage demo[/] in another terminal. Ctrl-C stops everything.")
+        console.print(phrase("cli.up.ready", command="[bold]maillage demo[/]"))
         supervisor.supervise()
     except KeyboardInterrupt:
         pass
@@ -263,7 +264,9 @@ def up(
     finally:
         with console.status("Stopping…"):
             killed = supervisor.stop()
-        console.print(f"Stopped{' (killed at the deadline: ' + ', '.join(killed) + ')' if killed else ''}.")
+        console.print(
+            phrase("cli.up.stopped-killed", services=", ".join(killed)) if killed else phrase("cli.up.stopped")
+        )
 
 
 def _print_listening(supervisor: object) -> None:
@@ -303,7 +306,7 @@ def demo(
     try:
         Demo(network=load_network(network), console=console, key_dirs=_key_dirs(data_dir), timeout=timeout).run()
     except Exception as exc:
-        console.print(f"[red]The demo could not complete: {exc}[/]\nIs `maillage up` running?")
+        console.print(f"[red]{escape(phrase('cli.demo.failed', error=str(exc)))}[/]")
         raise typer.Exit(1) from None
 
 
@@ -342,6 +345,24 @@ def schemas(
         return
     for name in schema_files.write(directory):
         console.print(f"wrote {directory / name}")
+
+
+@app.command()
+def messages(
+    check: Annotated[bool, typer.Option(help="Only check that the pages' messages files are current.")] = False,
+) -> None:
+    """Write the web pages' messages files (JSON) from the message catalogs, their single source."""
+    from maillage.core.i18n import pages
+
+    if check:
+        outdated = pages.stale()
+        if outdated:
+            console.print(f"[red]{escape(phrase('cli.messages.stale', files=', '.join(map(str, outdated))))}[/]")
+            raise typer.Exit(1)
+        console.print(phrase("cli.messages.current"))
+        return
+    for path in pages.write():
+        console.print(phrase("cli.messages.wrote", file=str(path)))
 
 
 @app.command()
@@ -743,7 +764,7 @@ def token(
     try:
         own = OwnKeys.load(dirs, owner, PublicKeys.load(dirs), uses=frozenset({KeyUse.TOKENS}))
     except LookupError as exc:
-        console.print(f"[red]{exc}[/] — run `maillage keys init` first.", highlight=False)
+        console.print(f"[red]{escape(phrase('cli.token.keys-first', error=str(exc)))}[/]", highlight=False)
         raise typer.Exit(1) from None
     typer.echo(mint(own, subject=subject, scopes=scope, lifetime=timedelta(minutes=minutes)))
 

@@ -15,9 +15,11 @@ from rich.progress import Progress
 from rich.table import Table
 
 from maillage.cli.credentials import TokenFileOption, bearer_token, scrape_secret
+from maillage.cli.words import phrase
 from maillage.core.config.network import Network, NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.crypto.network_ca import client_context
+from maillage.core.i18n import environment_language
 
 console = Console()
 NetworkOption = Annotated[
@@ -72,7 +74,7 @@ def status(
     services = _services(network)
     client = httpx.Client(timeout=2, verify=client_context(network.ca_file))
     with Progress(console=console, transient=True) as progress, client:
-        task = progress.add_task("Asking each service…", total=len(services))
+        task = progress.add_task(phrase("cli.status.asking"), total=len(services))
         for name, sector, port, base in services:
             state, backlog = _probe(client, base, scrape=scrape_secret(data_dir))
             table.add_row(name, sector, str(port), state, backlog)
@@ -80,10 +82,10 @@ def status(
     console.print(table)
     broker = bootstrap or network.kafka.bootstrap
     if not broker:
-        console.print("Consumer lag: no broker given (--bootstrap or MAILLAGE_KAFKA_BOOTSTRAP).")
+        console.print(phrase("cli.status.no-broker"))
         return
     try:
-        with console.status("Reading consumer groups from the broker…"):
+        with console.status(phrase("cli.status.reading-lag")):
             private = data_dir / "keys" / "private"
             # On a secure broker, lag is read as the monitor reads it: its principal may describe every group.
             auth = (
@@ -93,7 +95,7 @@ def status(
             )
             lags = asyncio.run(consumer_lag(broker, prefix=network.kafka.topic_prefix, auth=auth))
     except Exception as exc:  # an unreachable broker is an answer too
-        console.print(f"[red]Consumer lag unavailable:[/] {type(exc).__name__}")
+        console.print(f"[red]{phrase('cli.status.lag-unavailable', error=type(exc).__name__)}[/]")
         raise typer.Exit(1) from None
     lag_table = Table(title="consumer lag")
     for column in ("group", "topic", "partitions", "lag"):
@@ -112,10 +114,7 @@ def status(
 def _monitor_client(network_file: Path, monitor: str, token_file: Path | None) -> httpx.Client:
     token = bearer_token(token_file)
     if not token:
-        console.print(
-            "[red]An operator's token is needed:[/] MAILLAGE_TOKEN or --token-file "
-            "(`maillage token --operator --scope monitor:read --scope monitor:act`)."
-        )
+        console.print(f"[red]{escape(phrase('cli.operator-token-needed'))}[/]")
         raise typer.Exit(2)
     try:
         network: Network | None = load_network(network_file)
@@ -126,7 +125,8 @@ def _monitor_client(network_file: Path, monitor: str, token_file: Path | None) -
     base = monitor or (network.monitor.base_url if network else "")
     return httpx.Client(
         base_url=base,
-        headers={"Authorization": f"Bearer {token}"},
+        # The monitor's refusals are shown as they come: in the terminal's language.
+        headers={"Authorization": f"Bearer {token}", "Accept-Language": environment_language()},
         timeout=30,
         verify=client_context(network.ca_file if network else None),
     )
@@ -154,14 +154,18 @@ def dlq_list(
     with _monitor_client(network_file, monitor, token_file) as client:
         response = client.get("/v1/dead-letters", params={"waiting": waiting})
     if response.status_code != 200:
-        console.print(f"[red]{_refused(response)}[/]")
+        console.print(f"[red]{escape(_refused(response))}[/]")
         raise typer.Exit(1)
     rows = response.json()["items"]
-    table = Table(title=f"dead letters ({len(rows)})")
+    table = Table(title=phrase("cli.dlq.title", count=len(rows)))
     for column in ("id", "at", "refused by", "reason", "detail", "event type", "source", "replayed"):
         table.add_column(column)
     for d in rows:
-        replayed = f"{d['replays']} times" if d["replays"] else ("" if d["replayable"] else "at the source")
+        replayed = (
+            phrase("cli.dlq.replayed-times", count=d["replays"])
+            if d["replays"]
+            else ("" if d["replayable"] else phrase("cli.dlq.at-the-source"))
+        )
         table.add_row(
             str(d["id"]),
             d["at"][:19],
@@ -189,22 +193,22 @@ def dlq_replay(
         if reason:
             waiting = client.get("/v1/dead-letters", params={"waiting": True, "limit": 1000})
             if waiting.status_code != 200:
-                console.print(f"[red]{_refused(waiting)}[/]")
+                console.print(f"[red]{escape(_refused(waiting))}[/]")
                 raise typer.Exit(1)
             chosen += [d["id"] for d in waiting.json()["items"] if d["reason"] == reason and d["replayable"]]
         if not chosen:
-            console.print("Nothing to replay.")
+            console.print(phrase("cli.dlq.nothing"))
             return
         failed = 0
         with Progress(console=console) as progress:
-            task = progress.add_task("Replaying…", total=len(chosen))
+            task = progress.add_task(phrase("cli.dlq.replaying"), total=len(chosen))
             for dead_letter_id in chosen:
                 response = client.post(f"/v1/dead-letters/{dead_letter_id}/replay")
                 if response.status_code != 202:
                     failed += 1
-                    progress.console.print(f"[red]{dead_letter_id}: {_refused(response)}[/]")
+                    progress.console.print(f"[red]{dead_letter_id}: {escape(_refused(response))}[/]")
                 progress.advance(task)
-    console.print(f"Replayed {len(chosen) - failed} of {len(chosen)}.")
+    console.print(phrase("cli.dlq.replayed", done=len(chosen) - failed, total=len(chosen)))
     if failed:
         raise typer.Exit(1)
 

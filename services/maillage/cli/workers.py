@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from maillage.cli.words import phrase
 from maillage.core.config.network import NetworkError, load_network
 from maillage.core.config.settings import DEFAULT_NETWORK
 from maillage.core.crypto.keys import KeyDirs, KeyUse, OwnKeys, PublicKeys
@@ -47,7 +48,7 @@ def _token_keys(data_dir: Path, agency: str) -> OwnKeys:
     try:
         return OwnKeys.load(dirs, agency, PublicKeys.load(dirs), uses=frozenset({KeyUse.TOKENS}))
     except LookupError as exc:
-        console.print(f"[red]{escape(str(exc))}[/] — the agency's own keys are needed.", highlight=False)
+        console.print(f"[red]{escape(phrase('cli.keys-needed', error=str(exc)))}[/]", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -94,12 +95,12 @@ def _end_sessions(url: str, token: str, *, who: str, network: Path) -> None:
             url, headers={"Authorization": f"Bearer {token}"}, timeout=10.0, trust_env=False, verify=verify
         )
     except httpx.HTTPError as exc:
-        console.print(f"[red]Cannot reach the service ({type(exc).__name__}).[/]")
+        console.print(f"[red]{phrase('cli.unreachable', error=type(exc).__name__)}[/]")
         raise typer.Exit(2) from None
     if not response.is_success:
-        console.print(f"[red]The service refused ({response.status_code}).[/]")
+        console.print(f"[red]{phrase('cli.service-refused', status=response.status_code)}[/]")
         raise typer.Exit(2)
-    console.print(f"{response.json()['ended']} session(s) of {escape(who)} ended.", highlight=False)
+    console.print(escape(phrase("cli.sessions-ended", count=response.json()["ended"], who=who)), highlight=False)
 
 
 @workers_app.command("invite")

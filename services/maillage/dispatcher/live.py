@@ -74,11 +74,9 @@ class Live:
     def admit(self, worker: Worker) -> None:
         """Raises TooManyStreams if `worker` may not open one more stream now."""
         if len(self._by_agency[worker.agency].get(worker.id, ())) >= self.max_per_worker:
-            raise TooManyStreams(
-                f"At most {self.max_per_worker} live connections per worker: close another tab or device first."
-            )
+            raise TooManyStreams("problem.too-many-streams.per-worker", most=self.max_per_worker)
         if self._per_agency[worker.agency] >= self.max_per_agency:
-            raise TooManyStreams(f"At most {self.max_per_agency} live connections per agency.")
+            raise TooManyStreams("problem.too-many-streams.per-agency", most=self.max_per_agency)
 
     def connect(self, worker: Worker, *, kid: str = "") -> Connection:
         """A new stream of `worker`'s, opened with a token of key `kid`; TooManyStreams over the caps."""

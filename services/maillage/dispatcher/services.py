@@ -76,7 +76,7 @@ from maillage.domain.vocabulary import LegalBasis, Purpose, Role, Severity
 RECHECK = timedelta(seconds=5)
 # Shifts turn on the minute at most: whoever came on call is paged for what is open within this delay.
 PRESENCE_RECHECK = timedelta(seconds=30)
-NOT_YOURS = "There is no alert with this id for you."
+NOT_YOURS = "problem.not-found.alert-for-you"
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,10 @@ from fastapi import Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from maillage.core.crypto.tokens import Principal, Scope
+from maillage.core.i18n import LANGUAGES, negotiate, translate
 from maillage.core.sessions.service import SignInSessions
 from maillage.core.web.auth import authenticate
-from maillage.core.web.problems import LANGUAGES, TITLES, preferred_language
+from maillage.core.web.problems import title
 from maillage.dispatcher.contracts import AlertMessage
 from maillage.dispatcher.deps import worker_of
 from maillage.dispatcher.live import Connection, Frame, Message, Worker
@@ -42,26 +43,27 @@ from maillage.domain.errors import MaillageError, TooManyStreams
 
 KEEPALIVE_SECONDS = 15.0
 LOGIN_ATTEMPTS = 5
+AUTH_EXAMPLE = '{"type": "auth", "token": "…"}'
 
 
 def sse(request: Request, principal: Principal, dispatcher: Dispatcher) -> StreamingResponse:
     """A worker's Server-Sent Events stream: who they are, every open alert, then every change."""
     worker = worker_of(principal)
     dispatcher.live.admit(worker)  # over the caps: a 429 problem, while a status can still say so
+    language = negotiate(request.headers.get("accept-language"))
 
     async def events() -> AsyncIterator[bytes]:
         # Connected only while the stream runs, so a stream that never starts leaves no phantom worker.
         try:
             connection = dispatcher.live.connect(worker, kid=principal.kid)
         except TooManyStreams as exc:  # another stream of this worker's began since the check
-            language = preferred_language(request.headers.get("accept-language"))
-            yield _sse(_error(exc.status, exc.code, exc.detail, language))
+            yield _sse(_refusal(exc, language))
             return
         dispatcher.worker_joined()
         try:
             yield _sse(dispatcher.hello(worker).message())
             yield _sse((await dispatcher.snapshot(worker)).message())
-            async for frame in _messages(connection, expires_at=principal.expires_at):
+            async for frame in _messages(connection, expires_at=principal.expires_at, language=language):
                 yield _sse(frame) if frame else b": keep-alive\n\n"
         finally:
             dispatcher.live.disconnect(connection)
@@ -76,12 +78,12 @@ def _sse(message: Message | Frame) -> bytes:
     return b"event: " + frame.type.encode() + b"\ndata: " + frame.text.encode() + b"\n\n"
 
 
-async def _messages(connection: Connection, *, expires_at: float) -> AsyncIterator[Frame | None]:
+async def _messages(connection: Connection, *, expires_at: float, language: str) -> AsyncIterator[Frame | None]:
     """The connection's frames; None every KEEPALIVE_SECONDS of silence; an error when the token expires."""
     while True:
         left = expires_at - time.time()
         if left <= 0:
-            yield Frame.of(_error(401, "unauthorized", "The token expired: sign in again.", "en"))
+            yield Frame.of(_error(401, "unauthorized", "problem.unauthorized.token-expired", language))
             return
         # No asyncio.wait_for here: it wraps every wait in a new task, and an alert pushed to hundreds of
         # sockets wakes hundreds of these loops at once. A message already waiting needs no timer at all.
@@ -97,20 +99,24 @@ async def _messages(connection: Connection, *, expires_at: float) -> AsyncIterat
                 continue
         if message is None:  # dropped: the client was too slow; it will reconnect and get a snapshot
             if connection.revoked:
-                yield Frame.of(_error(401, "unauthorized", "The token's key was retired: sign in again.", "en"))
+                yield Frame.of(_error(401, "unauthorized", "problem.unauthorized.key-retired", language))
             return
         yield message
 
 
-def _error(status: int, code: str, detail: str, language: str, **extra: Any) -> Message:
+def _error(status: int, code: str, key: str, language: str, **fields: Any) -> Message:
+    """An error frame: its title and detail (the message `key`, filled in with `fields`) in `language`."""
     return {
         "type": "error",
         "status": status,
         "code": code,
-        "title": TITLES.get(code, TITLES["http"])[language],
-        "detail": detail,
-        **extra,
+        "title": title(code, language),
+        "detail": translate(language, key, **fields),
     }
+
+
+def _refusal(exc: MaillageError, language: str, **extra: Any) -> Message:
+    return {**_error(exc.status, exc.code, exc.key, language, **exc.fields), **exc.extensions, **extra}
 
 
 # --- WebSocket ----------------------------------------------------------------------------------
@@ -122,7 +128,7 @@ async def converse(
     """A worker's WebSocket: signed in (by the on-call page's session cookie, the handshake's bearer token, or an
     `auth` message), sent who they are and every open alert, then every change; their acknowledgements and
     pings answered on the same socket."""
-    language = preferred_language(websocket.headers.get("accept-language"))
+    language = negotiate(websocket.headers.get("accept-language"))
     scheme, _, bearer = websocket.headers.get("authorization", "").partition(" ")
     by_session = None
     if sessions is not None and not bearer:
@@ -144,7 +150,7 @@ async def converse(
             connection = dispatcher.live.connect(worker, kid=principal.kid)
         except TooManyStreams as exc:
             # 1013, try again later: the worker's page reconnects, and gets in once another stream closes.
-            await _close_with(websocket, _error(exc.status, exc.code, exc.detail, language), code=1013)
+            await _close_with(websocket, _refusal(exc, language), code=1013)
             return
         dispatcher.worker_joined()
         pump: asyncio.Task[None] | None = None
@@ -153,7 +159,7 @@ async def converse(
             # Sent before anything queued meanwhile, so a later change always comes after the snapshot.
             await websocket.send_text(orjson.dumps(dispatcher.hello(worker).message()).decode())
             await websocket.send_text(orjson.dumps(snapshot).decode())
-            pump = asyncio.create_task(_pump(websocket, connection, expires_at=principal.expires_at))
+            pump = asyncio.create_task(_pump(websocket, connection, expires_at=principal.expires_at, language=language))
             while True:
                 raw = await _receive(websocket)
                 if raw is None:
@@ -190,9 +196,7 @@ async def _sign_in(
                 # 408, not 401: the token may be good and the network slow; the worker's page reconnects.
                 await _close_with(
                     websocket,
-                    _error(
-                        408, "request-timeout", f"Sign in within {seconds:g} s of connecting; connect again.", language
-                    ),
+                    _error(408, "request-timeout", "problem.request-timeout.sign-in", language, seconds=f"{seconds:g}"),
                     code=1008,
                 )
                 return None
@@ -203,16 +207,18 @@ async def _sign_in(
                 language = str(message["lang"])  # a browser cannot set Accept-Language on a socket
             if not isinstance(message, dict) or message.get("type") != "auth":
                 await websocket.send_json(
-                    _error(401, "unauthorized", 'Sign in first: send {"type": "auth", "token": "…"}.', language)
+                    _error(401, "unauthorized", "problem.unauthorized.sign-in-first", language, example=AUTH_EXAMPLE)
                 )
                 continue
             token = str(message.get("token") or "")
         try:
             return authenticate(websocket, token, Scope.ALERTS_ACK, owners=owners)
         except MaillageError as exc:
-            await websocket.send_json(_error(exc.status, exc.code, exc.detail, language))
+            await websocket.send_json(_refusal(exc, language))
             token = None
-    await _close_with(websocket, _error(401, "unauthorized", "Too many attempts; connect again.", language), code=1008)
+    await _close_with(
+        websocket, _error(401, "unauthorized", "problem.unauthorized.too-many-attempts", language), code=1008
+    )
     return None
 
 
@@ -221,8 +227,8 @@ async def _close_with(websocket: WebSocket, error: Message, *, code: int) -> Non
     await websocket.close(code=code)
 
 
-async def _pump(websocket: WebSocket, connection: Connection, *, expires_at: float) -> None:
-    async for frame in _messages(connection, expires_at=expires_at):
+async def _pump(websocket: WebSocket, connection: Connection, *, expires_at: float, language: str) -> None:
+    async for frame in _messages(connection, expires_at=expires_at, language=language):
         if frame is not None:
             await websocket.send_text(frame.text)
     # 4401: sign in again (the token expired, or its key was retired); 1013: too slow, reconnect.
@@ -239,19 +245,19 @@ def _parse(raw: str | bytes) -> Any:
 async def _answer(dispatcher: Dispatcher, worker: Worker, raw: str | bytes, language: str) -> Message:
     message = _parse(raw)
     if not isinstance(message, dict):
-        return _error(400, "malformed-json", "Each message must be a JSON object.", language)
+        return _error(400, "malformed-json", "problem.malformed-json.not-an-object", language)
     kind = message.get("type")
     if kind == "ping":
         return {"type": "pong"}
     if kind == "auth":
-        return _error(409, "conflict", "Already signed in.", language)
+        return _error(409, "conflict", "problem.conflict.signed-in-already", language)
     if kind != "ack":
-        return _error(422, "validation", 'Unknown message type; expected "ack" or "ping".', language)
+        return _error(422, "validation", "problem.validation.unknown-message-type", language)
     try:
         alert_id = str(UUID(str(message.get("alert_id"))))
     except ValueError:
-        return _error(422, "validation", "alert_id must be an alert's id.", language)
+        return _error(422, "validation", "problem.validation.alert-id", language)
     try:
         return AlertMessage(type="acked", alert=await dispatcher.acknowledge(worker, alert_id)).message()
     except MaillageError as exc:
-        return _error(exc.status, exc.code, exc.detail, language, alert_id=alert_id)
+        return _refusal(exc, language, alert_id=alert_id)

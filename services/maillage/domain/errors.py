@@ -4,19 +4,25 @@ Nothing here knows of HTTP frameworks or Kafka."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 
 class MaillageError(Exception):
-    """Base of every error a client may see; subclasses fix the status and the problem type."""
+    """Base of every error a client may see; subclasses fix the status and the problem type.
+
+    `key` names the detail's message in the catalogs (maillage.core.i18n, domain `maillage`), `fields` fill it
+    in: the edge renders it in the language the client asks for, so neither may hold personal data.
+    `extensions` are further members of the problem body (machine-readable, never translated)."""
 
     status: ClassVar[int] = 400
     code: ClassVar[str] = "validation"
 
-    def __init__(self, detail: str, **extensions: Any) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.extensions = extensions
+    def __init__(self, key: str, /, *, extensions: Mapping[str, Any] | None = None, **fields: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.fields = fields
+        self.extensions = dict(extensions or {})
 
 
 class NotFound(MaillageError):
@@ -43,6 +49,14 @@ class PoleRequired(MaillageError):
     """A sector is addressed and the event's Pôle is unclear: the sender serves several, or not the one named."""
 
     status, code = 422, "pole-required"
+
+    @classmethod
+    def of(cls, poles: Sequence[str], *, asked: str | None) -> PoleRequired:
+        """Asked for a Pôle the agency does not serve, or for none while it serves several."""
+        extensions = {"poles": list(poles)}
+        if asked is not None:
+            return cls("problem.pole-required.not-served", pole=asked, extensions=extensions)
+        return cls("problem.pole-required.choose", count=len(poles), extensions=extensions)
 
 
 class GroundsRequired(MaillageError):

@@ -229,5 +229,5 @@ def acknowledgement_level(alert: Alert, *, worker: str, levels: Collection[int])
     if alert.state is AlertState.ACKNOWLEDGED:
         if alert.acknowledged_by == worker:
             return None
-        raise Conflict("Someone else already acknowledged this alert.")
+        raise Conflict("problem.conflict.acknowledged-by-other")
     return min(levels) if levels else alert.level

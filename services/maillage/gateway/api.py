@@ -59,7 +59,7 @@ async def start_full_walk(principal: AuditReader, walks: Walks, response: Respon
 async def full_walk(walk_id: Annotated[str, Path(pattern=WALK_ID)], principal: AuditReader, walks: Walks) -> WalkStatus:
     walk = await walks.status(walk_id)
     if walk is None:
-        raise NotFound("There is no audit walk with this id.")
+        raise NotFound("problem.not-found.audit-walk")
     return walk
 
 

@@ -28,7 +28,7 @@ async def read_back(dead: DeadLetter, *, bootstrap: str, auth: KafkaAuth | None)
         async with asyncio.timeout(10):
             return await _find(reader, tp, offset=dead.dlq_offset)
     except TimeoutError:
-        raise Conflict("This dead letter could not be read back from the topic.") from None
+        raise Conflict("problem.conflict.dead-letter-unreadable") from None
     finally:
         await reader.stop()
 
@@ -41,4 +41,4 @@ async def _find(reader: AIOKafkaConsumer, tp: TopicPartition, *, offset: int) ->
                 headers = [(k, v) for k, v in record.headers if k not in DLQ_HEADERS]
                 return record.key, record.value or b"", headers
             if record.offset > offset:
-                raise Conflict("This dead letter is no longer on the topic (retention).")
+                raise Conflict("problem.conflict.dead-letter-expired")

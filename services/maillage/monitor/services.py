@@ -89,7 +89,7 @@ async def overview(ctx: MonitorContext, *, minutes: int) -> c.Overview:
 async def flow(ctx: MonitorContext, *, minutes: int, bucket_seconds: int) -> c.Flow:
     buckets = -(-minutes * 60 // bucket_seconds)
     if buckets > MAX_BUCKETS:
-        raise InvalidRequest(f"At most {MAX_BUCKETS} points per series: widen bucket_seconds or shorten minutes.")
+        raise InvalidRequest("problem.validation.too-many-points", most=MAX_BUCKETS)
     start = ctx.clock.now() - timedelta(minutes=minutes)
     async with ctx.sessions() as session:
         rows = await repository.decided_since(session, since=start)
@@ -186,11 +186,9 @@ async def replay(ctx: MonitorContext, dead_letter_id: int) -> c.DeadLetterOut:
     async with ctx.sessions() as session:
         dead = await repository.dead_letter(session, dead_letter_id)
     if dead is None:
-        raise NotFound("There is no dead letter with this id.")
+        raise NotFound("problem.not-found.dead-letter")
     if not replayable(ctx, dead):
-        raise Conflict(
-            f"Only records refused by the gateway can be replayed from here; this one was refused by {dead.service}."
-        )
+        raise Conflict("problem.conflict.not-replayable", service=dead.service)
     key, value, headers = await read_back(dead, bootstrap=ctx.bootstrap, auth=ctx.auth)
     producer = await ctx.producer.get()
     try:

@@ -10,12 +10,16 @@ English catalog is a catalog like the others and a test can require every key in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
+from string import Formatter
 from typing import Any
 
 from babel.messages.pofile import read_po
+
+from maillage.domain.errors import MaillageError
 
 LANGUAGES = ("en", "fr", "nl", "de")
 DEFAULT_LANGUAGE = "en"
@@ -47,6 +51,22 @@ def negotiate(accept_language: str | None, *, offered: tuple[str, ...] = LANGUAG
     return min(weighted)[2] if weighted else (DEFAULT_LANGUAGE if DEFAULT_LANGUAGE in offered else offered[0])
 
 
+def environment_language(environ: Mapping[str, str] | None = None) -> str:
+    """The language of a command's user-facing lines: `MAILLAGE_LANGUAGE` when it names one offered, else the
+    POSIX locale's (the first set of `LC_ALL`, `LC_MESSAGES`, `LANG`: `fr_BE.UTF-8` → `fr`; `C` → English)."""
+    env = os.environ if environ is None else environ
+    wanted = _language_of_locale(env.get("MAILLAGE_LANGUAGE", ""))
+    if wanted in LANGUAGES:
+        return wanted
+    chosen = next((env[name] for name in ("LC_ALL", "LC_MESSAGES", "LANG") if env.get(name)), "")
+    language = _language_of_locale(chosen)
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def _language_of_locale(value: str) -> str:
+    return value.strip().split(".")[0].split("@")[0].replace("-", "_").split("_")[0].lower()
+
+
 def _quality(params: str) -> float:
     for param in params.split(";"):
         name, _, value = param.strip().partition("=")
@@ -73,7 +93,23 @@ def translate(language: str, key: str, /, domain: str = "maillage", **fields: An
     """The message `key` in `language` (English when that catalog lacks it, the key itself when none has it),
     its fields filled in."""
     text = catalog(language, domain).get(key) or catalog(DEFAULT_LANGUAGE, domain).get(key) or key
-    return text.format(**fields) if fields else text
+    # A field the caller did not give stays as written: a message shown a little raw beats a refusal turned 500.
+    return text.format_map(_Kept(fields)) if fields else text
+
+
+def describe(error: MaillageError, language: str = DEFAULT_LANGUAGE) -> str:
+    """What a refusal says, in `language`: English by default, for a log line or an exception's text."""
+    return translate(language, error.key, **error.fields)
+
+
+class _Kept(dict[str, Any]):
+    def __missing__(self, name: str) -> str:
+        return "{" + name + "}"
+
+
+def message_fields(text: str) -> frozenset[str]:
+    """The names of the `str.format` fields a message fills in (`{count}`, `{scope}`)."""
+    return frozenset(name.split(".")[0].split("[")[0] for _, name, _, _ in Formatter().parse(text) if name)
 
 
 def domains() -> list[str]:

@@ -70,7 +70,7 @@ class SignInSessions:
             if principal.token_id is None or not await repository.invitation_used(
                 session, principal.token_id, expires_at=expires
             ):
-                raise Unauthorized("This invitation was used already: ask for another.")
+                raise Unauthorized("problem.unauthorized.invitation-used")
             secret = new_secret()
             row = SignInSession(
                 id=str(uuid.uuid4()),
@@ -87,7 +87,7 @@ class SignInSessions:
 
     def _invitation(self, invitation: str) -> Principal:
         if self.trust is None:
-            raise Unauthorized("No one signs in here.")
+            raise Unauthorized("problem.unauthorized.no-sign-in")
         try:
             principal = verify_token(invitation, keys=self.trust.public, audience=self.audience)
         except TokenError:
@@ -95,11 +95,11 @@ class SignInSessions:
             try:
                 principal = verify_token(invitation, keys=self.trust.public, audience=self.audience)
             except TokenError as exc:
-                raise Unauthorized(f"The invitation is not acceptable ({exc}).") from None
+                raise Unauthorized("problem.unauthorized.invitation-refused", reason=str(exc)) from None
         if principal.agency not in self.issuers or self.required not in principal.scopes:
-            raise Unauthorized("The invitation is not for this service.")
+            raise Unauthorized("problem.unauthorized.invitation-elsewhere")
         if principal.token_id is None:
-            raise Unauthorized("A token is not an invitation: ask for a sign-in link.")
+            raise Unauthorized("problem.unauthorized.token-not-invitation")
         return principal
 
     async def signed_in(self, cookie: str | None) -> Principal | None:

@@ -73,7 +73,7 @@ def _verify_uncached(trust: Trust | PublicTrust, token: str, *, audience: str) -
         try:
             return verify_token(token, keys=trust.public, audience=audience)
         except TokenError as exc:
-            raise Unauthorized(f"The bearer token is not acceptable ({exc}).") from None
+            raise Unauthorized("problem.unauthorized.token-refused", reason=str(exc)) from None
 
 
 def _cache_of(request: Request | WebSocket) -> TokenCache:
@@ -88,14 +88,14 @@ def authenticate(
 ) -> Principal:
     """A valid token for this service (`app.state.audience`), issued by one of `owners`, carrying `scope`."""
     if not token:
-        raise Unauthorized("A bearer token is required.")
+        raise Unauthorized("problem.unauthorized.token-required")
     principal = _verify(request.app.state.trust, token, _cache_of(request), audience=request.app.state.audience)
     if principal.token_id is not None:
-        raise Unauthorized("An invitation signs in once, on the on-call page; it is no bearer token.")
+        raise Unauthorized("problem.unauthorized.invitation-not-bearer")
     if principal.agency not in owners:
-        raise Forbidden("This token was issued by someone this service does not take it from.")
+        raise Forbidden("problem.forbidden.foreign-issuer")
     if scope not in principal.scopes:
-        raise Forbidden(f"This token lacks the {scope.value} scope.")
+        raise Forbidden("problem.forbidden.scope-missing", scope=scope.value)
     return _acting(principal, request.headers.get(ACTING_STAFF_HEADER))
 
 
@@ -104,10 +104,7 @@ def _acting(principal: Principal, stated: str | None) -> Principal:
     if stated is None or not principal.names_a_system:
         return principal
     if not ACTING_STAFF.fullmatch(stated):
-        raise InvalidRequest(
-            f"{ACTING_STAFF_HEADER} is your system's own reference of the professional (1 to 64 letters, digits, "
-            "'.', '_', ':' or '-'), never a name."
-        )
+        raise InvalidRequest("problem.validation.acting-staff-format", header=ACTING_STAFF_HEADER)
     return replace(principal, acting=stated)
 
 
@@ -115,9 +112,7 @@ def person_ref(principal: Principal) -> str:
     """The pseudonymous reference of the professional behind a request where a person is meant (who obtained
     a consent, raised an alert, reviewed one): a system's token must say who, per request."""
     if principal.names_a_system and principal.acting is None:
-        raise ActingStaffRequired(
-            f"A system's token names no professional: state who acts with the {ACTING_STAFF_HEADER} header."
-        )
+        raise ActingStaffRequired("problem.acting-staff-required.system-token", header=ACTING_STAFF_HEADER)
     return staff_ref(principal)
 
 

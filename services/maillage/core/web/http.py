@@ -15,14 +15,15 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from maillage.core.i18n import negotiate, translate
 from maillage.core.web.auth import jwks
 from maillage.core.web.problems import (
     PROBLEM_JSON,
     PROBLEM_TYPE_BASE,
-    TITLES,
     install_problem_handlers,
     problem,
     temporarily_unavailable,
+    title,
 )
 from maillage.domain.errors import NotFound, NotReady, Unauthorized
 
@@ -62,7 +63,7 @@ def asset(folder: Path, name: str) -> FileResponse:
         wanted = place / name
         if wanted.suffix in served and wanted.parent == place and wanted.is_file():
             return FileResponse(wanted, media_type=served[wanted.suffix], headers=_STATIC_HEADERS)
-    raise NotFound("No such file.")
+    raise NotFound("problem.not-found.file")
 
 
 def add_page(router: APIRouter, path: str, *, html: Path) -> None:
@@ -117,22 +118,22 @@ class BodyLimit:
             await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
+        language = negotiate(dict(scope["headers"]).get(b"accept-language", b"").decode("latin-1"))
         body = orjson.dumps(
             {
                 "type": PROBLEM_TYPE_BASE + "too-large",
-                "title": TITLES["too-large"]["en"],
+                "title": title("too-large", language),
                 "status": 413,
-                "detail": f"The limit is {self.max_bytes} bytes.",
+                "detail": translate(language, "problem.too-large.limit", limit=self.max_bytes),
                 "instance": scope.get("path", ""),
             }
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
-            }
-        )
+        headers = [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"content-language", language.encode()),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -156,7 +157,7 @@ class JsonBodiesOnly:
                 Request(scope),
                 status=415,
                 code="unsupported-media-type",
-                detail="Request bodies are JSON: send them with Content-Type: application/json.",
+                detail="problem.unsupported-media-type.json",
             )
             await refusal(scope, receive, send)
             return
@@ -268,7 +269,7 @@ def install_common(
     async def jwks_document(request: Request, response: Response) -> dict[str, list[dict[str, str]]]:
         trust = getattr(request.app.state, "trust", None)
         if trust is None:
-            raise NotReady("The keys are not loaded yet.")
+            raise NotReady("problem.not-ready.keys")
         # Kept by the other services as long as they reload their keys anyway: a retired key is refused
         # everywhere within that bound.
         response.headers["Cache-Control"] = f"max-age={keys_max_age}"
@@ -288,7 +289,7 @@ def install_common(
         # Counts by agency, sector and outcome say who works with whom: for the operators' scraper only.
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
-            raise Unauthorized("The metrics need the scrape secret as a bearer token.")
+            raise Unauthorized("problem.unauthorized.scrape-secret")
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
@@ -303,5 +304,5 @@ def install_common(
     )
     async def readyz() -> dict[str, str]:
         if not await ready():
-            raise NotReady("Kafka or the database is not reachable yet.")
+            raise NotReady("problem.not-ready.dependencies")
         return {"status": "ready"}

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from maillage.core.clients.models import ClientRow
 from maillage.core.crypto.secrets import check_secret
 from maillage.core.crypto.tokens import MAX_LIFETIME, Scope
+from maillage.core.i18n import DEFAULT_LANGUAGE, translate
 from maillage.core.web.problems import problem
 
 TOKEN_PATH = "/oauth/token"
@@ -128,7 +129,7 @@ class TokenEndpoint(AuthorizationServer):  # type: ignore[misc]
     async def respond(self, request: Request) -> Response:
         fields = _form(await request.body())
         if fields is None:
-            return _oauth_error(request, 400, "invalid_request", "The body is not a form of at most 16 fields.")
+            return _oauth_error(request, 400, "invalid_request", "problem.oauth.not-a-form")
         client_id = _basic_client_id(request.headers.get("authorization")) or dict(fields).get("client_id")
         # An id that cannot be one `maillage clients add` made is unknown, not a question for the database (which
         # would refuse a NUL in it).
@@ -136,7 +137,7 @@ class TokenEndpoint(AuthorizationServer):  # type: ignore[misc]
         try:
             oauth_request = _Request(request, fields)
         except InsecureTransportError:
-            return _oauth_error(request, 400, "invalid_request", "Token requests travel over TLS (or loopback) only.")
+            return _oauth_error(request, 400, "invalid_request", "problem.oauth.tls-only")
         token = _asking.set(row if row is not None and row.revoked_at is None else None)
         try:
             # In a thread: checking a secret costs scrypt's tens of milliseconds, which the event loop must not wait.
@@ -147,7 +148,7 @@ class TokenEndpoint(AuthorizationServer):  # type: ignore[misc]
             error = body.get("error", "invalid_request")
             # One answer for an unknown client and a wrong secret: no probing which client ids exist.
             description = None if error == "invalid_client" else body.get("error_description")
-            return _oauth_error(request, status, error, description)
+            return _oauth_error(request, status, error, None, description=description)
         return JSONResponse(body, status_code=200, headers=dict(headers))
 
     # --- what authlib asks of an integration ----------------------------------------------------------------
@@ -210,21 +211,24 @@ def _basic_client_id(authorization: str | None) -> str | None:
     return unquote(client_id) or None
 
 
-def _oauth_error(request: Request, status: int, error: str, description: str | None) -> Response:
+def _oauth_error(
+    request: Request, status: int, error: str, key: str | None, *, description: str | None = None
+) -> Response:
     """RFC 6749 §5.2's error, as an RFC 9457 problem that also carries its `error` members (OAuth clients
-    read those)."""
-    code = "invalid-client" if error == "invalid_client" else "oauth"
-    detail = description or _DETAILS.get(error, "The token request is not valid.")
-    answer = problem(request, status=status, code=code, detail=detail, error=error, error_description=detail)
+    read those): the detail is the message `key` (else the error's own) in the request's language, the
+    `error_description` authlib's, else the detail in English — for a client's logs, not for people."""
+    key = key or (f"problem.oauth.{error}" if error in OAUTH_ERRORS else "problem.oauth.invalid")
+    described = description or translate(DEFAULT_LANGUAGE, key)
+    answer = problem(request, status=status, code=code_of(error), detail=key, error=error, error_description=described)
     if status == 401:
         answer.headers["WWW-Authenticate"] = 'Basic realm="maillage"'
     return answer
 
 
-_DETAILS = {
-    "invalid_client": "The client is not registered here, was revoked, or its secret is wrong.",
-    "unsupported_grant_type": "This endpoint grants client_credentials only.",
-    "invalid_scope": "A scope asked for is not one this client may have.",
-    "unauthorized_client": "This client may not use this grant.",
-    "invalid_request": "The token request is missing something or repeats a parameter.",
-}
+OAUTH_ERRORS = frozenset(
+    {"invalid_client", "unsupported_grant_type", "invalid_scope", "unauthorized_client", "invalid_request"}
+)
+
+
+def code_of(error: str) -> str:
+    return "invalid-client" if error == "invalid_client" else "oauth"

@@ -26,7 +26,7 @@ def decode_cursor(cursor: str | None) -> int:
     try:
         return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except ValueError:
-        raise InvalidRequest("The cursor is not one this API gave.") from None
+        raise InvalidRequest("problem.validation.cursor") from None
 
 
 def next_cursor(positions: list[int], *, limit: int) -> str | None:
@@ -46,9 +46,9 @@ def decode_key(cursor: str | None) -> str:
     try:
         key = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except ValueError:
-        raise InvalidRequest("The cursor is not one this API gave.") from None
+        raise InvalidRequest("problem.validation.cursor") from None
     if not key or not key.isprintable():
-        raise InvalidRequest("The cursor is not one this API gave.")
+        raise InvalidRequest("problem.validation.cursor")
     return key
 
 

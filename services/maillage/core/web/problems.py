@@ -1,7 +1,9 @@
-"""Errors rendered at the edge: RFC 9457 problem bodies with titles in English, French, Dutch and German."""
+"""Errors rendered at the edge: RFC 9457 problem bodies whose title, detail and validation messages come from the
+message catalogs (maillage.core.i18n), in the language the request's Accept-Language prefers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -11,175 +13,42 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from maillage.core.i18n import DEFAULT_LANGUAGE, catalog, message_fields, negotiate, translate
 from maillage.domain.errors import MaillageError, Unauthorized
 
 PROBLEM_TYPE_BASE = "https://maillage.be/problems/"
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
-
-# Titles a partner system may show to a worker; the `type` URI is the stable contract.
-TITLES: dict[str, dict[str, str]] = {
-    "validation": {
-        "en": "The request is not valid",
-        "fr": "La requête n'est pas valide",
-        "nl": "Het verzoek is ongeldig",
-        "de": "Die Anfrage ist ungültig",
-    },
-    "malformed-json": {
-        "en": "The body is not valid JSON",
-        "fr": "Le corps n'est pas du JSON valide",
-        "nl": "De inhoud is geen geldige JSON",
-        "de": "Der Inhalt ist kein gültiges JSON",
-    },
-    "too-large": {
-        "en": "The body is too large",
-        "fr": "Le corps est trop volumineux",
-        "nl": "De inhoud is te groot",
-        "de": "Der Inhalt ist zu groß",
-    },
-    "acting-staff-required": {
-        "en": "Say which professional acts",
-        "fr": "Indiquez quel professionnel agit",
-        "nl": "Geef aan welke professional handelt",
-        "de": "Geben Sie an, welche Fachkraft handelt",
-    },
-    "invalid-client": {
-        "en": "The client is not known, or its credentials are wrong",
-        "fr": "Le client est inconnu, ou ses identifiants sont erronés",
-        "nl": "De client is onbekend, of zijn gegevens kloppen niet",
-        "de": "Der Client ist unbekannt, oder seine Zugangsdaten sind falsch",
-    },
-    "oauth": {
-        "en": "The token request cannot be granted",
-        "fr": "La demande de jeton ne peut être accordée",
-        "nl": "Het tokenverzoek kan niet worden ingewilligd",
-        "de": "Die Token-Anfrage kann nicht gewährt werden",
-    },
-    "not-found": {"en": "Not found", "fr": "Introuvable", "nl": "Niet gevonden", "de": "Nicht gefunden"},
-    "conflict": {
-        "en": "Conflict with the current state",
-        "fr": "Conflit avec l'état actuel",
-        "nl": "Conflict met de huidige toestand",
-        "de": "Konflikt mit dem aktuellen Zustand",
-    },
-    "unknown-recipient": {
-        "en": "Unknown recipient",
-        "fr": "Destinataire inconnu",
-        "nl": "Onbekende ontvanger",
-        "de": "Unbekannter Empfänger",
-    },
-    "pole-required": {
-        "en": "Say which of your Pôles the event belongs to",
-        "fr": "Précisez à quel Pôle, parmi les vôtres, l'événement appartient",
-        "nl": "Geef aan tot welke van uw Pôles de gebeurtenis behoort",
-        "de": "Geben Sie an, zu welchem Ihrer Pôles das Ereignis gehört",
-    },
-    "grounds-required": {
-        "en": "This legal basis needs its grounds",
-        "fr": "Cette base légale doit être justifiée par ses fondements",
-        "nl": "Deze rechtsgrond vereist zijn grondslag",
-        "de": "Diese Rechtsgrundlage braucht ihre Begründung",
-    },
-    "not-a-convener": {
-        "en": "This agency may not convene case conferences",
-        "fr": "Cette organisation ne peut pas convoquer de concertation de cas",
-        "nl": "Deze organisatie mag geen casusoverleg bijeenroepen",
-        "de": "Diese Einrichtung darf keine Fallkonferenz einberufen",
-    },
-    "unknown-discloser": {
-        "en": "Unknown disclosing agency",
-        "fr": "Organisme communicant inconnu",
-        "nl": "Onbekende verstrekkende instantie",
-        "de": "Unbekannte übermittelnde Stelle",
-    },
-    "idempotency-key-reused": {
-        "en": "This Idempotency-Key was used for another request",
-        "fr": "Cette clé d'idempotence a servi pour une autre requête",
-        "nl": "Deze idempotentiesleutel werd voor een ander verzoek gebruikt",
-        "de": "Dieser Idempotenzschlüssel wurde für eine andere Anfrage verwendet",
-    },
-    "unsupported-media-type": {
-        "en": "Send application/json",
-        "fr": "Envoyez du application/json",
-        "nl": "Stuur application/json",
-        "de": "Senden Sie application/json",
-    },
-    "webhook-destination": {
-        "en": "This webhook destination is not accepted",
-        "fr": "Cette destination de webhook n'est pas acceptée",
-        "nl": "Deze webhookbestemming wordt niet aanvaard",
-        "de": "Dieses Webhook-Ziel wird nicht akzeptiert",
-    },
-    "http": {"en": "Request refused", "fr": "Requête refusée", "nl": "Verzoek geweigerd", "de": "Anfrage abgelehnt"},
-    "unauthorized": {
-        "en": "Authentication required",
-        "fr": "Authentification requise",
-        "nl": "Authenticatie vereist",
-        "de": "Authentifizierung erforderlich",
-    },
-    "forbidden": {"en": "Not allowed", "fr": "Non autorisé", "nl": "Niet toegestaan", "de": "Nicht erlaubt"},
-    "not-ready": {"en": "Not ready yet", "fr": "Pas encore prêt", "nl": "Nog niet klaar", "de": "Noch nicht bereit"},
-    "request-timeout": {
-        "en": "The request took too long to arrive",
-        "fr": "La requête a mis trop de temps à arriver",
-        "nl": "Het verzoek deed er te lang over om aan te komen",
-        "de": "Die Anfrage brauchte zu lange, um anzukommen",
-    },
-    "too-many-streams": {
-        "en": "Too many open connections",
-        "fr": "Trop de connexions ouvertes",
-        "nl": "Te veel open verbindingen",
-        "de": "Zu viele offene Verbindungen",
-    },
-    "not-anonymous": {
-        "en": "A consultation is anonymous: remove what tells who it is about",
-        "fr": "Une consultation est anonyme : retirez ce qui permet d'identifier la personne",
-        "nl": "Een consultatie is anoniem: verwijder wat de persoon identificeert",
-        "de": "Eine Konsultation ist anonym: Entfernen Sie, was die Person erkennen lässt",
-    },
-    "no-consultation-desk": {
-        "en": "This Pôle has no consultation desk",
-        "fr": "Ce Pôle n'a pas de service de consultation",
-        "nl": "Deze Pôle heeft geen consultatiedienst",
-        "de": "Dieser Pôle hat keine Konsultationsstelle",
-    },
-    "self-review": {
-        "en": "The one who raised the alert cannot review it",
-        "fr": "La personne qui a donné l'alerte ne peut pas la revoir",
-        "nl": "Wie de melding deed, kan ze niet beoordelen",
-        "de": "Wer den Alarm ausgelöst hat, kann ihn nicht prüfen",
-    },
-    "already-reviewed": {
-        "en": "This alert was already reviewed",
-        "fr": "Cette alerte a déjà été revue",
-        "nl": "Deze melding werd al beoordeeld",
-        "de": "Dieser Alarm wurde bereits geprüft",
-    },
-    "internal": {
-        "en": "The service could not complete the request",
-        "fr": "Le service n'a pas pu traiter la requête",
-        "nl": "De dienst kon het verzoek niet afhandelen",
-        "de": "Der Dienst konnte die Anfrage nicht bearbeiten",
-    },
-}
-LANGUAGES = ("en", "fr", "nl", "de")
+HTTP_DETAILS = {404: "problem.not-found.route", 405: "problem.http.method-not-allowed"}
 
 
-def preferred_language(accept_language: str | None) -> str:
-    for part in (accept_language or "").split(","):
-        tag = part.split(";")[0].strip().lower()[:2]
-        if tag in LANGUAGES:
-            return tag
-    return "en"
+def title(code: str, language: str) -> str:
+    """The problem type's title a partner system may show to a worker; the `type` URI is the stable contract."""
+    key = f"problem.{code}.title"
+    return translate(language, key) if key in catalog(DEFAULT_LANGUAGE) else translate(language, "problem.http.title")
 
 
-def problem(request: Request, *, status: int, code: str, detail: str, **extensions: Any) -> JSONResponse:
-    language = preferred_language(request.headers.get("accept-language"))
+def language_of(request: Request) -> str:
+    return negotiate(request.headers.get("accept-language"))
+
+
+def problem(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    detail: str,
+    detail_fields: Mapping[str, Any] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """The problem body for `code`, its title and its `detail` (a message key, filled in with `detail_fields`) in
+    the language the request prefers; `extensions` are further members, as they are (`fields`, `unknown`…)."""
+    language = language_of(request)
     body = {
         "type": PROBLEM_TYPE_BASE + code,
-        "title": TITLES.get(code, TITLES["http"])[language],
+        "title": title(code, language),
         "status": status,
-        "detail": detail,
+        "detail": translate(language, detail, **(detail_fields or {})),
         "instance": request.url.path,
         **extensions,
     }
@@ -193,40 +62,61 @@ def problem(request: Request, *, status: int, code: str, detail: str, **extensio
 
 def temporarily_unavailable(request: Request) -> JSONResponse:
     """The answer to a failure the partner cannot fix (a database away, a bug): a 503 that says when to retry."""
-    return problem(
-        request, status=503, code="internal", detail="Temporarily unavailable; retry with the same Idempotency-Key."
-    )
+    return problem(request, status=503, code="internal", detail="problem.internal.retry")
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+def _validation_errors(exc: RequestValidationError, language: str) -> list[dict[str, Any]]:
     # Never echo the submitted values back: they may be personal data.
     return [
-        {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type", "")}
+        {
+            "loc": [str(p) for p in err.get("loc", ())],
+            "msg": validation_message(language, err.get("type", ""), err.get("ctx")),
+            "type": err.get("type", ""),
+        }
         for err in exc.errors()
     ]
+
+
+def validation_message(language: str, error_type: str, ctx: Mapping[str, Any] | None) -> str:
+    """Pydantic's message for an error `type`, from the catalog: filled in with the constraint's own context
+    (a maximum length, the values expected), never the value submitted; a generic one for a type not known."""
+    key = f"validation.{error_type}"
+    template = catalog(DEFAULT_LANGUAGE).get(key)
+    needed = message_fields(template) if template else None
+    if needed is None or not needed <= set(ctx or {}):
+        return translate(language, "validation.invalid")
+    return translate(language, key, **{name: _shown(ctx[name]) for name in needed} if ctx else {})
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_maillage_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, MaillageError)
-        response = problem(request, status=exc.status, code=exc.code, detail=exc.detail, **exc.extensions)
+        response = problem(
+            request, status=exc.status, code=exc.code, detail=exc.key, detail_fields=exc.fields, **exc.extensions
+        )
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="maillage"'
         return response
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = _validation_errors(exc)
+        errors = _validation_errors(exc, language_of(request))
         if any(e["type"] == "json_invalid" for e in errors):
-            return problem(request, status=400, code="malformed-json", detail="The body could not be parsed.")
-        return problem(
-            request, status=422, code="validation", detail="Some fields are missing or invalid.", errors=errors
-        )
+            return problem(request, status=400, code="malformed-json", detail="problem.malformed-json.unparsable")
+        return problem(request, status=422, code="validation", detail="problem.validation.fields", errors=errors)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        # Starlette's own refusals (no such route, a method not allowed): their English detail replaced by ours.
         code = "not-found" if exc.status_code == 404 else "http"
-        return problem(request, status=exc.status_code, code=code, detail=str(exc.detail))
+        detail = HTTP_DETAILS.get(exc.status_code, "problem.http.refused")
+        return problem(request, status=exc.status_code, code=code, detail=detail)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         return temporarily_unavailable(request)

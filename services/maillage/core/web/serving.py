@@ -23,7 +23,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from maillage.core.config.settings import ServiceSettings
-from maillage.core.web.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE, TITLES
+from maillage.core.i18n import DEFAULT_LANGUAGE, translate
+from maillage.core.web.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE, title
 
 log = logging.getLogger(__name__)
 # File descriptors a service needs besides its clients' connections: database, Kafka, keys, logs.
@@ -42,9 +43,10 @@ REQUEST_TIMEOUT = _response(
     orjson.dumps(
         {
             "type": PROBLEM_TYPE_BASE + "request-timeout",
-            "title": TITLES["request-timeout"]["en"],
+            "title": title("request-timeout", DEFAULT_LANGUAGE),
             "status": 408,
-            "detail": "The request did not arrive in time; send it again on a new connection.",
+            # Answered by the protocol before any header is read: in the default language.
+            "detail": translate(DEFAULT_LANGUAGE, "problem.request-timeout.late"),
         }
     ),
 )

@@ -57,7 +57,7 @@ def session_router(*, tags: list[str | Enum]) -> APIRouter:
         sessions = sessions_of(request)
         found = await sessions.refresh(request.cookies.get(sessions.cookie))
         if found is None:
-            raise Unauthorized("Not signed in, or the session ended: sign in with a new invitation.")
+            raise Unauthorized("problem.unauthorized.signed-out")
         row, cookie = found
         if cookie is not None:
             _keep(response, request, sessions.cookie, cookie, expires_at=as_utc(row.expires_at))
@@ -98,7 +98,7 @@ def session_or_bearer(scope: Scope, *, issuers: Callable[[Request], Collection[s
             signed_in = await sessions.signed_in(request.cookies.get(sessions.cookie))
             if signed_in is not None:
                 if scope not in signed_in.scopes:
-                    raise Forbidden(f"This session lacks the {scope.value} scope.")
+                    raise Forbidden("problem.forbidden.session-scope", scope=scope.value)
                 return signed_in
         token = credentials.credentials if credentials else None
         return authenticate(request, token, scope, owners=issuers(request))

@@ -36,9 +36,9 @@ SPECIAL_IPV4 = (ip_network("192.0.0.0/24"), ip_network("192.88.99.0/24"))
 
 # What a registrant is told. One message for every address-related reason, so that registering URLs does not
 # tell whether a name exists, where it leads, or whether anything listens there.
-NOT_HTTPS = "A webhook URL must use https."
-CREDENTIALS = "A webhook URL must not carry credentials: the signature authenticates each call."
-REFUSED = "Webhooks are sent only to public https destinations; this one is not accepted."
+NOT_HTTPS = "problem.webhook-destination.not-https"
+CREDENTIALS = "problem.webhook-destination.credentials"
+REFUSED = "problem.webhook-destination.refused"
 
 
 class Unresolvable(Exception):
