@@ -22,6 +22,7 @@ from maillage.core.messaging.envelope import Envelope
 from maillage.core.storage.db import unit_of_work
 from maillage.domain.errors import Conflict, InvalidRequest, NotFound
 from maillage.domain.events import (
+    MAX_HOLD_DAYS,
     HoldReason,
     ReportState,
     SubjectReportHeld,
@@ -85,16 +86,21 @@ async def document(ctx: AgencyContext, subject_ref: str, request_id: UUID, *, ki
         row = await _row(session, subject_ref, request_id)
     content = row.pdf if kind == "pdf" else (row.html or "").encode()
     if row.state != ReportState.ISSUED.value or not content:
-        raise Conflict(f"The report is {row.state}: there is no document to hand over.")
+        if row.state == ReportState.HELD.value:
+            raise Conflict("problem.conflict.report-held")
+        if row.state == "refused":
+            raise Conflict("problem.conflict.report-refused")
+        raise Conflict("problem.conflict.report-pending")
     log.info("disclosure report read", extra={"agency": ctx.agency.id, "request_id": row.request_id, "format": kind})
     return content
 
 
 async def place_hold(ctx: AgencyContext, subject_ref: str, body: c.ReportHoldIn, *, placed_by: str) -> c.ReportHoldOut:
     now, until = ctx.clock.now(), as_utc(body.until)
-    refusal = hold_refusal(placed_at=now, until=until)
-    if refusal is not None:
-        raise InvalidRequest(f"The hold cannot be placed: {refusal}.")
+    if until <= now:
+        raise InvalidRequest("problem.validation.hold-ends-before")
+    if hold_refusal(placed_at=now, until=until) is not None:
+        raise InvalidRequest("problem.validation.hold-too-long", days=MAX_HOLD_DAYS)
     hold_id = uuid4()
     payload = SubjectReportHeld(hold_id=hold_id, until=until, reason=body.reason, placed_by=placed_by)
     async with unit_of_work(ctx.sessions) as session:
@@ -140,7 +146,7 @@ async def follow(session: AsyncSession, envelope: Envelope, payload: SubjectRepo
 async def _row(session: AsyncSession, subject_ref: str, request_id: UUID) -> models.ReportRequestRow:
     row = await repository.report_request(session, str(request_id))
     if row is None or row.subject_ref != subject_ref:
-        raise NotFound("This agency registered no report request with this id for this person.")
+        raise NotFound("problem.not-found.report-request")
     return row
 
 

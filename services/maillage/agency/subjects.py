@@ -42,7 +42,7 @@ async def erasure(ctx: AgencyContext, erasure_id: str) -> c.ErasureOut:
     async with ctx.sessions() as session:
         sent = await repository.sent_event(session, erasure_id)
         if sent is None or sent.type != EventType.SUBJECT_ERASURE_REQUESTED.value:
-            raise NotFound("This agency asked for no erasure with this id.")
+            raise NotFound("problem.not-found.erasure")
         statuses = await repository.statuses_of(session, [erasure_id])
         receipts = await repository.notice_receipts_of(session, [erasure_id])
     holders = [
@@ -89,10 +89,10 @@ async def erase_misrouted(ctx: AgencyContext, subject_ref: str, correction_id: s
     async with unit_of_work(ctx.sessions) as session:
         sent = await repository.sent_event(session, correction_id)
         if sent is None or sent.type != EventType.SUBJECT_ROLE_CORRECTED.value or sent.subject_ref != subject_ref:
-            raise NotFound("This agency made no role correction with this id about this person.")
+            raise NotFound("problem.not-found.role-correction")
         receipts = await repository.notice_receipts_of(session, [correction_id])
         if not any(r.kind == NoticeKind.ROLE_CORRECTED.value and r.misrouted for r in receipts):
-            raise NotFound("The gateway flagged no delivery of this correction to erase (or has not decided it yet).")
+            raise NotFound("problem.not-found.nothing-flagged")
         payload = SubjectErasureRequested(
             erasure_id=uuid4(), ground=ErasureGround.WRONG_ROLE, correction=UUID(correction_id)
         )

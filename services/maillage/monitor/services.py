@@ -234,14 +234,12 @@ async def stats(ctx: MonitorContext, *, quarter: str | None, pole: str | None, t
     """The Pôles' figures for a quarter (the current one by default), every small count withheld."""
     least = ctx.network.monitor.stats_threshold
     if threshold is not None and threshold < least:
-        raise InvalidRequest(
-            f"The network withholds every count below {least}: a threshold may be raised, not lowered."
-        )
+        raise InvalidRequest("problem.validation.threshold-lowered", least=least)
     quarter = quarter or statistics.quarter_of(ctx.clock.now())
     try:
         start, end = statistics.quarter_bounds(quarter)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from None
+    except ValueError:
+        raise InvalidRequest("problem.validation.quarter") from None
     async with ctx.sessions() as session:
         rows = await repository.decided_between(session, start=start, end=end)
         acks = await repository.acknowledged_between(session, start=start, end=end)
