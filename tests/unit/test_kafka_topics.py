@@ -19,6 +19,9 @@ def test_audit_topic_is_kept_forever_by_default() -> None:
     configs = network.topic_configs(Topics())
     assert configs["maillage.audit"]["retention.ms"] == "-1"
     assert configs["maillage.submitted"]["retention.ms"] == str(7 * DAY_MS)
+    # A record outlives its retention by one day at most: the segment holding it closes within a day.
+    assert configs["maillage.submitted"]["segment.ms"] == str(DAY_MS)
+    assert "segment.ms" not in configs["maillage.audit"], "kept for good: no need to roll it daily"
     assert configs["maillage.deliver.refuge-liege"]["retention.ms"] == str(14 * DAY_MS)
     assert configs["maillage.status.refuge-liege"]["retention.ms"] == str(14 * DAY_MS)
     assert configs["maillage.dlq"]["retention.ms"] == str(30 * DAY_MS)
@@ -39,9 +42,9 @@ def test_retention_as_the_file_says() -> None:
     )
     configs = kafka.topic_configs({"a": TopicKind.AUDIT, "d": TopicKind.DELIVERIES, "s": TopicKind.SUBMITTED})
     assert configs == {
-        "a": {"min.insync.replicas": "2", "retention.ms": str(3650 * DAY_MS)},
-        "d": {"min.insync.replicas": "2", "retention.ms": str(2 * DAY_MS)},
-        "s": {"min.insync.replicas": "2", "retention.ms": str(7 * DAY_MS)},
+        "a": {"min.insync.replicas": "2", "retention.ms": str(3650 * DAY_MS), "segment.ms": str(DAY_MS)},
+        "d": {"min.insync.replicas": "2", "retention.ms": str(2 * DAY_MS), "segment.ms": str(DAY_MS)},
+        "s": {"min.insync.replicas": "2", "retention.ms": str(7 * DAY_MS), "segment.ms": str(DAY_MS)},
     }
 
 

@@ -135,6 +135,7 @@ async def erase_subject(session: AsyncSession, subject_ref: str, *, keep: Sequen
         (ReferralRow, ReferralRow.subject_ref),
         (ConsentRow, ConsentRow.subject_ref),
         (AlertReview, AlertReview.subject_ref),
+        (ReportRequestRow, ReportRequestRow.subject_ref),  # the documents handed over to the person
     ):
         await session.exec(delete(table).where(col(column) == subject_ref))
     naming = cast(IdempotencyRecord.response, String).contains(subject_ref)

@@ -184,10 +184,16 @@ class KafkaConfig(_Model):
 
     def topic_configs(self, kinds: Mapping[str, TopicKind]) -> dict[str, dict[str, str]]:
         """Each topic's Kafka configs, from its kind."""
-        return {
-            name: {"min.insync.replicas": str(self.min_insync_replicas), "retention.ms": str(self.retention.ms(kind))}
-            for name, kind in kinds.items()
-        }
+        return {name: self._configs(kind) for name, kind in kinds.items()}
+
+    def _configs(self, kind: TopicKind) -> dict[str, str]:
+        retention = self.retention.ms(kind)
+        configs = {"min.insync.replicas": str(self.min_insync_replicas), "retention.ms": str(retention)}
+        if retention != FOREVER:
+            # Kafka deletes whole closed segments: a segment rolled daily bounds how long a record outlives its
+            # retention to one day (the broker's default roll is a week) — an erased person's ciphertext too.
+            configs["segment.ms"] = str(_DAY_MS)
+        return configs
 
 
 class GatewayConfig(_Model):
