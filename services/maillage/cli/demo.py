@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from websockets.sync.client import ClientConnection, connect
 
+from maillage.cli.words import phrase
 from maillage.core.config.network import Network
 from maillage.core.crypto.keys import KeyDirs, OwnKeys, PublicKeys
 from maillage.core.crypto.network_ca import client_context
@@ -108,16 +110,20 @@ class Demo:
                 time.sleep(0.1)
         return None
 
+    def say(self, key: str, *, end: str = "\n", **fields: Any) -> None:
+        """One line of the story, in the terminal's language (plain text: nothing in it is markup)."""
+        self.console.print(escape(phrase(key, **fields)) + end)
+
     def show(self, title: str, sender: str, sent: dict[str, Any], event_id: str) -> None:
         fate = self.wait_fate(sender, event_id)
         table = Table(title=title, title_justify="left", show_lines=False)
-        table.add_column("category")
-        table.add_column(f"sent by {sender}")
+        table.add_column(phrase("cli.demo.category"))
+        table.add_column(phrase("cli.demo.sent-by", sender=sender))
         received: dict[str, dict[str, Any] | None] = {}
         for line in fate["recipients"]:
             table.add_column(
                 f"{line['recipient']} ({line['sector']})\n{line['outcome']}, {line['legal_basis']}"
-                + (", review" if line["review"] else "")
+                + (f", {phrase('cli.demo.review')}" if line["review"] else "")
             )
             received[line["recipient"]] = (
                 self.wait_inbox(line["recipient"], event_id) if line["outcome"] != "denied" else None
@@ -125,20 +131,20 @@ class Demo:
         for category in Category:
             if category.value not in sent:
                 continue
-            row = [category.value, "sent"]
+            row = [category.value, phrase("cli.demo.sent")]
             for line in fate["recipients"]:
                 item = received[line["recipient"]]
                 if item is not None and category.value in item["data"]:
-                    row.append("[green]received[/]")
+                    row.append(f"[green]{phrase('cli.demo.received')}[/]")
                 else:
                     reason = line["removed"].get(category.value) or line["reason"] or "removed"
-                    row.append(f"[red]removed[/] ({reason})")
+                    row.append(f"[red]{phrase('cli.demo.removed')}[/] ({reason})")
             table.add_row(*row)
         self.console.print(table)
 
     def run(self) -> None:
         subject = new_subject_ref()
-        self.console.print(f"Subject [bold]{subject}[/] (pseudonymous), a victim known to refuge-liege.\n")
+        self.say("cli.demo.subject", subject=subject)
         self.post(
             "refuge-liege",
             "/v1/consents",
@@ -151,15 +157,15 @@ class Demo:
                 "notice_language": "fr",
             },
         )
-        self.console.print("Consent registered: all but health, to cpas-seraing and praxis-meuse, for referral.\n")
+        self.say("cli.demo.consent")
         for to, reason, title in (
-            ("cpas-seraing", "financial_aid", "1. Referral to the CPAS (ceiling of `social` applies)"),
+            ("cpas-seraing", "financial_aid", phrase("cli.demo.step1")),
             (
                 "praxis-meuse",
                 "perpetrator_programme",
-                "2. Referral to the perpetrator programme (never location/contact)",
+                phrase("cli.demo.step2"),
             ),
-            ("chr-citadelle", "medical_care", "3. Referral to the hospital, which has no consent"),
+            ("chr-citadelle", "medical_care", phrase("cli.demo.step3")),
         ):
             body = {"subject_ref": subject, "subject_role": "victim", "recipient": to, "reason": reason, "data": AMINA}
             event = self.post("refuge-liege", "/v1/referrals", body)
@@ -177,7 +183,7 @@ class Demo:
         with self.on_call_socket("zp-meuse") as officer:
             event = self.post("refuge-liege", "/v1/alerts", alert)
             self.show(
-                "4. Imminent-danger alert without consent (art. 458bis)",
+                phrase("cli.demo.step4"),
                 "refuge-liege",
                 {**AMINA, "narrative": alert["justification"]},
                 event["event_id"],
@@ -198,7 +204,7 @@ class Demo:
         if self.wait_inbox("cpas-seraing", first["event_id"]) is not None:
             self.post("cpas-seraing", f"/v1/referrals/{first['event_id']}/response", {"decision": "accepted"})
             state = self._referral_state("refuge-liege", first["event_id"], "accepted")
-            self.console.print(f"6. The CPAS accepts the referral; refuge-liege sees it as [bold]{state}[/].\n")
+            self.say("cli.demo.step6", state=state)
         self.review(event["event_id"])
         self.consultation()
         self.case_conference(subject)
@@ -211,10 +217,12 @@ class Demo:
             seen = reviewer.get(f"/v1/reviews/{alert_id}").json()
             decided = self.post("refuge-liege", f"/v1/reviews/{alert_id}", {"decision": "approved"}, as_client=reviewer)
         fate = self.wait_fate("refuge-liege", decided["review_event_id"])
-        self.console.print(
-            f"7. A second professional of refuge-liege reads the justification ({len(seen['justification'])} "
-            f"characters, never sent to the gateway) and [bold]{decided['status']}[/] the disclosure to "
-            f"{', '.join(seen['disclosed_to'])}; the gateway {fate['state']} the decision in its audit chain.\n"
+        self.say(
+            "cli.demo.step7",
+            length=len(seen["justification"]),
+            status=decided["status"],
+            recipients=", ".join(seen["disclosed_to"]),
+            state=fate["state"],
         )
 
     def consultation(self) -> None:
@@ -237,10 +245,12 @@ class Demo:
             {"severity": "high", "dangerousness": "severe", "advice": ["case_conference", "safety_plan"]},
         )
         answer = self._answered("refuge-liege", consultation_id)
-        self.console.print(
-            f"8. refuge-liege consults the Pôle's desk {desk} anonymously (about [bold]{about}[/], no person); "
-            f"the desk answers: dangerousness [bold]{answer['dangerousness']}[/], advice "
-            f"[bold]{', '.join(answer['advice'])}[/].\n"
+        self.say(
+            "cli.demo.step8",
+            desk=desk,
+            about=about,
+            dangerousness=answer["dangerousness"],
+            advice=", ".join(answer["advice"]),
         )
 
     def case_conference(self, subject: str) -> None:
@@ -261,13 +271,11 @@ class Demo:
         # Disclosures under it travel on the person's key, the convening on the conference's: wait for the
         # gateway to know the conference before sending under it.
         self.wait_fate(convener, conference["event_id"])
-        self.console.print(
-            f"9. {convener} convenes a case conference (art. 458ter) with {', '.join(participants)} about {subject}."
-        )
+        self.say("cli.demo.step9", convener=convener, participants=", ".join(participants), subject=subject, end="")
         data = {k: AMINA[k] for k in ("identity", "risk", "narrative")}
         for to, title in (
-            ("cpas-seraing", "9a. Under the case conference, to a participant (no consent needed, ceiling applies)"),
-            ("chr-citadelle", "9b. Under the case conference, to an agency that does not take part"),
+            ("cpas-seraing", phrase("cli.demo.step9a")),
+            ("chr-citadelle", phrase("cli.demo.step9b")),
         ):
             body = {
                 "subject_ref": subject,
@@ -282,7 +290,7 @@ class Demo:
             event = self.post("refuge-liege", "/v1/referrals", body)
             self.show(title, "refuge-liege", data, event["event_id"])
         self.post(convener, f"/v1/case-conferences/{conference_id}/close", {})
-        self.console.print(f"{convener} closes the case conference: nothing more is disclosed under it.")
+        self.say("cli.demo.closed", convener=convener, end="")
 
     def role_correction(self) -> None:
         """A person recorded as the aggressor was the victim: the correction reaches every recipient, which is
@@ -310,7 +318,7 @@ class Demo:
         }
         referral = self.post("cpas-seraing", "/v1/referrals", body)
         self.show(
-            "10. cpas-seraing refers a person it recorded as the perpetrator",
+            phrase("cli.demo.step10"),
             "cpas-seraing",
             data,
             referral["event_id"],
@@ -322,16 +330,16 @@ class Demo:
         )
         flagged = self._notices(correction["event_id"], acknowledged=1)
         for notice in flagged:
-            self.console.print(
-                f"10a. The role is corrected to victim: {notice['recipient']} is told; what it received that a "
-                f"victim's ceiling would not allow it: {', '.join(notice['disallowed']) or 'nothing'}."
-            )
+            disallowed = ", ".join(notice["disallowed"]) or phrase("cli.demo.nothing")
+            self.say("cli.demo.step10a", recipient=notice["recipient"], categories=disallowed, end="")
         with self.client("cpas-seraing", scopes=(Scope.SUBJECT_ERASE,)) as officer:
             path = f"/v1/subjects/{other}/role-corrections/{correction['event_id']}/erasure"
             erasure = self.post("cpas-seraing", path, {}, as_client=officer)
         done = self._erasure(erasure["event_id"], agency="cpas-seraing")
-        confirmed = ", ".join(f"{h['agency']} ({h['erased']} erased)" for h in done["holders"])
-        self.console.print(f"10b. One call: exactly those deliveries erased; confirmed by {confirmed}.\n")
+        confirmed = ", ".join(
+            phrase("cli.demo.erased-count", agency=h["agency"], erased=h["erased"]) for h in done["holders"]
+        )
+        self.say("cli.demo.step10b", confirmed=confirmed)
 
     def erasure(self, subject: str, *, requester: str) -> None:
         """The person asks to be erased: every holder deletes and confirms; the audit keeps its metadata."""
@@ -340,10 +348,11 @@ class Demo:
                 requester, f"/v1/subjects/{subject}/erasure", {"ground": "consent_withdrawn"}, as_client=officer
             )
         done = self._erasure(asked["event_id"], agency=requester)
-        self.console.print(f"11. {requester} erases {subject} at the person's request, and asks every holder to:")
+        self.say("cli.demo.step11", requester=requester, subject=subject, end="")
         for holder in done["holders"]:
-            who = holder["agency"] + (" (its on-call, at the dispatcher)" if holder["holder"] == "dispatcher" else "")
-            self.console.print(f"    {who} confirmed at {holder['confirmed_at']}, {holder['erased']} events erased")
+            dispatcher = holder["holder"] == "dispatcher"
+            who = phrase("cli.demo.dispatcher", agency=holder["agency"]) if dispatcher else holder["agency"]
+            self.say("cli.demo.holder", who=who, at=holder["confirmed_at"], erased=holder["erased"], end="")
 
     def _notices(self, event_id: str, *, acknowledged: int) -> list[dict[str, Any]]:
         deadline = time.monotonic() + self.timeout
@@ -398,10 +407,14 @@ class Demo:
                 progress = next((r.get("alert") for r in lines if r["recipient"] == recipient), None)
                 state = progress["state"] if progress else state
                 time.sleep(0.1)
-        self.console.print(
-            f"5. {recipient}'s on-call worker [bold]{worker.id}[/] ({page['level_name']}, level "
-            f"{page['level']}) is paged live and acknowledges; {sender} sees the alert "
-            f"[bold]{state}[/].\n"
+        self.say(
+            "cli.demo.step5",
+            recipient=recipient,
+            worker=worker.id,
+            level_name=page["level_name"],
+            level=page["level"],
+            sender=sender,
+            state=state,
         )
 
     def _answered(self, agency_id: str, consultation_id: str) -> dict[str, Any]:
