@@ -3,7 +3,7 @@ small counts withheld and the legend saying why, in French then Dutch, and downl
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -11,6 +11,8 @@ import pytest
 from playwright.async_api import expect
 from sqlmodel import func, select
 
+from maillage.core.clock import ManualClock
+from maillage.domain.statistics import quarter_bounds, quarter_of
 from maillage.monitor.models import Decision
 from tests.browser import assert_strict_csp, chromium_page, watch_for_problems
 from tests.integration.test_stats import Flow, publish
@@ -34,6 +36,8 @@ async def test_an_operator_reads_the_poles_figures_with_small_counts_withheld_an
                 return (await session.exec(select(func.count()).select_from(Decision))).one() == len(flow.records)
 
         await eventually(all_read, what="the records at the monitor")
+        # The page shows the last closed quarter: this one, once it has ended.
+        running.monitor.clock = ManualClock(quarter_bounds(quarter_of(datetime.now(UTC)))[1] + timedelta(hours=1))
         problems: list[str] = []
         async with chromium_page((1280, 900), locale="fr-BE") as page:
             watch_for_problems(page, problems)

@@ -133,11 +133,13 @@ async def test_an_erasure_reaches_every_copy_and_leaves_no_byte_of_the_person(po
         done = await erasure_state(pole, CPAS, erasure_id, until="confirmed")
 
         holders = {(h["agency"], h["holder"]): h for h in done["holders"]}
-        assert set(holders) == {(REFUGE, "agency"), (POLICE, "agency"), (POLICE, "dispatcher")}, holders
+        # The requester too: its own service erases again what reached it after it asked.
+        assert set(holders) == {(CPAS, "agency"), (REFUGE, "agency"), (POLICE, "agency"), (POLICE, "dispatcher")}
         assert all(h["state"] == "confirmed" and h["confirmed_at"] for h in holders.values())
         assert holders[POLICE, "dispatcher"]["erased"] == 1  # the alert, its pages and calls
         assert holders[POLICE, "agency"]["erased"] >= 1
-        assert await inbox_of(pole[CPAS]) == []  # the requester's own copy went as it asked
+        kept = {i["type"] for i in await inbox_of(pole[CPAS])}
+        assert kept == {"maillage.notice.issued.v1"}, "the requester's own copy went: only the notice is left"
 
         # The gateway forgot the person's consents and routes: an answer to the erased referral has no way back.
         engine = make_engine(pole.database_url("gateway"))
@@ -228,7 +230,8 @@ async def test_operators_see_which_holders_have_not_confirmed_an_erasure_in_time
             f"/v1/subjects/{subject}/erasure", json={"ground": "no_longer_necessary"}, headers=eraser(pole, REFUGE)
         )
         pending = await erasure_state(pole, REFUGE, asked.json()["event_id"], until="pending")
-        assert [(h["agency"], h["state"]) for h in pending["holders"]] == [(CHR, "pending")]
+        states = {h["agency"]: h["state"] for h in pending["holders"]}
+        assert states[CHR] == "pending" and set(states) == {CHR, REFUGE}
 
         async def listed(after: timedelta) -> dict[str, Any] | None:
             running.monitor.clock = ManualClock(datetime.now(UTC) + after)
@@ -238,6 +241,28 @@ async def test_operators_see_which_holders_have_not_confirmed_an_erasure_in_time
         assert await listed(timedelta(hours=1)) is None, "within the network's time: nobody chased yet"
         overdue = await eventually(lambda: listed(timedelta(hours=73)), timeout=30, what="the overdue holder")
         assert overdue["older_than_hours"] == 72
-        [item] = overdue["items"]
+        [item] = [i for i in overdue["items"] if i["agency"] == CHR]
         assert (item["agency"], item["holder"]) == (CHR, "agency") and item["age_seconds"] > 72 * 3600
         assert subject not in str(overdue), "operators never see whom it is about"
+
+
+async def test_an_agency_that_only_obtained_a_consent_erases_it_at_the_gateway_too(pole: Pole) -> None:
+    await pole.start_gateway()
+    for agency in (REFUGE, CPAS):
+        await pole.start_agency(agency)
+    subject = new_subject_ref()
+    await consent(pole, REFUGE, subject, to=[CPAS], categories=["identity"])  # nothing sent yet
+
+    asked = await pole[REFUGE].post(
+        f"/v1/subjects/{subject}/erasure", json={"ground": "consent_withdrawn"}, headers=eraser(pole, REFUGE)
+    )
+    done = await erasure_state(pole, REFUGE, asked.json()["event_id"], until="confirmed")
+
+    assert [(h["agency"], h["holder"]) for h in done["holders"]] == [(REFUGE, "agency")]
+    # The consent went with the person: a referral under it finds none at the gateway.
+    after = await refer(pole, REFUGE, subject, to=CPAS, data=marked("after"))
+    [line] = (await decided(pole, REFUGE, after))["recipients"]
+    assert line["outcome"] == "denied", line
+    # And a correction that changes nothing is refused at once.
+    same = {"role": "victim", "previous": "victim", "reason": "recording_error"}
+    assert_problem(await pole[REFUGE].post(f"/v1/subjects/{subject}/role-corrections", json=same), 422)

@@ -577,8 +577,14 @@ class ErasureOut(Body):
 
 class RoleCorrectionIn(Body):
     role: Role = Field(description="The person's role, corrected.")
-    previous: Role = Field(description="The role recorded wrongly.")
+    previous: Role = Field(description="The role recorded wrongly; not the corrected one.")
     reason: CorrectionReason
+
+    @model_validator(mode="after")
+    def _changes_the_role(self) -> RoleCorrectionIn:
+        if self.role == self.previous:
+            raise ValueError("a correction changes the role")
+        return self
 
 
 # --- the person's disclosure report -------------------------------------------------------------------

@@ -32,6 +32,7 @@ async def heed(
     if notice.erase:
         events = [str(e) for e in notice.events]
         erased = await repository.erase_inbox_items(session, events)
+        await repository.erase_referrals(session, events)
         await webhooks.erase_deliveries_of(session, events)
     receipt = SubjectErasureConfirmed if notice.kind is NoticeKind.EVENTS_ERASED else NoticeAcknowledged
     return receipt(notice_id=notice.notice_id, acknowledged_at=now, erased=erased), events

@@ -26,6 +26,7 @@ from maillage.agency.models import (
 )
 from maillage.core.outbox.models import OutboxRecord
 from maillage.core.storage.repository import delete_batch
+from maillage.domain.events import EventType
 from maillage.domain.retention import FINISHED_REFERRALS
 from maillage.domain.vocabulary import Role
 
@@ -106,6 +107,21 @@ async def erase_inbox_items(session: AsyncSession, event_ids: list[str]) -> int:
     return int(result.rowcount or 0)
 
 
+# What this agency asked or answered about a person's rights: metadata only (no payload value), and what it
+# shows the person — which holders confirmed their erasure — so an erasure keeps them.
+RIGHTS_EXERCISED = [
+    EventType.SUBJECT_ERASURE_REQUESTED.value,
+    EventType.SUBJECT_ERASURE_CONFIRMED.value,
+    EventType.SUBJECT_ROLE_CORRECTED.value,
+    EventType.NOTICE_ACKNOWLEDGED.value,
+]
+
+
+async def erase_referrals(session: AsyncSession, referral_ids: list[str]) -> None:
+    """These referrals (an event id is its referral's id), gone with what their sender wrote about them."""
+    await session.exec(delete(ReferralRow).where(col(ReferralRow.referral_id).in_(referral_ids)))
+
+
 async def erase_subject(session: AsyncSession, subject_ref: str, *, keep: Sequence[str] = ()) -> list[str]:
     """Everything this agency holds about a person, gone: what it received (inbox items, referrals), what it
     sent (its events, their fate, their published outbox records, sealed as they are), the consents it
@@ -121,7 +137,11 @@ async def erase_subject(session: AsyncSession, subject_ref: str, *, keep: Sequen
     ).all()
     sent = (
         await session.exec(
-            select(SentEvent.event_id).where(SentEvent.subject_ref == subject_ref, col(SentEvent.event_id).not_in(keep))
+            select(SentEvent.event_id).where(
+                SentEvent.subject_ref == subject_ref,
+                col(SentEvent.event_id).not_in(keep),
+                col(SentEvent.type).not_in(RIGHTS_EXERCISED),
+            )
         )
     ).all()
     events = [*received, *sent]

@@ -530,10 +530,15 @@ async def _store_deliveries(session: AsyncSession, ctx: AgencyContext, deliverie
             # A document for the person, kept with their request only: never in the inbox, nor pushed.
             await reports.follow(session, envelope, payload, now=now)
             continue
-        if envelope.id in known:
-            continue  # a redelivered record: stored once
         if isinstance(payload, NoticeIssued) and payload.holder is not Holder.AGENCY:
             continue  # for the dispatcher that answers for this agency's on-call (it reads this topic too)
+        if envelope.id in known:
+            if isinstance(payload, NoticeIssued) and payload.erase:
+                # Redelivered with what it erased (its batch stored, its offsets not committed): what came back
+                # in this batch goes again; the receipt was sent the first time.
+                _, erased = await notices.heed(session, payload, subject_ref=envelope.subject, now=now)
+                for_webhooks = [(event_id, body) for event_id, body in for_webhooks if event_id not in erased]
+            continue  # a redelivered record: stored once
         known.add(envelope.id)
         item = _inbox_item(envelope, payload, received_at=now)
         session.add(item)

@@ -217,7 +217,7 @@ WITHHELD = "—"
 
 
 def stats(
-    quarter: Annotated[str, typer.Option(help="The quarter, as 2026-Q4 (default: the current one).")] = "",
+    quarter: Annotated[str, typer.Option(help="A closed quarter, as 2026-Q4 (default: the last closed one).")] = "",
     pole: Annotated[str, typer.Option(help="One Pôle (default: every Pôle).")] = "",
     csv_file: Annotated[
         Path | None, typer.Option("--csv", dir_okay=False, help="Write the figures to this CSV file instead.")

@@ -73,17 +73,17 @@ def _recipient(agency_id: str, received: list[Mapping[str, Any]]) -> PastRecipie
 
 
 def holders(
-    records: Iterable[Mapping[str, Any]], *, requester: str, sectors: Mapping[str, Sector], dispatched: Collection[str]
+    records: Iterable[Mapping[str, Any]], *, sectors: Mapping[str, Sector], dispatched: Collection[str]
 ) -> list[PastRecipient]:
     """Everyone who holds something about a person, from the audit records about them (in chain order):
-    each agency that received data about them or sent an event about them (its own files), the requester
-    aside (it erases its own as it asks); and the dispatcher, for each agency it serves that received an
-    alert about them. An agency no longer in the network (`sectors`) cannot be reached: the audit keeps it."""
+    each agency that received data about them or sent an event about them (its own files); and the
+    dispatcher, for each agency it serves that received an alert about them. An agency no longer in the
+    network (`sectors`) cannot be reached: the audit keeps it."""
     received = {r.agency_id: r for r in past_recipients(records)}
     found: dict[tuple[str, Holder], PastRecipient] = {}
     for record in records:
         for agency_id in (str(record.get("source") or ""), str(record.get("recipient") or "")):
-            if agency_id == requester or agency_id not in sectors or (agency_id, Holder.AGENCY) in found:
+            if agency_id not in sectors or (agency_id, Holder.AGENCY) in found:
                 continue
             if agency_id == record.get("recipient") and agency_id not in received:
                 continue  # told of a denial, a notice or a receipt only: nothing of the person's data

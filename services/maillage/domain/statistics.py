@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from statistics import median, quantiles
 
@@ -29,7 +29,7 @@ RESPONSE = EventType.REFERRAL_RESPONDED.value
 ALERT = EventType.ALERT_RAISED.value
 CONSULTATION = EventType.CONSULTATION_REQUESTED.value
 CONFERENCE = EventType.CASE_CONFERENCE_CONVENED.value
-NOT_DISCLOSED = "denied"
+DISCLOSED = frozenset({"delivered", "filtered"})  # what reached a recipient (domain/disclosure.py outcomes)
 
 
 # --- quarters -----------------------------------------------------------------------------------
@@ -38,6 +38,12 @@ NOT_DISCLOSED = "denied"
 def quarter_of(at: datetime) -> str:
     at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
     return f"{at.year}-Q{(at.month - 1) // 3 + 1}"
+
+
+def last_closed_quarter(at: datetime) -> str:
+    """The last quarter that has ended at `at`: the latest whose figures no longer change."""
+    start, _ = quarter_bounds(quarter_of(at))
+    return quarter_of(start - timedelta(microseconds=1))
 
 
 def quarter_bounds(quarter: str) -> tuple[datetime, datetime]:
@@ -328,7 +334,8 @@ def figures(
 
 
 def _tables(records: list[Decided], v: Vocabulary) -> list[Table]:
-    disclosed = [d for d in records if d.outcome != NOT_DISCLOSED and d.recipient_sector != "gateway"]
+    # What went to a recipient: not a denial, nor a notice, a receipt, a report or a request recorded.
+    disclosed = [d for d in records if d.outcome in DISCLOSED and d.recipient_sector != "gateway"]
 
     def of(event_type: str, source: list[Decided] = disclosed) -> list[Decided]:
         return [d for d in source if d.event_type == event_type]

@@ -15,6 +15,7 @@ from maillage.core.crypto.trust import Refused
 from maillage.core.messaging.envelope import Envelope
 from maillage.domain import notices as rules
 from maillage.domain.events import Holder, NoticeKind, SubjectErasureRequested, SubjectRoleCorrected
+from maillage.domain.subject_report import holds_person
 from maillage.gateway import notices, repository
 from maillage.gateway.batch import Batch, Parts
 from maillage.gateway.models import SubjectRoleRow
@@ -28,11 +29,11 @@ async def request(gateway: Parts, batch: Batch, envelope: Envelope, payload: Sub
         await _erase_misrouted(gateway, batch, envelope, payload)
         return
     records = await _about(batch, envelope.subject)
-    _check_holds(records, envelope)
+    _check_holds(gateway, records, envelope)
     sectors = {a.id: a.sector for a in gateway.network.agencies}
-    holders = rules.holders(
-        records, requester=envelope.agency_id, sectors=sectors, dispatched=gateway.network.dispatched
-    )
+    holders = rules.holders(records, sectors=sectors, dispatched=gateway.network.dispatched)
+    if not any(h.agency_id == envelope.agency_id and h.holder is Holder.AGENCY for h in holders):
+        holders.append(_requester(gateway, envelope))
     rows = await notices.issue_notices(
         gateway, batch, kind=NoticeKind.SUBJECT_ERASED, cause=envelope, recipients=holders, erase=True
     )
@@ -90,7 +91,7 @@ async def correct_role(gateway: Parts, batch: Batch, envelope: Envelope, payload
     every past recipient that received something under another role is told which of its deliveries the right
     role would not have allowed (so that they can be erased: `_erase_misrouted`)."""
     records = await _about(batch, envelope.subject)
-    _check_holds(records, envelope)
+    _check_holds(gateway, records, envelope)
     if payload.role == payload.previous:
         raise Refused("schema", "a correction changes the role")
     await repository.correct_role(
@@ -133,12 +134,26 @@ async def _about(batch: Batch, subject_ref: str) -> list[dict[str, Any]]:
     return [*stored, *(r for r in batch.audit if r.get("subject_ref") == subject_ref)]
 
 
-def _check_holds(records: list[dict[str, Any]], envelope: Envelope) -> None:
-    """Only an agency that holds the person (sent or received something about them) may act on their file:
-    to any other, the person is unknown (which agencies do hold them is not for it to learn)."""
+def _check_holds(gateway: Parts, records: list[dict[str, Any]], envelope: Envelope) -> None:
+    """Only an agency that holds the person (disclosed or received something about them, or obtained their
+    consent) may act on their file: to any other, the person is unknown (which agencies do hold them is not
+    for it to learn)."""
     agency = envelope.agency_id
-    if not any(r.get("source") == agency or r.get("recipient") == agency for r in records):
+    grants = gateway.state.grants.get(envelope.subject, {}).values()
+    if not holds_person(records, agency_id=agency) and not any(g.obtained_by == agency for g in grants):
         raise Refused("unknown_subject", "this agency holds nothing about this subject")
+
+
+def _requester(gateway: Parts, envelope: Envelope) -> rules.PastRecipient:
+    """The requester too: its own service erases again what reached it after it asked (an event decided
+    before the request, still on its way), and confirms like any holder."""
+    return rules.PastRecipient(
+        agency_id=envelope.agency_id,
+        sector=gateway.network.by_id[envelope.agency_id].sector,
+        role=envelope.subjectrole,
+        events=(),
+        categories=frozenset(),
+    )
 
 
 def _holders(rows: list[Any]) -> list[str]:
@@ -152,7 +167,7 @@ def _record(gateway: Parts, batch: Batch, envelope: Envelope, *, action: dict[st
         "event_type": envelope.type.value,
         "source": envelope.agency_id,
         "recipient": "gateway",
-        "sector": "",
+        "sector": "gateway",
         "subject_ref": envelope.subject,
         "subject_role": gateway.state.roles.get(envelope.subject, envelope.subjectrole).value,
         "legal_basis": envelope.legalbasis.value,

@@ -221,7 +221,13 @@ def _receipt_record(gateway: Parts, envelope: Envelope, row: NoticeRow) -> dict[
         "sector": originator.sector.value if originator else "",
         "legal_basis": envelope.legalbasis.value,
         "outcome": ACKNOWLEDGED,
-        "notice": {"id": row.notice_id, "kind": row.kind, "cause": row.cause, "erased": row.erased or 0},
+        "notice": {
+            "id": row.notice_id,
+            "kind": row.kind,
+            "cause": row.cause,
+            "erased": row.erased or 0,
+            "holder": row.holder,
+        },
     }
 
 

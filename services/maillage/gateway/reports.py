@@ -61,7 +61,7 @@ def _check_holder(records: list[dict[str, Any]], envelope: Envelope) -> None:
 async def place_hold(gateway: Parts, batch: Batch, envelope: Envelope, payload: SubjectReportHeld) -> None:
     """A hold, from an agency that holds the person, until a date at most MAX_HOLD_DAYS away."""
     _check_holder(await _records_about(batch, envelope.subject), envelope)
-    refusal = hold_refusal(placed_at=envelope.time, until=payload.until)
+    refusal = hold_refusal(placed_at=envelope.time, until=as_utc(payload.until))
     if refusal is not None:
         raise Refused("hold_period", refusal)
     hold_id = str(payload.hold_id)
@@ -72,7 +72,7 @@ async def place_hold(gateway: Parts, batch: Batch, envelope: Envelope, payload: 
                 event_id=envelope.id,
                 subject_ref=envelope.subject,
                 agency_id=envelope.agency_id,
-                until=payload.until,
+                until=as_utc(payload.until),
                 reason=payload.reason.value,
                 placed_at=gateway.clock.now(),  # when the gateway recorded it: what a report read again goes by
             )

@@ -235,11 +235,16 @@ async def stats(ctx: MonitorContext, *, quarter: str | None, pole: str | None, t
     least = ctx.network.monitor.stats_threshold
     if threshold is not None and threshold < least:
         raise InvalidRequest("problem.validation.threshold-lowered", least=least)
-    quarter = quarter or statistics.quarter_of(ctx.clock.now())
+    now = ctx.clock.now()
+    quarter = quarter or statistics.last_closed_quarter(now)
     try:
         start, end = statistics.quarter_bounds(quarter)
     except ValueError:
         raise InvalidRequest("problem.validation.quarter") from None
+    if end > now:
+        # Figures of a quarter still running change as events come in: two readings an hour apart would tell
+        # one referral from the next, whatever the threshold. Only closed quarters are published.
+        raise InvalidRequest("problem.validation.quarter-open")
     async with ctx.sessions() as session:
         rows = await repository.decided_between(session, start=start, end=end)
         acks = await repository.acknowledged_between(session, start=start, end=end)
@@ -370,18 +375,20 @@ async def _keep_decision(session: AsyncSession, line: c.AuditLine) -> None:
 
 
 async def _keep_erasure(session: AsyncSession, line: c.AuditLine) -> None:
-    """An erasure asked of a holder (its notice's record), or confirmed (its receipt's)."""
+    """An erasure asked of a holder (its notice's record), or confirmed (its receipt's). The two are on
+    different chains of the audit topic, so either may be read first: each fills in its part."""
     assert line.notice_id is not None
+    holder = line.holder or Holder.AGENCY.value
     row = await repository.erasure_notice(session, line.notice_id)
-    if line.outcome == ACKNOWLEDGED:
-        if row is not None and row.confirmed_at is None:
-            row.confirmed_at = line.recorded_at
-            session.add(row)
+    if line.outcome == ACKNOWLEDGED:  # the receipt: from the holder (its source) back to the asker
+        if row is None:
+            row = ErasureNotice(notice_id=line.notice_id, agency=line.source, holder=holder, issued_at=line.recorded_at)
+        row.confirmed_at = row.confirmed_at or line.recorded_at
     elif row is None:
-        holder = line.holder or Holder.AGENCY.value
-        session.add(
-            ErasureNotice(notice_id=line.notice_id, agency=line.recipient, holder=holder, issued_at=line.recorded_at)
-        )
+        row = ErasureNotice(notice_id=line.notice_id, agency=line.recipient, holder=holder, issued_at=line.recorded_at)
+    else:
+        row.agency, row.holder, row.issued_at = line.recipient, holder, line.recorded_at
+    session.add(row)
 
 
 async def unconfirmed_erasures(ctx: MonitorContext) -> c.UnconfirmedErasures:
