@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from maillage.cli.kafka_local import LocalKafka
 from maillage.cli.postgres_local import LocalPostgres
@@ -121,5 +123,24 @@ async def pole(
     network = Pole(bootstrap=kafka_bootstrap, prefix=topic_prefix, data_dir=tmp_path / "var", databases=databases)
     network.create_keys()
     await network.create_topics()
-    async with network.stack:
-        yield network
+    try:
+        async with network.stack:
+            yield network
+    finally:
+        await delete_topics(kafka_bootstrap, prefix=topic_prefix)
+
+
+async def delete_topics(bootstrap: str, *, prefix: str) -> None:
+    """A test's topics, gone when it ends: the session's broker keeps three files open per partition, and the
+    suite's some 20,000 partitions passed the open-file limit ("Too many open files": the broker stopped
+    accepting connections)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        ours = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    except KafkaError:
+        pass  # a test that stopped the broker: nothing left to tidy
+    finally:
+        await admin.close()

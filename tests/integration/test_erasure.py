@@ -266,3 +266,39 @@ async def test_an_agency_that_only_obtained_a_consent_erases_it_at_the_gateway_t
     # And a correction that changes nothing is refused at once.
     same = {"role": "victim", "previous": "victim", "reason": "recording_error"}
     assert_problem(await pole[REFUGE].post(f"/v1/subjects/{subject}/role-corrections", json=same), 422)
+
+
+async def test_the_dispatcher_shows_the_corrected_role_on_the_alerts_it_pages(pole: Pole, tmp_path: Path) -> None:
+    await start_pole(pole, tmp_path)  # the on-call network: gateway, refuge-liege
+    await pole.start_agency(POLICE)
+    async with dispatcher(pole, ManualClock(WEDNESDAY_10H)):
+        subject = new_subject_ref()
+        alert = await pole[REFUGE].post(
+            "/v1/alerts",
+            json={
+                "subject_ref": subject,
+                "subject_role": "perpetrator",
+                "severity": "high",
+                "kind": "threat",
+                "recipients": [POLICE],
+                "legal_basis": "danger",
+                "justification": "Threatened to come with a knife.",
+                "data": {"risk": {"level": "high"}},
+            },
+        )
+        alert_id = alert.json()["event_id"]
+        path = pole.data_dir / "dispatcher.db"
+        await alert_at_dispatcher(path, alert_id)
+
+        corrected = await pole[REFUGE].post(
+            f"/v1/subjects/{subject}/role-corrections",
+            json={"role": "victim", "previous": "perpetrator", "reason": "assessment_revised"},
+        )
+        assert corrected.status_code == 202, corrected.text
+
+        async def shown() -> str | None:
+            with sqlite3.connect(path) as db:
+                found = db.execute("SELECT subject_role FROM oncall_alert WHERE alert_id = ?", (alert_id,)).fetchone()
+            return found[0] if found and found[0] == "victim" else None
+
+        assert await eventually(shown, timeout=30, what="the corrected role at the dispatcher") == "victim"

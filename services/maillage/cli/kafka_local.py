@@ -7,6 +7,7 @@ import base64
 import dataclasses
 import hashlib
 import os
+import resource
 import secrets
 import shutil
 import socket
@@ -334,6 +335,7 @@ class LocalKafka:
 
     def launch(self, *, append: bool = True) -> subprocess.Popen[bytes]:
         """Start the broker's process on its formatted storage without waiting for it (a restart, too)."""
+        enough_open_files()
         options: dict[str, Any] = {"stderr": subprocess.STDOUT, "start_new_session": True}
         with (self.data_dir / "broker.out").open("ab" if append else "wb") as log:
             self.process = self.popen(self.java_command(), stdout=log, **options)
@@ -403,3 +405,23 @@ class LocalKafka:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# A broker keeps a log, an offset index and a time index open for each partition: a test session's topics
+# (some 150 partitions a test, under its own prefix) passed 20,000 files, the usual limit, and the broker
+# stopped accepting connections ("Too many open files").
+OPEN_FILES = 262_144
+
+
+def enough_open_files() -> None:
+    """Raise this process's open-file limit (the broker inherits it): to OPEN_FILES where allowed (root), else
+    the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < OPEN_FILES:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
+            return
+        except (ValueError, OSError):
+            pass  # not allowed to raise the hard limit: take what it allows
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -6,7 +6,7 @@ from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.trust import Refused
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.topics import Topics
-from maillage.dispatcher.services import Arrival, Dispatcher, Erasure, Unreadable
+from maillage.dispatcher.services import Arrival, Corrected, Dispatcher, Erasure, Unreadable
 from maillage.domain.events import AlertRaised, EventType, Holder, NoticeIssued, NoticeKind
 
 # Referrals and answers are the agency service's business; a notice matters here when it asks to erase an alert.
@@ -28,7 +28,7 @@ class DeliveryHandler:
         if deliveries:
             await self.dispatcher.receive(deliveries)
 
-    def _decode(self, agency: str, record: Record) -> Arrival | Erasure | Unreadable | None:
+    def _decode(self, agency: str, record: Record) -> Arrival | Erasure | Corrected | Unreadable | None:
         """The alert in `record`; Unreadable (a dead letter) if it is none; None for another event type."""
         try:
             received = self.dispatcher.served[agency].trust.receive(record, signer=GATEWAY, only=READ)
@@ -40,6 +40,8 @@ class DeliveryHandler:
             notice, events = received.payload, tuple(str(e) for e in received.payload.events)
             if notice.holder is Holder.DISPATCHER:  # an erasure this dispatcher confirms, for the agency
                 return Erasure(agency, events, envelope=received.envelope, notice=notice)
+            if notice.kind is NoticeKind.ROLE_CORRECTED and notice.role is not None:
+                return Corrected(agency, received.envelope.subject, notice.role)
             rejected = notice.kind is NoticeKind.DISCLOSURE_REJECTED
             return Erasure(agency, events) if rejected else None  # the agency's service confirms that one
         assert isinstance(received.payload, AlertRaised)

@@ -42,6 +42,15 @@ async def erase_alert_data(session: AsyncSession, *, agency: str, alert_ids: Col
     await webhooks.erase_deliveries_of(session, list(alert_ids))
 
 
+async def correct_role(session: AsyncSession, *, agency: str, subject_ref: str, role: str) -> None:
+    rows = await session.exec(
+        select(OncallAlert).where(OncallAlert.agency_id == agency, OncallAlert.subject_ref == subject_ref)
+    )
+    for row in rows.all():
+        row.subject_role = role
+        session.add(row)
+
+
 async def erase_alerts(session: AsyncSession, *, agency: str, alert_ids: Collection[str]) -> int:
     """These alerts to the agency, gone with their pages and fallback calls; how many there were."""
     rows = await session.exec(

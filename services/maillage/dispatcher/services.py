@@ -113,6 +113,16 @@ class Erasure:
 
 
 @dataclass(frozen=True)
+class Corrected:
+    """A person's role, corrected by an agency that holds them: the served agency's alerts about the person
+    show it from now on, to the workers who handle them."""
+
+    agency: str
+    subject_ref: str
+    role: Role
+
+
+@dataclass(frozen=True)
 class Unreadable:
     """A delivered record that is no acceptable alert: a dead letter, with the reason."""
 
@@ -234,7 +244,7 @@ class Dispatcher:
 
     # --- alerts arriving ----------------------------------------------------------------------------------
 
-    async def receive(self, deliveries: Sequence[Arrival | Erasure | Unreadable]) -> None:
+    async def receive(self, deliveries: Sequence[Arrival | Erasure | Corrected | Unreadable]) -> None:
         """A batch of deliveries, in one transaction: each alert stored once and paged from level 1, or grouped;
         each unreadable record to the dead letters, leaving with the batch's other effects."""
         notices = Notices()
@@ -244,6 +254,10 @@ class Dispatcher:
                     self._dead_letter(session, delivery, notices)
                 elif isinstance(delivery, Erasure):
                     await self._erase(session, delivery, notices)
+                elif isinstance(delivery, Corrected):
+                    await repository.correct_role(
+                        session, agency=delivery.agency, subject_ref=delivery.subject_ref, role=delivery.role.value
+                    )
                 else:
                     await self._arrived(session, delivery, notices)
         self._after(notices)
