@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -160,10 +161,15 @@ async def erasure_notice(session: AsyncSession, notice_id: str) -> ErasureNotice
     return await session.get(ErasureNotice, notice_id)
 
 
+def _unconfirmed(issued_before: datetime) -> tuple[Any, ...]:
+    return col(ErasureNotice.confirmed_at).is_(None), col(ErasureNotice.issued_at) < issued_before
+
+
+async def unconfirmed_erasure_count(session: AsyncSession, *, issued_before: datetime) -> int:
+    query = select(func.count()).select_from(ErasureNotice).where(*_unconfirmed(issued_before))
+    return int((await session.exec(query)).one())
+
+
 async def unconfirmed_erasures(session: AsyncSession, *, issued_before: datetime) -> Sequence[ErasureNotice]:
-    query = (
-        select(ErasureNotice)
-        .where(col(ErasureNotice.confirmed_at).is_(None), col(ErasureNotice.issued_at) < issued_before)
-        .order_by(col(ErasureNotice.issued_at))
-    )
+    query = select(ErasureNotice).where(*_unconfirmed(issued_before)).order_by(col(ErasureNotice.issued_at))
     return (await session.exec(query)).all()

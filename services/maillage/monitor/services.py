@@ -330,7 +330,7 @@ async def refresh_gauges(ctx: MonitorContext) -> None:
         pending = await repository.reviews_pending(session)
         unanswered = await repository.alerts_unacknowledged(session)
         hours = timedelta(hours=ctx.network.monitor.erasure_confirm_hours)
-        overdue = len(await repository.unconfirmed_erasures(session, issued_before=ctx.clock.now() - hours))
+        overdue = await repository.unconfirmed_erasure_count(session, issued_before=ctx.clock.now() - hours)
     ERASURES_UNCONFIRMED.set(overdue)
     REVIEWS_PENDING.set(pending)
     ALERTS_UNACKNOWLEDGED.set(unanswered)
