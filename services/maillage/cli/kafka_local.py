@@ -80,10 +80,40 @@ def ensure_jars() -> Path:
     return libs
 
 
+_HANDED_OUT: set[int] = set()
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel gives outgoing connections (Linux's default when it cannot be read)."""
+    try:
+        low, high = (int(n) for n in _EPHEMERAL.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now on 127.0.0.1 for a server to listen on, outside the kernel's ephemeral range, and never one
+    this process was already given.
+
+    Outside the range: a client reconnecting to a stopped server on a loopback port in that range may be given
+    that very port as its own source and connect to itself (TCP simultaneous open) — the server, started again,
+    then cannot bind (a broker of a stopped cluster was lost that way). Never twice: two services of one network
+    given the same port would have one answer for both."""
+    ephemeral = ephemeral_ports()
+    candidates = [p for p in range(10_000, 65_536) if p not in ephemeral] or list(range(10_000, 65_536))
+    while True:
+        port = secrets.choice(candidates)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
 
 
 def _listening(port: int, host: str = "127.0.0.1") -> bool:
