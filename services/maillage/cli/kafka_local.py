@@ -121,6 +121,20 @@ def _listening(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def jmx_options(port: int) -> list[str]:
+    """A JVM's JMX served on 127.0.0.1:`port` only (registry and objects on the one port), unauthenticated."""
+    return [
+        "-Dcom.sun.management.jmxremote",
+        f"-Dcom.sun.management.jmxremote.port={port}",
+        f"-Dcom.sun.management.jmxremote.rmi.port={port}",
+        "-Dcom.sun.management.jmxremote.host=127.0.0.1",
+        "-Djava.rmi.server.hostname=127.0.0.1",
+        "-Dcom.sun.management.jmxremote.local.only=true",
+        "-Dcom.sun.management.jmxremote.authenticate=false",
+        "-Dcom.sun.management.jmxremote.ssl=false",
+    ]
+
+
 def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
@@ -295,6 +309,9 @@ class LocalKafka:
     process: subprocess.Popen[bytes] | None = None
     # How the broker's process is started: `maillage up` passes its supervisor's (dies with its parent).
     popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
+    # JMX on this loopback port, without authentication (the bench reads the broker's request metrics): only
+    # for a broker of the bench, never one that holds anyone's data.
+    jmx_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -361,7 +378,11 @@ class LocalKafka:
 
     def java_command(self) -> list[str]:
         """The broker's command line, on the storage and config `prepare` wrote."""
-        return self._java("kafka.Kafka", str(self.data_dir / "server.properties"))
+        command = self._java("kafka.Kafka", str(self.data_dir / "server.properties"))
+        if self.jmx_port is not None:
+            at = command.index("-cp")
+            command[at:at] = jmx_options(self.jmx_port)
+        return command
 
     def launch(self, *, append: bool = True) -> subprocess.Popen[bytes]:
         """Start the broker's process on its formatted storage without waiting for it (a restart, too)."""

@@ -368,7 +368,12 @@ def messages(
 @app.command()
 def bench(
     events: Annotated[int, typer.Option(help="Referral events for the throughput runs.")] = 20_000,
-    rate: Annotated[float, typer.Option(help="Referrals per second in the latency run.")] = 200.0,
+    rate: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Referrals per second of a latency run and of the bare floor beside it (repeatable).", min=0.1
+        ),
+    ] = None,
     duration: Annotated[float, typer.Option(help="Seconds of the latency run.")] = 10.0,
     network: NetworkOption = DEFAULT_NETWORK,
     bootstrap: Annotated[
@@ -379,8 +384,8 @@ def bench(
         list[str] | None,
         typer.Option(
             "--only",
-            help="Run only these parts (repeatable): throughput, latency, oncall. "
-            "Default: throughput and latency; oncall runs only when named.",
+            help="Run only these parts (repeatable): throughput, floor, latency, oncall. "
+            "Default: throughput, floor and latency; oncall runs only when named.",
         ),
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="On-call workers connected by WebSocket (oncall).")] = 500,
@@ -394,9 +399,15 @@ def bench(
     ws_compression: Annotated[
         bool, typer.Option(help="Workers offer permessage-deflate, as browsers do (oncall).")
     ] = True,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile", help="Also the CPU per referral of each process and the broker's requests per referral."
+        ),
+    ] = False,
 ) -> None:
-    """Measure gateway throughput beside a bare Kafka passthrough, referral latency, and (--only oncall)
-    alert latency to on-call workers' sockets."""
+    """Measure gateway throughput beside a bare Kafka passthrough, referral latency beside the bare two-hop
+    floor at each rate, and (--only oncall) alert latency to on-call workers' sockets."""
     from maillage.cli.bench.options import BenchOptions
     from maillage.cli.bench.run import PARTS, run_bench
 
@@ -408,7 +419,7 @@ def bench(
     parts = tuple(p for p in PARTS if p in only) if only else BenchOptions.parts
     options = BenchOptions(
         events=events,
-        rate=rate,
+        rates=tuple(rate) if rate else BenchOptions.rates,
         duration=duration,
         network_file=network,
         bootstrap=bootstrap,
@@ -419,6 +430,7 @@ def bench(
         oncall_duration=oncall_duration,
         socket_processes=socket_processes,
         ws_compression=ws_compression,
+        profile=profile,
     )
     _, path = run_bench(options, console=console)
     console.print(f"Report written to {path}")

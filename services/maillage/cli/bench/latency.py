@@ -3,17 +3,22 @@
 The gateway and two agencies run as real uvicorn servers (`maillage serve ...` subprocesses); referrals are
 POSTed at a fixed rate on an open-loop schedule (each at its own time, whatever the previous answers), and
 each one's latency runs from the clock read just before its request to the `received_at` the recipient
-stored in its own database (same machine, same clock).
+stored in its own database (same machine, same clock). One run per rate asked for, on the same servers.
+
+With `--profile`, each run also reads, from its first POST until its last referral was stored, the CPU every
+process used (/proc: the broker, the gateway, both agencies, and the load generator apart) and the requests the
+broker received by API (its own request metrics, over JMX), both per referral.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections import Counter
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -23,8 +28,10 @@ from rich.console import Console
 
 from maillage.cli.bench import repository
 from maillage.cli.bench.broker import create_topics
+from maillage.cli.bench.broker_requests import BrokerRequests, per_event
 from maillage.cli.bench.fixtures import Subject, consent_body, make_subjects, referral_body, service_keys, system_token
 from maillage.cli.bench.load import KeepAliveClient, Sent, open_loop
+from maillage.cli.bench.machine import CpuMeter, CpuSample
 from maillage.cli.bench.options import BenchOptions
 from maillage.cli.bench.servers import servers, service_env, wait_ready
 from maillage.cli.bench.spread import Spread, ms
@@ -50,15 +57,87 @@ class Latency:
     # Where the time went, from the timestamps each service stored (all on this machine's clock).
     stages: dict[str, Spread]
     failures: dict[str, int]
+    # With `--profile`: from the first POST measured until the last referral was stored at the recipient.
+    profile: Profile | None = None
 
     @property
     def complete(self) -> bool:
         return self.sent == self.accepted == self.arrived
 
 
+@dataclass(frozen=True)
+class Profile:
+    # CPU ms per referral of each process (the broker's included; "bench (partner system)" is the load
+    # generator, which stands for the sender's case-management system and is not counted in "all services").
+    cpu_ms: dict[str, float]
+    # Requests the broker received per referral, by API, the most frequent first; None without JMX.
+    broker_requests: dict[str, float] | None
+    # The same processes with no referral at all, over a few seconds before the runs: % of one core each (the
+    # cost of being there — consumers polling, heartbeats — which a low rate divides among few referrals).
+    idle_percent: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cpu_ms_all(self) -> float:
+        return round(sum(ms for name, ms in self.cpu_ms.items() if name != LOAD_GENERATOR), 2)
+
+    @property
+    def broker_requests_all(self) -> float | None:
+        return None if self.broker_requests is None else round(sum(self.broker_requests.values()), 1)
+
+
+LOAD_GENERATOR = "bench (partner system)"
+IDLE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Probes:
+    """What a profiled run reads: the processes' CPU, and the broker's request counts when JMX is on."""
+
+    meter: CpuMeter
+    requests: BrokerRequests | None
+
+    async def begin(self) -> tuple[CpuSample, Counter[str] | None]:
+        # The request counts read first, the CPU then: the broker's work answering JMX stays out of the window.
+        counts = await self.requests.sample() if self.requests else None
+        return self.meter.sample(), counts
+
+    async def end(self) -> tuple[CpuSample, Counter[str] | None]:
+        cpu = self.meter.sample()
+        return cpu, await self.requests.sample() if self.requests else None
+
+    async def idle(self, seconds: float = IDLE_SECONDS) -> dict[str, float]:
+        before = self.meter.sample()
+        await asyncio.sleep(seconds)
+        percent, _ = CpuMeter.percent(before, self.meter.sample())
+        return dict(sorted(percent.items(), key=lambda kv: -kv[1]))
+
+    @staticmethod
+    def profile(
+        before: tuple[CpuSample, Counter[str] | None],
+        after: tuple[CpuSample, Counter[str] | None],
+        *,
+        referrals: int,
+        idle: dict[str, float],
+    ) -> Profile:
+        used = CpuMeter.used(before[0], after[0])
+        cpu = {name: round(1000 * seconds / max(referrals, 1), 2) for name, seconds in used.items()}
+        counts = None if before[1] is None or after[1] is None else per_event(before[1], after[1], events=referrals)
+        ordered = dict(sorted(cpu.items(), key=lambda kv: -kv[1]))
+        return Profile(cpu_ms=ordered, broker_requests=counts, idle_percent=idle)
+
+
 async def measure_latency(
-    opts: BenchOptions, network: Network, *, bootstrap: str, prefix: str, data_dir: Path, console: Console
-) -> Latency:
+    opts: BenchOptions,
+    network: Network,
+    *,
+    bootstrap: str,
+    prefix: str,
+    data_dir: Path,
+    console: Console,
+    kafka_pid: int | None = None,
+    requests: BrokerRequests | None = None,
+) -> list[Latency]:
+    """One run per rate of `opts.rates`, on the same servers, each after its own warm-up."""
     await create_topics(bootstrap, network, Topics(prefix=prefix))
     keys = service_keys(GatewaySettings(network_file=opts.network_file, data_dir=data_dir))
     auth = {"authorization": f"Bearer {system_token(keys, opts.sender)}"}
@@ -75,32 +154,63 @@ async def measure_latency(
         await wait_ready(running)
         sender_url = running[opts.sender].url
         await _grant_consents(sender_url, subjects, headers=auth, recipient=opts.recipient)
+        pids = {LOAD_GENERATOR: os.getpid(), "kafka": kafka_pid, **{n: s.process.pid for n, s in running.items()}}
+        probes = Probes(CpuMeter(pids), requests) if opts.profile else None
+        idle: dict[str, float] = {}
+        if probes:
+            console.log(f"profile: every process's CPU over {IDLE_SECONDS:g} s with no referral")
+            idle = await probes.idle()
         with closing(KeepAliveClient(sender_url, headers=auth)) as load:
-            return await _latency_run(opts, load, subjects, rng, data_dir=data_dir, console=console)
+            run = _Runner(opts, load, subjects, rng, data_dir=data_dir, console=console, probes=probes, idle=idle)
+            return [await run(rate) for rate in opts.rates]
 
 
-async def _latency_run(
+@dataclass(frozen=True)
+class _Runner:
+    """One latency run per rate, on the same servers and the same partner system."""
+
+    opts: BenchOptions
+    client: KeepAliveClient
+    subjects: list[Subject]
+    rng: random.Random
+    data_dir: Path
+    console: Console
+    probes: Probes | None
+    idle: dict[str, float]
+
+    async def __call__(self, rate: float) -> Latency:
+        opts, recipient = self.opts, self.opts.recipient
+        self.console.log(f"warming up: {opts.warmup:g}s at {rate:g} referrals/s")
+        warm = await open_loop(self.client, self._bodies(rate, opts.warmup), rate=rate)
+        await _arrivals(warm, data_dir=self.data_dir, recipient=recipient, timeout=30)
+        self.console.log(f"measuring: {opts.duration:g}s at {rate:g} referrals/s, open loop")
+        before = await self.probes.begin() if self.probes else None
+        sent = await open_loop(self.client, self._bodies(rate, opts.duration), rate=rate)
+        arrived = await _arrivals(sent, data_dir=self.data_dir, recipient=recipient, timeout=30)
+        profile = None
+        if self.probes and before:
+            profile = Probes.profile(before, await self.probes.end(), referrals=len(arrived), idle=self.idle)
+        return _figures(opts, rate, sent, arrived, data_dir=self.data_dir, profile=profile)
+
+    def _bodies(self, rate: float, seconds: float) -> list[bytes]:
+        return [
+            orjson.dumps(referral_body(self.rng.choice(self.subjects), self.rng, recipient=self.opts.recipient))
+            for _ in range(round(seconds * rate))
+        ]
+
+
+def _figures(
     opts: BenchOptions,
-    client: KeepAliveClient,
-    subjects: list[Subject],
-    rng: random.Random,
+    rate: float,
+    sent: list[Sent],
+    arrived: dict[str, datetime],
     *,
     data_dir: Path,
-    console: Console,
+    profile: Profile | None,
 ) -> Latency:
-    console.log(f"warming up: {opts.warmup:g}s at {opts.rate:g} referrals/s")
-    warm = await open_loop(client, _bodies(subjects, rng, opts, seconds=opts.warmup), rate=opts.rate)
-    await _arrivals(warm, data_dir=data_dir, recipient=opts.recipient, timeout=30)
-    console.log(f"measuring: {opts.duration:g}s at {opts.rate:g} referrals/s, open loop")
-    sent = await open_loop(client, _bodies(subjects, rng, opts, seconds=opts.duration), rate=opts.rate)
-    arrived = await _arrivals(sent, data_dir=data_dir, recipient=opts.recipient, timeout=30)
-    return _figures(opts, sent, arrived, data_dir=data_dir)
-
-
-def _figures(opts: BenchOptions, sent: list[Sent], arrived: dict[str, datetime], *, data_dir: Path) -> Latency:
     done = {s.event_id: s for s in sent if s.event_id is not None and s.event_id in arrived}
     return Latency(
-        rate=opts.rate,
+        rate=rate,
         duration=opts.duration,
         warmup=opts.warmup,
         sent=len(sent),
@@ -111,6 +221,7 @@ def _figures(opts: BenchOptions, sent: list[Sent], arrived: dict[str, datetime],
         send_lag_max_ms=round(max((s.lag_s for s in sent), default=0.0) * 1000, 1),
         stages=_stages(done, arrived, data_dir=data_dir, sender=opts.sender),
         failures=dict(Counter(s.error for s in sent if s.error)),
+        profile=profile,
     )
 
 
@@ -123,13 +234,6 @@ def _stages(done: dict[str, Sent], arrived: dict[str, datetime], *, data_dir: Pa
         "gateway decided it": Spread.of([ms(decided[i], accepted[i]) for i in ids]),
         "recipient stored it": Spread.of([ms(arrived[i], decided[i]) for i in ids]),
     }
-
-
-def _bodies(subjects: list[Subject], rng: random.Random, opts: BenchOptions, *, seconds: float) -> list[bytes]:
-    return [
-        orjson.dumps(referral_body(rng.choice(subjects), rng, recipient=opts.recipient))
-        for _ in range(round(seconds * opts.rate))
-    ]
 
 
 async def _grant_consents(url: str, subjects: list[Subject], *, headers: dict[str, str], recipient: str) -> None:

@@ -13,7 +13,8 @@ from maillage.core.config.settings import DEFAULT_NETWORK
 class BenchOptions:
     events: int = 20_000
     subjects: int = 300
-    rate: float = 200.0
+    # Referrals per second of the latency runs (one run each, the same servers), and of the bare floor beside.
+    rates: tuple[float, ...] = (20.0, 200.0)
     duration: float = 10.0
     warmup: float = 2.0
     sender: str = "refuge-liege"
@@ -21,7 +22,9 @@ class BenchOptions:
     network_file: Path = DEFAULT_NETWORK
     bootstrap: str = ""
     out_dir: Path = Path("bench-results")
-    parts: tuple[str, ...] = ("throughput", "latency")
+    parts: tuple[str, ...] = ("throughput", "floor", "latency")
+    # The latency runs also measure each process's CPU per referral and the broker's requests per referral.
+    profile: bool = False
     # The on-call part (`--only oncall`): alerts POSTed to the sender, pushed to this many workers' sockets.
     workers: int = 500
     alert_rate: float = 20.0

@@ -7,6 +7,7 @@ prefix and a temporary data directory, and leaves nothing behind but its JSON re
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -16,17 +17,19 @@ from pathlib import Path
 from rich.console import Console
 
 from maillage.cli.bench.broker import delete_topics
+from maillage.cli.bench.broker_requests import BrokerRequests
+from maillage.cli.bench.floor import measure_floor
 from maillage.cli.bench.latency import measure_latency
-from maillage.cli.bench.machine import describe_machine, load_average
+from maillage.cli.bench.machine import CpuMeter, describe_machine, load_average
 from maillage.cli.bench.oncall import measure_oncall
 from maillage.cli.bench.options import BenchOptions, options_json
 from maillage.cli.bench.report import Report, print_report, write_report
 from maillage.cli.bench.sockets import run_fast
 from maillage.cli.bench.throughput import measure_throughput
-from maillage.cli.kafka_local import KAFKA_VERSION, LocalKafka
+from maillage.cli.kafka_local import KAFKA_VERSION, LocalKafka, free_port
 from maillage.core.config.network import Network, load_network
 
-PARTS = ("throughput", "latency", "oncall")
+PARTS = ("throughput", "floor", "latency", "oncall")
 
 
 def run_bench(opts: BenchOptions, *, console: Console) -> tuple[Report, Path]:
@@ -44,7 +47,9 @@ def run_bench(opts: BenchOptions, *, console: Console) -> tuple[Report, Path]:
 
 def _on_a_broker(opts: BenchOptions, network: Network, *, data_dir: Path, console: Console) -> Report:
     """The parts measured on the broker given, or on a local one started for the run and stopped after."""
-    kafka = None if opts.bootstrap else LocalKafka(data_dir=data_dir / "kafka")
+    # `--profile` reads the broker's request metrics over JMX: only on the bench's own broker.
+    jmx_port = free_port() if opts.profile and not opts.bootstrap else None
+    kafka = None if opts.bootstrap else LocalKafka(data_dir=data_dir / "kafka", jmx_port=jmx_port)
     try:
         if kafka is not None:
             with console.status("Starting a local Kafka broker…"):
@@ -56,9 +61,16 @@ def _on_a_broker(opts: BenchOptions, network: Network, *, data_dir: Path, consol
             machine=describe_machine(kafka=KAFKA_VERSION if kafka else f"external ({bootstrap})"),
         )
         kafka_pid = kafka.process.pid if kafka and kafka.process else None
+        requests = BrokerRequests(jmx_port) if jmx_port is not None else None
         run_fast(
             _measure(
-                report, opts, network, bootstrap=bootstrap, data_dir=data_dir, console=console, kafka_pid=kafka_pid
+                report,
+                opts,
+                network,
+                bootstrap=bootstrap,
+                data_dir=data_dir,
+                console=console,
+                broker=_Broker(pid=kafka_pid, requests=requests),
             )
         )
         report.machine["load_after"] = load_average()
@@ -76,7 +88,7 @@ async def _measure(
     bootstrap: str,
     data_dir: Path,
     console: Console,
-    kafka_pid: int | None = None,
+    broker: _Broker,
 ) -> None:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     report.options["topic_prefix"] = prefix
@@ -84,7 +96,7 @@ async def _measure(
         for part in PARTS:
             (data_dir / part).mkdir()
             if part in opts.parts:
-                where = _Where(bootstrap=bootstrap, prefix=prefix, data_dir=data_dir / part, kafka_pid=kafka_pid)
+                where = _Where(bootstrap=bootstrap, prefix=prefix, data_dir=data_dir / part, broker=broker)
                 await _measure_part(part, report, opts, network, where=where, console=console)
     finally:
         if opts.bootstrap:  # someone else's broker: leave no bench topics behind
@@ -92,11 +104,19 @@ async def _measure(
 
 
 @dataclass(frozen=True)
+class _Broker:
+    """The bench's own broker: its process (for its CPU) and, with `--profile`, its request metrics."""
+
+    pid: int | None
+    requests: BrokerRequests | None
+
+
+@dataclass(frozen=True)
 class _Where:
     bootstrap: str
     prefix: str  # the run's; each part after the first adds its own, so no two parts share a topic
     data_dir: Path  # the part's own
-    kafka_pid: int | None
+    broker: _Broker
 
 
 async def _measure_part(
@@ -107,9 +127,32 @@ async def _measure_part(
         report.gateway, report.passthrough, report.gateway_outcomes = await measure_throughput(
             opts, network, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir, console=console
         )
+    elif part == "floor":
+        report.floor = [
+            await measure_floor(
+                network,
+                bootstrap=bootstrap,
+                prefix=prefix,
+                rate=rate,
+                duration=opts.duration,
+                warmup=opts.warmup,
+                transactional=transactional,
+                console=console,
+                meter=CpuMeter({"kafka": where.broker.pid, "bench (the hops)": os.getpid()}) if opts.profile else None,
+            )
+            for rate in opts.rates
+            for transactional in (False, True)
+        ]
     elif part == "latency":
         report.latency = await measure_latency(
-            opts, network, bootstrap=bootstrap, prefix=f"{prefix}lat.", data_dir=data_dir, console=console
+            opts,
+            network,
+            bootstrap=bootstrap,
+            prefix=f"{prefix}lat.",
+            data_dir=data_dir,
+            console=console,
+            kafka_pid=where.broker.pid,
+            requests=where.broker.requests,
         )
     elif part == "oncall":
         report.oncall = await measure_oncall(
@@ -118,5 +161,5 @@ async def _measure_part(
             prefix=f"{prefix}oncall.",
             data_dir=data_dir,
             console=console,
-            kafka_pid=where.kafka_pid,
+            kafka_pid=where.broker.pid,
         )

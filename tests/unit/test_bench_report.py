@@ -1,0 +1,70 @@
+"""The bench's verdicts: latency judged against the bare floor of the same run, the broker's request counts read
+from its metrics as JmxTool prints them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from maillage.cli.bench.broker_requests import parse_counts, per_event
+from maillage.cli.bench.floor import Floor
+from maillage.cli.bench.latency import LOAD_GENERATOR, Latency, Profile
+from maillage.cli.bench.report import Report
+from maillage.cli.bench.spread import Spread
+
+JMX_OUTPUT = """time=1796079065161
+kafka.network:type=RequestMetrics,name=RequestsPerSec,request=Produce,version=11:Count=40
+kafka.network:type=RequestMetrics,name=RequestsPerSec,request=Produce,version=12:Count=2
+kafka.network:type=RequestMetrics,name=RequestsPerSec,request=Fetch,version=17:Count=900
+kafka.network:type=RequestMetrics,name=RequestsPerSec,request=FetchConsumer,version=17:Count=900
+kafka.network:type=RequestMetrics,name=RequestsPerSec,request=EndTxn,version=5:Count=10
+"""
+
+
+def floor(rate: float, p50: float, p99: float, *, transactional: bool = False) -> Floor:
+    return Floor(rate, transactional, 100, 100, Spread(p50, p99, p99), 0.0)
+
+
+def latency(rate: float, p50: float, p99: float, *, profile: Profile | None = None) -> Latency:
+    spread = Spread(p50, p99, p99)
+    return Latency(rate, 10, 2, 100, 100, 100, spread, spread, 0.0, {}, {}, profile=profile)
+
+
+def report(*, floors: list[Floor], latencies: list[Latency]) -> Report:
+    return Report(started_at="", options={}, machine={}, floor=floors, latency=latencies)
+
+
+def test_broker_requests_are_summed_over_versions_counted_once_and_per_event() -> None:
+    before = parse_counts(JMX_OUTPUT)
+    after = before + Counter({"Produce": 20, "Fetch": 300})
+
+    assert before == {"Produce": 42, "Fetch": 900, "EndTxn": 10}
+    assert per_event(before, after, events=10) == {"Fetch": 30.0, "Produce": 2.0}
+
+
+def test_at_a_low_rate_p50_and_p99_are_each_judged_against_twice_the_idempotent_floor() -> None:
+    floors = [floor(20, 5, 15), floor(20, 12, 36, transactional=True)]
+
+    assert report(floors=floors, latencies=[]).latency_verdict(latency(20, 10, 30))
+    assert not report(floors=floors, latencies=[]).latency_verdict(latency(20, 11, 30))  # p50 over 2 x 5
+    assert not report(floors=floors, latencies=[]).latency_verdict(latency(20, 10, 31))  # p99 over 2 x 15
+    assert report(floors=floors, latencies=[]).latency_marks(latency(20, 11, 30)) == (False, True)  # each row its own
+
+
+def test_at_a_high_rate_p99_is_judged_against_three_times_the_floor_and_no_floor_is_a_miss() -> None:
+    floors = [floor(200, 6, 20)]
+
+    assert report(floors=floors, latencies=[]).latency_verdict(latency(200, 50, 60))
+    assert not report(floors=floors, latencies=[]).latency_verdict(latency(200, 50, 61))
+    assert not report(floors=[], latencies=[]).latency_verdict(latency(200, 1, 1))
+    assert report(floors=floors, latencies=[]).latency_marks(latency(200, 500, 60)) == (None, True)  # no p50 target
+
+
+def test_cpu_per_referral_counts_every_service_and_the_broker_but_not_the_partner_system() -> None:
+    profile = Profile(
+        cpu_ms={LOAD_GENERATOR: 5.0, "kafka": 0.9, "gateway": 0.6, "refuge-liege": 0.4}, broker_requests={}
+    )
+    run = report(floors=[], latencies=[latency(20, 1, 1, profile=profile), latency(200, 1, 1, profile=profile)])
+
+    assert profile.cpu_ms_all == 1.9
+    assert run.profiled is run.latency[1]
+    assert run.verdicts()["cpu_ms_per_referral"]
