@@ -1,0 +1,140 @@
+"""A service's consuming loop (`bus.consume_forever`): every record handed over at least once, its offsets
+committed in the background while it reads on, the group's position at the end of what was handled — the
+commit markers of transactions included — so that a restart brings back nothing already stored."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from maillage.core.messaging import bus
+from maillage.core.messaging.bus import Record
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 2
+
+
+async def test_every_record_is_handled_and_the_group_commits_past_the_last_transaction(kafka_bootstrap: str) -> None:
+    topic, group = await new_topic(kafka_bootstrap)
+    handled: list[bytes] = []
+
+    async def store(records: list[Record]) -> None:
+        handled.extend(r.value or b"" for r in records)
+
+    async with consuming(kafka_bootstrap, topic, group, store):
+        sent = await send_in_transactions(kafka_bootstrap, topic, transactions=6, each=5)
+        await until(lambda: len(handled) >= len(sent))
+        await until(lambda: committed_at_end(kafka_bootstrap, topic, group))
+
+    assert sorted(handled) == sorted(sent)
+    assert await read_again(kafka_bootstrap, topic, group) == [], "a restart brings back what was stored"
+
+
+async def test_a_batch_its_handler_could_not_store_comes_again(kafka_bootstrap: str) -> None:
+    topic, group = await new_topic(kafka_bootstrap)
+    handled: list[bytes] = []
+    failures = 0
+
+    async def store_after_one_failure(records: list[Record]) -> None:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise RuntimeError("database unavailable")
+        handled.extend(r.value or b"" for r in records)
+
+    async with consuming(kafka_bootstrap, topic, group, store_after_one_failure):
+        sent = await send_in_transactions(kafka_bootstrap, topic, transactions=1, each=10)
+        await until(lambda: len(handled) >= len(sent))
+        await until(lambda: committed_at_end(kafka_bootstrap, topic, group))
+
+    assert failures == 1
+    assert sorted(handled) == sorted(sent)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+async def new_topic(bootstrap: str) -> tuple[str, str]:
+    topic = f"t{uuid.uuid4().hex[:10]}.loop"
+    await bus.ensure_topics(bootstrap, [topic], partitions=PARTITIONS, replication_factor=1, min_insync_replicas=1)
+    return topic, f"{topic}.group"
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    bootstrap: str, topic: str, group: str, handle: Callable[[list[Record]], Awaitable[None]]
+) -> AsyncIterator[None]:
+    """`consume_forever` running in a task on a started consumer, stopped at the end of the block."""
+    consumer = bus.consumer(bootstrap, topic, group_id=group)
+    await consumer.start()
+    task = asyncio.create_task(bus.consume_forever(consumer, handle, name="test"))
+    try:
+        await until(lambda: bool(consumer.assignment()))
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.stop()
+
+
+async def send_in_transactions(bootstrap: str, topic: str, *, transactions: int, each: int) -> list[bytes]:
+    producer = bus.producer(bootstrap, transactional_id=f"{topic}.source")
+    await producer.start()
+    sent: list[bytes] = []
+    try:
+        for t in range(transactions):
+            async with producer.transaction():
+                for i in range(each):
+                    value = f"{t}-{i}".encode()
+                    await producer.send(topic, value, key=value)
+                    sent.append(value)
+            await asyncio.sleep(0.05)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def committed_at_end(bootstrap: str, topic: str, group: str) -> bool:
+    """Whether the group's committed offset of every partition is its end (past the last commit marker)."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await reader.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        ends = await reader.end_offsets(partitions)
+        committed = {tp: await reader.committed(tp) or 0 for tp in partitions}
+        return committed == ends
+    finally:
+        await reader.stop()
+
+
+async def read_again(bootstrap: str, topic: str, group: str) -> list[bytes]:
+    """What a consumer of the group that starts now is handed within a few seconds."""
+    consumer = bus.consumer(bootstrap, topic, group_id=group)
+    await consumer.start()
+    try:
+        found: list[bytes] = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            found += [r.value or b"" for records in batches.values() for r in records]
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def until(check: Callable[[], Awaitable[bool] | bool], *, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        result = check()
+        if await result if inspect.isawaitable(result) else result:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("timed out")
