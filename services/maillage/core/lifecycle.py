@@ -110,7 +110,7 @@ class Running:
         return consumer
 
     async def consume(self, *topics: str, group_id: str, handle: bus.BatchHandler, name: str) -> None:
-        """Hand every batch of `topics` to `handle`, at least once, its offsets committed after it (bus.consume_forever)."""
+        """Hand every batch of `topics` to `handle` at least once, then commit its offsets (bus.consume_forever)."""
         consumer = await self.consumer(*topics, group_id=group_id)
         self.tasks.start(bus.consume_forever(consumer, handle, name=name), name=name)
 
