@@ -75,6 +75,9 @@ class Profile:
     # The same processes with no referral at all, over a few seconds before the runs: % of one core each (the
     # cost of being there — consumers polling, heartbeats — which a low rate divides among few referrals).
     idle_percent: dict[str, float] = field(default_factory=dict)
+    # Of `cpu_ms`, what the broker's JIT compiler took per referral: the warm-up of a broker started for the
+    # bench, which a broker that has run for a while no longer pays.
+    compiling_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def cpu_ms_all(self) -> float:
@@ -121,9 +124,11 @@ class Probes:
     ) -> Profile:
         used = CpuMeter.used(before[0], after[0])
         cpu = {name: round(1000 * seconds / max(referrals, 1), 2) for name, seconds in used.items()}
+        compiling = CpuMeter.compiling(before[0], after[0])
+        compiling_ms = {name: round(1000 * seconds / max(referrals, 1), 2) for name, seconds in compiling.items()}
         counts = None if before[1] is None or after[1] is None else per_event(before[1], after[1], events=referrals)
         ordered = dict(sorted(cpu.items(), key=lambda kv: -kv[1]))
-        return Profile(cpu_ms=ordered, broker_requests=counts, idle_percent=idle)
+        return Profile(cpu_ms=ordered, broker_requests=counts, idle_percent=idle, compiling_ms=compiling_ms)
 
 
 async def measure_latency(
@@ -155,7 +160,7 @@ async def measure_latency(
         sender_url = running[opts.sender].url
         await _grant_consents(sender_url, subjects, headers=auth, recipient=opts.recipient)
         pids = {LOAD_GENERATOR: os.getpid(), "kafka": kafka_pid, **{n: s.process.pid for n, s in running.items()}}
-        probes = Probes(CpuMeter(pids), requests) if opts.profile else None
+        probes = Probes(CpuMeter(pids, jvms=("kafka",)), requests) if opts.profile else None
         idle: dict[str, float] = {}
         if probes:
             console.log(f"profile: every process's CPU over {IDLE_SECONDS:g} s with no referral")

@@ -6,7 +6,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,19 +47,23 @@ class CpuSample:
     at: float  # time.monotonic()
     seconds: dict[str, float]  # CPU seconds used so far, per process
     machine: tuple[float, float]  # (busy, total) jiffies over every core
+    # Of a JVM's seconds, those of its JIT compiler threads alive now (per JVM named to the meter).
+    compiling: dict[str, float] = field(default_factory=dict)
 
 
 class CpuMeter:
     """CPU seconds of named processes and of the whole machine (Linux /proc), sampled when asked."""
 
-    def __init__(self, pids: dict[str, int | None]) -> None:
+    def __init__(self, pids: dict[str, int | None], *, jvms: tuple[str, ...] = ()) -> None:
         self.pids = {name: pid for name, pid in pids.items() if pid}
+        self.jvms = [name for name in jvms if name in self.pids]
 
     def sample(self) -> CpuSample:
         return CpuSample(
             at=time.monotonic(),
             seconds={name: _cpu_seconds(pid) for name, pid in self.pids.items()},
             machine=_machine_ticks(),
+            compiling={name: _compiler_seconds(self.pids[name]) for name in self.jvms},
         )
 
     @staticmethod
@@ -74,6 +78,12 @@ class CpuMeter:
     def used(a: CpuSample, b: CpuSample) -> dict[str, float]:
         return {name: b.seconds[name] - a.seconds[name] for name in a.seconds}
 
+    @staticmethod
+    def compiling(a: CpuSample, b: CpuSample) -> dict[str, float]:
+        """Of `used`, what each JVM's JIT compiler threads took: the warm-up of a JVM started for the run. At
+        least that much — the JVM stops compiler threads it no longer needs, and their time leaves the sum."""
+        return {name: max(b.compiling[name] - a.compiling[name], 0.0) for name in a.compiling if name in b.compiling}
+
 
 def others_percent(cpu: dict[str, float], *, busy: float) -> float:
     """The machine's busy time none of the measured processes account for, in % of one core."""
@@ -86,6 +96,20 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return math.nan
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _compiler_seconds(pid: int) -> float:
+    """CPU seconds of a JVM's JIT compiler threads ("C1 CompilerThre…", "C2 CompilerThre…") alive now."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            if not (task / "comm").read_text().startswith(("C1 CompilerThre", "C2 CompilerThre")):
+                continue
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _machine_ticks() -> tuple[float, float]:

@@ -191,6 +191,8 @@ def _profile_rows(table: Table, profile: Profile, *, ok: bool | None) -> None:
         "  CPU ms per referral, all services", f"{profile.cpu_ms_all:,.2f}", f"<= {TARGET_CPU_MS_PER_REFERRAL:g}", mark
     )
     table.add_row("  … by process", _by_process(profile.cpu_ms, "{:.2f}"), "", "")
+    if profile.compiling_ms:
+        table.add_row("  … of which JIT compiling (warm-up)", _by_process(profile.compiling_ms, "{:.2f}"), "", "")
     if profile.idle_percent:
         table.add_row("  with no referral (% of one core)", _by_process(profile.idle_percent, "{:.1f}%"), "", "")
     if profile.broker_requests is not None:
