@@ -21,7 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 
-from maillage.cli.bench.machine import CpuMeter
+from maillage.cli.bench.machine import CpuMeter, ms_per
 from maillage.cli.bench.spread import Spread
 from maillage.core.config.network import Network
 from maillage.core.messaging import bus
@@ -82,8 +82,7 @@ async def measure_floor(
         arrived = await hops.arrivals(range(base, base + sent), timeout=30)
         cpu = None
         if meter and before:
-            used = CpuMeter.used(before, meter.sample())
-            cpu = {name: round(1000 * seconds / max(len(arrived), 1), 2) for name, seconds in used.items()}
+            cpu = ms_per(CpuMeter.used(before, meter.sample()), len(arrived))
     finally:
         await hops.stop()
     return Floor(

@@ -31,7 +31,7 @@ from maillage.cli.bench.broker import create_topics
 from maillage.cli.bench.broker_requests import BrokerRequests, per_event
 from maillage.cli.bench.fixtures import Subject, consent_body, make_subjects, referral_body, service_keys, system_token
 from maillage.cli.bench.load import KeepAliveClient, Sent, open_loop
-from maillage.cli.bench.machine import CpuMeter, CpuSample
+from maillage.cli.bench.machine import CpuMeter, CpuSample, ms_per
 from maillage.cli.bench.options import BenchOptions
 from maillage.cli.bench.servers import servers, service_env, wait_ready
 from maillage.cli.bench.spread import Spread, ms
@@ -122,10 +122,8 @@ class Probes:
         referrals: int,
         idle: dict[str, float],
     ) -> Profile:
-        used = CpuMeter.used(before[0], after[0])
-        cpu = {name: round(1000 * seconds / max(referrals, 1), 2) for name, seconds in used.items()}
-        compiling = CpuMeter.compiling(before[0], after[0])
-        compiling_ms = {name: round(1000 * seconds / max(referrals, 1), 2) for name, seconds in compiling.items()}
+        cpu = ms_per(CpuMeter.used(before[0], after[0]), referrals)
+        compiling_ms = ms_per(CpuMeter.compiling(before[0], after[0]), referrals)
         counts = None if before[1] is None or after[1] is None else per_event(before[1], after[1], events=referrals)
         ordered = dict(sorted(cpu.items(), key=lambda kv: -kv[1]))
         return Profile(cpu_ms=ordered, broker_requests=counts, idle_percent=idle, compiling_ms=compiling_ms)

@@ -85,6 +85,11 @@ class CpuMeter:
         return {name: max(b.compiling[name] - a.compiling[name], 0.0) for name in a.compiling if name in b.compiling}
 
 
+def ms_per(seconds: dict[str, float], count: int, *, digits: int = 2) -> dict[str, float]:
+    """CPU seconds per name as milliseconds per item (per referral, per record, per alert)."""
+    return {name: round(1000 * used / max(count, 1), digits) for name, used in seconds.items()}
+
+
 def others_percent(cpu: dict[str, float], *, busy: float) -> float:
     """The machine's busy time none of the measured processes account for, in % of one core."""
     return round(busy * (os.cpu_count() or 1) - sum(cpu.values()), 1)
@@ -92,24 +97,27 @@ def others_percent(cpu: dict[str, float], *, busy: float) -> float:
 
 def _cpu_seconds(pid: int) -> float:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return _stat_seconds(Path(f"/proc/{pid}/stat"))
     except OSError:
         return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _stat_seconds(stat: Path) -> float:
+    """utime + stime of a process's or a thread's `stat` file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _compiler_seconds(pid: int) -> float:
     """CPU seconds of a JVM's JIT compiler threads ("C1 CompilerThre…", "C2 CompilerThre…") alive now."""
-    total = 0
+    total = 0.0
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            if not (task / "comm").read_text().startswith(("C1 CompilerThre", "C2 CompilerThre")):
-                continue
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            if (task / "comm").read_text().startswith(("C1 CompilerThre", "C2 CompilerThre")):
+                total += _stat_seconds(task / "stat")
         except OSError:
             continue  # the thread ended meanwhile
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _machine_ticks() -> tuple[float, float]:

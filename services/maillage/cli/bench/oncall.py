@@ -32,7 +32,7 @@ from maillage.cli.bench.fixtures import (
     worker_tokens,
 )
 from maillage.cli.bench.load import KeepAliveClient, Sent, open_loop
-from maillage.cli.bench.machine import CpuMeter, CpuSample
+from maillage.cli.bench.machine import CpuMeter, CpuSample, ms_per
 from maillage.cli.bench.oncall_figures import CpuUse, Measured, Oncall, oncall_figures
 from maillage.cli.bench.options import BenchOptions
 from maillage.cli.bench.servers import Server, servers, service_env, wait_ready
@@ -169,7 +169,5 @@ class _Run:
 def _cpu_use(sending: CpuSample, sent_all: CpuSample, drained: CpuSample, *, alerts: int) -> CpuUse:
     percent, busy = CpuMeter.percent(sending, sent_all)
     # From the first POST until the last alert reached every socket: the work these alerts cost.
-    per_alert = {
-        name: round(1000 * seconds / max(alerts, 1), 1) for name, seconds in CpuMeter.used(sending, drained).items()
-    }
+    per_alert = ms_per(CpuMeter.used(sending, drained), alerts, digits=1)
     return CpuUse(percent=percent, machine_busy=busy, ms_per_alert=per_alert, drain_s=drained.at - sent_all.at)
