@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from maillage.core.messaging import bus
 from maillage.core.messaging.bus import Record
+from maillage.core.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +31,8 @@ async def test_every_record_is_handled_and_the_group_commits_past_the_last_trans
 
     async with consuming(kafka_bootstrap, topic, group, store):
         sent = await send_in_transactions(kafka_bootstrap, topic, transactions=6, each=5)
-        await until(lambda: len(handled) >= len(sent))
-        await until(lambda: committed_at_end(kafka_bootstrap, topic, group))
+        await eventually(lambda: all_handled(handled, sent), timeout=30, what="every record handled")
+        await eventually(lambda: committed_at_end(kafka_bootstrap, topic, group), timeout=30, what="offsets at the end")
 
     assert sorted(handled) == sorted(sent)
     assert await read_again(kafka_bootstrap, topic, group) == [], "a restart brings back what was stored"
@@ -52,8 +52,8 @@ async def test_a_batch_its_handler_could_not_store_comes_again(kafka_bootstrap: 
 
     async with consuming(kafka_bootstrap, topic, group, store_after_one_failure):
         sent = await send_in_transactions(kafka_bootstrap, topic, transactions=1, each=10)
-        await until(lambda: len(handled) >= len(sent))
-        await until(lambda: committed_at_end(kafka_bootstrap, topic, group))
+        await eventually(lambda: all_handled(handled, sent), timeout=30, what="every record handled")
+        await eventually(lambda: committed_at_end(kafka_bootstrap, topic, group), timeout=30, what="offsets at the end")
 
     assert failures == 1
     assert sorted(handled) == sorted(sent)
@@ -77,7 +77,7 @@ async def consuming(
     await consumer.start()
     task = asyncio.create_task(bus.consume_forever(consumer, handle, name="test"))
     try:
-        await until(lambda: bool(consumer.assignment()))
+        await eventually(lambda: assigned(consumer), timeout=30, what="the consumer's partitions")
         yield
     finally:
         task.cancel()
@@ -130,11 +130,9 @@ async def read_again(bootstrap: str, topic: str, group: str) -> list[bytes]:
         await consumer.stop()
 
 
-async def until(check: Callable[[], Awaitable[bool] | bool], *, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = check()
-        if await result if inspect.isawaitable(result) else result:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("timed out")
+async def all_handled(handled: list[bytes], sent: list[bytes]) -> bool:
+    return len(handled) >= len(sent)
+
+
+async def assigned(consumer: AIOKafkaConsumer) -> bool:
+    return bool(consumer.assignment())
