@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 Batches = dict[Any, list[Record]]  # aiokafka's TopicPartition (untyped) → its records, in offset order
 ProducerFactory = Callable[[int], AIOKafkaProducer]  # input partition → its producer, not started
+# A partition's batch once decided: nothing to send, why it could not be decided, or its transaction under way.
+Sending = None | Exception | tuple[float, asyncio.Task[None]]
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
@@ -182,39 +184,64 @@ class TransactionalLoop:
             with contextlib.suppress(KafkaError):
                 await self.skipped.commit_when_idle()
             return 0
-        done = 0
-        for tp, records in batches.items():
-            done += await self._partition_batch(tp, records, generation=generation)
-        return done
-
-    async def _partition_batch(self, tp: Any, records: list[Record], *, generation: int) -> int:
-        async with self.producers.turn:
-            if tp.partition not in self.producers.owned:
-                return 0  # revoked: its new owner reads it again from the committed offset
-            if generation != self.producers.generation or records[0].offset < self.producers.next.get(tp.partition, 0):
-                self.producers.rewind(tp)  # read across a rebalance: from the partition's next offset again
-                return 0
+        async with self.producers.turn:  # a rebalance waits until every transaction of the poll has ended
+            # The partitions' batches are decided one after the other, in order (their database commits too), and
+            # each one's transaction leaves as soon as it is decided: while the broker answers it, the next one
+            # is decided, and the poll takes about one transaction's round trips, not one per partition. Each
+            # partition keeps its own producer, and with it the fencing of its previous owner.
+            publishing: list[tuple[Any, list[Record], Sending]] = []
             try:
-                producer = await self.producers.of(tp)
-                if producer is None:
-                    return 0
-                with DECISION_SECONDS.time():
-                    await self._publish(producer, await self._decide(records, chain=tp.partition), tp, records)
-            except Exception as exc:
-                log.warning(
-                    "batch not published, reading it again",
-                    extra={"error": type(exc).__name__, "partition": tp.partition},
-                )
-                self.producers.rewind(tp)
-                if isinstance(exc, KafkaError) or self.producers.unusable(tp):
-                    await self.producers.renew(tp)
-                failed = True
-            else:
-                self.producers.published(tp, records)
-                failed = False
-        if failed:
+                for tp, records in batches.items():
+                    publishing.append((tp, records, await self._decided(tp, records, generation=generation)))
+                done = await asyncio.gather(*(self._published(tp, records, sent) for tp, records, sent in publishing))
+            except BaseException:  # stopped meanwhile: no transaction is left running unawaited
+                for _, _, sending in publishing:
+                    if isinstance(sending, tuple):
+                        sending[1].cancel()
+                raise
+        if any(count is None for count in done):
             await asyncio.sleep(0.5)
+        return sum(count or 0 for count in done)
+
+    async def _decided(self, tp: Any, records: list[Record], *, generation: int) -> Sending:
+        """The partition's batch decided and its transaction under way; None when it is not this gateway's to
+        decide now (revoked, or read across a rebalance); the error when it could not be decided."""
+        if tp.partition not in self.producers.owned:
+            return None  # revoked: its new owner reads it again from the committed offset
+        if generation != self.producers.generation or records[0].offset < self.producers.next.get(tp.partition, 0):
+            self.producers.rewind(tp)  # read across a rebalance: from the partition's next offset again
+            return None
+        began = time.monotonic()
+        try:
+            producer = await self.producers.of(tp)
+            if producer is None:
+                return None
+            outgoing = await self._decide(records, chain=tp.partition)
+        except Exception as exc:
+            return exc
+        return began, asyncio.create_task(self._publish(producer, outgoing, tp, records))
+
+    async def _published(self, tp: Any, records: list[Record], sending: Sending) -> int | None:
+        """How many records the partition's transaction committed (0 when it had none to send); None when it
+        failed, and the batch will be read again."""
+        if sending is None:
             return 0
+        try:
+            if isinstance(sending, Exception):
+                raise sending
+            began, transaction = sending
+            await transaction
+        except Exception as exc:
+            log.warning(
+                "batch not published, reading it again",
+                extra={"error": type(exc).__name__, "partition": tp.partition},
+            )
+            self.producers.rewind(tp)
+            if isinstance(exc, KafkaError) or self.producers.unusable(tp):
+                await self.producers.renew(tp)
+            return None
+        DECISION_SECONDS.observe(time.monotonic() - began)
+        self.producers.published(tp, records)
         self.skipped.note({tp: records[-1].offset + 1})
         self.processed += len(records)
         return len(records)
