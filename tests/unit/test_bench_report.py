@@ -10,6 +10,7 @@ from maillage.cli.bench.floor import Floor
 from maillage.cli.bench.latency import LOAD_GENERATOR, Latency, Profile
 from maillage.cli.bench.report import Report
 from maillage.cli.bench.spread import Spread
+from maillage.cli.bench.throughput import Throughput
 
 JMX_OUTPUT = """time=1796079065161
 kafka.network:type=RequestMetrics,name=RequestsPerSec,request=Produce,version=11:Count=40
@@ -68,3 +69,13 @@ def test_cpu_per_referral_counts_every_service_and_the_broker_but_not_the_partne
     assert profile.cpu_ms_all == 1.9
     assert run.profiled is run.latency[1]
     assert run.verdicts()["cpu_ms_per_referral"]
+
+
+def test_sealing_and_signing_are_judged_on_the_gateway_with_them_over_without_them_in_the_same_run() -> None:
+    run = Report(started_at="", options={}, machine={}, gateway=Throughput(20_000, 10.0))
+
+    assert run.sealing_ratio == 0.0 and not run.verdicts()["sealing_ratio"]  # not measured: a miss
+    run.gateway_unsealed = Throughput(20_000, 7.0)
+    assert run.sealing_ratio == 0.7 and run.verdicts()["sealing_ratio"]
+    run.gateway_unsealed = Throughput(20_000, 6.9)
+    assert not run.verdicts()["sealing_ratio"]

@@ -375,6 +375,9 @@ def bench(
         ),
     ] = None,
     duration: Annotated[float, typer.Option(help="Seconds of the latency run.")] = 10.0,
+    warmup: Annotated[
+        float, typer.Option(min=0, help="Seconds of referrals at each rate, not measured, before its latency run.")
+    ] = 2.0,
     network: NetworkOption = DEFAULT_NETWORK,
     bootstrap: Annotated[
         str, typer.Option(envvar="MAILLAGE_KAFKA_BOOTSTRAP", help="Use this Kafka instead of starting a local one.")
@@ -421,6 +424,7 @@ def bench(
         events=events,
         rates=tuple(rate) if rate else BenchOptions.rates,
         duration=duration,
+        warmup=warmup,
         network_file=network,
         bootstrap=bootstrap,
         out_dir=out_dir,

@@ -20,6 +20,7 @@ from maillage.cli.bench.throughput import Throughput
 # Issue 15's targets, on a 2-core machine: the latency ones relative to the bare floor of the same run.
 TARGET_GATEWAY_EVENTS_PER_S = 6000.0
 TARGET_RATIO = 0.3
+TARGET_SEALING_RATIO = 0.7  # the gateway's throughput with sealing and signing ÷ without
 TARGET_CPU_MS_PER_REFERRAL = 2.0
 TARGET_LOW_RATE = 20.0  # at this rate and below, p50 and p99 each within 2 x the floor's
 TARGET_LOW_RATE_FACTOR = 2.0
@@ -34,6 +35,7 @@ class Report:
     machine: dict[str, Any]
     gateway: Throughput | None = None
     passthrough: Throughput | None = None
+    gateway_unsealed: Throughput | None = None  # sealing and signing switched off (bench/plain.py)
     gateway_outcomes: dict[str, int] = field(default_factory=dict)
     floor: list[Floor] = field(default_factory=list)
     latency: list[Latency] = field(default_factory=list)
@@ -44,6 +46,13 @@ class Report:
         if self.gateway is None or self.passthrough is None or not self.passthrough.events_per_s:
             return 0.0
         return self.gateway.events_per_s / self.passthrough.events_per_s
+
+    @property
+    def sealing_ratio(self) -> float:
+        """The gateway's throughput with sealing and signing ÷ without: what they cost."""
+        if self.gateway is None or self.gateway_unsealed is None or not self.gateway_unsealed.events_per_s:
+            return 0.0
+        return self.gateway.events_per_s / self.gateway_unsealed.events_per_s
 
     def floor_at(self, rate: float) -> Floor | None:
         """The bare floor with idempotent producers at `rate`: what a referral's two hops are compared with."""
@@ -77,6 +86,7 @@ class Report:
         found = {
             "gateway_events_per_s": bool(self.gateway and self.gateway.events_per_s >= TARGET_GATEWAY_EVENTS_PER_S),
             "ratio": self.ratio >= TARGET_RATIO,
+            "sealing_ratio": self.sealing_ratio >= TARGET_SEALING_RATIO,
             "cpu_ms_per_referral": bool(
                 profiled and profiled.profile and profiled.profile.cpu_ms_all <= TARGET_CPU_MS_PER_REFERRAL
             ),
@@ -88,14 +98,16 @@ class Report:
 
     def to_json(self) -> bytes:
         doc = asdict(self)
-        for name in ("gateway", "passthrough"):
+        for name in ("gateway", "passthrough", "gateway_unsealed"):
             part = getattr(self, name)
             if part is not None:
                 doc[name]["events_per_s"] = round(part.events_per_s, 1)
         doc["ratio"] = round(self.ratio, 3)
+        doc["sealing_ratio"] = round(self.sealing_ratio, 3)
         doc["targets"] = {
             "gateway_events_per_s": TARGET_GATEWAY_EVENTS_PER_S,
             "ratio": TARGET_RATIO,
+            "sealing_ratio": TARGET_SEALING_RATIO,
             "cpu_ms_per_referral": TARGET_CPU_MS_PER_REFERRAL,
             "latency": f"at <= {TARGET_LOW_RATE:g}/s p50 and p99 <= {TARGET_LOW_RATE_FACTOR:g} x the floor's; "
             f"above, p99 <= {TARGET_HIGH_RATE_FACTOR:g} x the floor's p99",
@@ -148,6 +160,11 @@ def _throughput_rows(table: Table, g: Throughput, p: Throughput, *, report: Repo
     table.add_row("  decisions recorded", outcomes, "", "")
     table.add_row("bare passthrough throughput", f"{p.events_per_s:,.0f} events/s", "", "")
     table.add_row("ratio gateway / passthrough", f"{report.ratio:.2f}", f">= {TARGET_RATIO}", _mark(verdicts["ratio"]))
+    u = report.gateway_unsealed
+    if u is not None:
+        table.add_row("gateway, sealing and signing off", f"{u.events_per_s:,.0f} events/s", "", "")
+        ratio, target = f"{report.sealing_ratio:.2f}", f">= {TARGET_SEALING_RATIO}"
+        table.add_row("ratio sealing and signing on ÷ off", ratio, target, _mark(verdicts["sealing_ratio"]))
 
 
 def _floor_rows(table: Table, floor: Floor) -> None:

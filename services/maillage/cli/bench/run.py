@@ -25,7 +25,7 @@ from maillage.cli.bench.oncall import measure_oncall
 from maillage.cli.bench.options import BenchOptions, options_json
 from maillage.cli.bench.report import Report, print_report, write_report
 from maillage.cli.bench.sockets import run_fast
-from maillage.cli.bench.throughput import measure_throughput
+from maillage.cli.bench.throughput import measure_throughput, measure_unsealed
 from maillage.cli.kafka_local import KAFKA_VERSION, LocalKafka, free_port
 from maillage.core.config.network import Network, load_network
 
@@ -126,6 +126,15 @@ async def _measure_part(
     if part == "throughput":
         report.gateway, report.passthrough, report.gateway_outcomes = await measure_throughput(
             opts, network, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir, console=console
+        )
+        (data_dir / "unsealed").mkdir()
+        report.gateway_unsealed = await measure_unsealed(
+            opts,
+            network,
+            bootstrap=bootstrap,
+            prefix=f"{prefix}plain.",
+            data_dir=data_dir / "unsealed",
+            console=console,
         )
     elif part == "floor":
         report.floor = [

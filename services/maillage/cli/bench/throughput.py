@@ -23,11 +23,14 @@ from maillage.cli.bench import repository
 from maillage.cli.bench.broker import create_topics, producer
 from maillage.cli.bench.fixtures import consent_envelopes, make_subjects, referral_envelopes, service_keys
 from maillage.cli.bench.options import BenchOptions
+from maillage.cli.bench.plain import PlainTrust
 from maillage.core.config.network import Network
+from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging import bus
 from maillage.core.messaging.envelope import Envelope
 from maillage.gateway.app import running_gateway
+from maillage.gateway.crypto import CryptoThreads
 from maillage.gateway.handlers import TransactionalLoop
 from maillage.gateway.settings import GatewaySettings
 
@@ -102,13 +105,8 @@ async def passthrough(bootstrap: str, source: str, target: str) -> AsyncIterator
 async def measure_throughput(
     opts: BenchOptions, network: Network, *, bootstrap: str, prefix: str, data_dir: Path, console: Console
 ) -> tuple[Throughput, Throughput, dict[str, int]]:
-    settings = GatewaySettings(
-        network_file=opts.network_file,
-        kafka_bootstrap=bootstrap,
-        topic_prefix=prefix,
-        data_dir=data_dir,
-        transactional_id=f"{prefix}gateway",
-    )
+    """The gateway's throughput, signed and sealed, and the bare passthrough's over the same records."""
+    settings = _settings(opts, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir)
     scratch = f"{prefix}bench.passthrough"
     await create_topics(bootstrap, network, settings.topics, extra=(scratch,))
     workload = _Workload(opts, sender=Trust.load(service_keys(settings), opts.sender))
@@ -125,15 +123,55 @@ async def measure_throughput(
     )
 
 
+async def measure_unsealed(
+    opts: BenchOptions, network: Network, *, bootstrap: str, prefix: str, data_dir: Path, console: Console
+) -> Throughput:
+    """The same gateway over the same kind of records with sealing and signing switched off (`PlainTrust`, on
+    topics and a database of their own): what sealing and signing cost, as a ratio of the two."""
+    settings = _settings(opts, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir)
+    await create_topics(bootstrap, network, settings.topics)
+    keys = service_keys(settings)
+    workload = _Workload(opts, sender=PlainTrust.load(keys, opts.sender))
+    async with producer(bootstrap) as source:
+        await produce(source, settings.topics.submitted, workload.consents())
+        console.log("sealing and signing switched off:")
+        plain = CryptoThreads(PlainTrust.load(keys, GATEWAY))
+        try:
+            seconds = await _time_gateway(settings, source=source, workload=workload, console=console, crypto=plain)
+        finally:
+            plain.close()
+    return Throughput(records=opts.events, seconds=seconds)
+
+
+def _settings(opts: BenchOptions, *, bootstrap: str, prefix: str, data_dir: Path) -> GatewaySettings:
+    return GatewaySettings(
+        network_file=opts.network_file,
+        kafka_bootstrap=bootstrap,
+        topic_prefix=prefix,
+        data_dir=data_dir,
+        transactional_id=f"{prefix}gateway",
+    )
+
+
 async def _time_gateway(
-    settings: GatewaySettings, *, source: AIOKafkaProducer, relay: Passthrough, workload: _Workload, console: Console
+    settings: GatewaySettings,
+    *,
+    source: AIOKafkaProducer,
+    workload: _Workload,
+    console: Console,
+    relay: Passthrough | None = None,
+    crypto: CryptoThreads | None = None,
 ) -> float:
-    """Both runners warmed up on the consents, the referrals produced: the seconds the gateway took for them."""
+    """The gateway (and the passthrough, if any) warmed up on the consents, the referrals produced: the seconds
+    the gateway took for them. `crypto`: in place of the gateway's own crypto threads."""
     async with running_gateway(settings, serve=False) as started:
+        if crypto is not None:
+            started.loop.crypto = crypto
         console.log(f"warming up on {workload.warm} consents: the gateway and the passthrough join their groups")
         await drain(started.loop, until=workload.warm)
-        await drain(relay, until=workload.warm)
-        relay.consumer.pause(*relay.consumer.assignment())
+        if relay is not None:
+            await drain(relay, until=workload.warm)
+            relay.consumer.pause(*relay.consumer.assignment())
         console.log(f"pre-producing {workload.events:,} referral.created records")
         await produce(source, settings.topics.submitted, workload.referrals())
         console.log("gateway: deciding them")

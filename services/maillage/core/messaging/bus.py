@@ -227,8 +227,11 @@ async def send_batched(kafka_producer: AIOKafkaProducer, records: Iterable[OutRe
     """
     builders: dict[tuple[str, int], BatchBuilder] = {}
     futures: list[asyncio.Future[Any]] = []
+    partitions: dict[str, list[int]] = {}  # each topic's, asked of the producer's metadata once per call
     for topic, key, value, headers in records:
-        partition = await _partition_of(kafka_producer, topic, key)
+        if topic not in partitions:
+            partitions[topic] = sorted(await kafka_producer.partitions_for(topic))
+        partition = _partition_of(partitions[topic], key)
         builder = builders.get((topic, partition))
         if builder is None or builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
             if builder is not None:  # full: send it and start the next one for this partition
@@ -241,10 +244,9 @@ async def send_batched(kafka_producer: AIOKafkaProducer, records: Iterable[OutRe
     return futures
 
 
-async def _partition_of(kafka_producer: AIOKafkaProducer, topic: str, key: bytes) -> int:
+def _partition_of(partitions: list[int], key: bytes) -> int:
     # aiokafka's (and Kafka's) default partitioner for a keyed record: murmur2 of the key.
-    partitions = sorted(await kafka_producer.partitions_for(topic))
-    return int(partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)])
+    return partitions[int(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 
 def dead_letter_headers(record: Record, *, reason: str, detail: str) -> Headers:

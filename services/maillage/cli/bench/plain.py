@@ -1,0 +1,28 @@
+"""Sealing and signing switched off, for `maillage bench` alone: what they cost is the gateway's throughput with
+them beside its throughput without them, in the same run (issue 15 asks for on ÷ off ≥ 0.7).
+
+Nothing outside the bench can reach this: no setting, no command, no service builds a `PlainTrust`. The bench
+gives one to the workload (its records leave unsealed and unsigned) and to the gateway's crypto threads (they
+take records as they come and seal nothing), on topics and a database of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from maillage.core.crypto.trust import Trust
+from maillage.core.messaging.envelope import Envelope
+
+
+@dataclass(kw_only=True)
+class PlainTrust(Trust):
+    """A `Trust` that neither seals nor signs, nor verifies nor opens: the payload travels as it is."""
+
+    def seal_and_sign(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
+        return replace(envelope, data=plaintext, sigkid=None, sig=None)
+
+    def verify(self, envelope: Envelope, *, signer: str) -> None:
+        return None
+
+    def open(self, envelope: Envelope) -> bytes:
+        return envelope.data
