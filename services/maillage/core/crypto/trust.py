@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import orjson
@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from maillage.core.crypto.jwks import JwksSource
 from maillage.core.crypto.keys import GATEWAY, KeyDirs, KeyUse, OwnKeys, PublicKeys
-from maillage.core.crypto.sealing import SealError, open_sealed, seal, sealed_kid
+from maillage.core.crypto.sealing import Sealer, SealError, open_sealed, sealed_kid
 from maillage.core.crypto.signing import SignatureError, sign, verify
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.envelope import Envelope, EnvelopeError, new_event_id, source_of
@@ -91,6 +91,7 @@ def public_keys(dirs: KeyDirs, remote: JwksSource | None) -> PublicKeys:
 class Trust(_KeyFiles):
     own: OwnKeys
     uses: frozenset[KeyUse] = frozenset(KeyUse)
+    sealer: Sealer = field(default_factory=Sealer)
 
     @classmethod
     def load(
@@ -123,7 +124,7 @@ class Trust(_KeyFiles):
     def seal_and_sign(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
         if not self.public.of(to, KeyUse.SEALING):
             self.refresh(owner=to)  # its JWKS not fetched yet (its server was not up when this one started)
-        sealed = seal(plaintext, to=self.public.current(to, KeyUse.SEALING), event_id=envelope.id)
+        sealed = self.sealer.seal(plaintext, to=self.public.current(to, KeyUse.SEALING), event_id=envelope.id)
         unsigned = replace(envelope, data=sealed, sigkid=self.own.signing_kid, sig=None)
         return replace(unsigned, sig=sign(unsigned.attributes(), sealed, key=self.own.signing))
 
