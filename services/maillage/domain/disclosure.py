@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from maillage.domain.events import AlertRaised, EventPayload, present_categories, restrict
+from maillage.domain.events import AlertRaised, EventPayload, field_categories, present_categories
 from maillage.domain.policy import Policy
 from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role, Sector
 
@@ -196,6 +196,6 @@ def disclose(
 def shared_part(payload: EventPayload, *, delivered: frozenset[Category]) -> dict[str, Any]:
     """What a recipient receives of the payload: only the `delivered` categories. Never who raised an
     alert: that reference is for the four-eyes review at the raising agency, not for recipients."""
-    share = restrict(payload, delivered).model_dump(mode="json", exclude_none=True)
-    share.pop("raised_by", None)
-    return share
+    # What `restrict` removes, left out of the dump directly (no copy of the payload per recipient).
+    withheld = {name for name, category in field_categories(type(payload)).items() if category not in delivered}
+    return payload.model_dump(mode="json", exclude_none=True, exclude=withheld | {"raised_by"})
