@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from maillage.core.crypto.trust import Refused, Trust
 from maillage.core.messaging.bus import Record
+from maillage.core.messaging.envelope import Envelope
 from maillage.gateway.outgoing import Outgoing, Share
 from maillage.gateway.services import Arrival
 
@@ -34,11 +35,16 @@ class CryptoThreads:
         return await self._map(self._open, records)
 
     async def seal(self, records: Sequence[Outgoing | Share]) -> list[Outgoing]:
-        """The records to publish, each share sealed to its recipient and signed, in the same order."""
+        """The records to publish, in the same order: each share sealed to its recipient, and all of them signed
+        by one batch signature (signing.py: version 2), each with its path."""
         shares = [(i, r) for i, r in enumerate(records) if isinstance(r, Share)]
+        if not shares:
+            return [r for r in records if isinstance(r, Outgoing)]
         sealed = await self._map(self._seal, [share for _, share in shares])
+        signed = await asyncio.get_running_loop().run_in_executor(self.pool, self.trust.sign_batch, sealed)
+        published = await self._map(_outgoing, [(share.topic, e) for (_, share), e in zip(shares, signed, strict=True)])
         ready = list(records)
-        for (i, _), record in zip(shares, sealed, strict=True):
+        for (i, _), record in zip(shares, published, strict=True):
             ready[i] = record
         return [r for r in ready if isinstance(r, Outgoing)]
 
@@ -50,10 +56,8 @@ class CryptoThreads:
         assert received is not None  # only None for types outside `only`, and every type is wanted here
         return Arrival(record, received)
 
-    def _seal(self, share: Share) -> Outgoing:
-        delivered = self.trust.seal_and_sign(share.envelope, share.plaintext, to=share.envelope.recipient)
-        key, value, headers = delivered.to_kafka()
-        return Outgoing(share.topic, key, value, headers)
+    def _seal(self, share: Share) -> Envelope:
+        return self.trust.seal(share.envelope, share.plaintext, to=share.envelope.recipient)
 
     async def _map(self, work: Callable[[T], U], items: Sequence[T]) -> list[U]:
         loop = asyncio.get_running_loop()
@@ -61,6 +65,12 @@ class CryptoThreads:
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         done = await asyncio.gather(*(loop.run_in_executor(self.pool, _apply, work, c) for c in chunks))
         return [result for chunk in done for result in chunk]
+
+
+def _outgoing(item: tuple[str, Envelope]) -> Outgoing:
+    topic, envelope = item
+    key, value, headers = envelope.to_kafka()
+    return Outgoing(topic, key, value, headers)
 
 
 def _apply(work: Callable[[T], U], items: Sequence[T]) -> list[U]:

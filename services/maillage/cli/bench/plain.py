@@ -8,6 +8,7 @@ take records as they come and seal nothing), on topics and a database of their o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from maillage.core.crypto.trust import Trust
@@ -19,7 +20,13 @@ class PlainTrust(Trust):
     """A `Trust` that neither seals nor signs, nor verifies nor opens: the payload travels as it is."""
 
     def seal_and_sign(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
-        return replace(envelope, data=plaintext, sigkid=None, sig=None)
+        return self.seal(envelope, plaintext, to=to)
+
+    def seal(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
+        return replace(envelope, data=plaintext, sigkid=None, sig=None, sigpath=None)
+
+    def sign_batch(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
+        return list(envelopes)
 
     def verify(self, envelope: Envelope, *, signer: str) -> None:
         return None

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from maillage.core.crypto.jwks import JwksSource
 from maillage.core.crypto.keys import GATEWAY, KeyDirs, KeyUse, OwnKeys, PublicKeys
 from maillage.core.crypto.sealing import Sealer, SealError, open_sealed, sealed_kid
-from maillage.core.crypto.signing import SignatureError, sign, verify
+from maillage.core.crypto.signing import SignatureError, sign, sign_batch, verify
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.envelope import Envelope, EnvelopeError, new_event_id, source_of
 from maillage.domain.errors import Unacceptable
@@ -122,11 +122,21 @@ class Trust(_KeyFiles):
         self.own = OwnKeys.load(self.dirs, self.owner, self.public, uses=self.uses)
 
     def seal_and_sign(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
+        """The event sealed to `to` and signed alone (signature version 1)."""
+        unsigned = self.seal(envelope, plaintext, to=to)
+        return replace(unsigned, sig=sign(unsigned.attributes(), unsigned.data, key=self.own.signing))
+
+    def seal(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
+        """The event sealed to `to`, named as this owner's to sign, not signed yet (`sign_batch`)."""
         if not self.public.of(to, KeyUse.SEALING):
             self.refresh(owner=to)  # its JWKS not fetched yet (its server was not up when this one started)
         sealed = self.sealer.seal(plaintext, to=self.public.current(to, KeyUse.SEALING), event_id=envelope.id)
-        unsigned = replace(envelope, data=sealed, sigkid=self.own.signing_kid, sig=None)
-        return replace(unsigned, sig=sign(unsigned.attributes(), sealed, key=self.own.signing))
+        return replace(envelope, data=sealed, sigkid=self.own.signing_kid, sig=None, sigpath=None)
+
+    def sign_batch(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
+        """These events (from `seal`) under one signature of their hash tree, each with its path (version 2)."""
+        signed = sign_batch([(e.attributes(), e.data) for e in envelopes], key=self.own.signing)
+        return [replace(e, sig=sig, sigpath=path) for e, (sig, path) in zip(envelopes, signed, strict=True)]
 
     def verify(self, envelope: Envelope, *, signer: str) -> None:
         """Raises SignatureError unless `signer` signed exactly these attributes and this data."""

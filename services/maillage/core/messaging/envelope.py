@@ -79,6 +79,9 @@ class Envelope:
     pole: str | None = None
     sigkid: str | None = None
     sig: str | None = None
+    # Set when `sig` signs a batch (signature version 2): the event's place in the batch's hash tree and the
+    # hashes that lead from it to the signed root (core/crypto/signing.py). Absent: `sig` signs this event alone.
+    sigpath: str | None = None
 
     @property
     def agency_id(self) -> str:
@@ -89,7 +92,7 @@ class Envelope:
         return tuple(r for r in self.recipient.split(",") if r)
 
     def readdressed(self, *, recipient: str, legalbasis: LegalBasis, data: bytes) -> Envelope:
-        return replace(self, recipient=recipient, legalbasis=legalbasis, data=data, sigkid=None, sig=None)
+        return replace(self, recipient=recipient, legalbasis=legalbasis, data=data, sigkid=None, sig=None, sigpath=None)
 
     @property
     def content_type(self) -> str:
@@ -110,7 +113,13 @@ class Envelope:
             "purpose": self.purpose.value,
             "recipient": self.recipient,
         }
-        optional = {"traceparent": self.traceparent, "pole": self.pole, "sigkid": self.sigkid, "sig": self.sig}
+        optional = {
+            "traceparent": self.traceparent,
+            "pole": self.pole,
+            "sigkid": self.sigkid,
+            "sig": self.sig,
+            "sigpath": self.sigpath,
+        }
         attributes.update({k: v for k, v in optional.items() if v})
         return attributes
 
@@ -145,6 +154,7 @@ class Envelope:
                 pole=ext("pole"),
                 sigkid=ext("sigkid"),
                 sig=ext("sig"),
+                sigpath=ext("sigpath"),
             )
         except (ValueError, TypeError) as exc:
             raise EnvelopeError("envelope", f"missing or unknown attribute ({exc})") from exc
