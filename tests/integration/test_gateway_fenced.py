@@ -8,7 +8,9 @@ from collections import Counter
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from maillage.core.messaging import bus
 from maillage.core.messaging.envelope import new_subject_ref
+from maillage.core.polling import eventually
 from maillage.gateway.app import running_gateway
 from maillage.gateway.handlers import partition_transactional_id
 from tests.support import Pole, consent, inbox_of, received, refer
@@ -42,3 +44,44 @@ async def test_a_gateway_whose_producer_was_fenced_takes_a_new_one_and_delivers_
         await received(pole, CPAS, event_id)
     copies = Counter(item["event_id"] for item in await inbox_of(pole[CPAS]))
     assert all(copies[event_id] == 1 for event_id in after)
+
+
+async def test_a_share_kafka_refuses_leaves_its_referral_undecided_until_it_can_be_written(
+    pole: Pole, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiokafka commits a transaction once its sends have ended, failed or not: a share refused for good would
+    leave a committed transaction, offsets past the referral, and the referral lost. The gateway waits for
+    every send inside the transaction, so the refusal aborts it and the referral is decided again later."""
+    settings = pole.gateway_settings()
+    await pole.stack.enter_async_context(running_gateway(settings))
+    await pole.start_agency(REFUGE)
+    await pole.start_agency(CPAS)
+    subject = new_subject_ref()
+    await consent(pole, REFUGE, subject, to=[CPAS], categories=["identity", "narrative"])
+    deliver = settings.topics.deliver(CPAS)
+    await limit_records(pole, deliver, max_bytes=200)  # every share to the CPAS is larger: refused, not retried
+
+    event_id = await refer(pole, REFUGE, subject, to=CPAS)
+    refused = "batch not published, reading it again"
+    await eventually(
+        lambda: as_awaitable(any(r.getMessage() == refused for r in caplog.records)), what="a refused transaction"
+    )
+    await limit_records(pole, deliver, max_bytes=1_048_588)  # Kafka's default again
+
+    await received(pole, CPAS, event_id)
+    assert Counter(i["event_id"] for i in await inbox_of(pole[CPAS]))[event_id] == 1
+
+
+async def limit_records(pole: Pole, topic: str, *, max_bytes: int) -> None:
+    await bus.ensure_topics(
+        pole.bootstrap,
+        [topic],
+        partitions=3,
+        replication_factor=1,
+        min_insync_replicas=1,
+        configs={topic: {"max.message.bytes": str(max_bytes)}},
+    )
+
+
+async def as_awaitable(value: bool) -> bool:
+    return value
