@@ -13,6 +13,7 @@ from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.polling import eventually
 from maillage.gateway.app import running_gateway
 from maillage.gateway.handlers import partition_transactional_id
+from maillage.gateway.settings import GatewaySettings
 from tests.support import Pole, consent, inbox_of, received, refer
 
 pytestmark = pytest.mark.integration
@@ -20,13 +21,19 @@ pytestmark = pytest.mark.integration
 REFUGE, CPAS = "refuge-liege", "cpas-seraing"
 
 
-async def test_a_gateway_whose_producer_was_fenced_takes_a_new_one_and_delivers_again(pole: Pole) -> None:
+async def consented(pole: Pole) -> tuple[GatewaySettings, str]:
+    """The gateway and both agencies running, a person's consent to the CPAS registered: settings and person."""
     settings = pole.gateway_settings()
     await pole.stack.enter_async_context(running_gateway(settings))
     await pole.start_agency(REFUGE)
     await pole.start_agency(CPAS)
     subject = new_subject_ref()
     await consent(pole, REFUGE, subject, to=[CPAS], categories=["identity", "narrative"])
+    return settings, subject
+
+
+async def test_a_gateway_whose_producer_was_fenced_takes_a_new_one_and_delivers_again(pole: Pole) -> None:
+    settings, subject = await consented(pole)
     await received(pole, CPAS, await refer(pole, REFUGE, subject, to=CPAS))
 
     # Another producer initialised with each partition's transactional id bumps its epoch: every transaction
@@ -52,20 +59,16 @@ async def test_a_share_kafka_refuses_leaves_its_referral_undecided_until_it_can_
     """aiokafka commits a transaction once its sends have ended, failed or not: a share refused for good would
     leave a committed transaction, offsets past the referral, and the referral lost. The gateway waits for
     every send inside the transaction, so the refusal aborts it and the referral is decided again later."""
-    settings = pole.gateway_settings()
-    await pole.stack.enter_async_context(running_gateway(settings))
-    await pole.start_agency(REFUGE)
-    await pole.start_agency(CPAS)
-    subject = new_subject_ref()
-    await consent(pole, REFUGE, subject, to=[CPAS], categories=["identity", "narrative"])
+    settings, subject = await consented(pole)
     deliver = settings.topics.deliver(CPAS)
     await limit_records(pole, deliver, max_bytes=200)  # every share to the CPAS is larger: refused, not retried
 
     event_id = await refer(pole, REFUGE, subject, to=CPAS)
-    refused = "batch not published, reading it again"
-    await eventually(
-        lambda: as_awaitable(any(r.getMessage() == refused for r in caplog.records)), what="a refused transaction"
-    )
+
+    async def refused() -> bool:
+        return any(r.getMessage() == "batch not published, reading it again" for r in caplog.records)
+
+    await eventually(refused, what="a refused transaction")
     await limit_records(pole, deliver, max_bytes=1_048_588)  # Kafka's default again
 
     await received(pole, CPAS, event_id)
@@ -81,7 +84,3 @@ async def limit_records(pole: Pole, topic: str, *, max_bytes: int) -> None:
         min_insync_replicas=1,
         configs={topic: {"max.message.bytes": str(max_bytes)}},
     )
-
-
-async def as_awaitable(value: bool) -> bool:
-    return value
