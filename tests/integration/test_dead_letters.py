@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from maillage.core.messaging import bus
 from maillage.core.messaging.envelope import Envelope, Headers, new_event_id, new_subject_ref, source_of
 from maillage.domain.events import EventType
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role
@@ -171,20 +173,29 @@ async def test_event_id_replayed_with_other_content_is_dead_lettered_as_replay(
     assert line["outcome"] == "delivered"
 
 
+@pytest.mark.parametrize("signed_again", [False, True], ids=["as-published", "signed-again-in-another-batch"])
 async def test_same_event_published_again_is_not_delivered_twice(
     pole: Pole,
     producer: AIOKafkaProducer,
+    signed_again: bool,
 ) -> None:
     subject = await start(pole)
     original = await delivered_referral(pole, subject)
     event_id = header_of(original, "ce_id")
+    headers = list(original.headers)
+    assert header_of(original, "ce_sigpath") is not None  # the relay signed it in a batch
+    if signed_again:
+        # The relay crashed after sending, before marking its rows: it reads them again and signs them in a
+        # batch of another shape, so the copy's signature and path differ from the original's.
+        refuge = pole.trust("refuge-liege")
+        envelope = Envelope.from_kafka(key=original.key, value=original.value, headers=headers)
+        other = referral_envelope(subject)
+        _, resigned = refuge.sign_batch([other, replace(envelope, sig=None, sigpath=None)])
+        headers = resigned.to_kafka()[2]
+        assert bus.header(headers, "ce_sig") != header_of(original, "ce_sig")
 
     await producer.send_and_wait(
-        pole.topics.submitted,
-        original.value,
-        key=original.key,
-        headers=list(original.headers),
-        partition=original.partition,
+        pole.topics.submitted, original.value, key=original.key, headers=headers, partition=original.partition
     )
 
     # A later referral about the same person is decided after the copy (one partition per subject).

@@ -7,7 +7,6 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.cli.postgres_local import LocalPostgres
 from maillage.core.messaging import bus
-from maillage.core.outbox import repository
+from maillage.core.outbox.enqueue import enqueue_record
 from maillage.core.outbox.models import OutboxRecord
 from maillage.core.outbox.relay import OutboxRelay
 from maillage.core.storage.db import make_engine, session_factory, unit_of_work
@@ -111,10 +110,7 @@ async def write_rows(sessions: async_sessionmaker[AsyncSession], topic: str, cou
     ids = [str(uuid.uuid4()) for _ in range(count)]
     async with unit_of_work(sessions) as session:
         for event_id in ids:
-            repository.add(
-                session, event_id=event_id, topic=topic, key=b"k", value=event_id.encode(), headers=[],
-                at=datetime.now(UTC),
-            )  # fmt: skip
+            enqueue_record(session, event_id=event_id, topic=topic, key=b"k", value=event_id.encode(), headers=[])
     return ids
 
 

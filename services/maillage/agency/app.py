@@ -33,14 +33,17 @@ def create_app(settings: AgencySettings, *, resolver: Resolver | None = None, cl
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(settings, schema=SCHEMA) as service:
-            relay = OutboxRelay(service.sessions, service.producer, name=f"agency:{agency.id}")
+            trust = Trust.load(settings.key_dirs, agency.id, remote=await service.key_source(own={agency.id}))
+            relay = OutboxRelay(
+                service.sessions, service.producer, signers={agency.id: trust}, name=f"agency:{agency.id}"
+            )
             ctx = AgencyContext(
                 agency=agency,
                 network=settings.network,
                 topics=topics,
                 sessions=service.sessions,
                 relay=relay,
-                trust=Trust.load(settings.key_dirs, agency.id, remote=await service.key_source(own={agency.id})),
+                trust=trust,
                 egress=egress,
                 webhook_max_lifetime=timedelta(days=settings.webhook_max_lifetime_days),
                 clock=clock or SystemClock(),

@@ -60,12 +60,12 @@ def submit(
     recipients: tuple[str, ...] = (),
     pole: str | None = None,
 ) -> str:
-    """Seal, sign and put in the outbox an event of this agency's, and keep what it sent. Its basis is consent
-    unless an alert invokes danger; with no recipients it is for the gateway alone (a consent given or withdrawn).
-    Its Pôle is the one given, else the agency's only one."""
+    """Seal and put in the outbox an event of this agency's (its relay signs it), and keep what it sent. Its basis
+    is consent unless an alert invokes danger; with no recipients it is for the gateway alone (a consent given or
+    withdrawn). Its Pôle is the one given, else the agency's only one."""
     now = ctx.clock.now()
     pole = pole or (ctx.agency.poles[0] if len(ctx.agency.poles) == 1 else None)
-    envelope = ctx.trust.sealed_event(
+    envelope = ctx.trust.sealed(
         payload,
         subject_ref=subject_ref,
         role=role,
@@ -76,7 +76,7 @@ def submit(
         pole=pole,
     )
     event_id = envelope.id
-    enqueue(session, envelope, topic=ctx.topics.submitted)
+    enqueue(session, envelope, topic=ctx.topics.submitted, signer=ctx.trust)
     EVENTS_SUBMITTED.labels(ctx.agency.id, payload.event_type.value).inc()
     session.add(
         models.SentEvent(

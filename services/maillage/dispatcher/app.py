@@ -79,7 +79,8 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
             # Webhook attempts run on the real clock, whatever clock paces the escalation (a test's manual one).
             real_clock = SystemClock()
             await register_fallbacks(service.sessions, served, secret=fallback_secret(settings), clock=real_clock)
-            relay = OutboxRelay(service.sessions, service.producer, name="dispatcher")
+            signers = {a: s.trust for a, s in served.items()}
+            relay = OutboxRelay(service.sessions, service.producer, signers=signers, name="dispatcher")
             webhooks = WebhookDispatcher(
                 service.sessions,
                 clock=real_clock,

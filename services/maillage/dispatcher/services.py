@@ -273,7 +273,8 @@ class Dispatcher:
         else:
             erased = await repository.erase_alerts(session, agency=erasure.agency, alert_ids=erasure.events)
         confirmed = SubjectErasureConfirmed(notice_id=notice.notice_id, acknowledged_at=self.clock.now(), erased=erased)
-        sealed = self.served[erasure.agency].trust.sealed_event(
+        trust = self.served[erasure.agency].trust
+        sealed = trust.sealed(
             confirmed,
             subject_ref=envelope.subject,
             role=envelope.subjectrole,
@@ -281,7 +282,7 @@ class Dispatcher:
             purpose=envelope.purpose,
             at=self.clock.now(),
         )
-        enqueue(session, sealed, topic=self.topics.submitted)
+        enqueue(session, sealed, topic=self.topics.submitted, signer=trust)
         notices.events = True  # the confirmation leaves through the outbox
 
     def _dead_letter(self, session: AsyncSession, refused: Unreadable, notices: Notices) -> None:
@@ -535,8 +536,9 @@ class Dispatcher:
         )
 
     def _emit(self, session: AsyncSession, row: OncallAlert, payload: EventPayload) -> None:
-        """An event back to the alert's sender, signed by the served agency and sealed to the gateway."""
-        sealed = self.served[row.agency_id].trust.sealed_event(
+        """An event back to the alert's sender, sealed to the gateway (the relay signs it as the served agency)."""
+        trust = self.served[row.agency_id].trust
+        sealed = trust.sealed(
             payload,
             subject_ref=row.subject_ref,
             role=Role(row.subject_role),
@@ -545,7 +547,7 @@ class Dispatcher:
             at=self.clock.now(),
             recipients=(row.source_agency,),
         )
-        enqueue(session, sealed, topic=self.topics.submitted)
+        enqueue(session, sealed, topic=self.topics.submitted, signer=trust)
 
     # --- telling workers ----------------------------------------------------------------------------------
 

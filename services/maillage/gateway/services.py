@@ -172,7 +172,7 @@ class Gateway:
 
     async def _seen_before(self, batch: Batch, arrival: Arrival, before: Decided, *, digest: str) -> None:
         record, event = arrival.record, arrival.event
-        if before.digest != digest:
+        if before.digest != digest and before.digest != record_digest(record, signature=True):
             batch.out.dead_letter(record, Refused("replay", "an event with this id and other content was seen"))
         elif (before.partition, before.offset) == (record.partition, record.offset):
             # The same record again after a crash: its Kafka transaction was aborted, so emit the
@@ -444,11 +444,17 @@ def _decided_here(arrival: Arrival, decided: dict[str, Decided]) -> bool:
     return before is not None and (before.partition, before.offset) == (arrival.record.partition, arrival.record.offset)
 
 
-def record_digest(record: Record) -> str:
-    """The record's exact content: the same event id with other content is a replay."""
+_SIGNATURE = frozenset({"ce_sigkid", "ce_sig", "ce_sigpath"})
+
+
+def record_digest(record: Record, *, signature: bool = False) -> str:
+    """The record's exact content, its signature aside: the same event id with other content is a replay, while
+    an event its relay published again, signed in another batch, is the same event. `signature`: as digests were
+    made before relays signed per batch (decisions taken then still compare)."""
     digest = hashlib.sha256(record.value or b"")
     for name, value in sorted(record.headers):
-        digest.update(name.encode() + b"\0" + value + b"\0")
+        if signature or name not in _SIGNATURE:
+            digest.update(name.encode() + b"\0" + value + b"\0")
     return digest.hexdigest()
 
 

@@ -13,6 +13,7 @@ from maillage.core.crypto.keys import KeyDirs, ensure_keys
 from maillage.core.crypto.tokens import ALL_AGENCY_SCOPES, Scope, mint
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.envelope import Envelope, new_subject_ref
+from maillage.core.outbox.relay import BATCH_SIZE as RELAY_BATCH
 from maillage.domain.events import ConsentGranted, EventPayload, PersonalData, ReferralCreated, ReferralReason
 from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role
 from maillage.gateway.settings import GatewaySettings
@@ -200,8 +201,8 @@ def alert_body(subject: Subject, rng: random.Random) -> dict[str, Any]:
 def _envelope(
     payload: EventPayload, *, sender: Trust, subject_ref: str, role: Role, recipients: tuple[str, ...]
 ) -> Envelope:
-    # Exactly as an agency's outbox gets it: sealed to the gateway, signed by the sender.
-    return sender.sealed_event(
+    # Exactly as an agency's outbox keeps it: sealed to the gateway; its relay signs it (`_as_published`).
+    return sender.sealed(
         payload,
         subject_ref=subject_ref,
         role=role,
@@ -212,8 +213,14 @@ def _envelope(
     )
 
 
+def _as_published(envelopes: list[Envelope], *, sender: Trust) -> list[Envelope]:
+    """Signed as the sender's outbox relay signs a backlog: a signature per batch of `RELAY_BATCH` events."""
+    batches = (envelopes[at : at + RELAY_BATCH] for at in range(0, len(envelopes), RELAY_BATCH))
+    return [e for batch in batches for e in sender.sign_batch(batch)]
+
+
 def consent_envelopes(subjects: list[Subject], *, sender: Trust, recipient: str) -> list[Envelope]:
-    return [
+    envelopes = [
         _envelope(
             ConsentGranted(
                 consent_id=uuid.uuid4(), categories=CONSENTED, recipients=(recipient,), purposes=(Purpose.REFERRAL,)
@@ -225,12 +232,16 @@ def consent_envelopes(subjects: list[Subject], *, sender: Trust, recipient: str)
         )
         for s in subjects
     ]
+    return _as_published(envelopes, sender=sender)
 
 
 def referral_envelopes(
     subjects: list[Subject], count: int, rng: random.Random, *, sender: Trust, recipient: str
 ) -> list[Envelope]:
-    return [_referral_envelope(rng.choice(subjects), rng, sender=sender, recipient=recipient) for _ in range(count)]
+    envelopes = [
+        _referral_envelope(rng.choice(subjects), rng, sender=sender, recipient=recipient) for _ in range(count)
+    ]
+    return _as_published(envelopes, sender=sender)
 
 
 def _referral_envelope(subject: Subject, rng: random.Random, *, sender: Trust, recipient: str) -> Envelope:

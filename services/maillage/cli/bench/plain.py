@@ -19,11 +19,11 @@ from maillage.core.messaging.envelope import Envelope
 class PlainTrust(Trust):
     """A `Trust` that neither seals nor signs, nor verifies nor opens: the payload travels as it is."""
 
-    def seal_and_sign(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
-        return self.seal(envelope, plaintext, to=to)
-
     def seal(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
         return replace(envelope, data=plaintext, sigkid=None, sig=None, sigpath=None)
+
+    def sign(self, envelope: Envelope) -> Envelope:
+        return envelope
 
     def sign_batch(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
         return list(envelopes)

@@ -102,6 +102,7 @@ class Report:
             part = getattr(self, name)
             if part is not None:
                 doc[name]["events_per_s"] = round(part.events_per_s, 1)
+                doc[name]["cpu_us_per_event"] = round(part.cpu_us_per_event, 1)
         doc["ratio"] = round(self.ratio, 3)
         doc["sealing_ratio"] = round(self.sealing_ratio, 3)
         doc["targets"] = {
@@ -156,6 +157,7 @@ def _throughput_rows(table: Table, g: Throughput, p: Throughput, *, report: Repo
         _mark(verdicts["gateway_events_per_s"]),
     )
     table.add_row("  referral.created events", f"{g.records:,} in {g.seconds:.2f} s", "", "")
+    table.add_row("  CPU per event (the gateway's process)", f"{g.cpu_us_per_event:,.0f} µs", "", "")
     outcomes = ", ".join(f"{n:,} {outcome}" for outcome, n in sorted(report.gateway_outcomes.items()))
     table.add_row("  decisions recorded", outcomes, "", "")
     table.add_row("bare passthrough throughput", f"{p.events_per_s:,.0f} events/s", "", "")
@@ -163,6 +165,7 @@ def _throughput_rows(table: Table, g: Throughput, p: Throughput, *, report: Repo
     u = report.gateway_unsealed
     if u is not None:
         table.add_row("gateway, sealing and signing off", f"{u.events_per_s:,.0f} events/s", "", "")
+        table.add_row("  CPU per event (the gateway's process)", f"{u.cpu_us_per_event:,.0f} µs", "", "")
         ratio, target = f"{report.sealing_ratio:.2f}", f">= {TARGET_SEALING_RATIO}"
         table.add_row("ratio sealing and signing on ÷ off", ratio, target, _mark(verdicts["sealing_ratio"]))
 

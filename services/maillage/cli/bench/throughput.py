@@ -36,13 +36,33 @@ from maillage.gateway.settings import GatewaySettings
 
 
 @dataclass(frozen=True)
+class Timed:
+    """A drain's wall-clock seconds, and the CPU seconds of the bench's process meanwhile (every thread: the
+    gateway's loop and crypto threads, or the passthrough's, and nothing else runs in it then)."""
+
+    seconds: float
+    cpu_seconds: float
+
+
+@dataclass(frozen=True)
 class Throughput:
     records: int
     seconds: float
+    cpu_seconds: float = 0.0
+
+    @classmethod
+    def of(cls, records: int, timed: Timed) -> Throughput:
+        return cls(records=records, seconds=timed.seconds, cpu_seconds=timed.cpu_seconds)
 
     @property
     def events_per_s(self) -> float:
         return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        """CPU per event of the process deciding them (the broker's apart): steadier than the rate, which moves
+        with whatever else the two cores do."""
+        return self.cpu_seconds / self.records * 1e6 if self.records else 0.0
 
 
 class Passthrough:
@@ -80,15 +100,16 @@ async def produce(sender: AIOKafkaProducer, topic: str, envelopes: list[Envelope
         await asyncio.gather(*futures)
 
 
-async def drain(runner: Runner, *, until: int, stall: float = 60.0) -> float:
-    """Run batches until `until` records are done; the seconds from the first poll to the last commit."""
+async def drain(runner: Runner, *, until: int, stall: float = 60.0) -> Timed:
+    """Run batches until `until` records are done; the time from the first poll to the last commit."""
     started = last_progress = time.perf_counter()
+    cpu_started = time.process_time()
     while runner.processed < until:
         if await runner.run_once():
             last_progress = time.perf_counter()
         elif time.perf_counter() - last_progress > stall:
             raise RuntimeError(f"{type(runner).__name__} stalled at {runner.processed}/{until} records")
-    return time.perf_counter() - started
+    return Timed(seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu_started)
 
 
 @asynccontextmanager
@@ -117,8 +138,8 @@ async def measure_throughput(
         console.log("passthrough: relaying the same records")
         passthrough_s = await drain(relay, until=workload.total)
     return (
-        Throughput(records=opts.events, seconds=gateway_s),
-        Throughput(records=opts.events, seconds=passthrough_s),
+        Throughput.of(opts.events, gateway_s),
+        Throughput.of(opts.events, passthrough_s),
         repository.gateway_outcomes(data_dir),
     )
 
@@ -140,7 +161,7 @@ async def measure_unsealed(
             seconds = await _time_gateway(settings, source=source, workload=workload, console=console, crypto=plain)
         finally:
             plain.close()
-    return Throughput(records=opts.events, seconds=seconds)
+    return Throughput.of(opts.events, seconds)
 
 
 def _settings(opts: BenchOptions, *, bootstrap: str, prefix: str, data_dir: Path) -> GatewaySettings:
@@ -161,7 +182,7 @@ async def _time_gateway(
     console: Console,
     relay: Passthrough | None = None,
     crypto: CryptoThreads | None = None,
-) -> float:
+) -> Timed:
     """The gateway (and the passthrough, if any) warmed up on the consents, the referrals produced: the seconds
     the gateway took for them. `crypto`: in place of the gateway's own crypto threads."""
     async with running_gateway(settings, serve=False) as started:

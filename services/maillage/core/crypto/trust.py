@@ -7,12 +7,15 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import ValidationError
 
 from maillage.core.crypto.jwks import JwksSource
-from maillage.core.crypto.keys import GATEWAY, KeyDirs, KeyUse, OwnKeys, PublicKeys
+from maillage.core.crypto.keys import GATEWAY, KeyDirs, KeyError_, KeyUse, OwnKeys, PublicKeys
 from maillage.core.crypto.sealing import Sealer, SealError, open_sealed, sealed_kid
 from maillage.core.crypto.signing import SignatureError, sign, sign_batch, verify
 from maillage.core.messaging.bus import Record
@@ -40,6 +43,16 @@ class Refused(Unacceptable):
     def __init__(self, reason: str, detail: str, *, envelope: Envelope | None = None) -> None:
         super().__init__(reason, detail)
         self.envelope = envelope
+
+
+ROW_KEY_INFO = b"maillage outbox row tag v1"
+
+
+def _private_file(dirs: KeyDirs, owner: str, kid: str) -> bytes:
+    try:
+        return (dirs.owner_private(owner) / f"{kid}.key").read_bytes()
+    except OSError:
+        raise KeyError_(f"private key {kid} of {owner} is missing") from None
 
 
 def _stamp(dirs: KeyDirs) -> tuple[tuple[str, int], ...]:
@@ -92,6 +105,7 @@ class Trust(_KeyFiles):
     own: OwnKeys
     uses: frozenset[KeyUse] = frozenset(KeyUse)
     sealer: Sealer = field(default_factory=Sealer)
+    _row_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(
@@ -123,8 +137,12 @@ class Trust(_KeyFiles):
 
     def seal_and_sign(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
         """The event sealed to `to` and signed alone (signature version 1)."""
-        unsigned = self.seal(envelope, plaintext, to=to)
-        return replace(unsigned, sig=sign(unsigned.attributes(), unsigned.data, key=self.own.signing))
+        return self.sign(self.seal(envelope, plaintext, to=to))
+
+    def sign(self, envelope: Envelope) -> Envelope:
+        """The event signed alone (signature version 1)."""
+        named = replace(envelope, sigkid=self.own.signing_kid, sig=None, sigpath=None)
+        return replace(named, sig=sign(named.attributes(), named.data, key=self.own.signing))
 
     def seal(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
         """The event sealed to `to`, named as this owner's to sign, not signed yet (`sign_batch`)."""
@@ -134,9 +152,23 @@ class Trust(_KeyFiles):
         return replace(envelope, data=sealed, sigkid=self.own.signing_kid, sig=None, sigpath=None)
 
     def sign_batch(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
-        """These events (from `seal`) under one signature of their hash tree, each with its path (version 2)."""
-        signed = sign_batch([(e.attributes(), e.data) for e in envelopes], key=self.own.signing)
-        return [replace(e, sig=sig, sigpath=path) for e, (sig, path) in zip(envelopes, signed, strict=True)]
+        """These events (from `seal`) under one signature of their hash tree, each with its path (version 2).
+        Each is named with the signing key of now: one sealed before a rotation is signed with the new key."""
+        kid = self.own.signing_kid
+        named = [replace(e, sigkid=kid, sig=None, sigpath=None) for e in envelopes]
+        signed = sign_batch([(e.attributes(), e.data) for e in named], key=self.own.signing)
+        return [replace(e, sig=sig, sigpath=path) for e, (sig, path) in zip(named, signed, strict=True)]
+
+    def row_key(self, kid: str) -> bytes:
+        """A secret of this owner's signing key `kid`, for its outbox rows' integrity tags (`core/outbox/signing.py`):
+        whoever holds the owner's private keys has it, and no one else. KeyError_ if that key is not here."""
+        if kid not in self._row_keys:
+            if kid == self.own.signing_kid:
+                raw = self.own.signing.private_bytes_raw()
+            else:  # a row written before a rotation: its key stays in the private directory until retired
+                raw = _private_file(self.dirs, self.owner, kid)
+            self._row_keys[kid] = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=ROW_KEY_INFO).derive(raw)
+        return self._row_keys[kid]
 
     def verify(self, envelope: Envelope, *, signer: str) -> None:
         """Raises SignatureError unless `signer` signed exactly these attributes and this data."""
@@ -154,7 +186,11 @@ class Trust(_KeyFiles):
         self.verify(envelope, signer=signer)
         return self.open(envelope)
 
-    def sealed_event(
+    def sealed_event(self, payload: EventPayload, **named: Any) -> Envelope:
+        """`sealed`, and signed alone (signature version 1): an event produced straight onto Kafka."""
+        return self.sign(self.sealed(payload, **named))
+
+    def sealed(
         self,
         payload: EventPayload,
         *,
@@ -166,8 +202,9 @@ class Trust(_KeyFiles):
         recipients: tuple[str, ...] = (),
         pole: str | None = None,
     ) -> Envelope:
-        """An event of this owner's about `subject_ref`, in `pole`, sealed to the gateway and signed: what an
-        outbox publishes (an agency's, or the dispatcher's for an agency it speaks for)."""
+        """An event of this owner's about `subject_ref`, in `pole`, sealed to the gateway, not signed yet: what an
+        outbox keeps (an agency's, or the dispatcher's for an agency it speaks for), whose relay signs the events
+        it publishes together under one signature (`core/outbox/signing.py`)."""
         envelope = Envelope(
             id=new_event_id(),
             source=source_of(self.owner),
@@ -182,7 +219,7 @@ class Trust(_KeyFiles):
             pole=pole,
         )
         plaintext = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
-        return self.seal_and_sign(envelope, plaintext, to=GATEWAY)
+        return self.seal(envelope, plaintext, to=GATEWAY)
 
     def receive(
         self, record: Record, *, signer: str | None = None, only: frozenset[EventType] | None = None

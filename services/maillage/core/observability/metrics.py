@@ -70,6 +70,11 @@ ALERTS_UNACKNOWLEDGED = Gauge(
     "maillage_alerts_unacknowledged", "Alerts every on-call level let pass, not acknowledged since."
 )
 OUTBOX_BACKLOG = Gauge("maillage_outbox_backlog", "Outbox rows not yet published to Kafka, by service.", ["service"])
+OUTBOX_REFUSED = Counter(
+    "maillage_outbox_refused_total",
+    "Outbox rows the relay would not sign (no valid integrity tag: not written by this service), by service.",
+    ["service"],
+)
 RETENTION_PURGED = Counter(
     "maillage_retention_purged_total",
     "Stored rows past their retention period, purged (webhook bodies: erased), by service and kind of data.",

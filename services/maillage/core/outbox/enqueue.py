@@ -11,23 +11,29 @@ from maillage.core.messaging.bus import Record, dead_letter_headers, dead_letter
 from maillage.core.messaging.envelope import Envelope, Headers
 from maillage.core.observability.metrics import DEAD_LETTERS
 from maillage.core.outbox import repository
+from maillage.core.outbox.signing import BatchSigner, row_tag, to_sign
 
 log = logging.getLogger(__name__)
 
 
-def enqueue(session: AsyncSession, envelope: Envelope, *, topic: str) -> None:
-    """An event (sealed and signed) to `topic`."""
+def enqueue(session: AsyncSession, envelope: Envelope, *, topic: str, signer: BatchSigner) -> None:
+    """An event (sealed) to `topic`: one not signed yet is tagged for `signer`, its owner, whose relay signs it
+    (`signing.py`)."""
     key, value, headers = envelope.to_kafka()
-    repository.add(
-        session, event_id=envelope.id, topic=topic, key=key, value=value, headers=headers, at=datetime.now(UTC)
+    tag = row_tag(signer, key=key, value=value, headers=headers) if to_sign(headers) else None
+    row = repository.new_row(
+        event_id=envelope.id, topic=topic, key=key, value=value, headers=headers, at=datetime.now(UTC), tag=tag
     )
+    session.add(row)
 
 
 def enqueue_record(
     session: AsyncSession, *, event_id: str, topic: str, key: bytes, value: bytes, headers: Headers
 ) -> None:
     """A plain record (metadata only, no envelope)."""
-    repository.add(session, event_id=event_id, topic=topic, key=key, value=value, headers=headers, at=datetime.now(UTC))
+    session.add(
+        repository.new_row(event_id=event_id, topic=topic, key=key, value=value, headers=headers, at=datetime.now(UTC))
+    )
 
 
 def enqueue_dead_letter(

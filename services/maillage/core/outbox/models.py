@@ -16,5 +16,7 @@ class OutboxRecord(SQLModel, table=True):
     key: bytes
     value: bytes
     headers: bytes
+    # An event kept unsigned: its integrity tag, without which the relay neither signs nor sends it (signing.py).
+    tag: str | None = None
     created_at: datetime
     published_at: datetime | None = Field(default=None, index=True)

@@ -4,39 +4,46 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.messaging.bus import ProducerSlot
-from maillage.core.observability.metrics import OUTBOX_BACKLOG
+from maillage.core.observability.metrics import OUTBOX_BACKLOG, OUTBOX_REFUSED
 from maillage.core.outbox import repository
 from maillage.core.outbox.models import OutboxRecord
+from maillage.core.outbox.signing import BatchSigner, signed_headers
 from maillage.core.polling import wait_set
 from maillage.core.storage.db import locks_rows, unit_of_work
 
 log = logging.getLogger(__name__)
+BATCH_SIZE = 500  # rows read, published and signed together (the most: a backlog's batches)
 
 
 class OutboxRelay:
     """Publishes outbox rows in order; a broker outage delays them, never loses them. A send that failed for good
     costs the producer (`ProducerSlot`): its rows go out again with a new one, which the broker cannot refuse as
-    out of sequence; a row sent twice that way is a duplicate its consumers drop by event id."""
+    out of sequence; a row sent twice that way is a duplicate its consumers drop by event id (signed again, in
+    another batch: the gateway tells a duplicate by its content, signatures aside). `signers`, by owner, sign the
+    events of each batch (`signing.py`)."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         producer: ProducerSlot,
         *,
-        batch_size: int = 500,
+        signers: Mapping[str, BatchSigner] | None = None,
+        batch_size: int = BATCH_SIZE,
         idle_poll: float = 1.0,
         name: str = "service",
     ) -> None:
         self._backlog = OUTBOX_BACKLOG.labels(name)
+        self._refused = OUTBOX_REFUSED.labels(name)
         self._sessions = sessions
         self._producer = producer
+        self._signers = signers or {}
         self._batch_size = batch_size
         self._idle_poll = idle_poll
         self._wakeup = asyncio.Event()
@@ -91,11 +98,15 @@ class OutboxRelay:
         self._backlog.set(len(rows))  # at least this many wait (all of them, below a full batch)
         if not rows:
             return 0
+        headers = signed_headers(rows, self._signers)
+        if refused := headers.count(None):
+            self._refused.inc(refused)  # never sent; marked with the rest, so that what follows leaves
         producer = await self._producer.get()
         futures: list[asyncio.Future[object]] = []
         try:
-            for r in rows:
-                futures.append(await producer.send(r.topic, r.value, key=r.key, headers=repository.headers_of(r)))
+            for r, h in zip(rows, headers, strict=True):
+                if h is not None:
+                    futures.append(await producer.send(r.topic, r.value, key=r.key, headers=h))
             await asyncio.gather(*futures)
         except Exception as exc:
             for future in futures:  # the others' failures are this one's

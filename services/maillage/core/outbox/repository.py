@@ -15,18 +15,17 @@ from maillage.core.outbox.models import OutboxRecord
 from maillage.core.storage.repository import delete_batch
 
 
-def add(
-    session: AsyncSession, *, event_id: str, topic: str, key: bytes, value: bytes, headers: Headers, at: datetime
-) -> None:
-    session.add(
-        OutboxRecord(
-            event_id=event_id,
-            topic=topic,
-            key=key,
-            value=value,
-            headers=orjson.dumps([(k, v.decode()) for k, v in headers]),
-            created_at=at,
-        )
+def new_row(
+    *, event_id: str, topic: str, key: bytes, value: bytes, headers: Headers, at: datetime, tag: str | None = None
+) -> OutboxRecord:
+    return OutboxRecord(
+        event_id=event_id,
+        topic=topic,
+        key=key,
+        value=value,
+        headers=orjson.dumps([(k, v.decode()) for k, v in headers]),
+        tag=tag,
+        created_at=at,
     )
 
 
