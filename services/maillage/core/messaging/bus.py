@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import struct
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -12,7 +14,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from maillage.core.messaging.envelope import Headers
@@ -246,7 +247,35 @@ async def send_batched(kafka_producer: AIOKafkaProducer, records: Iterable[OutRe
 
 def _partition_of(partitions: list[int], key: bytes) -> int:
     # aiokafka's (and Kafka's) default partitioner for a keyed record: murmur2 of the key.
-    return partitions[int(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+    return partitions[_murmur2(key) % len(partitions)]
+
+
+_M = 0x5BD1E995
+_WORDS = struct.Struct("<I")
+
+
+@functools.lru_cache(maxsize=8192)
+def _murmur2(key: bytes) -> int:
+    """Kafka's murmur2 of `key` (the Java client's `Utils.murmur2`, as aiokafka's `murmur2`), positive. aiokafka's
+    own is pure Python at ~9-15 µs a key, three keys an event at the gateway: this one reads the key's words at
+    once (about twice as fast), and a subject's key, which recurs, is kept (`test_bus_partitioning.py`)."""
+    length = len(key)
+    h = 0x9747B28C ^ length
+    whole = length & ~3
+    for (k,) in _WORDS.iter_unpack(key[:whole]):
+        k = (k * _M) & 0xFFFFFFFF
+        k ^= k >> 24
+        h = ((h * _M) ^ (k * _M)) & 0xFFFFFFFF
+    rest = length & 3
+    if rest == 3:
+        h ^= key[whole + 2] << 16
+    if rest >= 2:
+        h ^= key[whole + 1] << 8
+    if rest:
+        h = ((h ^ key[whole]) * _M) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * _M) & 0xFFFFFFFF
+    return (h ^ (h >> 15)) & 0x7FFFFFFF
 
 
 def dead_letter_headers(record: Record, *, reason: str, detail: str) -> Headers:

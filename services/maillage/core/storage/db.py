@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import orjson
 from sqlalchemy import JSON, Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Field
@@ -24,10 +25,22 @@ def make_engine(url: str) -> AsyncEngine:
     # A request waits at most POOL_TIMEOUT_SECONDS for a connection, then answers the 503 problem: under a load
     # the service cannot keep up with, a partner hears "retry later" within its own timeout (SQLAlchemy's 30 s
     # is a common client's whole budget), rather than nothing.
-    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"), pool_timeout=POOL_TIMEOUT_SECONDS)
+    engine = create_async_engine(
+        url,
+        pool_pre_ping=not url.startswith("sqlite"),
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
+    )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", configure_sqlite)
     return engine
+
+
+def _json_text(value: Any) -> str:
+    # JSON columns through orjson rather than the standard library's encoder, several times faster: the gateway
+    # stores each decision's disclosures as JSON (non-string keys made strings, as `json.dumps` does).
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
