@@ -46,8 +46,8 @@ def row_tag(signer: BatchSigner, *, key: bytes, value: bytes, headers: Headers) 
 
 def signed_headers(rows: Sequence[OutboxRecord], signers: Mapping[str, BatchSigner]) -> list[Headers | None]:
     """Each row's headers, its event signed if it was kept unsigned — those of one owner together, in order —
-    or None for a row refused (its tag is missing or wrong). An owner with no signer here is a KeyError: its
-    rows wait in the outbox."""
+    or None for a row refused: its tag is missing or wrong, or its owner has no signer here (the dispatcher no
+    longer serves that agency): nothing here can sign it, and waiting for it would hold every later row back."""
     out: list[Headers | None] = []
     owned: dict[str, list[tuple[int, Envelope]]] = {}
     for index, row in enumerate(rows):
@@ -56,8 +56,8 @@ def signed_headers(rows: Sequence[OutboxRecord], signers: Mapping[str, BatchSign
         if not to_sign(headers):
             continue
         envelope = Envelope.from_kafka(key=row.key, value=row.value, headers=headers)
-        signer = signers[envelope.agency_id]
-        if not _tagged(row, signer, headers):
+        signer = signers.get(envelope.agency_id)
+        if signer is None or not _tagged(row, signer, headers):
             out[index] = None
             continue
         owned.setdefault(envelope.agency_id, []).append((index, envelope))
