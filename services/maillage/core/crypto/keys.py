@@ -165,6 +165,14 @@ def ensure_keys(dirs: KeyDirs, owners: Mapping[str, tuple[KeyUse, ...]]) -> list
     return missing
 
 
+def read_private(dirs: KeyDirs, owner: str, kid: str) -> bytes:
+    """The raw bytes of `owner`'s private key `kid`; KeyError_ if it is not in the directory."""
+    try:
+        return (dirs.owner_private(owner) / f"{kid}.key").read_bytes()
+    except OSError:
+        raise KeyError_(f"private key {kid} of {owner} is missing") from None
+
+
 def retire_key(dirs: KeyDirs, owner: str, kid: str) -> None:
     keys = read_public(dirs, owner)
     remaining = [k for k in keys if k.kid != kid]
@@ -234,11 +242,7 @@ class OwnKeys:
         cls, dirs: KeyDirs, owner: str, public: PublicKeys, *, uses: frozenset[KeyUse] = frozenset(KeyUse)
     ) -> OwnKeys:
         def private(kid: str) -> bytes:
-            path = dirs.owner_private(owner) / f"{kid}.key"
-            try:
-                return path.read_bytes()
-            except OSError:
-                raise KeyError_(f"private key {kid} of {owner} is missing") from None
+            return read_private(dirs, owner, kid)
 
         def newest(use: KeyUse) -> str:
             return public.current(owner, use).kid if use in uses and public.of(owner, use) else ""

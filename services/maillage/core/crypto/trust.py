@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import ValidationError
 
 from maillage.core.crypto.jwks import JwksSource
-from maillage.core.crypto.keys import GATEWAY, KeyDirs, KeyError_, KeyUse, OwnKeys, PublicKeys
+from maillage.core.crypto.keys import GATEWAY, KeyDirs, KeyUse, OwnKeys, PublicKeys, read_private
 from maillage.core.crypto.sealing import Sealer, SealError, open_sealed, sealed_kid
 from maillage.core.crypto.signing import SignatureError, sign, sign_batch, verify
 from maillage.core.messaging.bus import Record
@@ -46,13 +46,6 @@ class Refused(Unacceptable):
 
 
 ROW_KEY_INFO = b"maillage outbox row tag v1"
-
-
-def _private_file(dirs: KeyDirs, owner: str, kid: str) -> bytes:
-    try:
-        return (dirs.owner_private(owner) / f"{kid}.key").read_bytes()
-    except OSError:
-        raise KeyError_(f"private key {kid} of {owner} is missing") from None
 
 
 def _stamp(dirs: KeyDirs) -> tuple[tuple[str, int], ...]:
@@ -162,11 +155,8 @@ class Trust(_KeyFiles):
     def row_key(self, kid: str) -> bytes:
         """A secret of this owner's signing key `kid`, for its outbox rows' integrity tags (`core/outbox/signing.py`):
         whoever holds the owner's private keys has it, and no one else. KeyError_ if that key is not here."""
-        if kid not in self._row_keys:
-            if kid == self.own.signing_kid:
-                raw = self.own.signing.private_bytes_raw()
-            else:  # a row written before a rotation: its key stays in the private directory until retired
-                raw = _private_file(self.dirs, self.owner, kid)
+        if kid not in self._row_keys:  # a row written before a rotation names a key kept until it is retired
+            raw = read_private(self.dirs, self.owner, kid)
             self._row_keys[kid] = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=ROW_KEY_INFO).derive(raw)
         return self._row_keys[kid]
 
