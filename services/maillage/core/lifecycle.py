@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -56,23 +57,45 @@ def service_app(
     return app
 
 
+@dataclass
+class TaskFailures:
+    """The process's answer to a background task stopped by an error (its loop, a consumer, an outbox relay):
+    the service could no longer do its work and would only answer 503 on /readyz. In a process `serve` runs
+    (`stop_process`), it stops — with a non-zero status, so that its supervisor (`maillage up`, Compose,
+    systemd) starts it afresh, crash-only; in a test's process, it is logged only."""
+
+    stop_process: bool = False
+    failed: str | None = None  # the first task that stopped by an error
+
+    def report(self, name: str) -> None:
+        if self.failed is None:
+            self.failed = name
+        if self.stop_process:
+            log.critical("a background task stopped: the service stops, to be started afresh", extra={"task": name})
+            signal.raise_signal(signal.SIGTERM)  # uvicorn's graceful stop: every step of it bounded
+
+
+TASK_FAILURES = TaskFailures()
+
+
 class TaskGroup:
     """Background tasks owned by a service's lifespan: started together, cancelled together."""
 
-    def __init__(self) -> None:
+    def __init__(self, failures: TaskFailures = TASK_FAILURES) -> None:
         self._tasks: list[asyncio.Task[None]] = []
+        self._failures = failures
 
     def start(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         task.add_done_callback(self._report)
         self._tasks.append(task)
 
-    @staticmethod
-    def _report(task: asyncio.Task[None]) -> None:
+    def _report(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error(
                 "background task stopped", extra={"task": task.get_name(), "error": type(task.exception()).__name__}
             )
+            self._failures.report(task.get_name())
 
     @property
     def healthy(self) -> bool:
@@ -140,14 +163,14 @@ class Running:
         that cannot finish (a broker away, a connection that never answers) delays the others, never stops them."""
         await self.tasks.stop()
         for consumer in self.consumers:
-            await _bounded(consumer.stop(), what="consumer")
-        await _bounded(self.producer.stop(), what="producer")
-        await _bounded(self.engine.dispose(), what="database")
+            await bounded(consumer.stop(), what="consumer")
+        await bounded(self.producer.stop(), what="producer")
+        await bounded(self.engine.dispose(), what="database")
         for close in self.closing:
             close()
 
 
-async def _bounded(step: Awaitable[None], *, what: str, within: float = STOP_SECONDS) -> None:
+async def bounded(step: Awaitable[None], *, what: str, within: float = STOP_SECONDS) -> None:
     try:
         async with asyncio.timeout(within):
             await step

@@ -69,7 +69,7 @@ def _deciding(check: ReadinessCheck, producers: PartitionProducers) -> Readiness
     """Ready once it decides partitions of its own: assigned, their previous owners fenced."""
 
     async def ready() -> bool:
-        return bool(producers.owned) and await check()
+        return producers.deciding and await check()
 
     return ready
 

@@ -13,6 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from maillage.core.lifecycle import bounded
 from maillage.core.messaging.bus import Record, SkippedOffsets, send_batched
 from maillage.core.observability.metrics import DECISION_SECONDS
 from maillage.gateway.crypto import CryptoThreads
@@ -30,6 +31,13 @@ Sending = None | Exception | tuple[float, asyncio.Task[None]]
 def _retrieved(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+async def _stopped(producer: AIOKafkaProducer) -> None:
+    """Stop a producer, bounded: one whose batches cannot drain (a cluster away) is left behind, not waited for
+    without end — the gateway's turn is held meanwhile, and every partition would wait with it."""
+    with contextlib.suppress(KafkaError):
+        await bounded(producer.stop(), what="partition producer")
 
 
 def partition_transactional_id(prefix: str, partition: int) -> str:
@@ -50,53 +58,78 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
         self.on_assigned = on_assigned
         self.consumer: AIOKafkaConsumer | None = None  # the consumer it listens to, set before it starts
         self.producers: dict[int, AIOKafkaProducer] = {}
-        self.owned: set[int] = set()
+        self.owned: dict[int, Any] = {}  # partition → aiokafka's TopicPartition
         # Each owned partition's next offset to decide: its committed offset, then past each published batch.
         # A batch put aside (read across a rebalance) moved the consumer past it: it seeks back here.
         self.next: dict[int, int] = {}
         self.generation = 0  # changes with every assignment: a batch read before it is read again
         self.turn = asyncio.Lock()  # held while a batch is decided and published, and during a rebalance
+        # What is left to do before deciding, when a rebalance (or a failed transaction) could not finish it — a
+        # cluster just back answers errors for a while: owned partitions without a producer or whose committed
+        # offset is still to read, and the state other gateways changed, still to load. aiokafka only logs a
+        # listener's failure and the assignment stands: left undone, the gateway would stop deciding for good.
+        self.unsought: set[int] = set()
+        self.stale = False
+
+    @property
+    def deciding(self) -> bool:
+        """It decides partitions of its own: assigned, their previous owners fenced, everything read."""
+        return bool(self.owned) and self.set_up
+
+    @property
+    def set_up(self) -> bool:
+        return not self.unsought and not self.stale
 
     async def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
         log.info("rebalance: partitions revoked", extra={"partitions": sorted(tp.partition for tp in revoked)})
         async with self.turn:  # the batch in flight is published first
-            self.owned = set()
+            self.owned = {}
             self.generation += 1
 
     async def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
         began = time.monotonic()
         async with self.turn:
-            partitions = {tp.partition: tp for tp in assigned}
+            self.owned = {tp.partition: tp for tp in assigned}
             log.info(
                 "rebalance: partitions assigned, fencing their previous owners",
-                extra={"partitions": sorted(partitions)},
+                extra={"partitions": sorted(self.owned)},
             )
-            await self.stop()
+            self.generation += 1
+            self.unsought, self.stale = set(self.owned), True
+            for partition in self.owned:
+                self.next.pop(partition, None)  # another gateway may have moved it on since
             # Every producer anew, kept partitions too: `init_transactions` returns only once the id's previous
             # transaction is complete, its offsets written; read before that, they could be one batch old.
-            started = await asyncio.gather(*(self._start(p) for p in partitions), return_exceptions=True)
-            failed = [p for p, done in zip(partitions, started, strict=True) if isinstance(done, BaseException)]
-            if failed:
+            await self.stop()
+            try:
+                await self.set_up_now()
+            except Exception as exc:
                 log.warning(
-                    "partition producers not started, retried on their first batch", extra={"partitions": failed}
+                    "rebalance not finished: finished before the first batch is decided",
+                    extra={"error": type(exc).__name__, "partitions": sorted(self.unsought)},
                 )
-            log.info("rebalance: producers started", extra={"partitions": sorted(partitions)})
-            await self._seek_committed(tp for p, tp in partitions.items() if p not in failed)
-            await self.on_assigned()  # the state other gateways changed meanwhile
-            self.owned = set(partitions)
-            self.generation += 1
         log.info(
-            "rebalance: deciding",
-            extra={"partitions": sorted(partitions), "seconds": round(time.monotonic() - began, 3)},
+            "rebalance: deciding" if self.set_up else "rebalance: set-up pending",
+            extra={"partitions": sorted(self.owned), "seconds": round(time.monotonic() - began, 3)},
         )
 
-    async def of(self, tp: Any) -> AIOKafkaProducer | None:
-        """The partition's producer; None when it had to be started now (its batch is to be read again)."""
-        if tp.partition in self.producers:
-            return self.producers[tp.partition]
-        await self._start(tp.partition)
-        await self._seek_committed([tp])
-        return None
+    async def set_up_now(self) -> None:
+        """Start the owned partitions' missing producers (fencing their previous owners), read their committed
+        offsets, then load the state other gateways changed. Raises what still fails: the next poll tries again;
+        what succeeded is kept."""
+        unstarted = [p for p in sorted(self.unsought) if p not in self.producers]
+        started = await asyncio.gather(*(self._start(p) for p in unstarted), return_exceptions=True)
+        failed = [p for p, done in zip(unstarted, started, strict=True) if isinstance(done, BaseException)]
+        for partition in sorted(self.unsought - set(failed)):
+            committed = await self.kafka_consumer.committed(self.owned[partition])
+            # None: nothing committed yet, the group reads from the start (auto_offset_reset=earliest).
+            self.rewind(self.owned[partition], committed or 0)
+            self.unsought.discard(partition)
+        if failed:
+            raise next(e for e in started if isinstance(e, BaseException))
+        if self.stale:
+            await self.on_assigned()  # the state other gateways changed meanwhile
+            self.stale = False
 
     def unusable(self, tp: Any) -> bool:
         """A producer fenced, or whose transaction ended in a fatal error: aiokafka asserts against it in every
@@ -106,39 +139,35 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
         return producer is not None and bool(producer._txn_manager.is_fatal_error())
 
     async def renew(self, tp: Any) -> None:
-        """After a failed transaction: a fenced or failed producer is not used again."""
+        """After a failed transaction: a fenced or failed producer is not used again; the partition's next one is
+        started, and its committed offset read, before it decides again."""
         producer = self.producers.pop(tp.partition, None)
         if producer is not None:
-            with contextlib.suppress(KafkaError):
-                await producer.stop()
-        with contextlib.suppress(KafkaError):
-            await self.of(tp)
+            await _stopped(producer)
+        if tp.partition in self.owned:
+            self.unsought.add(tp.partition)
 
     async def stop(self) -> None:
         producers, self.producers = list(self.producers.values()), {}
         for producer in producers:
-            with contextlib.suppress(KafkaError):
-                await producer.stop()
+            await _stopped(producer)
 
     async def _start(self, partition: int) -> None:
         producer = self.make(partition)
         try:
             await producer.start()  # init_transactions: fences the partition's previous owner
         except BaseException:
-            with contextlib.suppress(KafkaError):
-                await producer.stop()
+            await _stopped(producer)
             raise
         self.producers[partition] = producer
 
-    async def _seek_committed(self, tps: Iterable[Any]) -> None:
-        for tp in tps:
-            committed = await self.kafka_consumer.committed(tp)
-            # None: nothing committed yet, the group reads from the start (auto_offset_reset=earliest).
-            self.rewind(tp, committed or 0)
-
     def rewind(self, tp: Any, offset: int | None = None) -> None:
-        """Read the partition again from `offset`, by default from the next offset to decide."""
-        self.next[tp.partition] = self.next.get(tp.partition, 0) if offset is None else offset
+        """Read the partition again from `offset`, by default from the next offset to decide (none known yet:
+        from its committed offset, read before anything of it is decided)."""
+        if offset is not None:
+            self.next[tp.partition] = offset
+        elif tp.partition not in self.next:
+            return
         if tp in self.kafka_consumer.assignment():
             self.kafka_consumer.seek(tp, self.next[tp.partition])
 
@@ -178,11 +207,16 @@ class TransactionalLoop:
             await self.run_once()
 
     async def run_once(self, timeout_ms: int = 500) -> int:
+        if not self.producers.set_up:
+            await self._set_up()
         batches: Batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_records)
         generation = self.producers.generation  # read before any await: a rebalance may come at each
         if not any(batches.values()):
-            with contextlib.suppress(KafkaError):
-                await self.skipped.commit_when_idle()
+            # Not before every partition is set up: a batch put aside meanwhile moved the position past records
+            # not decided yet, and only the set-up's seek to the committed offset brings it back.
+            if self.producers.set_up:
+                with contextlib.suppress(KafkaError):
+                    await self.skipped.commit_when_idle()
             return 0
         async with self.producers.turn:  # a rebalance waits until every transaction of the poll has ended
             # The partitions' batches are decided one after the other, in order (their database commits too), and
@@ -211,15 +245,30 @@ class TransactionalLoop:
         if generation != self.producers.generation or records[0].offset < self.producers.next.get(tp.partition, 0):
             self.producers.rewind(tp)  # read across a rebalance: from the partition's next offset again
             return None
+        if self.producers.stale or tp.partition in self.producers.unsought:
+            self.producers.rewind(tp)  # decided once set up (`_set_up`), from its committed offset
+            return None
         began = time.monotonic()
+        producer = self.producers.producers[tp.partition]
         try:
-            producer = await self.producers.of(tp)
-            if producer is None:
-                return None
             outgoing = await self._decide(records, chain=tp.partition)
         except Exception as exc:
             return exc
         return began, asyncio.create_task(self._publish(producer, outgoing, tp, records))
+
+    async def _set_up(self) -> None:
+        """Finish what a rebalance or a failed transaction left to do before deciding; after a failure, wait a
+        little before the next poll tries again (a cluster coming back)."""
+        async with self.producers.turn:
+            try:
+                await self.producers.set_up_now()
+                return
+            except Exception as exc:
+                log.warning(
+                    "partitions not set up yet, trying again",
+                    extra={"error": type(exc).__name__, "partitions": sorted(self.producers.unsought)},
+                )
+        await asyncio.sleep(0.5)
 
     async def _published(self, tp: Any, records: list[Record], sending: Sending) -> int | None:
         """How many records the partition's transaction committed (0 when it had none to send); None when it

@@ -24,11 +24,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from maillage.core.config.settings import ServiceSettings
 from maillage.core.i18n import DEFAULT_LANGUAGE, translate
+from maillage.core.lifecycle import TASK_FAILURES
 from maillage.core.web.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE, title
 
 log = logging.getLogger(__name__)
 # File descriptors a service needs besides its clients' connections: database, Kafka, keys, logs.
 RESERVED_FILES = 256
+# A service stopped because a background task did (`TaskFailures`): sysexits' EX_SOFTWARE.
+EXIT_TASK_FAILED = 70
 
 
 def _response(status: str, content_type: str, body: bytes) -> bytes:
@@ -220,4 +223,7 @@ def serve(app: Any, *, settings: ServiceSettings, host: str, port: int, **extra:
             settings.max_connections,
             files,
         )
+    TASK_FAILURES.stop_process = True
     uvicorn.run(app, host=host, port=port, **uvicorn_options(settings, **extra))
+    if TASK_FAILURES.failed is not None:
+        raise SystemExit(EXIT_TASK_FAILED)
