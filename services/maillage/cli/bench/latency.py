@@ -26,7 +26,7 @@ import httpx
 import orjson
 from rich.console import Console
 
-from maillage.cli.bench import repository
+from maillage.cli.bench import record_times, repository
 from maillage.cli.bench.broker import create_topics
 from maillage.cli.bench.broker_requests import BrokerRequests, per_event
 from maillage.cli.bench.fixtures import Subject, consent_body, make_subjects, referral_body, service_keys, system_token
@@ -164,7 +164,17 @@ async def measure_latency(
             console.log(f"profile: every process's CPU over {IDLE_SECONDS:g} s with no referral")
             idle = await probes.idle()
         with closing(KeepAliveClient(sender_url, headers=auth)) as load:
-            run = _Runner(opts, load, subjects, rng, data_dir=data_dir, console=console, probes=probes, idle=idle)
+            run = _Runner(
+                opts,
+                load,
+                subjects,
+                rng,
+                data_dir=data_dir,
+                console=console,
+                probes=probes,
+                idle=idle,
+                kafka=_Topics(bootstrap, Topics(prefix=prefix)),
+            )
             return [await run(rate) for rate in opts.rates]
 
 
@@ -180,6 +190,7 @@ class _Runner:
     console: Console
     probes: Probes | None
     idle: dict[str, float]
+    kafka: _Topics
 
     async def __call__(self, rate: float) -> Latency:
         opts, recipient = self.opts, self.opts.recipient
@@ -193,7 +204,11 @@ class _Runner:
         profile = None
         if self.probes and before:
             profile = Probes.profile(before, await self.probes.end(), referrals=len(arrived), idle=self.idle)
-        return _figures(opts, rate, sent, arrived, data_dir=self.data_dir, profile=profile)
+        ids = [s.event_id for s in sent if s.event_id is not None]
+        relayed = await record_times.sent_at(self.kafka.bootstrap, self.kafka.topics.submitted, ids)
+        published = await record_times.sent_at(self.kafka.bootstrap, self.kafka.topics.deliver(recipient), ids)
+        times = _Times(relayed=relayed, published=published)
+        return _figures(opts, rate, sent, arrived, data_dir=self.data_dir, profile=profile, times=times)
 
     def _bodies(self, rate: float, seconds: float) -> list[bytes]:
         return [
@@ -210,6 +225,7 @@ def _figures(
     *,
     data_dir: Path,
     profile: Profile | None,
+    times: _Times,
 ) -> Latency:
     done = {s.event_id: s for s in sent if s.event_id is not None and s.event_id in arrived}
     return Latency(
@@ -222,20 +238,42 @@ def _figures(
         total=Spread.of([ms(arrived[i], s.sent_at) for i, s in done.items()]),
         total_from_schedule=Spread.of([ms(arrived[i], s.due_at) for i, s in done.items()]),
         send_lag_max_ms=round(max((s.lag_s for s in sent), default=0.0) * 1000, 1),
-        stages=_stages(done, arrived, data_dir=data_dir, sender=opts.sender),
+        stages=_stages(done, arrived, data_dir=data_dir, sender=opts.sender, times=times),
         failures=dict(Counter(s.error for s in sent if s.error)),
         profile=profile,
     )
 
 
-def _stages(done: dict[str, Sent], arrived: dict[str, datetime], *, data_dir: Path, sender: str) -> dict[str, Spread]:
+@dataclass(frozen=True)
+class _Topics:
+    bootstrap: str
+    topics: Topics
+
+
+@dataclass(frozen=True)
+class _Times:
+    """event id → when the sender's outbox relay handed it to its producer, and when the gateway handed the
+    recipient's share to its own (Kafka's CreateTime of each record)."""
+
+    relayed: dict[str, datetime]
+    published: dict[str, datetime]
+
+
+def _stages(
+    done: dict[str, Sent], arrived: dict[str, datetime], *, data_dir: Path, sender: str, times: _Times
+) -> dict[str, Spread]:
+    """Each stage from the end of the one before, by the timestamps each service stored and those Kafka kept
+    with each record (one clock, this machine's; Kafka's to the millisecond)."""
     accepted = repository.sender_stored(data_dir, agency=sender)
     decided = repository.gateway_decided(data_dir)
-    ids = [i for i in done if i in accepted and i in decided]
+    relayed, published = times.relayed, times.published
+    ids = [i for i in done if i in accepted and i in decided and i in relayed and i in published]
     return {
         "sender stored it": Spread.of([ms(accepted[i], done[i].sent_at) for i in ids]),
-        "gateway decided it": Spread.of([ms(decided[i], accepted[i]) for i in ids]),
-        "recipient stored it": Spread.of([ms(arrived[i], decided[i]) for i in ids]),
+        "its relay sent it": Spread.of([ms(relayed[i], accepted[i]) for i in ids]),
+        "gateway decided it": Spread.of([ms(decided[i], relayed[i]) for i in ids]),
+        "gateway sent the share": Spread.of([ms(published[i], decided[i]) for i in ids]),
+        "recipient stored it": Spread.of([ms(arrived[i], published[i]) for i in ids]),
     }
 
 
