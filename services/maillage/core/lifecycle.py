@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -60,19 +59,19 @@ def service_app(
 @dataclass
 class TaskFailures:
     """The process's answer to a background task stopped by an error (its loop, a consumer, an outbox relay):
-    the service could no longer do its work and would only answer 503 on /readyz. In a process `serve` runs
-    (`stop_process`), it stops — with a non-zero status, so that its supervisor (`maillage up`, Compose,
-    systemd) starts it afresh, crash-only; in a test's process, it is logged only."""
+    the service could no longer do its work and would only answer 503 on /readyz. In a process `serve` runs,
+    `stop` ends the server — gracefully, then with a non-zero status, so that its supervisor (`maillage up`,
+    Compose, systemd) starts it afresh, crash-only; in a test's process (no `stop`), it is logged only."""
 
-    stop_process: bool = False
+    stop: Callable[[], None] | None = None
     failed: str | None = None  # the first task that stopped by an error
 
     def report(self, name: str) -> None:
         if self.failed is None:
             self.failed = name
-        if self.stop_process:
+        if self.stop is not None:
             log.critical("a background task stopped: the service stops, to be started afresh", extra={"task": name})
-            signal.raise_signal(signal.SIGTERM)  # uvicorn's graceful stop: every step of it bounded
+            self.stop()
 
 
 TASK_FAILURES = TaskFailures()
@@ -84,6 +83,7 @@ class TaskGroup:
     def __init__(self, failures: TaskFailures = TASK_FAILURES) -> None:
         self._tasks: list[asyncio.Task[None]] = []
         self._failures = failures
+        self._stopping = False  # from then on a task ending with an error is part of the stop, not a failure
 
     def start(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -95,7 +95,8 @@ class TaskGroup:
             log.error(
                 "background task stopped", extra={"task": task.get_name(), "error": type(task.exception()).__name__}
             )
-            self._failures.report(task.get_name())
+            if not self._stopping:
+                self._failures.report(task.get_name())
 
     @property
     def healthy(self) -> bool:
@@ -104,6 +105,7 @@ class TaskGroup:
     async def stop(self, *, within: float = STOP_SECONDS) -> None:
         """Cancel every task and wait `within` seconds at most: a task that ignores its cancellation is named in
         the log and left behind, never waited for without end (the service's stop would hang with it)."""
+        self._stopping = True
         pending = [task for task in self._tasks if not task.done()]
         for task in pending:
             task.cancel()

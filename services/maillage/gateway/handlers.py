@@ -117,6 +117,7 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
         """Start the owned partitions' missing producers (fencing their previous owners), read their committed
         offsets, then load the state other gateways changed. Raises what still fails: the next poll tries again;
         what succeeded is kept."""
+        self.unsought &= self.owned.keys()  # revoked since: another gateway's now, not to be fenced from here
         unstarted = [p for p in sorted(self.unsought) if p not in self.producers]
         started = await asyncio.gather(*(self._start(p) for p in unstarted), return_exceptions=True)
         failed = [p for p, done in zip(unstarted, started, strict=True) if isinstance(done, BaseException)]
@@ -141,11 +142,11 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
     async def renew(self, tp: Any) -> None:
         """After a failed transaction: a fenced or failed producer is not used again; the partition's next one is
         started, and its committed offset read, before it decides again."""
+        if tp.partition in self.owned:
+            self.unsought.add(tp.partition)  # first: whatever the stop below does, nothing decides before
         producer = self.producers.pop(tp.partition, None)
         if producer is not None:
             await _stopped(producer)
-        if tp.partition in self.owned:
-            self.unsought.add(tp.partition)
 
     async def stop(self) -> None:
         producers, self.producers = list(self.producers.values()), {}
@@ -249,7 +250,11 @@ class TransactionalLoop:
             self.producers.rewind(tp)  # decided once set up (`_set_up`), from its committed offset
             return None
         began = time.monotonic()
-        producer = self.producers.producers[tp.partition]
+        producer = self.producers.producers.get(tp.partition)
+        if producer is None:  # not set up after all: the next poll's `_set_up` starts it
+            self.producers.unsought.add(tp.partition)
+            self.producers.rewind(tp)
+            return None
         try:
             outgoing = await self._decide(records, chain=tp.partition)
         except Exception as exc:

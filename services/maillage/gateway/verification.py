@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -256,10 +257,13 @@ class FullWalks:
         seconds, the first time one `check` after start-up)."""
         while True:
             await asyncio.sleep(min(check, interval.total_seconds()))
-            async with self.sessions() as session:
-                latest = await audit.latest_walk(session)
-            if latest is None or self.clock.now() - as_utc(latest.started_at) >= interval:
-                await self.start()
+            try:
+                async with self.sessions() as session:
+                    latest = await audit.latest_walk(session)
+                if latest is None or self.clock.now() - as_utc(latest.started_at) >= interval:
+                    await self.start()
+            except (SQLAlchemyError, OSError) as error:  # the database away: asked again at the next check
+                log.error("full walk not started", extra={"error": type(error).__name__})
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -223,7 +223,12 @@ def serve(app: Any, *, settings: ServiceSettings, host: str, port: int, **extra:
             settings.max_connections,
             files,
         )
-    TASK_FAILURES.stop_process = True
-    uvicorn.run(app, host=host, port=port, **uvicorn_options(settings, **extra))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings, **extra)))
+
+    def stop() -> None:
+        server.should_exit = True  # uvicorn's graceful stop, as on SIGTERM: every step of it bounded
+
+    TASK_FAILURES.stop = stop
+    server.run()
     if TASK_FAILURES.failed is not None:
         raise SystemExit(EXIT_TASK_FAILED)
