@@ -24,6 +24,7 @@ from maillage.dispatcher.live import Live
 from maillage.dispatcher.models import SCHEMA
 from maillage.dispatcher.services import Dispatcher, Served, register_fallbacks, retention
 from maillage.dispatcher.settings import DispatcherSettings
+from maillage.dispatcher.streams import KeepSocketSend
 from maillage.domain.rota import Rota
 
 ACTS_FOR = frozenset({KeyUse.SIGNING, KeyUse.SEALING})
@@ -135,4 +136,5 @@ def create_app(settings: DispatcherSettings, *, clock: Clock | None = None) -> F
     )
     app.state.sign_in_seconds = settings.sign_in_seconds
     app.include_router(router)
+    app.add_middleware(KeepSocketSend)  # added last: outermost, it sees the server's own send
     return app

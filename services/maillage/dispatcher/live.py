@@ -12,7 +12,7 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -31,26 +31,57 @@ class Worker:
 
 @dataclass(frozen=True)
 class Frame:
-    """A message as it travels, serialised once however many workers it goes to."""
+    """A message as it travels, serialised once however many workers it goes to — as a WebSocket frame too."""
 
     type: str
     text: str
+    websocket: bytes  # the whole frame a server sends (RFC 6455 §5.2): the same bytes for every socket
 
     @classmethod
     def of(cls, message: Message) -> Frame:
-        return cls(type=str(message["type"]), text=orjson.dumps(message).decode())
+        data = orjson.dumps(message)
+        return cls(type=str(message["type"]), text=data.decode(), websocket=text_frame(data))
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A final, unmasked text frame (a server's frames are never masked), without extensions (the dispatcher
+    negotiates none)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x81, size))
+    elif size < 1 << 16:
+        head = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return head + payload
+
+
+class Wire(Protocol):
+    """A worker's socket that takes whole frames at once, in order, with no task between (`streams.py`)."""
+
+    def write(self, frame: Frame) -> bool:
+        """False when the socket is closing or its client reads too slowly: the connection is dropped."""
+        ...
 
 
 @dataclass(eq=False)
 class Connection:
+    """A worker's stream. Its messages wait in its queue for its task to write them — unless `wire` is set:
+    then each is written to the socket as it is sent (an alert paging a thousand workers costs a thousand
+    writes of the same bytes, not a thousand task switches and frame encodings)."""
+
     worker: Worker
     kid: str = ""  # the token key that opened it (retiring that key closes it), or SESSION_KID_PREFIX + session id
     revoked: bool = False
     queue: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    wire: Wire | None = None
 
     def send(self, message: Message | Frame) -> bool:
+        frame = message if isinstance(message, Frame) else Frame.of(message)
+        if self.wire is not None:
+            return self.wire.write(frame)
         try:
-            self.queue.put_nowait(message if isinstance(message, Frame) else Frame.of(message))
+            self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             return False
         return True

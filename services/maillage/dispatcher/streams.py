@@ -29,6 +29,9 @@ from uuid import UUID
 import orjson
 from fastapi import Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as AsgiScope
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from maillage.core.crypto.tokens import Principal, Scope
 from maillage.core.i18n import LANGUAGES, negotiate, translate
@@ -42,6 +45,10 @@ from maillage.dispatcher.services import Dispatcher
 from maillage.domain.errors import MaillageError, TooManyStreams
 
 KEEPALIVE_SECONDS = 15.0
+# A socket whose client has not read this much of what it was sent is too slow: dropped, it reconnects and gets
+# a snapshot (as when its queue of QUEUE_SIZE messages is full).
+MAX_UNSENT_BYTES = 1 << 20
+SERVER_SEND = "maillage.server_send"  # the scope key `KeepSocketSend` keeps the server's send under
 LOGIN_ATTEMPTS = 5
 AUTH_EXAMPLE = '{"type": "auth", "token": "…"}'
 
@@ -228,11 +235,56 @@ async def _close_with(websocket: WebSocket, error: Message, *, code: int) -> Non
 
 
 async def _pump(websocket: WebSocket, connection: Connection, *, expires_at: float, language: str) -> None:
+    """What was queued before (the hello and snapshot went first), through the socket; then, where uvicorn's
+    protocol lets frames be written whole, every later message straight to the socket (`SocketWire`), this task
+    left only to close it when the token expires or the connection is dropped."""
+    wire = SocketWire.of(websocket)
+    if wire is not None and connection.queue.empty():
+        connection.wire = wire
     async for frame in _messages(connection, expires_at=expires_at, language=language):
         if frame is not None:
             await websocket.send_text(frame.text)
+        if wire is not None and connection.wire is None and connection.queue.empty():
+            connection.wire = wire  # in order: nothing is waiting in the queue any more
     # 4401: sign in again (the token expired, or its key was retired); 1013: too slow, reconnect.
     await websocket.close(code=4401 if connection.revoked or expires_at <= time.time() else 1013)
+
+
+class SocketWire:
+    """A worker's socket under uvicorn's sans-I/O websockets protocol (the dispatcher's): each frame written whole
+    to its transport, as the protocol itself writes its pings and its close. Only whole, final data frames are
+    written this way, so the protocol's own state is unchanged; once it has sent its close, nothing more is."""
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self.protocol = protocol
+
+    @classmethod
+    def of(cls, websocket: WebSocket) -> SocketWire | None:
+        """None when the socket is not served by that protocol (another server, an in-process client): its
+        task writes, through the ASGI send."""
+        protocol = getattr(websocket.scope.get(SERVER_SEND), "__self__", None)
+        return cls(protocol) if isinstance(protocol, WebSocketsSansIOProtocol) else None
+
+    def write(self, frame: Frame) -> bool:
+        protocol = self.protocol
+        transport = protocol.transport
+        if protocol.close_sent or transport.is_closing() or transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+            return False
+        transport.write(frame.websocket)
+        return True
+
+
+class KeepSocketSend:
+    """ASGI middleware: a WebSocket's `send` as the server gave it, kept in its scope for `SocketWire` (the
+    framework's own layers wrap it on the way in)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope[SERVER_SEND] = send
+        await self.app(scope, receive, send)
 
 
 def _parse(raw: str | bytes) -> Any:
