@@ -59,8 +59,9 @@ def text_frame(payload: bytes) -> bytes:
 class Wire(Protocol):
     """A worker's socket that takes whole frames at once, in order, with no task between (`streams.py`)."""
 
-    def write(self, frame: Frame) -> bool:
-        """False when the socket is closing or its client reads too slowly: the connection is dropped."""
+    def write(self, data: bytes) -> bool:
+        """Whole frames; False when the socket is closing or its client reads too slowly: the connection is
+        dropped."""
         ...
 
 
@@ -79,7 +80,7 @@ class Connection:
     def send(self, message: Message | Frame) -> bool:
         frame = message if isinstance(message, Frame) else Frame.of(message)
         if self.wire is not None:
-            return self.wire.write(frame)
+            return self.wire.write(frame.websocket)
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -143,16 +144,29 @@ class Live:
         return frozenset(self._by_agency[agency])
 
     def tell(self, messages: Iterable[tuple[str, str, Message]]) -> None:
-        """Each (agency, worker, message) sent; a message going to hundreds of workers is serialised once."""
+        """Each (agency, worker, message) sent; a message going to hundreds of workers is serialised once, and a
+        socket that several of them go to (a batch of alerts, read after a delay) is written to once."""
         frames: dict[int, Frame] = {}
+        wired: dict[Connection, list[bytes]] = {}
         for agency, worker, message in messages:
             frame = frames.get(id(message))
             if frame is None:
                 frame = frames[id(message)] = Frame.of(message)
-            self.send(agency, worker, frame)
+            for connection in list(self._by_agency[agency].get(worker, ())):
+                if connection.wire is not None:
+                    wired.setdefault(connection, []).append(frame.websocket)
+                elif not connection.send(frame):
+                    self._drop(connection)
+        for connection, data in wired.items():
+            assert connection.wire is not None
+            if not connection.wire.write(data[0] if len(data) == 1 else b"".join(data)):
+                self._drop(connection)
 
     def send(self, agency: str, worker: str, message: Message | Frame) -> None:
         for connection in list(self._by_agency[agency].get(worker, ())):
             if not connection.send(message):
-                connection.close()
-                self.disconnect(connection)
+                self._drop(connection)
+
+    def _drop(self, connection: Connection) -> None:
+        connection.close()
+        self.disconnect(connection)

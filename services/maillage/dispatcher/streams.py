@@ -265,12 +265,12 @@ class SocketWire:
         protocol = getattr(websocket.scope.get(SERVER_SEND), "__self__", None)
         return cls(protocol) if isinstance(protocol, WebSocketsSansIOProtocol) else None
 
-    def write(self, frame: Frame) -> bool:
+    def write(self, data: bytes) -> bool:
         protocol = self.protocol
         transport = protocol.transport
         if protocol.close_sent or transport.is_closing() or transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
             return False
-        transport.write(frame.websocket)
+        transport.write(data)
         return True
 
 
