@@ -23,6 +23,7 @@ import tomli_w
 from rich.console import Console
 
 from maillage.cli.bench.broker import create_topics
+from maillage.cli.bench.broker_requests import BrokerRequests, per_event
 from maillage.cli.bench.fixtures import (
     ONCALL_AGENCY,
     alert_body,
@@ -74,7 +75,14 @@ def oncall_network(source: Path, directory: Path, *, workers: list[str]) -> Path
 
 
 async def measure_oncall(
-    opts: BenchOptions, *, bootstrap: str, prefix: str, data_dir: Path, console: Console, kafka_pid: int | None = None
+    opts: BenchOptions,
+    *,
+    bootstrap: str,
+    prefix: str,
+    data_dir: Path,
+    console: Console,
+    kafka_pid: int | None = None,
+    requests: BrokerRequests | None = None,
 ) -> Oncall:
     workers = worker_ids(opts.workers)
     network_file = oncall_network(opts.network_file, data_dir / "network", workers=workers)
@@ -99,7 +107,7 @@ async def measure_oncall(
             if errors:
                 console.log(f"[yellow]{len(errors)} workers could not sign in[/], e.g. {errors[0]}")
             meter = CpuMeter(_pids(running, fleet, kafka_pid=kafka_pid))
-            run = _Run(opts, load, fleet, connected=connected, meter=meter, console=console)
+            run = _Run(opts, load, fleet, connected=connected, meter=meter, console=console, requests=requests)
             return oncall_figures(opts, await run.measure(connect_s=connect_s), data_dir=data_dir)
 
 
@@ -124,8 +132,10 @@ class _Run:
         connected: int,
         meter: CpuMeter,
         console: Console,
+        requests: BrokerRequests | None = None,
     ) -> None:
         self.opts, self.load, self.fleet, self.meter, self.console = opts, load, fleet, meter, console
+        self.requests = requests  # the broker's request counts, read before and after (`--profile`)
         self.connected = connected
         self.rng = random.Random(500)
         self.people = make_subjects(50, self.rng)
@@ -136,15 +146,30 @@ class _Run:
         before = await self.fleet.wait_for(self._pairs(await self._send(opts.warmup)), timeout=60)
         self.console.log(f"measuring: {opts.oncall_duration:g}s at {opts.alert_rate:g} alerts/s, open loop")
         measured = self._bodies(opts.oncall_duration)
+        counted = await self.requests.sample() if self.requests else None
         sending = self.meter.sample()
         started = time.time()
         sent = await open_loop(self.load, measured, rate=opts.alert_rate, path="/v1/alerts")
         ended = time.time()
         sent_all = self.meter.sample()
         drained = await self._drain(before + self._pairs(sent))
-        cpu = _cpu_use(sending, sent_all, drained, alerts=sum(s.event_id is not None for s in sent))
+        alerts = sum(s.event_id is not None for s in sent)
+        cpu = _cpu_use(sending, sent_all, drained, alerts=alerts)
+        # Read after the drain: the requests of the alerts measured, and of whatever ran meanwhile (heartbeats,
+        # the consumers' polls, a JmxTool start-up's worth of seconds).
+        requests = None
+        if self.requests is not None and counted is not None:
+            requests = per_event(counted, await self.requests.sample(), events=alerts)
         seen = await self.fleet.stop()
-        return Measured(sent, seen, connected=self.connected, connect_s=connect_s, window=(started, ended), cpu=cpu)
+        return Measured(
+            sent,
+            seen,
+            connected=self.connected,
+            connect_s=connect_s,
+            window=(started, ended),
+            cpu=cpu,
+            broker_requests=requests,
+        )
 
     def _bodies(self, seconds: float) -> list[bytes]:
         count = round(seconds * self.opts.alert_rate)

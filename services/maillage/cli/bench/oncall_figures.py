@@ -57,6 +57,9 @@ class Oncall:
     sockets_closed: int
     other_messages: int
     connect_seconds: float
+    # With `--profile`: the requests the broker received per alert, by API, from the first POST measured until
+    # every socket had every alert.
+    broker_requests_per_alert: dict[str, float] | None = None
 
     @property
     def complete(self) -> bool:
@@ -81,6 +84,7 @@ class Measured:
     connect_s: float
     window: tuple[float, float]  # epoch seconds of the first and the last POST
     cpu: CpuUse
+    broker_requests: dict[str, float] | None = None  # per alert, by API (`--profile`)
 
 
 def oncall_figures(opts: BenchOptions, run: Measured, *, data_dir: Path) -> Oncall:
@@ -120,6 +124,7 @@ def oncall_figures(opts: BenchOptions, run: Measured, *, data_dir: Path) -> Onca
         sockets_closed=len(run.seen.closed),
         other_messages=run.seen.other,
         connect_seconds=round(run.connect_s, 1),
+        broker_requests_per_alert=run.broker_requests,
     )
 
 

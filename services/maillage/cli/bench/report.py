@@ -254,6 +254,10 @@ def _cost_rows(table: Table, o: Oncall) -> None:
     loop_lag = f"p99 {lag.p99_ms:,.1f}, max {lag.max_ms:,.1f} ms"
     table.add_row(f"  socket clients ({o.socket_processes} processes): loop lag", loop_lag, "", "")
     table.add_row("  CPU while sending (% of one core)", _by_process(o.cpu_percent, "{:.0f}%"), "", "")
+    if o.broker_requests_per_alert is not None:
+        requests = o.broker_requests_per_alert
+        table.add_row("  broker requests per alert", f"{sum(requests.values()):,.1f}", "", "")
+        table.add_row("  … by API", ", ".join(f"{api} {n:g}" for api, n in requests.items()), "", "")
     busy = (
         f"{o.machine_busy_percent:.0f}% of all cores, of which other processes {max(o.others_percent, 0):.0f}% "
         "of one core"

@@ -171,4 +171,5 @@ async def _measure_part(
             data_dir=data_dir,
             console=console,
             kafka_pid=where.broker.pid,
+            requests=where.broker.requests if opts.profile else None,
         )
