@@ -131,6 +131,16 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
         if self.stale:
             await self.on_assigned()  # the state other gateways changed meanwhile
             self.stale = False
+        if held := self.kafka_consumer.paused():
+            self.kafka_consumer.resume(*held)
+
+    def hold(self, tp: Any) -> None:
+        """A batch set aside until the set-up is done: read again from the partition's next offset (from its
+        committed one when none is known yet), and nothing more fetched of it meanwhile — through an outage the
+        loop would otherwise read, and set aside, a whole backlog again and again."""
+        self.rewind(tp)
+        if tp in self.kafka_consumer.assignment():
+            self.kafka_consumer.pause(tp)
 
     def unusable(self, tp: Any) -> bool:
         """A producer fenced, or whose transaction ended in a fatal error: aiokafka asserts against it in every
@@ -247,13 +257,13 @@ class TransactionalLoop:
             self.producers.rewind(tp)  # read across a rebalance: from the partition's next offset again
             return None
         if self.producers.stale or tp.partition in self.producers.unsought:
-            self.producers.rewind(tp)  # decided once set up (`_set_up`), from its committed offset
+            self.producers.hold(tp)  # decided once set up (`_set_up`), from its committed offset
             return None
         began = time.monotonic()
         producer = self.producers.producers.get(tp.partition)
         if producer is None:  # not set up after all: the next poll's `_set_up` starts it
             self.producers.unsought.add(tp.partition)
-            self.producers.rewind(tp)
+            self.producers.hold(tp)
             return None
         try:
             outgoing = await self._decide(records, chain=tp.partition)
