@@ -52,6 +52,14 @@ def broker(
     host: Annotated[str, typer.Option(envvar="MAILLAGE_BROKER_HOST", help="Listen and be reached at.")] = "127.0.0.1",
     tls: Annotated[bool, typer.Option(help="SASL_SSL listeners, with the certificate kafka-<node id>.")] = True,
     heap: Annotated[str, typer.Option(envvar="MAILLAGE_BROKER_HEAP")] = "512m",
+    optimising_compiler: Annotated[
+        bool,
+        typer.Option(
+            envvar="MAILLAGE_BROKER_OPTIMISING_COMPILER",
+            help="The JVM's C2 compiler: the cheapest code for a broker that runs for weeks, after minutes of "
+            "compiling; without it (C1 alone) the code is ready within seconds.",
+        ),
+    ] = True,
 ) -> None:
     """Run one node of the network's Kafka cluster (SASL/SCRAM, ACLs, TLS) in the foreground."""
     private, public = keys_dir / "private", keys_dir / "public"
@@ -73,6 +81,7 @@ def broker(
         quorum=Quorum(node_id=node_id, voters=voters, cluster_id=cluster_id),
         host=host,
         log_config=LOG4J_CONSOLE,
+        optimising_compiler=optimising_compiler,
     )
     node.prepare()
     command = node.java_command()

@@ -312,6 +312,13 @@ class LocalKafka:
     # JMX on this loopback port, without authentication (the bench reads the broker's request metrics): only
     # for a broker of the bench, never one that holds anyone's data.
     jmx_port: int | None = None
+    # The JVM's optimising compiler (C2). A broker started for a test run, a benchmark or `maillage up` lives
+    # minutes, on a machine whose cores it shares with every service: C2 compiled for minutes on end there,
+    # 0.2 to 0.4 of a core (`maillage bench --profile`: 19 of the broker's 35 ms of CPU per referral at 20/s,
+    # still 11 after 90 s of warm-up), so it runs on the quick compiler (C1) alone, whose code is ready within
+    # seconds. A broker meant to run for weeks (`maillage broker`, the Compose cluster) keeps C2: once warm,
+    # its code costs less per request (9.5 against C1's 16 ms of CPU per referral at 20/s).
+    optimising_compiler: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -329,6 +336,7 @@ class LocalKafka:
             f"-Xmx{self.heap}",
             "-Xms256m",
             "-XX:+UseG1GC",
+            *([] if self.optimising_compiler else ["-XX:TieredStopAtLevel=1"]),
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.log_config}",
             f"-Dkafka.logs.dir={self.data_dir}",
