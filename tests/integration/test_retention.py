@@ -33,7 +33,7 @@ from maillage.core.sessions.models import SignInSession, UsedInvitation
 from maillage.core.storage.db import unit_of_work
 from maillage.core.storage.retention import Purge
 from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
-from maillage.dispatcher.models import OncallAlert, Page
+from maillage.dispatcher.models import OncallAlert, Paging
 from maillage.domain.escalation import AlertState
 from maillage.domain.referrals import ReferralState
 from maillage.domain.retention import Stored
@@ -278,7 +278,7 @@ async def test_the_dispatcher_purges_acknowledged_alerts_and_their_pages_never_o
             _gone(
                 sessions,
                 (OncallAlert, acknowledged_old.id),
-                (Page, old_page.id),
+                (Paging, old_page.id),
                 (SignInSession, ended.id),
                 (UsedInvitation, used.jti),
             ),
@@ -287,7 +287,7 @@ async def test_the_dispatcher_purges_acknowledged_alerts_and_their_pages_never_o
         kept: list[tuple[type[SQLModel], Any]] = [
             (OncallAlert, acknowledged_young.id),
             (OncallAlert, unacknowledged.id),
-            (Page, unacknowledged_page.id),
+            (Paging, unacknowledged_page.id),
         ]
         for model, key in kept:
             assert await _there(sessions, model, key) is not None, (model.__name__, key)
@@ -312,8 +312,8 @@ def _alert(state: AlertState, *, received_at: datetime, acknowledged_at: datetim
     )
 
 
-def _page(alert_id: str, *, at: datetime) -> Page:
-    return Page(agency_id=POLICE, alert_id=alert_id, level=1, worker="inp-dubois", paged_at=at)
+def _page(alert_id: str, *, at: datetime) -> Paging:
+    return Paging(agency_id=POLICE, alert_id=alert_id, level=1, workers=["inp-dubois"], paged_at=at)
 
 
 async def test_the_gateway_forgets_old_decisions_and_ended_consents_never_a_consent_in_force(pole: Pole) -> None:

@@ -45,19 +45,22 @@ class OncallAlert(SQLModel, table=True):
     acknowledged_level: int | None = None
 
 
-class Page(SQLModel, table=True):
-    """A worker paged for an alert at a level: never twice, restarts included."""
+class Paging(SQLModel, table=True):
+    """Workers paged together for an alert at a level: never paged for it again, restarts included.
 
-    __tablename__ = "oncall_page"
-    __table_args__ = (UniqueConstraint("agency_id", "alert_id", "level", "worker"),)
+    One row per paging, its workers a list: an alert pages up to every connected worker of a level at once
+    (a thousand), and a row per worker cost the dispatcher more than everything else it does per alert.
+    """
+
+    __tablename__ = "oncall_paging"
 
     id: int | None = Field(default=None, primary_key=True)
     agency_id: str
     alert_id: str = Field(index=True)
     level: int
-    worker: str
+    workers: list[str] = json_field()
     paged_at: datetime
 
 
-TABLES: list[type[SQLModel]] = [OncallAlert, Page, OutboxRecord, *WEBHOOK_TABLES, *SESSION_TABLES]
+TABLES: list[type[SQLModel]] = [OncallAlert, Paging, OutboxRecord, *WEBHOOK_TABLES, *SESSION_TABLES]
 SCHEMA = Schema("dispatcher", TABLES, versions=Path(__file__).parent / "migrations")

@@ -6,18 +6,16 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.storage.repository import delete_batch
 from maillage.core.webhooks import repository as webhooks
 from maillage.core.webhooks.models import Webhook, WebhookDelivery
-from maillage.dispatcher.models import OncallAlert, Page
+from maillage.dispatcher.models import OncallAlert, Paging
 from maillage.domain.escalation import SHOWN, AlertState
 from maillage.domain.retention import FINISHED_ALERTS
-
-PAGES = Page.__table__  # type: ignore[attr-defined]
 
 
 def fallback_webhook_id(agency_id: str) -> str:
@@ -71,7 +69,7 @@ async def _erase(session: AsyncSession, agency: str, rows: Sequence[OncallAlert]
     alert_ids = [row.alert_id for row in rows]
     for row in rows:
         await session.delete(row)
-    await session.exec(delete(Page).where(col(Page.agency_id) == agency, col(Page.alert_id).in_(alert_ids)))
+    await session.exec(delete(Paging).where(col(Paging.agency_id) == agency, col(Paging.alert_id).in_(alert_ids)))
     await webhooks.erase_deliveries_of(session, alert_ids)
     return len(alert_ids)
 
@@ -171,23 +169,17 @@ async def unacknowledged(session: AsyncSession, *, after: int, limit: int) -> Se
     return (await session.exec(query)).all()
 
 
-async def add_pages(
+def add_paging(
     session: AsyncSession, *, agency: str, alert_id: str, level: int, workers: Collection[str], at: datetime
 ) -> None:
-    # One multi-row INSERT, not one ORM object (and one INSERT ... RETURNING) per worker: an alert may page
-    # hundreds of workers at once.
-    rows = [
-        {"agency_id": agency, "alert_id": alert_id, "level": level, "worker": worker, "paged_at": at}
-        for worker in workers
-    ]
-    await session.exec(insert(PAGES), params=rows)
+    session.add(Paging(agency_id=agency, alert_id=alert_id, level=level, workers=sorted(workers), paged_at=at))
 
 
 async def paged(session: AsyncSession) -> dict[tuple[str, str], frozenset[str]]:
     """Who was paged for each alert (agency, alert id): never paged again, restarts included."""
     found: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for page in (await session.exec(select(Page))).all():
-        found[(page.agency_id, page.alert_id)].add(page.worker)
+    for paging in (await session.exec(select(Paging))).all():
+        found[(paging.agency_id, paging.alert_id)].update(paging.workers)
     return {key: frozenset(workers) for key, workers in found.items()}
 
 
@@ -215,10 +207,10 @@ async def purge_acknowledged_alerts(session: AsyncSession, before: datetime, lim
 
 
 async def purge_orphan_pages(session: AsyncSession, before: datetime, limit: int) -> int:
-    """Pages of alerts no longer here (purged by purge_acknowledged_alerts, or erased)."""
+    """Pagings of alerts no longer here (purged by purge_acknowledged_alerts, or erased)."""
     alert = (
         select(OncallAlert.id)
-        .where(col(OncallAlert.agency_id) == Page.agency_id, col(OncallAlert.alert_id) == Page.alert_id)
-        .correlate(Page)
+        .where(col(OncallAlert.agency_id) == Paging.agency_id, col(OncallAlert.alert_id) == Paging.alert_id)
+        .correlate(Paging)
     )
-    return await delete_batch(session, Page.id, col(Page.paged_at) < before, ~alert.exists(), limit=limit)
+    return await delete_batch(session, Paging.id, col(Paging.paged_at) < before, ~alert.exists(), limit=limit)

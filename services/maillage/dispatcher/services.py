@@ -136,7 +136,7 @@ class Notices:
     """What to do once the transaction that decided it has committed."""
 
     messages: list[tuple[str, str, Message]] = field(default_factory=list)  # (agency, worker, message)
-    pages: list[tuple[str, str, str]] = field(default_factory=list)  # (agency, alert id, worker)
+    pages: list[tuple[str, str, frozenset[str]]] = field(default_factory=list)  # (agency, alert id, workers)
     events: bool = False
     fallbacks: bool = False
 
@@ -470,11 +470,11 @@ class Dispatcher:
         session.add(row)
         view = self._view(row, await repository.members(session, row))  # the same for every worker
         if step.workers:
-            fresh = sorted(step.workers)
-            await repository.add_pages(
+            fresh = step.workers
+            repository.add_paging(
                 session, agency=row.agency_id, alert_id=row.alert_id, level=step.level, workers=fresh, at=now
             )
-            notices.pages.extend((row.agency_id, row.alert_id, worker) for worker in fresh)
+            notices.pages.append((row.agency_id, row.alert_id, fresh))
             notices.tell(row.agency_id, fresh, c.AlertMessage(type="alert", alert=view).message())
             ALERT_PAGES.labels(row.agency_id, str(step.level)).inc(len(fresh))
         already = self._paged.get((row.agency_id, row.alert_id), frozenset()) & self.live.connected(row.agency_id)
@@ -570,11 +570,8 @@ class Dispatcher:
 
     def _after(self, notices: Notices) -> None:
         """Once committed: who was paged is remembered, workers are told, the outbox and webhooks woken."""
-        paged: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for agency, alert_id, worker in notices.pages:
-            paged[(agency, alert_id)].add(worker)
-        for key, workers in paged.items():
-            self._paged[key] = self._paged.get(key, frozenset()) | workers
+        for agency, alert_id, workers in notices.pages:
+            self._paged[(agency, alert_id)] = self._paged.get((agency, alert_id), frozenset()) | workers
         self.live.tell(notices.messages)
         if notices.events and self.relay is not None:
             self.relay.notify()
