@@ -1,8 +1,9 @@
 """On-call workers for `maillage bench --only oncall`: hundreds of WebSockets, spread over child processes.
 
-Each child process holds its share of the sockets on its own event loop and stamps every `alert` message
-with `time.time()` as soon as the socket hands it over, so the arrival clock is the machine's wall clock,
-the same one the load generator reads before each POST. Spreading the sockets keeps one client event loop
+Each child process holds its share of the sockets on its own event loop (each a `LeanSocket`: a phone's
+client costs the phone, not the machine under test) and stamps every `alert` message with `time.time()` as
+soon as its last bytes are read, so the arrival clock is the machine's wall clock, the same one the load
+generator reads before each POST. Spreading the sockets keeps one client event loop
 from becoming the queue the figure measures; each child also measures its own loop's lag (how late a 10 ms
 timer fires), so the report can say whether the client kept up.
 
@@ -22,7 +23,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
+
+from maillage.cli.bench.lean_socket import LeanSocket
 
 CONNECTS_AT_ONCE = 25
 TICK_SECONDS = 0.01
@@ -64,14 +66,13 @@ class _Child:
         self.url, self.workers, self.conn, self.compression = url, workers, conn, compression
         self.seen = Arrivals(by_worker={worker: {} for worker, _ in workers})
         self.counted = 0
-        self.sockets: dict[str, ClientConnection] = {}
+        self.sockets: dict[str, LeanSocket] = {}
         self.errors: list[str] = []
         self.stopping = False
 
     async def run(self) -> None:
         gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
         await asyncio.gather(*(self._open(worker, token, gate=gate) for worker, token in self.workers))
-        readers = [asyncio.create_task(self._read(worker, ws)) for worker, ws in self.sockets.items()]
         ticker = asyncio.create_task(self._tick())
         self.conn.send(("ready", len(self.sockets), self.errors))
         try:
@@ -79,52 +80,54 @@ class _Child:
         finally:
             self.stopping = True
             ticker.cancel()
-            await asyncio.gather(*(ws.close() for ws in self.sockets.values()), return_exceptions=True)
-            for task in readers:
-                task.cancel()
-            await asyncio.gather(*readers, ticker, return_exceptions=True)
+            for socket in self.sockets.values():
+                socket.close()
+            await asyncio.gather(ticker, return_exceptions=True)
         if asked_to_stop:
             self.conn.send(("done", self.seen))
 
     async def _open(self, worker: str, token: str, *, gate: asyncio.Semaphore) -> None:
+        mine = self.seen.by_worker[worker]
+        greeting: list[bytes] = []  # the hello and the snapshot, before any alert
+        greeted = asyncio.Event()
+
+        def on_message(at: float, raw: bytes) -> None:
+            if len(greeting) < 2:
+                greeting.append(raw)
+                if len(greeting) == 2:
+                    greeted.set()
+                return
+            message = orjson.loads(raw)
+            if message.get("type") == "alert":
+                mine.setdefault(message["alert"]["alert_id"], at)
+                self.counted += 1
+            else:
+                self.seen.other += 1
+
         async with gate:
             try:
-                ws = await connect(
+                socket = await LeanSocket.connect(
                     self.url,
-                    additional_headers={"Authorization": f"Bearer {token}"},
-                    open_timeout=60,
-                    compression="deflate" if self.compression else None,  # as browsers do, unless asked not to
+                    on_message=on_message,
+                    headers={"Authorization": f"Bearer {token}"},
+                    offer_deflate=self.compression,  # as browsers do, unless asked not to
+                    timeout=60,
                 )
-                hello = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
-                snapshot = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
+                await asyncio.wait_for(greeted.wait(), 60)
             except Exception as exc:
                 self.errors.append(f"{worker}: {type(exc).__name__}: {exc}")
                 return
-            if hello.get("type") != "hello" or snapshot.get("type") != "snapshot":
-                self.errors.append(
-                    f"{worker}: expected hello and snapshot, got {hello.get('type')}, {snapshot.get('type')}"
-                )
-                await ws.close()
+            hello, snapshot = (orjson.loads(raw).get("type") for raw in greeting)
+            if (hello, snapshot) != ("hello", "snapshot"):
+                self.errors.append(f"{worker}: expected hello and snapshot, got {hello}, {snapshot}")
+                socket.close()
                 return
-            self.sockets[worker] = ws
+            socket.closed.add_done_callback(lambda ended: self._ended(worker, ended.result()))
+            self.sockets[worker] = socket
 
-    async def _read(self, worker: str, ws: ClientConnection) -> None:
-        mine = self.seen.by_worker[worker]
-        try:
-            async for raw in ws:
-                at = time.time()
-                message = orjson.loads(raw)
-                if message.get("type") == "alert":
-                    mine.setdefault(message["alert"]["alert_id"], at)
-                    self.counted += 1
-                else:
-                    self.seen.other += 1
-        except Exception as exc:
-            if not self.stopping:
-                self.seen.closed[worker] = type(exc).__name__
-            return
-        if not self.stopping:
-            self.seen.closed[worker] = f"closed {ws.close_code}"
+    def _ended(self, worker: str, why: str) -> None:
+        if why and not self.stopping:
+            self.seen.closed[worker] = why
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
