@@ -18,10 +18,10 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from websockets.frames import Frame as WireFrame
 from websockets.frames import Opcode
-from websockets.streams import StreamReader
 
 from maillage.cli.bench.lean_socket import FrameReader, HandshakeFailed, LeanSocket, client_frame
 from maillage.dispatcher.live import text_frame
+from tests.frames import read_frame
 
 
 def server_frame(opcode: Opcode, payload: bytes, *, fin: bool = True) -> bytes:
@@ -29,15 +29,7 @@ def server_frame(opcode: Opcode, payload: bytes, *, fin: bool = True) -> bytes:
 
 
 def read_client_frame(data: bytes) -> WireFrame:
-    reader = StreamReader()
-    reader.feed_data(data)
-    parser = WireFrame.parse(reader.read_exact, mask=True)
-    try:
-        next(parser)
-    except StopIteration as done:
-        frame: WireFrame = done.value
-        return frame
-    raise AssertionError("an incomplete frame")
+    return read_frame(data, masked=True)
 
 
 @given(

@@ -8,24 +8,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from websockets.frames import Frame as WireFrame
 from websockets.frames import Opcode
-from websockets.streams import StreamReader
 
 from maillage.dispatcher.live import Frame, text_frame
+from tests.frames import read_frame
 
 
 def read_back(data: bytes) -> WireFrame:
-    reader = StreamReader()
-    reader.feed_data(data)
-    parser = WireFrame.parse(reader.read_exact, mask=False)
-    try:
-        next(parser)
-    except StopIteration as done:
-        frame: WireFrame = done.value
-        return frame
-    raise AssertionError("an incomplete frame")
+    return read_frame(data, masked=False)
 
 
-@given(st.sampled_from([0, 1, 125, 126, 127, 65535, 65536, 70000]), st.characters())
+@given(st.sampled_from([0, 1, 125, 126, 127, 65535, 65536, 70000]), st.characters(codec="utf-8"))
 def test_a_frame_of_any_length_reads_back_as_its_text(length: int, char: str) -> None:
     payload = (char * length).encode()[:length] if length else b""
     frame = read_back(text_frame(payload))
