@@ -173,7 +173,8 @@ async def measure_latency(
                 console=console,
                 probes=probes,
                 idle=idle,
-                kafka=_Topics(bootstrap, Topics(prefix=prefix)),
+                bootstrap=bootstrap,
+                topics=Topics(prefix=prefix),
             )
             return [await run(rate) for rate in opts.rates]
 
@@ -190,7 +191,8 @@ class _Runner:
     console: Console
     probes: Probes | None
     idle: dict[str, float]
-    kafka: _Topics
+    bootstrap: str
+    topics: Topics
 
     async def __call__(self, rate: float) -> Latency:
         opts, recipient = self.opts, self.opts.recipient
@@ -205,8 +207,8 @@ class _Runner:
         if self.probes and before:
             profile = Probes.profile(before, await self.probes.end(), referrals=len(arrived), idle=self.idle)
         ids = [s.event_id for s in sent if s.event_id is not None]
-        relayed = await record_times.sent_at(self.kafka.bootstrap, self.kafka.topics.submitted, ids)
-        published = await record_times.sent_at(self.kafka.bootstrap, self.kafka.topics.deliver(recipient), ids)
+        relayed = await record_times.sent_at(self.bootstrap, self.topics.submitted, ids)
+        published = await record_times.sent_at(self.bootstrap, self.topics.deliver(recipient), ids)
         times = _Times(relayed=relayed, published=published)
         return _figures(opts, rate, sent, arrived, data_dir=self.data_dir, profile=profile, times=times)
 
@@ -242,12 +244,6 @@ def _figures(
         failures=dict(Counter(s.error for s in sent if s.error)),
         profile=profile,
     )
-
-
-@dataclass(frozen=True)
-class _Topics:
-    bootstrap: str
-    topics: Topics
 
 
 @dataclass(frozen=True)
