@@ -74,6 +74,8 @@ async def test_consent_naming_a_partner_lets_that_partner_disclose_under_it(pole
         categories=["identity", "health"],
         disclosers=["cpas-seraing"],
     )
+    # Two agencies' relays publish independently: the partner refers once the gateway holds the consent.
+    await decided(pole, "refuge-liege", granted["event_id"])
 
     from_cpas = await refer(pole, "cpas-seraing", subject, to="chr-citadelle", data=HEALTH_DATA)
     from_parquet = await refer(pole, "parquet-liege", subject, to="chr-citadelle", data=HEALTH_DATA)

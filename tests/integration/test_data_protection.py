@@ -21,7 +21,7 @@ from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.tokens import GATEWAY_AUDIENCE, Scope, mint
 from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.polling import eventually
-from maillage.core.storage.db import make_engine, session_factory
+from maillage.core.storage.db import make_engine, session_factory, writer
 from maillage.domain.audit import linked
 from maillage.domain.events import AlertKind, AlertRaised, ReferralCreated, ReferralReason
 from maillage.domain.vocabulary import LegalBasis, Purpose, Role, Severity
@@ -76,7 +76,7 @@ async def tamper(database: str, *, event_id: str) -> int:
     """Widen what one recipient is recorded as having received, as someone covering a leak might."""
     engine = make_engine(database)
     try:
-        async with engine.begin() as conn:
+        async with writer(engine).begin() as conn:
             [(seq,)] = (await conn.execute(select(AUDIT.c.seq).where(AUDIT.c.event_id == event_id))).all()
             await conn.execute(update(AUDIT).where(AUDIT.c.seq == seq).values(delivered=["identity", "location"]))
     finally:
@@ -95,7 +95,7 @@ async def rewrite(database: str, *, event_id: str) -> int:
         walked = audit_repository.walk_chain(session_factory(engine), chain, after=0, end=10**9)
         records = [record async for chunk in walked for record in chunk]
         prev_hash = next(r["prev_hash"] for r in records if r["seq"] == seq)
-        async with engine.begin() as conn:
+        async with writer(engine).begin() as conn:
             for record in (r for r in records if r["seq"] >= seq):
                 if record["seq"] == seq:
                     record["delivered"] = ["identity", "location"]
@@ -226,7 +226,7 @@ async def test_a_checkpoint_not_signed_by_the_gateway_is_ignored_and_the_chain_w
     seq = await tamper(database, event_id=events[1])
     engine = make_engine(database)
     try:
-        async with engine.begin() as conn:
+        async with writer(engine).begin() as conn:
             # Moved past the edit, as someone hiding it would: the signature no longer covers it.
             await conn.execute(update(AuditCheckpoint).values(seq=seq + 5))
     finally:

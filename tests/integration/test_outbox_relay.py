@@ -20,7 +20,7 @@ from maillage.core.messaging import bus
 from maillage.core.outbox.enqueue import enqueue_record
 from maillage.core.outbox.models import OutboxRecord
 from maillage.core.outbox.relay import OutboxRelay
-from maillage.core.storage.db import make_engine, session_factory, unit_of_work
+from maillage.core.storage.db import make_engine, session_factory, unit_of_work, writer
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +101,7 @@ async def new_topic(bootstrap: str) -> str:
 
 async def outbox_database(url: str) -> AsyncEngine:
     engine = make_engine(url)
-    async with engine.begin() as connection:
+    async with writer(engine).begin() as connection:
         await connection.run_sync(SQLModel.metadata.create_all, tables=[OutboxRecord.__table__])  # type: ignore[attr-defined]
     return engine
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, func, select
 
 from maillage.core.clock import SystemClock
-from maillage.core.storage.db import make_engine, session_factory, unit_of_work
+from maillage.core.storage.db import make_engine, session_factory, unit_of_work, writer
 from maillage.core.webhooks.delivery import WebhookDispatcher
 from maillage.core.webhooks.egress import Destination, EgressPolicy, TableResolver
 from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
@@ -32,7 +32,7 @@ async def test_two_dispatchers_on_one_database_send_each_delivery_once(
     url = databases("agency") or f"sqlite+aiosqlite:///{tmp_path / 'agency.db'}"
     tables = [Webhook.__table__, WebhookDelivery.__table__, WebhookAttempt.__table__]  # type: ignore[attr-defined]
     setup = make_engine(url)
-    async with setup.begin() as connection:
+    async with writer(setup).begin() as connection:
         await connection.run_sync(SQLModel.metadata.create_all, tables=tables)
     clock = SystemClock()
     now = clock.now()

@@ -15,6 +15,7 @@ from maillage.core.clients.models import ClientRow
 from maillage.core.crypto.secrets import hash_secret, new_secret
 from maillage.core.crypto.tokens import Scope, mint
 from maillage.core.crypto.trust import Trust
+from maillage.core.storage.db import unit_of_work
 from maillage.core.web.oauth import TokenEndpoint
 from maillage.domain.errors import InvalidRequest
 
@@ -52,8 +53,8 @@ async def register(
         scopes=sorted(s.value for s in set(scopes)),
         created_at=now,
     )
-    async with sessions() as session:
-        await repository.add(session, row)
+    async with unit_of_work(sessions) as session:
+        repository.add(session, row)
     return row, secret
 
 
@@ -65,5 +66,5 @@ async def listed(sessions: async_sessionmaker[AsyncSession]) -> Sequence[ClientR
 async def revoke(sessions: async_sessionmaker[AsyncSession], client_id: str, *, now: datetime) -> bool:
     """The client gets no token from now on; those it holds expire within the hour (or at once, with a rotation
     of the agency's token key)."""
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         return await repository.revoke(session, client_id, at=now)

@@ -31,6 +31,7 @@ from maillage.core.clock import Clock, SystemClock, as_utc
 from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.signing import SignatureError, sign, verify
 from maillage.core.crypto.trust import Trust
+from maillage.core.storage.db import unit_of_work
 from maillage.domain.audit import ChainWalk, holds
 from maillage.gateway.contracts import BrokenRecord, ChainReport, FullWalkSummary, WalkState, WalkStatus
 
@@ -139,10 +140,9 @@ async def verify_chain(
         now = (clock or SystemClock()).now()
         moved = [checkpoints.sign(c, w, at=now) for c, w in walks.items() if w.intact and w.last is not None]
         if moved:
-            async with sessions() as session:
+            async with unit_of_work(sessions) as session:
                 for checkpoint in moved:
                     await audit.save_checkpoint(session, checkpoint)
-                await session.commit()
     return _report(walks, walked=walked, complete=complete)
 
 
@@ -232,12 +232,12 @@ class FullWalks:
 
     async def start(self) -> WalkStatus:
         now = self.clock.now()
-        async with self.sessions() as session:
+        async with unit_of_work(self.sessions) as session:
             latest = await audit.latest_walk(session)
             if latest is not None and walk_status(latest, now=now).state is WalkState.RUNNING:
                 return walk_status(latest, now=now)
             walk = AuditWalk(id=str(uuid.uuid4()), started_at=now, updated_at=now)
-            await audit.add_walk(session, walk)
+            audit.add_walk(session, walk)
         task = asyncio.create_task(self._run(walk.id), name=f"audit-walk-{walk.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -300,7 +300,7 @@ class FullWalks:
             log.error("audit chain broken", extra={"walk": walk_id, **_where(report.first_broken)})
 
     async def _save(self, walk_id: str, *, done: int, total: int, report: ChainReport | None = None) -> None:
-        async with self.sessions() as session:
+        async with unit_of_work(self.sessions) as session:
             await audit.walk_progressed(
                 session,
                 walk_id,

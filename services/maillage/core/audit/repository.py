@@ -123,10 +123,8 @@ async def walk_of(session: AsyncSession, walk_id: str) -> AuditWalk | None:
     return await session.get(AuditWalk, walk_id)
 
 
-async def add_walk(session: AsyncSession, walk: AuditWalk) -> None:
+def add_walk(session: AsyncSession, walk: AuditWalk) -> None:
     session.add(walk)
-    await session.commit()
-    await session.refresh(walk)
 
 
 async def walk_progressed(
@@ -137,7 +135,6 @@ async def walk_progressed(
     if report is not None:
         values |= {"finished_at": at, "report": report}
     await session.exec(update(AuditWalk).where(col(AuditWalk.id) == walk_id).values(**values))
-    await session.commit()
 
 
 async def latest_finished_walk(session: AsyncSession) -> AuditWalk | None:

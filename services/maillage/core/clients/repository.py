@@ -16,9 +16,8 @@ async def get(session: AsyncSession, client_id: str) -> ClientRow | None:
     return await session.get(ClientRow, client_id)
 
 
-async def add(session: AsyncSession, row: ClientRow) -> None:
+def add(session: AsyncSession, row: ClientRow) -> None:
     session.add(row)
-    await session.commit()
 
 
 async def listed(session: AsyncSession) -> Sequence[ClientRow]:
@@ -32,5 +31,4 @@ async def revoke(session: AsyncSession, client_id: str, *, at: datetime) -> bool
         .where(col(ClientRow.client_id) == client_id, col(ClientRow.revoked_at).is_(None))
         .values(revoked_at=at)
     )
-    await session.commit()
     return bool(result.rowcount)

@@ -16,7 +16,7 @@ from maillage.core.outbox import repository
 from maillage.core.outbox.models import OutboxRecord
 from maillage.core.outbox.signing import BatchSigner, signed_headers
 from maillage.core.polling import wait_set
-from maillage.core.storage.db import locks_rows, unit_of_work
+from maillage.core.storage.db import locks_rows, short_read, unit_of_work
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 500  # rows read, published and signed together (the most: a backlog's batches)
@@ -84,7 +84,7 @@ class OutboxRelay:
                 if await self._send(rows):
                     await repository.mark_published(session, [r.id or 0 for r in rows], at=datetime.now(UTC))
         else:
-            async with self._sessions() as session:
+            async with short_read(self._sessions) as session:
                 rows = await repository.pending(session, limit=self._batch_size)
             if await self._send(rows):
                 async with unit_of_work(self._sessions) as session:

@@ -17,18 +17,17 @@ async def session_of(session: AsyncSession, session_id: str) -> SignInSession | 
     return await session.get(SignInSession, session_id)
 
 
-async def add_session(session: AsyncSession, row: SignInSession) -> None:
+def add_session(session: AsyncSession, row: SignInSession) -> None:
     session.add(row)
-    await session.commit()
 
 
 async def invitation_used(session: AsyncSession, jti: str, *, expires_at: datetime) -> bool:
-    """Record `jti` as used; False if it was already (a second sign-in with the same invitation)."""
+    """Record `jti` as used; False if it was already (a second sign-in with the same invitation), and the
+    transaction is then left to be rolled back."""
     try:
         session.add(UsedInvitation(jti=jti, expires_at=expires_at))
         await session.flush()
     except IntegrityError:
-        await session.rollback()
         return False
     return True
 
@@ -40,7 +39,6 @@ async def rotate_session(session: AsyncSession, row: SignInSession, *, secret_sh
         .where(col(SignInSession.id) == row.id, col(SignInSession.secret_sha256) == row.secret_sha256)
         .values(secret_sha256=secret_sha256, previous_sha256=row.secret_sha256, rotated_at=at)
     )
-    await session.commit()
     return bool(result.rowcount)
 
 
@@ -56,7 +54,6 @@ async def revoke_sessions(
     ids = list((await session.exec(query)).all())
     if ids:
         await session.exec(update(SignInSession).where(col(SignInSession.id).in_(ids)).values(revoked_at=at))
-    await session.commit()
     return ids
 
 

@@ -27,6 +27,7 @@ from maillage.core.crypto.tokens import Principal, Scope, TokenError, claimed_is
 from maillage.core.crypto.trust import PublicTrust, Trust
 from maillage.core.sessions import repository
 from maillage.core.sessions.models import SignInSession
+from maillage.core.storage.db import unit_of_work
 from maillage.domain.errors import Unauthorized
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class SignInSessions:
         """A new session for whom an invitation names, and its cookie; raises Unauthorized saying why."""
         principal = self._invitation(invitation)
         now = self.clock.now()
-        async with self.sessions() as session:
+        async with unit_of_work(self.sessions) as session:
             expires = datetime.fromtimestamp(principal.expires_at, tz=now.tzinfo)
             if principal.token_id is None or not await repository.invitation_used(
                 session, principal.token_id, expires_at=expires
@@ -81,7 +82,7 @@ class SignInSessions:
                 rotated_at=now,
                 expires_at=now + self.lifetime,
             )
-            await repository.add_session(session, row)
+            repository.add_session(session, row)
         log.info("signed in", extra={"issuer": row.issuer, "session": row.id})
         return row, f"{row.id}.{secret}"
 
@@ -117,7 +118,7 @@ class SignInSessions:
         if not fresh:
             return row, None
         secret = new_secret()
-        async with self.sessions() as session:
+        async with unit_of_work(self.sessions) as session:
             if not await repository.rotate_session(session, row, secret_sha256=_sha256(secret), at=self.clock.now()):
                 return row, None  # another tab's refresh got there first: its cookie is the browser's now
         return row, f"{row.id}.{secret}"
@@ -129,7 +130,7 @@ class SignInSessions:
 
     async def revoke(self, issuer: str, *, subject: str | None = None, session_id: str | None = None) -> int:
         """End sessions of the issuer (all of one subject's, or one); their streams close at once."""
-        async with self.sessions() as session:
+        async with unit_of_work(self.sessions) as session:
             ended = await repository.revoke_sessions(
                 session, at=self.clock.now(), issuer=issuer, subject=subject, session_id=session_id
             )

@@ -14,12 +14,38 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.storage.repository import configure_sqlite
+from maillage.core.storage import loop_sqlite
+from maillage.core.storage.repository import configure_sqlite, refuse_writes
 
 POOL_TIMEOUT_SECONDS = 10.0
 
+# A SQLite database's second engine, whose connections run on the event loop's thread (`loop_sqlite`): the one
+# `unit_of_work` and `short_read` use. The engine `make_engine` returns keeps aiosqlite's threads, for the reads
+# that may take long.
+_on_loop: WeakKeyDictionary[Engine, AsyncEngine] = WeakKeyDictionary()
+
 
 def make_engine(url: str) -> AsyncEngine:
+    """The engine of a service's database; on SQLite, with its loop-thread twin for the units of work."""
+    engine = _engine(url)
+    path = engine.url.database
+    if engine.dialect.name == "sqlite" and path and path != ":memory:" and not path.startswith("file:"):
+        on_loop = _on_loop[engine.sync_engine] = _engine(url, async_creator=loop_sqlite.connector(path))
+        # Disposed with the engine it serves, in the same greenlet (where SQLAlchemy can await its closes).
+        event.listen(engine.sync_engine, "engine_disposed", lambda _engine: on_loop.sync_engine.dispose())
+        # Every write goes through the loop-thread engine, under the writer lock: a write through this one would
+        # make the loop's thread wait for a transaction that needs the loop to end. SQLite refuses it.
+        event.listen(engine.sync_engine, "connect", refuse_writes)
+    return engine
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The engine that writes to `engine`'s database outside a unit of work (migrations, a test's own rows):
+    SQLite's loop-thread engine, the one that may write."""
+    return _on_loop.get(engine.sync_engine, engine)
+
+
+def _engine(url: str, **kwargs: Any) -> AsyncEngine:
     # A PostgreSQL server restarted leaves the pool's connections dead: each is tested as it is taken out, so
     # the service recovers by itself instead of failing one request per dead connection (or crashing a consumer).
     # A request waits at most POOL_TIMEOUT_SECONDS for a connection, then answers the 503 problem: under a load
@@ -31,6 +57,7 @@ def make_engine(url: str) -> AsyncEngine:
         pool_timeout=POOL_TIMEOUT_SECONDS,
         json_serializer=_json_text,
         json_deserializer=orjson.loads,
+        **kwargs,
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", configure_sqlite)
@@ -61,6 +88,13 @@ def _writer_lock(factory: async_sessionmaker[AsyncSession]) -> asyncio.Lock | No
     return _sqlite_writers.setdefault(bind.sync_engine, asyncio.Lock())
 
 
+def _loop_engine(factory: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    """The session's keywords that put it on the database's loop-thread engine, if it has one."""
+    bind = factory.kw.get("bind")
+    on_loop = _on_loop.get(bind.sync_engine) if isinstance(bind, AsyncEngine) else None
+    return {} if on_loop is None else {"bind": on_loop}
+
+
 def locks_rows(factory: async_sessionmaker[AsyncSession]) -> bool:
     """Whether the database locks rows for a transaction (PostgreSQL), so that several processes can share it:
     SQLite has one writer at a time, and its `FOR UPDATE` is a plain read."""
@@ -70,9 +104,20 @@ def locks_rows(factory: async_sessionmaker[AsyncSession]) -> bool:
 
 @asynccontextmanager
 async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One transaction: commits when the block ends normally, rolls back otherwise."""
+    """One transaction: commits when the block ends normally, rolls back otherwise. Every write of a service goes
+    through one, and each is short: on SQLite, they queue on the database's writer lock and run on the event
+    loop's thread (see `loop_sqlite`)."""
     lock = _writer_lock(factory)
-    async with lock or nullcontext(), factory() as session, session.begin():
+    async with lock or nullcontext(), factory(**_loop_engine(factory)) as session, session.begin():
+        yield session
+
+
+@asynccontextmanager
+async def short_read(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for a few rows read by key on a busy path (the relay's next batch, say), which writes nothing:
+    on SQLite it runs on the event loop's thread, without the lock (in WAL mode a reader waits for no writer).
+    A read that may take long (statistics, an export, a walk) takes `factory()` itself."""
+    async with factory(**_loop_engine(factory)) as session:
         yield session
 
 

@@ -30,6 +30,13 @@ def configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def refuse_writes(dbapi_connection: Any, _record: Any) -> None:
+    """A SQLite connection that reads only: a statement that would change the database fails."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
 def take_migrations_lock(connection: Connection) -> None:
     """Until this transaction ends, no other process migrates this database: two processes of one service
     starting together (several gateways on one PostgreSQL database) would both create the tables."""

@@ -22,6 +22,7 @@ from sqlalchemy import Column, Connection, Index, MetaData, Table, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
+from maillage.core.storage.db import writer
 from maillage.core.storage.repository import take_migrations_lock
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class Schema:
 
 async def upgrade(engine: AsyncEngine, schema: Schema, *, to: str = "head") -> None:
     """Bring the database to `to`: a database `create_all` made (no `alembic_version`) is adopted first."""
-    async with engine.begin() as conn:
+    async with writer(engine).begin() as conn:
         await conn.run_sync(upgrade_connection, schema, to)
 
 
