@@ -59,6 +59,26 @@ async def test_a_batch_its_handler_could_not_store_comes_again(kafka_bootstrap: 
     assert sorted(handled) == sorted(sent)
 
 
+async def test_where_a_read_stands_includes_the_commit_marker_read_with_its_transaction(kafka_bootstrap: str) -> None:
+    """One commit covers a transaction's records and its marker: none is left for the next idle poll to make."""
+    topic, group = await new_topic(kafka_bootstrap)
+    await send_in_transactions(kafka_bootstrap, topic, transactions=1, each=3)
+    consumer = bus.consumer(kafka_bootstrap, topic, group_id=group)
+    await consumer.start()
+    try:
+        batches: dict[TopicPartition, list[Record]] = {}
+        while sum(len(records) for records in batches.values()) < 3:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                batches.setdefault(tp, []).extend(records)
+        reached = await bus.read_to(consumer, batches)
+        ends = await consumer.end_offsets(list(batches))
+    finally:
+        await consumer.stop()
+
+    assert reached == ends
+    assert all(reached[tp] == records[-1].offset + 2 for tp, records in batches.items()), "one marker each"
+
+
 # --- helpers --------------------------------------------------------------------------------------
 
 
