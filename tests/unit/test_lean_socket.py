@@ -28,10 +28,6 @@ def server_frame(opcode: Opcode, payload: bytes, *, fin: bool = True) -> bytes:
     return WireFrame(opcode, payload, fin=fin).serialize(mask=False)
 
 
-def read_client_frame(data: bytes) -> WireFrame:
-    return read_frame(data, masked=True)
-
-
 @given(
     st.lists(st.sampled_from([0, 1, 125, 126, 127, 65535, 65536, 70000]), min_size=1, max_size=4),
     st.lists(st.integers(min_value=1, max_value=70_000), max_size=6),
@@ -59,7 +55,7 @@ def test_a_ping_is_answered_with_its_payload_in_a_masked_pong() -> None:
     reader.feed(server_frame(Opcode.PING, b"are you there"))
 
     assert controls == [(Opcode.PING, b"are you there")]
-    pong = read_client_frame(client_frame(Opcode.PONG, b"are you there"))
+    pong = read_frame(client_frame(Opcode.PONG, b"are you there"), masked=True)
     assert (pong.opcode, pong.data) == (Opcode.PONG, b"are you there")
 
 
@@ -69,7 +65,7 @@ def test_a_client_frame_is_masked_and_reads_back(size: int) -> None:
     data = client_frame(Opcode.TEXT, payload)
 
     assert data[1] & 0x80, "masked"
-    assert read_client_frame(data).data == payload
+    assert read_frame(data, masked=True).data == payload
 
 
 def test_a_masked_server_frame_is_refused() -> None:
