@@ -110,7 +110,7 @@ async def write_rows(sessions: async_sessionmaker[AsyncSession], topic: str, cou
     ids = [str(uuid.uuid4()) for _ in range(count)]
     async with unit_of_work(sessions) as session:
         for event_id in ids:
-            enqueue_record(session, event_id=event_id, topic=topic, key=b"k", value=event_id.encode(), headers=[])
+            await enqueue_record(session, event_id=event_id, topic=topic, key=b"k", value=event_id.encode(), headers=[])
     return ids
 
 

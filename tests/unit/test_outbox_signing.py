@@ -14,7 +14,7 @@ from maillage.core.crypto.keys import GATEWAY, KeyDirs, KeyUse, add_keys, ensure
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.envelope import Envelope, Headers, new_subject_ref
 from maillage.core.outbox import repository
-from maillage.core.outbox.enqueue import enqueue
+from maillage.core.outbox.enqueue import outbox_row
 from maillage.core.outbox.models import OutboxRecord
 from maillage.core.outbox.signing import signed_headers, to_sign
 from maillage.domain.events import ConsentWithdrawn
@@ -40,18 +40,9 @@ def kept(trust: Trust, n: int) -> OutboxRecord:
         purpose=Purpose.REFERRAL,
         at=datetime.now(UTC),
     )
-    rows = Rows()
-    enqueue(rows, envelope, topic="maillage.submitted", signer=trust)  # type: ignore[arg-type]
-    [row] = rows
+    row = OutboxRecord(**outbox_row(envelope, topic="maillage.submitted", signer=trust))
     row.id = n
     return row
-
-
-class Rows(list[OutboxRecord]):
-    """What `enqueue` adds to its session."""
-
-    def add(self, row: OutboxRecord) -> None:
-        self.append(row)
 
 
 def as_received(row: OutboxRecord, headers: Headers | None) -> Envelope:
@@ -83,11 +74,15 @@ def test_records_already_signed_or_no_event_leave_as_written(dirs: KeyDirs) -> N
     refuge = Trust.load(dirs, REFUGE)
     row = kept(refuge, 0)
     signed = refuge.sign(as_received(row, repository.headers_of(row)))  # as written before relays signed
-    single = repository.new_row(
-        event_id=signed.id, topic="t", key=row.key, value=row.value, headers=signed.to_kafka()[2], at=row.created_at
+    single = OutboxRecord(
+        **repository.new_row(
+            event_id=signed.id, topic="t", key=row.key, value=row.value, headers=signed.to_kafka()[2], at=row.created_at
+        )
     )
-    plain = repository.new_row(  # a dead letter
-        event_id="x", topic="t", key=b"k", value=b"{}", headers=[("dlq_reason", b"schema")], at=row.created_at
+    plain = OutboxRecord(  # a dead letter
+        **repository.new_row(
+            event_id="x", topic="t", key=b"k", value=b"{}", headers=[("dlq_reason", b"schema")], at=row.created_at
+        )
     )
 
     assert signed_headers([single, plain], {}) == [repository.headers_of(single), repository.headers_of(plain)]

@@ -35,7 +35,7 @@ async def convene(
     async def work(session: AsyncSession) -> c.CaseConferenceOut:
         conference_id = uuid4()
         payload = CaseConferenceConvened(conference_id=conference_id, **body.model_dump())
-        event_id = _announce(session, ctx, payload, participants=body.participants)
+        event_id = await _announce(session, ctx, payload, participants=body.participants)
         row = models.CaseConferenceRow(
             conference_id=str(conference_id),
             convener=ctx.agency.id,
@@ -59,7 +59,9 @@ async def close(ctx: s.AgencyContext, conference_id: UUID) -> c.CaseConferenceOu
         if row is None or row.convener != ctx.agency.id:
             raise NotFound("problem.not-found.conference-convened")
         if row.closed_at is None:
-            _announce(session, ctx, CaseConferenceClosed(conference_id=conference_id), participants=row.participants)
+            await _announce(
+                session, ctx, CaseConferenceClosed(conference_id=conference_id), participants=row.participants
+            )
             row.closed_at = ctx.clock.now()
             session.add(row)
         result = _out(row, now=ctx.clock.now())
@@ -98,7 +100,7 @@ async def follow(session: AsyncSession, envelope: Envelope, payload: EventPayloa
             session.add(row)
 
 
-def _announce(
+async def _announce(
     session: AsyncSession,
     ctx: s.AgencyContext,
     payload: CaseConferenceConvened | CaseConferenceClosed,
@@ -106,7 +108,7 @@ def _announce(
     participants: list[str] | tuple[str, ...],
 ) -> str:
     # Keyed by the conference itself: its closing can never overtake its convening on the way to the gateway.
-    return s.submit(
+    return await s.submit(
         session,
         ctx,
         payload,

@@ -55,7 +55,7 @@ async def ask(
         )
         # A fresh random reference, never the person's: the desk can link two consultations to no one.
         ref = new_consultation_ref()
-        event_id = sending.submit(
+        event_id = await sending.submit(
             session,
             ctx,
             payload,
@@ -86,7 +86,7 @@ async def answer(ctx: sending.AgencyContext, consultation_id: str, body: c.Consu
         if row.state == "answered":
             raise Conflict("problem.conflict.consultation-answered")
         payload = ConsultationAnswered(consultation_id=UUID(consultation_id), **body.model_dump())
-        sending.submit(
+        await sending.submit(
             session,
             ctx,
             payload,

@@ -52,7 +52,7 @@ async def request(
     async def work(session: AsyncSession) -> c.ReportRequestOut:
         request_id = uuid4()
         payload = SubjectReportRequested(request_id=request_id, language=body.language)
-        event_id = submit(session, ctx, payload, subject_ref=subject_ref, role=ROLE, basis=BASIS, purpose=PURPOSE)
+        event_id = await submit(session, ctx, payload, subject_ref=subject_ref, role=ROLE, basis=BASIS, purpose=PURPOSE)
         row = models.ReportRequestRow(
             request_id=str(request_id),
             event_id=event_id,
@@ -104,7 +104,7 @@ async def place_hold(ctx: AgencyContext, subject_ref: str, body: c.ReportHoldIn,
     hold_id = uuid4()
     payload = SubjectReportHeld(hold_id=hold_id, until=until, reason=body.reason, placed_by=placed_by)
     async with unit_of_work(ctx.sessions) as session:
-        event_id = submit(session, ctx, payload, subject_ref=subject_ref, role=ROLE, basis=BASIS, purpose=PURPOSE)
+        event_id = await submit(session, ctx, payload, subject_ref=subject_ref, role=ROLE, basis=BASIS, purpose=PURPOSE)
         row = models.ReportHoldRow(
             hold_id=str(hold_id),
             event_id=event_id,

@@ -42,7 +42,7 @@ async def decide(ctx: AgencyContext, alert_id: str, body: c.ReviewIn, *, reviewe
             raise AlreadyReviewed("problem.already-reviewed.one-decision")
         _check_reviewer(ctx, row, reviewer=reviewer)
         payload = DisclosureReviewed(alert_id=UUID(alert_id), decision=body.decision, reviewer=reviewer)
-        row.review_event_id = submit(
+        row.review_event_id = await submit(
             session,
             ctx,
             payload,

@@ -24,6 +24,7 @@ from maillage.core.observability.metrics import EVENTS_SUBMITTED
 from maillage.core.outbox.enqueue import enqueue
 from maillage.core.outbox.relay import OutboxRelay
 from maillage.core.storage.db import unit_of_work
+from maillage.core.storage.repository import insert_rows
 from maillage.core.webhooks.egress import EgressPolicy
 from maillage.domain.errors import IdempotencyKeyReused, PoleRequired, UnknownRecipient
 from maillage.domain.events import EventPayload
@@ -48,7 +49,7 @@ class AgencyContext:
 # --- submitting events --------------------------------------------------------------------------
 
 
-def submit(
+async def submit(
     session: AsyncSession,
     ctx: AgencyContext,
     payload: EventPayload,
@@ -76,17 +77,21 @@ def submit(
         pole=pole,
     )
     event_id = envelope.id
-    enqueue(session, envelope, topic=ctx.topics.submitted, signer=ctx.trust)
+    await enqueue(session, envelope, topic=ctx.topics.submitted, signer=ctx.trust)
     EVENTS_SUBMITTED.labels(ctx.agency.id, payload.event_type.value).inc()
-    session.add(
-        models.SentEvent(
-            event_id=event_id,
-            type=payload.event_type.value,
-            subject_ref=subject_ref,
-            recipients=list(recipients),
-            legal_basis=basis.value,
-            created_at=now,
-        )
+    await insert_rows(
+        session,
+        models.SentEvent,
+        [
+            {
+                "event_id": event_id,
+                "type": payload.event_type.value,
+                "subject_ref": subject_ref,
+                "recipients": list(recipients),
+                "legal_basis": basis.value,
+                "created_at": now,
+            }
+        ],
     )
     return event_id
 
@@ -143,14 +148,18 @@ async def idempotent(
             stored = await repository.idempotency_record(session, scoped_key)
             if stored is None:
                 result = await work(session)
-                session.add(
-                    models.IdempotencyRecord(
-                        key=scoped_key,
-                        request_hash=digest,
-                        status_code=201,
-                        response=result.model_dump(mode="json"),
-                        created_at=ctx.clock.now(),
-                    )
+                await insert_rows(
+                    session,
+                    models.IdempotencyRecord,
+                    [
+                        {
+                            "key": scoped_key,
+                            "request_hash": digest,
+                            "status_code": 201,
+                            "response": result.model_dump(mode="json"),
+                            "created_at": ctx.clock.now(),
+                        }
+                    ],
                 )
     except IntegrityError:  # a concurrent request with the same key won the race
         async with ctx.sessions() as session:

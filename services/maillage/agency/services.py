@@ -20,6 +20,7 @@ from maillage.core.messaging.envelope import Envelope
 from maillage.core.observability.metrics import EVENTS_RECEIVED
 from maillage.core.outbox.enqueue import enqueue_dead_letter
 from maillage.core.storage.db import unit_of_work
+from maillage.core.storage.repository import insert_rows
 from maillage.core.storage.retention import OUTBOX, WEBHOOKS, Purge
 from maillage.core.web.paging import decode_cursor, decode_key, next_cursor, next_key_cursor
 from maillage.core.webhooks import repository as webhooks
@@ -96,7 +97,7 @@ async def register_consent(
             notice_language=body.notice_language,
             disclosers=others,
         )
-        event_id = submit(
+        event_id = await submit(
             session, ctx, payload, subject_ref=body.subject_ref, role=Role.OTHER, purpose=body.purposes[0]
         )
         row = models.ConsentRow(
@@ -127,7 +128,9 @@ async def withdraw_consent(ctx: AgencyContext, consent_id: UUID) -> c.ConsentOut
         if row.withdrawn_at is None:
             withdrawn = ConsentWithdrawn(consent_id=consent_id)
             purpose = Purpose(row.purposes[0])
-            event_id = submit(session, ctx, withdrawn, subject_ref=row.subject_ref, role=Role.OTHER, purpose=purpose)
+            event_id = await submit(
+                session, ctx, withdrawn, subject_ref=row.subject_ref, role=Role.OTHER, purpose=purpose
+            )
             row.withdrawn_at = ctx.clock.now()
             row.event_id = event_id
             session.add(row)
@@ -166,7 +169,7 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
             reason_comment=body.reason_comment,
             categories_needed=body.categories_needed,
         )
-        event_id = submit(
+        event_id = await submit(
             session,
             ctx,
             payload,
@@ -177,18 +180,22 @@ async def send_referral(ctx: AgencyContext, body: c.ReferralIn, *, idempotency_k
             recipients=(body.recipient,),
             pole=pole,
         )
-        session.add(
-            models.ReferralRow(
-                referral_id=event_id,
-                direction="out",
-                counterpart=body.recipient,
-                subject_ref=body.subject_ref,
-                subject_role=body.subject_role.value,
-                state=ReferralState.SENT,
-                updated_at=ctx.clock.now(),
-                reason=body.reason.value,
-                reason_comment=body.reason_comment,
-            )
+        await insert_rows(
+            session,
+            models.ReferralRow,
+            [
+                {
+                    "referral_id": event_id,
+                    "direction": "out",
+                    "counterpart": body.recipient,
+                    "subject_ref": body.subject_ref,
+                    "subject_role": body.subject_role.value,
+                    "state": ReferralState.SENT,
+                    "updated_at": ctx.clock.now(),
+                    "reason": body.reason.value,
+                    "reason_comment": body.reason_comment,
+                }
+            ],
         )
         return c.ReferralAccepted(event_id=event_id, referral_id=event_id, status_url=status_url(event_id))
 
@@ -214,7 +221,7 @@ async def respond_to_referral(ctx: AgencyContext, referral_id: str, body: c.Refe
             decline_reason=body.decline_reason,
             narrative=body.comment,
         )
-        submit(
+        await submit(
             session,
             ctx,
             payload,
@@ -266,7 +273,7 @@ async def raise_alert(
             justification=body.justification,
             raised_by=raised_by,
         )
-        event_id = submit(
+        event_id = await submit(
             session,
             ctx,
             payload,
@@ -485,7 +492,7 @@ async def take_in(
     transaction; returns how many webhook pushes it made due."""
     async with unit_of_work(ctx.sessions) as session:
         for record, refusal in refused:
-            _dead_letter(session, ctx, record, refusal)
+            await _dead_letter(session, ctx, record, refusal)
         pushes = await _store_deliveries(session, ctx, deliveries)
         await _store_statuses(session, reports)
     if refused or any(isinstance(d.payload, NoticeIssued) for d in deliveries):
@@ -493,8 +500,8 @@ async def take_in(
     return pushes
 
 
-def _dead_letter(session: AsyncSession, ctx: AgencyContext, record: Record, refusal: Refused) -> None:
-    enqueue_dead_letter(
+async def _dead_letter(session: AsyncSession, ctx: AgencyContext, record: Record, refusal: Refused) -> None:
+    await enqueue_dead_letter(
         session,
         record,
         topic=ctx.topics.dead_letters_of(ctx.agency.id),
@@ -551,7 +558,7 @@ async def _store_deliveries(session: AsyncSession, ctx: AgencyContext, deliverie
             receipt, erased = await notices.heed(session, payload, subject_ref=envelope.subject, now=now)
             for_webhooks = [(event_id, body) for event_id, body in for_webhooks if event_id not in erased]
             role, purpose = envelope.subjectrole, envelope.purpose
-            submit(session, ctx, receipt, subject_ref=envelope.subject, role=role, purpose=purpose)
+            await submit(session, ctx, receipt, subject_ref=envelope.subject, role=role, purpose=purpose)
     return await enqueue_for_all(session, for_webhooks, now=now)
 
 

@@ -30,7 +30,9 @@ async def request_erasure(ctx: AgencyContext, subject_ref: str, body: c.ErasureI
     async with unit_of_work(ctx.sessions) as session:
         role = await _role_of(session, subject_ref)
         payload = SubjectErasureRequested(erasure_id=uuid4(), ground=body.ground)
-        event_id = submit(session, ctx, payload, subject_ref=subject_ref, role=role, purpose=Purpose.SAFETY_PLANNING)
+        event_id = await submit(
+            session, ctx, payload, subject_ref=subject_ref, role=role, purpose=Purpose.SAFETY_PLANNING
+        )
         erased = await repository.erase_subject(session, subject_ref, keep=[event_id])
         await webhooks.erase_deliveries_of(session, erased)
     ctx.relay.notify()
@@ -75,7 +77,7 @@ async def correct_role(ctx: AgencyContext, subject_ref: str, body: c.RoleCorrect
     its deliveries the right role would not have allowed (`GET /v1/events/{event_id}` lists them)."""
     async with unit_of_work(ctx.sessions) as session:
         payload = SubjectRoleCorrected(role=body.role, previous=body.previous, reason=body.reason)
-        event_id = submit(
+        event_id = await submit(
             session, ctx, payload, subject_ref=subject_ref, role=body.role, purpose=Purpose.SAFETY_PLANNING
         )
         await repository.correct_role(session, subject_ref, body.role.value)
@@ -97,7 +99,9 @@ async def erase_misrouted(ctx: AgencyContext, subject_ref: str, correction_id: s
             erasure_id=uuid4(), ground=ErasureGround.WRONG_ROLE, correction=UUID(correction_id)
         )
         role = await _role_of(session, subject_ref)
-        event_id = submit(session, ctx, payload, subject_ref=subject_ref, role=role, purpose=Purpose.SAFETY_PLANNING)
+        event_id = await submit(
+            session, ctx, payload, subject_ref=subject_ref, role=role, purpose=Purpose.SAFETY_PLANNING
+        )
     ctx.relay.notify()
     return c.AcceptedEvent(event_id=event_id, status_url=f"/v1/erasures/{event_id}")
 

@@ -251,7 +251,7 @@ class Dispatcher:
         async with unit_of_work(self.sessions) as session:
             for delivery in deliveries:
                 if isinstance(delivery, Unreadable):
-                    self._dead_letter(session, delivery, notices)
+                    await self._dead_letter(session, delivery, notices)
                 elif isinstance(delivery, Erasure):
                     await self._erase(session, delivery, notices)
                 elif isinstance(delivery, Corrected):
@@ -282,12 +282,12 @@ class Dispatcher:
             purpose=envelope.purpose,
             at=self.clock.now(),
         )
-        enqueue(session, sealed, topic=self.topics.submitted, signer=trust)
+        await enqueue(session, sealed, topic=self.topics.submitted, signer=trust)
         notices.events = True  # the confirmation leaves through the outbox
 
-    def _dead_letter(self, session: AsyncSession, refused: Unreadable, notices: Notices) -> None:
+    async def _dead_letter(self, session: AsyncSession, refused: Unreadable, notices: Notices) -> None:
         topic = self.topics.dead_letters_of(DISPATCHER)
-        enqueue_dead_letter(
+        await enqueue_dead_letter(
             session, refused.record, topic=topic, service="dispatcher", reason=refused.reason, detail=refused.detail
         )
         notices.events = True  # it leaves through the outbox, like the acknowledgements
@@ -419,9 +419,11 @@ class Dispatcher:
             member.state, member.deadline = AlertState.ACKNOWLEDGED, None
             member.acknowledged_at, member.acknowledged_by, member.acknowledged_level = now, by.id, level
             session.add(member)
-            self._emit(session, member, AlertAcknowledged(alert_id=member.alert_id, acknowledged_at=now, level=level))
+            await self._emit(
+                session, member, AlertAcknowledged(alert_id=member.alert_id, acknowledged_at=now, level=level)
+            )
             ALERT_ACK_SECONDS.labels(member.severity).observe((now - member.received_at).total_seconds())
-        self._report(session, row, now)
+        await self._report(session, row, now)
         notices.events = True
         for by_you in (True, False):
             told = [w for w in watchers if (w == by.id) is by_you]
@@ -488,7 +490,7 @@ class Dispatcher:
         ALERT_ESCALATIONS.labels(row.agency_id, "exhausted" if exhausted else "escalated").inc()
         for member in [row, *await repository.members(session, row)]:
             passed = AlertEscalated(alert_id=member.alert_id, escalated_at=now, level=level, exhausted=exhausted)
-            self._emit(session, member, passed)
+            await self._emit(session, member, passed)
         notices.events = True
 
     async def _exhaust(
@@ -498,7 +500,7 @@ class Dispatcher:
         session.add(row)
         await self._escalated(session, row, step.level, now=now, notices=notices, exhausted=True)
         self._call_fallback(session, row, now=now, notices=notices)
-        self._report(session, row, now)
+        await self._report(session, row, now)
         log.warning(
             "alert unacknowledged at every level",
             extra={"agency": row.agency_id, "alert": row.alert_id, "levels": row.level},
@@ -515,7 +517,7 @@ class Dispatcher:
         )
         notices.fallbacks = True
 
-    def _report(self, session: AsyncSession, row: OncallAlert, now: datetime) -> None:
+    async def _report(self, session: AsyncSession, row: OncallAlert, now: datetime) -> None:
         """For operators, through the outbox: an alert acknowledged, or unacknowledged at every level."""
         report = OncallReport(
             agency=row.agency_id,
@@ -526,7 +528,7 @@ class Dispatcher:
             received_at=row.received_at,
             at=now,
         )
-        enqueue_record(
+        await enqueue_record(
             session,
             event_id=row.alert_id,
             topic=self.topics.oncall,
@@ -535,7 +537,7 @@ class Dispatcher:
             headers=[(SOURCE_HEADER, DISPATCHER_SOURCE.encode())],
         )
 
-    def _emit(self, session: AsyncSession, row: OncallAlert, payload: EventPayload) -> None:
+    async def _emit(self, session: AsyncSession, row: OncallAlert, payload: EventPayload) -> None:
         """An event back to the alert's sender, sealed to the gateway (the relay signs it as the served agency)."""
         trust = self.served[row.agency_id].trust
         sealed = trust.sealed(
@@ -547,7 +549,7 @@ class Dispatcher:
             at=self.clock.now(),
             recipients=(row.source_agency,),
         )
-        enqueue(session, sealed, topic=self.topics.submitted, signer=trust)
+        await enqueue(session, sealed, topic=self.topics.submitted, signer=trust)
 
     # --- telling workers ----------------------------------------------------------------------------------
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, or_
+from sqlalchemy import delete, or_
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.clock import as_utc
-from maillage.core.storage.repository import delete_batch
+from maillage.core.storage.repository import delete_batch, insert_rows
 from maillage.domain.answers import Route
 from maillage.domain.disclosure import Grant
 from maillage.domain.grounds import Conference
@@ -38,14 +38,13 @@ class NewRows:
     routes: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def insert_rows(session: AsyncSession, rows: NewRows) -> None:
+async def insert_new(session: AsyncSession, rows: NewRows) -> None:
     tables: list[tuple[type[SQLModel], list[dict[str, Any]]]] = [
         (ProcessedEvent, rows.processed),
         (ReturnRoute, rows.routes),
     ]
     for table, values in tables:
-        if values:
-            await session.exec(insert(table.__table__), params=values)  # type: ignore[attr-defined]
+        await insert_rows(session, table, values)
 
 
 async def active_grants(session: AsyncSession) -> list[tuple[str, Grant]]:

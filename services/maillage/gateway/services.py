@@ -112,7 +112,7 @@ class Gateway:
                 await self._catch_up(session, arrivals, batch.decided)
                 for arrival in arrivals:
                     await self._process_one(batch, arrival)
-                await repository.insert_rows(session, batch.rows)
+                await repository.insert_new(session, batch.rows)
                 await audit.append(session, batch.audit)
         except Exception:
             # The transaction rolled back: forget what was applied in memory before the batch is read again.

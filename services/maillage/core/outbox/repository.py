@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import func, update
@@ -12,21 +13,26 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.messaging.envelope import Headers
 from maillage.core.outbox.models import OutboxRecord
-from maillage.core.storage.repository import delete_batch
+from maillage.core.storage.repository import delete_batch, insert_rows
 
 
 def new_row(
     *, event_id: str, topic: str, key: bytes, value: bytes, headers: Headers, at: datetime, tag: str | None = None
-) -> OutboxRecord:
-    return OutboxRecord(
-        event_id=event_id,
-        topic=topic,
-        key=key,
-        value=value,
-        headers=orjson.dumps([(k, v.decode()) for k, v in headers]),
-        tag=tag,
-        created_at=at,
-    )
+) -> dict[str, Any]:
+    """A record's columns, as `add` writes them."""
+    return {
+        "event_id": event_id,
+        "topic": topic,
+        "key": key,
+        "value": value,
+        "headers": orjson.dumps([(k, v.decode()) for k, v in headers]),
+        "tag": tag,
+        "created_at": at,
+    }
+
+
+async def add(session: AsyncSession, row: dict[str, Any]) -> None:
+    await insert_rows(session, OutboxRecord, [row])
 
 
 async def pending(session: AsyncSession, *, limit: int, lock: bool = False) -> Sequence[OutboxRecord]:
