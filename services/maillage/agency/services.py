@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -511,19 +512,20 @@ async def _dead_letter(session: AsyncSession, ctx: AgencyContext, record: Record
     )
 
 
-def _inbox_item(envelope: Envelope, payload: EventPayload, *, received_at: datetime) -> models.InboxItem:
-    return models.InboxItem(
-        event_id=envelope.id,
-        type=envelope.type.value,
-        source_agency=envelope.agency_id,
-        subject_ref=envelope.subject,
-        subject_role=envelope.subjectrole.value,
-        legal_basis=envelope.legalbasis.value,
-        purpose=envelope.purpose.value,
-        sent_at=envelope.time,
-        received_at=received_at,
-        data=payload.model_dump(mode="json", exclude_none=True),
-    )
+def _inbox_item(envelope: Envelope, payload: EventPayload, *, received_at: datetime) -> dict[str, Any]:
+    """An inbox row's columns (`models.InboxItem`), which are also what its webhook push says."""
+    return {
+        "event_id": envelope.id,
+        "type": envelope.type.value,
+        "source_agency": envelope.agency_id,
+        "subject_ref": envelope.subject,
+        "subject_role": envelope.subjectrole.value,
+        "legal_basis": envelope.legalbasis.value,
+        "purpose": envelope.purpose.value,
+        "sent_at": envelope.time,
+        "received_at": received_at,
+        "data": payload.model_dump(mode="json", exclude_none=True),
+    }
 
 
 async def _store_deliveries(session: AsyncSession, ctx: AgencyContext, deliveries: list[Received]) -> int:
@@ -548,11 +550,9 @@ async def _store_deliveries(session: AsyncSession, ctx: AgencyContext, deliverie
             continue  # a redelivered record: stored once
         known.add(envelope.id)
         item = _inbox_item(envelope, payload, received_at=now)
-        session.add(item)
+        await insert_rows(session, models.InboxItem, [item])
         EVENTS_RECEIVED.labels(ctx.agency.id, envelope.type.value).inc()
-        for_webhooks.append(
-            (envelope.id, c.InboxEntry.model_validate(item, from_attributes=True).model_dump(mode="json"))
-        )
+        for_webhooks.append((envelope.id, c.InboxEntry.model_validate(item).model_dump(mode="json")))
         await _follow(session, envelope, payload, now=now)
         if isinstance(payload, NoticeIssued):
             receipt, erased = await notices.heed(session, payload, subject_ref=envelope.subject, now=now)
@@ -566,18 +566,22 @@ async def _follow(session: AsyncSession, envelope: Envelope, payload: EventPaylo
     """What an arrival changes in the agency's referrals and in the progress of the alerts it raised."""
     if isinstance(payload, ReferralCreated):
         # New to the inbox in this transaction, so new to the referrals too: no need to look.
-        session.add(
-            models.ReferralRow(
-                referral_id=envelope.id,
-                direction="in",
-                counterpart=envelope.agency_id,
-                subject_ref=envelope.subject,
-                subject_role=envelope.subjectrole.value,
-                state=ReferralState.RECEIVED,
-                updated_at=now,
-                reason=payload.reason.value,
-                reason_comment=payload.reason_comment,
-            )
+        await insert_rows(
+            session,
+            models.ReferralRow,
+            [
+                {
+                    "referral_id": envelope.id,
+                    "direction": "in",
+                    "counterpart": envelope.agency_id,
+                    "subject_ref": envelope.subject,
+                    "subject_role": envelope.subjectrole.value,
+                    "state": ReferralState.RECEIVED,
+                    "updated_at": now,
+                    "reason": payload.reason.value,
+                    "reason_comment": payload.reason_comment,
+                }
+            ],
         )
     elif isinstance(payload, AlertAcknowledged | AlertEscalated):
         await _follow_alert(session, envelope.agency_id, payload)
@@ -617,17 +621,15 @@ async def _store_statuses(session: AsyncSession, reports: list[StatusReport]) ->
     if not reports:
         return
     seen = await repository.statuses_known(session, [r.event_id for r in reports])
+    rows: list[dict[str, Any]] = []
     for report in reports:
         await notices.keep_receipts(session, report)
         for line in report.recipients:
             if (report.event_id, line.recipient) in seen:
                 continue  # a redelivered status report: stored once
             seen.add((report.event_id, line.recipient))
-            session.add(
-                models.RecipientStatus(
-                    event_id=report.event_id, decided_at=report.decided_at, **line.model_dump(mode="json")
-                )
-            )
+            rows.append({"event_id": report.event_id, "decided_at": report.decided_at, **line.model_dump(mode="json")})
+    await insert_rows(session, models.RecipientStatus, rows)
 
 
 def retention(ctx: AgencyContext) -> Purge:
