@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from maillage.core.lifecycle import bounded
-from maillage.core.messaging.bus import Record, SkippedOffsets, send_batched
+from maillage.core.messaging.bus import STEADY, BatchWindow, Record, SkippedOffsets, send_batched
 from maillage.core.observability.metrics import DECISION_SECONDS
 from maillage.gateway.crypto import CryptoThreads
 from maillage.gateway.outgoing import Outgoing
@@ -22,7 +22,6 @@ from maillage.gateway.services import Gateway
 
 log = logging.getLogger(__name__)
 
-Batches = dict[Any, list[Record]]  # aiokafka's TopicPartition (untyped) → its records, in offset order
 ProducerFactory = Callable[[int], AIOKafkaProducer]  # input partition → its producer, not started
 # A partition's batch once decided: nothing to send, why it could not be decided, or its transaction under way.
 Sending = None | Exception | tuple[float, asyncio.Task[None]]
@@ -203,6 +202,7 @@ class TransactionalLoop:
         crypto: CryptoThreads,
         group_id: str,
         max_records: int = 1000,
+        window: BatchWindow = STEADY,
     ) -> None:
         self.gateway = gateway
         self.crypto = crypto
@@ -210,6 +210,7 @@ class TransactionalLoop:
         self.producers = producers
         self.group_id = group_id
         self.max_records = max_records
+        self.window = window
         self.processed = 0
         self.skipped = SkippedOffsets(consumer)
 
@@ -220,7 +221,7 @@ class TransactionalLoop:
     async def run_once(self, timeout_ms: int = 500) -> int:
         if not self.producers.set_up:
             await self._set_up()
-        batches: Batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_records)
+        batches = await self.window.poll(self.consumer, timeout_ms=timeout_ms, max_records=self.max_records)
         generation = self.producers.generation  # read before any await: a rebalance may come at each
         if not any(batches.values()):
             # Not before every partition is set up: a batch put aside meanwhile moved the position past records
