@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from maillage.core.messaging import bus
 from maillage.core.messaging.bus import Record
@@ -80,6 +80,57 @@ async def test_where_a_read_stands_includes_the_commit_marker_read_with_its_tran
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+
+async def test_a_poll_that_found_records_waiting_takes_in_those_that_follow_within_its_window(
+    kafka_bootstrap: str,
+) -> None:
+    """Under a steady flow, one batch (one transaction, one commit) for what arrives within the window."""
+    topic, group = await new_topic(kafka_bootstrap)
+    window = bus.BatchWindow(seconds=20, enough=6, waiting=20)  # any first poll counts as finding records waiting
+    async with started(kafka_bootstrap, topic, group) as (consumer, producer):
+        await send(producer, topic, [b"first-0", b"first-1", b"first-2"])
+        polled = asyncio.create_task(window.poll(consumer, timeout_ms=20_000, max_records=100))
+        await send(producer, topic, [b"then-0", b"then-1", b"then-2"])
+        batches = await asyncio.wait_for(polled, timeout=15)
+
+    [records] = batches.values()
+    assert [r.value for r in records] == [b"first-0", b"first-1", b"first-2", b"then-0", b"then-1", b"then-2"]
+
+
+async def test_a_record_at_a_quiet_pace_is_handed_over_without_waiting_for_the_window(kafka_bootstrap: str) -> None:
+    """A lone record, or records the poll had to wait for, leave at once: the window would only add latency."""
+    topic, group = await new_topic(kafka_bootstrap)
+    window = bus.BatchWindow(seconds=60, enough=64)
+    async with started(kafka_bootstrap, topic, group) as (consumer, producer):
+        await send(producer, topic, [b"alone"])
+        alone = await asyncio.wait_for(window.poll(consumer, timeout_ms=20_000, max_records=100), timeout=15)
+        polled = asyncio.create_task(window.poll(consumer, timeout_ms=20_000, max_records=100))
+        await asyncio.sleep(0)  # the poll is waiting before the records leave
+        await send(producer, topic, [b"quiet-0", b"quiet-1"])
+        waited_for = await asyncio.wait_for(polled, timeout=15)
+
+    assert [r.value for records in alone.values() for r in records] == [b"alone"]
+    assert [r.value for records in waited_for.values() for r in records] == [b"quiet-0", b"quiet-1"]
+
+
+@contextlib.asynccontextmanager
+async def started(bootstrap: str, topic: str, group: str) -> AsyncIterator[tuple[AIOKafkaConsumer, AIOKafkaProducer]]:
+    consumer = bus.consumer(bootstrap, topic, group_id=group)
+    producer = bus.producer(bootstrap)
+    await consumer.start()
+    await producer.start()
+    try:
+        await eventually(lambda: assigned(consumer), timeout=30, what="the consumer's partitions")
+        yield consumer, producer
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def send(producer: AIOKafkaProducer, topic: str, values: list[bytes]) -> None:
+    """One record batch, acknowledged: one key, so one partition, in this order."""
+    await asyncio.gather(*await bus.send_batched(producer, [(topic, b"one-key", v, []) for v in values]))
 
 
 async def new_topic(bootstrap: str) -> tuple[str, str]:
