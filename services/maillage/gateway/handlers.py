@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from maillage.core.lifecycle import bounded
-from maillage.core.messaging.bus import STEADY, BatchWindow, Record, SkippedOffsets, send_batched
+from maillage.core.messaging.bus import STEADY, Record, SkippedOffsets, send_batched
 from maillage.core.observability.metrics import DECISION_SECONDS
 from maillage.gateway.crypto import CryptoThreads
 from maillage.gateway.outgoing import Outgoing
@@ -202,7 +202,6 @@ class TransactionalLoop:
         crypto: CryptoThreads,
         group_id: str,
         max_records: int = 1000,
-        window: BatchWindow = STEADY,
     ) -> None:
         self.gateway = gateway
         self.crypto = crypto
@@ -210,7 +209,6 @@ class TransactionalLoop:
         self.producers = producers
         self.group_id = group_id
         self.max_records = max_records
-        self.window = window
         self.processed = 0
         self.skipped = SkippedOffsets(consumer)
 
@@ -221,7 +219,7 @@ class TransactionalLoop:
     async def run_once(self, timeout_ms: int = 500) -> int:
         if not self.producers.set_up:
             await self._set_up()
-        batches = await self.window.poll(self.consumer, timeout_ms=timeout_ms, max_records=self.max_records)
+        batches = await STEADY.poll(self.consumer, timeout_ms=timeout_ms, max_records=self.max_records)
         generation = self.producers.generation  # read before any await: a rebalance may come at each
         if not any(batches.values()):
             # Not before every partition is set up: a batch put aside meanwhile moved the position past records

@@ -427,9 +427,7 @@ async def read_to(
     return reached
 
 
-async def consume_forever(
-    kafka_consumer: AIOKafkaConsumer, handle: BatchHandler, *, name: str, window: BatchWindow = STEADY
-) -> None:
+async def consume_forever(kafka_consumer: AIOKafkaConsumer, handle: BatchHandler, *, name: str) -> None:
     """At-least-once loop: handle a batch durably, then commit its offsets (in the background: `BackgroundCommits`).
     Handlers are idempotent by id."""
     backoff = 0.5
@@ -437,7 +435,7 @@ async def consume_forever(
     commits = BackgroundCommits(kafka_consumer, skipped, name=name)
     try:
         while True:
-            batches = await window.poll(kafka_consumer, timeout_ms=500, max_records=1000)
+            batches = await STEADY.poll(kafka_consumer, timeout_ms=500, max_records=1000)
             records = [r for part in batches.values() for r in part]
             if not records:
                 with contextlib.suppress(KafkaError):  # a rebalance meanwhile: the next idle turn does it
