@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections import Counter
 
+from rich.console import Console
+
 from maillage.cli.bench.broker_requests import parse_counts, per_event
 from maillage.cli.bench.floor import Floor
+from maillage.cli.bench.gateway_process import Progress
 from maillage.cli.bench.latency import LOAD_GENERATOR, Latency, Profile
-from maillage.cli.bench.report import Report
+from maillage.cli.bench.report import Report, print_report
 from maillage.cli.bench.spread import Spread
-from maillage.cli.bench.throughput import Throughput
+from maillage.cli.bench.throughput import Throughput, Timed
 
 JMX_OUTPUT = """time=1796079065161
 kafka.network:type=RequestMetrics,name=RequestsPerSec,request=Produce,version=11:Count=40
@@ -19,6 +22,15 @@ kafka.network:type=RequestMetrics,name=RequestsPerSec,request=Fetch,version=17:C
 kafka.network:type=RequestMetrics,name=RequestsPerSec,request=FetchConsumer,version=17:Count=900
 kafka.network:type=RequestMetrics,name=RequestsPerSec,request=EndTxn,version=5:Count=10
 """
+MACHINE = {
+    "cores": 2,
+    "ram_gib": 23.6,
+    "cpu": "x",
+    "python": "3.11",
+    "kafka": "4.1.1",
+    "platform": "p",
+    "load_before": 0,
+}
 
 
 def floor(rate: float, p50: float, p99: float, *, transactional: bool = False) -> Floor:
@@ -79,3 +91,25 @@ def test_sealing_and_signing_are_judged_on_the_gateway_with_them_over_without_th
     assert run.sealing_ratio == 0.7 and run.verdicts()["sealing_ratio"]
     run.gateway_unsealed = Throughput(20_000, 6.9)
     assert not run.verdicts()["sealing_ratio"]
+
+
+def test_the_gateways_throughput_names_its_processes_and_what_each_decided() -> None:
+    two = Throughput.of(20_000, Timed(seconds=8.0, cpu_seconds=12.0), shares=(9_600, 10_400))
+    one = Throughput.of(20_000, Timed(seconds=16.0, cpu_seconds=15.0))
+    passthrough = Throughput.of(20_000, Timed(seconds=1.0, cpu_seconds=1.0))
+    console = Console(record=True, width=200)
+
+    print_report(Report(started_at="", options={}, machine=MACHINE, gateway=two, passthrough=passthrough), console)
+    printed = console.export_text()
+
+    assert (two.processes, one.processes, one.shares) == (2, 1, ())
+    assert "gateway throughput, 2 processes" in printed and "2,500 events/s" in printed
+    assert "9,600 / 10,400" in printed
+    assert "600 µs" in printed  # the CPU of both processes, per event
+
+
+def test_a_gateway_process_reports_its_progress_as_one_line_of_json() -> None:
+    progress = Progress(decided=300, cpu_seconds=1.5, owned=2, deciding=True, held=False)
+
+    assert progress.line().endswith(b"\n") and b"\n" not in progress.line()[:-1]
+    assert Progress.of_line(progress.line()) == progress

@@ -391,6 +391,9 @@ def bench(
             "Default: throughput, floor and latency; oncall runs only when named.",
         ),
     ] = None,
+    gateways: Annotated[
+        int, typer.Option(min=1, help="Gateway processes deciding the records together (throughput).")
+    ] = 2,
     workers: Annotated[int, typer.Option(min=1, help="On-call workers connected by WebSocket (oncall).")] = 500,
     alert_rate: Annotated[float, typer.Option(min=0.1, help="Alerts per second (oncall).")] = 20.0,
     oncall_duration: Annotated[
@@ -429,6 +432,7 @@ def bench(
         bootstrap=bootstrap,
         out_dir=out_dir,
         parts=parts,
+        gateways=gateways,
         workers=workers,
         alert_rate=alert_rate,
         oncall_duration=oncall_duration,

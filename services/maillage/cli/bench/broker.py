@@ -13,13 +13,17 @@ from maillage.core.messaging import bus
 from maillage.core.messaging.topics import Topics
 
 
-async def create_topics(bootstrap: str, network: Network, topics: Topics, *, extra: tuple[str, ...] = ()) -> None:
+async def create_topics(
+    bootstrap: str, network: Network, topics: Topics, *, extra: tuple[str, ...] = (), partitions: int | None = None
+) -> None:
+    """The network's topics under the run's prefix (and `extra` ones), each with the network's partitions unless
+    `partitions` is given."""
     k = network.kafka
     configs = network.topic_configs(topics)
     await bus.ensure_topics(
         bootstrap,
         [*configs, *extra],
-        partitions=k.partitions,
+        partitions=partitions or k.partitions,
         replication_factor=k.replication_factor,
         min_insync_replicas=k.min_insync_replicas,
         configs=configs,

@@ -13,6 +13,8 @@ from maillage.core.config.settings import DEFAULT_NETWORK
 class BenchOptions:
     events: int = 20_000
     subjects: int = 300
+    # Gateway processes deciding the throughput part's records together (one consumer group, one database).
+    gateways: int = 2
     # Referrals per second of the latency runs (one run each, the same servers), and of the bare floor beside.
     rates: tuple[float, ...] = (20.0, 200.0)
     duration: float = 10.0

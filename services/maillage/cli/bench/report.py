@@ -151,23 +151,29 @@ def print_report(report: Report, console: Console) -> None:
 
 def _throughput_rows(table: Table, g: Throughput, p: Throughput, *, report: Report, verdicts: dict[str, bool]) -> None:
     table.add_row(
-        "gateway throughput",
+        f"gateway throughput, {_processes(g)}",
         f"{g.events_per_s:,.0f} events/s",
         f">= {TARGET_GATEWAY_EVENTS_PER_S:,.0f}",
         _mark(verdicts["gateway_events_per_s"]),
     )
     table.add_row("  referral.created events", f"{g.records:,} in {g.seconds:.2f} s", "", "")
-    table.add_row("  CPU per event (the gateway's process)", f"{g.cpu_us_per_event:,.0f} µs", "", "")
+    table.add_row("  CPU per event (the gateways' processes)", f"{g.cpu_us_per_event:,.0f} µs", "", "")
+    if len(g.shares) > 1:
+        table.add_row("  events each process decided", " / ".join(f"{n:,}" for n in g.shares), "", "")
     outcomes = ", ".join(f"{n:,} {outcome}" for outcome, n in sorted(report.gateway_outcomes.items()))
     table.add_row("  decisions recorded", outcomes, "", "")
     table.add_row("bare passthrough throughput", f"{p.events_per_s:,.0f} events/s", "", "")
     table.add_row("ratio gateway / passthrough", f"{report.ratio:.2f}", f">= {TARGET_RATIO}", _mark(verdicts["ratio"]))
     u = report.gateway_unsealed
     if u is not None:
-        table.add_row("gateway, sealing and signing off", f"{u.events_per_s:,.0f} events/s", "", "")
-        table.add_row("  CPU per event (the gateway's process)", f"{u.cpu_us_per_event:,.0f} µs", "", "")
+        table.add_row(f"gateway, sealing and signing off, {_processes(u)}", f"{u.events_per_s:,.0f} events/s", "", "")
+        table.add_row("  CPU per event (the gateways' processes)", f"{u.cpu_us_per_event:,.0f} µs", "", "")
         ratio, target = f"{report.sealing_ratio:.2f}", f">= {TARGET_SEALING_RATIO}"
         table.add_row("ratio sealing and signing on ÷ off", ratio, target, _mark(verdicts["sealing_ratio"]))
+
+
+def _processes(t: Throughput) -> str:
+    return "1 process" if t.processes == 1 else f"{t.processes} processes"
 
 
 def _floor_rows(table: Table, floor: Floor) -> None:

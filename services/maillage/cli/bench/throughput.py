@@ -1,9 +1,10 @@
 """Gateway throughput beside a bare Kafka passthrough, over the same pre-produced referral records.
 
 referral.created records are pre-produced onto `maillage.submitted` exactly as an agency's outbox relay
-would (`Envelope.to_kafka`), then the real gateway (`running_gateway`) decides them; the same records then
-go through a bare consume→produce passthrough with the same consumer settings. Both are warmed up on the
-consent records first, so neither timing includes a group join.
+would (`Envelope.to_kafka`), then real gateways — `--gateways` processes (gateway_process.py) sharing the
+topic's partitions, as `maillage up --gateways N` runs them — decide them; the same records then go through
+a bare consume→produce passthrough with the same consumer settings, in one process. All are warmed up on the
+consent records first, so no timing includes a group join.
 """
 
 from __future__ import annotations
@@ -22,23 +23,21 @@ from rich.console import Console
 from maillage.cli.bench import repository
 from maillage.cli.bench.broker import create_topics, producer
 from maillage.cli.bench.fixtures import consent_envelopes, make_subjects, referral_envelopes, service_keys
+from maillage.cli.bench.gateway_process import GatewayProcesses
 from maillage.cli.bench.options import BenchOptions
 from maillage.cli.bench.plain import PlainTrust
+from maillage.cli.bench.servers import service_env
 from maillage.core.config.network import Network
-from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging import bus
 from maillage.core.messaging.envelope import Envelope
-from maillage.gateway.app import running_gateway
-from maillage.gateway.crypto import CryptoThreads
-from maillage.gateway.handlers import TransactionalLoop
 from maillage.gateway.settings import GatewaySettings
 
 
 @dataclass(frozen=True)
 class Timed:
-    """A drain's wall-clock seconds, and the CPU seconds of the bench's process meanwhile (every thread: the
-    gateway's loop and crypto threads, or the passthrough's, and nothing else runs in it then)."""
+    """A drain's wall-clock seconds, and the CPU seconds meanwhile of the processes deciding (every thread: the
+    gateways' loop and crypto threads, or the passthrough's in the bench's own process)."""
 
     seconds: float
     cpu_seconds: float
@@ -49,10 +48,18 @@ class Throughput:
     records: int
     seconds: float
     cpu_seconds: float = 0.0
+    processes: int = 1  # deciding the records together
+    shares: tuple[int, ...] = ()  # records each of them decided, when several
 
     @classmethod
-    def of(cls, records: int, timed: Timed) -> Throughput:
-        return cls(records=records, seconds=timed.seconds, cpu_seconds=timed.cpu_seconds)
+    def of(cls, records: int, timed: Timed, *, shares: tuple[int, ...] = ()) -> Throughput:
+        return cls(
+            records=records,
+            seconds=timed.seconds,
+            cpu_seconds=timed.cpu_seconds,
+            processes=max(1, len(shares)),
+            shares=shares,
+        )
 
     @property
     def events_per_s(self) -> float:
@@ -60,8 +67,8 @@ class Throughput:
 
     @property
     def cpu_us_per_event(self) -> float:
-        """CPU per event of the process deciding them (the broker's apart): steadier than the rate, which moves
-        with whatever else the two cores do."""
+        """CPU per event of the processes deciding them (the broker's apart): steadier than the rate, which
+        moves with whatever else the two cores do."""
         return self.cpu_seconds / self.records * 1e6 if self.records else 0.0
 
 
@@ -87,9 +94,6 @@ class Passthrough:
         return len(records)
 
 
-Runner = TransactionalLoop | Passthrough
-
-
 async def produce(sender: AIOKafkaProducer, topic: str, envelopes: list[Envelope], *, chunk: int = 1000) -> None:
     """Publish as the outbox relay does; awaiting chunk by chunk rather than thousands of sends at once."""
     for start in range(0, len(envelopes), chunk):
@@ -100,7 +104,7 @@ async def produce(sender: AIOKafkaProducer, topic: str, envelopes: list[Envelope
         await asyncio.gather(*futures)
 
 
-async def drain(runner: Runner, *, until: int, stall: float = 60.0) -> Timed:
+async def drain(runner: Passthrough, *, until: int, stall: float = 60.0) -> Timed:
     """Run batches until `until` records are done; the time from the first poll to the last commit."""
     started = last_progress = time.perf_counter()
     cpu_started = time.process_time()
@@ -129,39 +133,46 @@ async def measure_throughput(
     """The gateway's throughput, signed and sealed, and the bare passthrough's over the same records."""
     settings = _settings(opts, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir)
     scratch = f"{prefix}bench.passthrough"
-    await create_topics(bootstrap, network, settings.topics, extra=(scratch,))
+    partitions = _partitions(network, opts.gateways)
+    await create_topics(bootstrap, network, settings.topics, extra=(scratch,), partitions=partitions)
     workload = _Workload(opts, sender=Trust.load(service_keys(settings), opts.sender))
     async with producer(bootstrap) as source, passthrough(bootstrap, settings.topics.submitted, scratch) as relay:
         await produce(source, settings.topics.submitted, workload.consents())
-        gateway_s = await _time_gateway(settings, source=source, relay=relay, workload=workload, console=console)
+        gateway = await _time_gateways(
+            opts,
+            env=_env(opts, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir),
+            data_dir=data_dir,
+            source=(source, settings.topics.submitted),
+            workload=workload,
+            console=console,
+            relay=relay,
+        )
         relay.consumer.resume(*relay.consumer.assignment())
         console.log("passthrough: relaying the same records")
         passthrough_s = await drain(relay, until=workload.total)
-    return (
-        Throughput.of(opts.events, gateway_s),
-        Throughput.of(opts.events, passthrough_s),
-        repository.gateway_outcomes(data_dir),
-    )
+    return gateway, Throughput.of(opts.events, passthrough_s), repository.gateway_outcomes(data_dir)
 
 
 async def measure_unsealed(
     opts: BenchOptions, network: Network, *, bootstrap: str, prefix: str, data_dir: Path, console: Console
 ) -> Throughput:
-    """The same gateway over the same kind of records with sealing and signing switched off (`PlainTrust`, on
+    """The same gateways over the same kind of records with sealing and signing switched off (`PlainTrust`, on
     topics and a database of their own): what sealing and signing cost, as a ratio of the two."""
     settings = _settings(opts, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir)
-    await create_topics(bootstrap, network, settings.topics)
-    keys = service_keys(settings)
-    workload = _Workload(opts, sender=PlainTrust.load(keys, opts.sender))
+    await create_topics(bootstrap, network, settings.topics, partitions=_partitions(network, opts.gateways))
+    workload = _Workload(opts, sender=PlainTrust.load(service_keys(settings), opts.sender))
     async with producer(bootstrap) as source:
         await produce(source, settings.topics.submitted, workload.consents())
         console.log("sealing and signing switched off:")
-        plain = CryptoThreads(PlainTrust.load(keys, GATEWAY))
-        try:
-            seconds = await _time_gateway(settings, source=source, workload=workload, console=console, crypto=plain)
-        finally:
-            plain.close()
-    return Throughput.of(opts.events, seconds)
+        return await _time_gateways(
+            opts,
+            env=_env(opts, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir),
+            data_dir=data_dir,
+            source=(source, settings.topics.submitted),
+            workload=workload,
+            console=console,
+            plain=True,
+        )
 
 
 def _settings(opts: BenchOptions, *, bootstrap: str, prefix: str, data_dir: Path) -> GatewaySettings:
@@ -174,29 +185,54 @@ def _settings(opts: BenchOptions, *, bootstrap: str, prefix: str, data_dir: Path
     )
 
 
-async def _time_gateway(
-    settings: GatewaySettings,
+def _env(opts: BenchOptions, *, bootstrap: str, prefix: str, data_dir: Path) -> dict[str, str]:
+    """`_settings`, for the gateway processes: as served ones read theirs."""
+    return service_env(bootstrap=bootstrap, network_file=opts.network_file, data_dir=data_dir, prefix=prefix)
+
+
+def _partitions(network: Network, gateways: int) -> int:
+    """The network's partitions, rounded up to a multiple of the gateways so that each decides as many."""
+    return -(-network.kafka.partitions // gateways) * gateways
+
+
+async def _time_gateways(
+    opts: BenchOptions,
     *,
-    source: AIOKafkaProducer,
+    env: dict[str, str],
+    data_dir: Path,
+    source: tuple[AIOKafkaProducer, str],
     workload: _Workload,
     console: Console,
     relay: Passthrough | None = None,
-    crypto: CryptoThreads | None = None,
-) -> Timed:
-    """The gateway (and the passthrough, if any) warmed up on the consents, the referrals produced: the seconds
-    the gateway took for them. `crypto`: in place of the gateway's own crypto threads."""
-    async with running_gateway(settings, serve=False) as started:
-        if crypto is not None:
-            started.loop.crypto = crypto
-        console.log(f"warming up on {workload.warm} consents: the gateway and the passthrough join their groups")
-        await drain(started.loop, until=workload.warm)
+    plain: bool = False,
+) -> Throughput:
+    """The gateway processes (and the passthrough, if any) warmed up on the consents and held, the referrals
+    produced: the seconds the processes took for them together, and their CPU meanwhile."""
+    async with GatewayProcesses.started(opts.gateways, env=env, plain=plain, logs=data_dir) as gateways:
+        console.log(
+            f"warming up on {workload.warm} consents: {opts.gateways} gateway process(es) and the passthrough "
+            "join their groups"
+        )
+        await gateways.until(
+            lambda latest: sum(p.decided for p in latest) >= workload.warm and all(p.deciding for p in latest),
+            what="warming up",
+        )
         if relay is not None:
             await drain(relay, until=workload.warm)
             relay.consumer.pause(*relay.consumer.assignment())
+        gateways.tell("hold")
+        await gateways.until(lambda latest: all(p.held for p in latest), what="holding")
+        warm, cpu_before = gateways.shares, gateways.cpu_seconds
         console.log(f"pre-producing {workload.events:,} referral.created records")
-        await produce(source, settings.topics.submitted, workload.referrals())
-        console.log("gateway: deciding them")
-        return await drain(started.loop, until=workload.total)
+        await produce(*source, workload.referrals())
+        console.log(f"gateway: {opts.gateways} process(es) deciding them")
+        started = time.perf_counter()
+        gateways.tell("run")
+        until = sum(warm) + workload.events
+        await gateways.until(lambda latest: sum(p.decided for p in latest) >= until, what="deciding")
+        timed = Timed(seconds=time.perf_counter() - started, cpu_seconds=gateways.cpu_seconds - cpu_before)
+        shares = tuple(after - before for after, before in zip(gateways.shares, warm, strict=True))
+    return Throughput.of(workload.events, timed, shares=shares)
 
 
 class _Workload:
