@@ -238,13 +238,20 @@ async def send_batched(kafka_producer: AIOKafkaProducer, records: Iterable[OutRe
         builder = builders.get((topic, partition))
         if builder is None or builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
             if builder is not None:  # full: send it and start the next one for this partition
-                futures.append(await kafka_producer.send_batch(builder, topic, partition=partition))
+                futures.append(await _send_now(kafka_producer, builder, topic, partition))
             builder = builders[(topic, partition)] = kafka_producer.create_batch()
             if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 raise ValueError(f"a record for {topic} is larger than a whole batch")
     for (topic, partition), builder in builders.items():
-        futures.append(await kafka_producer.send_batch(builder, topic, partition=partition))
+        futures.append(await _send_now(kafka_producer, builder, topic, partition))
     return futures
+
+
+async def _send_now(kafka_producer: AIOKafkaProducer, builder: BatchBuilder, topic: str, partition: int) -> Any:
+    """The batch queued closed: complete, so sent at once. An open one would wait out the producer's linger
+    (aiokafka's accumulator lets only a closed batch skip it), for records that no other send will join."""
+    builder.close()
+    return await kafka_producer.send_batch(builder, topic, partition=partition)
 
 
 def _partition_of(partitions: list[int], key: bytes) -> int:
