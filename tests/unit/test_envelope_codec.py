@@ -140,3 +140,13 @@ def test_a_record_that_is_not_a_cloudevent_1_0_is_refused_where_the_sdk_would_gu
     with pytest.raises(EnvelopeError) as refused:
         Envelope.from_kafka(key=key, value=value, headers=broken(headers))  # type: ignore[operator]
     assert refused.value.reason == "envelope"
+
+
+def test_an_extension_the_envelope_does_not_know_is_read_past_as_the_sdk_does() -> None:
+    key, value, headers = a_record()
+    extended = [*headers, ("ce_partnerref", b"x-42")]
+
+    assert sdk_reads(key, value, extended).get_extension("partnerref") == "x-42"
+    assert Envelope.from_kafka(key=key, value=value, headers=extended) == Envelope.from_kafka(
+        key=key, value=value, headers=headers
+    )

@@ -34,6 +34,10 @@ REQUIRED = ("id", "source", "type", "specversion")
 # An extension attribute's name (CloudEvents 1.0: lower-case letters and digits); `data` is reserved.
 EXTENSION_NAME = re.compile(r"^[a-z0-9]+$")
 _CORE = frozenset({*REQUIRED, "time", "subject", "datacontenttype", "dataschema"})
+_OURS = frozenset(
+    {"subjectrole", "legalbasis", "purpose", "recipient", "traceparent", "pole", "sigkid", "sig", "sigpath"}
+)
+_CHECKED = _CORE | _OURS  # names known to be valid: only another one is matched against the pattern
 
 Headers = list[tuple[str, bytes]]
 
@@ -193,6 +197,8 @@ def _attributes(headers: Headers) -> dict[str, str]:
         raise EnvelopeError("envelope", f"not a CloudEvent in binary mode (missing {', '.join(missing)})")
     if attributes["specversion"] != SPECVERSION:
         raise EnvelopeError("envelope", "not a CloudEvent in binary mode (specversion is not 1.0)")
-    if any(n not in _CORE and (n == "data" or not EXTENSION_NAME.match(n)) for n in attributes):
+    if not _CHECKED.issuperset(attributes) and any(
+        n not in _CHECKED and (n == "data" or not EXTENSION_NAME.match(n)) for n in attributes
+    ):
         raise EnvelopeError("envelope", "not a CloudEvent in binary mode (an extension attribute's name)")
     return attributes
