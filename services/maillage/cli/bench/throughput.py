@@ -138,15 +138,7 @@ async def measure_throughput(
     workload = _Workload(opts, sender=Trust.load(service_keys(settings), opts.sender))
     async with producer(bootstrap) as source, passthrough(bootstrap, settings.topics.submitted, scratch) as relay:
         await produce(source, settings.topics.submitted, workload.consents())
-        gateway = await _time_gateways(
-            opts,
-            env=_env(opts, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir),
-            data_dir=data_dir,
-            source=(source, settings.topics.submitted),
-            workload=workload,
-            console=console,
-            relay=relay,
-        )
+        gateway = await _time_gateways(opts, settings, source=source, workload=workload, console=console, relay=relay)
         relay.consumer.resume(*relay.consumer.assignment())
         console.log("passthrough: relaying the same records")
         passthrough_s = await drain(relay, until=workload.total)
@@ -164,15 +156,7 @@ async def measure_unsealed(
     async with producer(bootstrap) as source:
         await produce(source, settings.topics.submitted, workload.consents())
         console.log("sealing and signing switched off:")
-        return await _time_gateways(
-            opts,
-            env=_env(opts, bootstrap=bootstrap, prefix=prefix, data_dir=data_dir),
-            data_dir=data_dir,
-            source=(source, settings.topics.submitted),
-            workload=workload,
-            console=console,
-            plain=True,
-        )
+        return await _time_gateways(opts, settings, source=source, workload=workload, console=console, plain=True)
 
 
 def _settings(opts: BenchOptions, *, bootstrap: str, prefix: str, data_dir: Path) -> GatewaySettings:
@@ -185,11 +169,6 @@ def _settings(opts: BenchOptions, *, bootstrap: str, prefix: str, data_dir: Path
     )
 
 
-def _env(opts: BenchOptions, *, bootstrap: str, prefix: str, data_dir: Path) -> dict[str, str]:
-    """`_settings`, for the gateway processes: as served ones read theirs."""
-    return service_env(bootstrap=bootstrap, network_file=opts.network_file, data_dir=data_dir, prefix=prefix)
-
-
 def _partitions(network: Network, gateways: int) -> int:
     """The network's partitions, rounded up to a multiple of the gateways so that each decides as many."""
     return -(-network.kafka.partitions // gateways) * gateways
@@ -197,18 +176,24 @@ def _partitions(network: Network, gateways: int) -> int:
 
 async def _time_gateways(
     opts: BenchOptions,
+    settings: GatewaySettings,
     *,
-    env: dict[str, str],
-    data_dir: Path,
-    source: tuple[AIOKafkaProducer, str],
+    source: AIOKafkaProducer,
     workload: _Workload,
     console: Console,
     relay: Passthrough | None = None,
     plain: bool = False,
 ) -> Throughput:
     """The gateway processes (and the passthrough, if any) warmed up on the consents and held, the referrals
-    produced: the seconds the processes took for them together, and their CPU meanwhile."""
-    async with GatewayProcesses.started(opts.gateways, env=env, plain=plain, logs=data_dir) as gateways:
+    produced: the seconds the processes took for them together, and their CPU meanwhile. The processes read
+    `settings` from their environment, as served ones do."""
+    env = service_env(
+        bootstrap=settings.bootstrap,
+        network_file=settings.network_file,
+        data_dir=settings.data_dir,
+        prefix=settings.topics.prefix,
+    )
+    async with GatewayProcesses.started(opts.gateways, env=env, plain=plain, logs=settings.data_dir) as gateways:
         console.log(
             f"warming up on {workload.warm} consents: {opts.gateways} gateway process(es) and the passthrough "
             "join their groups"
@@ -222,16 +207,16 @@ async def _time_gateways(
             relay.consumer.pause(*relay.consumer.assignment())
         gateways.tell("hold")
         await gateways.until(lambda latest: all(p.held for p in latest), what="holding")
-        warm, cpu_before = gateways.shares, gateways.cpu_seconds
+        before, cpu_before = gateways.shares, gateways.cpu_seconds
         console.log(f"pre-producing {workload.events:,} referral.created records")
-        await produce(*source, workload.referrals())
+        await produce(source, settings.topics.submitted, workload.referrals())
         console.log(f"gateway: {opts.gateways} process(es) deciding them")
         started = time.perf_counter()
         gateways.tell("run")
-        until = sum(warm) + workload.events
+        until = sum(before) + workload.events
         await gateways.until(lambda latest: sum(p.decided for p in latest) >= until, what="deciding")
         timed = Timed(seconds=time.perf_counter() - started, cpu_seconds=gateways.cpu_seconds - cpu_before)
-        shares = tuple(after - before for after, before in zip(gateways.shares, warm, strict=True))
+        shares = tuple(after - was for after, was in zip(gateways.shares, before, strict=True))
     return Throughput.of(workload.events, timed, shares=shares)
 
 
