@@ -89,10 +89,6 @@ class GatewayProcesses:
             await _stopped(processes)
 
     @property
-    def decided(self) -> int:
-        return sum(p.decided for p in self.latest if p is not None)
-
-    @property
     def cpu_seconds(self) -> float:
         return sum(p.cpu_seconds for p in self.latest if p is not None)
 
