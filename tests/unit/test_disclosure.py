@@ -15,6 +15,7 @@ from maillage.domain.disclosure import (
     Outcome,
     Recipient,
     Removal,
+    Shares,
     basis_for,
     consented_categories,
     decide,
@@ -396,13 +397,20 @@ def test_who_raised_an_alert_never_reaches_its_recipients() -> None:
     assert shared["justification"] == "Threatened with a knife tonight."
 
 
-@given(parts=categories, delivered=categories, justification=st.none() | st.just("Threatened tonight."))
-def test_a_recipients_share_is_the_payload_restricted_to_what_is_delivered_and_never_who_raised_it(
-    parts: frozenset[Category], delivered: frozenset[Category], justification: str | None
+@given(
+    parts=categories,
+    deliveries=st.lists(categories, min_size=1, max_size=4),
+    justification=st.none() | st.just("Threatened tonight."),
+)
+def test_each_recipients_share_is_the_payload_restricted_to_what_is_delivered_and_never_who_raised_it(
+    parts: frozenset[Category], deliveries: list[frozenset[Category]], justification: str | None
 ) -> None:
     raised = alert(parts, justification=justification).model_copy(update={"raised_by": "0123456789abcdef"})
     for payload in (referral(parts), raised):
-        expected = restrict(payload, delivered).model_dump(mode="json", exclude_none=True)
-        expected.pop("raised_by", None)
+        shares = Shares(payload)  # dumped once, cut for each recipient in turn
+        for delivered in deliveries:
+            expected = restrict(payload, delivered).model_dump(mode="json", exclude_none=True)
+            expected.pop("raised_by", None)
 
-        assert shared_part(payload, delivered=delivered) == expected
+            assert shares.of(delivered) == expected
+            assert shared_part(payload, delivered=delivered) == expected

@@ -3,6 +3,7 @@ events read, and every record the SDK refuses refused."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -150,3 +151,37 @@ def test_an_extension_the_envelope_does_not_know_is_read_past_as_the_sdk_does() 
     assert Envelope.from_kafka(key=key, value=value, headers=extended) == Envelope.from_kafka(
         key=key, value=value, headers=headers
     )
+
+
+FIELDS = [f.name for f in dataclasses.fields(Envelope)]
+
+
+@given(envelopes, envelopes, st.sets(st.sampled_from(FIELDS)))
+def test_an_envelope_changed_is_the_envelope_replace_would_make(
+    envelope: Envelope, other: Envelope, names: set[str]
+) -> None:
+    changes = {name: getattr(other, name) for name in names}
+
+    changed = envelope.changed(**changes)
+
+    assert changed == dataclasses.replace(envelope, **changes)
+    assert envelope == dataclasses.replace(envelope)  # the original untouched
+    assert changed.to_kafka() == dataclasses.replace(envelope, **changes).to_kafka()
+
+
+def test_an_envelope_changed_in_a_field_it_does_not_have_is_refused() -> None:
+    envelope = Envelope(
+        id="e-1",
+        source=source_of("sender"),
+        type=EventType.REFERRAL_CREATED,
+        time=datetime(2026, 12, 2, tzinfo=UTC),
+        subject="s-" + "0" * 32,
+        subjectrole=Role.VICTIM,
+        legalbasis=LegalBasis.CONSENT,
+        purpose=Purpose.REFERRAL,
+        recipient="",
+        data=b"",
+    )
+
+    with pytest.raises(TypeError, match="signature"):
+        envelope.changed(signature="forged")

@@ -6,7 +6,7 @@ Pure functions over plain values; the gateway calls them for every recipient of 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -86,6 +86,18 @@ class Disclosure:
     @property
     def needs_review(self) -> bool:
         return self.basis is LegalBasis.DANGER and self.outcome is not Outcome.DENIED
+
+    def resting_on(self, consents: frozenset[str]) -> Disclosure:
+        """The same decision, resting on `consents` (built directly: one per recipient of every event)."""
+        return Disclosure(
+            recipient=self.recipient,
+            basis=self.basis,
+            outcome=self.outcome,
+            delivered=self.delivered,
+            removed=self.removed,
+            reason=self.reason,
+            consents=consents,
+        )
 
 
 def consented_categories(
@@ -190,12 +202,24 @@ def disclose(
     if decision.basis is not LegalBasis.CONSENT or not decision.delivered:
         return decision
     # Only the consents that opened a category delivered: their withdrawal is what this recipient must hear of.
-    return replace(decision, consents=frozenset(g.consent_id for g in relied if g.categories & decision.delivered))
+    return decision.resting_on(frozenset(g.consent_id for g in relied if g.categories & decision.delivered))
 
 
 def shared_part(payload: EventPayload, *, delivered: frozenset[Category]) -> dict[str, Any]:
-    """What a recipient receives of the payload: only the `delivered` categories. Never who raised an
-    alert: that reference is for the four-eyes review at the raising agency, not for recipients."""
-    # What `restrict` removes, left out of the dump directly (no copy of the payload per recipient).
-    withheld = {name for name, category in field_categories(type(payload)).items() if category not in delivered}
-    return payload.model_dump(mode="json", exclude_none=True, exclude=withheld | {"raised_by"})
+    """What a recipient receives of the payload: only the `delivered` categories."""
+    return Shares(payload).of(delivered)
+
+
+class Shares:
+    """Each recipient's share of one payload. Never who raised an alert: that reference is for the four-eyes
+    review at the raising agency, not for recipients. The payload is dumped once for all its recipients, and
+    each share is the dump without the fields of the categories it was not given (the same as `restrict`,
+    without a copy of the payload per recipient). Shares hold parts of one dump: write them, do not change them."""
+
+    def __init__(self, payload: EventPayload) -> None:
+        self._categories = field_categories(type(payload))
+        self._whole = payload.model_dump(mode="json", exclude_none=True, exclude={"raised_by"})
+
+    def of(self, delivered: frozenset[Category]) -> dict[str, Any]:
+        withheld = {name for name, category in self._categories.items() if category not in delivered}
+        return {name: value for name, value in self._whole.items() if name not in withheld}

@@ -3,6 +3,7 @@ and the parts of the gateway that deciding modules (notices) need. Below the use
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -74,6 +75,10 @@ class Batch:
     chain: int  # the input partition the batch was read from: its audit records go to that chain
     rows: repository.NewRows = field(default_factory=repository.NewRows)
     audit: list[dict[str, Any]] = field(default_factory=list)
+    # Per-recipient decisions by type, sector, outcome and basis; and danger disclosures by sector: counted
+    # in the metrics once the batch is committed, one increment per kind (not one per recipient).
+    decisions: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    reviews: Counter[str] = field(default_factory=Counter)
 
 
 class Parts(Protocol):

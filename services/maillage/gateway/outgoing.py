@@ -52,8 +52,9 @@ class Outbound:
     def status(self, envelope: Envelope, lines: list[RecipientLine], *, at: datetime) -> None:
         """Tell the sender what became of its event, recipient by recipient (metadata only)."""
         source = envelope.agency_id
+        # Every field given: a default list left to the model is deep-copied for each report.
         report = StatusReport(
-            event_id=envelope.id, source=source, type=envelope.type.value, decided_at=at, recipients=lines
+            event_id=envelope.id, source=source, type=envelope.type.value, decided_at=at, recipients=lines, notices=[]
         )
         value = report.model_dump_json().encode()
         self.records.append(

@@ -32,8 +32,8 @@ from maillage.domain.disclosure import (
     Outcome,
     Recipient,
     Removal,
+    Shares,
     disclose,
-    shared_part,
 )
 from maillage.domain.events import (
     AlertRaised,
@@ -118,6 +118,10 @@ class Gateway:
             # The transaction rolled back: forget what was applied in memory before the batch is read again.
             await self.start()
             raise
+        for labels, count in batch.decisions.items():
+            DECISIONS.labels(*labels).inc(count)
+        for sector, count in batch.reviews.items():
+            REVIEW_QUEUE.labels(sector).inc(count)
         return batch.out.records
 
     async def _catch_up(self, session: AsyncSession, arrivals: Sequence[Arrival], decided: dict[str, Decided]) -> None:
@@ -414,14 +418,15 @@ class Gateway:
             batch.out.audit(envelope.id, record)
 
     def _emit(self, batch: Batch, event: Received, disclosures: list[Disclosure]) -> None:
-        envelope = event.envelope
+        envelope, shares = event.envelope, None
         for d in disclosures:
             if d.outcome is not Outcome.DENIED:
+                shares = shares or Shares(event.payload)
                 readdressed = envelope.readdressed(recipient=d.recipient.agency_id, legalbasis=d.basis, data=b"")
-                batch.out.share(readdressed, orjson.dumps(shared_part(event.payload, delivered=d.delivered)))
-            DECISIONS.labels(envelope.type.value, d.recipient.sector.value, d.outcome.value, d.basis.value).inc()
+                batch.out.share(readdressed, orjson.dumps(shares.of(d.delivered)))
+            batch.decisions[envelope.type.value, d.recipient.sector.value, d.outcome.value, d.basis.value] += 1
             if d.needs_review:
-                REVIEW_QUEUE.labels(d.recipient.sector.value).inc()
+                batch.reviews[d.recipient.sector.value] += 1
         lines = [_line(d) for d in disclosures] or [RecipientLine(recipient="gateway", outcome="recorded")]
         self._report(batch, envelope, lines)
 

@@ -9,7 +9,7 @@ take records as they come and seal nothing), on topics and a database of their o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.envelope import Envelope
@@ -20,7 +20,7 @@ class PlainTrust(Trust):
     """A `Trust` that neither seals nor signs, nor verifies nor opens: the payload travels as it is."""
 
     def seal(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
-        return replace(envelope, data=plaintext, sigkid=None, sig=None, sigpath=None)
+        return envelope.changed(data=plaintext, sigkid=None, sig=None, sigpath=None)
 
     def sign(self, envelope: Envelope) -> Envelope:
         return envelope

