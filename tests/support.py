@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +16,20 @@ from fastapi import FastAPI
 from maillage.agency.app import create_app as create_agency_app
 from maillage.agency.settings import AgencySettings
 from maillage.core.config.settings import DEFAULT_NETWORK, ServiceSettings
-from maillage.core.crypto.keys import ensure_keys
+from maillage.core.crypto.keys import GATEWAY, ensure_keys
 from maillage.core.crypto.tokens import ALL_AGENCY_SCOPES, Scope, mint
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging import bus
+from maillage.core.messaging.envelope import Envelope
 from maillage.core.messaging.topics import Topics
 from maillage.core.polling import eventually
+from maillage.core.storage.db import make_engine, session_factory
+from maillage.core.storage.migrations import upgrade
 from maillage.gateway.app import create_app as create_gateway_app
+from maillage.gateway.crypto import CryptoThreads
+from maillage.gateway.models import SCHEMA
+from maillage.gateway.outgoing import Outgoing, Share
+from maillage.gateway.services import Gateway
 from maillage.gateway.settings import GatewaySettings
 
 
@@ -160,6 +167,54 @@ class Pole:
         finally:
             await consumer.stop()
         return records
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """A record as the gateway's consumer hands it over (aiokafka's ConsumerRecord, reduced to its fields)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp: int = 0
+
+
+@dataclass(frozen=True)
+class Deciding:
+    """The gateway's decisions without its Kafka loop: records of the submitted topic in, what it would publish
+    out, as a batch read again after an aborted transaction would be decided."""
+
+    gateway: Gateway
+    crypto: CryptoThreads
+    topic: str
+
+    def records(self, envelopes: Sequence[Envelope]) -> list[Consumed]:
+        """The envelopes as one partition's records, from offset 0."""
+        return [Consumed(self.topic, 0, offset, *e.to_kafka()) for offset, e in enumerate(envelopes)]
+
+    async def process(self, records: Sequence[Consumed]) -> list[Outgoing | Share]:
+        return await self.gateway.process(await self.crypto.open(records))
+
+
+@asynccontextmanager
+async def deciding(pole: Pole) -> AsyncIterator[Deciding]:
+    """The pole's gateway on its own database, deciding batches handed to it (no consumer, no transaction)."""
+    settings = pole.gateway_settings()
+    engine = make_engine(pole.database_url("gateway"))
+    await upgrade(engine, SCHEMA)
+    gateway = Gateway(
+        network=settings.network, policy=settings.policy, topics=settings.topics, sessions=session_factory(engine)
+    )
+    await gateway.start()
+    crypto = CryptoThreads(Trust.load(settings.key_dirs, GATEWAY))
+    try:
+        yield Deciding(gateway, crypto, settings.topics.submitted)
+    finally:
+        crypto.close()
+        await engine.dispose()
 
 
 def header_of(record: Any, name: str) -> str | None:

@@ -5,7 +5,6 @@ then, not twice."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -14,17 +13,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from maillage.core.audit import repository as audit_repository
-from maillage.core.crypto.keys import GATEWAY
-from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.envelope import new_subject_ref
-from maillage.core.storage.db import make_engine, session_factory
-from maillage.core.storage.migrations import upgrade
 from maillage.domain.events import ConsentGranted, EventType, Identity, ReferralCreated, ReferralReason
 from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role, Sector
-from maillage.gateway.crypto import CryptoThreads
-from maillage.gateway.models import SCHEMA
-from maillage.gateway.services import Gateway
-from tests.support import Pole
+from tests.support import Pole, deciding
 
 pytestmark = [pytest.mark.integration]
 
@@ -35,17 +27,6 @@ DELIVERED = {
     "outcome": "delivered",
     "legal_basis": "consent",
 }
-
-
-@dataclass(frozen=True)
-class Consumed:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    timestamp: int = 0
 
 
 def delivered_count() -> float:
@@ -70,14 +51,6 @@ def failing_once(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 async def test_a_batch_is_counted_once_committed_and_not_when_it_rolled_back(pole: Pole, failing_once: None) -> None:
-    settings = pole.gateway_settings()
-    engine = make_engine(pole.database_url("gateway"))
-    await upgrade(engine, SCHEMA)
-    gateway = Gateway(
-        network=settings.network, policy=settings.policy, topics=settings.topics, sessions=session_factory(engine)
-    )
-    await gateway.start()
-    crypto = CryptoThreads(Trust.load(settings.key_dirs, GATEWAY))
     refuge, subject = pole.trust(REFUGE), new_subject_ref()
     common: dict[str, Any] = {"subject_ref": subject, "basis": LegalBasis.CONSENT, "purpose": Purpose.REFERRAL}
     granted = ConsentGranted(
@@ -92,16 +65,13 @@ async def test_a_batch_is_counted_once_committed_and_not_when_it_rolled_back(pol
             for _ in range(3)
         ),
     ]
-    records = [Consumed(settings.topics.submitted, 0, offset, *e.to_kafka()) for offset, e in enumerate(envelopes)]
     before = delivered_count()
-    try:
+    async with deciding(pole) as gateway:
+        records = gateway.records(envelopes)
         with pytest.raises(OSError):
-            await gateway.process(await crypto.open(records))
+            await gateway.process(records)
         assert delivered_count() == before, "a batch rolled back is not counted"
 
-        await gateway.process(await crypto.open(records))  # read again, as after a failed transaction
-    finally:
-        crypto.close()
-        await engine.dispose()
+        await gateway.process(records)  # read again, as after a failed transaction
 
     assert delivered_count() == before + 3, "each referral's one recipient, counted once"

@@ -5,7 +5,6 @@ mechanism has recipients erase what they received (a rejected danger disclosure)
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,11 @@ import pytest
 from aiokafka.partitioner import murmur2
 
 from maillage.core.audit import repository as audit_repository
-from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.tokens import Scope
-from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.bus import send_batched
 from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.polling import eventually
-from maillage.core.storage.db import make_engine, session_factory, unit_of_work
-from maillage.core.storage.migrations import upgrade
+from maillage.core.storage.db import unit_of_work
 from maillage.core.webhooks.egress import TableResolver
 from maillage.domain.events import (
     ConsentGranted,
@@ -39,12 +35,9 @@ from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role
 from maillage.gateway import notices
 from maillage.gateway.app import GatewayRunning, running_gateway
 from maillage.gateway.batch import Batch
-from maillage.gateway.crypto import CryptoThreads
-from maillage.gateway.models import SCHEMA
 from maillage.gateway.outgoing import Outbound, Outgoing, Share
-from maillage.gateway.services import Gateway
 from maillage.gateway.verification import verify_chain
-from tests.support import ALL_EIGHT, Pole, categories_in, consent, decided, inbox_of, received, refer
+from tests.support import ALL_EIGHT, Pole, categories_in, consent, decided, deciding, inbox_of, received, refer
 from tests.webhooks import (
     Receiver,
     bound_socket,
@@ -244,19 +237,6 @@ def acknowledged(records: list[Any]) -> list[dict[str, Any]]:
 # --- exactly once: a batch decided again after its Kafka transaction aborted ------------------------------
 
 
-@dataclass(frozen=True)
-class Consumed:
-    """A record as the gateway's consumer hands it over (aiokafka's ConsumerRecord, reduced to its fields)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    timestamp: int = 0
-
-
 def notice_shares(outgoing: list[Outgoing | Share]) -> list[Share]:
     return [o for o in outgoing if isinstance(o, Share) and o.envelope.type is EventType.NOTICE_ISSUED]
 
@@ -265,13 +245,6 @@ async def test_a_withdrawal_read_again_after_an_aborted_transaction_sends_the_sa
     pole: Pole, tmp_path: Path
 ) -> None:
     settings = pole.gateway_settings()
-    engine = make_engine(pole.database_url("gateway"))
-    await upgrade(engine, SCHEMA)
-    gateway = Gateway(
-        network=settings.network, policy=settings.policy, topics=settings.topics, sessions=session_factory(engine)
-    )
-    await gateway.start()
-    crypto = CryptoThreads(Trust.load(settings.key_dirs, GATEWAY))
     refuge, subject, consent_id, now = pole.trust(REFUGE), new_subject_ref(), uuid4(), datetime.now(UTC)
     common: dict[str, Any] = {
         "subject_ref": subject,
@@ -288,13 +261,10 @@ async def test_a_withdrawal_read_again_after_an_aborted_transaction_sends_the_sa
         refuge.sealed_event(referral, role=Role.VICTIM, recipients=(CPAS,), pole="liege", **common),
         refuge.sealed_event(ConsentWithdrawn(consent_id=consent_id), role=Role.OTHER, **common),
     ]
-    records = [Consumed(settings.topics.submitted, 0, offset, *e.to_kafka()) for offset, e in enumerate(envelopes)]
-    try:
-        first = await gateway.process(await crypto.open(records))
-        again = await gateway.process(await crypto.open(records[2:]))
-    finally:
-        crypto.close()
-        await engine.dispose()
+    async with deciding(pole) as gateway:
+        records = gateway.records(envelopes)
+        first = await gateway.process(records)
+        again = await gateway.process(records[2:])
 
     [sent], [resent] = notice_shares(first), notice_shares(again)
     assert (resent.envelope.id, resent.envelope.recipient) == (sent.envelope.id, CPAS), "the same notice, not another"

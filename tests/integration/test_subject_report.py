@@ -5,7 +5,6 @@ language; held back while another agency that holds the person says telling them
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -14,13 +13,9 @@ import orjson
 import pytest
 from pypdf import PdfReader
 
-from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.tokens import Scope
-from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.polling import eventually
-from maillage.core.storage.db import make_engine, session_factory
-from maillage.core.storage.migrations import upgrade
 from maillage.domain.events import (
     ConsentGranted,
     EventType,
@@ -30,11 +25,8 @@ from maillage.domain.events import (
     SubjectReportRequested,
 )
 from maillage.domain.vocabulary import Category, LegalBasis, Purpose, Role
-from maillage.gateway.crypto import CryptoThreads
-from maillage.gateway.models import SCHEMA
 from maillage.gateway.outgoing import Outgoing, Share
-from maillage.gateway.services import Gateway
-from tests.support import Pole, consent, decided, inbox_of, received, refer
+from tests.support import Pole, consent, decided, deciding, inbox_of, received, refer
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
 
@@ -160,28 +152,8 @@ async def test_the_person_gets_their_report_and_a_hold_by_another_holder_postpon
 # --- exactly once: a request decided again after its Kafka transaction aborted ---------------------------
 
 
-@dataclass(frozen=True)
-class Consumed:
-    """A record as the gateway's consumer hands it over (aiokafka's ConsumerRecord, reduced to its fields)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    timestamp: int = 0
-
-
 async def test_a_request_read_again_after_an_aborted_transaction_sends_the_same_report(pole: Pole) -> None:
     settings = pole.gateway_settings()
-    engine = make_engine(pole.database_url("gateway"))
-    await upgrade(engine, SCHEMA)
-    gateway = Gateway(
-        network=settings.network, policy=settings.policy, topics=settings.topics, sessions=session_factory(engine)
-    )
-    await gateway.start()
-    crypto = CryptoThreads(Trust.load(settings.key_dirs, GATEWAY))
     refuge, subject, consent_id = pole.trust(REFUGE), new_subject_ref(), uuid4()
     common: dict[str, Any] = {"subject_ref": subject, "purpose": Purpose.REFERRAL, "at": datetime.now(UTC)}
     granted = ConsentGranted(
@@ -196,13 +168,10 @@ async def test_a_request_read_again_after_an_aborted_transaction_sends_the_same_
         ),
         refuge.sealed_event(asked, role=Role.OTHER, basis=LegalBasis.LEGAL_OBLIGATION, **common),
     ]
-    records = [Consumed(settings.topics.submitted, 0, offset, *e.to_kafka()) for offset, e in enumerate(envelopes)]
-    try:
-        first = await gateway.process(await crypto.open(records))
-        again = await gateway.process(await crypto.open(records[2:]))
-    finally:
-        crypto.close()
-        await engine.dispose()
+    async with deciding(pole) as gateway:
+        records = gateway.records(envelopes)
+        first = await gateway.process(records)
+        again = await gateway.process(records[2:])
 
     [sent], [resent] = report_shares(first), report_shares(again)
     assert (resent.envelope.id, resent.envelope.recipient) == (sent.envelope.id, REFUGE), "the same report"

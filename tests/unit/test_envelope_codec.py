@@ -79,8 +79,8 @@ def test_each_attribute_is_read_as_the_sdk_reads_it(envelope: Envelope) -> None:
     }
 
 
-def a_record() -> tuple[bytes, bytes, Headers]:
-    envelope = Envelope(
+def an_envelope() -> Envelope:
+    return Envelope(
         id="01935c1e-0000-7000-8000-000000000001",
         source=source_of("refuge-liege"),
         type=EventType.REFERRAL_CREATED,
@@ -92,7 +92,10 @@ def a_record() -> tuple[bytes, bytes, Headers]:
         recipient="cpas-seraing",
         data=b"{}",
     )
-    return envelope.to_kafka()
+
+
+def a_record() -> tuple[bytes, bytes, Headers]:
+    return an_envelope().to_kafka()
 
 
 def without(headers: Headers, name: str) -> Headers:
@@ -170,18 +173,5 @@ def test_an_envelope_changed_is_the_envelope_replace_would_make(
 
 
 def test_an_envelope_changed_in_a_field_it_does_not_have_is_refused() -> None:
-    envelope = Envelope(
-        id="e-1",
-        source=source_of("sender"),
-        type=EventType.REFERRAL_CREATED,
-        time=datetime(2026, 12, 2, tzinfo=UTC),
-        subject="s-" + "0" * 32,
-        subjectrole=Role.VICTIM,
-        legalbasis=LegalBasis.CONSENT,
-        purpose=Purpose.REFERRAL,
-        recipient="",
-        data=b"",
-    )
-
     with pytest.raises(TypeError, match="signature"):
-        envelope.changed(signature="forged")
+        an_envelope().changed(signature="forged")
