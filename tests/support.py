@@ -191,12 +191,13 @@ class Deciding:
     crypto: CryptoThreads
     topic: str
 
-    def records(self, envelopes: Sequence[Envelope]) -> list[Consumed]:
+    def records(self, envelopes: Sequence[Envelope], *, partition: int = 0) -> list[Consumed]:
         """The envelopes as one partition's records, from offset 0."""
-        return [Consumed(self.topic, 0, offset, *e.to_kafka()) for offset, e in enumerate(envelopes)]
+        return [Consumed(self.topic, partition, offset, *e.to_kafka()) for offset, e in enumerate(envelopes)]
 
     async def process(self, records: Sequence[Consumed]) -> list[Outgoing | Share]:
-        return await self.gateway.process(await self.crypto.open(records))
+        """One partition's batch decided (its audit records extend that partition's chain)."""
+        return await self.gateway.process(await self.crypto.open(records), chain=records[0].partition)
 
 
 @asynccontextmanager

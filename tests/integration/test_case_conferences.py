@@ -5,14 +5,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import httpx
+import orjson
 import pytest
 
 from maillage.core.crypto.tokens import Scope
-from maillage.core.messaging.envelope import new_subject_ref
+from maillage.core.messaging.envelope import Envelope, conference_ref, new_subject_ref
 from maillage.core.polling import eventually
-from tests.support import ALL_EIGHT, Pole, assert_problem, categories_in, decided, inbox_of, received
+from maillage.domain.events import (
+    CaseConferenceClosed,
+    CaseConferenceConvened,
+    ConferencePurpose,
+    Identity,
+    ReferralCreated,
+    ReferralReason,
+)
+from maillage.domain.vocabulary import LegalBasis, Purpose, Role
+from maillage.gateway.outgoing import Outgoing, Share
+from tests.support import ALL_EIGHT, Pole, assert_problem, categories_in, decided, deciding, inbox_of, received
 
 pytestmark = pytest.mark.integration
 
@@ -212,3 +224,55 @@ async def _report(gateway: httpx.AsyncClient, pole: Pole, agency: str, subject: 
     assert response.status_code == 200, response.text
     lines: list[dict[str, Any]] = response.json()["disclosures"]
     return lines
+
+
+async def test_a_conference_convened_and_closed_through_one_gateway_holds_at_another(pole: Pole) -> None:
+    """Two gateways on one database, each deciding its own partition, both started before the conference: what
+    one decided about it (convened, then closed), the other decides by."""
+    settings = pole.gateway_settings()
+    convener, sender = pole.trust(CONVENER), pole.trust("refuge-liege")
+    subject, conference_id, now = new_subject_ref(), uuid4(), datetime.now(UTC)
+    announced: dict[str, Any] = {
+        "subject_ref": conference_ref(str(conference_id)),
+        "role": Role.OTHER,
+        "basis": LegalBasis.CASE_CONFERENCE,
+        "purpose": Purpose.CASE_CONFERENCE,
+        "at": now,
+        "recipients": tuple(PARTICIPANTS),
+        "pole": settings.network.agency("zp-meuse").poles[0],
+    }
+    convened = CaseConferenceConvened(
+        conference_id=conference_id,
+        authorisation="PG Liege 2026/88",
+        purpose=ConferencePurpose.SAFETY_PLANNING,
+        participants=tuple(PARTICIPANTS),
+        subjects=(subject,),
+        ends_at=now + timedelta(days=30),
+    )
+
+    def referral_under_it() -> Envelope:
+        return sender.sealed_event(
+            ReferralCreated(
+                identity=Identity(given_name="Amina"), reason=ReferralReason.SHELTER, conference_id=conference_id
+            ),
+            subject_ref=subject,
+            role=Role.VICTIM,
+            basis=LegalBasis.CASE_CONFERENCE,
+            purpose=Purpose.REFERRAL,
+            at=now,
+            recipients=("zp-meuse",),
+            pole="liege",
+        )
+
+    async with deciding(pole) as first, deciding(pole) as second:
+        await first.process(first.records([convener.sealed_event(convened, **announced)], partition=0))
+        while_open = await second.process(second.records([referral_under_it()], partition=1))
+        closed = CaseConferenceClosed(conference_id=conference_id)
+        await first.process(first.records([convener.sealed_event(closed, **announced)], partition=0))
+        once_closed = await second.process(second.records([referral_under_it()], partition=1))
+
+    assert [o.envelope.recipient for o in while_open if isinstance(o, Share)] == ["zp-meuse"]
+    assert not [o for o in once_closed if isinstance(o, Share)]
+    status = settings.topics.status("refuge-liege")
+    [told] = [orjson.loads(o.value) for o in once_closed if isinstance(o, Outgoing) and o.topic == status]
+    assert outcomes(told) == {"zp-meuse": ("denied", "conference_closed")}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -82,9 +82,13 @@ async def processed(session: AsyncSession, event_ids: Sequence[str]) -> Sequence
     return (await session.exec(select(ProcessedEvent).where(col(ProcessedEvent.event_id).in_(event_ids)))).all()
 
 
-async def conferences(session: AsyncSession) -> dict[str, Conference]:
-    """Every case conference convened, closed or not: a late disclosure under a closed one is denied by name."""
-    rows = await session.exec(select(ConferenceRow))
+async def conferences(session: AsyncSession, ids: Collection[str] | None = None) -> dict[str, Conference]:
+    """Every case conference convened, closed or not (a late disclosure under a closed one is denied by name);
+    only those of `ids` when given."""
+    query = select(ConferenceRow)
+    if ids is not None:
+        query = query.where(col(ConferenceRow.conference_id).in_(ids))
+    rows = await session.exec(query)
     return {row.conference_id: conference_of(row) for row in rows.all()}
 
 

@@ -125,11 +125,19 @@ class Gateway:
         return batch.out.records
 
     async def _catch_up(self, session: AsyncSession, arrivals: Sequence[Arrival], decided: dict[str, Decided]) -> None:
-        """Another gateway's decisions this one's memory may lack. A conference may name subjects of other
-        partitions, so it is read again for every batch (a small table). And a record already decided at its
-        very place was decided by a gateway whose Kafka transaction did not commit — this one after a crash,
-        or an owner fenced since: what it stored (consents, chain heads) is read again before going on."""
-        self.state.conferences = await repository.conferences(session)
+        """Another gateway's decisions this one's memory may lack. A conference may have been convened or closed
+        by the gateway of another partition (it names subjects of any): each one the batch's events name is read
+        again — only those, so that a batch's cost does not grow with every conference ever held. And a record
+        already decided at its very place was decided by a gateway whose Kafka transaction did not commit — this
+        one after a crash, or an owner fenced since: what it stored (consents, chain heads) is read again."""
+        named = {c for a in arrivals if (c := _conference_named(a)) is not None}
+        if named:
+            found = await repository.conferences(session, ids=named)
+            for conference_id in named:
+                if conference_id in found:
+                    self.state.conferences[conference_id] = found[conference_id]
+                else:  # never convened, or purged since
+                    self.state.conferences.pop(conference_id, None)
         if any(_decided_here(a, decided) for a in arrivals):
             self.state = await State.load(session)
 
@@ -442,6 +450,14 @@ async def _decided(session: AsyncSession, arrivals: Sequence[Arrival]) -> dict[s
         p.event_id: Decided(digest=p.digest, partition=p.partition, offset=p.offset, disclosures=p.disclosures)
         for p in await repository.processed(session, ids)
     }
+
+
+def _conference_named(arrival: Arrival) -> str | None:
+    """The case conference an event names: convened, closed, or disclosed under (`case_conference`)."""
+    if not isinstance(arrival.event, Received):
+        return None
+    conference_id = getattr(arrival.event.payload, "conference_id", None)
+    return str(conference_id) if conference_id is not None else None
 
 
 def _decided_here(arrival: Arrival, decided: dict[str, Decided]) -> bool:
