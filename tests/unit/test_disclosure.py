@@ -20,7 +20,6 @@ from maillage.domain.disclosure import (
     consented_categories,
     decide,
     disclose,
-    shared_part,
 )
 from maillage.domain.events import (
     AlertKind,
@@ -391,7 +390,7 @@ def test_who_raised_an_alert_never_reaches_its_recipients() -> None:
         update={"raised_by": "0123456789abcdef"}
     )
 
-    shared = shared_part(raised, delivered=ALL_CATEGORIES)
+    shared = Shares(raised).of(ALL_CATEGORIES)
 
     assert "raised_by" not in shared
     assert shared["justification"] == "Threatened with a knife tonight."
@@ -413,4 +412,3 @@ def test_each_recipients_share_is_the_payload_restricted_to_what_is_delivered_an
             expected.pop("raised_by", None)
 
             assert shares.of(delivered) == expected
-            assert shared_part(payload, delivered=delivered) == expected

@@ -205,11 +205,6 @@ def disclose(
     return decision.resting_on(frozenset(g.consent_id for g in relied if g.categories & decision.delivered))
 
 
-def shared_part(payload: EventPayload, *, delivered: frozenset[Category]) -> dict[str, Any]:
-    """What a recipient receives of the payload: only the `delivered` categories."""
-    return Shares(payload).of(delivered)
-
-
 class Shares:
     """Each recipient's share of one payload. Never who raised an alert: that reference is for the four-eyes
     review at the raising agency, not for recipients. The payload is dumped once for all its recipients, and

@@ -429,7 +429,8 @@ class Gateway:
         envelope, shares = event.envelope, None
         for d in disclosures:
             if d.outcome is not Outcome.DENIED:
-                shares = shares or Shares(event.payload)
+                if shares is None:  # dumped once, for the first recipient given anything
+                    shares = Shares(event.payload)
                 readdressed = envelope.readdressed(recipient=d.recipient.agency_id, legalbasis=d.basis, data=b"")
                 batch.out.share(readdressed, orjson.dumps(shares.of(d.delivered)))
             batch.decisions[envelope.type.value, d.recipient.sector.value, d.outcome.value, d.basis.value] += 1
