@@ -12,6 +12,7 @@ A receiver recomputes it with the secret it got at registration and refuses stal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -23,8 +24,7 @@ import orjson
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.clock import Clock
-from maillage.core.polling import wait_set
+from maillage.core.clock import Clock, as_utc
 from maillage.core.storage.db import unit_of_work
 from maillage.core.webhooks import repository
 from maillage.core.webhooks.egress import EgressPolicy
@@ -82,7 +82,12 @@ def backoff(attempt: int, *, base: float) -> timedelta:
 class WebhookDispatcher:
     """Sends due deliveries, each webhook in its own lane (a task sending its deliveries one at a time, oldest
     first), so a slow receiver delays only its own; at most `concurrency` calls at once, each cut after
-    `attempt_seconds` whatever the receiver does. A failure (no 2xx in time) is retried after base·2ⁿ seconds."""
+    `attempt_seconds` whatever the receiver does. A failure (no 2xx in time) is retried after base·2ⁿ seconds.
+
+    It looks for due deliveries when told some were queued (`notify`, after their commit), when a lane ends,
+    when the soonest retry falls due (on its clock), and otherwise every `poll` seconds — for what another
+    process of the service queued and could not send. Looking every fifth of a second whatever happened was a
+    query five times a second in every agency, webhooks or none (`maillage bench --profile`, README)."""
 
     def __init__(
         self,
@@ -91,7 +96,7 @@ class WebhookDispatcher:
         clock: Clock,
         egress: EgressPolicy,
         backoff_base: float = 1.0,
-        poll: float = 0.2,
+        poll: float = 5.0,
         attempt_seconds: float = 10.0,
         concurrency: int = 8,
     ) -> None:
@@ -111,14 +116,14 @@ class WebhookDispatcher:
     async def run(self) -> None:
         try:
             while True:
+                soonest = None
                 try:
-                    await self.start_lanes()
+                    soonest = await self.start_lanes()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # the database busy or away: the deliveries wait, none is lost
                     log.warning("webhook turn failed, trying again", extra={"error": type(exc).__name__})
-                await wait_set(self._wakeup, timeout=self.poll)
-                self._wakeup.clear()
+                await self._wait(soonest)
         finally:
             lanes = list(self._lanes.values())
             for lane in lanes:
@@ -126,13 +131,27 @@ class WebhookDispatcher:
             await asyncio.gather(*lanes, return_exceptions=True)
             await self.client.aclose()
 
-    async def start_lanes(self) -> None:
-        """A lane for each webhook with a due delivery and none running yet."""
+    async def start_lanes(self) -> datetime | None:
+        """A lane for each webhook with a due delivery and none running yet; when the soonest delivery not due
+        yet falls due."""
         self._lanes = {hook_id: lane for hook_id, lane in self._lanes.items() if not lane.done()}
+        now = self.clock.now()
         async with self.sessions() as session:
-            due = await repository.webhooks_with_due_deliveries(session, now=self.clock.now())
+            due = await repository.webhooks_with_due_deliveries(session, now=now)
+            soonest = await repository.next_attempt(session, after=now)
         for hook_id in due - set(self._lanes):
             self._lanes[hook_id] = asyncio.create_task(self._lane(hook_id), name="webhook-lane")
+        return as_utc(soonest) if soonest is not None else None
+
+    async def _wait(self, soonest: datetime | None) -> None:
+        """Until told, until `soonest` on the clock, or `poll` seconds at most."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.poll):
+                if soonest is None:
+                    await self._wakeup.wait()
+                else:
+                    await self.clock.wait(soonest, self._wakeup)
+        self._wakeup.clear()
 
     async def _lane(self, hook_id: str) -> None:
         try:
@@ -144,8 +163,10 @@ class WebhookDispatcher:
                     await self._record(session, delivery.id or 0, status=status)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the next turn starts the lane again; the deliveries are in the database
+        except Exception as exc:  # a later turn starts the lane again; the deliveries are in the database
             log.warning("webhook lane stopped, trying again", extra={"error": type(exc).__name__})
+        else:
+            self._wakeup.set()  # a turn now, for the retries it left to wait
 
     async def _next(self, hook_id: str) -> tuple[WebhookDelivery, Webhook] | None:
         """The webhook's next due delivery, claimed for this process: two processes of one service on one

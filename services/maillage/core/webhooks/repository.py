@@ -37,6 +37,18 @@ async def webhooks_with_due_deliveries(session: AsyncSession, *, now: datetime) 
     return set((await session.exec(query)).all())
 
 
+async def next_attempt(session: AsyncSession, *, after: datetime) -> datetime | None:
+    """When the soonest delivery not due yet will be: a retry waiting out its backoff, or one another process
+    holds for its attempt (`claim`). Only those lie after now: a delivery's time is in the past once tried."""
+    query = (
+        select(WebhookDelivery.next_attempt_at)
+        .where(col(WebhookDelivery.next_attempt_at) > after, col(WebhookDelivery.state) == "pending")
+        .order_by(col(WebhookDelivery.next_attempt_at))
+        .limit(1)
+    )
+    return (await session.exec(query)).first()
+
+
 async def next_due(session: AsyncSession, webhook_id: str, *, now: datetime) -> tuple[WebhookDelivery, Webhook] | None:
     """The webhook's oldest delivery due now, with the webhook: its lane sends one at a time, in order."""
     query = (
