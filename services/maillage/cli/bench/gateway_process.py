@@ -24,6 +24,7 @@ from maillage.cli.bench.fixtures import service_keys
 from maillage.cli.bench.plain import PlainTrust
 from maillage.cli.bench.sockets import run_fast
 from maillage.core.crypto.keys import GATEWAY
+from maillage.core.lifecycle import settle_heap
 from maillage.gateway.app import running_gateway
 from maillage.gateway.crypto import CryptoThreads
 from maillage.gateway.handlers import TransactionalLoop
@@ -146,6 +147,7 @@ async def main(*, plain: bool) -> None:
         crypto = CryptoThreads(PlainTrust.load(service_keys(settings), GATEWAY)) if plain else None
         if crypto is not None:
             started.loop.crypto = crypto
+        settle_heap()  # as a served gateway's, once started (`serving.serve`)
         try:
             await _drive(started.loop, await _commands())
         finally:

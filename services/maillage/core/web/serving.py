@@ -15,16 +15,18 @@ import asyncio
 import functools
 import logging
 import resource
+import socket
 from typing import Any, ClassVar
 
 import h11
 import orjson
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from maillage.core.config.settings import ServiceSettings
 from maillage.core.i18n import DEFAULT_LANGUAGE, translate
-from maillage.core.lifecycle import TASK_FAILURES
+from maillage.core.lifecycle import TASK_FAILURES, settle_heap
 from maillage.core.web.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE, title
 
 log = logging.getLogger(__name__)
@@ -212,10 +214,14 @@ def raise_open_files_limit() -> int:
     return soft
 
 
+class _Server(uvicorn.Server):
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        settle_heap()  # started (its lifespan) and listening: from here on, what it makes is per request
+
+
 def serve(app: Any, *, settings: ServiceSettings, host: str, port: int, **extra: Any) -> None:
     """Run `app` in the foreground as `maillage serve` does, until a signal stops it."""
-    import uvicorn
-
     files = raise_open_files_limit()
     if files != resource.RLIM_INFINITY and files < settings.max_connections + RESERVED_FILES:
         log.warning(
@@ -223,7 +229,7 @@ def serve(app: Any, *, settings: ServiceSettings, host: str, port: int, **extra:
             settings.max_connections,
             files,
         )
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings, **extra)))
+    server = _Server(uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings, **extra)))
 
     def stop() -> None:
         server.should_exit = True  # uvicorn's graceful stop, as on SIGTERM: every step of it bounded
