@@ -1,9 +1,11 @@
 """The gateway's transactional producer left unusable by Kafka — fenced, as after a whole cluster's outage the
-coordinator may do to a transaction it timed out — is replaced: referrals flow again, none twice."""
+coordinator may do to a transaction it timed out — is replaced: referrals flow again, none twice. A transaction
+that cannot end well — a share refused, a decision failed — is aborted, and its batch decided again."""
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -13,6 +15,7 @@ from maillage.core.messaging.envelope import new_subject_ref
 from maillage.core.polling import eventually
 from maillage.gateway.app import running_gateway
 from maillage.gateway.handlers import partition_transactional_id
+from maillage.gateway.services import Gateway
 from maillage.gateway.settings import GatewaySettings
 from tests.support import Pole, consent, inbox_of, received, refer
 
@@ -72,6 +75,30 @@ async def test_a_share_kafka_refuses_leaves_its_referral_undecided_until_it_can_
     await limit_records(pole, deliver, max_bytes=1_048_588)  # Kafka's default again
 
     await received(pole, CPAS, event_id)
+    assert Counter(i["event_id"] for i in await inbox_of(pole[CPAS]))[event_id] == 1
+
+
+async def test_a_batch_whose_decision_failed_is_decided_again_its_offsets_not_committed(
+    pole: Pole, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's transaction begins, and its consumed offsets join it, while the batch is being decided: a
+    decision that fails (the gateway's database out of reach, say) aborts them with it — committed, they would
+    pass over the referral, lost."""
+    _, subject = await consented(pole)
+    process = Gateway.process
+    failures = [ConnectionError("the gateway's database is out of reach")]
+
+    async def failing_once(self: Gateway, *args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await process(self, *args, **kwargs)
+
+    monkeypatch.setattr(Gateway, "process", failing_once)
+    event_id = await refer(pole, REFUGE, subject, to=CPAS)
+
+    await received(pole, CPAS, event_id)
+    assert not failures
+    assert any(r.getMessage() == "batch not published, reading it again" for r in caplog.records)
     assert Counter(i["event_id"] for i in await inbox_of(pole[CPAS]))[event_id] == 1
 
 

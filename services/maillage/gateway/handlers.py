@@ -23,8 +23,9 @@ from maillage.gateway.services import Gateway
 log = logging.getLogger(__name__)
 
 ProducerFactory = Callable[[int], AIOKafkaProducer]  # input partition → its producer, not started
-# A partition's batch once decided: nothing to send, why it could not be decided, or its transaction under way.
-Sending = None | Exception | tuple[float, asyncio.Task[None]]
+# A partition's batch once decided: nothing to send, or its transaction under way (which fails if it could not be
+# decided).
+Sending = None | tuple[float, asyncio.Task[None]]
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
@@ -230,9 +231,10 @@ class TransactionalLoop:
             return 0
         async with self.producers.turn:  # a rebalance waits until every transaction of the poll has ended
             # The partitions' batches are decided one after the other, in order (their database commits too), and
-            # each one's transaction leaves as soon as it is decided: while the broker answers it, the next one
-            # is decided, and the poll takes about one transaction's round trips, not one per partition. Each
-            # partition keeps its own producer, and with it the fencing of its previous owner.
+            # each one's transaction begins as its decision does and leaves as soon as it is decided: while the
+            # broker answers it, the next one is decided, and the poll takes about one transaction's round trips,
+            # not one per partition. Each partition keeps its own producer, and with it the fencing of its
+            # previous owner.
             publishing: list[tuple[Any, list[Record], Sending]] = []
             try:
                 for tp, records in batches.items():
@@ -248,8 +250,8 @@ class TransactionalLoop:
         return sum(count or 0 for count in done)
 
     async def _decided(self, tp: Any, records: list[Record], *, generation: int) -> Sending:
-        """The partition's batch decided and its transaction under way; None when it is not this gateway's to
-        decide now (revoked, or read across a rebalance); the error when it could not be decided."""
+        """The partition's batch decided and its transaction under way (failing, when the batch could not be
+        decided); None when it is not this gateway's to decide now (revoked, or read across a rebalance)."""
         if tp.partition not in self.producers.owned:
             return None  # revoked: its new owner reads it again from the committed offset
         if generation != self.producers.generation or records[0].offset < self.producers.next.get(tp.partition, 0):
@@ -264,11 +266,17 @@ class TransactionalLoop:
             self.producers.unsought.add(tp.partition)
             self.producers.hold(tp)
             return None
+        decided: asyncio.Future[list[Outgoing]] = asyncio.get_running_loop().create_future()
+        decided.add_done_callback(_retrieved)  # the transaction's failure, when it failed before awaiting it
+        transaction = asyncio.create_task(self._publish(producer, decided, tp, records))
         try:
-            outgoing = await self._decide(records, chain=tp.partition)
+            decided.set_result(await self._decide(records, chain=tp.partition))
         except Exception as exc:
-            return exc
-        return began, asyncio.create_task(self._publish(producer, outgoing, tp, records))
+            decided.set_exception(exc)  # the transaction aborts, and fails with it
+        except BaseException:
+            transaction.cancel()
+            raise
+        return began, transaction
 
     async def _set_up(self) -> None:
         """Finish what a rebalance or a failed transaction left to do before deciding; after a failure, wait a
@@ -289,10 +297,8 @@ class TransactionalLoop:
         failed, and the batch will be read again."""
         if sending is None:
             return 0
+        began, transaction = sending
         try:
-            if isinstance(sending, Exception):
-                raise sending
-            began, transaction = sending
             await transaction
         except Exception as exc:
             log.warning(
@@ -314,13 +320,21 @@ class TransactionalLoop:
         return await self.crypto.seal(await self.gateway.process(arrivals, chain=chain))
 
     async def _publish(
-        self, producer: AIOKafkaProducer, outgoing: list[Outgoing], tp: Any, records: list[Record]
+        self, producer: AIOKafkaProducer, decided: asyncio.Future[list[Outgoing]], tp: Any, records: list[Record]
     ) -> None:
         futures: list[asyncio.Future[Any]] = []
         try:
             async with producer.transaction():
+                # The consumed offsets join the transaction while the batch is being decided (known before its
+                # outputs are): their two round trips to the broker (AddOffsetsToTxn, TxnOffsetCommit) are then
+                # off the path of the outputs, which wait only for their partitions' and for the commit.
+                offsets = asyncio.ensure_future(
+                    producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
+                )
+                offsets.add_done_callback(_retrieved)  # awaited below; before that, a failure aborts after it
+                outgoing = await decided
                 futures = await send_batched(producer, ((o.topic, o.key, o.value, o.headers) for o in outgoing))
-                await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
+                await offsets
                 # Every send acknowledged before the commit: aiokafka commits a transaction once its sends have
                 # ended, failed or not, so a send that failed for good (a partition without a leader through a
                 # whole cluster's outage) would leave its records out of a committed transaction whose offsets
