@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_
+from sqlalchemy import bindparam, delete, or_
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -77,9 +77,13 @@ async def return_routes(session: AsyncSession) -> dict[str, Route]:
     return {r.event_id: Route(sender=r.sender, recipients=tuple(r.recipients)) for r in routes.all()}
 
 
+# Built once (each batch asks it): building the statement, its IN list most of all, cost more than running it.
+_PROCESSED = select(ProcessedEvent).where(col(ProcessedEvent.event_id).in_(bindparam("ids", expanding=True)))
+
+
 async def processed(session: AsyncSession, event_ids: Sequence[str]) -> Sequence[ProcessedEvent]:
     """The events among `event_ids` already decided."""
-    return (await session.exec(select(ProcessedEvent).where(col(ProcessedEvent.event_id).in_(event_ids)))).all()
+    return (await session.exec(_PROCESSED, params={"ids": list(event_ids)})).all()
 
 
 async def conferences(session: AsyncSession, ids: Collection[str] | None = None) -> dict[str, Conference]:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Select, Text, func, insert, or_, type_coerce, update
+from sqlalchemy import JSON, Select, Text, func, or_, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.audit.models import AuditCheckpoint, AuditRow, AuditWalk
+from maillage.core.storage.repository import insert_into
 from maillage.domain.audit import OPTIONAL_FIELDS
 from maillage.domain.disclosure import Outcome
 from maillage.domain.notices import NOTIFIED
@@ -25,6 +26,7 @@ AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
 # JSON columns read as their stored text: a tampered value that is no longer JSON must show as a
 # broken record, not stop the walk.
 _JSON_COLUMNS = {c.name for c in AUDIT.c if isinstance(c.type, JSON)}
+_WRITTEN = [c.name for c in AUDIT.c if c.name != "id"]  # numbered by the database
 _AS_STORED = [type_coerce(c, Text).label(c.name) if c.name in _JSON_COLUMNS else c for c in AUDIT.c]
 DISCLOSED = (Outcome.DELIVERED.value, Outcome.FILTERED.value)
 
@@ -36,8 +38,7 @@ async def append(session: AsyncSession, records: Sequence[Mapping[str, Any]]) ->
     record's optional field (who raised an alert) would otherwise be dropped — the stored row would then no
     longer match its hash, and an untampered chain would read as broken."""
     if records:
-        columns = [c.name for c in AUDIT.c if c.name != "id"]  # numbered by the database
-        await session.exec(insert(AUDIT), params=[{name: r.get(name) for name in columns} for r in records])
+        await session.exec(insert_into(AUDIT), params=[{name: r.get(name) for name in _WRITTEN} for r in records])
 
 
 async def heads(session: AsyncSession) -> dict[int, tuple[int, str]]:
