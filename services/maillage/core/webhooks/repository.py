@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -14,7 +14,7 @@ from maillage.core.webhooks.models import Webhook, WebhookAttempt, WebhookDelive
 from maillage.domain.retention import FINISHED_WEBHOOK_DELIVERIES
 
 
-def live(now: datetime) -> ColumnElement[bool]:
+def live(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """The webhooks that still receive pushes: active and not expired."""
     return and_(col(Webhook.active).is_(True), or_(col(Webhook.expires_at).is_(None), col(Webhook.expires_at) > now))
 
@@ -23,8 +23,12 @@ def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (col(WebhookDelivery.state) == "pending", col(WebhookDelivery.next_attempt_at) <= now, live(now))
 
 
+# Built once: each batch of deliveries an agency stores asks it.
+_LIVE = select(Webhook).where(live(bindparam("now", type_=Webhook.__table__.c.expires_at.type)))  # type: ignore[attr-defined]
+
+
 async def live_webhooks(session: AsyncSession, *, now: datetime) -> Sequence[Webhook]:
-    return (await session.exec(select(Webhook).where(live(now)))).all()
+    return (await session.exec(_LIVE, params={"now": now})).all()
 
 
 async def webhooks_with_due_deliveries(session: AsyncSession, *, now: datetime) -> set[str]:
