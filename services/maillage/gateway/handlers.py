@@ -327,7 +327,7 @@ class TransactionalLoop:
             async with producer.transaction():
                 # The consumed offsets join the transaction while the batch is being decided (known before its
                 # outputs are): their two round trips to the broker (AddOffsetsToTxn, TxnOffsetCommit) are then
-                # off the path of the outputs, which wait only for their partitions' and for the commit.
+                # off the path of the outputs, which wait only for their partitions to join it, and the commit.
                 offsets = asyncio.ensure_future(
                     producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
                 )
