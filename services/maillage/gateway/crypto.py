@@ -18,19 +18,22 @@ U = TypeVar("U")
 THREADS = 2
 # A batch this small is checked, opened or sealed on the event loop itself: there is no second core's work to
 # win, and each hand-over to a thread and back costs more than the work (a lone record at 20/s: open 1.6 → 0.6 ms,
-# seal 1.2 → 0.3 ms, wall; README "A lean pipeline", eleventh round).
+# seal 1.2 → 0.3 ms, wall; README "A lean pipeline", eleventh round). Not when some owner's keys come from its
+# JWKS URL: a key id not known yet is fetched there first (`Trust.refresh`, a blocking request), which only a
+# thread may wait for.
 INLINE = 1
 
 
 class CryptoThreads:
     """pyca/cryptography releases the GIL: checking, opening and sealing a batch's records in threads runs
     on both cores, while the decisions themselves stay in order on the event loop. A lone record is done on the
-    loop itself (`INLINE`)."""
+    loop itself when no key can have to be fetched first (`INLINE`)."""
 
     def __init__(self, trust: Trust, *, threads: int = THREADS) -> None:
         self.trust = trust
         self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gateway-crypto")
+        self.inline = INLINE if trust.remote is None else 0
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -46,7 +49,7 @@ class CryptoThreads:
         if not shares:
             return [r for r in records if isinstance(r, Outgoing)]
         sealed = await self._map(self._seal, [share for _, share in shares])
-        if len(sealed) <= INLINE:
+        if len(sealed) <= self.inline:
             signed = self.trust.sign_batch(sealed)
         else:
             signed = await asyncio.get_running_loop().run_in_executor(self.pool, self.trust.sign_batch, sealed)
@@ -68,7 +71,7 @@ class CryptoThreads:
         return self.trust.seal(share.envelope, share.plaintext, to=share.envelope.recipient)
 
     async def _map(self, work: Callable[[T], U], items: Sequence[T]) -> list[U]:
-        if len(items) <= INLINE:
+        if len(items) <= self.inline:
             return _apply(work, items)
         loop = asyncio.get_running_loop()
         size = max(1, -(-len(items) // self.threads))
