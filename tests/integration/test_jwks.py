@@ -26,6 +26,8 @@ pytestmark = pytest.mark.integration
 
 SENDER, RECIPIENT = "refuge-liege", "cpas-seraing"
 REFRESH = 1.0  # seconds: how often each service reloads keys, and how long a JWKS answer is kept
+# The recipient's: it learns of the gateway's rotation only from a share signed with the new key, on sight.
+RECIPIENT_REFRESH = 300.0
 
 
 def network_with_jwks(tmp_path: Path, ports: dict[str, int]) -> Path:
@@ -48,6 +50,46 @@ def own_keys(tmp_path: Path, owner: str) -> KeyDirs:
     return dirs
 
 
+def service_settings(pole: Pole, tmp_path: Path, network: Path, keys: KeyDirs, owner: str) -> dict[str, Any]:
+    service = "gateway" if owner == GATEWAY else f"agency-{owner}"
+    return {
+        **pole.common(service),
+        "network_file": network,
+        "data_dir": tmp_path / owner / "var",
+        "key_dir": keys.private,
+        "public_key_dir": keys.public,
+        "key_refresh_seconds": RECIPIENT_REFRESH if owner == RECIPIENT else REFRESH,
+    }
+
+
+def minted(keys: KeyDirs, owner: str, scopes: tuple[Scope, ...]) -> str:
+    return mint(Trust.load(keys, owner).own, subject=f"{owner}-case-system", scopes=scopes)
+
+
+async def test_an_agency_started_before_the_gateway_fetches_its_keys_when_it_first_seals_to_it(
+    pole: Pole, tmp_path: Path
+) -> None:
+    """Its first event sealed to the gateway fetches the gateway's keys first — in a thread: on the event loop,
+    which here serves the gateway too, the fetch would wait for itself until its timeout."""
+    ports = {owner: free_port() for owner in (GATEWAY, SENDER, RECIPIENT)}
+    network = network_with_jwks(tmp_path, ports)
+    keys = {owner: own_keys(tmp_path, owner) for owner in (GATEWAY, SENDER)}
+    sender_app = create_agency_app(
+        AgencySettings(**service_settings(pole, tmp_path, network, keys[SENDER], SENDER), agency_id=SENDER)
+    )
+    sender = await pole.stack.enter_async_context(listening(sender_app, port=ports[SENDER]))
+    gateway_app = create_gateway_app(
+        pole.gateway_settings(**service_settings(pole, tmp_path, network, keys[GATEWAY], GATEWAY))
+    )
+    await pole.stack.enter_async_context(listening(gateway_app, port=ports[GATEWAY]))
+    client = httpx.AsyncClient(
+        base_url=sender, headers={"Authorization": f"Bearer {minted(keys[SENDER], SENDER, (Scope.CONSENT_WRITE,))}"}
+    )
+    pole.clients[SENDER] = await pole.stack.enter_async_context(client)
+
+    await consent(pole, SENDER, new_subject_ref(), to=[RECIPIENT], categories=["identity"])
+
+
 async def test_agencies_exchange_through_the_gateway_knowing_each_other_only_by_jwks(
     pole: Pole, tmp_path: Path
 ) -> None:
@@ -56,15 +98,7 @@ async def test_agencies_exchange_through_the_gateway_knowing_each_other_only_by_
     keys = {owner: own_keys(tmp_path, owner) for owner in ports}
 
     def settings(owner: str) -> dict[str, Any]:
-        service = "gateway" if owner == GATEWAY else f"agency-{owner}"
-        return {
-            **pole.common(service),
-            "network_file": network,
-            "data_dir": tmp_path / owner / "var",
-            "key_dir": keys[owner].private,
-            "public_key_dir": keys[owner].public,
-            "key_refresh_seconds": REFRESH,
-        }
+        return service_settings(pole, tmp_path, network, keys[owner], owner)
 
     gateway_app = create_gateway_app(pole.gateway_settings(**settings(GATEWAY)))
     gateway = await pole.stack.enter_async_context(listening(gateway_app, port=ports[GATEWAY]))
@@ -76,7 +110,7 @@ async def test_agencies_exchange_through_the_gateway_knowing_each_other_only_by_
     def token(
         owner: str, scopes: tuple[Scope, ...] = (Scope.EVENTS_WRITE, Scope.INBOX_READ, Scope.CONSENT_WRITE)
     ) -> str:
-        return mint(Trust.load(keys[owner], owner).own, subject=f"{owner}-case-system", scopes=scopes)
+        return minted(keys[owner], owner, scopes)
 
     for owner in (SENDER, RECIPIENT):
         client = httpx.AsyncClient(base_url=urls[owner], headers={"Authorization": f"Bearer {token(owner)}"})
@@ -107,6 +141,21 @@ async def test_agencies_exchange_through_the_gateway_knowing_each_other_only_by_
     second = await refer(pole, SENDER, subject, to=RECIPIENT)
     assert (await decided(pole, SENDER, second))["recipients"][0]["outcome"] in {"delivered", "filtered"}
     await received(pole, RECIPIENT, second)
+
+    # The gateway rotates its keys: the next share is signed with its new key, which the recipient fetches on
+    # sight — off its event loop, which here serves the gateway's JWKS too (on the loop, the fetch would wait for
+    # itself until its timeout, and the share would be refused).
+    new_gateway_kids = add_keys(keys[GATEWAY], GATEWAY)
+
+    async def gateway_publishes_its_new_keys() -> bool:
+        published = (await pole.clients[SENDER].get(f"{gateway}/.well-known/jwks.json")).json()["keys"]
+        return {k["kid"] for k in published} >= set(new_gateway_kids)
+
+    await eventually(gateway_publishes_its_new_keys, what="the gateway's new keys published")
+    await asyncio.sleep(REFRESH * 1.5)  # the gateway's own reload: it signs with its newest key from then on
+    third = await refer(pole, SENDER, subject, to=RECIPIENT)
+    assert (await decided(pole, SENDER, third))["recipients"][0]["outcome"] in {"delivered", "filtered"}
+    await received(pole, RECIPIENT, third)
 
     # Its old token key retired: the gateway refuses tokens signed with it within the refresh bound.
     retire_key(keys[SENDER], SENDER, old_token_kid)

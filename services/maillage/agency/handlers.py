@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from maillage.agency import services
 from maillage.agency.sending import AgencyContext
 from maillage.core.crypto.keys import GATEWAY
-from maillage.core.crypto.trust import Received, Refused
+from maillage.core.crypto.trust import Received, Refused, with_keys
 from maillage.core.messaging.bus import Record, header
 from maillage.domain.status import SOURCE_HEADER, StatusReport
 
@@ -27,7 +27,9 @@ class AgencyHandlers:
         if not deliveries and not statuses:
             return  # only reports about other agencies' events: nothing to store
         refused: Refusals = []
-        received = [e for r in deliveries if (e := self._open(r, refused)) is not None]
+        received = await with_keys(
+            [self.ctx.trust], lambda: [e for r in deliveries if (e := self._open(r, refused)) is not None]
+        )
         reports = [s for r in statuses if (s := _report(r, refused)) is not None]
         pushes = await services.take_in(self.ctx, deliveries=received, reports=reports, refused=refused)
         if pushes and self.on_inbox is not None:

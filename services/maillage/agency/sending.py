@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.agency import models, repository
 from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import AgencyConfig, Network, NetworkError
+from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.topics import Topics
 from maillage.core.observability.metrics import EVENTS_SUBMITTED
@@ -66,6 +67,7 @@ async def submit(
     withdrawn). Its Pôle is the one given, else the agency's only one."""
     now = ctx.clock.now()
     pole = pole or (ctx.agency.poles[0] if len(ctx.agency.poles) == 1 else None)
+    await ctx.trust.knowing(GATEWAY)
     envelope = ctx.trust.sealed(
         payload,
         subject_ref=subject_ref,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from maillage.core.crypto.keys import GATEWAY
-from maillage.core.crypto.trust import Refused
+from maillage.core.crypto.trust import Refused, with_keys
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.topics import Topics
 from maillage.dispatcher.services import Arrival, Corrected, Dispatcher, Erasure, Unreadable
@@ -19,12 +19,15 @@ class DeliveryHandler:
         self.agency_of = {topics.deliver(agency): agency for agency in dispatcher.served}
 
     async def handle(self, records: list[Record]) -> None:
-        deliveries = [
-            decoded
-            for record in records
-            if record.topic in self.agency_of
-            and (decoded := self._decode(self.agency_of[record.topic], record)) is not None
-        ]
+        deliveries = await with_keys(
+            [served.trust for served in self.dispatcher.served.values()],
+            lambda: [
+                decoded
+                for record in records
+                if record.topic in self.agency_of
+                and (decoded := self._decode(self.agency_of[record.topic], record)) is not None
+            ],
+        )
         if deliveries:
             await self.dispatcher.receive(deliveries)
 

@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.clock import Clock, SystemClock
 from maillage.core.config.network import AgencyConfig, Network
-from maillage.core.crypto.keys import KeyUse
+from maillage.core.crypto.keys import GATEWAY, KeyUse
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging.bus import Record
 from maillage.core.messaging.envelope import Envelope
@@ -274,6 +274,7 @@ class Dispatcher:
             erased = await repository.erase_alerts(session, agency=erasure.agency, alert_ids=erasure.events)
         confirmed = SubjectErasureConfirmed(notice_id=notice.notice_id, acknowledged_at=self.clock.now(), erased=erased)
         trust = self.served[erasure.agency].trust
+        await trust.knowing(GATEWAY)
         sealed = trust.sealed(
             confirmed,
             subject_ref=envelope.subject,
@@ -540,6 +541,7 @@ class Dispatcher:
     async def _emit(self, session: AsyncSession, row: OncallAlert, payload: EventPayload) -> None:
         """An event back to the alert's sender, sealed to the gateway (the relay signs it as the served agency)."""
         trust = self.served[row.agency_id].trust
+        await trust.knowing(GATEWAY)
         sealed = trust.sealed(
             payload,
             subject_ref=row.subject_ref,

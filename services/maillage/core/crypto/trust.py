@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from cryptography.hazmat.primitives import hashes
@@ -26,6 +26,7 @@ from maillage.domain.vocabulary import LegalBasis, Purpose, Role
 
 __all__ = ["PublicTrust", "Received", "Refused", "SealError", "SignatureError", "Trust", "watch_keys"]
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,12 @@ class Trust(_KeyFiles):
         """The event signed alone (signature version 1)."""
         named = envelope.changed(sigkid=self.own.signing_kid, sig=None, sigpath=None)
         return named.changed(sig=sign(named.attributes(), named.data, key=self.own.signing))
+
+    async def knowing(self, owner: str) -> None:
+        """`owner`'s keys fetched first, in a thread, when none is known here yet and it has a JWKS URL (its server
+        was not up when this one started): sealing to it then makes no blocking request on the event loop."""
+        if self.remote is not None and not self.public.of(owner, KeyUse.SEALING):
+            await asyncio.to_thread(self.refresh, owner=owner)
 
     def seal(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
         """The event sealed to `to`, named as this owner's to sign, not signed yet (`sign_batch`)."""
@@ -248,6 +255,17 @@ class PublicTrust(_KeyFiles):
     @classmethod
     def load(cls, dirs: KeyDirs, *, remote: JwksSource | None = None) -> PublicTrust:
         return cls(dirs=dirs, public=public_keys(dirs, remote), remote=remote, _seen=_stamp(dirs))
+
+
+async def with_keys(trusts: Sequence[Trust | PublicTrust], work: Callable[[], T]) -> T:
+    """`work`, which verifies or opens records with `trusts`, on the event loop when every key is read from the
+    key folders; in a thread when some owner's keys come from its JWKS URL. A key id not known yet (that owner
+    rotated its keys) is then fetched before the record is checked (`Trust.refresh`): a blocking request, and a
+    pause between two fetches of one owner's keys, that must not hold up the loop — its HTTP requests, its other
+    consumers, the on-call sockets — nor wait on a server this very loop serves."""
+    if all(trust.remote is None for trust in trusts):
+        return work()
+    return await asyncio.to_thread(work)
 
 
 async def watch_keys(
