@@ -382,17 +382,27 @@ class SkippedOffsets:
         return moved
 
 
+# At most one offset commit a second… twice: a lone record's commit cost the broker and the consumer each a
+# request, two per referral at a quiet Pôle's pace (a recipient's deliveries, a sender's status reports). Kafka's
+# own auto-commit waits 5 s.
+COMMIT_EVERY = 0.5
+
+
 class BackgroundCommits:
     """A consumer's offsets committed while it reads on: the loop does not wait for the broker's answer before
     its next poll (waiting for it made the median of two bare hops at 200/s 19 ms rather than 6, `maillage
-    bench`'s floor). One commit in flight at a time; offsets noted meanwhile leave together in the next one,
-    so they reach the broker in order and never go back. A commit that fails (a rebalance took the partition)
-    is logged and left: its records come again, and handlers drop what they already hold by id."""
+    bench`'s floor). One commit in flight at a time, and at most one every `every` seconds; offsets noted
+    meanwhile leave together in the next one, so they reach the broker in order and never go back. A commit that
+    fails (a rebalance took the partition) is logged and left: its records come again, and handlers drop what
+    they already hold by id — as they do the records of the last `every` seconds after a crash."""
 
-    def __init__(self, kafka_consumer: AIOKafkaConsumer, skipped: SkippedOffsets, *, name: str) -> None:
+    def __init__(
+        self, kafka_consumer: AIOKafkaConsumer, skipped: SkippedOffsets, *, name: str, every: float = COMMIT_EVERY
+    ) -> None:
         self.consumer = kafka_consumer
         self.skipped = skipped
         self.name = name
+        self.every = every
         self.wanted: dict[TopicPartition, int] = {}
         self.task: asyncio.Task[None] | None = None
 
@@ -415,6 +425,7 @@ class BackgroundCommits:
                 )
             else:
                 self.skipped.note(offsets)
+            await asyncio.sleep(self.every)
 
     def cancel(self) -> None:
         if self.task is not None:
