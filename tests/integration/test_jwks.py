@@ -50,6 +50,22 @@ def own_keys(tmp_path: Path, owner: str) -> KeyDirs:
     return dirs
 
 
+async def referred_after_rotating(pole: Pole, keys: KeyDirs, owner: str, url: str, subject: str) -> None:
+    """`owner` rotates its keys; once it publishes the new ones and signs with them (its own reload), a referral
+    from the sender still reaches the recipient."""
+    new_kids = add_keys(keys, owner)
+
+    async def published() -> bool:
+        listed = (await pole[SENDER].get(f"{url}/.well-known/jwks.json")).json()["keys"]
+        return {k["kid"] for k in listed} >= set(new_kids)
+
+    await eventually(published, what=f"{owner}'s new keys published")
+    await asyncio.sleep(REFRESH * 1.5)
+    event_id = await refer(pole, SENDER, subject, to=RECIPIENT)
+    assert (await decided(pole, SENDER, event_id))["recipients"][0]["outcome"] in {"delivered", "filtered"}
+    await received(pole, RECIPIENT, event_id)
+
+
 def service_settings(pole: Pole, tmp_path: Path, network: Path, keys: KeyDirs, owner: str) -> dict[str, Any]:
     service = "gateway" if owner == GATEWAY else f"agency-{owner}"
     return {
@@ -124,38 +140,18 @@ async def test_agencies_exchange_through_the_gateway_knowing_each_other_only_by_
     assert line["outcome"] in {"delivered", "filtered"}, line
     await received(pole, RECIPIENT, first)
 
-    # The sender rotates its keys: its new signing key is used at once, and the gateway fetches it on sight.
     old_token_kid = Trust.load(keys[SENDER], SENDER).own.token_kid
     old_audit_token = token(SENDER, (Scope.AUDIT_READ,))
-    new_kids = add_keys(keys[SENDER], SENDER)
     audit = httpx.AsyncClient(base_url=gateway, headers={"Authorization": f"Bearer {old_audit_token}"})
     pole.clients["auditor"] = await pole.stack.enter_async_context(audit)
     assert (await audit.get("/v1/audit/verify")).status_code == 200
 
-    async def signing_with_the_new_key() -> bool:
-        published = (await pole[SENDER].get("/.well-known/jwks.json")).json()["keys"]
-        return {k["kid"] for k in published} >= set(new_kids)
-
-    await eventually(signing_with_the_new_key, what="the sender's new keys published")
-    await asyncio.sleep(REFRESH * 1.5)  # the sender's own reload: it signs with the newest key from then on
-    second = await refer(pole, SENDER, subject, to=RECIPIENT)
-    assert (await decided(pole, SENDER, second))["recipients"][0]["outcome"] in {"delivered", "filtered"}
-    await received(pole, RECIPIENT, second)
-
+    # The sender rotates its keys: its new signing key is used at once, and the gateway fetches it on sight.
+    await referred_after_rotating(pole, keys[SENDER], SENDER, urls[SENDER], subject)
     # The gateway rotates its keys: the next share is signed with its new key, which the recipient fetches on
     # sight — off its event loop, which here serves the gateway's JWKS too (on the loop, the fetch would wait for
     # itself until its timeout, and the share would be refused).
-    new_gateway_kids = add_keys(keys[GATEWAY], GATEWAY)
-
-    async def gateway_publishes_its_new_keys() -> bool:
-        published = (await pole.clients[SENDER].get(f"{gateway}/.well-known/jwks.json")).json()["keys"]
-        return {k["kid"] for k in published} >= set(new_gateway_kids)
-
-    await eventually(gateway_publishes_its_new_keys, what="the gateway's new keys published")
-    await asyncio.sleep(REFRESH * 1.5)  # the gateway's own reload: it signs with its newest key from then on
-    third = await refer(pole, SENDER, subject, to=RECIPIENT)
-    assert (await decided(pole, SENDER, third))["recipients"][0]["outcome"] in {"delivered", "filtered"}
-    await received(pole, RECIPIENT, third)
+    await referred_after_rotating(pole, keys[GATEWAY], GATEWAY, gateway, subject)
 
     # Its old token key retired: the gateway refuses tokens signed with it within the refresh bound.
     retire_key(keys[SENDER], SENDER, old_token_kid)
