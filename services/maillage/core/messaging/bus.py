@@ -382,9 +382,9 @@ class SkippedOffsets:
         return moved
 
 
-# At most one offset commit a second… twice: a lone record's commit cost the broker and the consumer each a
-# request, two per referral at a quiet Pôle's pace (a recipient's deliveries, a sender's status reports). Kafka's
-# own auto-commit waits 5 s.
+# A consumer's offset commits, at most two a second: one after every batch cost the broker and the consumer a
+# request each, two per referral at a quiet Pôle's pace, where every batch is one record (a recipient's
+# deliveries, a sender's status reports). Kafka's own auto-commit commits every 5 s.
 COMMIT_EVERY = 0.5
 
 
