@@ -33,7 +33,7 @@ class CryptoThreads:
         self.trust = trust
         self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gateway-crypto")
-        self.inline = INLINE if trust.remote is None else 0
+        self.inline = 0 if trust.fetches_keys else INLINE
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

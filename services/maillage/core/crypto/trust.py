@@ -67,6 +67,12 @@ class _KeyFiles:
     _seen: tuple[tuple[str, int], ...] = ()
     _fetched: int = -1  # the version of the fetched keys last assembled (several trusts may share one source)
 
+    @property
+    def fetches_keys(self) -> bool:
+        """Some owner's keys come from its JWKS URL: checking or sealing may first fetch one not known yet
+        (`refresh`), a blocking request that only a thread may wait for, never an event loop."""
+        return self.remote is not None
+
     def refresh(self, *, owner: str | None = None, wait: bool = True) -> bool:
         """Reload the keys if one was added or retired since (a rotation elsewhere); true if so. `owner`: a key
         id of this owner's is unknown here, so its JWKS is asked again (at most every few seconds)."""
@@ -141,7 +147,7 @@ class Trust(_KeyFiles):
     async def knowing(self, owner: str) -> None:
         """`owner`'s keys fetched first, in a thread, when none is known here yet and it has a JWKS URL (its server
         was not up when this one started): sealing to it then makes no blocking request on the event loop."""
-        if self.remote is not None and not self.public.of(owner, KeyUse.SEALING):
+        if self.fetches_keys and not self.public.of(owner, KeyUse.SEALING):
             await asyncio.to_thread(self.refresh, owner=owner)
 
     def seal(self, envelope: Envelope, plaintext: bytes, *, to: str) -> Envelope:
@@ -263,7 +269,7 @@ async def with_keys(trusts: Sequence[Trust | PublicTrust], work: Callable[[], T]
     rotated its keys) is then fetched before the record is checked (`Trust.refresh`): a blocking request, and a
     pause between two fetches of one owner's keys, that must not hold up the loop — its HTTP requests, its other
     consumers, the on-call sockets — nor wait on a server this very loop serves."""
-    if all(trust.remote is None for trust in trusts):
+    if not any(trust.fetches_keys for trust in trusts):
         return work()
     return await asyncio.to_thread(work)
 
