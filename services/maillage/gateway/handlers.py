@@ -13,8 +13,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from maillage.core.lifecycle import bounded
-from maillage.core.messaging.bus import STEADY, Record, SkippedOffsets, send_batched
+from maillage.core.lifecycle import STOP_SECONDS
+from maillage.core.messaging.bus import STEADY, Record, SkippedOffsets, send_batched, stop_producer
 from maillage.core.observability.metrics import DECISION_SECONDS
 from maillage.gateway.crypto import CryptoThreads
 from maillage.gateway.outgoing import Outgoing
@@ -34,10 +34,9 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
 
 
 async def _stopped(producer: AIOKafkaProducer) -> None:
-    """Stop a producer, bounded: one whose batches cannot drain (a cluster away) is left behind, not waited for
+    """Stop a producer, bounded: one whose batches cannot drain (a cluster away) is abandoned, not waited for
     without end — the gateway's turn is held meanwhile, and every partition would wait with it."""
-    with contextlib.suppress(KafkaError):
-        await bounded(producer.stop(), what="partition producer")
+    await stop_producer(producer, within=STOP_SECONDS)
 
 
 def partition_transactional_id(prefix: str, partition: int) -> str:

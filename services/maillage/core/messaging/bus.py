@@ -15,7 +15,8 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
+from aiokafka.conn import CloseReason
+from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from maillage.core.messaging.envelope import Headers
@@ -98,9 +99,34 @@ class ProducerSlot:
 
     async def _stop(self, stale: AIOKafkaProducer) -> None:
         # Batches still queued fail with the stop: their rows stay unpublished and go out with the next producer.
-        with contextlib.suppress(KafkaError, TimeoutError):
-            async with asyncio.timeout(self._stop_within):
-                await stale.stop()
+        await stop_producer(stale, within=self._stop_within)
+
+
+async def stop_producer(producer: AIOKafkaProducer, *, within: float) -> None:
+    """Stop `producer`, waiting `within` seconds at most for its queued batches to be delivered. One whose batches
+    cannot be (a cluster away: aiokafka retries them until they expire, `request_timeout_ms`) is abandoned rather
+    than left half-stopped: its batches fail now, their senders told; its background task ends; its connections
+    close. Its stop cut short by the timeout alone, it went on retrying in the background — holding its sockets,
+    and a transactional one its transactional id — until the garbage collector found it."""
+    try:
+        async with asyncio.timeout(within):
+            await producer.stop()
+    except (TimeoutError, KafkaError) as exc:
+        log.warning("producer abandoned, its batches undelivered", extra={"error": type(exc).__name__})
+        _abandon(producer)
+
+
+def _abandon(producer: AIOKafkaProducer) -> None:
+    """What aiokafka's `stop` does, without its wait for the batches: aiokafka has no forced close."""
+    producer._message_accumulator.fail_all(KafkaConnectionError("the producer stopped before delivering them"))
+    sender_task = producer._sender.sender_task
+    if sender_task is not None:
+        sender_task.cancel()
+    client = producer.client
+    if client._sync_task is not None:
+        client._sync_task.cancel()
+    for connection in list(client._conns.values()):
+        connection.close(reason=CloseReason.SHUTDOWN)
 
 
 def consumer(
