@@ -1,6 +1,7 @@
-"""A busy path's new rows go in by a plain INSERT (`insert_rows`), not through the ORM's unit of work: they must
-read back exactly as `session.add` would have written them — every field left out taking the model's default,
-a numbered key numbered — on SQLite and on PostgreSQL."""
+"""A busy path's new rows go in by a plain INSERT (`insert_rows`; on the event loop's SQLite connection, handed to
+`sqlite3` itself: `plain_insert`), not through the ORM's unit of work: they must read back exactly as `session.add`
+would have written them, and be stored as it stores them — every field left out taking the model's default, a
+numbered key numbered — on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -62,6 +63,8 @@ async def test_rows_inserted_plainly_read_back_as_the_orm_writes_them(
     databases: Callable[[str], str | None],
     tmp_path: Path,
 ) -> None:
+    table = model.__table__  # type: ignore[attr-defined]
+    [key] = table.primary_key.columns
     engine = make_engine(databases("agency") or f"sqlite+aiosqlite:///{tmp_path / 'agency.db'}")
     await upgrade(engine, models.SCHEMA)
     sessions = session_factory(engine)
@@ -72,11 +75,15 @@ async def test_rows_inserted_plainly_read_back_as_the_orm_writes_them(
             await insert_rows(session, model, [{name: "plain-1", **values}, {name: "plain-2", **values}])
         async with sessions() as session:
             read = {getattr(row, name): row for row in (await session.exec(select(model))).all()}
+            # And as the database holds them, below the ORM's types: a date stored in another format would read back
+            # the same, and sort otherwise in a query's comparison.
+            stored = (await (await session.connection()).exec_driver_sql(f"SELECT * FROM {table.name}")).mappings()
+            held = [{k: v for k, v in row.items() if k not in (name, key.name)} for row in stored.all()]
     finally:
         await engine.dispose()
 
-    [key] = model.__table__.primary_key.columns  # type: ignore[attr-defined]
     assert sorted(read) == ["by-the-orm", "plain-1", "plain-2"]
+    assert len(held) == 3 and held[0] == held[1] == held[2]
     columns = [row.model_dump(exclude={name, key.name}) for row in read.values()]
     assert columns[0] == columns[1] == columns[2]
     if key.name != name:

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.audit.models import AuditCheckpoint, AuditRow, AuditWalk
-from maillage.core.storage.repository import insert_into
+from maillage.core.storage.repository import insert_table_rows
 from maillage.domain.audit import OPTIONAL_FIELDS
 from maillage.domain.disclosure import Outcome
 from maillage.domain.notices import NOTIFIED
@@ -37,8 +37,7 @@ async def append(session: AsyncSession, records: Sequence[Mapping[str, Any]]) ->
     Every record gets every column: a bulk insert takes its column list from the first record, and a later
     record's optional field (who raised an alert) would otherwise be dropped — the stored row would then no
     longer match its hash, and an untampered chain would read as broken."""
-    if records:
-        await session.exec(insert_into(AUDIT), params=[{name: r.get(name) for name in _WRITTEN} for r in records])
+    await insert_table_rows(session, AUDIT, [{name: r.get(name) for name in _WRITTEN} for r in records])
 
 
 async def heads(session: AsyncSession) -> dict[int, tuple[int, str]]:

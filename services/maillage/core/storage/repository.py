@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -9,6 +10,8 @@ from sqlalchemy import ColumnElement, Connection, Insert, Table, delete, insert,
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from maillage.core.storage.plain_insert import insert_plainly
 
 # Any constant both processes agree on: pg_advisory_xact_lock takes a 64-bit key.
 _MIGRATIONS_LOCK = 0x6D61696C6C616765  # "maillage"
@@ -55,8 +58,14 @@ async def insert_rows(session: AsyncSession, model: type[SQLModel], rows: list[d
     back as objects. `session.add` costs several times more per row: it builds the object attribute by attribute
     through SQLAlchemy's instruments, then the flush sorts and tracks it (README "A lean pipeline", seventh
     round)."""
-    if rows:
-        await session.exec(insert_into(model.__table__), params=rows)  # type: ignore[attr-defined]
+    await insert_table_rows(session, model.__table__, rows)  # type: ignore[attr-defined]
+
+
+async def insert_table_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`insert_rows` for a table: straight to SQLite on the event loop's connection (`plain_insert`), else through
+    the session."""
+    if rows and not await insert_plainly(session, insert_into(table), rows):
+        await session.exec(insert_into(table), params=rows)
 
 
 @cache
