@@ -195,9 +195,13 @@ HALF_SENT = (
 async def test_half_sent_requests_are_answered_408_and_closed(pole: Pole, tmp_path: Path, parser: str) -> None:
     await start_pole(pole, tmp_path)
     async with dispatcher(pole, ManualClock(WEDNESDAY_10H), header_timeout_seconds=1, http_parser=parser) as running:
-        connections = [await open_raw(running.url) for _ in range(100)]  # the review left 400 open for 30 s
-        for i, (_, writer) in enumerate(connections):
+        connections = []  # the review left 400 open for 30 s
+        for i in range(100):
+            # Each begins its request as soon as it is open: a connection's deadline runs from then, and opening a
+            # hundred can take longer than it on a slow machine — the first ones, still silent, were closed unanswered.
+            reader, writer = await open_raw(running.url)
             writer.write(HALF_SENT[i % len(HALF_SENT)])
+            connections.append((reader, writer))
         silent = [await open_raw(running.url) for _ in range(20)]
 
         answers = await asyncio.gather(*(until_closed(c) for c in connections))
