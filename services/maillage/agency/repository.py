@@ -25,7 +25,7 @@ from maillage.agency.models import (
     SentEvent,
 )
 from maillage.core.outbox.models import OutboxRecord
-from maillage.core.storage.repository import delete_batch
+from maillage.core.storage.repository import delete_batch, read_rows
 from maillage.domain.events import EventType
 from maillage.domain.retention import FINISHED_REFERRALS
 from maillage.domain.vocabulary import Role
@@ -84,8 +84,8 @@ _INBOX_KNOWN = select(InboxItem.event_id).where(col(InboxItem.event_id).in_(bind
 
 async def statuses_known(session: AsyncSession, event_ids: list[str]) -> set[tuple[str, str]]:
     """The (event, recipient) pairs already stored among these events."""
-    rows = (await session.exec(_STATUSES_KNOWN, params={"ids": event_ids})).all()
-    return {(event_id, recipient) for event_id, recipient in rows}
+    rows = await read_rows(session, _STATUSES_KNOWN, {"ids": event_ids}) if event_ids else []
+    return {(row["event_id"], row["recipient"]) for row in rows}
 
 
 async def alert_progress(session: AsyncSession, alert_id: str, recipient: str) -> AlertProgress | None:
@@ -102,7 +102,8 @@ async def inbox_page(session: AsyncSession, *, after: int, limit: int) -> Sequen
 
 async def inbox_known(session: AsyncSession, event_ids: list[str]) -> set[str]:
     """The events among these already in the inbox."""
-    return set((await session.exec(_INBOX_KNOWN, params={"ids": event_ids})).all())
+    rows = await read_rows(session, _INBOX_KNOWN, {"ids": event_ids}) if event_ids else []
+    return {row["event_id"] for row in rows}
 
 
 async def erase_inbox_items(session: AsyncSession, event_ids: list[str]) -> int:

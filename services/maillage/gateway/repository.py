@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,7 +12,7 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.clock import as_utc
-from maillage.core.storage.repository import delete_batch, insert_rows
+from maillage.core.storage.repository import delete_batch, insert_rows, read_rows
 from maillage.domain.answers import Route
 from maillage.domain.disclosure import Grant
 from maillage.domain.grounds import Conference
@@ -78,12 +78,16 @@ async def return_routes(session: AsyncSession) -> dict[str, Route]:
 
 
 # Built once (each batch asks it): building the statement, its IN list most of all, cost more than running it.
-_PROCESSED = select(ProcessedEvent).where(col(ProcessedEvent.event_id).in_(bindparam("ids", expanding=True)))
+_PROCESSED_TABLE = ProcessedEvent.__table__  # type: ignore[attr-defined]
+_PROCESSED = select(
+    *(_PROCESSED_TABLE.c[name] for name in ("event_id", "digest", "partition", "offset", "disclosures"))
+).where(_PROCESSED_TABLE.c.event_id.in_(bindparam("ids", expanding=True)))
 
 
-async def processed(session: AsyncSession, event_ids: Sequence[str]) -> Sequence[ProcessedEvent]:
-    """The events among `event_ids` already decided."""
-    return (await session.exec(_PROCESSED, params={"ids": list(event_ids)})).all()
+async def processed(session: AsyncSession, event_ids: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The events among `event_ids` already decided: each one's event id, digest, partition, offset and
+    disclosures (`ProcessedEvent`'s columns)."""
+    return await read_rows(session, _PROCESSED, {"ids": list(event_ids)}) if event_ids else []
 
 
 async def conferences(session: AsyncSession, ids: Collection[str] | None = None) -> dict[str, Conference]:

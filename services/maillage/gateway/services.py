@@ -448,7 +448,9 @@ class Gateway:
 async def _decided(session: AsyncSession, arrivals: Sequence[Arrival]) -> dict[str, Decided]:
     ids = [a.envelope.id for a in arrivals if a.envelope is not None]
     return {
-        p.event_id: Decided(digest=p.digest, partition=p.partition, offset=p.offset, disclosures=p.disclosures)
+        p["event_id"]: Decided(
+            digest=p["digest"], partition=p["partition"], offset=p["offset"], disclosures=p["disclosures"]
+        )
         for p in await repository.processed(session, ids)
     }
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlmodel import Field, SQLModel
 
@@ -20,3 +22,32 @@ class OutboxRecord(SQLModel, table=True):
     tag: str | None = None
     created_at: datetime
     published_at: datetime | None = Field(default=None, index=True)
+
+
+class Unpublished(Protocol):
+    """What the relay reads of a record to sign and send it: an `OutboxRecord`, or its `Pending` columns."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def key(self) -> bytes: ...
+    @property
+    def value(self) -> bytes: ...
+    @property
+    def headers(self) -> bytes: ...
+    @property
+    def tag(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A record the relay has yet to publish, as it reads it: no ORM object to build for a row it only sends."""
+
+    id: int
+    topic: str
+    key: bytes
+    value: bytes
+    headers: bytes
+    tag: str | None

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from maillage.core.messaging.bus import ProducerSlot, send_batched
 from maillage.core.observability.metrics import OUTBOX_BACKLOG, OUTBOX_REFUSED
 from maillage.core.outbox import repository
-from maillage.core.outbox.models import OutboxRecord
+from maillage.core.outbox.models import Unpublished
 from maillage.core.outbox.signing import BatchSigner, signed_headers
 from maillage.core.polling import wait_set
 from maillage.core.storage.db import locks_rows, short_read, unit_of_work
@@ -94,7 +94,7 @@ class OutboxRelay:
             self._backlog.set(0)
         return len(rows)
 
-    async def _send(self, rows: Sequence[OutboxRecord]) -> int:
+    async def _send(self, rows: Sequence[Unpublished]) -> int:
         """Every row on Kafka, acknowledged; a failed send costs the producer (see the class)."""
         self._backlog.set(len(rows))  # at least this many wait (all of them, below a full batch)
         if not rows:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +11,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from maillage.core.messaging.envelope import Headers
-from maillage.core.outbox.models import OutboxRecord
-from maillage.core.storage.repository import delete_batch, insert_rows
+from maillage.core.outbox.models import OutboxRecord, Pending, Unpublished
+from maillage.core.storage.repository import change_rows, delete_batch, insert_rows, read_rows
 
 
 def new_row(
@@ -37,14 +36,14 @@ async def add(session: AsyncSession, row: dict[str, Any]) -> None:
 
 # The relay's statements, built once: it runs them at every turn, and building them cost more than SQLite's
 # running them (README "A lean pipeline", eleventh round).
+_TABLE = OutboxRecord.__table__  # type: ignore[attr-defined]
 _PENDING = (
-    select(OutboxRecord)
-    .where(col(OutboxRecord.published_at).is_(None))
-    .order_by(col(OutboxRecord.id))
+    select(*(_TABLE.c[name] for name in ("id", "topic", "key", "value", "headers", "tag")))
+    .where(_TABLE.c.published_at.is_(None))
+    .order_by(_TABLE.c.id)
     .limit(bindparam("limit"))
 )
 _PENDING_LOCKED = _PENDING.with_for_update()
-_TABLE = OutboxRecord.__table__  # type: ignore[attr-defined]
 _MARK_PUBLISHED = (
     update(_TABLE)
     .where(_TABLE.c.id.in_(bindparam("ids", expanding=True)))
@@ -52,14 +51,16 @@ _MARK_PUBLISHED = (
 )
 
 
-async def pending(session: AsyncSession, *, limit: int, lock: bool = False) -> Sequence[OutboxRecord]:
+async def pending(session: AsyncSession, *, limit: int, lock: bool = False) -> list[Pending]:
     """The oldest records not yet published, in the order they were written; with `lock`, locked until the
     caller's transaction ends (another relay's same query waits for them, then skips those it published)."""
-    return (await session.exec(_PENDING_LOCKED if lock else _PENDING, params={"limit": limit})).all()
+    rows = await read_rows(session, _PENDING_LOCKED if lock else _PENDING, {"limit": limit})
+    return [Pending(**row) for row in rows]
 
 
 async def mark_published(session: AsyncSession, ids: list[int], *, at: datetime) -> None:
-    await session.exec(_MARK_PUBLISHED, params={"ids": ids, "at": at})
+    if ids:
+        await change_rows(session, _MARK_PUBLISHED, {"ids": ids, "at": at})
 
 
 async def backlog(session: AsyncSession) -> int:
@@ -67,7 +68,7 @@ async def backlog(session: AsyncSession) -> int:
     return int((await session.exec(query)).one())
 
 
-def headers_of(record: OutboxRecord) -> Headers:
+def headers_of(record: Unpublished) -> Headers:
     return [(k, v.encode()) for k, v in orjson.loads(record.headers)]
 
 

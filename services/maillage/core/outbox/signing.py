@@ -18,7 +18,7 @@ from typing import Protocol
 from maillage.core.messaging.bus import header
 from maillage.core.messaging.envelope import Envelope, Headers
 from maillage.core.outbox import repository
-from maillage.core.outbox.models import OutboxRecord
+from maillage.core.outbox.models import Unpublished
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def row_tag(signer: BatchSigner, *, key: bytes, value: bytes, headers: Headers) 
     return mac.hexdigest()
 
 
-def signed_headers(rows: Sequence[OutboxRecord], signers: Mapping[str, BatchSigner]) -> list[Headers | None]:
+def signed_headers(rows: Sequence[Unpublished], signers: Mapping[str, BatchSigner]) -> list[Headers | None]:
     """Each row's headers, its event signed if it was kept unsigned — those of one owner together, in order —
     or None for a row refused: its tag is missing or wrong, or its owner has no signer here (the dispatcher no
     longer serves that agency): nothing here can sign it, and waiting for it would hold every later row back."""
@@ -68,7 +68,7 @@ def signed_headers(rows: Sequence[OutboxRecord], signers: Mapping[str, BatchSign
     return out
 
 
-def _tagged(row: OutboxRecord, signer: BatchSigner, headers: Headers) -> bool:
+def _tagged(row: Unpublished, signer: BatchSigner, headers: Headers) -> bool:
     try:
         expected = row_tag(signer, key=row.key, value=row.value, headers=headers)
     except LookupError:  # the signing key it names is not here (retired): nothing can vouch for it

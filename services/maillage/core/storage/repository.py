@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from maillage.core.storage.plain_insert import insert_plainly
+from maillage.core.storage.plain import insert_plainly, run_plainly, written_through
 
 # Any constant both processes agree on: pg_advisory_xact_lock takes a 64-bit key.
 _MIGRATIONS_LOCK = 0x6D61696C6C616765  # "maillage"
@@ -62,10 +62,31 @@ async def insert_rows(session: AsyncSession, model: type[SQLModel], rows: list[d
 
 
 async def insert_table_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """`insert_rows` for a table: straight to SQLite on the event loop's connection (`plain_insert`), else through
+    """`insert_rows` for a table: straight to SQLite on the event loop's connection (`plain`), else through
     the session."""
     if rows and not await insert_plainly(session, insert_into(table), rows):
         await session.exec(insert_into(table), params=rows)
+
+
+async def read_rows(session: AsyncSession, statement: Any, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The rows a busy path's short read finds (`statement` built once, its values in `params`), each a column →
+    value mapping: straight from SQLite on the event loop's connection (`plain`), else through the session."""
+    done = await run_plainly(session, statement, params)
+    if done is not None:
+        return list(done[0])
+    await written_through(session)
+    result = await (await session.connection()).execute(statement, dict(params))
+    return [dict(row) for row in result.mappings()]
+
+
+async def change_rows(session: AsyncSession, statement: Any, params: Mapping[str, Any]) -> int:
+    """How many rows a busy path's UPDATE or DELETE (built once, its values in `params`) changed: straight to
+    SQLite on the event loop's connection (`plain`), else through the session."""
+    done = await run_plainly(session, statement, params)
+    if done is not None:
+        return done[1]
+    await written_through(session)
+    return int((await (await session.connection()).execute(statement, dict(params))).rowcount or 0)
 
 
 @cache
