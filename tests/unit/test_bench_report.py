@@ -3,14 +3,16 @@ from its metrics as JmxTool prints them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
+import orjson
 from rich.console import Console
 
 from maillage.cli.bench.broker_requests import parse_counts, per_event
 from maillage.cli.bench.floor import Floor
 from maillage.cli.bench.gateway_process import Progress
-from maillage.cli.bench.latency import LOAD_GENERATOR, Latency, Profile
+from maillage.cli.bench.latency import LOAD_GENERATOR, Latency, Profile, Saturation, climb
 from maillage.cli.bench.report import Report, print_report
 from maillage.cli.bench.spread import Spread
 from maillage.cli.bench.throughput import Throughput, Timed
@@ -37,9 +39,9 @@ def floor(rate: float, p50: float, p99: float, *, transactional: bool = False) -
     return Floor(rate, transactional, 100, 100, Spread(p50, p99, p99), 0.0)
 
 
-def latency(rate: float, p50: float, p99: float, *, profile: Profile | None = None) -> Latency:
+def latency(rate: float, p50: float, p99: float, *, profile: Profile | None = None, arrived: int = 100) -> Latency:
     spread = Spread(p50, p99, p99)
-    return Latency(rate, 10, 2, 100, 100, 100, spread, spread, 0.0, {}, {}, profile=profile)
+    return Latency(rate, 10, 2, 100, 100, arrived, spread, spread, 0.0, {}, {}, profile=profile)
 
 
 def report(*, floors: list[Floor], latencies: list[Latency]) -> Report:
@@ -113,3 +115,64 @@ def test_a_gateway_process_reports_its_progress_as_one_line_of_json() -> None:
 
     assert progress.line().endswith(b"\n") and b"\n" not in progress.line()[:-1]
     assert Progress.of_line(progress.line()) == progress
+
+
+class Network:
+    """Stands for the servers in the climb: a run's p99 at each rate, and the rates actually run."""
+
+    def __init__(self, p99_at: dict[float, float], *, lost_at: float | None = None) -> None:
+        self.p99_at = p99_at
+        self.lost_at = lost_at
+        self.ran: list[tuple[float, bool]] = []
+
+    async def __call__(self, rate: float, *, profiled: bool = True) -> Latency:
+        self.ran.append((rate, profiled))
+        return latency(rate, 1, self.p99_at[rate], arrived=90 if rate == self.lost_at else 100)
+
+
+def test_the_climb_runs_the_ladder_above_the_latency_runs_unprofiled_and_stops_at_the_first_p99_over_250_ms() -> None:
+    network = Network({300: 120, 400: 251, 500: 90, 600: 90})
+    runs = [latency(20, 10, 30), latency(200, 50, 110)]
+
+    saturation = asyncio.run(climb(network, runs, (150, 300, 400, 500, 600)))
+
+    assert network.ran == [(300, False), (400, False)]  # not 150 (below the runs), nothing after 400
+    assert [lat.rate for lat in saturation.runs] == [20, 200, 300, 400]
+    assert (saturation.first_over, saturation.highest_within) == (400, 300)
+    assert saturation.saturates_below(500) is True
+
+
+def test_the_climb_counts_a_run_whose_referrals_did_not_all_arrive_as_over_and_may_not_need_to_climb() -> None:
+    lost = Network({300: 100, 400: 100}, lost_at=400)
+    assert asyncio.run(climb(lost, [latency(200, 50, 110)], (300, 400))).first_over == 400
+
+    already = Network({})
+    saturation = asyncio.run(climb(already, [latency(20, 10, 30), latency(200, 300, 900)], (300,)))
+    assert already.ran == [] and saturation.first_over == 200
+
+
+def test_no_saturation_below_500_per_s_holds_only_when_measured_up_to_it() -> None:
+    def verdict(*runs: Latency) -> bool:
+        run = Report(started_at="", options={}, machine={}, saturation=Saturation(list(runs)))
+        return run.verdicts()["no_saturation_below_rate"]
+
+    assert verdict(latency(200, 50, 110), latency(500, 50, 240), latency(600, 50, 900))
+    assert verdict(latency(500, 50, 900))  # over at 500 itself, not below it
+    assert not verdict(latency(200, 50, 110), latency(400, 50, 260))
+    assert not verdict(latency(200, 50, 110), latency(400, 50, 200))  # the climb stopped short of 500
+    assert not Report(started_at="", options={}, machine={}).verdicts()["no_saturation_below_rate"]
+
+
+def test_the_climb_is_printed_rate_by_rate_with_the_first_rate_over() -> None:
+    saturation = Saturation([latency(200, 50, 110), latency(300, 80, 180), latency(400, 400, 900, arrived=97)])
+    console = Console(record=True, width=200)
+
+    print_report(Report(started_at="", options={}, machine=MACHINE, saturation=saturation), console)
+    printed = console.export_text()
+
+    assert "at 300/s" in printed and "p50 80.0, p99 180.0 ms" in printed
+    assert "97 of 100 arrived" in printed
+    assert "first rate with p99 over 250 ms" in printed and "400/s" in printed and "MISS" in printed
+    document = orjson.loads(Report(started_at="", options={}, machine=MACHINE, saturation=saturation).to_json())
+    assert document["saturation"]["first_over"] == 400 and document["saturation"]["highest_within"] == 300
+    assert [run["rate"] for run in document["saturation"]["runs"]] == [200, 300, 400]

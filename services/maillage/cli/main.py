@@ -374,6 +374,17 @@ def bench(
             help="Referrals per second of a latency run and of the bare floor beside it (repeatable).", min=0.1
         ),
     ] = None,
+    ladder: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Rates climbed after the latency runs, until POST → inbox p99 exceeds 250 ms (repeatable). "
+            "Default: 300, 400, 500, 600.",
+            min=0.1,
+        ),
+    ] = None,
+    climb: Annotated[
+        bool, typer.Option(help="Climb the ladder of rates after the latency runs, to find where p99 exceeds 250 ms.")
+    ] = True,
     duration: Annotated[float, typer.Option(help="Seconds of the latency run.")] = 10.0,
     warmup: Annotated[
         float, typer.Option(min=0, help="Seconds of referrals at each rate, not measured, before its latency run.")
@@ -426,6 +437,7 @@ def bench(
     options = BenchOptions(
         events=events,
         rates=tuple(rate) if rate else BenchOptions.rates,
+        ladder=(tuple(ladder) if ladder else BenchOptions.ladder) if climb else (),
         duration=duration,
         warmup=warmup,
         network_file=network,

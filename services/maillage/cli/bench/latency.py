@@ -21,6 +21,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import orjson
@@ -63,6 +64,40 @@ class Latency:
     @property
     def complete(self) -> bool:
         return self.sent == self.accepted == self.arrived
+
+
+# Where the network is said to saturate: the first rate at which POST → inbox p99 exceeds this.
+SATURATION_P99_MS = 250.0
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """The latency runs in increasing rate, the climb's included, up to the first whose p99 exceeds
+    SATURATION_P99_MS or whose referrals did not all arrive; the climb stops there."""
+
+    runs: list[Latency]
+    threshold_ms: float = SATURATION_P99_MS
+
+    @staticmethod
+    def within(lat: Latency) -> bool:
+        return lat.complete and lat.total.p99_ms <= SATURATION_P99_MS
+
+    @property
+    def first_over(self) -> float | None:
+        """The first rate whose p99 exceeded the threshold; None when none did, up to the highest climbed."""
+        return next((lat.rate for lat in self.runs if not self.within(lat)), None)
+
+    @property
+    def highest_within(self) -> float | None:
+        return max((lat.rate for lat in self.runs if self.within(lat)), default=None)
+
+    def saturates_below(self, rate: float) -> bool | None:
+        """Whether p99 exceeded the threshold at some rate under `rate`; None when the climb stopped short of it
+        without doing so (not measured)."""
+        first_over = self.first_over
+        if first_over is not None:
+            return first_over < rate
+        return None if max((lat.rate for lat in self.runs), default=0.0) < rate else False
 
 
 @dataclass(frozen=True)
@@ -139,8 +174,9 @@ async def measure_latency(
     console: Console,
     kafka_pid: int | None = None,
     requests: BrokerRequests | None = None,
-) -> list[Latency]:
-    """One run per rate of `opts.rates`, on the same servers, each after its own warm-up."""
+) -> tuple[list[Latency], Saturation | None]:
+    """One run per rate of `opts.rates`, on the same servers, each after its own warm-up; then the climb of
+    `opts.ladder` above them (unprofiled), until a run's p99 exceeds SATURATION_P99_MS."""
     await create_topics(bootstrap, network, Topics(prefix=prefix))
     keys = service_keys(GatewaySettings(network_file=opts.network_file, data_dir=data_dir))
     auth = {"authorization": f"Bearer {system_token(keys, opts.sender)}"}
@@ -176,7 +212,31 @@ async def measure_latency(
                 bootstrap=bootstrap,
                 topics=Topics(prefix=prefix),
             )
-            return [await run(rate) for rate in opts.rates]
+            runs = [await run(rate) for rate in opts.rates]
+            return runs, await climb(run, runs, opts.ladder) if opts.ladder else None
+
+
+class RunAt(Protocol):
+    """One latency run at a rate, after its warm-up (unprofiled: the climb's runs)."""
+
+    async def __call__(self, rate: float, *, profiled: bool = ...) -> Latency: ...
+
+
+async def climb(run: RunAt, runs: list[Latency], ladder: tuple[float, ...]) -> Saturation:
+    """The runs measured so far in increasing rate, then each rate of `ladder` above them, up to the first over
+    the threshold."""
+    climbed: list[Latency] = []
+    for lat in sorted(runs, key=lambda lat: lat.rate):
+        climbed.append(lat)
+        if not Saturation.within(lat):
+            return Saturation(climbed)
+    top = max((lat.rate for lat in runs), default=0.0)
+    for rate in sorted(r for r in ladder if r > top):
+        lat = await run(rate, profiled=False)
+        climbed.append(lat)
+        if not Saturation.within(lat):
+            break
+    return Saturation(climbed)
 
 
 @dataclass(frozen=True)
@@ -194,18 +254,19 @@ class _Runner:
     bootstrap: str
     topics: Topics
 
-    async def __call__(self, rate: float) -> Latency:
+    async def __call__(self, rate: float, *, profiled: bool = True) -> Latency:
         opts, recipient = self.opts, self.opts.recipient
         self.console.log(f"warming up: {opts.warmup:g}s at {rate:g} referrals/s")
         warm = await open_loop(self.client, self._bodies(rate, opts.warmup), rate=rate)
         await _arrivals(warm, data_dir=self.data_dir, recipient=recipient, timeout=30)
         self.console.log(f"measuring: {opts.duration:g}s at {rate:g} referrals/s, open loop")
-        before = await self.probes.begin() if self.probes else None
+        probes = self.probes if profiled else None
+        before = await probes.begin() if probes else None
         sent = await open_loop(self.client, self._bodies(rate, opts.duration), rate=rate)
         arrived = await _arrivals(sent, data_dir=self.data_dir, recipient=recipient, timeout=30)
         profile = None
-        if self.probes and before:
-            profile = Probes.profile(before, await self.probes.end(), referrals=len(arrived), idle=self.idle)
+        if probes and before:
+            profile = Probes.profile(before, await probes.end(), referrals=len(arrived), idle=self.idle)
         ids = [s.event_id for s in sent if s.event_id is not None]
         relayed = await record_times.sent_at(self.bootstrap, self.topics.submitted, ids)
         published = await record_times.sent_at(self.bootstrap, self.topics.deliver(recipient), ids)

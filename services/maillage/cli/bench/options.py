@@ -17,6 +17,9 @@ class BenchOptions:
     gateways: int = 2
     # Referrals per second of the latency runs (one run each, the same servers), and of the bare floor beside.
     rates: tuple[float, ...] = (20.0, 200.0)
+    # Then, on the same servers, higher rates one after the other until POST → inbox p99 first exceeds 250 ms
+    # (or not every referral arrives): where the network saturates. Empty: no climb.
+    ladder: tuple[float, ...] = (300.0, 400.0, 500.0, 600.0)
     duration: float = 10.0
     warmup: float = 2.0
     sender: str = "refuge-liege"

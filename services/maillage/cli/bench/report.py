@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from maillage.cli.bench.floor import Floor
-from maillage.cli.bench.latency import Latency, Profile
+from maillage.cli.bench.latency import Latency, Profile, Saturation
 from maillage.cli.bench.oncall_figures import Oncall
 from maillage.cli.bench.spread import Spread
 from maillage.cli.bench.throughput import Throughput
@@ -26,6 +26,7 @@ TARGET_LOW_RATE = 20.0  # at this rate and below, p50 and p99 each within 2 x th
 TARGET_LOW_RATE_FACTOR = 2.0
 TARGET_HIGH_RATE_FACTOR = 3.0  # above it, p99 within 3 x the floor's p99
 TARGET_ONCALL_P99_MS = 150.0
+TARGET_SATURATION_RATE = 500.0  # p99 within SATURATION_P99_MS at every rate below it
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Report:
     gateway_outcomes: dict[str, int] = field(default_factory=dict)
     floor: list[Floor] = field(default_factory=list)
     latency: list[Latency] = field(default_factory=list)
+    saturation: Saturation | None = None  # the latency runs and the climb above them
     oncall: Oncall | None = None
 
     @property
@@ -93,6 +95,9 @@ class Report:
             "oncall_p99_ms": bool(
                 self.oncall and self.oncall.complete and self.oncall.every_pair.p99_ms <= TARGET_ONCALL_P99_MS
             ),
+            "no_saturation_below_rate": bool(
+                self.saturation and self.saturation.saturates_below(TARGET_SATURATION_RATE) is False
+            ),
         }
         return found | {f"latency_at_{lat.rate:g}_per_s": self.latency_verdict(lat) for lat in self.latency}
 
@@ -113,7 +118,11 @@ class Report:
             "latency": f"at <= {TARGET_LOW_RATE:g}/s p50 and p99 <= {TARGET_LOW_RATE_FACTOR:g} x the floor's; "
             f"above, p99 <= {TARGET_HIGH_RATE_FACTOR:g} x the floor's p99",
             "oncall_p99_ms": TARGET_ONCALL_P99_MS,
+            "no_saturation_below_rate": TARGET_SATURATION_RATE,
         }
+        if self.saturation is not None:
+            doc["saturation"]["first_over"] = self.saturation.first_over
+            doc["saturation"]["highest_within"] = self.saturation.highest_within
         doc["pass"] = self.verdicts()
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str)
 
@@ -138,6 +147,8 @@ def print_report(report: Report, console: Console) -> None:
         _latency_rows(table, lat, floor=report.floor_at(lat.rate), marks=report.latency_marks(lat))
         if lat.profile is not None:
             _profile_rows(table, lat.profile, ok=verdicts["cpu_ms_per_referral"] if lat is report.profiled else None)
+    if report.saturation:
+        _saturation_rows(table, report.saturation, ok=verdicts["no_saturation_below_rate"])
     if report.oncall:
         _oncall_rows(table, report.oncall, ok=verdicts["oncall_p99_ms"])
     console.print(table)
@@ -209,6 +220,19 @@ def _latency_rows(table: Table, lat: Latency, *, floor: Floor | None, marks: tup
 def _stage_rows(table: Table, stages: dict[str, Spread]) -> None:
     for stage, spread in stages.items():  # each stage from the end of the one before
         table.add_row(f"  then {stage}", f"p50 {spread.p50_ms:,.0f}, p99 {spread.p99_ms:,.0f} ms", "", "")
+
+
+def _saturation_rows(table: Table, sat: Saturation, *, ok: bool) -> None:
+    table.add_row(f"POST → inbox, climbing until p99 exceeds {sat.threshold_ms:g} ms", "", "", "")
+    for lat in sat.runs:
+        arrived = "" if lat.complete else f", {lat.arrived} of {lat.sent} arrived"
+        within = "" if Saturation.within(lat) else "over"
+        spread = f"p50 {lat.total.p50_ms:,.1f}, p99 {lat.total.p99_ms:,.1f} ms{arrived}"
+        table.add_row(f"  at {lat.rate:g}/s", spread, "", within)
+    top = max(lat.rate for lat in sat.runs)
+    first_over = f"none up to {top:g}/s" if sat.first_over is None else f"{sat.first_over:g}/s"
+    target = f">= {TARGET_SATURATION_RATE:g}/s, or none"
+    table.add_row(f"  first rate with p99 over {sat.threshold_ms:g} ms", first_over, target, _mark(ok))
 
 
 def _profile_rows(table: Table, profile: Profile, *, ok: bool | None) -> None:

@@ -153,7 +153,7 @@ async def _measure_part(
             for transactional in (False, True)
         ]
     elif part == "latency":
-        report.latency = await measure_latency(
+        report.latency, report.saturation = await measure_latency(
             opts,
             network,
             bootstrap=bootstrap,
