@@ -76,7 +76,6 @@ class Saturation:
     SATURATION_P99_MS or whose referrals did not all arrive; the climb stops there."""
 
     runs: list[Latency]
-    threshold_ms: float = SATURATION_P99_MS
 
     @staticmethod
     def within(lat: Latency) -> bool:
