@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from starlette.applications import Starlette
 
+from maillage.core.lifecycle import YOUNG_COLLECTION
 from maillage.core.polling import eventually
 from maillage.core.web.serving import _Server
 
@@ -21,6 +22,7 @@ class Made:
 
 async def test_what_a_service_made_to_start_is_set_aside_once_it_listens_and_what_comes_after_is_not() -> None:
     at_start: list[Made] = []
+    thresholds = gc.get_threshold()
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -36,7 +38,9 @@ async def test_what_a_service_made_to_start_is_set_aside_once_it_listens_and_wha
         assert id(at_start[0]) not in watched, "made to start: out of the collector's walks"
         assert id(after) in watched, "made since: collected as ever"
         assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == YOUNG_COLLECTION, "the youngest generation collected less often"
     finally:
         gc.unfreeze()  # this test process serves many apps; none of theirs is kept for good
+        gc.set_threshold(*thresholds)
         server.should_exit = True
         await running

@@ -173,15 +173,26 @@ class Running:
             close()
 
 
+YOUNG_COLLECTION = 50_000
+
+
 def settle_heap() -> None:
     """Once a process has started to serve: what it made to start — modules, classes, its app and clients,
     160,000 to 200,000 objects — is taken out of the garbage collector's sight (`gc.freeze`). Each collection of
     the oldest generation walked all of it: 100-150 ms of CPU on the 2-core machine, once every 10-20 s under
     load, and that long a stall of the process's event loop, the requests it was serving waiting meanwhile
     (README "A lean pipeline", tenth round); 2-3 ms once frozen. What startup made lives as long as the process
-    anyway. Only for a process serving one service: a test process starting many would keep their garbage."""
+    anyway. Only for a process serving one service: a test process starting many would keep their garbage.
+
+    And the youngest generation is collected once `YOUNG_COLLECTION` more containers live than at its last
+    collection, not 700: a batch's records, events, rows and outputs live until the batch ends (some seventy
+    containers per event in the gateway), so at 700 a batch of 500 was walked again and again, promoted, and walked
+    again in the older generations — 22 µs of the gateway's ~330 per event, 1.5 at 50,000; what dies young is
+    freed by its reference count either way (README "A lean pipeline", fifteenth round)."""
     gc.collect()
     gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION, middle, oldest)
 
 
 async def bounded(step: Awaitable[None], *, what: str, within: float = STOP_SECONDS) -> None:

@@ -15,7 +15,7 @@ from maillage.core.messaging.bus import Record, dead_letter_headers, dead_letter
 from maillage.core.messaging.envelope import Envelope, Headers
 from maillage.core.messaging.topics import Topics
 from maillage.core.observability.metrics import DEAD_LETTERS
-from maillage.domain.status import SOURCE_HEADER, RecipientLine, StatusReport
+from maillage.domain.status import SOURCE_HEADER, status_json
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +49,13 @@ class Outbound:
     def share(self, envelope: Envelope, plaintext: bytes) -> None:
         self.records.append(Share(self.topics.deliver(envelope.recipient), envelope, plaintext))
 
-    def status(self, envelope: Envelope, lines: list[RecipientLine], *, at: datetime) -> None:
-        """Tell the sender what became of its event, recipient by recipient (metadata only)."""
+    def status(self, envelope: Envelope, lines: list[dict[str, Any]], *, at: datetime) -> None:
+        """Tell the sender what became of its event, recipient by recipient (metadata only): `lines` are
+        `recipient_line`'s."""
         source = envelope.agency_id
-        # Every field given: a default list left to the model is deep-copied for each report.
-        report = StatusReport(
-            event_id=envelope.id, source=source, type=envelope.type.value, decided_at=at, recipients=lines, notices=[]
+        value = status_json(
+            event_id=envelope.id, source=source, type=envelope.type.value, decided_at=at, recipients=lines
         )
-        value = report.model_dump_json().encode()
         self.records.append(
             Outgoing(self.topics.status(source), envelope.id.encode(), value, [(SOURCE_HEADER, source.encode())])
         )

@@ -55,7 +55,7 @@ from maillage.domain.events import (
 from maillage.domain.grounds import GROUNDED
 from maillage.domain.policy import Policy
 from maillage.domain.retention import Stored
-from maillage.domain.status import RecipientLine
+from maillage.domain.status import recipient_line
 from maillage.domain.vocabulary import Category, LegalBasis, Sector
 from maillage.gateway import consultations, erasure, grounds, notices, reports, repository, reviews
 from maillage.gateway.batch import Batch, Decided, State
@@ -180,7 +180,7 @@ class Gateway:
     def _reject(self, batch: Batch, record: Record, envelope: Envelope, refused: Refused) -> None:
         """A signed event the gateway will not decide: a dead letter, and its sender is told why."""
         batch.out.dead_letter(record, refused)
-        self._report(batch, envelope, [RecipientLine(recipient="gateway", outcome="rejected", reason=refused.reason)])
+        self._report(batch, envelope, [recipient_line(recipient="gateway", outcome="rejected", reason=refused.reason)])
 
     async def _seen_before(self, batch: Batch, arrival: Arrival, before: Decided, *, digest: str) -> None:
         record, event = arrival.record, arrival.event
@@ -436,10 +436,10 @@ class Gateway:
             batch.decisions[envelope.type.value, d.recipient.sector.value, d.outcome.value, d.basis.value] += 1
             if d.needs_review:
                 batch.reviews[d.recipient.sector.value] += 1
-        lines = [_line(d) for d in disclosures] or [RecipientLine(recipient="gateway", outcome="recorded")]
+        lines = [_line(d) for d in disclosures] or [recipient_line(recipient="gateway", outcome="recorded")]
         self._report(batch, envelope, lines)
 
-    def _report(self, batch: Batch, envelope: Envelope, lines: list[RecipientLine]) -> None:
+    def _report(self, batch: Batch, envelope: Envelope, lines: list[dict[str, Any]]) -> None:
         if envelope.agency_id in self.network.by_id:
             batch.out.status(envelope, lines, at=self.clock.now())
         # else: a sender no longer in the network has no status topic; the audit chain keeps the decision.
@@ -482,13 +482,13 @@ def record_digest(record: Record, *, signature: bool = False) -> str:
     return digest.hexdigest()
 
 
-def _line(d: Disclosure) -> RecipientLine:
-    return RecipientLine(
+def _line(d: Disclosure) -> dict[str, Any]:
+    return recipient_line(
         recipient=d.recipient.agency_id,
         sector=d.recipient.sector.value,
         outcome=d.outcome.value,
         legal_basis=d.basis.value,
-        delivered=sorted(d.delivered),
+        delivered=[c.value for c in sorted(d.delivered)],
         removed={k.value: v.value for k, v in d.removed.items()},
         reason=d.reason.value if d.reason else None,
         review=d.needs_review,

@@ -20,9 +20,10 @@ value by value). Anywhere else — PostgreSQL, aiosqlite's threads — and for a
 from __future__ import annotations
 
 import functools
+import operator
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ClauseElement, Dialect, Insert
@@ -41,12 +42,22 @@ class PlainInsert:
     sql: str
     names: tuple[str, ...]  # the statement's parameters, in order
     processors: tuple[Processor, ...]
+    # A row's values taken at once, and only the columns with a processor passed through one: most have none, and
+    # a gateway's batch writes some fifty values per event.
+    _taken: Callable[[Mapping[str, Any]], Any] = field(init=False, repr=False, compare=False)
+    _processed: tuple[tuple[int, Callable[[Any], Any]], ...] = field(init=False, repr=False, compare=False)
 
-    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            value if process is None else process(value)
-            for value, process in zip((row[name] for name in self.names), self.processors, strict=True)
-        )
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_taken", operator.itemgetter(*self.names))
+        processed = tuple((i, p) for i, p in enumerate(self.processors) if p is not None)
+        object.__setattr__(self, "_processed", processed)
+
+    def values(self, row: Mapping[str, Any]) -> Sequence[Any]:
+        taken = self._taken(row)
+        values = [taken] if len(self.names) == 1 else list(taken)  # itemgetter of one name gives the value alone
+        for i, process in self._processed:
+            values[i] = process(values[i])
+        return values
 
 
 @functools.lru_cache(maxsize=256)
@@ -55,7 +66,7 @@ def plain_insert(statement: Insert, columns: tuple[str, ...], dialect: Dialect) 
     left-out column's default computed in Python) or name its parameters otherwise."""
     compiled = statement.compile(dialect=dialect, column_keys=list(columns))
     names = tuple(compiled.positiontup or ())
-    if compiled.insert_prefetch or set(names) != set(columns):
+    if not names or compiled.insert_prefetch or set(names) != set(columns):
         return None
     processors: list[Processor] = []
     for name in names:
