@@ -3,6 +3,7 @@ carries; single signatures (version 1) still read; nothing else verifies."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +85,28 @@ def test_an_event_altered_or_given_another_events_path_does_not_verify(trusts: t
             cpas.verify(envelope, signer=GATEWAY)
     with pytest.raises(SignatureError):  # the gateway's signature, but someone else claimed as the signer
         cpas.verify(batch[2], signer="refuge-liege")
+
+
+def test_a_path_altered_above_the_nodes_a_verifier_already_climbed_through_does_not_verify(
+    trusts: tuple[Trust, Trust],
+) -> None:
+    """A verifier keeps the ways up it took (signing.py: the events of a batch share their upper nodes); an
+    event whose own path is altered above such a node is refused all the same, whichever hash is altered."""
+    gateway, cpas = trusts
+    batch = [as_received(e) for e in signed_batch(gateway, 64)]
+    for envelope in batch[:-1]:
+        cpas.verify(envelope, signer=GATEWAY)
+    last = batch[-1]
+    assert last.sigpath is not None
+    index, size, hashes = last.sigpath.split(".")
+    raw = base64.urlsafe_b64decode(hashes + "=")
+    assert len(raw) == 6 * 32
+    for level in range(6):
+        altered = raw[: 32 * level] + bytes(32) + raw[32 * (level + 1) :]
+        path = f"{index}.{size}.{base64.urlsafe_b64encode(altered).decode().rstrip('=')}"
+        with pytest.raises(SignatureError):
+            cpas.verify(replace(last, sigpath=path), signer=GATEWAY)
+    cpas.verify(last, signer=GATEWAY)
 
 
 def test_single_signatures_are_still_read_beside_batch_signatures(trusts: tuple[Trust, Trust]) -> None:

@@ -36,7 +36,9 @@ _MAX_DEPTH = 32  # a path longer than this names no batch anyone signed
 
 def signed_bytes(attributes: Mapping[str, str], data: bytes) -> bytes:
     """What is signed: every attribute but the signature and its path, and a digest of the (sealed) data."""
-    body = {k: v for k, v in attributes.items() if k not in ("sig", "sigpath")}
+    body = dict(attributes)
+    body.pop("sig", None)
+    body.pop("sigpath", None)
     body["data_sha256"] = hashlib.sha256(data).hexdigest()
     return canonical_json(body)
 
@@ -106,8 +108,26 @@ def _root_of(path: str, leaf: bytes) -> bytes:
     index, size, hashes = int(match[1]), int(match[2]), _unb64(match[3])
     if index >= size or len(hashes) % 32 or len(hashes) > 32 * _MAX_DEPTH:
         raise ValueError("malformed path")
-    fn, sn, node = index, size - 1, leaf
+    return _ascend(leaf, index, size - 1, hashes)
+
+
+# The way up from a node, as `_ascend` found it: (node, fn, sn, the path's hashes left) → root. The events of one
+# batch share their upper nodes, so a verifier reading a batch's events goes up one or two nodes from each, not
+# nine, before it reaches a node whose way up — with these very hashes — it already took.
+_ASCENTS: dict[tuple[bytes, int, int, bytes], bytes] = {}
+_ASCENTS_KEPT = 16_384
+
+
+def _ascend(node: bytes, fn: int, sn: int, hashes: bytes) -> bytes:
+    taken: list[tuple[bytes, int, int, bytes]] = []
+    root = None
     for at in range(0, len(hashes), 32):
+        if at:  # from the leaf itself no way up is known: it is the event's own
+            step = (node, fn, sn, hashes[at:])
+            root = _ASCENTS.get(step)
+            if root is not None:
+                break
+            taken.append(step)
         sibling = hashes[at : at + 32]
         if sn == 0:
             raise ValueError("path too long")
@@ -118,9 +138,15 @@ def _root_of(path: str, leaf: bytes) -> bytes:
         else:
             node = _node(node, sibling)
         fn, sn = fn >> 1, sn >> 1
-    if sn != 0:
-        raise ValueError("path too short")
-    return node
+    if root is None:
+        if sn != 0:
+            raise ValueError("path too short")
+        root = node
+    if len(_ASCENTS) > _ASCENTS_KEPT:
+        _ASCENTS.clear()
+    for step in taken:
+        _ASCENTS[step] = root
+    return root
 
 
 def _b64(raw: bytes) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 import uuid_utils
 
@@ -164,12 +165,12 @@ class Envelope:
             envelope = cls(
                 id=attributes["id"],
                 source=attributes["source"],
-                type=EventType(attributes["type"]),
+                type=_member(EventType, _EVENT_TYPES, attributes["type"]),
                 time=datetime.fromisoformat(time) if time else datetime.now(UTC),
                 subject=get("subject") or "",
-                subjectrole=Role(get("subjectrole", "")),
-                legalbasis=LegalBasis(get("legalbasis", "")),
-                purpose=Purpose(get("purpose", "")),
+                subjectrole=_member(Role, _ROLES, get("subjectrole", "")),
+                legalbasis=_member(LegalBasis, _BASES, get("legalbasis", "")),
+                purpose=_member(Purpose, _PURPOSES, get("purpose", "")),
                 recipient=get("recipient") or "",
                 data=value or b"",
                 traceparent=get("traceparent"),
@@ -196,16 +197,41 @@ class Envelope:
 _FIELDS = frozenset(f.name for f in fields(Envelope))
 
 
+def _attribute_of(header: str) -> str | None:
+    """The attribute a header carries (its name in any case), or None for another header."""
+    name = header.lower()
+    if name.startswith(CE_PREFIX):
+        return name[len(CE_PREFIX) :]
+    return "datacontenttype" if name == CONTENT_TYPE_HEADER else None
+
+
+_ATTRIBUTE_OF = {CE_PREFIX + name: name for name in _CHECKED if name != "datacontenttype"} | {
+    CONTENT_TYPE_HEADER: "datacontenttype"
+}
+_EVENT_TYPES: dict[str, EventType] = {m.value: m for m in EventType}
+_ROLES: dict[str, Role] = {m.value: m for m in Role}
+_BASES: dict[str, LegalBasis] = {m.value: m for m in LegalBasis}
+_PURPOSES: dict[str, Purpose] = {m.value: m for m in Purpose}
+E = TypeVar("E", bound=Enum)
+
+
+def _member(kind: type[E], members: dict[str, E], value: str) -> E:
+    """`kind(value)` by a plain look-up (an Enum's call is ~0.5 µs, four per record); its ValueError otherwise."""
+    member = members.get(value)
+    return kind(value) if member is None else member
+
+
 def _attributes(headers: Headers) -> dict[str, str]:
     """The CloudEvent's attributes in a record's headers; EnvelopeError unless it is one (CloudEvents 1.0)."""
     attributes: dict[str, str] = {}
     try:
         for header, raw in headers:
-            name = header.lower()
-            if name.startswith(CE_PREFIX):
-                attributes[name[len(CE_PREFIX) :]] = raw.decode()
-            elif name == CONTENT_TYPE_HEADER:
-                attributes["datacontenttype"] = raw.decode()
+            name = _ATTRIBUTE_OF.get(header)  # the headers as they are written, known at once
+            if name is None:
+                name = _attribute_of(header)
+                if name is None:
+                    continue
+            attributes[name] = raw.decode()
     except (UnicodeDecodeError, AttributeError):
         raise EnvelopeError("envelope", "not a CloudEvent in binary mode (a header is not UTF-8 text)") from None
     missing = [name for name in REQUIRED if not attributes.get(name)]
