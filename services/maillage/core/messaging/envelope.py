@@ -132,20 +132,23 @@ class Envelope:
             "specversion": "1.0",
             "time": _timestamp(self.time),
             "subject": self.subject,
-            "datacontenttype": self.content_type,
+            "datacontenttype": SEALED_CONTENT_TYPE if self.sigkid else CONTENT_TYPE,
             "subjectrole": self.subjectrole.value,
             "legalbasis": self.legalbasis.value,
             "purpose": self.purpose.value,
             "recipient": self.recipient,
         }
-        optional = {
-            "traceparent": self.traceparent,
-            "pole": self.pole,
-            "sigkid": self.sigkid,
-            "sig": self.sig,
-            "sigpath": self.sigpath,
-        }
-        attributes.update({k: v for k, v in optional.items() if v})
+        # The optional ones when present, in this order (a few times per record at each hop: no dict of them).
+        if self.traceparent:
+            attributes["traceparent"] = self.traceparent
+        if self.pole:
+            attributes["pole"] = self.pole
+        if self.sigkid:
+            attributes["sigkid"] = self.sigkid
+        if self.sig:
+            attributes["sig"] = self.sig
+        if self.sigpath:
+            attributes["sigpath"] = self.sigpath
         return attributes
 
     def to_kafka(self) -> tuple[bytes, bytes, Headers]:
