@@ -10,6 +10,7 @@ import orjson
 from rich.console import Console
 
 from maillage.cli.bench.broker_requests import parse_counts, per_event
+from maillage.cli.bench.decision import DecisionCost
 from maillage.cli.bench.floor import Floor
 from maillage.cli.bench.gateway_process import Progress
 from maillage.cli.bench.latency import LOAD_GENERATOR, Latency, Profile, Saturation, climb
@@ -108,6 +109,22 @@ def test_the_gateways_throughput_names_its_processes_and_what_each_decided() -> 
     assert "gateway throughput, 2 processes" in printed and "2,500 events/s" in printed
     assert "9,600 / 10,400" in printed
     assert "600 µs" in printed  # the CPU of both processes, per event
+
+
+def test_the_gateways_own_cost_without_kafka_is_printed_step_by_step_and_kept_in_the_json() -> None:
+    cost = DecisionCost(
+        events=10_000, batch=500, open_us=84.0, decide_us=160.0, seal_us=41.0, collector_us=0.7, collections=1, shares=1
+    )
+    console = Console(record=True, width=200)
+
+    print_report(Report(started_at="", options={}, machine=MACHINE, decision=cost), console)
+    printed = console.export_text()
+
+    assert "gateway's own CPU per event, no Kafka (batches of 500)" in printed and "285 µs" in printed
+    assert "84 / 160 / 41 µs" in printed and "0.7 µs (1 collections)" in printed
+    document = orjson.loads(Report(started_at="", options={}, machine=MACHINE, decision=cost).to_json())
+    assert document["decision"]["open_us"] == 84.0
+    assert DecisionCost.of_json(cost.to_json()) == cost
 
 
 def test_a_gateway_process_reports_its_progress_as_one_line_of_json() -> None:

@@ -398,8 +398,8 @@ def bench(
         list[str] | None,
         typer.Option(
             "--only",
-            help="Run only these parts (repeatable): throughput, floor, latency, oncall. "
-            "Default: throughput, floor and latency; oncall runs only when named.",
+            help="Run only these parts (repeatable): throughput, decision, floor, latency, oncall. "
+            "Default: throughput, decision, floor and latency; oncall runs only when named.",
         ),
     ] = None,
     gateways: Annotated[
@@ -423,8 +423,9 @@ def bench(
         ),
     ] = False,
 ) -> None:
-    """Measure gateway throughput beside a bare Kafka passthrough, referral latency beside the bare two-hop
-    floor at each rate, and (--only oncall) alert latency to on-call workers' sockets."""
+    """Measure gateway throughput beside a bare Kafka passthrough, the gateway's own CPU per event without Kafka,
+    referral latency beside the bare two-hop floor at each rate, and (--only oncall) alert latency to on-call
+    workers' sockets."""
     from maillage.cli.bench.options import BenchOptions
     from maillage.cli.bench.run import PARTS, run_bench
 

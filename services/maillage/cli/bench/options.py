@@ -27,7 +27,7 @@ class BenchOptions:
     network_file: Path = DEFAULT_NETWORK
     bootstrap: str = ""
     out_dir: Path = Path("bench-results")
-    parts: tuple[str, ...] = ("throughput", "floor", "latency")
+    parts: tuple[str, ...] = ("throughput", "decision", "floor", "latency")
     # The latency runs also measure each process's CPU per referral and the broker's requests per referral.
     profile: bool = False
     # The on-call part (`--only oncall`): alerts POSTed to the sender, pushed to this many workers' sockets.

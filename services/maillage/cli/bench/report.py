@@ -11,6 +11,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from maillage.cli.bench.decision import DecisionCost
 from maillage.cli.bench.floor import Floor
 from maillage.cli.bench.latency import SATURATION_P99_MS, Latency, Profile, Saturation
 from maillage.cli.bench.oncall_figures import Oncall
@@ -38,6 +39,7 @@ class Report:
     passthrough: Throughput | None = None
     gateway_unsealed: Throughput | None = None  # sealing and signing switched off (bench/plain.py)
     gateway_outcomes: dict[str, int] = field(default_factory=dict)
+    decision: DecisionCost | None = None  # the gateway's own work per event, no Kafka (bench/decision.py)
     floor: list[Floor] = field(default_factory=list)
     latency: list[Latency] = field(default_factory=list)
     saturation: Saturation | None = None  # the latency runs and the climb above them
@@ -142,6 +144,8 @@ def print_report(report: Report, console: Console) -> None:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     if report.gateway and report.passthrough:
         _throughput_rows(table, report.gateway, report.passthrough, report=report, verdicts=verdicts)
+    if report.decision:
+        _decision_rows(table, report.decision)
     for floor in report.floor:
         _floor_rows(table, floor)
     for lat in report.latency:
@@ -182,6 +186,13 @@ def _throughput_rows(table: Table, g: Throughput, p: Throughput, *, report: Repo
         table.add_row("  CPU per event (the gateways' processes)", f"{u.cpu_us_per_event:,.0f} µs", "", "")
         ratio, target = f"{report.sealing_ratio:.2f}", f">= {TARGET_SEALING_RATIO}"
         table.add_row("ratio sealing and signing on ÷ off", ratio, target, _mark(verdicts["sealing_ratio"]))
+
+
+def _decision_rows(table: Table, d: DecisionCost) -> None:
+    table.add_row(f"gateway's own CPU per event, no Kafka (batches of {d.batch})", f"{d.total_us:,.0f} µs", "", "")
+    steps = f"{d.open_us:,.0f} / {d.decide_us:,.0f} / {d.seal_us:,.0f} µs"
+    table.add_row("  opening / deciding / sealing and signing", steps, "", "")
+    table.add_row("  of which the garbage collector", f"{d.collector_us:,.1f} µs ({d.collections} collections)", "", "")
 
 
 def _processes(t: Throughput) -> str:

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from maillage.cli.bench.broker import delete_topics
 from maillage.cli.bench.broker_requests import BrokerRequests
+from maillage.cli.bench.decision import Workload, measure_decision
 from maillage.cli.bench.floor import measure_floor
 from maillage.cli.bench.latency import measure_latency
 from maillage.cli.bench.machine import CpuMeter, describe_machine, load_average
@@ -29,7 +30,7 @@ from maillage.cli.bench.throughput import measure_throughput, measure_unsealed
 from maillage.cli.kafka_local import KAFKA_VERSION, LocalKafka, free_port
 from maillage.core.config.network import Network, load_network
 
-PARTS = ("throughput", "floor", "latency", "oncall")
+PARTS = ("throughput", "decision", "floor", "latency", "oncall")
 
 
 def run_bench(opts: BenchOptions, *, console: Console) -> tuple[Report, Path]:
@@ -136,6 +137,10 @@ async def _measure_part(
             data_dir=data_dir / "unsealed",
             console=console,
         )
+    elif part == "decision":
+        work = Workload(events=opts.events // 2, subjects=opts.subjects, sender=opts.sender, recipient=opts.recipient)
+        with console.status(f"decision: {work.events:,} referrals decided in batches of {work.batch}, no Kafka…"):
+            report.decision = await measure_decision(data_dir=data_dir, network_file=opts.network_file, work=work)
     elif part == "floor":
         report.floor = [
             await measure_floor(
