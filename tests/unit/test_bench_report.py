@@ -123,7 +123,7 @@ def test_the_gateways_own_cost_without_kafka_is_printed_step_by_step_and_kept_in
     assert "gateway's own CPU per event, no Kafka (batches of 500)" in printed and "285 µs" in printed
     assert "84 / 160 / 41 µs" in printed and "0.7 µs (1 collections)" in printed
     document = orjson.loads(Report(started_at="", options={}, machine=MACHINE, decision=cost).to_json())
-    assert document["decision"]["open_us"] == 84.0
+    assert document["decision"]["open_us"] == 84.0 and document["decision"]["total_us"] == 285.0
     assert DecisionCost.of_json(cost.to_json()) == cost
 
 

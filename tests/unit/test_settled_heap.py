@@ -1,5 +1,6 @@
 """A served process sets what it made to start aside from the garbage collector once it listens
-(`lifecycle.settle_heap`): the oldest generation's collections then walk only what serving made since."""
+(`lifecycle.settle_heap`): the oldest generation's collections then walk only what serving made since, and its
+youngest generation is collected once many more containers live, not every 700."""
 
 from __future__ import annotations
 
