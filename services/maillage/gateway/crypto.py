@@ -16,18 +16,19 @@ from maillage.gateway.services import Arrival
 T = TypeVar("T")
 U = TypeVar("U")
 THREADS = 2
-# A batch this small is checked, opened or sealed on the event loop itself: there is no second core's work to
-# win, and each hand-over to a thread and back costs more than the work (a lone record at 20/s: open 1.6 → 0.6 ms,
-# seal 1.2 → 0.3 ms, wall; README "A lean pipeline", eleventh round). Not when some owner's keys come from its
-# JWKS URL: a key id not known yet is fetched there first (`Trust.refresh`, a blocking request), which only a
-# thread may wait for.
-INLINE = 1
+# A batch this small is checked, opened or sealed on the event loop itself: there is little second core's work to
+# win (some 130 µs of CPU per record), and each hand-over to a thread and back costs more than the work (a lone
+# record at 20/s: open 1.6 → 0.6 ms, seal 1.2 → 0.3 ms, wall; README "A lean pipeline", eleventh round; at 200/s,
+# where batches are a few records, up to 16 on the loop: the gateway's CPU per referral −8 %, its stage's median
+# −6 ms, fifteenth round). Not when some owner's keys come from its JWKS URL: a key id not known yet is fetched
+# there first (`Trust.refresh`, a blocking request), which only a thread may wait for.
+INLINE = 16
 
 
 class CryptoThreads:
     """pyca/cryptography releases the GIL: checking, opening and sealing a batch's records in threads runs
     on both cores, while the decisions themselves stay in order on the event loop. A lone record is done on the
-    loop itself when no key can have to be fetched first (`INLINE`)."""
+    loop itself, and so is a small batch, when no key can have to be fetched first (`INLINE`)."""
 
     def __init__(self, trust: Trust, *, threads: int = THREADS) -> None:
         self.trust = trust
