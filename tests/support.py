@@ -20,6 +20,7 @@ from maillage.core.crypto.keys import GATEWAY, ensure_keys
 from maillage.core.crypto.tokens import ALL_AGENCY_SCOPES, Scope, mint
 from maillage.core.crypto.trust import Trust
 from maillage.core.messaging import bus
+from maillage.core.messaging.bus import Consumed
 from maillage.core.messaging.envelope import Envelope
 from maillage.core.messaging.topics import Topics
 from maillage.core.polling import eventually
@@ -167,19 +168,6 @@ class Pole:
         finally:
             await consumer.stop()
         return records
-
-
-@dataclass(frozen=True)
-class Consumed:
-    """A record as the gateway's consumer hands it over (aiokafka's ConsumerRecord, reduced to its fields)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    timestamp: int = 0
 
 
 @dataclass(frozen=True)

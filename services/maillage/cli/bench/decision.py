@@ -29,6 +29,7 @@ from maillage.cli.bench.sockets import run_fast
 from maillage.core.crypto.keys import GATEWAY
 from maillage.core.crypto.trust import Trust
 from maillage.core.lifecycle import settle_heap
+from maillage.core.messaging.bus import Consumed
 from maillage.core.messaging.envelope import Envelope
 from maillage.core.storage.db import make_engine, session_factory
 from maillage.core.storage.migrations import upgrade
@@ -38,19 +39,6 @@ from maillage.gateway.services import Gateway
 from maillage.gateway.settings import GatewaySettings
 
 WARMUP_BATCHES = 2  # decided first, not counted: the statements compiled, the caches filled
-
-
-@dataclass(frozen=True)
-class _Record:
-    """A record as the gateway's consumer hands it over (aiokafka's ConsumerRecord, its fields alone)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    timestamp: int = 0
 
 
 @dataclass(frozen=True)
@@ -166,8 +154,8 @@ async def decide(*, data_dir: Path, network_file: Path, work: Workload) -> Decis
         await engine.dispose()
 
 
-def _records(topic: str, envelopes: list[Envelope], *, offset: int) -> list[_Record]:
-    return [_Record(topic, 0, offset + i, *e.to_kafka()) for i, e in enumerate(envelopes)]
+def _records(topic: str, envelopes: list[Envelope], *, offset: int) -> list[Consumed]:
+    return [Consumed(topic, 0, offset + i, *e.to_kafka()) for i, e in enumerate(envelopes)]
 
 
 async def measure_decision(*, data_dir: Path, network_file: Path, work: Workload) -> DecisionCost:

@@ -250,6 +250,20 @@ class Record(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
+@dataclass(frozen=True)
+class Consumed:
+    """A `Record` that did not come from a broker: what is decided straight from envelopes (the bench's `decision`
+    part, tests), as a consumer would hand it over."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp: int = 0
+
+
 async def send_batched(kafka_producer: AIOKafkaProducer, records: Iterable[OutRecord]) -> list[asyncio.Future[Any]]:
     """Queue many keyed records as one record batch per partition; the futures resolve once they are acked.
 
