@@ -244,11 +244,13 @@ class Trust(_KeyFiles):
         except SealError as exc:
             raise Refused("sealing", str(exc), envelope=envelope) from None
         try:
-            return Received(envelope, PAYLOAD_MODELS[envelope.type].model_validate(orjson.loads(plaintext)))
-        except orjson.JSONDecodeError:
-            raise Refused("schema", "data is not JSON", envelope=envelope) from None
+            # Parsed and validated in one pass by pydantic's own parser: no dict of the whole payload in between.
+            return Received(envelope, PAYLOAD_MODELS[envelope.type].model_validate_json(plaintext))
         except ValidationError as exc:
-            fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+            errors = exc.errors()
+            if any(e["type"] == "json_invalid" for e in errors):
+                raise Refused("schema", "data is not JSON", envelope=envelope) from None
+            fields = sorted({".".join(str(p) for p in e["loc"]) for e in errors})
             raise Refused("schema", f"invalid fields: {', '.join(fields)[:300]}", envelope=envelope) from None
 
 
