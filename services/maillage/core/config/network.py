@@ -377,16 +377,30 @@ class Network(_Model):
     def knows(self, recipient: str) -> bool:
         return recipient in self.by_id or recipient in set(Sector)
 
+    @cached_property
+    def by_sector(self) -> dict[str, tuple[AgencyConfig, ...]]:
+        """Each sector's agencies, in the network's order."""
+        found: dict[str, list[AgencyConfig]] = {}
+        for agency in self.agencies:
+            found.setdefault(agency.sector.value, []).append(agency)
+        return {sector: tuple(agencies) for sector, agencies in found.items()}
+
     def resolve(self, recipients: tuple[str, ...], *, sender: str, pole: str | None) -> tuple[Recipient, ...]:
         """Each named agency, wherever it works, and every agency of each named sector that serves `pole` —
         never the rest of the network: a danger alert "to the police" reaches the police zone of the
-        event's Pôle, not every police zone. Never the sender itself."""
+        event's Pôle, not every police zone. Never the sender itself. Looked up, not searched: a network of all
+        Wallonia's Pôles costs an event no more than one of ten agencies (an agency's id is never a sector's
+        name, so a recipient names one or the other)."""
         chosen: dict[str, Recipient] = {}
         for token in recipients:
-            for agency in self.agencies:
-                named = token == agency.id
-                in_sector = token == agency.sector.value and (pole is None or pole in agency.poles)
-                if (named or in_sector) and agency.id != sender:
+            named = self.by_id.get(token)
+            if named is not None:
+                candidates: tuple[AgencyConfig, ...] = (named,)
+            else:
+                in_sector = self.by_sector.get(token, ())
+                candidates = tuple(a for a in in_sector if pole is None or pole in a.poles)
+            for agency in candidates:
+                if agency.id != sender and agency.id not in chosen:
                     chosen[agency.id] = Recipient(agency_id=agency.id, sector=agency.sector)
         return tuple(chosen.values())
 

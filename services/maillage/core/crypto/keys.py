@@ -189,6 +189,12 @@ class PublicKeys:
 
     def __init__(self, keys: list[PublicKeyInfo]) -> None:
         self.by_kid = {k.kid: k for k in keys}
+        # Each owner's keys of each use, newest last: sealing a share looks its recipient's keys up, and a network
+        # of all Wallonia's Pôles holds hundreds of owners' keys, which a search would read for every share.
+        by_owner: dict[tuple[str, KeyUse], list[PublicKeyInfo]] = {}
+        for key in sorted(self.by_kid.values(), key=lambda k: (k.created, k.kid)):
+            by_owner.setdefault((key.owner, key.use), []).append(key)
+        self._by_owner = {found: tuple(keys) for found, keys in by_owner.items()}
 
     @classmethod
     def load(cls, dirs: KeyDirs) -> PublicKeys:
@@ -202,13 +208,15 @@ class PublicKeys:
         return key if key is not None and key.use is use else None
 
     def current(self, owner: str, use: KeyUse) -> PublicKeyInfo:
-        candidates = [k for k in self.by_kid.values() if k.owner == owner and k.use is use]
-        if not candidates:
+        """The owner's newest key of this use."""
+        keys = self._by_owner.get((owner, use))
+        if not keys:
             raise KeyError_(f"no {use.name.lower()} key for {owner}")
-        return max(candidates, key=lambda k: (k.created, k.kid))
+        return keys[-1]
 
     def of(self, owner: str, use: KeyUse) -> list[PublicKeyInfo]:
-        return [k for k in self.by_kid.values() if k.owner == owner and k.use is use]
+        """The owner's keys of this use, oldest first."""
+        return list(self._by_owner.get((owner, use), ()))
 
 
 @dataclass(frozen=True)
