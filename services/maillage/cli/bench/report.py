@@ -111,7 +111,7 @@ class Report:
                 doc[name]["events_per_s"] = round(part.events_per_s, 1)
                 doc[name]["cpu_us_per_event"] = round(part.cpu_us_per_event, 1)
         if self.decision is not None:
-            doc["decision"]["total_us"] = round(self.decision.total_us, 1)
+            doc["decision"] = self.decision.to_json()
         doc["ratio"] = round(self.ratio, 3)
         doc["sealing_ratio"] = round(self.sealing_ratio, 3)
         doc["targets"] = {
