@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
@@ -23,15 +25,33 @@ async def answers(engine: AsyncEngine) -> bool:
     return True
 
 
+# Turning a new database to WAL takes its exclusive lock. Two processes opening it at once (two gateways started
+# together on one file) each hold the read lock the other must lose: SQLite answers one of them "locked" at once,
+# without its busy handler, and that process would fail to start. It asks again, up to this long.
+WAL_SWITCH_SECONDS = 5.0
+
+
 def configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the API read while the consumer writes; NORMAL keeps commits durable in WAL mode.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     # A row deleted is overwritten with zeros, not left in a free page: an erased person leaves no bytes behind.
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    deadline = time.monotonic() + WAL_SWITCH_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def refuse_writes(dbapi_connection: Any, _record: Any) -> None:
